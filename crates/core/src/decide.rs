@@ -1,0 +1,306 @@
+//! The retry decision: what happens to a segment after one of its attempts reaches a terminal
+//! state. One pure function, [`decide`], used by the engine, the review "re-run" action and the
+//! benchmarks alike.
+
+use crate::budget::BudgetView;
+use crate::params::{ParamDomain, Parameters};
+use crate::policy::{RetryPolicy, SelectionMode};
+use crate::qa::QualityScores;
+use crate::rng::{draw_attempt, Arm, DrawInput, JitterProvenance};
+use crate::select::{best_passing, first_passing};
+use crate::status::{AttemptStatus, ReviewReason};
+use crate::strategy::{self, SceneStats};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// What the decision needs to know about one attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptView {
+    pub attempt_number: u32,
+    pub seed: u64,
+    pub status: AttemptStatus,
+    pub scores: Option<QualityScores>,
+    pub gpu_seconds: f64,
+    pub arm: Option<Arm>,
+}
+
+impl AttemptView {
+    pub fn overall(&self) -> Option<f64> {
+        self.scores.as_ref().map(|s| s.overall)
+    }
+}
+
+pub struct DecisionInput<'a> {
+    pub policy: &'a RetryPolicy,
+    /// The segment's submitted parameters (attempt 1's).
+    pub original: &'a Parameters,
+    /// The segment's recorded RNG seed.
+    pub rng_seed: u64,
+    /// Every attempt of the segment so far, any order.
+    pub attempts: &'a [AttemptView],
+    pub budget: BudgetView,
+    /// GPU seconds one more attempt reserves.
+    pub estimate_gpu_seconds: f64,
+    /// Parameter domains narrowed by the generation server; empty uses the defaults.
+    pub domains: &'a BTreeMap<String, ParamDomain>,
+    /// What the scene type has learnt so far (used by the opt-in strategies).
+    pub stats: &'a SceneStats,
+}
+
+/// One attempt the decision asks the store to queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedAttempt {
+    pub attempt_number: u32,
+    pub seed: u64,
+    pub parameters: Parameters,
+    pub jitter: JitterProvenance,
+    /// Why this variation was chosen (the adaptive strategy's reasoning, or the default).
+    pub why: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Queue these attempts (one, or up to `parallelism`).
+    Retry { attempts: Vec<PlannedAttempt>, why: String },
+    /// The segment passes with this attempt as its output.
+    Select { attempt_number: u32, why: String },
+    /// Send the segment to a human.
+    Escalate { reason: ReviewReason, why: String, evidence: Value },
+    /// Attempts are still in flight; decide again when they finish.
+    Wait { why: String },
+}
+
+impl Decision {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Decision::Retry { .. } => "retry_scheduled",
+            Decision::Select { .. } => "selected",
+            Decision::Escalate { .. } => "escalated",
+            Decision::Wait { .. } => "waiting",
+        }
+    }
+
+    pub fn why(&self) -> &str {
+        match self {
+            Decision::Retry { why, .. }
+            | Decision::Select { why, .. }
+            | Decision::Escalate { why, .. }
+            | Decision::Wait { why } => why,
+        }
+    }
+}
+
+fn describe_failures(a: &AttemptView) -> String {
+    let Some(s) = &a.scores else { return format!("attempt {} has no scores", a.attempt_number) };
+    let parts: Vec<String> = s
+        .checks
+        .iter()
+        .filter(|(_, r)| r.verdict == crate::qa::Verdict::Fail)
+        .map(|(k, r)| format!("{k} {:.2} < fail {:.2}", r.score, r.fail))
+        .collect();
+    parts.join(", ")
+}
+
+/// Decide what happens next. See ARCHITECTURE.md for the rules in prose.
+pub fn decide(input: &DecisionInput<'_>) -> Decision {
+    let policy = input.policy;
+    let mut attempts: Vec<&AttemptView> = input.attempts.iter().collect();
+    attempts.sort_by_key(|a| a.attempt_number);
+    let owned: Vec<AttemptView> = attempts.iter().map(|a| (*a).clone()).collect();
+
+    if let Some(a) = attempts.iter().find(|a| a.status.is_in_flight()) {
+        return Decision::Wait { why: format!("attempt {} is still {}", a.attempt_number, a.status) };
+    }
+    let Some(latest) = attempts.last() else {
+        return Decision::Wait { why: "no attempt has run yet".into() };
+    };
+    let count = latest.attempt_number;
+
+    if let Some(a) = attempts.iter().rev().find(|a| a.status == AttemptStatus::QaError) {
+        return Decision::Escalate {
+            reason: ReviewReason::QaError,
+            why: format!("QA could not score attempt {}; a QA error is never retried or passed", a.attempt_number),
+            evidence: json!({"attempt_number": a.attempt_number}),
+        };
+    }
+
+    let retrying = attempts.iter().any(|a| a.status == AttemptStatus::Failed);
+    let best = best_passing(&owned);
+
+    // Stop with a winner where the selection mode says so.
+    if let Some(b) = best {
+        let stop = match policy.selection_mode {
+            SelectionMode::FirstPass => true,
+            _ if !retrying || !policy.enabled => true,
+            SelectionMode::TargetScore => b.overall().unwrap_or(0.0) >= policy.target_score.unwrap_or(1.0),
+            SelectionMode::BestOfN => false,
+        };
+        if stop {
+            return select(policy, &owned, b.attempt_number, count);
+        }
+    }
+
+    let failed_latest = latest.status == AttemptStatus::Failed;
+    if failed_latest && best.is_none() {
+        if !policy.enabled {
+            return Decision::Escalate {
+                reason: ReviewReason::RetryDisabled,
+                why: format!(
+                    "attempt {} failed ({}) and auto-retry is off for this scene type",
+                    latest.attempt_number,
+                    describe_failures(latest)
+                ),
+                evidence: json!({"failed_checks": latest.scores.as_ref().map(|s| s.failed_checks())}),
+            };
+        }
+        let failed = latest.scores.as_ref().map(|s| s.failed_checks()).unwrap_or_default();
+        let non_trigger: Vec<&str> =
+            failed.iter().copied().filter(|c| !policy.trigger_checks.contains(*c)).collect();
+        if !non_trigger.is_empty() {
+            return Decision::Escalate {
+                reason: ReviewReason::NonRetriableCheck,
+                why: format!(
+                    "attempt {} failed {} which {} not among the trigger checks [{}]",
+                    latest.attempt_number,
+                    non_trigger.join(", "),
+                    if non_trigger.len() == 1 { "is" } else { "are" },
+                    policy.trigger_checks.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+                evidence: json!({"non_trigger_checks": non_trigger, "failed_checks": failed}),
+            };
+        }
+    }
+
+    if count >= policy.max_attempts as u32 {
+        return match best {
+            Some(b) => select(policy, &owned, b.attempt_number, count),
+            None => Decision::Escalate {
+                reason: ReviewReason::AllAttemptsFailed,
+                why: format!(
+                    "all {count} attempts failed (max_attempts {} counts the original); last: {}",
+                    policy.max_attempts,
+                    describe_failures(latest)
+                ),
+                evidence: json!({"attempts": count}),
+            },
+        };
+    }
+
+    if policy.systematic_detection && best.is_none() {
+        if let Some(ev) = strategy::systematic_evidence(policy, &owned, input.stats) {
+            return Decision::Escalate { reason: ReviewReason::SystematicFailure, why: ev.why.clone(), evidence: ev.to_json() };
+        }
+    }
+
+    if let (Some(b), Some(min_gain)) = (best, policy.min_gain_per_gpu_second) {
+        if let Some(stop) = strategy::cost_aware_stop(b, min_gain, input.estimate_gpu_seconds, input.stats) {
+            return Decision::Select { attempt_number: b.attempt_number, why: stop };
+        }
+    }
+
+    let wanted = (policy.parallelism as u32).min(policy.max_attempts as u32 - count);
+    let affordable = input.budget.affordable(input.estimate_gpu_seconds, wanted);
+    if affordable == 0 {
+        let remaining = input.budget.remaining().unwrap_or(f64::INFINITY);
+        let why = format!(
+            "one more attempt needs an estimated {:.1} GPU-s but only {:.1} remain in the project's budget",
+            input.estimate_gpu_seconds, remaining
+        );
+        return match best {
+            Some(b) => Decision::Select { attempt_number: b.attempt_number, why: format!("best passing attempt kept: {why}") },
+            None => Decision::Escalate {
+                reason: ReviewReason::BudgetExhausted,
+                why,
+                evidence: json!({"estimate_gpu_seconds": input.estimate_gpu_seconds, "remaining_gpu_seconds": remaining}),
+            },
+        };
+    }
+
+    let mut seeds: Vec<u64> = owned.iter().map(|a| a.seed).collect();
+    let failed_check = latest
+        .scores
+        .as_ref()
+        .and_then(|s| s.failed_checks().first().map(|c| c.to_string()));
+    let mut planned = Vec::new();
+    for i in 0..affordable {
+        let n = count + 1 + i;
+        let (arm, arm_why) = if policy.adaptive_variation {
+            strategy::choose_arm(input.rng_seed, n, failed_check.as_deref(), input.stats)
+        } else {
+            (Arm::Jitter, "default: new seed and uniform jitter within the configured ranges".to_owned())
+        };
+        let (seed, parameters, jitter) = draw_attempt(&DrawInput {
+            policy,
+            original: input.original,
+            rng_seed: input.rng_seed,
+            attempt_number: n,
+            previous_seeds: &seeds,
+            arm,
+            domains: input.domains,
+        });
+        seeds.push(seed);
+        planned.push(PlannedAttempt { attempt_number: n, seed, parameters, jitter, why: arm_why });
+    }
+    let reason = if let Some(b) = best {
+        format!(
+            "best of N: attempt {} passed with overall {:.2}; trying for better",
+            b.attempt_number,
+            b.overall().unwrap_or(0.0)
+        )
+    } else {
+        format!("attempt {} failed ({})", latest.attempt_number, describe_failures(latest))
+    };
+    let numbers: Vec<String> = planned.iter().map(|p| p.attempt_number.to_string()).collect();
+    let changes: Vec<String> = planned.iter().map(|p| describe_change(p, input.original)).collect();
+    Decision::Retry {
+        why: format!(
+            "{reason}; scheduling attempt {} of up to {} ({})",
+            numbers.join(", "),
+            policy.max_attempts,
+            changes.join("; ")
+        ),
+        attempts: planned,
+    }
+}
+
+fn select(policy: &RetryPolicy, attempts: &[AttemptView], n: u32, count: u32) -> Decision {
+    let a = attempts.iter().find(|a| a.attempt_number == n).expect("selected attempt exists");
+    let overall = a.overall().unwrap_or(0.0);
+    let why = match policy.selection_mode {
+        _ if count == 1 => format!("attempt 1 passed (overall {overall:.2})"),
+        SelectionMode::FirstPass => format!("attempt {n} is the first to pass (overall {overall:.2})"),
+        SelectionMode::TargetScore
+            if overall >= policy.target_score.unwrap_or(1.0) =>
+        {
+            format!("attempt {n} reached the target score {:.2} (overall {overall:.2})", policy.target_score.unwrap_or(1.0))
+        }
+        _ => {
+            let first = first_passing(attempts).map(|f| f.attempt_number).unwrap_or(n);
+            if first == n {
+                format!("attempt {n} has the best overall ({overall:.2}) of {count} attempts")
+            } else {
+                format!(
+                    "best of N: attempt {n} (overall {overall:.2}) beat the first passing attempt {first} ({:.2})",
+                    attempts.iter().find(|a| a.attempt_number == first).and_then(AttemptView::overall).unwrap_or(0.0)
+                )
+            }
+        }
+    };
+    Decision::Select { attempt_number: n, why }
+}
+
+/// "attempt 3: seed 123, cfg_scale 7 → 7.32".
+pub fn describe_change(p: &PlannedAttempt, original: &Parameters) -> String {
+    let mut parts = vec![format!("seed {}", p.seed)];
+    for (k, (before, after)) in p.parameters.diff(original) {
+        if k != "seed" {
+            parts.push(format!("{k} {before} → {after}"));
+        }
+    }
+    format!("attempt {}: {}", p.attempt_number, parts.join(", "))
+}
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;
