@@ -19,7 +19,7 @@ pub use params::{ParamDomain, Parameters};
 pub use policy::{
     EffectivePolicy, PolicyError, PolicyOverrides, PolicySource, RetryPolicy, SelectionMode,
 };
-pub use qa::{CheckConfig, CheckResult, CheckScore, QaVerdict, QualityScores, Verdict};
+pub use qa::{evaluate, CheckConfig, CheckResult, CheckScore, CommandCheck, EvaluationError, QaVerdict, QualityScores, Verdict};
 pub use rng::{attempt_rng, draw_attempt, JitterDraw, JitterProvenance};
 pub use summary::summary_sentence;
 pub use status::{AttemptStatus, ReviewReason, SegmentStatus, TransitionError};

@@ -226,3 +226,40 @@ mod tests {
         assert_eq!(back, q);
     }
 }
+
+/// A studio-specific QA program. retake runs `program args… VIDEO_PATH` with `config` as JSON on
+/// standard input; the program prints `{"results": [{"check", "score", "details"}]}` on stdout.
+/// A non-zero exit, a timeout or unreadable output is a QA error, never a pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandCheck {
+    pub name: String,
+    pub program: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default = "default_command_timeout")]
+    pub timeout_seconds: f64,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    #[schema(value_type = Object)]
+    pub config: Value,
+}
+
+fn default_command_timeout() -> f64 {
+    30.0
+}
+
+impl CommandCheck {
+    pub fn validate(&self, index: usize) -> Result<(), (String, String)> {
+        let field = |f: &str| format!("qa_commands[{index}].{f}");
+        if self.name.trim().is_empty() || self.name.len() > 64 {
+            return Err((field("name"), "must have 1..=64 characters".into()));
+        }
+        if self.program.trim().is_empty() {
+            return Err((field("program"), "must name a program".into()));
+        }
+        if !(self.timeout_seconds.is_finite() && self.timeout_seconds > 0.0 && self.timeout_seconds <= 3600.0) {
+            return Err((field("timeout_seconds"), "must be a number in (0, 3600]".into()));
+        }
+        Ok(())
+    }
+}
