@@ -23,6 +23,8 @@ pub struct AttemptView {
     pub scores: Option<QualityScores>,
     pub gpu_seconds: f64,
     pub arm: Option<Arm>,
+    /// An infrastructure error that is the workflow's fault (the server refused it).
+    pub workflow_error: bool,
 }
 
 impl AttemptView {
@@ -122,6 +124,26 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
             reason: ReviewReason::QaError,
             why: format!("QA could not score attempt {}; a QA error is never retried or passed", a.attempt_number),
             evidence: json!({"attempt_number": a.attempt_number}),
+        };
+    }
+
+    if let Some(a) = attempts.iter().rev().find(|a| a.status == AttemptStatus::InfraError) {
+        let (reason, why) = if a.workflow_error {
+            (ReviewReason::WorkflowError, format!("the generation server refused attempt {}'s workflow; a new seed cannot fix it", a.attempt_number))
+        } else {
+            (ReviewReason::InfraError, format!("attempt {} kept failing for infrastructure reasons", a.attempt_number))
+        };
+        return Decision::Escalate { reason, why, evidence: json!({"attempt_number": a.attempt_number}) };
+    }
+
+    if latest.status == AttemptStatus::Cancelled {
+        if let Some(b) = best_passing(&owned) {
+            return select(policy, &owned, b.attempt_number, count);
+        }
+        return Decision::Escalate {
+            reason: ReviewReason::BudgetExhausted,
+            why: format!("attempt {} was refused or stopped by the project's GPU budget", latest.attempt_number),
+            evidence: json!({"attempt_number": latest.attempt_number}),
         };
     }
 
@@ -299,6 +321,69 @@ pub fn describe_change(p: &PlannedAttempt, original: &Parameters) -> String {
         }
     }
     format!("attempt {}: {}", p.attempt_number, parts.join(", "))
+}
+
+/// Why a human re-run cannot be scheduled.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RerunError {
+    #[error("jitter_scale must be a number in 1..=4; got {0}")]
+    JitterScale(f64),
+    #[error("one more attempt needs an estimated {estimate:.1} GPU-s but only {remaining:.1} remain in the project's budget")]
+    Budget { estimate: f64, remaining: f64 },
+    #[error("{0} (field {1})")]
+    Parameter(String, String),
+}
+
+/// Plan the attempt a reviewer asks for: the segment's parameters with the reviewer's values laid
+/// over them, a new seed and jitter scaled by `jitter_scale`. It counts against the budget like any
+/// attempt and may go beyond `max_attempts`, since a human asked for it.
+pub fn plan_rerun(
+    input: &DecisionInput<'_>,
+    parameter_overrides: Option<&Parameters>,
+    jitter_scale: Option<f64>,
+) -> Result<PlannedAttempt, RerunError> {
+    let scale = jitter_scale.unwrap_or(1.0);
+    if !(scale.is_finite() && (1.0..=4.0).contains(&scale)) {
+        return Err(RerunError::JitterScale(scale));
+    }
+    if input.budget.affordable(input.estimate_gpu_seconds, 1) == 0 {
+        return Err(RerunError::Budget {
+            estimate: input.estimate_gpu_seconds,
+            remaining: input.budget.remaining().unwrap_or(0.0),
+        });
+    }
+    let mut base = input.original.clone();
+    if let Some(o) = parameter_overrides {
+        for (k, v) in &o.0 {
+            base.set(k, v.clone());
+        }
+        base.validate().map_err(|(f, m)| RerunError::Parameter(m, f))?;
+    }
+    let mut policy = input.policy.clone();
+    policy.seed_variation = true;
+    policy.cfg_jitter *= scale;
+    policy.denoise_jitter *= scale;
+    for v in policy.extra_jitter.values_mut() {
+        *v *= scale;
+    }
+    let n = input.attempts.iter().map(|a| a.attempt_number).max().unwrap_or(0) + 1;
+    let seeds: Vec<u64> = input.attempts.iter().map(|a| a.seed).collect();
+    let (seed, parameters, jitter) = draw_attempt(&DrawInput {
+        policy: &policy,
+        original: &base,
+        rng_seed: input.rng_seed,
+        attempt_number: n,
+        previous_seeds: &seeds,
+        arm: Arm::Jitter,
+        domains: input.domains,
+    });
+    Ok(PlannedAttempt {
+        attempt_number: n,
+        seed,
+        parameters,
+        jitter,
+        why: format!("re-run requested in review (jitter ×{scale})"),
+    })
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ fn attempt(n: u32, seed: u64, face: f64, black: f64) -> AttemptView {
     };
     let scores = evaluate(&v, &checks()).unwrap();
     let status = if scores.passed() { AttemptStatus::Passed } else { AttemptStatus::Failed };
-    AttemptView { attempt_number: n, seed, status, scores: Some(scores), gpu_seconds: 10.0, arm: None }
+    AttemptView { attempt_number: n, seed, status, scores: Some(scores), gpu_seconds: 10.0, arm: None, workflow_error: false }
 }
 
 fn enabled() -> RetryPolicy {

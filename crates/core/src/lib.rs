@@ -14,7 +14,7 @@ pub mod strategy;
 pub mod summary;
 
 pub use budget::{estimate_gpu_seconds, BudgetView};
-pub use decide::{decide, AttemptView, Decision, DecisionInput, PlannedAttempt};
+pub use decide::{decide, plan_rerun, AttemptView, Decision, DecisionInput, PlannedAttempt, RerunError};
 pub use params::{ParamDomain, Parameters};
 pub use policy::{
     EffectivePolicy, PolicyError, PolicyOverrides, PolicySource, RetryPolicy, SelectionMode,

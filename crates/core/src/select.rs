@@ -40,6 +40,7 @@ mod tests {
             scores: Some(QualityScores { overall, checks: Default::default() }),
             gpu_seconds: 1.0,
             arm: None,
+            workflow_error: false,
         }
     }
 

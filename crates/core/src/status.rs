@@ -93,6 +93,8 @@ impl AttemptStatus {
             // parameters.
             (Generating, Queued) => true,
             (Generating, Scoring) => true,
+            // The worker scoring the output died; its lease expired and the attempt runs again.
+            (Scoring, Queued) => true,
             // The backend delivered scores together with the output (simulated backend).
             (Generating, Passed | Failed | QaError | InfraError) => true,
             (Scoring, Passed | Failed | QaError) => true,

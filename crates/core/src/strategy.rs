@@ -217,6 +217,7 @@ mod tests {
             scores: Some(QualityScores { overall: face, checks }),
             gpu_seconds: 10.0,
             arm: None,
+            workflow_error: false,
         }
     }
 

@@ -77,7 +77,7 @@ mod tests {
             "face_confidence".to_owned(),
             CheckResult { score: face, warn: 0.7, fail: 0.5, verdict, details: serde_json::Value::Null },
         )]);
-        AttemptView { attempt_number: n, seed: n as u64, status, scores: Some(QualityScores { overall: face, checks }), gpu_seconds: 1.0, arm: None }
+        AttemptView { attempt_number: n, seed: n as u64, status, scores: Some(QualityScores { overall: face, checks }), gpu_seconds: 1.0, arm: None, workflow_error: false }
     }
 
     #[test]

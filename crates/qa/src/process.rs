@@ -16,6 +16,7 @@ use std::time::Duration;
 pub(crate) const STDERR_TAIL_BYTES: usize = 4096;
 
 /// What a finished tool printed.
+#[derive(Debug)]
 pub(crate) struct ToolOutput {
     pub stdout: Vec<u8>,
     /// The last [`STDERR_TAIL_BYTES`] of standard error, lossily decoded.

@@ -1,0 +1,449 @@
+//! The rows retake stores, as domain types. Both backends read and write exactly these.
+
+use chrono::{DateTime, Utc};
+use retake_core::{
+    CheckConfig, CommandCheck, JitterProvenance, ParamDomain, Parameters, PolicyOverrides,
+    QualityScores, RetryPolicy, ReviewReason, SegmentStatus,
+};
+use retake_core::{Arm, AttemptStatus};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+pub type Timestamp = DateTime<Utc>;
+
+/// Current time truncated to microseconds, the precision both stores keep, so a timestamp read
+/// back compares equal to the one written (optimistic-concurrency preconditions rely on it).
+pub fn now() -> Timestamp {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Project {
+    pub id: i64,
+    pub name: String,
+    /// `null` is unlimited.
+    pub gpu_budget_seconds: Option<f64>,
+    pub gpu_spent_seconds: f64,
+    pub gpu_reserved_seconds: f64,
+    /// What one attempt reserves before a scene type has enough history.
+    pub default_gpu_estimate_seconds: f64,
+    pub default_retry_policy: RetryPolicy,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Project {
+    pub fn budget_view(&self) -> retake_core::BudgetView {
+        retake_core::BudgetView {
+            budget: self.gpu_budget_seconds,
+            spent: self.gpu_spent_seconds,
+            reserved: self.gpu_reserved_seconds,
+        }
+    }
+    pub fn remaining_gpu_seconds(&self) -> Option<f64> {
+        self.budget_view().remaining()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewProject {
+    pub name: String,
+    pub gpu_budget_seconds: Option<f64>,
+    pub default_gpu_estimate_seconds: f64,
+    pub default_retry_policy: RetryPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProjectPatch {
+    pub name: Option<String>,
+    pub gpu_budget_seconds: Option<Option<f64>>,
+    pub default_gpu_estimate_seconds: Option<f64>,
+    pub default_retry_policy: Option<RetryPolicy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SceneType {
+    pub id: i64,
+    pub project_id: i64,
+    pub name: String,
+    /// `simulated` or `comfyui`.
+    pub backend: String,
+    /// Backend settings: for `simulated`, `{"profile": "<scenario profile>"}`.
+    #[schema(value_type = Object)]
+    pub backend_config: Value,
+    /// ComfyUI API-format workflow (node id → `{class_type, inputs}`), or `{}`.
+    #[schema(value_type = Object)]
+    pub workflow_template: Value,
+    /// retake parameter → `"<node id>.<input>"`, e.g. `cfg_scale → "3.cfg"`.
+    pub parameter_bindings: BTreeMap<String, String>,
+    pub default_parameters: Parameters,
+    pub qa_checks: Vec<CheckConfig>,
+    pub qa_commands: Vec<CommandCheck>,
+    /// The scene type's own policy values; unset fields inherit the project's default.
+    pub retry_policy: PolicyOverrides,
+    /// Parameter ranges learnt from the generation server (`/object_info`), used to clamp jitter.
+    #[schema(value_type = Object)]
+    pub parameter_domains: BTreeMap<String, DomainRecord>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A serialisable [`ParamDomain`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DomainRecord {
+    pub min: f64,
+    pub min_inclusive: bool,
+    pub max: f64,
+    pub integer: bool,
+}
+
+impl From<DomainRecord> for ParamDomain {
+    fn from(d: DomainRecord) -> Self {
+        ParamDomain { min: d.min, min_inclusive: d.min_inclusive, max: d.max, integer: d.integer }
+    }
+}
+impl From<ParamDomain> for DomainRecord {
+    fn from(d: ParamDomain) -> Self {
+        DomainRecord { min: d.min, min_inclusive: d.min_inclusive, max: d.max, integer: d.integer }
+    }
+}
+
+impl SceneType {
+    pub fn domains(&self) -> BTreeMap<String, ParamDomain> {
+        self.parameter_domains.iter().map(|(k, v)| (k.clone(), (*v).into())).collect()
+    }
+    pub fn check_names(&self) -> std::collections::BTreeSet<String> {
+        self.qa_checks.iter().map(|c| c.check.clone()).collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSceneType {
+    pub project_id: i64,
+    pub name: String,
+    pub backend: String,
+    pub backend_config: Value,
+    pub workflow_template: Value,
+    pub parameter_bindings: BTreeMap<String, String>,
+    pub default_parameters: Parameters,
+    pub qa_checks: Vec<CheckConfig>,
+    pub qa_commands: Vec<CommandCheck>,
+    pub retry_policy: PolicyOverrides,
+    pub parameter_domains: BTreeMap<String, DomainRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SceneTypePatch {
+    pub name: Option<String>,
+    pub backend: Option<String>,
+    pub backend_config: Option<Value>,
+    pub workflow_template: Option<Value>,
+    pub parameter_bindings: Option<BTreeMap<String, String>>,
+    pub default_parameters: Option<Parameters>,
+    pub qa_checks: Option<Vec<CheckConfig>>,
+    pub qa_commands: Option<Vec<CommandCheck>>,
+    pub retry_policy: Option<PolicyOverrides>,
+    pub parameter_domains: Option<BTreeMap<String, DomainRecord>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Segment {
+    pub id: i64,
+    pub project_id: i64,
+    pub scene_type_id: i64,
+    /// A caller's own reference (shot name, pipeline id).
+    pub label: Option<String>,
+    /// The submitted parameters; attempt 1 runs them as they are.
+    pub parameters: Parameters,
+    /// Seeds every retry's randomness; recorded so the attempt sequence can be replayed.
+    pub rng_seed: u64,
+    pub status: SegmentStatus,
+    pub review_reason: Option<ReviewReason>,
+    /// Why the last decision was taken, and its evidence.
+    pub decision_note: Option<String>,
+    #[schema(value_type = Object)]
+    pub review_evidence: Value,
+    pub selected_attempt_number: Option<u32>,
+    pub output_video_path: Option<String>,
+    /// Attempts created so far (the original included).
+    pub attempt_count: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Segment {
+    /// Retries so far: attempts beyond the original.
+    pub fn retry_count(&self) -> u32 {
+        self.attempt_count.saturating_sub(1)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSegment {
+    pub scene_type_id: i64,
+    pub label: Option<String>,
+    /// Merged over the scene type's default parameters.
+    pub parameters: Parameters,
+    pub rng_seed: u64,
+}
+
+/// One infrastructure failure of an attempt (server down, out of memory, …), kept on the attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct InfraErrorRecord {
+    pub at: DateTime<Utc>,
+    pub worker: String,
+    pub message: String,
+    pub gpu_seconds: f64,
+    pub retried: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Attempt {
+    pub id: i64,
+    pub segment_id: i64,
+    /// 1 is the original generation; `max_attempts` counts it.
+    pub attempt_number: u32,
+    pub seed: u64,
+    pub parameters: Parameters,
+    pub original_parameters: Parameters,
+    pub output_video_path: Option<String>,
+    pub quality_scores: Option<QualityScores>,
+    pub overall_status: AttemptStatus,
+    pub is_selected: bool,
+    pub gpu_seconds: f64,
+    pub reserved_gpu_seconds: f64,
+    pub failure_reason: Option<String>,
+    /// How the seed and jitter were drawn; `null` for attempt 1.
+    pub jitter: Option<JitterProvenance>,
+    pub arm: Option<Arm>,
+    /// Why this attempt exists (the decision that scheduled it).
+    pub why: Option<String>,
+    pub backend: Option<String>,
+    pub worker: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub not_before: Option<DateTime<Utc>>,
+    pub progress: Option<f64>,
+    pub infra_errors: Vec<InfraErrorRecord>,
+    /// What was submitted: for ComfyUI the injected workflow's hash, server and prompt id.
+    #[schema(value_type = Object)]
+    pub provenance: Value,
+    pub qa_source: Option<String>,
+    pub selected_by: Option<String>,
+    pub human_override: bool,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Attempt {
+    pub fn view(&self) -> retake_core::AttemptView {
+        retake_core::AttemptView {
+            attempt_number: self.attempt_number,
+            seed: self.seed,
+            status: self.overall_status,
+            scores: self.quality_scores.clone(),
+            gpu_seconds: self.gpu_seconds,
+            arm: self.arm,
+            workflow_error: self.failure_reason.as_deref().is_some_and(|r| r.starts_with(WORKFLOW_ERROR_PREFIX)),
+        }
+    }
+}
+
+/// Prefix of `failure_reason` for a workflow the generation server refused (not retriable).
+pub const WORKFLOW_ERROR_PREFIX: &str = "workflow error: ";
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Event {
+    pub id: i64,
+    pub project_id: Option<i64>,
+    pub segment_id: Option<i64>,
+    pub attempt_id: Option<i64>,
+    /// `segment_submitted`, `attempt_claimed`, `retry_scheduled`, `selected`, `escalated`,
+    /// `budget_refused`, `lease_rescued`, `infra_error`, `qa_delivered`, `progress`, …
+    pub kind: String,
+    pub message: String,
+    #[schema(value_type = Object)]
+    pub data: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Creator,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Creator => "creator",
+            Role::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "creator" => Some(Role::Creator),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+    pub fn at_least(self, other: Role) -> bool {
+        self.rank() >= other.rank()
+    }
+    fn rank(self) -> u8 {
+        match self {
+            Role::Viewer => 0,
+            Role::Creator => 1,
+            Role::Admin => 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ComfyServer {
+    pub id: i64,
+    pub name: String,
+    pub url: String,
+    pub max_concurrency: u32,
+    pub drained: bool,
+}
+
+/// Filter and cursor for listing segments, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct SegmentFilter {
+    pub project_id: Option<i64>,
+    pub scene_type_id: Option<i64>,
+    pub status: Option<SegmentStatus>,
+    /// Return segments with an id below this (the previous page's `next_cursor`).
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// Counts a project overview shows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ProjectStats {
+    pub segments: u64,
+    pub passed_first_time: u64,
+    pub rescued_by_retry: u64,
+    pub in_progress: u64,
+    pub needs_review: u64,
+    pub approved: u64,
+    pub rejected: u64,
+    pub escalations_by_reason: BTreeMap<String, u64>,
+    pub attempts: u64,
+    pub best_of_n_beat_first_pass: u64,
+    /// rescued / (rescued + escalated after a failure), `null` before any failure.
+    pub rescue_rate: Option<f64>,
+}
+
+/// The scene type × check failure-pattern row.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct FailurePattern {
+    pub scene_type_id: i64,
+    pub check: String,
+    pub attempts: u32,
+    pub failures: u32,
+    pub failed_segments: u32,
+    pub rescues: u32,
+    pub failure_rate: f64,
+    pub rescue_rate: Option<f64>,
+    /// arm → (tries, rescues) for retries after a failure of this check.
+    #[schema(value_type = Object)]
+    pub arms: BTreeMap<String, retake_core::ArmStats>,
+}
+
+/// Gauges for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MetricsSnapshot {
+    pub attempts_by_status: BTreeMap<String, u64>,
+    pub segments_by_status: BTreeMap<String, u64>,
+    pub escalations_by_reason: BTreeMap<String, u64>,
+    pub rescues: u64,
+    pub gpu_seconds_spent: f64,
+    /// (project name, remaining seconds or None when unlimited)
+    pub budget_remaining: Vec<(String, Option<f64>)>,
+    pub queue_depth: u64,
+}
+
+/// Work handed to one worker by a claim.
+#[derive(Debug, Clone)]
+pub struct Work {
+    pub attempt: Attempt,
+    pub project_id: i64,
+    pub scene_type_id: i64,
+    pub segment_rng_seed: u64,
+}
+
+/// What a worker reports when generation ends.
+#[derive(Debug, Clone)]
+pub struct GenerationDone {
+    pub attempt_id: i64,
+    pub worker: String,
+    pub backend: String,
+    pub output_video_path: Option<String>,
+    pub gpu_seconds: f64,
+    /// Set when the backend scored its own output (simulated); otherwise the attempt waits in
+    /// `scoring` for the built-in runner or the external QA endpoint.
+    pub verdict: Option<retake_core::QaVerdict>,
+    /// Generation was stopped because the budget could not cover it.
+    pub stopped_by_budget: bool,
+    /// Without a verdict: true when this worker scores the output itself (it keeps the lease),
+    /// false when an external QA service will post the scores.
+    pub scored_by_worker: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct InfraFailure {
+    pub attempt_id: i64,
+    pub worker: String,
+    pub message: String,
+    /// False for a broken workflow (ComfyUI `node_errors`): escalate at once.
+    pub retriable: bool,
+    pub gpu_seconds_spent: f64,
+    pub max_infra_retries: u32,
+    pub backoff: std::time::Duration,
+}
+
+/// Outcome of finishing or judging an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// False when the change had already been applied (duplicate delivery) or the caller no
+    /// longer owns the attempt.
+    pub applied: bool,
+    pub decision: Option<String>,
+    pub segment_status: Option<SegmentStatus>,
+    pub new_attempts: Vec<i64>,
+}
+
+impl Applied {
+    pub fn ignored() -> Self {
+        Applied { applied: false, decision: None, segment_status: None, new_attempts: vec![] }
+    }
+}
+
+/// A human re-run from review: new parameters and/or a wider jitter.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RerunOverrides {
+    /// Values that replace the segment's parameters for the new attempt.
+    #[serde(default)]
+    pub parameters: Option<Parameters>,
+    /// Multiplies the policy's jitter ranges for the new attempt (1..=4).
+    #[serde(default)]
+    pub jitter_scale: Option<f64>,
+}

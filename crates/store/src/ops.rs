@@ -1,0 +1,602 @@
+//! The store's decisions, written once for both backends over [`TxOps`], the handful of
+//! primitives a backend provides inside one transaction. Every function here runs inside the
+//! caller's transaction: the attempt change, the decision it causes, the budget movement and the
+//! event that explains it commit together or not at all.
+
+use crate::model::*;
+use crate::{Result, StoreError};
+use async_trait::async_trait;
+use retake_core::qa::evaluate;
+use retake_core::strategy::SceneStats;
+use retake_core::{
+    decide, estimate_gpu_seconds, plan_rerun, AttemptStatus, Decision, DecisionInput, EffectivePolicy,
+    QaVerdict, ReviewReason, SegmentStatus, Verdict,
+};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Recent GPU times a reservation estimate looks at.
+pub const ESTIMATE_WINDOW: u32 = 50;
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub project_id: Option<i64>,
+    pub segment_id: Option<i64>,
+    pub attempt_id: Option<i64>,
+    pub kind: &'static str,
+    pub message: String,
+    pub data: Value,
+}
+
+/// What a backend provides inside one transaction. Reads of attempts and segments lock the row
+/// where the database can (PostgreSQL `FOR UPDATE`); SQLite has one writer at a time.
+#[async_trait]
+pub trait TxOps: Send {
+    async fn attempt(&mut self, id: i64) -> Result<Option<Attempt>>;
+    async fn segment(&mut self, id: i64) -> Result<Option<Segment>>;
+    async fn scene_type(&mut self, id: i64) -> Result<SceneType>;
+    async fn project(&mut self, id: i64) -> Result<Project>;
+    async fn attempts_of(&mut self, segment_id: i64) -> Result<Vec<Attempt>>;
+    /// Writes every mutable column of the attempt.
+    async fn save_attempt(&mut self, a: &Attempt) -> Result<()>;
+    async fn insert_attempt(&mut self, a: &Attempt, project_id: i64, scene_type_id: i64) -> Result<i64>;
+    async fn save_segment(&mut self, s: &Segment) -> Result<()>;
+    /// `reserved += seconds` only if the budget still covers it.
+    async fn try_reserve(&mut self, project_id: i64, seconds: f64) -> Result<bool>;
+    /// `reserved -= release; spent += spend`.
+    async fn settle(&mut self, project_id: i64, release: f64, spend: f64) -> Result<()>;
+    async fn ledger(&mut self, project_id: i64, attempt_id: i64, reserved: f64, spent: f64, note: &str) -> Result<()>;
+    async fn event(&mut self, e: NewEvent) -> Result<()>;
+    async fn recent_gpu(&mut self, scene_type_id: i64, limit: u32) -> Result<Vec<f64>>;
+    async fn scene_stats(&mut self, scene_type_id: i64, with_scores: bool) -> Result<SceneStats>;
+    async fn bump_check_stats(&mut self, scene_type_id: i64, check: &str, attempts: i64, failures: i64, failed_segments: i64, rescues: i64) -> Result<()>;
+    async fn bump_arm_stats(&mut self, scene_type_id: i64, check: &str, arm: &str, tries: i64, rescues: i64) -> Result<()>;
+    /// Tell sleeping workers that attempts were queued (PostgreSQL `NOTIFY`).
+    async fn notify_work(&mut self) -> Result<()>;
+}
+
+fn ev(project_id: i64, segment_id: i64, attempt_id: Option<i64>, kind: &'static str, message: String, data: Value) -> NewEvent {
+    NewEvent { project_id: Some(project_id), segment_id: Some(segment_id), attempt_id, kind, message, data }
+}
+
+fn move_segment(seg: &mut Segment, to: SegmentStatus) -> Result<()> {
+    seg.status = seg
+        .status
+        .transition(to)
+        .map_err(|e| StoreError::invalid(Some("status"), e.to_string()))?;
+    Ok(())
+}
+
+fn move_attempt(a: &mut Attempt, to: AttemptStatus) -> Result<()> {
+    a.overall_status = a
+        .overall_status
+        .transition(to)
+        .map_err(|e| StoreError::invalid(Some("overall_status"), e.to_string()))?;
+    Ok(())
+}
+
+/// The estimate one attempt of this scene type reserves.
+pub async fn estimate<T: TxOps + ?Sized>(tx: &mut T, scene_type_id: i64, default: f64) -> Result<f64> {
+    let recent = tx.recent_gpu(scene_type_id, ESTIMATE_WINDOW).await?;
+    Ok(estimate_gpu_seconds(&recent, default))
+}
+
+/// After a backend marked `claimed` as generating for `worker`: reserve each one's budget, or
+/// cancel it and escalate its segment when the budget cannot cover it.
+pub async fn reserve_claimed<T: TxOps + ?Sized>(tx: &mut T, claimed: Vec<(Attempt, i64, i64)>) -> Result<Vec<Work>> {
+    let mut out = Vec::with_capacity(claimed.len());
+    for (mut a, project_id, scene_type_id) in claimed {
+        let project = tx.project(project_id).await?;
+        let est = estimate(tx, scene_type_id, project.default_gpu_estimate_seconds).await?;
+        let Some(mut seg) = tx.segment(a.segment_id).await? else { continue };
+        if tx.try_reserve(project_id, est).await? {
+            a.reserved_gpu_seconds = est;
+            tx.save_attempt(&a).await?;
+            if seg.status == SegmentStatus::Queued {
+                move_segment(&mut seg, SegmentStatus::Generating)?;
+                seg.updated_at = now();
+                tx.save_segment(&seg).await?;
+            }
+            tx.event(ev(project_id, seg.id, Some(a.id), "attempt_started",
+                format!("attempt {} of segment {} started on {} (reserved {est:.1} GPU-s)", a.attempt_number, seg.id, a.worker.as_deref().unwrap_or("?")),
+                json!({"attempt_number": a.attempt_number, "reserved_gpu_seconds": est, "worker": a.worker}))).await?;
+            out.push(Work { attempt: a, project_id, scene_type_id, segment_rng_seed: seg.rng_seed });
+        } else {
+            let remaining = project.remaining_gpu_seconds().unwrap_or(0.0);
+            let why = format!(
+                "budget refused attempt {}: it needs an estimated {est:.1} GPU-s and {remaining:.1} remain",
+                a.attempt_number
+            );
+            move_attempt(&mut a, AttemptStatus::Cancelled)?;
+            a.failure_reason = Some(why.clone());
+            a.worker = None;
+            a.lease_expires_at = None;
+            a.finished_at = Some(now());
+            tx.save_attempt(&a).await?;
+            tx.event(ev(project_id, seg.id, Some(a.id), "budget_refused", why.clone(),
+                json!({"estimate_gpu_seconds": est, "remaining_gpu_seconds": remaining}))).await?;
+            decide_and_apply(tx, seg.id).await?;
+        }
+    }
+    Ok(out)
+}
+
+/// Generation ended for an attempt `done.worker` owns.
+pub async fn finish_generation<T: TxOps + ?Sized>(tx: &mut T, done: GenerationDone) -> Result<Applied> {
+    let Some(mut a) = tx.attempt(done.attempt_id).await? else {
+        return Err(StoreError::not_found("attempt", done.attempt_id));
+    };
+    if a.overall_status != AttemptStatus::Generating || a.worker.as_deref() != Some(done.worker.as_str()) {
+        return Ok(Applied::ignored());
+    }
+    let seg = tx.segment(a.segment_id).await?.ok_or_else(|| StoreError::not_found("segment", a.segment_id))?;
+    let gpu = done.gpu_seconds.max(0.0);
+    charge(tx, &mut a, seg.project_id, gpu, "generation finished").await?;
+    a.output_video_path = done.output_video_path.clone();
+    a.backend = Some(done.backend.clone());
+    a.progress = Some(1.0);
+    a.updated_at = now();
+    if done.stopped_by_budget {
+        move_attempt(&mut a, AttemptStatus::Cancelled)?;
+        a.failure_reason = Some(format!("stopped by the budget after {gpu:.1} GPU-s: no budget left to extend its reservation"));
+        a.finished_at = Some(now());
+        a.worker = None;
+        a.lease_expires_at = None;
+        tx.save_attempt(&a).await?;
+        tx.event(ev(seg.project_id, seg.id, Some(a.id), "budget_refused", a.failure_reason.clone().unwrap_or_default(), json!({"gpu_seconds": gpu}))).await?;
+        return decide_and_apply(tx, seg.id).await;
+    }
+    match done.verdict {
+        Some(v) => judge(tx, a, v).await,
+        None => {
+            move_attempt(&mut a, AttemptStatus::Scoring)?;
+            if !done.scored_by_worker {
+                a.worker = None;
+                a.lease_expires_at = None;
+            }
+            tx.save_attempt(&a).await?;
+            tx.event(ev(seg.project_id, seg.id, Some(a.id), "attempt_scoring",
+                format!("attempt {} generated in {gpu:.1} GPU-s; waiting for QA", a.attempt_number),
+                json!({"gpu_seconds": gpu, "output_video_path": a.output_video_path}))).await?;
+            Ok(Applied { applied: true, decision: None, segment_status: Some(seg.status), new_attempts: vec![] })
+        }
+    }
+}
+
+/// Release the attempt's reservation, charge what it spent, and write the ledger row.
+async fn charge<T: TxOps + ?Sized>(tx: &mut T, a: &mut Attempt, project_id: i64, spent: f64, note: &str) -> Result<()> {
+    tx.settle(project_id, a.reserved_gpu_seconds, spent).await?;
+    tx.ledger(project_id, a.id, a.reserved_gpu_seconds, spent, note).await?;
+    a.gpu_seconds += spent;
+    a.reserved_gpu_seconds = 0.0;
+    Ok(())
+}
+
+/// Scores for an attempt in `scoring`. Applying the same delivery twice is a no-op.
+pub async fn deliver_verdict<T: TxOps + ?Sized>(tx: &mut T, attempt_id: i64, verdict: QaVerdict, worker: Option<&str>) -> Result<Applied> {
+    let Some(a) = tx.attempt(attempt_id).await? else {
+        return Err(StoreError::not_found("attempt", attempt_id));
+    };
+    if a.overall_status != AttemptStatus::Scoring {
+        if a.overall_status.is_terminal() {
+            return Ok(Applied::ignored());
+        }
+        return Err(StoreError::invalid(None, format!("attempt {attempt_id} is {}; scores are accepted once it is scoring", a.overall_status)));
+    }
+    if let Some(w) = worker {
+        if a.worker.as_deref() != Some(w) {
+            return Ok(Applied::ignored());
+        }
+    }
+    judge(tx, a, verdict).await
+}
+
+/// Judge scores against the scene type's thresholds, record them, update the learning tables and
+/// decide what happens to the segment.
+async fn judge<T: TxOps + ?Sized>(tx: &mut T, mut a: Attempt, verdict: QaVerdict) -> Result<Applied> {
+    let seg = tx.segment(a.segment_id).await?.ok_or_else(|| StoreError::not_found("segment", a.segment_id))?;
+    let scene = tx.scene_type(seg.scene_type_id).await?;
+    a.qa_source = Some(verdict.source.clone());
+    match evaluate(&verdict, &scene.qa_checks) {
+        Ok(scores) => {
+            let passed = scores.passed();
+            move_attempt(&mut a, if passed { AttemptStatus::Passed } else { AttemptStatus::Failed })?;
+            if !passed {
+                let failed: Vec<String> = scores
+                    .checks
+                    .iter()
+                    .filter(|(_, r)| r.verdict == Verdict::Fail)
+                    .map(|(k, r)| format!("{k} {:.2} < fail {:.2}", r.score, r.fail))
+                    .collect();
+                a.failure_reason = Some(format!("QA failed: {}", failed.join(", ")));
+            }
+            a.quality_scores = Some(scores);
+        }
+        Err(e) => {
+            move_attempt(&mut a, AttemptStatus::QaError)?;
+            a.failure_reason = Some(e.to_string());
+        }
+    }
+    a.worker = None;
+    a.lease_expires_at = None;
+    a.finished_at = Some(now());
+    a.updated_at = now();
+    tx.save_attempt(&a).await?;
+    learn(tx, &seg, &a).await?;
+    decide_and_apply(tx, seg.id).await
+}
+
+/// Update the scene type's failure-pattern and arm tables with one judged attempt.
+async fn learn<T: TxOps + ?Sized>(tx: &mut T, seg: &Segment, a: &Attempt) -> Result<()> {
+    let Some(scores) = &a.quality_scores else { return Ok(()) };
+    let earlier = tx.attempts_of(seg.id).await?;
+    let earlier: Vec<&Attempt> = earlier.iter().filter(|e| e.attempt_number < a.attempt_number).collect();
+    for (check, r) in &scores.checks {
+        let failed = r.verdict == Verdict::Fail;
+        let first_failure = failed
+            && !earlier.iter().any(|e| {
+                e.quality_scores.as_ref().is_some_and(|s| s.checks.get(check).is_some_and(|c| c.verdict == Verdict::Fail))
+            });
+        tx.bump_check_stats(seg.scene_type_id, check, 1, failed as i64, first_failure as i64, 0).await?;
+    }
+    if let Some(arm) = a.arm {
+        // The check this retry was meant to fix: the first failed check of the latest failed
+        // attempt before it.
+        let trigger = earlier
+            .iter()
+            .rev()
+            .filter(|e| e.overall_status == AttemptStatus::Failed)
+            .find_map(|e| e.quality_scores.as_ref().and_then(|s| s.failed_checks().first().map(|c| c.to_string())));
+        if let Some(check) = trigger {
+            let rescued = a.overall_status == AttemptStatus::Passed;
+            tx.bump_arm_stats(seg.scene_type_id, &check, arm.as_str(), 1, rescued as i64).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Run the pure decision for a segment and apply it.
+pub async fn decide_and_apply<T: TxOps + ?Sized>(tx: &mut T, segment_id: i64) -> Result<Applied> {
+    let mut seg = tx.segment(segment_id).await?.ok_or_else(|| StoreError::not_found("segment", segment_id))?;
+    if seg.status.is_terminal() {
+        return Ok(Applied { applied: true, decision: None, segment_status: Some(seg.status), new_attempts: vec![] });
+    }
+    let scene = tx.scene_type(seg.scene_type_id).await?;
+    let project = tx.project(seg.project_id).await?;
+    let policy = EffectivePolicy::resolve(&project.default_retry_policy, &scene.retry_policy)
+        .map_err(|e| StoreError::invalid(Some(&e.field), e.message))?
+        .policy;
+    let attempts = tx.attempts_of(seg.id).await?;
+    let views: Vec<_> = attempts.iter().map(Attempt::view).collect();
+    let est = estimate(tx, scene.id, project.default_gpu_estimate_seconds).await?;
+    let needs_stats = policy.adaptive_variation || policy.systematic_detection || policy.min_gain_per_gpu_second.is_some();
+    let stats = if needs_stats {
+        tx.scene_stats(scene.id, policy.min_gain_per_gpu_second.is_some()).await?
+    } else {
+        SceneStats::default()
+    };
+    let domains = scene.domains();
+    let decision = decide(&DecisionInput {
+        policy: &policy,
+        original: &seg.parameters,
+        rng_seed: seg.rng_seed,
+        attempts: &views,
+        budget: project.budget_view(),
+        estimate_gpu_seconds: est,
+        domains: &domains,
+        stats: &stats,
+    });
+    apply(tx, &mut seg, &attempts, decision, Some(est)).await
+}
+
+async fn apply<T: TxOps + ?Sized>(tx: &mut T, seg: &mut Segment, attempts: &[Attempt], decision: Decision, est: Option<f64>) -> Result<Applied> {
+    let kind = decision.kind();
+    let mut new_attempts = vec![];
+    let t = now();
+    match decision {
+        Decision::Wait { .. } => {
+            return Ok(Applied { applied: true, decision: Some(kind.into()), segment_status: Some(seg.status), new_attempts });
+        }
+        Decision::Retry { attempts: planned, why } => {
+            let original_params = seg.parameters.clone();
+            for p in &planned {
+                let a = Attempt {
+                    id: 0,
+                    segment_id: seg.id,
+                    attempt_number: p.attempt_number,
+                    seed: p.seed,
+                    parameters: p.parameters.clone(),
+                    original_parameters: original_params.clone(),
+                    output_video_path: None,
+                    quality_scores: None,
+                    overall_status: AttemptStatus::Queued,
+                    is_selected: false,
+                    gpu_seconds: 0.0,
+                    reserved_gpu_seconds: 0.0,
+                    failure_reason: None,
+                    jitter: Some(p.jitter.clone()),
+                    arm: Some(p.jitter.arm),
+                    why: Some(format!("{why} — variation {}", p.why)),
+                    backend: None,
+                    worker: None,
+                    lease_expires_at: None,
+                    not_before: None,
+                    progress: None,
+                    infra_errors: vec![],
+                    provenance: json!({}),
+                    qa_source: None,
+                    selected_by: None,
+                    human_override: false,
+                    started_at: None,
+                    finished_at: None,
+                    created_at: t,
+                    updated_at: t,
+                };
+                let id = tx.insert_attempt(&a, seg.project_id, seg.scene_type_id).await?;
+                new_attempts.push(id);
+                seg.attempt_count = seg.attempt_count.max(p.attempt_number);
+            }
+            move_segment(seg, SegmentStatus::Retrying)?;
+            seg.decision_note = Some(why.clone());
+            seg.updated_at = t;
+            tx.save_segment(seg).await?;
+            let data = json!({
+                "attempts": planned.iter().map(|p| json!({
+                    "attempt_number": p.attempt_number, "seed": p.seed,
+                    "changes": p.parameters.diff(&seg.parameters).into_iter().map(|(k, (b, a))| (k, json!([b, a]))).collect::<serde_json::Map<_, _>>(),
+                    "arm": p.jitter.arm.as_str(), "arm_why": p.why,
+                })).collect::<Vec<_>>(),
+                "estimate_gpu_seconds": est,
+            });
+            tx.event(ev(seg.project_id, seg.id, new_attempts.first().copied(), "retry_scheduled", why, data)).await?;
+            tx.notify_work().await?;
+        }
+        Decision::Select { attempt_number, why } => {
+            select_in_tx(tx, seg, attempts, attempt_number, "retake", false).await?;
+            seg.decision_note = Some(why.clone());
+            move_segment(seg, SegmentStatus::Passed)?;
+            seg.review_reason = None;
+            seg.updated_at = t;
+            tx.save_segment(seg).await?;
+            // A segment that passes after failures was rescued: credit each check it failed.
+            let mut failed_checks: Vec<String> = attempts
+                .iter()
+                .filter_map(|a| a.quality_scores.as_ref())
+                .flat_map(|s| s.failed_checks().into_iter().map(str::to_owned).collect::<Vec<_>>())
+                .collect();
+            failed_checks.sort();
+            failed_checks.dedup();
+            for c in &failed_checks {
+                tx.bump_check_stats(seg.scene_type_id, c, 0, 0, 0, 1).await?;
+            }
+            let rescued = !failed_checks.is_empty();
+            let sel = attempts.iter().find(|a| a.attempt_number == attempt_number);
+            tx.event(ev(seg.project_id, seg.id, sel.map(|a| a.id), "selected", why,
+                json!({"attempt_number": attempt_number, "rescued": rescued, "overall": sel.and_then(|a| a.quality_scores.as_ref().map(|s| s.overall))}))).await?;
+        }
+        Decision::Escalate { reason, why, evidence } => {
+            move_segment(seg, SegmentStatus::NeedsReview)?;
+            seg.review_reason = Some(reason);
+            seg.decision_note = Some(why.clone());
+            seg.review_evidence = evidence.clone();
+            seg.updated_at = t;
+            tx.save_segment(seg).await?;
+            tx.event(ev(seg.project_id, seg.id, None, "escalated", why,
+                json!({"reason": reason.as_str(), "evidence": evidence}))).await?;
+        }
+    }
+    Ok(Applied { applied: true, decision: Some(kind.into()), segment_status: Some(seg.status), new_attempts })
+}
+
+/// Point the segment at one attempt; clears any earlier selection first (the partial unique
+/// index allows one selected attempt per segment).
+async fn select_in_tx<T: TxOps + ?Sized>(tx: &mut T, seg: &mut Segment, attempts: &[Attempt], n: u32, actor: &str, human_override: bool) -> Result<()> {
+    let t = now();
+    for a in attempts.iter().filter(|a| a.is_selected && a.attempt_number != n) {
+        let mut a = a.clone();
+        a.is_selected = false;
+        a.updated_at = t;
+        tx.save_attempt(&a).await?;
+    }
+    let mut target = attempts
+        .iter()
+        .find(|a| a.attempt_number == n)
+        .cloned()
+        .ok_or_else(|| StoreError::not_found("attempt", format!("{}/{n}", seg.id)))?;
+    target.is_selected = true;
+    target.selected_by = Some(actor.to_owned());
+    target.human_override = human_override;
+    target.updated_at = t;
+    tx.save_attempt(&target).await?;
+    seg.selected_attempt_number = Some(n);
+    seg.output_video_path = target.output_video_path.clone();
+    Ok(())
+}
+
+pub async fn record_infra_failure<T: TxOps + ?Sized>(tx: &mut T, f: InfraFailure) -> Result<Applied> {
+    let Some(mut a) = tx.attempt(f.attempt_id).await? else {
+        return Err(StoreError::not_found("attempt", f.attempt_id));
+    };
+    if !matches!(a.overall_status, AttemptStatus::Generating | AttemptStatus::Scoring) || a.worker.as_deref() != Some(f.worker.as_str()) {
+        return Ok(Applied::ignored());
+    }
+    let seg = tx.segment(a.segment_id).await?.ok_or_else(|| StoreError::not_found("segment", a.segment_id))?;
+    charge(tx, &mut a, seg.project_id, f.gpu_seconds_spent.max(0.0), "infrastructure error").await?;
+    let tries = a.infra_errors.len() as u32;
+    let retry = f.retriable && tries < f.max_infra_retries;
+    a.infra_errors.push(InfraErrorRecord { at: now(), worker: f.worker.clone(), message: f.message.clone(), gpu_seconds: f.gpu_seconds_spent, retried: retry });
+    a.worker = None;
+    a.lease_expires_at = None;
+    a.updated_at = now();
+    if retry {
+        let backoff = f.backoff.saturating_mul(1u32 << tries.min(10));
+        move_attempt(&mut a, AttemptStatus::Queued)?;
+        a.not_before = Some(now() + chrono::Duration::from_std(backoff).unwrap_or_default());
+        a.failure_reason = Some(format!("infrastructure error (retry {} of {}): {}", tries + 1, f.max_infra_retries, f.message));
+        tx.save_attempt(&a).await?;
+        tx.event(ev(seg.project_id, seg.id, Some(a.id), "infra_error",
+            format!("attempt {} hit an infrastructure error and is requeued with the same parameters in {:.1}s: {}", a.attempt_number, backoff.as_secs_f64(), f.message),
+            json!({"message": f.message, "retry": tries + 1, "max": f.max_infra_retries, "gpu_seconds": f.gpu_seconds_spent}))).await?;
+        tx.notify_work().await?;
+        return Ok(Applied { applied: true, decision: Some("infra_retry".into()), segment_status: Some(seg.status), new_attempts: vec![] });
+    }
+    move_attempt(&mut a, AttemptStatus::InfraError)?;
+    a.failure_reason = Some(if f.retriable {
+        format!("infrastructure error, {} tries used: {}", tries + 1, f.message)
+    } else {
+        format!("{WORKFLOW_ERROR_PREFIX}{}", f.message)
+    });
+    a.finished_at = Some(now());
+    tx.save_attempt(&a).await?;
+    tx.event(ev(seg.project_id, seg.id, Some(a.id), "infra_error", a.failure_reason.clone().unwrap_or_default(),
+        json!({"message": f.message, "retriable": f.retriable}))).await?;
+    decide_and_apply(tx, seg.id).await
+}
+
+/// Return one expired lease to the queue.
+pub async fn rescue<T: TxOps + ?Sized>(tx: &mut T, attempt_id: i64) -> Result<bool> {
+    let Some(mut a) = tx.attempt(attempt_id).await? else { return Ok(false) };
+    let expired = a.lease_expires_at.is_some_and(|t| t < now());
+    if !expired || !matches!(a.overall_status, AttemptStatus::Generating | AttemptStatus::Scoring) {
+        return Ok(false);
+    }
+    let seg = tx.segment(a.segment_id).await?.ok_or_else(|| StoreError::not_found("segment", a.segment_id))?;
+    let owner = a.worker.clone().unwrap_or_default();
+    let was = a.overall_status;
+    tx.settle(seg.project_id, a.reserved_gpu_seconds, 0.0).await?;
+    a.reserved_gpu_seconds = 0.0;
+    move_attempt(&mut a, AttemptStatus::Queued)?;
+    a.worker = None;
+    a.lease_expires_at = None;
+    a.progress = None;
+    a.updated_at = now();
+    tx.save_attempt(&a).await?;
+    tx.event(ev(seg.project_id, seg.id, Some(a.id), "lease_rescued",
+        format!("attempt {} was {was} on {owner}, whose lease expired; returned to the queue with the same parameters", a.attempt_number),
+        json!({"worker": owner, "was": was.as_str()}))).await?;
+    tx.notify_work().await?;
+    Ok(true)
+}
+
+pub async fn select_attempt<T: TxOps + ?Sized>(tx: &mut T, segment_id: i64, n: u32, actor: &str, human_override: bool) -> Result<Segment> {
+    let mut seg = tx.segment(segment_id).await?.ok_or_else(|| StoreError::not_found("segment", segment_id))?;
+    let attempts = tx.attempts_of(segment_id).await?;
+    let target = attempts
+        .iter()
+        .find(|a| a.attempt_number == n)
+        .ok_or_else(|| StoreError::not_found("attempt", format!("{segment_id}/{n}")))?;
+    if !human_override && target.overall_status != AttemptStatus::Passed {
+        return Err(StoreError::invalid(
+            Some("attempt_number"),
+            format!("attempt {n} is {}; only a passing attempt can be selected (a reviewer can accept it from the review queue as an override)", target.overall_status),
+        ));
+    }
+    if human_override && !target.overall_status.is_terminal() {
+        return Err(StoreError::invalid(Some("attempt_number"), format!("attempt {n} is still {}", target.overall_status)));
+    }
+    let to = match (seg.status, human_override) {
+        (SegmentStatus::Passed, false) => SegmentStatus::Passed,
+        (SegmentStatus::Approved, false) => SegmentStatus::Approved,
+        (SegmentStatus::NeedsReview | SegmentStatus::Passed, true) => SegmentStatus::Approved,
+        (SegmentStatus::NeedsReview, false) => SegmentStatus::Approved,
+        (s, _) => {
+            return Err(StoreError::invalid(Some("status"), format!("segment {segment_id} is {s}; attempts can be selected once it has passed or is in review")))
+        }
+    };
+    let before = seg.selected_attempt_number;
+    select_in_tx(tx, &mut seg, &attempts, n, actor, human_override).await?;
+    move_segment(&mut seg, to)?;
+    let why = if human_override {
+        format!("{actor} accepted attempt {n} ({}) as a human override", target.overall_status)
+    } else {
+        format!("{actor} selected attempt {n} as best (was {})", before.map(|b| format!("attempt {b}")).unwrap_or_else(|| "none".into()))
+    };
+    seg.decision_note = Some(why.clone());
+    seg.updated_at = now();
+    tx.save_segment(&seg).await?;
+    tx.event(ev(seg.project_id, seg.id, Some(target.id), if human_override { "accepted" } else { "selected" }, why,
+        json!({"attempt_number": n, "actor": actor, "human_override": human_override, "previous": before}))).await?;
+    Ok(seg)
+}
+
+/// Cancel in-flight attempts and end the segment as `to` (rejected or cancelled).
+pub async fn close_segment<T: TxOps + ?Sized>(tx: &mut T, segment_id: i64, actor: &str, to: SegmentStatus, note: Option<String>) -> Result<(Segment, Vec<Attempt>)> {
+    let mut seg = tx.segment(segment_id).await?.ok_or_else(|| StoreError::not_found("segment", segment_id))?;
+    move_segment(&mut seg, to)?;
+    let mut cancelled = vec![];
+    for mut a in tx.attempts_of(segment_id).await? {
+        if a.overall_status.is_in_flight() {
+            tx.settle(seg.project_id, a.reserved_gpu_seconds, 0.0).await?;
+            a.reserved_gpu_seconds = 0.0;
+            move_attempt(&mut a, AttemptStatus::Cancelled)?;
+            a.failure_reason = Some(format!("segment {to} by {actor}"));
+            a.finished_at = Some(now());
+            a.worker = None;
+            a.lease_expires_at = None;
+            a.updated_at = now();
+            tx.save_attempt(&a).await?;
+            cancelled.push(a);
+        }
+    }
+    let why = match &note {
+        Some(n) => format!("{actor} {to} the segment: {n}"),
+        None => format!("{actor} {to} the segment"),
+    };
+    seg.decision_note = Some(why.clone());
+    seg.updated_at = now();
+    tx.save_segment(&seg).await?;
+    tx.event(ev(seg.project_id, seg.id, None, if to == SegmentStatus::Rejected { "rejected" } else { "cancelled" }, why,
+        json!({"actor": actor, "cancelled_attempts": cancelled.iter().map(|a| a.attempt_number).collect::<Vec<_>>()}))).await?;
+    Ok((seg, cancelled))
+}
+
+pub async fn rerun<T: TxOps + ?Sized>(tx: &mut T, segment_id: i64, actor: &str, o: RerunOverrides) -> Result<(Segment, Attempt)> {
+    let mut seg = tx.segment(segment_id).await?.ok_or_else(|| StoreError::not_found("segment", segment_id))?;
+    if seg.status != SegmentStatus::NeedsReview {
+        return Err(StoreError::invalid(Some("status"), format!("segment {segment_id} is {}; only a segment in review can be re-run", seg.status)));
+    }
+    let scene = tx.scene_type(seg.scene_type_id).await?;
+    let project = tx.project(seg.project_id).await?;
+    let policy = EffectivePolicy::resolve(&project.default_retry_policy, &scene.retry_policy)
+        .map_err(|e| StoreError::invalid(Some(&e.field), e.message))?
+        .policy;
+    let attempts = tx.attempts_of(segment_id).await?;
+    let views: Vec<_> = attempts.iter().map(Attempt::view).collect();
+    let est = estimate(tx, scene.id, project.default_gpu_estimate_seconds).await?;
+    let stats = SceneStats::default();
+    let domains = scene.domains();
+    let input = DecisionInput {
+        policy: &policy,
+        original: &seg.parameters,
+        rng_seed: seg.rng_seed,
+        attempts: &views,
+        budget: project.budget_view(),
+        estimate_gpu_seconds: est,
+        domains: &domains,
+        stats: &stats,
+    };
+    let planned = plan_rerun(&input, o.parameters.as_ref(), o.jitter_scale).map_err(|e| match e {
+        retake_core::RerunError::JitterScale(_) => StoreError::invalid(Some("jitter_scale"), e.to_string()),
+        retake_core::RerunError::Budget { .. } => StoreError::conflict(Some("budget"), e.to_string()),
+        retake_core::RerunError::Parameter(m, f) => StoreError::invalid(Some(&f), m),
+    })?;
+    let why = format!(
+        "{actor} re-ran the segment from review: {}",
+        retake_core::decide::describe_change(&planned, &seg.parameters)
+    );
+    let decision = Decision::Retry { attempts: vec![planned], why };
+    seg.review_reason = None;
+    seg.review_evidence = Value::Null;
+    let applied = apply(tx, &mut seg, &attempts, decision, Some(est)).await?;
+    let id = applied.new_attempts[0];
+    let a = tx.attempt(id).await?.ok_or_else(|| StoreError::not_found("attempt", id))?;
+    Ok((seg, a))
+}
+
+/// Why an attempt's lease should be extended by this much.
+pub fn lease_until(lease: Duration) -> Timestamp {
+    now() + chrono::Duration::from_std(lease).unwrap_or_else(|_| chrono::Duration::seconds(60))
+}
+
+/// The escalation reason a stopped-by-budget attempt leads to, for callers that explain it.
+pub const BUDGET_REASON: ReviewReason = ReviewReason::BudgetExhausted;

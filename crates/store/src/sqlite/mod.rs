@@ -1,0 +1,469 @@
+//! The embedded SQLite store, retake's default: one file (`DATA_DIR/retake.db`), WAL mode, one
+//! writer connection (SQLite has one writer anyway; queuing in-process avoids busy errors) and a
+//! few readers.
+
+mod queries;
+pub mod rows;
+mod tx;
+
+use crate::model::*;
+use crate::ops::{self, NewEvent};
+use crate::{Result, Store, StoreError};
+use async_trait::async_trait;
+use retake_core::{QaVerdict, SegmentStatus};
+use rows::{json, ts};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tx::SqliteTx;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    work: Arc<Notify>,
+    events: Arc<Notify>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `sqlite:PATH`, `sqlite://PATH` or a bare path, and migrates it.
+    pub async fn open(url: &str) -> Result<Self> {
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite:{path}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts.clone()).await?;
+        MIGRATOR.run(&writer).await?;
+        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
+        Ok(Self { writer, reader, work: Arc::new(Notify::new()), events: Arc::new(Notify::new()) })
+    }
+
+    async fn begin(&self) -> Result<SqliteTx> {
+        Ok(SqliteTx { tx: self.writer.begin().await?, work_queued: false })
+    }
+
+    async fn commit(&self, t: SqliteTx) -> Result<()> {
+        let queued = t.work_queued;
+        t.tx.commit().await?;
+        if queued {
+            self.work.notify_waiters();
+        }
+        self.events.notify_waiters();
+        Ok(())
+    }
+
+    pub fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+}
+
+fn unique_to_conflict(e: sqlx::Error, field: &str, what: String) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::conflict(Some(field), what),
+        sqlx::Error::Database(d) if d.is_check_violation() => StoreError::invalid(Some(field), format!("{what}: {d}")),
+        _ => StoreError::Db(e),
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend_name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn create_project(&self, p: NewProject) -> Result<Project> {
+        let t = ts(now());
+        let r = sqlx::query(
+            "INSERT INTO projects (name, gpu_budget_seconds, default_gpu_estimate_seconds, default_retry_policy, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
+        )
+        .bind(&p.name)
+        .bind(p.gpu_budget_seconds)
+        .bind(p.default_gpu_estimate_seconds)
+        .bind(json(&p.default_retry_policy))
+        .bind(&t)
+        .bind(&t)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(|e| unique_to_conflict(e, "name", format!("a project named `{}` already exists", p.name)))?;
+        self.events.notify_waiters();
+        rows::project(&r)
+    }
+
+    async fn get_project(&self, id: i64) -> Result<Project> {
+        let r = sqlx::query("SELECT * FROM projects WHERE id = ?").bind(id).fetch_optional(&self.reader).await?;
+        r.as_ref().map(rows::project).transpose()?.ok_or_else(|| StoreError::not_found("project", id))
+    }
+
+    async fn list_projects(&self) -> Result<Vec<Project>> {
+        let rs = sqlx::query("SELECT * FROM projects ORDER BY id").fetch_all(&self.reader).await?;
+        rs.iter().map(rows::project).collect()
+    }
+
+    async fn update_project(&self, id: i64, patch: ProjectPatch, if_updated_at: Option<Timestamp>) -> Result<Project> {
+        let mut t = self.begin().await?;
+        let cur = sqlx::query("SELECT * FROM projects WHERE id = ?").bind(id).fetch_optional(&mut *t.tx).await?;
+        let cur = cur.as_ref().map(rows::project).transpose()?.ok_or_else(|| StoreError::not_found("project", id))?;
+        if let Some(expected) = if_updated_at {
+            if expected != cur.updated_at {
+                return Err(StoreError::conflict(Some("updated_at"), format!(
+                    "project {id} was changed by someone else at {}; reload and apply your change again", cur.updated_at.to_rfc3339())));
+            }
+        }
+        let name = patch.name.unwrap_or(cur.name);
+        let budget = patch.gpu_budget_seconds.unwrap_or(cur.gpu_budget_seconds);
+        let est = patch.default_gpu_estimate_seconds.unwrap_or(cur.default_gpu_estimate_seconds);
+        let policy = patch.default_retry_policy.unwrap_or(cur.default_retry_policy);
+        let r = sqlx::query(
+            "UPDATE projects SET name = ?, gpu_budget_seconds = ?, default_gpu_estimate_seconds = ?, default_retry_policy = ?, updated_at = ?
+             WHERE id = ? RETURNING *",
+        )
+        .bind(&name)
+        .bind(budget)
+        .bind(est)
+        .bind(json(&policy))
+        .bind(ts(now().max(cur.updated_at + chrono::Duration::microseconds(1))))
+        .bind(id)
+        .fetch_one(&mut *t.tx)
+        .await
+        .map_err(|e| unique_to_conflict(e, "name", format!("a project named `{name}` already exists")))?;
+        let p = rows::project(&r)?;
+        self.commit(t).await?;
+        Ok(p)
+    }
+
+    async fn delete_project(&self, id: i64) -> Result<()> {
+        let r = sqlx::query("DELETE FROM projects WHERE id = ?").bind(id).execute(&self.writer).await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::not_found("project", id));
+        }
+        Ok(())
+    }
+
+    async fn create_scene_type(&self, s: NewSceneType) -> Result<SceneType> {
+        queries::create_scene_type(&self.writer, s).await
+    }
+
+    async fn get_scene_type(&self, id: i64) -> Result<SceneType> {
+        let r = sqlx::query("SELECT * FROM scene_types WHERE id = ?").bind(id).fetch_optional(&self.reader).await?;
+        r.as_ref().map(rows::scene_type).transpose()?.ok_or_else(|| StoreError::not_found("scene type", id))
+    }
+
+    async fn list_scene_types(&self, project_id: Option<i64>) -> Result<Vec<SceneType>> {
+        let rs = sqlx::query("SELECT * FROM scene_types WHERE (?1 IS NULL OR project_id = ?1) ORDER BY id")
+            .bind(project_id)
+            .fetch_all(&self.reader)
+            .await?;
+        rs.iter().map(rows::scene_type).collect()
+    }
+
+    async fn update_scene_type(&self, id: i64, patch: SceneTypePatch, if_updated_at: Option<Timestamp>) -> Result<SceneType> {
+        let mut t = self.begin().await?;
+        let st = queries::update_scene_type(&mut t.tx, id, patch, if_updated_at).await?;
+        self.commit(t).await?;
+        Ok(st)
+    }
+
+    async fn delete_scene_type(&self, id: i64) -> Result<()> {
+        let r = sqlx::query("DELETE FROM scene_types WHERE id = ?").bind(id).execute(&self.writer).await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::not_found("scene type", id));
+        }
+        Ok(())
+    }
+
+    async fn submit_segments(&self, segments: Vec<NewSegment>) -> Result<Vec<Segment>> {
+        let mut t = self.begin().await?;
+        let out = queries::submit_segments(&mut t.tx, segments).await?;
+        t.work_queued = true;
+        self.commit(t).await?;
+        Ok(out)
+    }
+
+    async fn get_segment(&self, id: i64) -> Result<Segment> {
+        let r = sqlx::query("SELECT * FROM segments WHERE id = ?").bind(id).fetch_optional(&self.reader).await?;
+        r.as_ref().map(rows::segment).transpose()?.ok_or_else(|| StoreError::not_found("segment", id))
+    }
+
+    async fn list_segments(&self, f: &SegmentFilter) -> Result<Vec<Segment>> {
+        let rs = sqlx::query(
+            "SELECT * FROM segments WHERE (?1 IS NULL OR project_id = ?1) AND (?2 IS NULL OR scene_type_id = ?2)
+             AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?5",
+        )
+        .bind(f.project_id)
+        .bind(f.scene_type_id)
+        .bind(f.status.map(|s| s.as_str()))
+        .bind(f.before_id)
+        .bind(f.limit.clamp(1, 1000) as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        rs.iter().map(rows::segment).collect()
+    }
+
+    async fn list_attempts(&self, segment_id: i64) -> Result<Vec<Attempt>> {
+        let rs = sqlx::query("SELECT * FROM retry_attempts WHERE segment_id = ? ORDER BY attempt_number")
+            .bind(segment_id)
+            .fetch_all(&self.reader)
+            .await?;
+        rs.iter().map(rows::attempt).collect()
+    }
+
+    async fn get_attempt(&self, id: i64) -> Result<Attempt> {
+        let r = sqlx::query("SELECT * FROM retry_attempts WHERE id = ?").bind(id).fetch_optional(&self.reader).await?;
+        r.as_ref().map(rows::attempt).transpose()?.ok_or_else(|| StoreError::not_found("attempt", id))
+    }
+
+    async fn claim(&self, worker: &str, limit: u32, lease: Duration) -> Result<Vec<Work>> {
+        let mut t = self.begin().await?;
+        let n = ts(now());
+        let rs = sqlx::query(
+            "UPDATE retry_attempts SET overall_status = 'generating', worker = ?1, lease_expires_at = ?2,
+             started_at = COALESCE(started_at, ?3), updated_at = ?3
+             WHERE id IN (SELECT id FROM retry_attempts WHERE overall_status = 'queued' AND (not_before IS NULL OR not_before <= ?3)
+                          ORDER BY id LIMIT ?4)
+             RETURNING *",
+        )
+        .bind(worker)
+        .bind(ts(ops::lease_until(lease)))
+        .bind(&n)
+        .bind(limit as i64)
+        .fetch_all(&mut *t.tx)
+        .await?;
+        if rs.is_empty() {
+            t.tx.rollback().await?;
+            return Ok(vec![]);
+        }
+        let mut claimed = Vec::with_capacity(rs.len());
+        for r in &rs {
+            claimed.push((rows::attempt(r)?, r.try_get("project_id")?, r.try_get("scene_type_id")?));
+        }
+        claimed.sort_by_key(|c: &(Attempt, i64, i64)| c.0.id);
+        let work = ops::reserve_claimed(&mut t, claimed).await?;
+        self.commit(t).await?;
+        Ok(work)
+    }
+
+    async fn heartbeat(&self, worker: &str, attempt_ids: &[i64], lease: Duration) -> Result<Vec<i64>> {
+        if attempt_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let ids = json(&attempt_ids);
+        let rs = sqlx::query(
+            "UPDATE retry_attempts SET lease_expires_at = ?1 WHERE worker = ?2
+             AND overall_status IN ('generating','scoring') AND id IN (SELECT value FROM json_each(?3)) RETURNING id",
+        )
+        .bind(ts(ops::lease_until(lease)))
+        .bind(worker)
+        .bind(ids)
+        .fetch_all(&self.writer)
+        .await?;
+        Ok(rs.iter().map(|r| r.get::<i64, _>(0)).collect())
+    }
+
+    async fn extend_reservation(&self, attempt_id: i64, worker: &str, extra: f64) -> Result<bool> {
+        let mut t = self.begin().await?;
+        let ok = queries::extend_reservation(&mut t, attempt_id, worker, extra).await?;
+        self.commit(t).await?;
+        Ok(ok)
+    }
+
+    async fn set_progress(&self, attempt_id: i64, worker: &str, progress: f64) -> Result<()> {
+        let mut t = self.begin().await?;
+        let r = sqlx::query("UPDATE retry_attempts SET progress = ? WHERE id = ? AND worker = ? RETURNING segment_id, project_id, attempt_number")
+            .bind(progress.clamp(0.0, 1.0))
+            .bind(attempt_id)
+            .bind(worker)
+            .fetch_optional(&mut *t.tx)
+            .await?;
+        if let Some(r) = r {
+            let n: i64 = r.get(2);
+            tx::insert_event(&mut t.tx, NewEvent {
+                project_id: Some(r.get(1)), segment_id: Some(r.get(0)), attempt_id: Some(attempt_id), kind: "progress",
+                message: format!("attempt {n}: {:.0}%", progress * 100.0),
+                data: serde_json::json!({"progress": progress, "attempt_number": n}),
+            }).await?;
+        }
+        self.commit(t).await
+    }
+
+    async fn set_provenance(&self, attempt_id: i64, worker: &str, provenance: serde_json::Value) -> Result<()> {
+        sqlx::query("UPDATE retry_attempts SET provenance = ? WHERE id = ? AND worker = ?")
+            .bind(json(&provenance))
+            .bind(attempt_id)
+            .bind(worker)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn finish_generation(&self, done: GenerationDone) -> Result<Applied> {
+        let mut t = self.begin().await?;
+        let out = ops::finish_generation(&mut t, done).await?;
+        self.commit(t).await?;
+        Ok(out)
+    }
+
+    async fn deliver_verdict(&self, attempt_id: i64, verdict: QaVerdict, worker: Option<&str>) -> Result<Applied> {
+        let mut t = self.begin().await?;
+        let out = ops::deliver_verdict(&mut t, attempt_id, verdict, worker).await?;
+        self.commit(t).await?;
+        Ok(out)
+    }
+
+    async fn record_infra_failure(&self, f: InfraFailure) -> Result<Applied> {
+        let mut t = self.begin().await?;
+        let out = ops::record_infra_failure(&mut t, f).await?;
+        self.commit(t).await?;
+        Ok(out)
+    }
+
+    async fn rescue_expired(&self) -> Result<Vec<i64>> {
+        let mut t = self.begin().await?;
+        let ids: Vec<i64> = sqlx::query(
+            "SELECT id FROM retry_attempts WHERE overall_status IN ('generating','scoring') AND lease_expires_at IS NOT NULL AND lease_expires_at < ? ORDER BY id",
+        )
+        .bind(ts(now()))
+        .fetch_all(&mut *t.tx)
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+        let mut rescued = vec![];
+        for id in ids {
+            if ops::rescue(&mut t, id).await? {
+                rescued.push(id);
+            }
+        }
+        self.commit(t).await?;
+        Ok(rescued)
+    }
+
+    async fn pending_work(&self) -> Result<u64> {
+        Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM retry_attempts WHERE overall_status = 'queued'")
+            .fetch_one(&self.writer)
+            .await? as u64)
+    }
+
+    async fn wait_for_work(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.work.notified()).await;
+    }
+
+    async fn wait_for_events(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.events.notified()).await;
+    }
+
+    async fn select_attempt(&self, segment_id: i64, n: u32, actor: &str, human_override: bool) -> Result<Segment> {
+        let mut t = self.begin().await?;
+        let s = ops::select_attempt(&mut t, segment_id, n, actor, human_override).await?;
+        self.commit(t).await?;
+        Ok(s)
+    }
+
+    async fn reject_segment(&self, segment_id: i64, actor: &str, note: Option<String>) -> Result<(Segment, Vec<Attempt>)> {
+        let mut t = self.begin().await?;
+        let s = ops::close_segment(&mut t, segment_id, actor, SegmentStatus::Rejected, note).await?;
+        self.commit(t).await?;
+        Ok(s)
+    }
+
+    async fn cancel_segment(&self, segment_id: i64, actor: &str) -> Result<(Segment, Vec<Attempt>)> {
+        let mut t = self.begin().await?;
+        let s = ops::close_segment(&mut t, segment_id, actor, SegmentStatus::Cancelled, None).await?;
+        self.commit(t).await?;
+        Ok(s)
+    }
+
+    async fn rerun_segment(&self, segment_id: i64, actor: &str, o: RerunOverrides) -> Result<(Segment, Attempt)> {
+        let mut t = self.begin().await?;
+        let s = ops::rerun(&mut t, segment_id, actor, o).await?;
+        self.commit(t).await?;
+        Ok(s)
+    }
+
+    async fn list_events(&self, after_id: i64, segment_id: Option<i64>, limit: u32) -> Result<Vec<Event>> {
+        let rs = sqlx::query("SELECT * FROM events WHERE id > ?1 AND (?2 IS NULL OR segment_id = ?2) ORDER BY id LIMIT ?3")
+            .bind(after_id)
+            .bind(segment_id)
+            .bind(limit.clamp(1, 10_000) as i64)
+            .fetch_all(&self.reader)
+            .await?;
+        rs.iter().map(rows::event).collect()
+    }
+
+    async fn project_stats(&self, project_id: i64) -> Result<ProjectStats> {
+        queries::project_stats(&self.reader, project_id).await
+    }
+
+    async fn failure_patterns(&self, scene_type_id: Option<i64>) -> Result<Vec<FailurePattern>> {
+        queries::failure_patterns(&self.reader, scene_type_id).await
+    }
+
+    async fn metrics(&self) -> Result<MetricsSnapshot> {
+        queries::metrics(&self.reader).await
+    }
+
+    async fn recent_gpu_seconds(&self, scene_type_id: i64, limit: u32) -> Result<Vec<f64>> {
+        let rs = sqlx::query(
+            "SELECT gpu_seconds FROM retry_attempts WHERE scene_type_id = ? AND overall_status IN ('passed','failed','qa_error') ORDER BY id DESC LIMIT ?",
+        )
+        .bind(scene_type_id)
+        .bind(limit as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rs.iter().map(|r| r.get::<f64, _>(0)).collect())
+    }
+
+    async fn create_token(&self, name: &str, role: Role, token_hash: &str) -> Result<ApiToken> {
+        let r = sqlx::query("INSERT INTO api_tokens (name, role, token_hash, created_at) VALUES (?, ?, ?, ?) RETURNING *")
+            .bind(name)
+            .bind(role.as_str())
+            .bind(token_hash)
+            .bind(ts(now()))
+            .fetch_one(&self.writer)
+            .await?;
+        rows::token(&r)
+    }
+
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>> {
+        let r = sqlx::query("SELECT * FROM api_tokens WHERE token_hash = ?").bind(token_hash).fetch_optional(&self.reader).await?;
+        r.as_ref().map(rows::token).transpose()
+    }
+
+    async fn list_comfy_servers(&self) -> Result<Vec<ComfyServer>> {
+        let rs = sqlx::query("SELECT * FROM comfy_servers ORDER BY name").fetch_all(&self.reader).await?;
+        rs.iter().map(rows::comfy_server).collect()
+    }
+
+    async fn upsert_comfy_server(&self, name: &str, url: &str, max_concurrency: u32, drained: bool) -> Result<ComfyServer> {
+        let t = ts(now());
+        let r = sqlx::query(
+            "INSERT INTO comfy_servers (name, url, max_concurrency, drained, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT (name) DO UPDATE SET url = ?2, max_concurrency = ?3, drained = ?4, updated_at = ?5 RETURNING *",
+        )
+        .bind(name)
+        .bind(url)
+        .bind(max_concurrency as i64)
+        .bind(drained)
+        .bind(t)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(|e| unique_to_conflict(e, "max_concurrency", "invalid server".into()))?;
+        rows::comfy_server(&r)
+    }
+
+    async fn delete_comfy_server(&self, name: &str) -> Result<()> {
+        let r = sqlx::query("DELETE FROM comfy_servers WHERE name = ?").bind(name).execute(&self.writer).await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::not_found("ComfyUI server", name));
+        }
+        Ok(())
+    }
+}

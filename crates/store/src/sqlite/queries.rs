@@ -1,0 +1,325 @@
+//! The longer SQLite statements: scene-type writes, submission, and the read-side aggregates.
+
+use super::rows::{self, json, policy_columns, ts};
+use super::tx::{insert_attempt, insert_event, SqliteTx};
+use crate::model::*;
+use crate::ops::NewEvent;
+use crate::{Result, StoreError};
+use retake_core::{AttemptStatus, ArmStats};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use std::collections::{BTreeMap, HashMap};
+
+fn conflict_or(e: sqlx::Error, name: &str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::conflict(Some("name"), format!("this project already has a scene type named `{name}`"))
+        }
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::invalid(Some("project_id"), "project does not exist"),
+        _ => StoreError::Db(e),
+    }
+}
+
+pub async fn create_scene_type(pool: &SqlitePool, s: NewSceneType) -> Result<SceneType> {
+    let t = ts(now());
+    let pc = policy_columns(&s.retry_policy);
+    let r = sqlx::query(
+        "INSERT INTO scene_types (project_id, name, backend, backend_config, workflow_template, parameter_bindings, default_parameters,
+         qa_checks, qa_commands, parameter_domains, auto_retry_enabled, auto_retry_max_attempts, auto_retry_trigger_checks,
+         auto_retry_seed_variation, auto_retry_cfg_jitter, auto_retry_extra, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+    )
+    .bind(s.project_id)
+    .bind(&s.name)
+    .bind(&s.backend)
+    .bind(json(&s.backend_config))
+    .bind(json(&s.workflow_template))
+    .bind(json(&s.parameter_bindings))
+    .bind(json(&s.default_parameters))
+    .bind(json(&s.qa_checks))
+    .bind(json(&s.qa_commands))
+    .bind(json(&s.parameter_domains))
+    .bind(pc.enabled)
+    .bind(pc.max_attempts)
+    .bind(pc.trigger_checks)
+    .bind(pc.seed_variation)
+    .bind(pc.cfg_jitter)
+    .bind(pc.extra)
+    .bind(&t)
+    .bind(&t)
+    .fetch_one(pool)
+    .await
+    .map_err(|e| conflict_or(e, &s.name))?;
+    rows::scene_type(&r)
+}
+
+pub async fn update_scene_type(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: i64,
+    p: SceneTypePatch,
+    if_updated_at: Option<Timestamp>,
+) -> Result<SceneType> {
+    let cur = sqlx::query("SELECT * FROM scene_types WHERE id = ?").bind(id).fetch_optional(&mut **tx).await?;
+    let cur = cur.as_ref().map(rows::scene_type).transpose()?.ok_or_else(|| StoreError::not_found("scene type", id))?;
+    if let Some(expected) = if_updated_at {
+        if expected != cur.updated_at {
+            return Err(StoreError::conflict(
+                Some("updated_at"),
+                format!("scene type {id} was changed by someone else at {}; reload and apply your change again", cur.updated_at.to_rfc3339()),
+            ));
+        }
+    }
+    let name = p.name.unwrap_or(cur.name);
+    let policy = p.retry_policy.unwrap_or(cur.retry_policy);
+    let pc = policy_columns(&policy);
+    let r = sqlx::query(
+        "UPDATE scene_types SET name = ?, backend = ?, backend_config = ?, workflow_template = ?, parameter_bindings = ?,
+         default_parameters = ?, qa_checks = ?, qa_commands = ?, parameter_domains = ?, auto_retry_enabled = ?,
+         auto_retry_max_attempts = ?, auto_retry_trigger_checks = ?, auto_retry_seed_variation = ?, auto_retry_cfg_jitter = ?,
+         auto_retry_extra = ?, updated_at = ? WHERE id = ? RETURNING *",
+    )
+    .bind(&name)
+    .bind(p.backend.unwrap_or(cur.backend))
+    .bind(json(&p.backend_config.unwrap_or(cur.backend_config)))
+    .bind(json(&p.workflow_template.unwrap_or(cur.workflow_template)))
+    .bind(json(&p.parameter_bindings.unwrap_or(cur.parameter_bindings)))
+    .bind(json(&p.default_parameters.unwrap_or(cur.default_parameters)))
+    .bind(json(&p.qa_checks.unwrap_or(cur.qa_checks)))
+    .bind(json(&p.qa_commands.unwrap_or(cur.qa_commands)))
+    .bind(json(&p.parameter_domains.unwrap_or(cur.parameter_domains)))
+    .bind(pc.enabled)
+    .bind(pc.max_attempts)
+    .bind(pc.trigger_checks)
+    .bind(pc.seed_variation)
+    .bind(pc.cfg_jitter)
+    .bind(pc.extra)
+    // Strictly later than the previous write, so a precondition taken before it always fails.
+    .bind(ts(now().max(cur.updated_at + chrono::Duration::microseconds(1))))
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| conflict_or(e, &name))?;
+    rows::scene_type(&r)
+}
+
+/// Attempt 1's seed: the submitted one, else the first draw of the segment's RNG stream 1.
+pub fn first_seed(params: &retake_core::Parameters, rng_seed: u64) -> u64 {
+    use rand::Rng;
+    params.seed().unwrap_or_else(|| retake_core::attempt_rng(rng_seed, 1).random_range(0..=retake_core::params::MAX_SEED))
+}
+
+pub async fn submit_segments(tx: &mut Transaction<'static, Sqlite>, segs: Vec<NewSegment>) -> Result<Vec<Segment>> {
+    let mut scenes: HashMap<i64, SceneType> = HashMap::new();
+    let mut out = Vec::with_capacity(segs.len());
+    for s in segs {
+        if !scenes.contains_key(&s.scene_type_id) {
+            let r = sqlx::query("SELECT * FROM scene_types WHERE id = ?").bind(s.scene_type_id).fetch_optional(&mut **tx).await?;
+            let st = r.as_ref().map(rows::scene_type).transpose()?.ok_or_else(|| {
+                StoreError::invalid(Some("scene_type_id"), format!("scene type {} does not exist", s.scene_type_id))
+            })?;
+            scenes.insert(s.scene_type_id, st);
+        }
+        let scene = &scenes[&s.scene_type_id];
+        let mut params = scene.default_parameters.clone();
+        for (k, v) in s.parameters.0 {
+            params.set(&k, v);
+        }
+        let seed = first_seed(&params, s.rng_seed);
+        params.set("seed", serde_json::Value::from(seed));
+        let t = now();
+        let r = sqlx::query(
+            "INSERT INTO segments (project_id, scene_type_id, label, parameters, rng_seed, status, attempt_count, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, 'queued', 1, ?, ?) RETURNING *",
+        )
+        .bind(scene.project_id)
+        .bind(scene.id)
+        .bind(&s.label)
+        .bind(json(&params))
+        .bind(s.rng_seed as i64)
+        .bind(ts(t))
+        .bind(ts(t))
+        .fetch_one(&mut **tx)
+        .await?;
+        let seg = rows::segment(&r)?;
+        let a = first_attempt(&seg, seed, t);
+        let attempt_id = insert_attempt(tx, &a, seg.project_id, seg.scene_type_id).await?;
+        insert_event(tx, NewEvent {
+            project_id: Some(seg.project_id),
+            segment_id: Some(seg.id),
+            attempt_id: Some(attempt_id),
+            kind: "segment_submitted",
+            message: format!("segment {} submitted; attempt 1 queued with seed {seed}", seg.id),
+            data: serde_json::json!({"scene_type_id": seg.scene_type_id, "label": seg.label}),
+        })
+        .await?;
+        out.push(seg);
+    }
+    Ok(out)
+}
+
+pub fn first_attempt(seg: &Segment, seed: u64, t: Timestamp) -> Attempt {
+    Attempt {
+        id: 0,
+        segment_id: seg.id,
+        attempt_number: 1,
+        seed,
+        parameters: seg.parameters.clone(),
+        original_parameters: seg.parameters.clone(),
+        output_video_path: None,
+        quality_scores: None,
+        overall_status: AttemptStatus::Queued,
+        is_selected: false,
+        gpu_seconds: 0.0,
+        reserved_gpu_seconds: 0.0,
+        failure_reason: None,
+        jitter: None,
+        arm: None,
+        why: Some("the original generation".into()),
+        backend: None,
+        worker: None,
+        lease_expires_at: None,
+        not_before: None,
+        progress: None,
+        infra_errors: vec![],
+        provenance: serde_json::json!({}),
+        qa_source: None,
+        selected_by: None,
+        human_override: false,
+        started_at: None,
+        finished_at: None,
+        created_at: t,
+        updated_at: t,
+    }
+}
+
+pub async fn extend_reservation(t: &mut SqliteTx, attempt_id: i64, worker: &str, extra: f64) -> Result<bool> {
+    let r = sqlx::query("SELECT project_id FROM retry_attempts WHERE id = ? AND worker = ? AND overall_status = 'generating'")
+        .bind(attempt_id)
+        .bind(worker)
+        .fetch_optional(&mut *t.tx)
+        .await?;
+    let Some(r) = r else { return Ok(false) };
+    let project_id: i64 = r.get(0);
+    use crate::ops::TxOps;
+    if !t.try_reserve(project_id, extra).await? {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE retry_attempts SET reserved_gpu_seconds = reserved_gpu_seconds + ? WHERE id = ?")
+        .bind(extra)
+        .bind(attempt_id)
+        .execute(&mut *t.tx)
+        .await?;
+    Ok(true)
+}
+
+pub async fn project_stats(pool: &SqlitePool, project_id: i64) -> Result<ProjectStats> {
+    let r = sqlx::query(
+        "WITH s AS (
+           SELECT seg.*, EXISTS (SELECT 1 FROM retry_attempts a WHERE a.segment_id = seg.id AND a.overall_status = 'failed') AS had_failure,
+                  (SELECT MIN(attempt_number) FROM retry_attempts a WHERE a.segment_id = seg.id AND a.overall_status = 'passed') AS first_pass
+           FROM segments seg WHERE seg.project_id = ?1)
+         SELECT COUNT(*),
+           COALESCE(SUM(status = 'passed' AND NOT had_failure), 0),
+           COALESCE(SUM(status = 'passed' AND had_failure), 0),
+           COALESCE(SUM(status IN ('queued','generating','retrying')), 0),
+           COALESCE(SUM(status = 'needs_review'), 0),
+           COALESCE(SUM(status = 'approved'), 0),
+           COALESCE(SUM(status = 'rejected'), 0),
+           COALESCE(SUM(status IN ('needs_review','approved','rejected') AND had_failure), 0),
+           COALESCE(SUM(status IN ('passed','approved') AND selected_attempt_number > first_pass), 0),
+           (SELECT COUNT(*) FROM retry_attempts WHERE project_id = ?1)
+         FROM s",
+    )
+    .bind(project_id)
+    .fetch_one(pool)
+    .await?;
+    let g = |i: usize| -> u64 { r.get::<i64, _>(i) as u64 };
+    let mut stats = ProjectStats {
+        segments: g(0),
+        passed_first_time: g(1),
+        rescued_by_retry: g(2),
+        in_progress: g(3),
+        needs_review: g(4),
+        approved: g(5),
+        rejected: g(6),
+        attempts: g(9),
+        best_of_n_beat_first_pass: g(8),
+        rescue_rate: None,
+        escalations_by_reason: BTreeMap::new(),
+    };
+    let failed_terminal = stats.rescued_by_retry + g(7);
+    if failed_terminal > 0 {
+        stats.rescue_rate = Some(stats.rescued_by_retry as f64 / failed_terminal as f64);
+    }
+    for r in sqlx::query("SELECT review_reason, COUNT(*) FROM segments WHERE project_id = ? AND review_reason IS NOT NULL GROUP BY review_reason")
+        .bind(project_id)
+        .fetch_all(pool)
+        .await?
+    {
+        stats.escalations_by_reason.insert(r.get(0), r.get::<i64, _>(1) as u64);
+    }
+    Ok(stats)
+}
+
+pub async fn failure_patterns(pool: &SqlitePool, scene_type_id: Option<i64>) -> Result<Vec<FailurePattern>> {
+    let mut arms: BTreeMap<(i64, String), BTreeMap<String, ArmStats>> = BTreeMap::new();
+    for r in sqlx::query(r#"SELECT scene_type_id, "check", arm, tries, rescues FROM scene_arm_stats WHERE (?1 IS NULL OR scene_type_id = ?1)"#)
+        .bind(scene_type_id)
+        .fetch_all(pool)
+        .await?
+    {
+        arms.entry((r.get(0), r.get(1)))
+            .or_default()
+            .insert(r.get(2), ArmStats { tries: r.get::<i64, _>(3) as u32, rescues: r.get::<i64, _>(4) as u32 });
+    }
+    let rs = sqlx::query(
+        r#"SELECT scene_type_id, "check", attempts, failures, failed_segments, rescues FROM scene_check_stats
+           WHERE (?1 IS NULL OR scene_type_id = ?1) ORDER BY scene_type_id, "check""#,
+    )
+    .bind(scene_type_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rs
+        .iter()
+        .map(|r| {
+            let (st, check): (i64, String) = (r.get(0), r.get(1));
+            let (attempts, failures, failed_segments, rescues) =
+                (r.get::<i64, _>(2) as u32, r.get::<i64, _>(3) as u32, r.get::<i64, _>(4) as u32, r.get::<i64, _>(5) as u32);
+            FailurePattern {
+                scene_type_id: st,
+                arms: arms.remove(&(st, check.clone())).unwrap_or_default(),
+                check,
+                attempts,
+                failures,
+                failed_segments,
+                rescues,
+                failure_rate: if attempts > 0 { failures as f64 / attempts as f64 } else { 0.0 },
+                rescue_rate: (failed_segments > 0).then(|| rescues as f64 / failed_segments as f64),
+            }
+        })
+        .collect())
+}
+
+pub async fn metrics(pool: &SqlitePool) -> Result<MetricsSnapshot> {
+    let mut m = MetricsSnapshot::default();
+    for r in sqlx::query("SELECT overall_status, COUNT(*) FROM retry_attempts GROUP BY overall_status").fetch_all(pool).await? {
+        m.attempts_by_status.insert(r.get(0), r.get::<i64, _>(1) as u64);
+    }
+    for r in sqlx::query("SELECT status, COUNT(*) FROM segments GROUP BY status").fetch_all(pool).await? {
+        m.segments_by_status.insert(r.get(0), r.get::<i64, _>(1) as u64);
+    }
+    for r in sqlx::query("SELECT review_reason, COUNT(*) FROM segments WHERE review_reason IS NOT NULL GROUP BY review_reason").fetch_all(pool).await? {
+        m.escalations_by_reason.insert(r.get(0), r.get::<i64, _>(1) as u64);
+    }
+    m.rescues = sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM segments s WHERE status = 'passed' AND EXISTS (SELECT 1 FROM retry_attempts a WHERE a.segment_id = s.id AND a.overall_status = 'failed')",
+    )
+    .fetch_one(pool)
+    .await? as u64;
+    m.gpu_seconds_spent = sqlx::query_scalar::<_, f64>("SELECT COALESCE(SUM(gpu_spent_seconds), 0.0) FROM projects").fetch_one(pool).await?;
+    for p in sqlx::query("SELECT * FROM projects ORDER BY id").fetch_all(pool).await? {
+        let p = rows::project(&p)?;
+        m.budget_remaining.push((p.name.clone(), p.remaining_gpu_seconds()));
+    }
+    m.queue_depth = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM retry_attempts WHERE overall_status = 'queued'").fetch_one(pool).await? as u64;
+    Ok(m)
+}

@@ -1,0 +1,289 @@
+//! [`TxOps`] for SQLite: one writer connection, so a transaction sees and writes alone.
+
+use super::rows::{self, json, ots, ts};
+use crate::model::*;
+use crate::ops::{NewEvent, TxOps};
+use crate::{Result, StoreError};
+use async_trait::async_trait;
+use retake_core::strategy::SceneStats;
+use retake_core::{Arm, ArmStats, CheckStats};
+use sqlx::{Row, Sqlite, Transaction};
+
+pub struct SqliteTx {
+    pub tx: Transaction<'static, Sqlite>,
+    pub work_queued: bool,
+}
+
+
+#[async_trait]
+impl TxOps for SqliteTx {
+    async fn attempt(&mut self, id: i64) -> Result<Option<Attempt>> {
+        let r = sqlx::query("SELECT * FROM retry_attempts WHERE id = ?").bind(id).fetch_optional(&mut *self.tx).await?;
+        r.as_ref().map(rows::attempt).transpose()
+    }
+
+    async fn segment(&mut self, id: i64) -> Result<Option<Segment>> {
+        let r = sqlx::query("SELECT * FROM segments WHERE id = ?").bind(id).fetch_optional(&mut *self.tx).await?;
+        r.as_ref().map(rows::segment).transpose()
+    }
+
+    async fn scene_type(&mut self, id: i64) -> Result<SceneType> {
+        let r = sqlx::query("SELECT * FROM scene_types WHERE id = ?").bind(id).fetch_optional(&mut *self.tx).await?;
+        r.as_ref().map(rows::scene_type).transpose()?.ok_or_else(|| StoreError::not_found("scene type", id))
+    }
+
+    async fn project(&mut self, id: i64) -> Result<Project> {
+        let r = sqlx::query("SELECT * FROM projects WHERE id = ?").bind(id).fetch_optional(&mut *self.tx).await?;
+        r.as_ref().map(rows::project).transpose()?.ok_or_else(|| StoreError::not_found("project", id))
+    }
+
+    async fn attempts_of(&mut self, segment_id: i64) -> Result<Vec<Attempt>> {
+        let rs = sqlx::query("SELECT * FROM retry_attempts WHERE segment_id = ? ORDER BY attempt_number")
+            .bind(segment_id)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rs.iter().map(rows::attempt).collect()
+    }
+
+    async fn save_attempt(&mut self, a: &Attempt) -> Result<()> {
+        sqlx::query(
+            "UPDATE retry_attempts SET output_video_path = ?, quality_scores = ?, overall_status = ?, is_selected = ?,
+             gpu_seconds = ?, reserved_gpu_seconds = ?, failure_reason = ?, backend = ?, worker = ?, lease_expires_at = ?,
+             not_before = ?, progress = ?, infra_errors = ?, provenance = ?, qa_source = ?, selected_by = ?, human_override = ?,
+             started_at = ?, finished_at = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(&a.output_video_path)
+        .bind(a.quality_scores.as_ref().map(json))
+        .bind(a.overall_status.as_str())
+        .bind(a.is_selected)
+        .bind(a.gpu_seconds)
+        .bind(a.reserved_gpu_seconds)
+        .bind(&a.failure_reason)
+        .bind(&a.backend)
+        .bind(&a.worker)
+        .bind(ots(a.lease_expires_at))
+        .bind(ots(a.not_before))
+        .bind(a.progress)
+        .bind(json(&a.infra_errors))
+        .bind(json(&a.provenance))
+        .bind(&a.qa_source)
+        .bind(&a.selected_by)
+        .bind(a.human_override)
+        .bind(ots(a.started_at))
+        .bind(ots(a.finished_at))
+        .bind(ts(now()))
+        .bind(a.id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_attempt(&mut self, a: &Attempt, project_id: i64, scene_type_id: i64) -> Result<i64> {
+        insert_attempt(&mut self.tx, a, project_id, scene_type_id).await
+    }
+
+    async fn save_segment(&mut self, s: &Segment) -> Result<()> {
+        sqlx::query(
+            "UPDATE segments SET status = ?, review_reason = ?, decision_note = ?, review_evidence = ?,
+             selected_attempt_number = ?, output_video_path = ?, attempt_count = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(s.status.as_str())
+        .bind(s.review_reason.map(|r| r.as_str()))
+        .bind(&s.decision_note)
+        .bind(json(&s.review_evidence))
+        .bind(s.selected_attempt_number.map(i64::from))
+        .bind(&s.output_video_path)
+        .bind(s.attempt_count as i64)
+        .bind(ts(s.updated_at))
+        .bind(s.id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn try_reserve(&mut self, project_id: i64, seconds: f64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE projects SET gpu_reserved_seconds = gpu_reserved_seconds + ?1
+             WHERE id = ?2 AND (gpu_budget_seconds IS NULL OR gpu_spent_seconds + gpu_reserved_seconds + ?1 <= gpu_budget_seconds + 1e-9)",
+        )
+        .bind(seconds)
+        .bind(project_id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn settle(&mut self, project_id: i64, release: f64, spend: f64) -> Result<()> {
+        sqlx::query(
+            "UPDATE projects SET gpu_reserved_seconds = MAX(0, gpu_reserved_seconds - ?1), gpu_spent_seconds = gpu_spent_seconds + ?2 WHERE id = ?3",
+        )
+        .bind(release)
+        .bind(spend)
+        .bind(project_id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn ledger(&mut self, project_id: i64, attempt_id: i64, reserved: f64, spent: f64, note: &str) -> Result<()> {
+        sqlx::query("INSERT INTO gpu_ledger (project_id, attempt_id, reserved_seconds, spent_seconds, note, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(project_id)
+            .bind(attempt_id)
+            .bind(reserved)
+            .bind(spent)
+            .bind(note)
+            .bind(ts(now()))
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn event(&mut self, e: NewEvent) -> Result<()> {
+        insert_event(&mut self.tx, e).await
+    }
+
+    async fn recent_gpu(&mut self, scene_type_id: i64, limit: u32) -> Result<Vec<f64>> {
+        let rs = sqlx::query(
+            "SELECT gpu_seconds FROM retry_attempts WHERE scene_type_id = ? AND overall_status IN ('passed','failed','qa_error')
+             ORDER BY id DESC LIMIT ?",
+        )
+        .bind(scene_type_id)
+        .bind(limit as i64)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(rs.iter().map(|r| r.get::<f64, _>(0)).collect())
+    }
+
+    async fn scene_stats(&mut self, scene_type_id: i64, with_scores: bool) -> Result<SceneStats> {
+        let mut stats = SceneStats::default();
+        for r in sqlx::query(r#"SELECT "check", attempts, failures, rescues FROM scene_check_stats WHERE scene_type_id = ?"#)
+            .bind(scene_type_id)
+            .fetch_all(&mut *self.tx)
+            .await?
+        {
+            stats.checks.insert(
+                r.get(0),
+                CheckStats { attempts: r.get::<i64, _>(1) as u32, failures: r.get::<i64, _>(2) as u32, rescues: r.get::<i64, _>(3) as u32 },
+            );
+        }
+        for r in sqlx::query(r#"SELECT "check", arm, tries, rescues FROM scene_arm_stats WHERE scene_type_id = ?"#)
+            .bind(scene_type_id)
+            .fetch_all(&mut *self.tx)
+            .await?
+        {
+            let arm: String = r.get(1);
+            if let Some(arm) = Arm::parse(&arm) {
+                stats.arms.entry(r.get(0)).or_default().insert(
+                    arm,
+                    ArmStats { tries: r.get::<i64, _>(2) as u32, rescues: r.get::<i64, _>(3) as u32 },
+                );
+            }
+        }
+        if with_scores {
+            let rs = sqlx::query(
+                "SELECT overall_status, quality_scores FROM retry_attempts WHERE scene_type_id = ?
+                 AND overall_status IN ('passed','failed') ORDER BY id DESC LIMIT 200",
+            )
+            .bind(scene_type_id)
+            .fetch_all(&mut *self.tx)
+            .await?;
+            let mut passed = 0usize;
+            for r in &rs {
+                let st: String = r.get(0);
+                if st == "passed" {
+                    passed += 1;
+                    if let Some(q) = rows::get_ojson::<retake_core::QualityScores>(r, "quality_scores")? {
+                        stats.passing_overall.push(q.overall);
+                    }
+                }
+            }
+            if !rs.is_empty() {
+                stats.pass_rate = Some(passed as f64 / rs.len() as f64);
+            }
+        }
+        Ok(stats)
+    }
+
+    async fn bump_check_stats(&mut self, scene_type_id: i64, check: &str, attempts: i64, failures: i64, failed_segments: i64, rescues: i64) -> Result<()> {
+        sqlx::query(
+            r#"INSERT INTO scene_check_stats (scene_type_id, "check", attempts, failures, failed_segments, rescues) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+               ON CONFLICT (scene_type_id, "check") DO UPDATE SET attempts = attempts + ?3, failures = failures + ?4,
+               failed_segments = failed_segments + ?5, rescues = rescues + ?6"#,
+        )
+        .bind(scene_type_id)
+        .bind(check)
+        .bind(attempts)
+        .bind(failures)
+        .bind(failed_segments)
+        .bind(rescues)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn bump_arm_stats(&mut self, scene_type_id: i64, check: &str, arm: &str, tries: i64, rescues: i64) -> Result<()> {
+        sqlx::query(
+            r#"INSERT INTO scene_arm_stats (scene_type_id, "check", arm, tries, rescues) VALUES (?1, ?2, ?3, ?4, ?5)
+               ON CONFLICT (scene_type_id, "check", arm) DO UPDATE SET tries = tries + ?4, rescues = rescues + ?5"#,
+        )
+        .bind(scene_type_id)
+        .bind(check)
+        .bind(arm)
+        .bind(tries)
+        .bind(rescues)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn notify_work(&mut self) -> Result<()> {
+        self.work_queued = true;
+        Ok(())
+    }
+}
+
+pub async fn insert_attempt(tx: &mut Transaction<'static, Sqlite>, a: &Attempt, project_id: i64, scene_type_id: i64) -> Result<i64> {
+    let r = sqlx::query(
+        "INSERT INTO retry_attempts (segment_id, project_id, scene_type_id, attempt_number, seed, parameters, original_parameters,
+         overall_status, jitter, arm, why, provenance, infra_errors, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', ?, ?) RETURNING id",
+    )
+    .bind(a.segment_id)
+    .bind(project_id)
+    .bind(scene_type_id)
+    .bind(a.attempt_number as i64)
+    .bind(a.seed as i64)
+    .bind(json(&a.parameters))
+    .bind(json(&a.original_parameters))
+    .bind(a.overall_status.as_str())
+    .bind(a.jitter.as_ref().map(json))
+    .bind(a.arm.map(|x| x.as_str()))
+    .bind(&a.why)
+    .bind(json(&a.provenance))
+    .bind(ts(a.created_at))
+    .bind(ts(a.updated_at))
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::conflict(
+            Some("attempt_number"),
+            format!("segment {} already has attempt {}", a.segment_id, a.attempt_number),
+        ),
+        _ => StoreError::Db(e),
+    })?;
+    Ok(r.get(0))
+}
+
+pub async fn insert_event(tx: &mut Transaction<'static, Sqlite>, e: NewEvent) -> Result<()> {
+    sqlx::query("INSERT INTO events (project_id, segment_id, attempt_id, kind, message, data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        .bind(e.project_id)
+        .bind(e.segment_id)
+        .bind(e.attempt_id)
+        .bind(e.kind)
+        .bind(&e.message)
+        .bind(json(&e.data))
+        .bind(ts(now()))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
