@@ -150,10 +150,10 @@ impl ClipSpec {
         if self.frozen && self.noise > 0.0 {
             f.push(noise(false));
         }
-        let zoom_to = rng.range(1.06, 1.15);
+        let zoom_to = rng.range(1.04, 1.10);
         let zoom_in = rng.next_u64() % 2 == 0;
         let (z0, z1) = if self.frozen { (1.05, 1.05) } else if zoom_in { (1.0, zoom_to) } else { (zoom_to, 1.0) };
-        let (px, py) = if self.frozen { (0.0, 0.0) } else { (rng.range(-0.9, 0.9), rng.range(-0.9, 0.9)) };
+        let (px, py) = if self.frozen { (0.0, 0.0) } else { (rng.range(-0.6, 0.6), rng.range(-0.6, 0.6)) };
         let last = (n.max(2) - 1) as f64;
         f.push(format!(
             "zoompan=z='{z0:.4}+({z1:.4}-{z0:.4})*on/{last}':x='(iw-iw/zoom)*(0.5+{px:.3}*(on/{last}-0.5))':y='(ih-ih/zoom)*(0.5+{py:.3}*(on/{last}-0.5))':d={n}:s={w}x{h}:fps={}",

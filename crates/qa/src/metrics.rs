@@ -15,13 +15,19 @@
 //!   is at least `epsilon` (0.5 luma levels). A locked-off shot of a still subject also counts as
 //!   frozen; camera noise and compression flicker usually keep real footage above 0.5.
 //! - **`sharpness`**: the median over frames of the variance of the 4-neighbour Laplacian,
-//!   normalised as `min(1, var / reference_var)`. `reference_var` is the option of that name, else
+//!   normalised as `min(1, sqrt(var / reference_var))`, i.e. the ratio of the Laplacian's standard
+//!   deviations (edge contrast). The square root keeps light blur (σ1 at 360p) in the warn range
+//!   instead of near 0; the variance itself falls roughly 2–3× per blur step. `reference_var` is the option of that name, else
 //!   the variance of the `reference` image (the same option `face_confidence` uses) at the metric
 //!   size, else [`DEFAULT_REFERENCE_VAR`]. Noise *raises* the variance, so this check cannot stand
 //!   alone: pair it with `face_confidence`.
-//! - **`motion`**: m = mean absolute difference between consecutive sampled frames (luma levels).
-//!   The score is a trapezoid: 0 at or below `static_below` (0.5), rising linearly to 1 at
-//!   `calm_from` (1.5), 1 up to `busy_to` (25), falling linearly to 0 at `chaotic_above` (60).
+//! - **`motion`**: m = the *median* over consecutive sampled pairs of their mean absolute
+//!   difference (luma levels at the metric size, pairs 1/`fps` apart). The median rather than the
+//!   mean, so that one cut or a few black frames do not make a calm clip "chaotic" (`details` has
+//!   the mean too). The score is a trapezoid: 0 at or below `static_below` (0.5: nothing moves),
+//!   rising linearly to 1 at `calm_from` (1.5), 1 up to `busy_to` (30), falling linearly to 0 at
+//!   `chaotic_above` (70: consecutive samples are essentially unrelated pictures, e.g. flicker or
+//!   constant cuts). The demo clips' slow zoom/pan measures 5–20.
 
 use crate::decode::GrayFrame;
 use crate::options::{opt_f64, opt_positive};
@@ -29,10 +35,11 @@ use crate::QaError;
 use retake_core::qa::CheckScore;
 use serde_json::{json, Value};
 
-/// Laplacian variance a sharp clip reaches at 320×180 when no reference says otherwise. The
-/// shipped reference clip measures about 800 clean, 120 at blur σ2 (CALIBRATION.md); `shared/QA.md`
-/// measured 1052 (σ0), 559 (σ1), 209 (σ2), 91 (σ3) on a detailed group photo.
-pub const DEFAULT_REFERENCE_VAR: f64 = 400.0;
+/// Laplacian variance of a sharp, detailed frame at 320×180, used when no reference is given:
+/// `shared/QA.md` measured 1052 (σ0), 559 (σ1), 209 (σ2), 91 (σ3) on a detailed group photo, so
+/// these score 1.0, 0.75, 0.46, 0.30. The shipped demo clips measure about 2500 clean
+/// (CALIBRATION.md), so with their reference image they are normalised by that instead.
+pub const DEFAULT_REFERENCE_VAR: f64 = 1000.0;
 
 pub fn mean_std(f: &GrayFrame) -> (f64, f64) {
     let n = f.data.len().max(1) as f64;
@@ -167,7 +174,7 @@ pub fn sharpness(frames: &[&GrayFrame], fps: f64, reference_var: f64, reference_
         .unwrap_or((0, 0.0));
     CheckScore {
         check: "sharpness".into(),
-        score: round3((median / reference_var).clamp(0.0, 1.0)),
+        score: round3((median / reference_var).sqrt().clamp(0.0, 1.0)),
         details: json!({
             "frames": frames.len(),
             "sample_fps": fps,
@@ -186,8 +193,8 @@ pub fn motion(options: &Value, frames: &[&GrayFrame], fps: f64) -> Result<CheckS
     const CHECK: &str = "motion";
     let static_below = opt_f64(options, CHECK, "static_below")?.unwrap_or(0.5);
     let calm_from = opt_f64(options, CHECK, "calm_from")?.unwrap_or(1.5);
-    let busy_to = opt_f64(options, CHECK, "busy_to")?.unwrap_or(25.0);
-    let chaotic_above = opt_f64(options, CHECK, "chaotic_above")?.unwrap_or(60.0);
+    let busy_to = opt_f64(options, CHECK, "busy_to")?.unwrap_or(30.0);
+    let chaotic_above = opt_f64(options, CHECK, "chaotic_above")?.unwrap_or(70.0);
     if !(static_below < calm_from && calm_from <= busy_to && busy_to < chaotic_above) {
         return Err(QaError::InvalidOption {
             check: CHECK.into(),
@@ -196,7 +203,8 @@ pub fn motion(options: &Value, frames: &[&GrayFrame], fps: f64) -> Result<CheckS
         });
     }
     let diffs = pair_diffs(frames);
-    let m = if diffs.is_empty() { 0.0 } else { diffs.iter().sum::<f64>() / diffs.len() as f64 };
+    let m = crate::face::percentile(&diffs, 50.0);
+    let mean = if diffs.is_empty() { 0.0 } else { diffs.iter().sum::<f64>() / diffs.len() as f64 };
     let score = if m <= static_below || m >= chaotic_above {
         0.0
     } else if m < calm_from {
@@ -219,7 +227,8 @@ pub fn motion(options: &Value, frames: &[&GrayFrame], fps: f64) -> Result<CheckS
         details: json!({
             "frames": frames.len(),
             "sample_fps": fps,
-            "mean_frame_diff": round3(m),
+            "median_frame_diff": round3(m),
+            "mean_frame_diff": round3(mean),
             "max_frame_diff": round3(diffs.iter().copied().fold(0.0, f64::max)),
             "classified": verdict,
             "frame_diffs": list(diffs.iter().copied()),
