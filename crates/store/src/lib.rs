@@ -13,6 +13,8 @@ pub mod model;
 pub mod ops;
 pub mod postgres;
 pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use model::*;
 

@@ -1,0 +1,7 @@
+//! Generation backends that ship with retake.
+
+pub mod scenario;
+pub mod simulated;
+
+pub use scenario::Scenario;
+pub use simulated::SimulatedBackend;

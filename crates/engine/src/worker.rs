@@ -1,0 +1,367 @@
+//! The worker loop. Several loops (and several processes on PostgreSQL) can run at once: work is
+//! claimed with a lease, heartbeats keep the lease while a generation runs, and a rescuer returns
+//! expired leases to the queue. No transaction is held across a generation call.
+
+use crate::backend::{AttemptControl, Backends, GenerationError, GenerationJob, Scorer};
+use async_trait::async_trait;
+use retake_store::{GenerationDone, InfraFailure, SceneType, Store, StoreError, Work};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Identifies this worker in leases and events.
+    pub worker_id: String,
+    /// Attempts generating at once in this process.
+    pub slots: usize,
+    /// Attempts claimed per statement.
+    pub claim_batch: u32,
+    pub lease: Duration,
+    pub heartbeat: Duration,
+    /// Fallback poll when no wake-up arrives.
+    pub poll: Duration,
+    pub max_infra_retries: u32,
+    pub infra_backoff: Duration,
+    pub data_dir: PathBuf,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            worker_id: format!("{}-{}", hostname(), std::process::id()),
+            slots: 4,
+            claim_batch: 16,
+            lease: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(10),
+            poll: Duration::from_millis(500),
+            max_infra_retries: 3,
+            infra_backoff: Duration::from_millis(500),
+            data_dir: data_dir.into(),
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "retake".into())
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RunStats {
+    pub attempts: u64,
+    pub infra_errors: u64,
+}
+
+pub struct Engine<S: Store + ?Sized> {
+    store: Arc<S>,
+    backends: Backends,
+    scorer: Option<Arc<dyn Scorer>>,
+    cfg: EngineConfig,
+    scenes: Mutex<HashMap<i64, (Instant, Arc<SceneType>)>>,
+    in_flight: Mutex<HashMap<i64, tokio::task::AbortHandle>>,
+    processed: AtomicU64,
+    infra: AtomicU64,
+}
+
+impl<S: Store + ?Sized> Engine<S> {
+    pub fn new(store: Arc<S>, backends: Backends, scorer: Option<Arc<dyn Scorer>>, cfg: EngineConfig) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            backends,
+            scorer,
+            cfg,
+            scenes: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
+            processed: AtomicU64::new(0),
+            infra: AtomicU64::new(0),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    pub fn backends(&self) -> &Backends {
+        &self.backends
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> RunStats {
+        RunStats { attempts: self.processed.load(Ordering::Relaxed), infra_errors: self.infra.load(Ordering::Relaxed) }
+    }
+
+    async fn scene(&self, id: i64) -> Result<Arc<SceneType>, StoreError> {
+        if let Some((at, s)) = self.scenes.lock().unwrap().get(&id) {
+            if at.elapsed() < Duration::from_secs(2) {
+                return Ok(s.clone());
+            }
+        }
+        let s = Arc::new(self.store.get_scene_type(id).await?);
+        self.scenes.lock().unwrap().insert(id, (Instant::now(), s.clone()));
+        Ok(s)
+    }
+
+    /// Run until `shutdown` turns true: claim, generate, score, heartbeat, rescue.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let hb = tokio::spawn(self.clone().heartbeat_loop());
+        let rescuer = tokio::spawn(self.clone().rescue_loop());
+        let slots = Arc::new(Semaphore::new(self.cfg.slots));
+        let mut tasks = JoinSet::new();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            while tasks.try_join_next().is_some() {}
+            let free = slots.available_permits() as u32;
+            let mut claimed = 0;
+            if free > 0 {
+                match self.store.claim(&self.cfg.worker_id, free.min(self.cfg.claim_batch), self.cfg.lease).await {
+                    Ok(work) => {
+                        claimed = work.len();
+                        for w in work {
+                            let permit = slots.clone().acquire_owned().await.expect("semaphore open");
+                            let me = self.clone();
+                            let id = w.attempt.id;
+                            let h = tasks.spawn(async move {
+                                me.process(w).await;
+                                drop(permit);
+                            });
+                            self.in_flight.lock().unwrap().insert(id, h);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claim failed; retrying after the poll interval");
+                        tokio::time::sleep(self.cfg.poll).await;
+                    }
+                }
+            }
+            if claimed == 0 {
+                tokio::select! {
+                    _ = self.store.wait_for_work(self.cfg.poll) => {}
+                    _ = tasks.join_next(), if !tasks.is_empty() => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+        // Let running attempts finish; their leases would otherwise be rescued by another worker.
+        while tasks.join_next().await.is_some() {}
+        hb.abort();
+        rescuer.abort();
+    }
+
+    /// Process work until the queue is empty and nothing is in flight (tests, `demo --no-serve`,
+    /// benchmarks). Attempts held back by an infrastructure backoff are waited for.
+    pub async fn run_until_idle(self: &Arc<Self>) -> Result<RunStats, StoreError> {
+        let before = self.stats();
+        loop {
+            let work = self.store.claim(&self.cfg.worker_id, self.cfg.claim_batch.max(self.cfg.slots as u32), self.cfg.lease).await?;
+            if work.is_empty() {
+                if self.store.pending_work().await? == 0 {
+                    break;
+                }
+                self.store.wait_for_work(Duration::from_millis(50)).await;
+                continue;
+            }
+            let mut set = JoinSet::new();
+            let slots = Arc::new(Semaphore::new(self.cfg.slots.max(1)));
+            for w in work {
+                let me = self.clone();
+                let permit = slots.clone().acquire_owned().await.expect("semaphore open");
+                set.spawn(async move {
+                    me.process(w).await;
+                    drop(permit);
+                });
+            }
+            while set.join_next().await.is_some() {}
+        }
+        let after = self.stats();
+        Ok(RunStats { attempts: after.attempts - before.attempts, infra_errors: after.infra_errors - before.infra_errors })
+    }
+
+    async fn heartbeat_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.cfg.heartbeat);
+        loop {
+            tick.tick().await;
+            let ids: Vec<i64> = self.in_flight.lock().unwrap().keys().copied().collect();
+            if ids.is_empty() {
+                continue;
+            }
+            match self.store.heartbeat(&self.cfg.worker_id, &ids, self.cfg.lease).await {
+                Ok(owned) => {
+                    // A lease we lost belongs to someone else now (rescued, or the segment was
+                    // cancelled): stop working on it.
+                    let mut map = self.in_flight.lock().unwrap();
+                    for id in ids.iter().filter(|id| !owned.contains(id)) {
+                        if let Some(h) = map.remove(id) {
+                            tracing::warn!(attempt = id, "lease lost; stopping this attempt here");
+                            h.abort();
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+            }
+        }
+    }
+
+    async fn rescue_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.cfg.lease / 2);
+        loop {
+            tick.tick().await;
+            match self.store.rescue_expired().await {
+                Ok(ids) if !ids.is_empty() => tracing::info!(count = ids.len(), "returned expired leases to the queue"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "rescue failed"),
+            }
+        }
+    }
+
+    /// One attempt, from claim to applied decision.
+    pub async fn process(self: &Arc<Self>, w: Work) {
+        let id = w.attempt.id;
+        if let Err(e) = self.process_inner(w).await {
+            tracing::error!(attempt = id, error = %e, "attempt processing failed; its lease will expire and it will be rescued");
+        }
+        self.in_flight.lock().unwrap().remove(&id);
+        self.processed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    async fn process_inner(self: &Arc<Self>, w: Work) -> Result<(), StoreError> {
+        let scene = self.scene(w.scene_type_id).await?;
+        let worker = self.cfg.worker_id.clone();
+        let Some(backend) = self.backends.get(&scene.backend).cloned() else {
+            let msg = format!(
+                "no `{}` backend runs in this process (available: {})",
+                scene.backend,
+                self.backends.names().join(", ")
+            );
+            self.store.record_infra_failure(self.infra_failure(&w, msg, true, 0.0)).await?;
+            self.infra.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        };
+        let output_dir = self
+            .cfg
+            .data_dir
+            .join("media")
+            .join(format!("segment-{}", w.attempt.segment_id))
+            .join(format!("attempt-{}", w.attempt.attempt_number));
+        let job = GenerationJob { attempt: w.attempt.clone(), scene_type: scene.clone(), segment_rng_seed: w.segment_rng_seed, output_dir };
+        let ctl = Control { store: self.store.clone(), attempt_id: w.attempt.id, worker: worker.clone(), reserved: Mutex::new(w.attempt.reserved_gpu_seconds), last_progress: Mutex::new(-1.0) };
+        let result = backend.generate(&job, &ctl).await;
+        match result {
+            Ok(g) => {
+                let needs_builtin = g.verdict.is_none() && !external_qa(&scene) && self.scorer.is_some();
+                let done = GenerationDone {
+                    attempt_id: w.attempt.id,
+                    worker: worker.clone(),
+                    backend: backend.name().to_owned(),
+                    output_video_path: g.output_path.as_ref().map(|p| p.to_string_lossy().into_owned()),
+                    gpu_seconds: g.gpu_seconds,
+                    verdict: g.verdict.clone(),
+                    stopped_by_budget: false,
+                    scored_by_worker: needs_builtin,
+                };
+                let applied = self.store.finish_generation(done).await?;
+                if needs_builtin && applied.applied {
+                    let verdict = match &g.output_path {
+                        Some(p) => self.scorer.as_ref().expect("checked").score(p, &scene.qa_checks, &scene.qa_commands).await,
+                        None => retake_core::QaVerdict { scores: vec![], error: Some("the backend produced no output to score".into()), source: "builtin".into() },
+                    };
+                    self.store.deliver_verdict(w.attempt.id, verdict, Some(&worker)).await?;
+                }
+            }
+            Err(GenerationError::StoppedByBudget { gpu_seconds }) => {
+                self.store
+                    .finish_generation(GenerationDone {
+                        attempt_id: w.attempt.id,
+                        worker: worker.clone(),
+                        backend: backend.name().to_owned(),
+                        output_video_path: None,
+                        gpu_seconds,
+                        verdict: None,
+                        stopped_by_budget: true,
+                        scored_by_worker: false,
+                    })
+                    .await?;
+            }
+            Err(GenerationError::Infra { message, retriable, gpu_seconds }) => {
+                self.infra.fetch_add(1, Ordering::Relaxed);
+                self.store.record_infra_failure(self.infra_failure(&w, message, retriable, gpu_seconds)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn infra_failure(&self, w: &Work, message: String, retriable: bool, gpu: f64) -> InfraFailure {
+        InfraFailure {
+            attempt_id: w.attempt.id,
+            worker: self.cfg.worker_id.clone(),
+            message,
+            retriable,
+            gpu_seconds_spent: gpu,
+            max_infra_retries: self.cfg.max_infra_retries,
+            backoff: self.cfg.infra_backoff,
+        }
+    }
+}
+
+/// A scene type whose scores come from an external QA service (`backend_config.external_qa`).
+fn external_qa(scene: &SceneType) -> bool {
+    scene.backend_config.get("external_qa").and_then(Value::as_bool).unwrap_or(false)
+}
+
+struct Control<S: Store + ?Sized> {
+    store: Arc<S>,
+    attempt_id: i64,
+    worker: String,
+    reserved: Mutex<f64>,
+    last_progress: Mutex<f64>,
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> AttemptControl for Control<S> {
+    async fn progress(&self, fraction: f64) {
+        {
+            // Throttle: one stored update per 5% step.
+            let mut last = self.last_progress.lock().unwrap();
+            if fraction < 1.0 && fraction - *last < 0.05 {
+                return;
+            }
+            *last = fraction;
+        }
+        if let Err(e) = self.store.set_progress(self.attempt_id, &self.worker, fraction).await {
+            tracing::warn!(error = %e, "progress update failed");
+        }
+    }
+
+    async fn provenance(&self, value: Value) {
+        if let Err(e) = self.store.set_provenance(self.attempt_id, &self.worker, value).await {
+            tracing::warn!(error = %e, "provenance update failed");
+        }
+    }
+
+    async fn reserve_more(&self, seconds: f64) -> bool {
+        match self.store.extend_reservation(self.attempt_id, &self.worker, seconds).await {
+            Ok(true) => {
+                *self.reserved.lock().unwrap() += seconds;
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "reservation extension failed; stopping the generation");
+                false
+            }
+        }
+    }
+
+    fn reserved(&self) -> f64 {
+        *self.reserved.lock().unwrap()
+    }
+}

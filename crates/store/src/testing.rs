@@ -1,0 +1,132 @@
+//! Fresh databases for tests: a SQLite file in a temp dir, or a PostgreSQL database created with a
+//! unique name and dropped afterwards. The PostgreSQL URL comes from `RETAKE_TEST_DATABASE_URL`
+//! (default: the local trust-auth server). When no server answers, PostgreSQL tests print one loud
+//! `SKIPPED` line and return — unless `RETAKE_REQUIRE_POSTGRES=1` (CI), which makes them fail.
+
+use crate::Store;
+use std::sync::{Arc, OnceLock};
+
+pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+pub fn pg_admin_url() -> String {
+    std::env::var("RETAKE_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_owned())
+}
+
+/// Keeps a test database alive; dropping it removes the database.
+pub enum TestDb {
+    Sqlite(tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    /// The URL the test database answers at (for starting `retake` processes against it).
+    pub fn url(&self) -> String {
+        match self {
+            TestDb::Sqlite(dir) => format!("sqlite:{}", dir.path().join("retake.db").display()),
+            TestDb::Postgres { admin_url, name } => replace_db(admin_url, name),
+        }
+    }
+
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        match self {
+            TestDb::Sqlite(d) => Some(d.path()),
+            TestDb::Postgres { .. } => None,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { admin_url, name } = self {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop runs outside any async context we can rely on: use a private runtime.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                rt.block_on(async {
+                    if let Ok(pool) = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&admin_url).await {
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&pool).await;
+                        pool.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+fn replace_db(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let base = match base.rfind('/') {
+        Some(i) if i > "postgres://".len() => &base[..i],
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+pub async fn sqlite() -> (Arc<dyn Store>, TestDb) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = TestDb::Sqlite(dir);
+    let store = crate::connect(&db.url()).await.expect("open sqlite");
+    (store, db)
+}
+
+static SKIP_NOTICE: OnceLock<()> = OnceLock::new();
+
+/// A fresh PostgreSQL database, or `None` (after one loud SKIPPED line) when no server answers.
+pub async fn postgres() -> Option<(Arc<dyn Store>, TestDb)> {
+    let admin_url = pg_admin_url();
+    let admin = match sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(3))
+        .connect(&admin_url)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            if std::env::var("RETAKE_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                panic!("RETAKE_REQUIRE_POSTGRES=1 but PostgreSQL at {admin_url} is not reachable: {e}");
+            }
+            SKIP_NOTICE.get_or_init(|| {
+                eprintln!("\n*** SKIPPED: PostgreSQL tests — no server at {admin_url} ({e}). Set RETAKE_TEST_DATABASE_URL. ***\n");
+            });
+            return None;
+        }
+    };
+    let name = format!("retake_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&admin).await.expect("create test database");
+    admin.close().await;
+    let db = TestDb::Postgres { admin_url, name };
+    let store = crate::connect(&db.url()).await.expect("open postgres");
+    Some((store, db))
+}
+
+/// Run the same test body against both stores.
+#[macro_export]
+macro_rules! contract_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (store, _db) = $crate::testing::sqlite().await;
+                    super::$name(store).await;
+                }
+            )*
+        }
+        mod postgres_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some((store, _db)) = $crate::testing::postgres().await else { return };
+                    super::$name(store).await;
+                }
+            )*
+        }
+    };
+}
