@@ -1,1 +1,47 @@
-fn main() {}
+//! `retake`: one binary with the engine, the HTTP API and web UI, and the CLI. `main` only parses
+//! arguments and hands over to a command module.
+
+mod common;
+mod demo;
+mod token;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "retake", version, about = "Opt-in, transparent, bounded, budget-aware auto-retry for generated video segments")]
+struct Cli {
+    #[command(flatten)]
+    global: common::GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a demo project and watch segments fail, retry, pass or go to review.
+    Demo(demo::DemoArgs),
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
+    /// Create or upgrade the database schema and exit.
+    Migrate,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    common::init_tracing();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Demo(args) => demo::run(cli.global, args).await,
+            Command::Token { command } => token::run(cli.global, command).await,
+            Command::Migrate => {
+                let store = common::open_store(&cli.global).await?;
+                println!("{} database is up to date ({})", store.backend_name(), common::describe_url(&cli.global));
+                Ok(())
+            }
+        }
+    })
+}

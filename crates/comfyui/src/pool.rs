@@ -341,6 +341,11 @@ impl ComfyPool {
         self.shared.links().iter().map(|l| l.status()).collect()
     }
 
+    /// Whether a `run` for `prompt_id` is in progress in this pool (waiting, queued or running).
+    pub fn is_running(&self, prompt_id: &str) -> bool {
+        self.shared.jobs.lock().unwrap().contains_key(prompt_id)
+    }
+
     /// The WebSocket client id this pool posts prompts under.
     pub fn client_id(&self) -> &str {
         &self.shared.client_id

@@ -40,10 +40,25 @@ pub fn summary_sentence(segment_id: i64, attempts: &[AttemptView], triggers: &[S
         .iter()
         .map(|a| {
             let n = a.attempt_number;
-            let score = a.scores.as_ref().and_then(|s| match &primary {
+            let failed: Vec<String> = a
+                .scores
+                .as_ref()
+                .map(|s| {
+                    s.checks
+                        .iter()
+                        .filter(|(_, r)| r.verdict == Verdict::Fail)
+                        .map(|(k, r)| format!("{} {:.2}", short_check_name(k), r.score))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let score = if a.status == AttemptStatus::Failed && failed.len() > 1 {
+                Some(failed.join(", "))
+            } else {
+                a.scores.as_ref().and_then(|s| match &primary {
                 Some(c) => s.checks.get(c).map(|r| format!("{} {:.2}", short_check_name(c), r.score)),
                 None => Some(format!("overall {:.2}", s.overall)),
-            });
+            })
+            };
             let with = |verb: &str| match &score {
                 Some(s) => format!("{verb} attempt {n} ({s})"),
                 None => format!("{verb} attempt {n}"),

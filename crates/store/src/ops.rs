@@ -116,6 +116,8 @@ pub async fn reserve_claimed<T: TxOps + ?Sized>(tx: &mut T, claimed: Vec<(Attemp
             tx.event(ev(project_id, seg.id, Some(a.id), "budget_refused", why.clone(),
                 json!({"estimate_gpu_seconds": est, "remaining_gpu_seconds": remaining}))).await?;
             decide_and_apply(tx, seg.id).await?;
+            // The queue changed under the claimer: let it look again at once.
+            tx.notify_work().await?;
         }
     }
     Ok(out)

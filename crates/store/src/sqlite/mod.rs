@@ -54,7 +54,9 @@ impl SqliteStore {
         let queued = t.work_queued;
         t.tx.commit().await?;
         if queued {
+            // Wake every waiting loop, and leave a permit for one that is about to wait.
             self.work.notify_waiters();
+            self.work.notify_one();
         }
         self.events.notify_waiters();
         Ok(())

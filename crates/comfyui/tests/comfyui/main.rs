@@ -1,0 +1,9 @@
+//! Integration tests of retake-comfyui against the fake ComfyUI server (one test binary).
+
+mod cancel;
+mod dispatch;
+mod faults;
+mod helpers;
+mod reconcile;
+mod run;
+mod workflow;
