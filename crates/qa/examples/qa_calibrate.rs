@@ -90,10 +90,13 @@ async fn bench(dir: &Path) -> anyhow::Result<()> {
             c.options = json!({ "width": 1280, "height": 720, "fps": 24, "duration_seconds": 10 });
         }
     }
-    for run in 1..=3 {
-        let (scores, t) = score_with_timings(&QaSettings::default(), &out, &checks)?;
+    for run in 1..=4 {
+        // The last run uses one detector thread, to show what the second thread buys.
+        let settings = QaSettings { threads: if run == 4 { 1 } else { 2 }, ..Default::default() };
+        let (scores, t) = score_with_timings(&settings, &out, &checks)?;
         println!(
-            "run {run}: total {:.0} ms (decode {:.0} ms, {} frames), real-time factor {:.1}x, checks: {}",
+            "run {run} ({} threads): total {:.0} ms (decode {:.0} ms, {} frames), real-time factor {:.1}x, checks: {}",
+            settings.threads,
             t.total_ms,
             t.decode_ms,
             t.frames,

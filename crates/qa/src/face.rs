@@ -27,13 +27,12 @@
 //! `expected_faces` (N: compare this many ranks; if the reference shows fewer faces, the extra
 //! ranks use its weakest face's score), `percentile` (0–100, default 50).
 
-use crate::decode::{load_gray_image, GrayFrame};
-use crate::options::{opt_f64, opt_str, opt_u64};
+use crate::decode::GrayFrame;
+use crate::options::{opt_f64, opt_u64};
 use crate::{metrics, QaError};
 use retake_core::qa::CheckScore;
 use rustface::{Detector, ImageData, Model};
 use serde_json::{json, Value};
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
@@ -138,8 +137,16 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
     v[idx.min(v.len() - 1)]
 }
 
-/// Scores `frames` (detection size, at `frame_fps`) for the `face_confidence` check.
-pub fn face_confidence(options: &Value, frames: &[&GrayFrame], frame_fps: f64, threads: usize) -> Result<CheckScore, QaError> {
+/// Scores `frames` (detection size, at `frame_fps`) for the `face_confidence` check. `reference`
+/// is the `reference` option's path and that image already loaded at the detection size (the
+/// runner loads it once per run and shares it with `sharpness`).
+pub fn face_confidence(
+    options: &Value,
+    frames: &[&GrayFrame],
+    frame_fps: f64,
+    threads: usize,
+    reference: Option<(&str, &GrayFrame)>,
+) -> Result<CheckScore, QaError> {
     const CHECK: &str = "face_confidence";
     let expected = opt_u64(options, CHECK, "expected_faces")?.map(|n| n as usize);
     let pct = opt_f64(options, CHECK, "percentile")?.unwrap_or(50.0);
@@ -149,17 +156,17 @@ pub fn face_confidence(options: &Value, frames: &[&GrayFrame], frame_fps: f64, t
     let Some(first) = frames.first() else {
         return Err(QaError::Internal("face_confidence got no frames".into()));
     };
-    let reference_path = opt_str(options, CHECK, "reference")?;
-    let reference_image;
     let mut jobs: Vec<&GrayFrame> = frames.to_vec();
-    if let Some(p) = &reference_path {
-        reference_image = load_gray_image(Path::new(p), first.width, first.height)?;
-        jobs.push(&reference_image);
+    if let Some((_, image)) = reference {
+        if (image.width, image.height) != (first.width, first.height) {
+            return Err(QaError::Internal("face reference is not at the detection size".into()));
+        }
+        jobs.push(image);
     }
     let mut detected = detect_all(&jobs, threads)?;
 
-    let (reference, reference_label) = match &reference_path {
-        Some(p) => {
+    let (reference, reference_label) = match reference {
+        Some((p, _)) => {
             let scores = detected.pop().unwrap_or_default();
             if scores.is_empty() && expected != Some(0) {
                 return Err(QaError::InvalidOption {

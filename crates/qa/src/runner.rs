@@ -9,10 +9,10 @@
 //! missing by `retake_core::qa::evaluate`). It holds no state between runs.
 
 use crate::decode::{self, downscale, fit_size, GrayFrame, MAX_SAMPLED_FRAMES};
-use crate::options::opt_positive;
+use crate::options::{opt_positive, opt_str};
 use crate::{command, face, metrics, technical, QaError};
 use retake_core::qa::{CheckConfig, CheckScore, CommandCheck, QaVerdict};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -122,17 +122,26 @@ pub fn score_with_timings(
     timings.decode_ms = ms(start);
     timings.frames = detect.len();
 
+    // Reference images by path, at the detection size, loaded at most once per run.
+    let mut references: HashMap<String, GrayFrame> = HashMap::new();
     let mut scores = Vec::with_capacity(enabled.len());
     for cfg in enabled {
         let t = Instant::now();
         let (idx, fps) = subsample(detect.len(), decode_fps, check_fps(cfg)?);
         let score = match cfg.check.as_str() {
-            "face_confidence" => face::face_confidence(&cfg.options, &pick(&detect, &idx), fps, settings.threads)?,
+            "face_confidence" => {
+                let reference = match opt_str(&cfg.options, &cfg.check, "reference")? {
+                    Some(p) => Some((p.clone(), load_reference(&mut references, &p, (dw, dh))?.clone())),
+                    None => None,
+                };
+                let reference = reference.as_ref().map(|(p, image)| (p.as_str(), image));
+                face::face_confidence(&cfg.options, &pick(&detect, &idx), fps, settings.threads, reference)?
+            }
             "black_frames" => metrics::black_frames(&cfg.options, &pick(&metric, &idx), fps)?,
             "frozen_frames" => metrics::frozen_frames(&cfg.options, &pick(&metric, &idx), fps)?,
             "motion" => metrics::motion(&cfg.options, &pick(&metric, &idx), fps)?,
             "sharpness" => {
-                let (reference_var, from) = sharpness_reference(cfg, (dw, dh), (mw, mh))?;
+                let (reference_var, from) = sharpness_reference(cfg, &mut references, (dw, dh), (mw, mh))?;
                 metrics::sharpness(&pick(&metric, &idx), fps, reference_var, &from)
             }
             "technical" => technical::technical(&cfg.options, &info)?,
@@ -151,18 +160,35 @@ fn pick<'a>(frames: &'a [GrayFrame], idx: &[usize]) -> Vec<&'a GrayFrame> {
 
 /// The sharpness normaliser: `reference_var`, else the `reference` image's Laplacian variance
 /// (loaded like a frame: detection size, then area-averaged to the metric size), else the default.
-fn sharpness_reference(cfg: &CheckConfig, detect: (u32, u32), metric: (u32, u32)) -> Result<(f64, String), QaError> {
+fn sharpness_reference(
+    cfg: &CheckConfig,
+    references: &mut HashMap<String, GrayFrame>,
+    detect: (u32, u32),
+    metric: (u32, u32),
+) -> Result<(f64, String), QaError> {
     if let Some(v) = metrics::sharpness_reference_option(&cfg.options)? {
         return Ok((v, "option reference_var".into()));
     }
-    if let Some(p) = crate::options::opt_str(&cfg.options, "sharpness", "reference")? {
-        let image = decode::load_gray_image(Path::new(&p), detect.0, detect.1)?;
-        let v = metrics::laplacian_var(&downscale(&image, metric.0, metric.1));
+    if let Some(p) = opt_str(&cfg.options, "sharpness", "reference")? {
+        let image = load_reference(references, &p, detect)?;
+        let v = metrics::laplacian_var(&downscale(image, metric.0, metric.1));
         if v > 0.0 {
             return Ok((v, format!("reference image {p}")));
         }
     }
     Ok((metrics::DEFAULT_REFERENCE_VAR, "default".into()))
+}
+
+fn load_reference<'a>(
+    references: &'a mut HashMap<String, GrayFrame>,
+    path: &str,
+    size: (u32, u32),
+) -> Result<&'a GrayFrame, QaError> {
+    if !references.contains_key(path) {
+        let image = decode::load_gray_image(Path::new(path), size.0, size.1)?;
+        references.insert(path.to_string(), image);
+    }
+    Ok(&references[path])
 }
 
 /// Scores videos; cheap to clone and share.
