@@ -109,7 +109,12 @@ impl ClipSpec {
         if !(self.seconds.is_finite() && self.seconds > 0.0 && self.seconds <= 600.0) {
             return bad("seconds must be in (0, 600]");
         }
-        for (name, v, max) in [("blur_sigma", self.blur_sigma, 100.0), ("noise", self.noise, 100.0), ("warp", self.warp, 1.0), ("black_fraction", self.black_fraction, 1.0)] {
+        for (name, v, max) in [
+            ("blur_sigma", self.blur_sigma, 100.0),
+            ("noise", self.noise, 100.0),
+            ("warp", self.warp, 1.0),
+            ("black_fraction", self.black_fraction, 1.0),
+        ] {
             if !(v.is_finite() && (0.0..=max).contains(&v)) {
                 return Err(QaError::Render(format!("{name} must be in 0..={max}")));
             }
@@ -138,9 +143,7 @@ impl ClipSpec {
         if self.warp > 0.0 {
             // Displacement relative to each plane's own size, so chroma follows luma.
             let a = 0.04 * self.warp;
-            let e = format!(
-                "p(X+{a:.5}*H*sin(2*PI*Y/(H/6)+{phase_x:.3}),Y+{a:.5}*H*sin(2*PI*X/(W/6)+{phase_y:.3}))"
-            );
+            let e = format!("p(X+{a:.5}*H*sin(2*PI*Y/(H/6)+{phase_x:.3}),Y+{a:.5}*H*sin(2*PI*X/(W/6)+{phase_y:.3}))");
             f.push(format!("geq=lum='{e}':cb='{e}':cr='{e}'"));
         }
         let noise_seed = rng.next_u64() % 1_000_000;
@@ -152,7 +155,13 @@ impl ClipSpec {
         }
         let zoom_to = rng.range(1.04, 1.10);
         let zoom_in = rng.next_u64() % 2 == 0;
-        let (z0, z1) = if self.frozen { (1.05, 1.05) } else if zoom_in { (1.0, zoom_to) } else { (zoom_to, 1.0) };
+        let (z0, z1) = if self.frozen {
+            (1.05, 1.05)
+        } else if zoom_in {
+            (1.0, zoom_to)
+        } else {
+            (zoom_to, 1.0)
+        };
         let (px, py) = if self.frozen { (0.0, 0.0) } else { (rng.range(-0.6, 0.6), rng.range(-0.6, 0.6)) };
         let last = (n.max(2) - 1) as f64;
         f.push(format!(

@@ -34,7 +34,8 @@ pub async fn run_command_check(cmd: &CommandCheck, video: &Path) -> Result<Vec<C
         stderr: quote_tail(stderr),
     };
     if let Err((field, reason)) = cmd.validate(0) {
-        return Err(fail(format!("is misconfigured: {field} {reason}"), ""));
+        let field = field.rsplit('.').next().unwrap_or(&field).to_string();
+        return Err(fail(format!("is misconfigured: `{field}` {reason}"), ""));
     }
     let mut child = Command::new(&cmd.program)
         .args(&cmd.args)
@@ -137,10 +138,7 @@ pub fn parse_results(stdout: &[u8]) -> Result<Vec<CheckScore>, String> {
         let shown: String = text.trim().chars().take(200).collect();
         format!("printed malformed JSON ({e}): {shown:?}")
     })?;
-    let results = json
-        .get("results")
-        .and_then(Value::as_array)
-        .ok_or("printed no `results` array".to_string())?;
+    let results = json.get("results").and_then(Value::as_array).ok_or("printed no `results` array".to_string())?;
     if results.is_empty() {
         return Err("printed an empty `results` array".into());
     }

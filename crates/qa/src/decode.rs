@@ -116,7 +116,13 @@ fn even(v: u32) -> u32 {
 }
 
 /// Samples `fps` frames per second, scaled to `width×height` gray, in one ffmpeg pass.
-pub fn decode_gray(path: &Path, info: &VideoInfo, fps: f64, width: u32, height: u32) -> Result<Vec<GrayFrame>, QaError> {
+pub fn decode_gray(
+    path: &Path,
+    info: &VideoInfo,
+    fps: f64,
+    width: u32,
+    height: u32,
+) -> Result<Vec<GrayFrame>, QaError> {
     let frame_bytes = width as usize * height as usize;
     let args = vec![
         "-nostdin".into(),
@@ -137,14 +143,10 @@ pub fn decode_gray(path: &Path, info: &VideoInfo, fps: f64, width: u32, height: 
     ];
     // Generous: decoding runs many times faster than real time; this only catches a hung ffmpeg.
     let timeout = Duration::from_secs_f64(120.0 + 4.0 * info.duration_seconds.min(86_400.0));
-    let out = run_tool("ffmpeg", &args, timeout, frame_bytes * (MAX_SAMPLED_FRAMES + 1)).map_err(|e| {
-        QaError::Unreadable { path: path.display().to_string(), reason: e.to_string() }
-    })?;
-    let frames: Vec<GrayFrame> = out
-        .stdout
-        .chunks_exact(frame_bytes)
-        .map(|c| GrayFrame::new(width, height, c.to_vec()))
-        .collect();
+    let out = run_tool("ffmpeg", &args, timeout, frame_bytes * (MAX_SAMPLED_FRAMES + 1))
+        .map_err(|e| QaError::Unreadable { path: path.display().to_string(), reason: e.to_string() })?;
+    let frames: Vec<GrayFrame> =
+        out.stdout.chunks_exact(frame_bytes).map(|c| GrayFrame::new(width, height, c.to_vec())).collect();
     if frames.is_empty() {
         return Err(QaError::Unreadable {
             path: path.display().to_string(),

@@ -151,7 +151,11 @@ pub fn face_confidence(
     let expected = opt_u64(options, CHECK, "expected_faces")?.map(|n| n as usize);
     let pct = opt_f64(options, CHECK, "percentile")?.unwrap_or(50.0);
     if !(0.0..=100.0).contains(&pct) {
-        return Err(QaError::InvalidOption { check: CHECK.into(), option: "percentile".into(), reason: "must be in 0..=100".into() });
+        return Err(QaError::InvalidOption {
+            check: CHECK.into(),
+            option: "percentile".into(),
+            reason: "must be in 0..=100".into(),
+        });
     }
     let Some(first) = frames.first() else {
         return Err(QaError::Internal("face_confidence got no frames".into()));
@@ -195,12 +199,8 @@ pub fn face_confidence(
     let n = expected.unwrap_or(reference.len());
     let per_frame: Vec<f64> = detected.iter().map(|s| rank_score(s, &reference, n)).collect();
     let score = percentile(&per_frame, pct);
-    let (worst, worst_score) = per_frame
-        .iter()
-        .enumerate()
-        .min_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, s)| (i, *s))
-        .unwrap_or((0, 0.0));
+    let (worst, worst_score) =
+        per_frame.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).map(|(i, s)| (i, *s)).unwrap_or((0, 0.0));
     let round = |v: f64| (v * 1000.0).round() / 1000.0;
     Ok(CheckScore {
         check: CHECK.into(),

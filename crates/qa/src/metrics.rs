@@ -70,7 +70,8 @@ pub fn laplacian_var(f: &GrayFrame) -> f64 {
     }
     let (mut sum, mut sq, mut n) = (0i64, 0i64, 0i64);
     for y in 1..h - 1 {
-        let (up, row, down) = (&f.data[(y - 1) * w..y * w], &f.data[y * w..(y + 1) * w], &f.data[(y + 1) * w..(y + 2) * w]);
+        let (up, row, down) =
+            (&f.data[(y - 1) * w..y * w], &f.data[y * w..(y + 1) * w], &f.data[(y + 1) * w..(y + 2) * w]);
         for x in 1..w - 1 {
             let l = up[x] as i64 + down[x] as i64 + row[x - 1] as i64 + row[x + 1] as i64 - 4 * row[x] as i64;
             sum += l;
@@ -166,12 +167,8 @@ pub fn sharpness_reference_option(options: &Value) -> Result<Option<f64>, QaErro
 pub fn sharpness(frames: &[&GrayFrame], fps: f64, reference_var: f64, reference_source: &str) -> CheckScore {
     let vars: Vec<f64> = frames.iter().map(|f| laplacian_var(f)).collect();
     let median = crate::face::percentile(&vars, 50.0);
-    let (worst, worst_var) = vars
-        .iter()
-        .enumerate()
-        .min_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, v)| (i, *v))
-        .unwrap_or((0, 0.0));
+    let (worst, worst_var) =
+        vars.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).map(|(i, v)| (i, *v)).unwrap_or((0, 0.0));
     CheckScore {
         check: "sharpness".into(),
         score: round3((median / reference_var).sqrt().clamp(0.0, 1.0)),

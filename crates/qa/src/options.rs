@@ -19,11 +19,9 @@ fn get<'a>(options: &'a Value, key: &str) -> Option<&'a Value> {
 pub fn opt_f64(options: &Value, check: &str, key: &str) -> Result<Option<f64>, QaError> {
     match get(options, key) {
         None => Ok(None),
-        Some(v) => v
-            .as_f64()
-            .filter(|f| f.is_finite())
-            .map(Some)
-            .ok_or_else(|| invalid(check, key, "must be a finite number")),
+        Some(v) => {
+            v.as_f64().filter(|f| f.is_finite()).map(Some).ok_or_else(|| invalid(check, key, "must be a finite number"))
+        }
     }
 }
 

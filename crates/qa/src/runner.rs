@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The checks this crate computes itself.
-pub const BUILTIN_CHECKS: [&str; 6] = ["face_confidence", "black_frames", "frozen_frames", "sharpness", "motion", "technical"];
+pub const BUILTIN_CHECKS: [&str; 6] =
+    ["face_confidence", "black_frames", "frozen_frames", "sharpness", "motion", "technical"];
 
 /// How densely and at what size a run looks at the video.
 #[derive(Debug, Clone, PartialEq)]

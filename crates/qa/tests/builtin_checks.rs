@@ -85,7 +85,8 @@ async fn black_frames_fail_black_frames_and_a_normal_clip_passes() {
 #[tokio::test]
 async fn a_rendered_clip_with_black_frames_fails_black_frames() {
     let dir = tempfile::tempdir().unwrap();
-    let clip = face_clip(dir.path(), "black.mp4", ClipSpec { black_fraction: 0.5, seed: 2, ..Default::default() }).await;
+    let clip =
+        face_clip(dir.path(), "black.mp4", ClipSpec { black_fraction: 0.5, seed: 2, ..Default::default() }).await;
     let q = verdict_of(&clip, &[check("black_frames", 0.98, 0.9, json!(null))]).await;
     assert_eq!(q.checks["black_frames"].verdict, Verdict::Fail);
 }
@@ -118,7 +119,8 @@ async fn a_wrong_resolution_fails_technical_and_names_the_mismatch() {
     let q = verdict_of(&clip, &[check("technical", 0.9, 0.75, targets.clone())]).await;
     let r = &q.checks["technical"];
     assert_eq!(r.verdict, Verdict::Fail);
-    let fields: Vec<&str> = r.details["mismatches"].as_array().unwrap().iter().map(|m| m["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> =
+        r.details["mismatches"].as_array().unwrap().iter().map(|m| m["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["width", "height"]);
 
     let right = lavfi_clip(dir.path(), "right.mp4", "testsrc2=size=640x360:rate=12:duration=2", None);

@@ -105,7 +105,8 @@ async fn one_failing_command_makes_the_whole_verdict_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let ok = script(dir.path(), "ok.sh", "cat >/dev/null\necho '{\"results\": [{\"check\": \"a\", \"score\": 1}]}'");
     let bad = script(dir.path(), "bad.sh", "exit 1");
-    let verdict = run(dir.path(), &[command("ok", &ok, 10.0, Value::Null), command("bad", &bad, 10.0, Value::Null)]).await;
+    let verdict =
+        run(dir.path(), &[command("ok", &ok, 10.0, Value::Null), command("bad", &bad, 10.0, Value::Null)]).await;
     assert_eq!(verdict.source, "builtin+command:ok+command:bad");
     assert!(verdict.error.unwrap().contains("`bad`"));
 }
