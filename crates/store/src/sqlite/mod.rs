@@ -2,7 +2,7 @@
 //! writer connection (SQLite has one writer anyway; queuing in-process avoids busy errors) and a
 //! few readers.
 
-mod queries;
+pub(crate) mod queries;
 pub mod rows;
 mod tx;
 

@@ -1,0 +1,504 @@
+//! The PostgreSQL store: several replicas (engine loops, API servers) sharing one database.
+//!
+//! It owns its migrations (`migrations/postgres`), a pool of ~8 connections, and one `LISTEN`
+//! task per store ([`listen`]). Decisions are not made here: every transaction that changes an
+//! attempt, a segment or the budget calls [`crate::ops`] over [`tx::PgTx`], exactly as the SQLite
+//! store does. What this backend adds is concurrency control between replicas:
+//!
+//! - claims are one `FOR UPDATE SKIP LOCKED` statement, so replicas never hand out the same attempt
+//!   and never wait for each other's queue rows;
+//! - attempt and segment reads lock their rows, and the budget moves only by conditional updates;
+//! - a transaction that deadlocks (possible when a person closes a segment while a worker finishes
+//!   one of its attempts: they lock the two rows in opposite orders) is run again from the start;
+//! - no transaction is held across a generation: claims and finishes are short, leases and the
+//!   rescuer cover workers that disappear.
+
+mod listen;
+mod queries;
+pub mod rows;
+pub mod tx;
+#[cfg(all(test, feature = "testing"))]
+mod tests;
+
+use crate::model::*;
+use crate::ops::{self, NewEvent};
+use crate::{Result, Store, StoreError};
+use async_trait::async_trait;
+use listen::{ListenerTask, Signals};
+use retake_core::{QaVerdict, SegmentStatus};
+use rows::{db_err, json};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::types::Json;
+use sqlx::{PgPool, Row};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tx::PgTx;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connections per store: a few engine loops (claim, heartbeat, finish, rescue) plus the API.
+const POOL_SIZE: u32 = 8;
+/// Runs of one transaction that hit a deadlock or serialization failure before giving up.
+const TX_ATTEMPTS: u32 = 5;
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    signals: Signals,
+    _listener: Arc<ListenerTask>,
+}
+
+/// Runs `$body` — an expression over `$t: &mut PgTx` yielding `Result<T>`, without `?` — in one
+/// transaction, and runs it again from the start when PostgreSQL aborts it as a deadlock victim.
+macro_rules! in_tx {
+    ($store:expr, |$t:ident| $body:expr) => {{
+        let mut run = 1u32;
+        loop {
+            let mut tx = $store.begin().await?;
+            let out = {
+                let $t = &mut tx;
+                $body
+            };
+            let out = match out {
+                Ok(v) => $store.commit(tx).await.map(|()| v),
+                Err(e) => Err(e),
+            };
+            match out {
+                Err(e) if rows::is_retriable(&e) && run < TX_ATTEMPTS => {
+                    tracing::debug!(error = %e, run, "transaction aborted by PostgreSQL; running it again");
+                    tokio::time::sleep(Duration::from_millis(5 + rand::random::<u64>() % (20 * run as u64))).await;
+                    run += 1;
+                }
+                out => break out,
+            }
+        }
+    }};
+}
+
+impl PgStore {
+    /// Connects to `postgres://…`, migrates, and starts listening for other replicas' wake-ups.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let mut opts = PgConnectOptions::from_str(url)?;
+        if opts.get_application_name().is_none() {
+            opts = opts.application_name("retake");
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        let signals = Signals::default();
+        let listener = listen::start(url, signals.clone()).await;
+        Ok(Self { pool, signals, _listener: Arc::new(listener) })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn begin(&self) -> Result<PgTx> {
+        Ok(PgTx::new(self.pool.begin().await?))
+    }
+
+    /// Commits (writing buffered events and sending `NOTIFY`s), then wakes this process's waiters
+    /// at once; other replicas hear it through `LISTEN`.
+    async fn commit(&self, t: PgTx) -> Result<()> {
+        let (work, events) = t.commit().await?;
+        if work {
+            self.signals.work.notify_waiters();
+        }
+        if events {
+            self.signals.events.notify_waiters();
+        }
+        Ok(())
+    }
+}
+
+/// Marks up to `limit` ready attempts as generating for `worker` in one statement, then reserves
+/// their budget through the shared logic.
+async fn claim_in(t: &mut PgTx, worker: &str, limit: u32, lease: Duration) -> Result<Vec<Work>> {
+    let n = now();
+    let rs = sqlx::query(
+        "WITH ready AS (
+             SELECT id FROM retry_attempts
+             WHERE overall_status = 'queued' AND (not_before IS NULL OR not_before <= $3)
+             ORDER BY id LIMIT $4
+             FOR UPDATE SKIP LOCKED)
+         UPDATE retry_attempts a SET overall_status = 'generating', worker = $1, lease_expires_at = $2,
+             started_at = COALESCE(a.started_at, $3), updated_at = $3
+         FROM ready WHERE a.id = ready.id
+         RETURNING a.*",
+    )
+    .bind(worker)
+    .bind(ops::lease_until(lease))
+    .bind(n)
+    .bind(limit as i64)
+    .fetch_all(&mut *t.tx)
+    .await?;
+    if rs.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut claimed = Vec::with_capacity(rs.len());
+    for r in &rs {
+        claimed.push((rows::attempt(r)?, r.try_get::<i64, _>("project_id")?, r.try_get::<i64, _>("scene_type_id")?));
+    }
+    claimed.sort_by_key(|c: &(Attempt, i64, i64)| c.0.id);
+    let ids: Vec<i64> = claimed.iter().map(|c| c.0.id).collect();
+    t.lock_parents(&ids).await?;
+    ops::reserve_claimed(t, claimed).await
+}
+
+async fn rescue_in(t: &mut PgTx) -> Result<Vec<i64>> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM retry_attempts WHERE overall_status IN ('generating','scoring') AND lease_expires_at < $1
+         ORDER BY id FOR UPDATE SKIP LOCKED",
+    )
+    .bind(now())
+    .fetch_all(&mut *t.tx)
+    .await?;
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    t.lock_parents(&ids).await?;
+    let mut rescued = vec![];
+    for id in ids {
+        if ops::rescue(t, id).await? {
+            rescued.push(id);
+        }
+    }
+    Ok(rescued)
+}
+
+async fn update_project_in(t: &mut PgTx, id: i64, patch: ProjectPatch, if_updated_at: Option<Timestamp>) -> Result<Project> {
+    let cur = sqlx::query("SELECT * FROM projects WHERE id = $1 FOR NO KEY UPDATE").bind(id).fetch_optional(&mut *t.tx).await?;
+    let cur = cur.as_ref().map(rows::project).transpose()?.ok_or_else(|| StoreError::not_found("project", id))?;
+    if let Some(expected) = if_updated_at {
+        if expected != cur.updated_at {
+            return Err(StoreError::conflict(
+                Some("updated_at"),
+                format!("project {id} was changed by someone else at {}; reload and apply your change again", cur.updated_at.to_rfc3339()),
+            ));
+        }
+    }
+    let name = patch.name.unwrap_or(cur.name);
+    let r = sqlx::query(
+        "UPDATE projects SET name = $1, gpu_budget_seconds = $2, default_gpu_estimate_seconds = $3, default_retry_policy = $4, updated_at = $5
+         WHERE id = $6 RETURNING *",
+    )
+    .bind(&name)
+    .bind(patch.gpu_budget_seconds.unwrap_or(cur.gpu_budget_seconds))
+    .bind(patch.default_gpu_estimate_seconds.unwrap_or(cur.default_gpu_estimate_seconds))
+    .bind(json(&patch.default_retry_policy.unwrap_or(cur.default_retry_policy)))
+    .bind(now().max(cur.updated_at + chrono::Duration::microseconds(1)))
+    .bind(id)
+    .fetch_one(&mut *t.tx)
+    .await
+    .map_err(|e| db_err(e, "name", || format!("a project named `{name}` already exists")))?;
+    rows::project(&r)
+}
+
+async fn set_progress_in(t: &mut PgTx, attempt_id: i64, worker: &str, progress: f64) -> Result<()> {
+    let r = sqlx::query(
+        "UPDATE retry_attempts SET progress = $1 WHERE id = $2 AND worker = $3 RETURNING segment_id, project_id, attempt_number",
+    )
+    .bind(progress.clamp(0.0, 1.0))
+    .bind(attempt_id)
+    .bind(worker)
+    .fetch_optional(&mut *t.tx)
+    .await?;
+    if let Some(r) = r {
+        let n: i32 = r.get(2);
+        t.push_event(NewEvent {
+            project_id: Some(r.get(1)),
+            segment_id: Some(r.get(0)),
+            attempt_id: Some(attempt_id),
+            kind: "progress",
+            message: format!("attempt {n}: {:.0}%", progress * 100.0),
+            data: serde_json::json!({"progress": progress, "attempt_number": n}),
+        });
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend_name(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn create_project(&self, p: NewProject) -> Result<Project> {
+        let t = now();
+        let r = sqlx::query(
+            "INSERT INTO projects (name, gpu_budget_seconds, default_gpu_estimate_seconds, default_retry_policy, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $5) RETURNING *",
+        )
+        .bind(&p.name)
+        .bind(p.gpu_budget_seconds)
+        .bind(p.default_gpu_estimate_seconds)
+        .bind(json(&p.default_retry_policy))
+        .bind(t)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| db_err(e, "name", || format!("a project named `{}` already exists", p.name)))?;
+        self.signals.events.notify_waiters();
+        rows::project(&r)
+    }
+
+    async fn get_project(&self, id: i64) -> Result<Project> {
+        let r = sqlx::query("SELECT * FROM projects WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        r.as_ref().map(rows::project).transpose()?.ok_or_else(|| StoreError::not_found("project", id))
+    }
+
+    async fn list_projects(&self) -> Result<Vec<Project>> {
+        let rs = sqlx::query("SELECT * FROM projects ORDER BY id").fetch_all(&self.pool).await?;
+        rs.iter().map(rows::project).collect()
+    }
+
+    async fn update_project(&self, id: i64, patch: ProjectPatch, if_updated_at: Option<Timestamp>) -> Result<Project> {
+        in_tx!(self, |t| update_project_in(t, id, patch.clone(), if_updated_at).await)
+    }
+
+    async fn delete_project(&self, id: i64) -> Result<()> {
+        let r = sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(&self.pool).await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::not_found("project", id));
+        }
+        Ok(())
+    }
+
+    async fn create_scene_type(&self, s: NewSceneType) -> Result<SceneType> {
+        queries::create_scene_type(&self.pool, s).await
+    }
+
+    async fn get_scene_type(&self, id: i64) -> Result<SceneType> {
+        let r = sqlx::query("SELECT * FROM scene_types WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        r.as_ref().map(rows::scene_type).transpose()?.ok_or_else(|| StoreError::not_found("scene type", id))
+    }
+
+    async fn list_scene_types(&self, project_id: Option<i64>) -> Result<Vec<SceneType>> {
+        let rs = sqlx::query("SELECT * FROM scene_types WHERE ($1::int8 IS NULL OR project_id = $1) ORDER BY id")
+            .bind(project_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rs.iter().map(rows::scene_type).collect()
+    }
+
+    async fn update_scene_type(&self, id: i64, patch: SceneTypePatch, if_updated_at: Option<Timestamp>) -> Result<SceneType> {
+        in_tx!(self, |t| queries::update_scene_type(&mut t.tx, id, patch.clone(), if_updated_at).await)
+    }
+
+    async fn delete_scene_type(&self, id: i64) -> Result<()> {
+        let r = sqlx::query("DELETE FROM scene_types WHERE id = $1").bind(id).execute(&self.pool).await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::not_found("scene type", id));
+        }
+        Ok(())
+    }
+
+    async fn submit_segments(&self, segments: Vec<NewSegment>) -> Result<Vec<Segment>> {
+        in_tx!(self, |t| queries::submit_segments(t, segments.clone()).await)
+    }
+
+    async fn get_segment(&self, id: i64) -> Result<Segment> {
+        let r = sqlx::query("SELECT * FROM segments WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        r.as_ref().map(rows::segment).transpose()?.ok_or_else(|| StoreError::not_found("segment", id))
+    }
+
+    async fn list_segments(&self, f: &SegmentFilter) -> Result<Vec<Segment>> {
+        let rs = sqlx::query(
+            "SELECT * FROM segments WHERE ($1::int8 IS NULL OR project_id = $1) AND ($2::int8 IS NULL OR scene_type_id = $2)
+             AND ($3::text IS NULL OR status = $3) AND ($4::int8 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
+        )
+        .bind(f.project_id)
+        .bind(f.scene_type_id)
+        .bind(f.status.map(|s| s.as_str()))
+        .bind(f.before_id)
+        .bind(f.limit.clamp(1, 1000) as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rs.iter().map(rows::segment).collect()
+    }
+
+    async fn list_attempts(&self, segment_id: i64) -> Result<Vec<Attempt>> {
+        let rs = sqlx::query("SELECT * FROM retry_attempts WHERE segment_id = $1 ORDER BY attempt_number")
+            .bind(segment_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rs.iter().map(rows::attempt).collect()
+    }
+
+    async fn get_attempt(&self, id: i64) -> Result<Attempt> {
+        let r = sqlx::query("SELECT * FROM retry_attempts WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        r.as_ref().map(rows::attempt).transpose()?.ok_or_else(|| StoreError::not_found("attempt", id))
+    }
+
+    async fn claim(&self, worker: &str, limit: u32, lease: Duration) -> Result<Vec<Work>> {
+        if limit == 0 {
+            return Ok(vec![]);
+        }
+        in_tx!(self, |t| claim_in(t, worker, limit, lease).await)
+    }
+
+    async fn heartbeat(&self, worker: &str, attempt_ids: &[i64], lease: Duration) -> Result<Vec<i64>> {
+        if attempt_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut ids: Vec<i64> = sqlx::query_scalar(
+            "UPDATE retry_attempts SET lease_expires_at = $1
+             WHERE worker = $2 AND overall_status IN ('generating','scoring') AND id = ANY($3) RETURNING id",
+        )
+        .bind(ops::lease_until(lease))
+        .bind(worker)
+        .bind(attempt_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    async fn extend_reservation(&self, attempt_id: i64, worker: &str, extra: f64) -> Result<bool> {
+        in_tx!(self, |t| queries::extend_reservation(t, attempt_id, worker, extra).await)
+    }
+
+    async fn set_progress(&self, attempt_id: i64, worker: &str, progress: f64) -> Result<()> {
+        in_tx!(self, |t| set_progress_in(t, attempt_id, worker, progress).await)
+    }
+
+    async fn set_provenance(&self, attempt_id: i64, worker: &str, provenance: serde_json::Value) -> Result<()> {
+        sqlx::query("UPDATE retry_attempts SET provenance = $1 WHERE id = $2 AND worker = $3")
+            .bind(Json(&provenance))
+            .bind(attempt_id)
+            .bind(worker)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn finish_generation(&self, done: GenerationDone) -> Result<Applied> {
+        in_tx!(self, |t| ops::finish_generation(t, done.clone()).await)
+    }
+
+    async fn deliver_verdict(&self, attempt_id: i64, verdict: QaVerdict, worker: Option<&str>) -> Result<Applied> {
+        in_tx!(self, |t| ops::deliver_verdict(t, attempt_id, verdict.clone(), worker).await)
+    }
+
+    async fn record_infra_failure(&self, f: InfraFailure) -> Result<Applied> {
+        in_tx!(self, |t| ops::record_infra_failure(t, f.clone()).await)
+    }
+
+    async fn rescue_expired(&self) -> Result<Vec<i64>> {
+        in_tx!(self, |t| rescue_in(t).await)
+    }
+
+    async fn pending_work(&self) -> Result<u64> {
+        Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM retry_attempts WHERE overall_status = 'queued'")
+            .fetch_one(&self.pool)
+            .await? as u64)
+    }
+
+    async fn wait_for_work(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.signals.work.notified()).await;
+    }
+
+    async fn wait_for_events(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.signals.events.notified()).await;
+    }
+
+    async fn select_attempt(&self, segment_id: i64, n: u32, actor: &str, human_override: bool) -> Result<Segment> {
+        in_tx!(self, |t| ops::select_attempt(t, segment_id, n, actor, human_override).await)
+    }
+
+    async fn reject_segment(&self, segment_id: i64, actor: &str, note: Option<String>) -> Result<(Segment, Vec<Attempt>)> {
+        in_tx!(self, |t| ops::close_segment(t, segment_id, actor, SegmentStatus::Rejected, note.clone()).await)
+    }
+
+    async fn cancel_segment(&self, segment_id: i64, actor: &str) -> Result<(Segment, Vec<Attempt>)> {
+        in_tx!(self, |t| ops::close_segment(t, segment_id, actor, SegmentStatus::Cancelled, None).await)
+    }
+
+    async fn rerun_segment(&self, segment_id: i64, actor: &str, o: RerunOverrides) -> Result<(Segment, Attempt)> {
+        in_tx!(self, |t| ops::rerun(t, segment_id, actor, o.clone()).await)
+    }
+
+    async fn list_events(&self, after_id: i64, segment_id: Option<i64>, limit: u32) -> Result<Vec<Event>> {
+        let rs = sqlx::query("SELECT * FROM events WHERE id > $1 AND ($2::int8 IS NULL OR segment_id = $2) ORDER BY id LIMIT $3")
+            .bind(after_id)
+            .bind(segment_id)
+            .bind(limit.clamp(1, 10_000) as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rs.iter().map(rows::event).collect()
+    }
+
+    async fn project_stats(&self, project_id: i64) -> Result<ProjectStats> {
+        queries::project_stats(&self.pool, project_id).await
+    }
+
+    async fn failure_patterns(&self, scene_type_id: Option<i64>) -> Result<Vec<FailurePattern>> {
+        queries::failure_patterns(&self.pool, scene_type_id).await
+    }
+
+    async fn metrics(&self) -> Result<MetricsSnapshot> {
+        queries::metrics(&self.pool).await
+    }
+
+    async fn recent_gpu_seconds(&self, scene_type_id: i64, limit: u32) -> Result<Vec<f64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT gpu_seconds FROM retry_attempts WHERE scene_type_id = $1 AND overall_status IN ('passed','failed','qa_error')
+             ORDER BY id DESC LIMIT $2",
+        )
+        .bind(scene_type_id)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn create_token(&self, name: &str, role: Role, token_hash: &str) -> Result<ApiToken> {
+        let r = sqlx::query("INSERT INTO api_tokens (name, role, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING *")
+            .bind(name)
+            .bind(role.as_str())
+            .bind(token_hash)
+            .bind(now())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_err(e, "token", || "a token with this hash already exists".into()))?;
+        rows::token(&r)
+    }
+
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>> {
+        let r = sqlx::query("SELECT * FROM api_tokens WHERE token_hash = $1").bind(token_hash).fetch_optional(&self.pool).await?;
+        r.as_ref().map(rows::token).transpose()
+    }
+
+    async fn list_comfy_servers(&self) -> Result<Vec<ComfyServer>> {
+        let rs = sqlx::query("SELECT * FROM comfy_servers ORDER BY name").fetch_all(&self.pool).await?;
+        rs.iter().map(rows::comfy_server).collect()
+    }
+
+    async fn upsert_comfy_server(&self, name: &str, url: &str, max_concurrency: u32, drained: bool) -> Result<ComfyServer> {
+        let r = sqlx::query(
+            "INSERT INTO comfy_servers (name, url, max_concurrency, drained, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
+             ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, max_concurrency = EXCLUDED.max_concurrency,
+             drained = EXCLUDED.drained, updated_at = EXCLUDED.updated_at RETURNING *",
+        )
+        .bind(name)
+        .bind(url)
+        .bind(max_concurrency.min(i32::MAX as u32) as i32)
+        .bind(drained)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| db_err(e, "max_concurrency", || "invalid server".into()))?;
+        rows::comfy_server(&r)
+    }
+
+    async fn delete_comfy_server(&self, name: &str) -> Result<()> {
+        let r = sqlx::query("DELETE FROM comfy_servers WHERE name = $1").bind(name).execute(&self.pool).await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::not_found("ComfyUI server", name));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,1 @@
+//! PostgreSQL-only behaviour: schema invariants, wake-ups across stores, listener reconnects.
