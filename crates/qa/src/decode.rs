@@ -157,7 +157,9 @@ pub fn decode_gray(
 }
 
 /// Loads a still image (or a video's first frame) as gray at exactly `width×height`, with the same
-/// scaler as [`decode_gray`] so detector scores stay comparable.
+/// scaler as [`decode_gray`] so detector scores stay comparable. An image of another aspect ratio
+/// is scaled to cover that size and centre-cropped (as image-to-video models frame their input),
+/// never stretched: stretched faces are not detected.
 pub fn load_gray_image(path: &Path, width: u32, height: u32) -> Result<GrayFrame, QaError> {
     let unreadable = |reason: String| QaError::Unreadable { path: path.display().to_string(), reason };
     if !path.is_file() {
@@ -172,7 +174,7 @@ pub fn load_gray_image(path: &Path, width: u32, height: u32) -> Result<GrayFrame
         "-frames:v".into(),
         "1".into(),
         "-vf".into(),
-        format!("scale={width}:{height}:flags=fast_bilinear"),
+        format!("scale={width}:{height}:force_original_aspect_ratio=increase:flags=fast_bilinear,crop={width}:{height}"),
         "-f".into(),
         "rawvideo".into(),
         "-pix_fmt".into(),

@@ -19,7 +19,7 @@
 //! damaged frames do not fail a clip but a mostly damaged one does.
 //!
 //! **Reference.** `options.reference` (a path to an image of the same subject, e.g. the scene's
-//! source image) scaled to the detection size; otherwise the first sampled frame that is not
+//! source image) scaled to cover the detection size and centre-cropped; otherwise the first sampled frame that is not
 //! black/blank and has a face. The first-frame fallback only catches damage that changes over the
 //! clip: a uniformly blurred clip is its own (blurred) reference. Give a reference when you can.
 //!
@@ -176,7 +176,10 @@ pub fn face_confidence(
                 return Err(QaError::InvalidOption {
                     check: CHECK.into(),
                     option: "reference".into(),
-                    reason: format!("names an image with no detectable face: {p}"),
+                    reason: format!(
+                        "names an image with no detectable face at the detection size {}×{}: {p}",
+                        first.width, first.height
+                    ),
                 });
             }
             (scores, json!({ "image": p }))
