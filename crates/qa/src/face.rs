@@ -19,11 +19,13 @@
 //! damaged frames do not fail a clip but a mostly damaged one does.
 //!
 //! **Reference.** `options.reference` (a path to an image of the same subject, e.g. the scene's
-//! source image) scaled to cover the detection size and centre-cropped; otherwise the first sampled frame that is not
-//! black/blank and has a face. The first-frame fallback only catches damage that changes over the
-//! clip: a uniformly blurred clip is its own (blurred) reference. Give a reference when you can.
+//! source image) scaled to cover the detection size and centre-cropped; otherwise the first
+//! sampled frame that is not black/blank and has a face. The first-frame fallback only catches
+//! damage that changes over the clip: a uniformly blurred clip is its own (blurred) reference.
+//! Give a reference when you can.
 //!
-//! **Options.** `reference` (path), `fps` (sampling rate for this check, at most the decode rate),
+//! **Options.** `reference` (path), `fps` (sampling rate for this check; a rate above
+//! `QaSettings::sample_fps` raises the run's single decode rate),
 //! `expected_faces` (N: compare this many ranks; if the reference shows fewer faces, the extra
 //! ranks use its weakest face's score), `percentile` (0–100, default 50).
 

@@ -17,17 +17,17 @@
 //! - **`sharpness`**: the median over frames of the variance of the 4-neighbour Laplacian,
 //!   normalised as `min(1, sqrt(var / reference_var))`, i.e. the ratio of the Laplacian's standard
 //!   deviations (edge contrast). The square root keeps light blur (σ1 at 360p) in the warn range
-//!   instead of near 0; the variance itself falls roughly 2–3× per blur step. `reference_var` is the option of that name, else
-//!   the variance of the `reference` image (the same option `face_confidence` uses) at the metric
-//!   size, else [`DEFAULT_REFERENCE_VAR`]. Noise *raises* the variance, so this check cannot stand
-//!   alone: pair it with `face_confidence`.
+//!   instead of near 0; the variance itself falls roughly 2–3× per blur step. `reference_var` is
+//!   the option of that name, else the variance of the `reference` image (the same option
+//!   `face_confidence` uses) at the metric size, else [`DEFAULT_REFERENCE_VAR`]. Noise *raises*
+//!   the variance, so this check cannot stand alone: pair it with `face_confidence`.
 //! - **`motion`**: m = the *median* over consecutive sampled pairs of their mean absolute
 //!   difference (luma levels at the metric size, pairs 1/`fps` apart). The median rather than the
 //!   mean, so that one cut or a few black frames do not make a calm clip "chaotic" (`details` has
 //!   the mean too). The score is a trapezoid: 0 at or below `static_below` (0.5: nothing moves),
 //!   rising linearly to 1 at `calm_from` (1.5), 1 up to `busy_to` (30), falling linearly to 0 at
 //!   `chaotic_above` (70: consecutive samples are essentially unrelated pictures, e.g. flicker or
-//!   constant cuts). The demo clips' slow zoom/pan measures 5–20.
+//!   constant cuts). The demo clips' slow zoom/pan measures 6–27 (CALIBRATION.md).
 
 use crate::decode::GrayFrame;
 use crate::options::{opt_f64, opt_positive};
