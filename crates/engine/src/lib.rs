@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod backends;
+pub mod metrics;
 mod worker;
 
 pub use backend::{AttemptControl, Backend, Backends, Generated, GenerationError, GenerationJob, Scorer};

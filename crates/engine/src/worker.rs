@@ -268,13 +268,20 @@ impl<S: Store + ?Sized> Engine<S> {
                     stopped_by_budget: false,
                     scored_by_worker: needs_builtin,
                 };
+                let started = Instant::now();
+                let scored = done.verdict.is_some();
                 let applied = self.store.finish_generation(done).await?;
+                if scored {
+                    crate::metrics::DECISION_LATENCY.observe(started.elapsed());
+                }
                 if needs_builtin && applied.applied {
                     let verdict = match &g.output_path {
                         Some(p) => self.scorer.as_ref().expect("checked").score(p, &scene.qa_checks, &scene.qa_commands).await,
                         None => retake_core::QaVerdict { scores: vec![], error: Some("the backend produced no output to score".into()), source: "builtin".into() },
                     };
+                    let started = Instant::now();
                     self.store.deliver_verdict(w.attempt.id, verdict, Some(&worker)).await?;
+                    crate::metrics::DECISION_LATENCY.observe(started.elapsed());
                 }
             }
             Err(GenerationError::StoppedByBudget { gpu_seconds }) => {

@@ -1,0 +1,449 @@
+//! Request and response bodies. Requests refuse unknown fields; responses are what the web UI's
+//! generated TypeScript types describe.
+
+use chrono::{DateTime, Utc};
+use retake_core::{
+    CheckConfig, CommandCheck, EffectivePolicy, JitterProvenance, Parameters, PolicyOverrides, PolicySource, RetryPolicy,
+    ReviewReason, SegmentStatus, Verdict,
+};
+use retake_store::{Attempt, InfraErrorRecord, Project, ProjectStats, SceneType, Segment};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+fn default_estimate() -> f64 {
+    30.0
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    pub name: String,
+    /// GPU seconds the project may spend; `null` or absent is unlimited.
+    #[serde(default)]
+    pub gpu_budget_seconds: Option<f64>,
+    /// What one attempt reserves before a scene type has history (default 30).
+    #[serde(default = "default_estimate")]
+    pub default_gpu_estimate_seconds: f64,
+    #[serde(default)]
+    pub default_retry_policy: Option<RetryPolicy>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProject {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A number, or `null` for unlimited. Absent leaves it unchanged.
+    #[serde(default, deserialize_with = "serde_with_double_option::deserialize")]
+    #[schema(value_type = Option<f64>)]
+    pub gpu_budget_seconds: Option<Option<f64>>,
+    #[serde(default)]
+    pub default_gpu_estimate_seconds: Option<f64>,
+}
+
+/// Distinguishes an absent field from an explicit `null`.
+mod serde_with_double_option {
+    use serde::{Deserialize, Deserializer};
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<f64>>, D::Error> {
+        Ok(Some(Option::<f64>::deserialize(d)?))
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProjectView {
+    #[serde(flatten)]
+    pub project: Project,
+    /// `null` when the budget is unlimited.
+    pub gpu_remaining_seconds: Option<f64>,
+    pub stats: ProjectStats,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSceneType {
+    pub project_id: i64,
+    pub name: String,
+    /// `simulated` (default) or `comfyui`.
+    #[serde(default = "simulated")]
+    pub backend: String,
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub backend_config: Value,
+    /// ComfyUI API-format workflow.
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub workflow_template: Value,
+    /// retake parameter → `"<node id>.<input>"`.
+    #[serde(default)]
+    pub parameter_bindings: BTreeMap<String, String>,
+    #[serde(default)]
+    pub default_parameters: Parameters,
+    #[serde(default)]
+    pub qa_checks: Vec<CheckConfig>,
+    #[serde(default)]
+    pub qa_commands: Vec<CommandCheck>,
+    #[serde(default)]
+    pub retry_policy: PolicyOverrides,
+}
+
+fn simulated() -> String {
+    "simulated".into()
+}
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSceneType {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub backend: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub backend_config: Option<Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub workflow_template: Option<Value>,
+    #[serde(default)]
+    pub parameter_bindings: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub default_parameters: Option<Parameters>,
+    #[serde(default)]
+    pub qa_checks: Option<Vec<CheckConfig>>,
+    #[serde(default)]
+    pub qa_commands: Option<Vec<CommandCheck>>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SceneTypeView {
+    #[serde(flatten)]
+    pub scene_type: SceneType,
+    pub effective_policy: RetryPolicy,
+}
+
+/// The retry policy as a scene type sees it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SceneTypePolicyView {
+    pub scene_type_id: i64,
+    pub project_id: i64,
+    /// The values in force.
+    pub effective: RetryPolicy,
+    /// Where each effective value comes from.
+    pub sources: BTreeMap<String, PolicySource>,
+    /// The scene type's own values (`null` = inherited).
+    pub overrides: PolicyOverrides,
+    pub project_default: RetryPolicy,
+    /// The scene type's QA checks, i.e. the trigger checks it may use.
+    pub available_checks: Vec<String>,
+    /// Send this back as `If-Match` to save; a stale value is a 409.
+    pub updated_at: DateTime<Utc>,
+    /// GPU seconds one attempt reserves right now.
+    pub estimate_gpu_seconds_per_attempt: f64,
+    /// The most extra GPU time the policy can spend on one failing segment (its retries).
+    pub worst_case_extra_gpu_seconds: f64,
+    pub project_remaining_gpu_seconds: Option<f64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProjectPolicyView {
+    pub project_id: i64,
+    pub policy: RetryPolicy,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub fn scene_policy_view(st: &SceneType, project: &Project, eff: EffectivePolicy, estimate: f64) -> SceneTypePolicyView {
+    let extra = (eff.policy.max_attempts as f64 - 1.0) * estimate;
+    SceneTypePolicyView {
+        scene_type_id: st.id,
+        project_id: project.id,
+        worst_case_extra_gpu_seconds: if eff.policy.enabled { extra } else { 0.0 },
+        effective: eff.policy,
+        sources: eff.sources,
+        overrides: st.retry_policy.clone(),
+        project_default: project.default_retry_policy.clone(),
+        available_checks: st.qa_checks.iter().map(|c| c.check.clone()).collect(),
+        updated_at: st.updated_at,
+        estimate_gpu_seconds_per_attempt: estimate,
+        project_remaining_gpu_seconds: project.remaining_gpu_seconds(),
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSegmentBody {
+    pub scene_type_id: i64,
+    /// Laid over the scene type's default parameters. A `seed` here is attempt 1's seed.
+    #[serde(default)]
+    pub parameters: Parameters,
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Seeds the retries' randomness; drawn at random and recorded when absent.
+    #[serde(default)]
+    pub rng_seed: Option<u64>,
+}
+
+/// One segment, or a batch under `segments`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum SubmitSegments {
+    Batch { segments: Vec<NewSegmentBody> },
+    One(NewSegmentBody),
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SegmentView {
+    #[serde(flatten)]
+    pub segment: Segment,
+    pub retry_count: u32,
+    /// `Segment 5: failed attempt 1 (face 0.42), passed attempt 3 (face 0.87)`.
+    pub summary: String,
+    pub scene_type_name: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SegmentPage {
+    pub items: Vec<SegmentView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<i64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SubmittedSegments {
+    pub segments: Vec<SegmentView>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CheckView {
+    pub check: String,
+    pub score: f64,
+    pub warn: f64,
+    pub fail: f64,
+    pub verdict: Verdict,
+    /// Whether this check may trigger a retry under the effective policy.
+    pub trigger: bool,
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ParamChange {
+    #[schema(value_type = Object)]
+    pub from: Value,
+    #[schema(value_type = Object)]
+    pub to: Value,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AttemptView {
+    pub id: i64,
+    pub attempt_number: u32,
+    pub seed: u64,
+    pub parameters: Parameters,
+    pub original_parameters: Parameters,
+    /// Parameters that differ from the original, `name → {from, to}`.
+    pub parameter_diff: BTreeMap<String, ParamChange>,
+    pub checks: Vec<CheckView>,
+    pub overall: Option<f64>,
+    pub status: retake_core::AttemptStatus,
+    pub is_selected: bool,
+    pub gpu_seconds: f64,
+    pub failure_reason: Option<String>,
+    /// Why this attempt exists (the decision that scheduled it, and its variation).
+    pub why: Option<String>,
+    pub arm: Option<String>,
+    pub jitter: Option<JitterProvenance>,
+    pub progress: Option<f64>,
+    pub infra_errors: Vec<InfraErrorRecord>,
+    pub human_override: bool,
+    pub selected_by: Option<String>,
+    pub qa_source: Option<String>,
+    pub backend: Option<String>,
+    pub worker: Option<String>,
+    #[schema(value_type = Object)]
+    pub provenance: Value,
+    /// `GET /api/segments/{id}/attempts/{n}/media` serves a video.
+    pub has_media: bool,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+pub fn attempt_view(a: &Attempt, triggers: &std::collections::BTreeSet<String>) -> AttemptView {
+    let checks = a
+        .quality_scores
+        .as_ref()
+        .map(|q| {
+            q.checks
+                .iter()
+                .map(|(k, r)| CheckView {
+                    check: k.clone(),
+                    score: r.score,
+                    warn: r.warn,
+                    fail: r.fail,
+                    verdict: r.verdict,
+                    trigger: triggers.contains(k),
+                    details: r.details.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    AttemptView {
+        id: a.id,
+        attempt_number: a.attempt_number,
+        seed: a.seed,
+        parameter_diff: a
+            .parameters
+            .diff(&a.original_parameters)
+            .into_iter()
+            .map(|(k, (from, to))| (k, ParamChange { from, to }))
+            .collect(),
+        parameters: a.parameters.clone(),
+        original_parameters: a.original_parameters.clone(),
+        checks,
+        overall: a.quality_scores.as_ref().map(|q| q.overall),
+        status: a.overall_status,
+        is_selected: a.is_selected,
+        gpu_seconds: a.gpu_seconds,
+        failure_reason: a.failure_reason.clone(),
+        why: a.why.clone(),
+        arm: a.arm.map(|x| x.as_str().to_owned()),
+        jitter: a.jitter.clone(),
+        progress: a.progress,
+        infra_errors: a.infra_errors.clone(),
+        human_override: a.human_override,
+        selected_by: a.selected_by.clone(),
+        qa_source: a.qa_source.clone(),
+        backend: a.backend.clone(),
+        worker: a.worker.clone(),
+        provenance: a.provenance.clone(),
+        has_media: a.output_video_path.is_some(),
+        started_at: a.started_at,
+        finished_at: a.finished_at,
+    }
+}
+
+/// Everything about a segment's retries.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RetryHistory {
+    pub segment_id: i64,
+    pub project_id: i64,
+    pub scene_type_id: i64,
+    pub scene_type_name: String,
+    pub label: Option<String>,
+    pub status: SegmentStatus,
+    pub review_reason: Option<ReviewReason>,
+    /// Why the last decision was taken.
+    pub decision_note: Option<String>,
+    #[schema(value_type = Object)]
+    pub review_evidence: Value,
+    /// Retries so far (attempts beyond the original).
+    pub retry_count: u32,
+    /// The effective policy's limit; it counts the original attempt.
+    pub max_attempts: u8,
+    pub trigger_checks: Vec<String>,
+    pub selected_attempt_number: Option<u32>,
+    pub total_gpu_seconds: f64,
+    pub summary: String,
+    pub rng_seed: u64,
+    pub attempts: Vec<AttemptView>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptBody {
+    pub attempt_number: u32,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectBody {
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReviewItem {
+    pub segment: SegmentView,
+    pub history: RetryHistory,
+    /// GPU seconds one more attempt would reserve (for "re-run").
+    pub rerun_estimate_gpu_seconds: f64,
+    pub project_remaining_gpu_seconds: Option<f64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReviewQueue {
+    pub items: Vec<ReviewItem>,
+    pub next_cursor: Option<i64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RerunResult {
+    pub segment: SegmentView,
+    pub attempt: AttemptView,
+    pub estimate_gpu_seconds: f64,
+}
+
+/// Scores from an external QA service.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalQa {
+    #[serde(default)]
+    pub scores: Vec<retake_core::CheckScore>,
+    /// Report that QA could not score the attempt (it goes to review, never passes).
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct QaAccepted {
+    /// False when these scores had already been applied (a duplicate delivery).
+    pub applied: bool,
+    pub decision: Option<String>,
+    pub segment_status: Option<SegmentStatus>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+    pub store: &'static str,
+    pub version: &'static str,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Me {
+    pub name: String,
+    pub role: retake_store::Role,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComfyServerBody {
+    pub url: String,
+    #[serde(default = "one")]
+    pub max_concurrency: u32,
+    #[serde(default)]
+    pub drained: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenBody {
+    pub name: String,
+    pub role: retake_store::Role,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CreatedToken {
+    /// Shown once; only its hash is stored.
+    pub token: String,
+    pub name: String,
+    pub role: retake_store::Role,
+}

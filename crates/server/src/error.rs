@@ -1,0 +1,103 @@
+//! One error type for every handler, one JSON shape for every error:
+//! `{"error": {"code", "message", "field"?}}`. 5xx details are logged, never sent.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use retake_store::StoreError;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed or out-of-range input (422), naming the field and the allowed range.
+    #[error("{message}")]
+    Validation { field: Option<String>, message: String },
+    /// The body is not valid JSON, or has the wrong shape (400).
+    #[error("{message}")]
+    BadRequest { field: Option<String>, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    /// A stale precondition or a uniqueness rule (409).
+    #[error("{message}")]
+    Conflict { field: Option<String>, message: String },
+    #[error("missing or invalid API token")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("request body is larger than 1 MiB")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    RangeNotSatisfiable(String),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code: `validation_failed`, `bad_request`, `not_found`, `conflict`,
+    /// `unauthorized`, `forbidden`, `payload_too_large`, `range_not_satisfiable`, `internal`.
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Validation { field: Some(field.into()), message: message.into() }
+    }
+    pub fn not_found(what: impl Into<String>) -> Self {
+        ApiError::NotFound(what.into())
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, Option<String>) {
+        match self {
+            ApiError::Validation { field, .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", field.clone()),
+            ApiError::BadRequest { field, .. } => (StatusCode::BAD_REQUEST, "bad_request", field.clone()),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
+            ApiError::Conflict { field, .. } => (StatusCode::CONFLICT, "conflict", field.clone()),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None),
+            ApiError::RangeNotSatisfiable(_) => (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable", None),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, field) = self.parts();
+        if let ApiError::Internal(e) = &self {
+            tracing::error!(error = ?e, "request failed");
+        }
+        let mut res = (status, axum::Json(ErrorBody { error: ErrorDetail { code, message: self.to_string(), field } })).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+        }
+        res
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { entity, id } => ApiError::NotFound(format!("{entity} {id} does not exist")),
+            StoreError::Conflict { message, field } => ApiError::Conflict { field, message },
+            StoreError::Invalid { message, field } => ApiError::Validation { field, message },
+            other => ApiError::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl From<retake_core::PolicyError> for ApiError {
+    fn from(e: retake_core::PolicyError) -> Self {
+        ApiError::Validation { field: Some(e.field), message: e.message }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
