@@ -106,6 +106,61 @@ pub async fn postgres() -> Option<(Arc<dyn Store>, TestDb)> {
     Some((store, db))
 }
 
+tokio::task_local! {
+    static DB_URL: String;
+}
+
+/// Runs a contract test body with its database's URL available to [`current_db_url`].
+pub async fn with_db<F: std::future::Future>(db: &TestDb, body: F) -> F::Output {
+    DB_URL.scope(db.url(), body).await
+}
+
+/// The URL of the database the running contract test uses (inside [`contract_tests!`] only).
+pub fn current_db_url() -> String {
+    DB_URL.try_with(Clone::clone).expect("current_db_url() is only available inside contract_tests!")
+}
+
+/// A project's budget as the database holds it, with the append-only ledger's totals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetAudit {
+    pub budget: Option<f64>,
+    pub spent: f64,
+    pub reserved: f64,
+    pub ledger_spent: f64,
+    pub ledger_rows: i64,
+}
+
+/// Reads a project's budget columns and ledger straight from the database at `url`, on a
+/// connection of its own (not through the store under test).
+pub async fn budget_audit(url: &str, project_id: i64) -> BudgetAudit {
+    use sqlx::Row;
+    const SQL: &str = "SELECT gpu_budget_seconds, gpu_spent_seconds, gpu_reserved_seconds,
+        (SELECT COALESCE(SUM(spent_seconds), 0.0) FROM gpu_ledger WHERE project_id = p.id) AS ledger_spent,
+        (SELECT COUNT(*) FROM gpu_ledger WHERE project_id = p.id) AS ledger_rows
+        FROM projects p WHERE id = $1";
+    macro_rules! audit {
+        ($row:expr) => {{
+            let r = $row;
+            BudgetAudit {
+                budget: r.get(0),
+                spent: r.get(1),
+                reserved: r.get(2),
+                ledger_spent: r.get(3),
+                ledger_rows: r.get(4),
+            }
+        }};
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url).await.expect("connect for audit");
+        audit!(sqlx::query(SQL).bind(project_id).fetch_one(&mut c).await.expect("audit query"))
+    } else {
+        let path = url.strip_prefix("sqlite:").unwrap_or(url);
+        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path).read_only(true);
+        let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&opts).await.expect("open for audit");
+        audit!(sqlx::query(&SQL.replace("$1", "?1")).bind(project_id).fetch_one(&mut c).await.expect("audit query"))
+    }
+}
+
 /// Run the same test body against both stores.
 #[macro_export]
 macro_rules! contract_tests {
@@ -114,8 +169,8 @@ macro_rules! contract_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let (store, _db) = $crate::testing::sqlite().await;
-                    super::$name(store).await;
+                    let (store, db) = $crate::testing::sqlite().await;
+                    $crate::testing::with_db(&db, super::$name(store)).await;
                 }
             )*
         }
@@ -123,8 +178,8 @@ macro_rules! contract_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some((store, _db)) = $crate::testing::postgres().await else { return };
-                    super::$name(store).await;
+                    let Some((store, db)) = $crate::testing::postgres().await else { return };
+                    $crate::testing::with_db(&db, super::$name(store)).await;
                 }
             )*
         }

@@ -3,6 +3,7 @@
 
 use retake_core::{AttemptStatus, CheckConfig, CheckScore, Parameters, PolicyOverrides, QaVerdict, RetryPolicy, ReviewReason, SegmentStatus};
 use retake_store::*;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ retake_store::contract_tests!(
     selection_and_review_actions,
     infra_errors_requeue_then_escalate,
     tokens_and_servers,
+    racing_workers_never_overspend_the_budget,
 );
 
 const W: &str = "worker-a";
@@ -386,4 +388,79 @@ async fn tokens_and_servers(store: Arc<dyn Store>) {
     assert_eq!(store.list_comfy_servers().await.unwrap().len(), 1);
     store.delete_comfy_server("gpu-1").await.unwrap();
     assert!(matches!(store.delete_comfy_server("gpu-1").await, Err(StoreError::NotFound { .. })));
+}
+
+/// Eight workers race to claim and finish attempts of a project whose budget covers only a few.
+/// Read straight from the database, at every moment and at the end: `spent + reserved` never
+/// exceeds the budget, and the append-only ledger accounts for every second spent.
+async fn racing_workers_never_overspend_the_budget(store: Arc<dyn Store>) {
+    // Budget 45 s, estimate 10 s, 8 s per generation: four or five attempts run, never more.
+    let p = project(&store, Some(45.0), true).await;
+    let st = scene(&store, &p, PolicyOverrides::default()).await;
+    submit(&store, &st, 12).await;
+    let url = retake_store::testing::current_db_url();
+    let racing = Arc::new(AtomicBool::new(true));
+    let auditor = tokio::spawn({
+        let (url, racing, project_id) = (url.clone(), racing.clone(), p.id);
+        async move {
+            let mut audits = 0u32;
+            while racing.load(SeqCst) || audits == 0 {
+                let a = retake_store::testing::budget_audit(&url, project_id).await;
+                assert!(a.spent + a.reserved <= 45.0 + 1e-9, "overspent while racing: {a:?}");
+                audits += 1;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            audits
+        }
+    });
+    let busy = Arc::new(AtomicUsize::new(0));
+    let mut workers = vec![];
+    for i in 0..8u32 {
+        let (s, busy) = (store.clone(), busy.clone());
+        workers.push(tokio::spawn(async move {
+            let name = format!("racer-{i}");
+            let mut finished = 0u32;
+            loop {
+                busy.fetch_add(1, SeqCst);
+                let got = s.claim(&name, 1 + i % 2, LEASE).await.unwrap();
+                if got.is_empty() {
+                    busy.fetch_sub(1, SeqCst);
+                    // Done when nobody is between a claim and its finish and nothing is queued.
+                    if busy.load(SeqCst) == 0 && s.pending_work().await.unwrap() == 0 {
+                        return finished;
+                    }
+                    s.wait_for_work(Duration::from_millis(10)).await;
+                    continue;
+                }
+                for w in &got {
+                    // Some attempts fail, so their segments ask for retries the budget must refuse.
+                    let face = if (w.attempt.segment_id + i64::from(i)) % 2 == 0 { 0.2 } else { 0.9 };
+                    let r = s.finish_generation(done(&w.attempt, &name, Some(verdict(face, 1.0)))).await.unwrap();
+                    assert!(r.applied, "the claimer owns its attempt");
+                    finished += 1;
+                }
+                busy.fetch_sub(1, SeqCst);
+            }
+        }));
+    }
+    let mut finished = 0;
+    for w in workers {
+        finished += w.await.unwrap();
+    }
+    racing.store(false, SeqCst);
+    assert!(auditor.await.unwrap() > 0);
+
+    let a = retake_store::testing::budget_audit(&url, p.id).await;
+    assert!(a.spent + a.reserved <= 45.0 + 1e-9, "{a:?}");
+    assert!(a.reserved.abs() < 1e-9, "every reservation was settled: {a:?}");
+    assert!((a.ledger_spent - a.spent).abs() < 1e-9, "the ledger accounts for every second spent: {a:?}");
+    assert_eq!(a.ledger_rows, i64::from(finished), "one ledger row per finished attempt");
+    assert!((a.spent - 8.0 * f64::from(finished)).abs() < 1e-9, "{a:?} after {finished} generations");
+    assert!((4..=5).contains(&finished), "the budget covers four or five generations, not {finished}");
+    let segs = store.list_segments(&SegmentFilter { project_id: Some(p.id), limit: 100, ..Default::default() }).await.unwrap();
+    assert_eq!(segs.len(), 12);
+    assert!(segs.iter().all(|s| s.status.is_terminal()), "{:?}", segs.iter().map(|s| s.status).collect::<Vec<_>>());
+    assert!(segs.iter().any(|s| s.review_reason == Some(ReviewReason::BudgetExhausted)));
+    let proj = store.get_project(p.id).await.unwrap();
+    assert_eq!((proj.gpu_spent_seconds, proj.gpu_reserved_seconds), (a.spent, a.reserved.max(0.0)));
 }

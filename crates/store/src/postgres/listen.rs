@@ -23,8 +23,15 @@ pub struct Signals {
 }
 
 impl Signals {
-    fn wake_all(&self) {
+    /// Wakes every waiting loop, and leaves a permit for one that is about to wait (as the
+    /// SQLite store does), so work queued just before a loop sleeps is not left for the timeout.
+    pub fn wake_work(&self) {
         self.work.notify_waiters();
+        self.work.notify_one();
+    }
+
+    fn wake_all(&self) {
+        self.wake_work();
         self.events.notify_waiters();
     }
 }
@@ -78,7 +85,7 @@ async fn run(url: String, signals: Signals, mut listener: Option<PgListener>) {
         loop {
             match l.try_recv().await {
                 Ok(Some(n)) => match n.channel() {
-                    WORK_CHANNEL => signals.work.notify_waiters(),
+                    WORK_CHANNEL => signals.wake_work(),
                     EVENTS_CHANNEL => signals.events.notify_waiters(),
                     _ => {}
                 },

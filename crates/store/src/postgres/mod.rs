@@ -107,7 +107,7 @@ impl PgStore {
     async fn commit(&self, t: PgTx) -> Result<()> {
         let (work, events) = t.commit().await?;
         if work {
-            self.signals.work.notify_waiters();
+            self.signals.wake_work();
         }
         if events {
             self.signals.events.notify_waiters();
