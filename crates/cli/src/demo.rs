@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use retake_core::{summary_sentence, CheckConfig, Parameters, PolicyOverrides, RetryPolicy, SegmentStatus};
-use retake_engine::backends::{Scenario, SimulatedBackend};
-use retake_engine::{Backends, Engine, EngineConfig};
+use retake_engine::backends::Scenario;
+use retake_engine::{Engine, EngineConfig};
 use retake_store::{NewProject, NewSceneType, NewSegment, SegmentFilter, Store};
 use serde_json::json;
 use std::path::PathBuf;
@@ -35,6 +35,12 @@ pub struct DemoArgs {
     /// Address for the API and web UI.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// Render a real clip per attempt and score it with the QA runner (default while serving).
+    #[arg(long, conflicts_with = "no_clips")]
+    pub clips: bool,
+    /// Skip real clips: the simulated backend reports scores directly (default with --no-serve).
+    #[arg(long)]
+    pub no_clips: bool,
 }
 
 struct DemoScene {
@@ -77,11 +83,13 @@ fn demo_scenes() -> Vec<DemoScene> {
 }
 
 pub async fn run(g: GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
-    let scenario = match &args.scenario {
+    let mut scenario = match &args.scenario {
         Some(p) => Scenario::load(p)?,
         None => Scenario::demo(),
     };
     let serve = !args.no_serve;
+    let clips = args.clips || (serve && !args.no_clips) || (scenario.render_clips && !args.no_clips);
+    scenario.render_clips = clips;
     let speed = args.speed.unwrap_or(if serve { 0.04 } else { 0.0 });
     if !(speed.is_finite() && (0.0..=10.0).contains(&speed)) {
         anyhow::bail!("--speed must be a number in 0..=10 (real seconds per simulated GPU-second); got {speed}");
@@ -89,12 +97,24 @@ pub async fn run(g: GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     let store = open_store(&g).await?;
     let (project, scene_ids) = setup(store.as_ref(), &args, &scenario).await?;
 
-    let backend = SimulatedBackend::new(scenario, Some(speed), None);
-    let backends = Backends::new().with("simulated", Arc::new(backend));
+    let backends = crate::wiring::backends(crate::wiring::simulated(scenario, Some(speed)));
     let mut cfg = EngineConfig::new(&g.data_dir);
     cfg.worker_id = format!("demo-{}", std::process::id());
-    cfg.slots = if speed > 0.0 { 8 } else { 1 };
-    let engine = Engine::new(store.clone(), backends, None, cfg);
+    cfg.slots = if speed > 0.0 || clips { 6 } else { 1 };
+    let scorer: Option<Arc<dyn retake_engine::Scorer>> = Some(Arc::new(crate::wiring::BuiltinQa::new(true)));
+    let engine = Engine::new(store.clone(), backends.clone(), scorer, cfg);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut http = None;
+    if serve {
+        let token = retake_server::auth::create_token(store.as_ref(), retake_store::Role::Admin, "demo admin").await?;
+        let state = crate::wiring::app_state(&g, store.clone(), backends.clone());
+        let (addr, h) = crate::wiring::start_http(state, &args.listen, stop_rx.clone()).await?;
+        http = Some(h);
+        println!("Open the web UI:  http://{addr}/#token={token}");
+        println!("Admin API token:  {token}");
+        println!("API docs:         http://{addr}/api/docs\n");
+    }
 
     let n = args.segments as usize;
     let segments: Vec<NewSegment> = (0..n)
@@ -117,8 +137,7 @@ pub async fn run(g: GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
 
     let bar = ProgressBar::new(n as u64);
     bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40.cyan/blue} {pos}/{len} segments done {msg}")?.progress_chars("=> "));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let runner = tokio::spawn(engine.clone().run(stop_rx));
+    let runner = tokio::spawn(engine.clone().run(stop_rx.clone()));
     loop {
         let stats = store.project_stats(project.id).await?;
         let done = stats.segments - stats.in_progress;
@@ -130,12 +149,19 @@ pub async fn run(g: GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     bar.finish();
-    let _ = stop_tx.send(true);
-    let _ = runner.await;
-
     print_report(store.as_ref(), project.id, first_id).await?;
-    if serve {
-        println!("\nThe web UI and API come with `retake serve`; data is in {}", crate::common::describe_url(&g));
+    match http {
+        Some(h) => {
+            println!("\nStill serving (the engine keeps running for review actions). Ctrl-C to stop.");
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = stop_tx.send(true);
+            let _ = runner.await;
+            let _ = h.await;
+        }
+        None => {
+            let _ = stop_tx.send(true);
+            let _ = runner.await;
+        }
     }
     Ok(())
 }

@@ -2,8 +2,11 @@
 //! arguments and hands over to a command module.
 
 mod common;
+mod config;
 mod demo;
+mod serve;
 mod token;
+mod wiring;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +23,10 @@ struct Cli {
 enum Command {
     /// Create a demo project and watch segments fail, retry, pass or go to review.
     Demo(demo::DemoArgs),
+    /// Run the engine with the HTTP API and web UI.
+    Serve(serve::ServeArgs),
+    /// Run the engine only (no HTTP); several workers can share one PostgreSQL.
+    Worker(serve::EngineArgs),
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -27,6 +34,8 @@ enum Command {
     },
     /// Create or upgrade the database schema and exit.
     Migrate,
+    /// Print the HTTP API's OpenAPI document (the web UI generates its types from it).
+    Openapi,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,7 +45,15 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         match cli.command {
             Command::Demo(args) => demo::run(cli.global, args).await,
+            Command::Serve(args) => serve::serve(cli.global, args).await,
+            Command::Worker(args) => serve::worker(cli.global, args).await,
             Command::Token { command } => token::run(cli.global, command).await,
+            Command::Openapi => {
+                use retake_server::ApiDoc;
+                use utoipa::OpenApi;
+                println!("{}", ApiDoc::openapi().to_pretty_json()?);
+                Ok(())
+            }
             Command::Migrate => {
                 let store = common::open_store(&cli.global).await?;
                 println!("{} database is up to date ({})", store.backend_name(), common::describe_url(&cli.global));

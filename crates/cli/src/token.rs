@@ -3,7 +3,6 @@
 use crate::common::{open_store, GlobalArgs};
 use clap::Subcommand;
 use retake_store::Role;
-use sha2::{Digest, Sha256};
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
@@ -16,18 +15,8 @@ pub enum TokenCommand {
     },
 }
 
-pub fn hash_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-pub fn new_token() -> String {
-    format!("rtk_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
-}
-
 pub async fn create(store: &dyn retake_store::Store, role: Role, name: &str) -> anyhow::Result<String> {
-    let token = new_token();
-    store.create_token(name, role, &hash_token(&token)).await?;
-    Ok(token)
+    Ok(retake_server::auth::create_token(store, role, name).await?)
 }
 
 pub async fn run(g: GlobalArgs, cmd: TokenCommand) -> anyhow::Result<()> {

@@ -1,0 +1,103 @@
+//! `retake serve` (engine + HTTP API + web UI) and `retake worker` (engine only). Any number of
+//! either can share one PostgreSQL database.
+
+use crate::common::{open_store, GlobalArgs};
+use crate::config::Config;
+use crate::wiring;
+use clap::Args;
+use retake_engine::{Engine, EngineConfig};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// Configuration file (TOML): engine, simulated backend, QA and ComfyUI servers.
+    #[arg(long, env = "RETAKE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Attempts generating at once in this process (overrides the config).
+    #[arg(long)]
+    pub slots: Option<usize>,
+    /// Scenario for the simulated backend (overrides the config).
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// Real seconds slept per simulated GPU-second (overrides the scenario).
+    #[arg(long)]
+    pub speed: Option<f64>,
+    /// Name of this worker in leases and events (default: host-pid).
+    #[arg(long)]
+    pub worker_id: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Address for the API and web UI.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Serve the API only; run no engine in this process.
+    #[arg(long)]
+    pub no_engine: bool,
+}
+
+pub struct Running {
+    pub engine: Arc<Engine<dyn retake_store::Store>>,
+    pub backends: retake_engine::Backends,
+}
+
+pub fn build_engine(g: &GlobalArgs, a: &EngineArgs, store: Arc<dyn retake_store::Store>) -> anyhow::Result<Running> {
+    let cfg = Config::load(a.config.as_deref())?;
+    let scenario_path = a.scenario.clone().or(cfg.simulated.scenario.clone());
+    let scenario = match scenario_path {
+        Some(p) => retake_engine::backends::Scenario::load(&p)?,
+        None => retake_engine::backends::Scenario::demo(),
+    };
+    let sim = wiring::simulated(scenario, a.speed.or(cfg.simulated.speed));
+    let backends = wiring::backends(sim);
+    let mut ec = EngineConfig::new(&g.data_dir);
+    ec.slots = a.slots.unwrap_or(cfg.engine.slots);
+    ec.lease = std::time::Duration::from_secs_f64(cfg.engine.lease_seconds);
+    ec.heartbeat = ec.lease / 3;
+    ec.max_infra_retries = cfg.engine.max_infra_retries;
+    if let Some(w) = &a.worker_id {
+        ec.worker_id = w.clone();
+    }
+    if ec.slots == 0 || ec.slots > 256 {
+        anyhow::bail!("slots must be in 1..=256; got {}", ec.slots);
+    }
+    let engine = Engine::new(store, backends.clone(), Some(Arc::new(wiring::BuiltinQa::new(true))), ec);
+    Ok(Running { engine, backends })
+}
+
+async fn ctrl_c(tx: tokio::sync::watch::Sender<bool>) {
+    let _ = tokio::signal::ctrl_c().await;
+    eprintln!("stopping: finishing running attempts (Ctrl-C again to abort)…");
+    let _ = tx.send(true);
+    let _ = tokio::signal::ctrl_c().await;
+    std::process::exit(130);
+}
+
+pub async fn serve(g: GlobalArgs, a: ServeArgs) -> anyhow::Result<()> {
+    let store = open_store(&g).await?;
+    let running = build_engine(&g, &a.engine, store.clone())?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let state = wiring::app_state(&g, store.clone(), running.backends.clone());
+    let (addr, http) = wiring::start_http(state, &a.listen, rx.clone()).await?;
+    println!("retake serving on http://{addr} ({} store: {})", store.backend_name(), crate::common::describe_url(&g));
+    tokio::spawn(ctrl_c(tx));
+    if !a.no_engine {
+        running.engine.clone().run(rx).await;
+    }
+    let _ = http.await;
+    Ok(())
+}
+
+pub async fn worker(g: GlobalArgs, a: EngineArgs) -> anyhow::Result<()> {
+    let store = open_store(&g).await?;
+    let running = build_engine(&g, &a, store.clone())?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    eprintln!("retake worker {} running ({} store)", running.engine.config().worker_id, store.backend_name());
+    tokio::spawn(ctrl_c(tx));
+    running.engine.clone().run(rx).await;
+    Ok(())
+}
