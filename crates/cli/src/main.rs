@@ -1,6 +1,7 @@
 //! `retake`: one binary with the engine, the HTTP API and web UI, and the CLI. `main` only parses
 //! arguments and hands over to a command module.
 
+mod bench;
 mod common;
 mod config;
 mod demo;
@@ -32,6 +33,11 @@ enum Command {
         #[command(subcommand)]
         command: token::TokenCommand,
     },
+    /// Benchmarks that print tables (`--json` for scripts).
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
     /// Create or upgrade the database schema and exit.
     Migrate,
     /// Print the HTTP API's OpenAPI document (the web UI generates its types from it).
@@ -48,6 +54,7 @@ fn main() -> anyhow::Result<()> {
             Command::Serve(args) => serve::serve(cli.global, args).await,
             Command::Worker(args) => serve::worker(cli.global, args).await,
             Command::Token { command } => token::run(cli.global, command).await,
+            Command::Bench { command } => bench::run(cli.global, command).await,
             Command::Openapi => {
                 use retake_server::ApiDoc;
                 use utoipa::OpenApi;
