@@ -8,8 +8,11 @@
 //! - claims are one `FOR UPDATE SKIP LOCKED` statement, so replicas never hand out the same attempt
 //!   and never wait for each other's queue rows;
 //! - attempt and segment reads lock their rows, and the budget moves only by conditional updates;
-//! - a transaction that deadlocks (possible when a person closes a segment while a worker finishes
-//!   one of its attempts: they lock the two rows in opposite orders) is run again from the start;
+//! - locks are taken in one order (attempt → segment → project, ids ascending within a batch); where
+//!   the shared logic would take them otherwise (a person closing a segment), this backend takes
+//!   them first, in that order. A transaction PostgreSQL still aborts as a deadlock victim (a
+//!   retry attempt queued and claimed in the instant a segment is closed) is run again from the
+//!   start;
 //! - no transaction is held across a generation: claims and finishes are short, leases and the
 //!   rescuer cover workers that disappear.
 
@@ -169,6 +172,11 @@ async fn rescue_in(t: &mut PgTx) -> Result<Vec<i64>> {
         }
     }
     Ok(rescued)
+}
+
+async fn close_segment_in(t: &mut PgTx, segment_id: i64, actor: &str, to: SegmentStatus, note: Option<String>) -> Result<(Segment, Vec<Attempt>)> {
+    t.lock_segment_for_close(segment_id).await?;
+    ops::close_segment(t, segment_id, actor, to, note).await
 }
 
 async fn update_project_in(t: &mut PgTx, id: i64, patch: ProjectPatch, if_updated_at: Option<Timestamp>) -> Result<Project> {
@@ -411,11 +419,11 @@ impl Store for PgStore {
     }
 
     async fn reject_segment(&self, segment_id: i64, actor: &str, note: Option<String>) -> Result<(Segment, Vec<Attempt>)> {
-        in_tx!(self, |t| ops::close_segment(t, segment_id, actor, SegmentStatus::Rejected, note.clone()).await)
+        in_tx!(self, |t| close_segment_in(t, segment_id, actor, SegmentStatus::Rejected, note.clone()).await)
     }
 
     async fn cancel_segment(&self, segment_id: i64, actor: &str) -> Result<(Segment, Vec<Attempt>)> {
-        in_tx!(self, |t| ops::close_segment(t, segment_id, actor, SegmentStatus::Cancelled, None).await)
+        in_tx!(self, |t| close_segment_in(t, segment_id, actor, SegmentStatus::Cancelled, None).await)
     }
 
     async fn rerun_segment(&self, segment_id: i64, actor: &str, o: RerunOverrides) -> Result<(Segment, Attempt)> {

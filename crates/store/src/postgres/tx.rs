@@ -115,6 +115,21 @@ impl PgTx {
         .await?;
         Ok(())
     }
+
+    /// Lock a segment's in-flight attempts, then the segment, before a person closes it: the
+    /// order a finishing worker takes them in (attempt → segment), instead of the reverse that
+    /// the shared logic would take, which deadlocks with it.
+    pub async fn lock_segment_for_close(&mut self, segment_id: i64) -> Result<()> {
+        sqlx::query(
+            "SELECT id FROM retry_attempts WHERE segment_id = $1 AND overall_status IN ('queued','generating','scoring')
+             ORDER BY id FOR UPDATE",
+        )
+        .bind(segment_id)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query("SELECT id FROM segments WHERE id = $1 FOR UPDATE").bind(segment_id).execute(&mut *self.tx).await?;
+        Ok(())
+    }
 }
 
 #[async_trait]
