@@ -22,6 +22,7 @@ retake_store::contract_tests!(
     infra_errors_requeue_then_escalate,
     tokens_and_servers,
     racing_workers_never_overspend_the_budget,
+    text_from_outside_with_a_nul_character_is_stored,
 );
 
 const W: &str = "worker-a";
@@ -463,4 +464,31 @@ async fn racing_workers_never_overspend_the_budget(store: Arc<dyn Store>) {
     assert!(segs.iter().any(|s| s.review_reason == Some(ReviewReason::BudgetExhausted)));
     let proj = store.get_project(p.id).await.unwrap();
     assert_eq!((proj.gpu_spent_seconds, proj.gpu_reserved_seconds), (a.spent, a.reserved.max(0.0)));
+}
+
+/// A generation server's error text is stored whatever it contains (PostgreSQL cannot hold a NUL
+/// character in text or JSON; failing the transaction over it would strand the attempt).
+async fn text_from_outside_with_a_nul_character_is_stored(store: Arc<dyn Store>) {
+    let p = project(&store, None, true).await;
+    let st = scene(&store, &p, PolicyOverrides::default()).await;
+    submit(&store, &st, 1).await;
+    let w = store.claim(W, 1, LEASE).await.unwrap().remove(0);
+    let r = store
+        .record_infra_failure(InfraFailure {
+            attempt_id: w.attempt.id,
+            worker: W.into(),
+            message: "node 3: bad\0bytes".into(),
+            retriable: false,
+            gpu_seconds_spent: 0.5,
+            max_infra_retries: 2,
+            backoff: Duration::ZERO,
+        })
+        .await
+        .unwrap();
+    assert!(r.applied);
+    let a = store.get_attempt(w.attempt.id).await.unwrap();
+    assert!(a.failure_reason.as_deref().unwrap().contains("node 3: bad"), "{a:?}");
+    assert!(a.infra_errors[0].message.starts_with("node 3: bad"));
+    let seg = store.get_segment(a.segment_id).await.unwrap();
+    assert_eq!(seg.review_reason, Some(ReviewReason::WorkflowError));
 }

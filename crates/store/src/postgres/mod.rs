@@ -31,7 +31,6 @@ use listen::{ListenerTask, Signals};
 use retake_core::{QaVerdict, SegmentStatus};
 use rows::{db_err, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -195,7 +194,7 @@ async fn update_project_in(t: &mut PgTx, id: i64, patch: ProjectPatch, if_update
         "UPDATE projects SET name = $1, gpu_budget_seconds = $2, default_gpu_estimate_seconds = $3, default_retry_policy = $4, updated_at = $5
          WHERE id = $6 RETURNING *",
     )
-    .bind(&name)
+    .bind(rows::text(&name))
     .bind(patch.gpu_budget_seconds.unwrap_or(cur.gpu_budget_seconds))
     .bind(patch.default_gpu_estimate_seconds.unwrap_or(cur.default_gpu_estimate_seconds))
     .bind(json(&patch.default_retry_policy.unwrap_or(cur.default_retry_policy)))
@@ -353,9 +352,13 @@ impl Store for PgStore {
         if attempt_ids.is_empty() {
             return Ok(vec![]);
         }
+        // Rows are locked in id order, like every other multi-attempt lock.
         let mut ids: Vec<i64> = sqlx::query_scalar(
-            "UPDATE retry_attempts SET lease_expires_at = $1
-             WHERE worker = $2 AND overall_status IN ('generating','scoring') AND id = ANY($3) RETURNING id",
+            "WITH mine AS (
+                 SELECT id FROM retry_attempts
+                 WHERE id = ANY($3) AND worker = $2 AND overall_status IN ('generating','scoring')
+                 ORDER BY id FOR UPDATE)
+             UPDATE retry_attempts a SET lease_expires_at = $1 FROM mine WHERE a.id = mine.id RETURNING a.id",
         )
         .bind(ops::lease_until(lease))
         .bind(worker)
@@ -376,7 +379,7 @@ impl Store for PgStore {
 
     async fn set_provenance(&self, attempt_id: i64, worker: &str, provenance: serde_json::Value) -> Result<()> {
         sqlx::query("UPDATE retry_attempts SET provenance = $1 WHERE id = $2 AND worker = $3")
-            .bind(Json(&provenance))
+            .bind(json(&provenance))
             .bind(attempt_id)
             .bind(worker)
             .execute(&self.pool)

@@ -1,7 +1,7 @@
 //! The longer PostgreSQL statements: scene-type writes, submission, reservation growth, and the
 //! read-side aggregates (project stats, failure patterns, metrics).
 
-use super::rows::{self, db_err, json, policy_columns};
+use super::rows::{self, db_err, json, otext, policy_columns};
 use super::tx::{insert_attempt, PgTx};
 use crate::model::*;
 use crate::ops::{NewEvent, TxOps};
@@ -56,7 +56,7 @@ pub async fn update_scene_type(
     p: SceneTypePatch,
     if_updated_at: Option<Timestamp>,
 ) -> Result<SceneType> {
-    let cur = sqlx::query("SELECT * FROM scene_types WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(&mut **tx).await?;
+    let cur = sqlx::query("SELECT * FROM scene_types WHERE id = $1 FOR NO KEY UPDATE").bind(id).fetch_optional(&mut **tx).await?;
     let cur = cur.as_ref().map(rows::scene_type).transpose()?.ok_or_else(|| StoreError::not_found("scene type", id))?;
     if let Some(expected) = if_updated_at {
         if expected != cur.updated_at {
@@ -125,7 +125,7 @@ pub async fn submit_segments(t: &mut PgTx, segs: Vec<NewSegment>) -> Result<Vec<
         )
         .bind(scene.project_id)
         .bind(scene.id)
-        .bind(&s.label)
+        .bind(otext(&s.label))
         .bind(json(&params))
         .bind(s.rng_seed as i64)
         .bind(now)

@@ -6,13 +6,45 @@ use crate::{Result, StoreError};
 use retake_core::{Arm, AttemptStatus, PolicyOverrides, ReviewReason, SegmentStatus};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::borrow::Cow;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::Row;
 
-/// A domain value as a `JSONB` parameter.
+/// A domain value as a `JSONB` parameter, NUL-free (see [`text`]).
 pub fn json<T: serde::Serialize>(v: &T) -> Json<Value> {
-    Json(serde_json::to_value(v).expect("domain values serialize"))
+    let mut v = serde_json::to_value(v).expect("domain values serialize");
+    scrub(&mut v);
+    Json(v)
+}
+
+/// PostgreSQL's `TEXT` and `JSONB` cannot hold a NUL character (SQLite can). Text from outside —
+/// a generation server's error, a QA command's output — might carry one, and failing the whole
+/// finish over it would strand the attempt, so it is stored as U+FFFD instead.
+pub fn text(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+pub fn otext(s: &Option<String>) -> Option<Cow<'_, str>> {
+    s.as_deref().map(text)
+}
+
+fn scrub(v: &mut Value) {
+    match v {
+        Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{FFFD}"),
+        Value::Array(a) => a.iter_mut().for_each(scrub),
+        Value::Object(m) => {
+            if m.keys().any(|k| k.contains('\0')) {
+                *m = std::mem::take(m).into_iter().map(|(k, v)| (k.replace('\0', "\u{FFFD}"), v)).collect();
+            }
+            m.values_mut().for_each(scrub);
+        }
+        _ => {}
+    }
 }
 
 pub fn get_json<T: DeserializeOwned>(r: &PgRow, col: &str) -> Result<T> {

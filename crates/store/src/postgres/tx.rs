@@ -11,14 +11,13 @@
 //! `retake_work` / `retake_events` notifications are sent in the same transaction (delivered on
 //! commit).
 
-use super::rows::{self, json};
+use super::rows::{self, json, otext, text};
 use crate::model::*;
 use crate::ops::{NewEvent, TxOps};
 use crate::{Result, StoreError};
 use async_trait::async_trait;
 use retake_core::strategy::SceneStats;
 use retake_core::{Arm, ArmStats, CheckStats};
-use sqlx::types::Json;
 use sqlx::{Postgres, Row, Transaction};
 
 /// Serialises the commit tail of event-writing transactions (see the module docs).
@@ -62,8 +61,8 @@ impl PgTx {
                 segment.push(e.segment_id);
                 attempt.push(e.attempt_id);
                 kind.push(e.kind.to_owned());
-                message.push(e.message);
-                data.push(Json(e.data));
+                message.push(text(&e.message).into_owned());
+                data.push(json(&e.data));
                 at.push(t);
             }
             sqlx::query(
@@ -170,20 +169,20 @@ impl TxOps for PgTx {
              not_before = $11, progress = $12, infra_errors = $13, provenance = $14, qa_source = $15, selected_by = $16,
              human_override = $17, started_at = $18, finished_at = $19, updated_at = $20 WHERE id = $21",
         )
-        .bind(&a.output_video_path)
+        .bind(otext(&a.output_video_path))
         .bind(a.quality_scores.as_ref().map(json))
         .bind(a.overall_status.as_str())
         .bind(a.is_selected)
         .bind(a.gpu_seconds)
         .bind(a.reserved_gpu_seconds)
-        .bind(&a.failure_reason)
+        .bind(otext(&a.failure_reason))
         .bind(&a.backend)
         .bind(&a.worker)
         .bind(a.lease_expires_at)
         .bind(a.not_before)
         .bind(a.progress)
         .bind(json(&a.infra_errors))
-        .bind(Json(&a.provenance))
+        .bind(json(&a.provenance))
         .bind(&a.qa_source)
         .bind(&a.selected_by)
         .bind(a.human_override)
@@ -208,10 +207,10 @@ impl TxOps for PgTx {
         )
         .bind(s.status.as_str())
         .bind(s.review_reason.map(|r| r.as_str()))
-        .bind(&s.decision_note)
-        .bind(Json(&s.review_evidence))
+        .bind(otext(&s.decision_note))
+        .bind(json(&s.review_evidence))
         .bind(s.selected_attempt_number.map(|n| n as i32))
-        .bind(&s.output_video_path)
+        .bind(otext(&s.output_video_path))
         .bind(s.attempt_count as i32)
         .bind(s.updated_at)
         .bind(s.id)
@@ -254,7 +253,7 @@ impl TxOps for PgTx {
         .bind(attempt_id)
         .bind(reserved)
         .bind(spent)
-        .bind(note)
+        .bind(text(note))
         .bind(now())
         .execute(&mut *self.tx)
         .await?;
@@ -385,8 +384,8 @@ pub async fn insert_attempt(tx: &mut Transaction<'static, Postgres>, a: &Attempt
     .bind(a.overall_status.as_str())
     .bind(a.jitter.as_ref().map(json))
     .bind(a.arm.map(|x| x.as_str()))
-    .bind(&a.why)
-    .bind(Json(&a.provenance))
+    .bind(otext(&a.why))
+    .bind(json(&a.provenance))
     .bind(a.created_at)
     .bind(a.updated_at)
     .fetch_one(&mut **tx)
