@@ -113,10 +113,11 @@ impl ComfyClient {
         Ok((status, text))
     }
 
-    async fn get_json(&self, route: &str) -> Result<Value, ComfyError> {
+    async fn get_json(&self, path: &str) -> Result<Value, ComfyError> {
+        let route = &format!("/{path}");
         let resp = self
             .http
-            .get(self.route(route))
+            .get(self.route(path))
             .timeout(REQUEST_TIMEOUT)
             .send()
             .await
@@ -128,10 +129,11 @@ impl ComfyClient {
         serde_json::from_str(&text).map_err(|e| self.malformed(route, format!("{e}: {}", snippet(&text))))
     }
 
-    async fn post(&self, route: &str, body: &Value) -> Result<(StatusCode, String), ComfyError> {
+    async fn post(&self, path: &str, body: &Value) -> Result<(StatusCode, String), ComfyError> {
+        let route = &format!("/{path}");
         let resp = self
             .http
-            .post(self.route(route))
+            .post(self.route(path))
             .timeout(REQUEST_TIMEOUT)
             .json(body)
             .send()
@@ -206,9 +208,9 @@ impl ComfyClient {
 
     /// `GET /history/{prompt_id}`: `None` while the prompt is unknown or not finished.
     pub async fn history(&self, prompt_id: &str) -> Result<Option<HistoryEntry>, ComfyError> {
-        let route = format!("history/{prompt_id}");
-        let v = self.get_json(&route).await?;
-        HistoryEntry::parse(prompt_id, &v).map_err(|e| self.malformed(&format!("/{route}"), e))
+        let path = format!("history/{prompt_id}");
+        let v = self.get_json(&path).await?;
+        HistoryEntry::parse(prompt_id, &v).map_err(|e| self.malformed(&format!("/{path}"), e))
     }
 
     /// Where `prompt_id` stands. The queue is read before the history: a prompt leaves the queue

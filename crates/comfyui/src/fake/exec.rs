@@ -151,7 +151,8 @@ impl Run {
         for id in order {
             let class = self.class_of(id);
             if cached.contains(id) {
-                if let Some(ui) = state.inner.lock().unwrap().cache.get(&sigs[id]).cloned().filter(|v| !v.is_null()) {
+                let ui = state.inner.lock().unwrap().cache.get(&sigs[id]).cloned();
+                if let Some(ui) = ui.filter(|v| !v.is_null()) {
                     self.send(state, "executed", json!({"node": id, "display_node": id, "output": ui, "prompt_id": self.prompt_id}));
                     outputs.insert(id.clone(), ui);
                 }
