@@ -21,7 +21,10 @@ pub(crate) async fn run(
     job: PromptJob,
     on_progress: OnProgress<'_>,
 ) -> Result<PromptOutcome, ComfyError> {
-    let deadline = Instant::now() + job.timeout;
+    // A huge timeout (Duration::MAX) means "no limit", not an overflow.
+    let deadline = Instant::now()
+        .checked_add(job.timeout)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400));
     let (tx, rx) = mpsc::unbounded_channel();
     {
         let mut jobs = shared.jobs.lock().unwrap();

@@ -70,10 +70,10 @@ impl ServerLink {
         self.state.lock().unwrap().ws_connected
     }
 
-    /// Healthy, not drained and not removed.
+    /// Healthy, not drained, not removed, and configured to run something.
     pub fn accepts_work(&self) -> bool {
         let s = self.state.lock().unwrap();
-        s.healthy && !s.config.drained && !s.removed
+        s.healthy && !s.config.drained && !s.removed && s.config.max_concurrency > 0
     }
 
     pub fn has_room(&self) -> bool {

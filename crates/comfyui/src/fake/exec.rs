@@ -72,6 +72,7 @@ impl Run {
 
     async fn execute(self, state: Arc<FakeState>) {
         let mut messages: Vec<Value> = Vec::new();
+        state.broadcast_status();
         let start = json!({"prompt_id": self.prompt_id, "timestamp": now_ms()});
         messages.push(json!(["execution_start", start]));
         self.send(&state, "execution_start", start);

@@ -2,7 +2,8 @@
 
 use crate::helpers::*;
 use retake_comfyui::fake::{core_video_workflow, FakeComfy};
-use retake_comfyui::{ComfyClient, Progress};
+use retake_comfyui::{ComfyClient, Progress, PromptJob};
+use std::time::Duration;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,7 +77,9 @@ async fn core_save_video_outputs_are_downloaded() {
     let fake = FakeComfy::start("gpu-a").await;
     let pool = pool_of(&[&fake], 1).await;
     let dir = tempfile::tempdir().unwrap();
-    let outcome = pool.run(job("core", core_video_workflow(), dir.path()), ignore).await.unwrap();
+    // Duration::MAX means no time limit.
+    let job = PromptJob { timeout: Duration::MAX, ..job("core", core_video_workflow(), dir.path()) };
+    let outcome = pool.run(job, ignore).await.unwrap();
     assert_eq!(outcome.outputs.len(), 1);
     let name = outcome.outputs[0].file_name().unwrap().to_str().unwrap().to_owned();
     assert!(name.starts_with("retake_") && name.ends_with(".mp4"), "{name}");
