@@ -1,0 +1,92 @@
+/**
+ * Pure helpers for the policy editor's draft: a `PolicyOverrides` object in which `null` means
+ * "inherit the project default". No React here.
+ */
+import type { PolicyOverrides, PolicySource, RetryPolicy } from '@/api/types';
+
+export type PolicyField = keyof PolicyOverrides & keyof RetryPolicy;
+
+export const POLICY_FIELDS: readonly PolicyField[] = [
+  'enabled',
+  'max_attempts',
+  'trigger_checks',
+  'seed_variation',
+  'cfg_jitter',
+  'denoise_jitter',
+  'extra_jitter',
+  'selection_mode',
+  'target_score',
+  'systematic_detection',
+  'systematic_max_spread',
+  'adaptive_variation',
+  'min_gain_per_gpu_second',
+  'parallelism',
+];
+
+/** Limits the server enforces (crates/core/src/policy.rs), shown beside each control. */
+export const LIMITS = {
+  max_attempts: { min: 1, max: 10 },
+  cfg_jitter: { min: 0, max: 10 },
+  denoise_jitter: { min: 0, max: 0.5 },
+  target_score: { min: 0, max: 1 },
+  systematic_max_spread: { min: 0, max: 1 },
+  min_gain_per_gpu_second: { min: 0, max: 1 },
+  parallelism: { min: 1, max: 4 },
+} as const;
+
+/** The largest jitter range for an extra parameter (`steps` 50, anything else 1000). */
+export function extraJitterMax(param: string): number {
+  return param === 'steps' ? 50 : 1000;
+}
+
+/** A full draft with every field present (absent = null = inherit). */
+export function toDraft(o: PolicyOverrides): Required<PolicyOverrides> {
+  const d = {} as Record<PolicyField, unknown>;
+  for (const f of POLICY_FIELDS) d[f] = o[f] ?? null;
+  return d as Required<PolicyOverrides>;
+}
+
+/** What the policy in force would be if the draft were saved. */
+export function effectiveOf(draft: PolicyOverrides, projectDefault: RetryPolicy): RetryPolicy {
+  const out = { ...projectDefault } as Record<PolicyField, unknown>;
+  for (const f of POLICY_FIELDS) {
+    const v = draft[f];
+    if (v !== null && v !== undefined) out[f] = v;
+  }
+  return out as unknown as RetryPolicy;
+}
+
+export function sourceOf(draft: PolicyOverrides, f: PolicyField): PolicySource {
+  const v = draft[f];
+  return v === null || v === undefined ? 'project' : 'scene_type';
+}
+
+function canonical(o: PolicyOverrides): string {
+  const d = toDraft(o) as Record<string, unknown>;
+  if (Array.isArray(d.trigger_checks)) d.trigger_checks = [...(d.trigger_checks as string[])].sort();
+  if (d.extra_jitter && typeof d.extra_jitter === 'object') {
+    d.extra_jitter = Object.fromEntries(Object.entries(d.extra_jitter as Record<string, number>).sort(([a], [b]) => a.localeCompare(b)));
+  }
+  return JSON.stringify(d);
+}
+
+export function isDirty(draft: PolicyOverrides, saved: PolicyOverrides): boolean {
+  return canonical(draft) !== canonical(saved);
+}
+
+/** Fields whose draft value differs from the saved one. */
+export function changedFields(draft: PolicyOverrides, saved: PolicyOverrides): PolicyField[] {
+  return POLICY_FIELDS.filter((f) => canonical({ [f]: draft[f] ?? null }) !== canonical({ [f]: saved[f] ?? null }));
+}
+
+/** `extra_jitter.steps` → `extra_jitter`; the row a server error belongs beside. */
+export function fieldOfError(field: string | null | undefined): PolicyField | null {
+  if (!field) return null;
+  const head = field.split(/[.[]/)[0] as PolicyField;
+  return POLICY_FIELDS.includes(head) ? head : null;
+}
+
+/** The most extra GPU time one failing segment can cost: its retries at the current estimate. */
+export function worstCaseExtraGpu(p: Pick<RetryPolicy, 'enabled' | 'max_attempts'>, estimatePerAttempt: number): number {
+  return p.enabled ? Math.max(0, p.max_attempts - 1) * estimatePerAttempt : 0;
+}

@@ -1,0 +1,123 @@
+import type { AttemptView } from '@/api/types';
+import { ScoreBar } from '@/components/ScoreBar';
+import { AttemptStatusBadge } from '@/components/StatusBadge';
+import { fmtGpu, fmtPct, fmtScore } from '@/lib/format';
+import { ParameterDiff } from './ParameterDiff';
+
+const RUNNING = new Set(['queued', 'generating', 'scoring']);
+
+export interface AttemptCardProps {
+  attempt: AttemptView;
+  /** How many check rows to reserve, so scores arriving do not move the page. */
+  checkRows: number;
+  /** Whether several attempts passed (then the selected one is the best of N). */
+  multiplePassing: boolean;
+  canSelect: boolean;
+  selecting: boolean;
+  onSelect?: (n: number) => void;
+  onPlay?: (n: number) => void;
+  playing?: boolean;
+}
+
+function SelectionMarker({ a, multiplePassing }: { a: AttemptView; multiplePassing: boolean }) {
+  if (!a.is_selected) return null;
+  let detail: string;
+  if (a.human_override) detail = 'human override';
+  else if (a.selected_by && a.selected_by !== 'retake') detail = `picked by ${a.selected_by}`;
+  else detail = multiplePassing ? 'best of N' : 'first pass';
+  return (
+    <span className={`selected-mark${a.human_override ? ' override' : ''}`} data-testid="selected-marker">
+      ★ Selected <span className="selected-detail">{detail}</span>
+    </span>
+  );
+}
+
+export function AttemptCard({ attempt: a, checkRows, multiplePassing, canSelect, selecting, onSelect, onPlay, playing }: AttemptCardProps) {
+  const running = RUNNING.has(a.status);
+  const selectable = a.status === 'passed' && !a.is_selected;
+  return (
+    <li
+      className={`attempt${a.is_selected ? ' is-selected' : ''} st-${a.status}`}
+      data-attempt={a.attempt_number}
+      data-status={a.status}
+      aria-label={`Attempt ${a.attempt_number}, ${a.status}${a.is_selected ? ', selected' : ''}`}
+    >
+      <div className="attempt-id">
+        <span className="attempt-num" aria-hidden="true">
+          {a.attempt_number}
+        </span>
+        <div className="attempt-id-text">
+          <span className="attempt-title">Attempt {a.attempt_number}</span>
+          <AttemptStatusBadge status={a.status} />
+          <SelectionMarker a={a} multiplePassing={multiplePassing} />
+          {a.human_override && !a.is_selected ? <span className="badge tone-alert">human override</span> : null}
+        </div>
+      </div>
+
+      <div className="attempt-params">
+        <div className="kv">
+          <span className="k">seed</span> <span className="mono">{a.seed}</span>
+        </div>
+        <ParameterDiff attempt={a} />
+        {a.why ? <p className="why">{a.why}</p> : null}
+        {a.failure_reason && a.status !== 'passed' ? <p className="failure">{a.failure_reason}</p> : null}
+        {a.infra_errors.length > 0 ? (
+          <p className="failure small">
+            {a.infra_errors.length} infrastructure error{a.infra_errors.length === 1 ? '' : 's'}: {a.infra_errors.at(-1)?.message}
+          </p>
+        ) : null}
+      </div>
+
+      <div className="attempt-checks" style={{ minHeight: `${checkRows * 2.1}rem` }}>
+        {running ? (
+          <div className="progress-wrap">
+            <div className="progress-label small">
+              {a.status === 'scoring' ? 'Scoring…' : a.status === 'queued' ? 'Queued' : `Generating… ${fmtPct(a.progress ?? 0)}`}
+            </div>
+            <div
+              className="progress"
+              role="progressbar"
+              aria-label={`Attempt ${a.attempt_number} progress`}
+              aria-valuemin={0}
+              aria-valuemax={100}
+              aria-valuenow={Math.round((a.progress ?? 0) * 100)}
+            >
+              <div className={`progress-fill${a.status === 'scoring' ? ' indeterminate' : ''}`} style={{ width: fmtPct(a.progress ?? 0) }} />
+            </div>
+          </div>
+        ) : a.checks.length === 0 ? (
+          <span className="muted small">no scores</span>
+        ) : (
+          a.checks.map((c) => <ScoreBar key={c.check} label={c.check} score={c.score} warn={c.warn} fail={c.fail} verdict={c.verdict} trigger={c.trigger} compact />)
+        )}
+      </div>
+
+      <div className="attempt-side">
+        <div className="kv">
+          <span className="k">overall</span> <span className="num strong">{fmtScore(a.overall)}</span>
+        </div>
+        <div className="kv">
+          <span className="k">GPU</span> <span className="num">{fmtGpu(a.gpu_seconds)}</span>
+        </div>
+        <div className="attempt-actions">
+          {a.has_media && onPlay ? (
+            <button type="button" className="btn btn-sm" aria-pressed={playing} onClick={() => onPlay(a.attempt_number)} aria-label={`${playing ? 'Hide' : 'Play'} video of attempt ${a.attempt_number}`}>
+              {playing ? 'Hide video' : '▶ Play'}
+            </button>
+          ) : null}
+          {canSelect && selectable ? (
+            <button
+              type="button"
+              className="btn btn-sm btn-primary"
+              disabled={selecting}
+              onClick={() => onSelect?.(a.attempt_number)}
+              aria-label={`Select attempt ${a.attempt_number} as best`}
+            >
+              Select as best
+            </button>
+          ) : null}
+        </div>
+      </div>
+    </li>
+  );
+}
