@@ -4,6 +4,7 @@ mod cancel;
 mod dispatch;
 mod faults;
 mod helpers;
+mod protocol;
 mod reconcile;
 mod run;
 mod workflow;
