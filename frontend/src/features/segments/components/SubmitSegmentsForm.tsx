@@ -81,7 +81,7 @@ export function SubmitSegmentsForm({ sceneTypes, defaultSceneTypeId }: { sceneTy
   }
 
   return (
-    <form className="card submit-form" onSubmit={onSubmit} aria-labelledby="submit-title">
+    <form className="card submit-form" onSubmit={onSubmit} aria-labelledby="submit-title" noValidate>
       <h2 id="submit-title">Submit segments</h2>
       <div className="form-row">
         <div className="field">
