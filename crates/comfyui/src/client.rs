@@ -195,7 +195,7 @@ impl ComfyClient {
     pub async fn submit_once(&self, prompt_id: &str, workflow: &Value) -> Result<Submission, ComfyError> {
         match self.lookup(prompt_id).await? {
             PromptState::Running | PromptState::Pending => Ok(Submission::AlreadyQueued),
-            PromptState::Finished(entry) => Ok(Submission::AlreadyFinished(entry)),
+            PromptState::Finished(entry) => Ok(Submission::AlreadyFinished(*entry)),
             PromptState::Unknown => Ok(Submission::Submitted { number: self.submit(prompt_id, workflow).await? }),
         }
     }
@@ -224,7 +224,7 @@ impl ComfyClient {
             return Ok(PromptState::Pending);
         }
         Ok(match self.history(prompt_id).await? {
-            Some(entry) => PromptState::Finished(entry),
+            Some(entry) => PromptState::Finished(Box::new(entry)),
             None => PromptState::Unknown,
         })
     }

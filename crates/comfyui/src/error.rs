@@ -162,10 +162,10 @@ impl ComfyError {
             | ComfyError::ExecutionError { gpu_seconds, .. }
             | ComfyError::Interrupted { gpu_seconds, .. }
             | ComfyError::MissingOutput { gpu_seconds, .. }
-            | ComfyError::Timeout { gpu_seconds, .. } => {
-                if gpu_seconds.is_none() {
-                    *gpu_seconds = spent;
-                }
+            | ComfyError::Timeout { gpu_seconds, .. }
+                if gpu_seconds.is_none() =>
+            {
+                *gpu_seconds = spent;
             }
             _ => {}
         }

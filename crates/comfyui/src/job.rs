@@ -42,7 +42,7 @@ pub(crate) async fn run(
             slot.assign(&link);
             let mut watch = Watch::new(shared, link, &job, on_progress, rx, false);
             if let PromptState::Finished(entry) = state {
-                return watch.finish(entry).await;
+                return watch.finish(*entry).await;
             }
             // Events sent before the slot was assigned were not routed to us: look again.
             if let Some(result) = watch.reconcile().await {
@@ -321,7 +321,7 @@ impl<'a> Watch<'a> {
                 self.last_contact = Instant::now();
                 None
             }
-            Ok(PromptState::Finished(entry)) => Some(self.finish(entry).await),
+            Ok(PromptState::Finished(entry)) => Some(self.finish(*entry).await),
             Ok(PromptState::Unknown) => Some(Err(ComfyError::WebSocketDropped {
                 server: self.server(),
                 prompt_id: self.job.prompt_id.clone(),

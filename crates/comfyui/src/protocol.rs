@@ -281,7 +281,7 @@ fn str_of_index(item: &Value, i: usize) -> Option<String> {
 pub enum PromptState {
     Running,
     Pending,
-    Finished(HistoryEntry),
+    Finished(Box<HistoryEntry>),
     Unknown,
 }
 
