@@ -106,3 +106,26 @@ async fn resuming_finds_a_queued_prompt_on_whichever_server_has_it() {
     assert!(a.submitted().is_empty());
     assert_eq!(b.submitted().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_dies_mid_run_and_stays_down_is_reported_lost() {
+    let fake = FakeComfy::start("gpu-a").await;
+    let options = retake_comfyui::PoolOptions { lost_after: Duration::from_millis(500), ..fast_options() };
+    let pool = Arc::new(
+        retake_comfyui::ComfyPool::new(vec![retake_comfyui::ServerConfig::new("gpu-a", &fake.url(), 1)], options).await,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    fake.inject(Fault::Hang, 1);
+    let runner = {
+        let pool = Arc::clone(&pool);
+        let job = job("stranded", workflow(5, 7.0), dir.path());
+        tokio::spawn(async move { pool.run(job, ignore).await })
+    };
+    wait_until("the prompt runs", || fake.running().contains(&"stranded".to_owned())).await;
+    fake.stop().await;
+
+    let err = runner.await.unwrap().unwrap_err();
+    assert!(matches!(&err, ComfyError::WebSocketDropped { message, .. } if message.contains("no contact")), "{err:?}");
+    assert!(!healthy(&pool, "gpu-a"));
+    assert_eq!(pool.servers()[0].in_flight, 0);
+}
