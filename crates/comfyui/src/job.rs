@@ -247,8 +247,9 @@ impl<'a> Watch<'a> {
             let poll = if connected { self.options.poll_interval } else { self.options.poll_interval_disconnected };
             let step = tokio::select! {
                 biased;
-                signal = self.rx.recv() => Step::Signal(signal),
+                // The deadline first: a stream of progress events must not starve it.
                 _ = tokio::time::sleep_until(deadline) => Step::Deadline,
+                signal = self.rx.recv() => Step::Signal(signal),
                 _ = tokio::time::sleep(poll) => Step::Poll,
             };
             let done = match step {
@@ -257,7 +258,12 @@ impl<'a> Watch<'a> {
                     self.on_event(event).await
                 }
                 Step::Signal(Some(JobSignal::Connected)) | Step::Poll => self.reconcile().await,
-                Step::Signal(Some(JobSignal::Disconnected)) | Step::Signal(None) => None,
+                Step::Signal(Some(JobSignal::Disconnected)) => None,
+                // Not expected (the slot holds the sender), but never spin on a closed channel.
+                Step::Signal(None) => {
+                    tokio::time::sleep(poll).await;
+                    self.reconcile().await
+                }
                 Step::Signal(Some(JobSignal::Cancelled)) => Some(Err(ComfyError::Interrupted {
                     server: self.server(),
                     prompt_id: self.job.prompt_id.clone(),
