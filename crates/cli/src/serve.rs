@@ -26,6 +26,12 @@ pub struct EngineArgs {
     /// Name of this worker in leases and events (default: host-pid).
     #[arg(long)]
     pub worker_id: Option<String>,
+    /// Exit once no attempt is queued and none runs in this process.
+    #[arg(long)]
+    pub exit_when_idle: bool,
+    /// Seconds without a heartbeat before another worker takes over an attempt (overrides the config).
+    #[arg(long)]
+    pub lease_seconds: Option<f64>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -56,7 +62,12 @@ pub fn build_engine(g: &GlobalArgs, a: &EngineArgs, store: Arc<dyn retake_store:
     let backends = wiring::backends(sim);
     let mut ec = EngineConfig::new(&g.data_dir);
     ec.slots = a.slots.unwrap_or(cfg.engine.slots);
-    ec.lease = std::time::Duration::from_secs_f64(cfg.engine.lease_seconds);
+    let lease = a.lease_seconds.unwrap_or(cfg.engine.lease_seconds);
+    if !(lease.is_finite() && (0.5..=3600.0).contains(&lease)) {
+        anyhow::bail!("--lease-seconds must be in 0.5..=3600; got {lease}");
+    }
+    ec.lease = std::time::Duration::from_secs_f64(lease);
+    ec.exit_when_idle = a.exit_when_idle;
     ec.heartbeat = ec.lease / 3;
     ec.max_infra_retries = cfg.engine.max_infra_retries;
     if let Some(w) = &a.worker_id {

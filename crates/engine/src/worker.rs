@@ -29,6 +29,8 @@ pub struct EngineConfig {
     pub max_infra_retries: u32,
     pub infra_backoff: Duration,
     pub data_dir: PathBuf,
+    /// Stop `run` once nothing is queued and nothing runs here (benchmarks, batch jobs).
+    pub exit_when_idle: bool,
 }
 
 impl EngineConfig {
@@ -43,6 +45,7 @@ impl EngineConfig {
             max_infra_retries: 3,
             infra_backoff: Duration::from_millis(500),
             data_dir: data_dir.into(),
+            exit_when_idle: false,
         }
     }
 }
@@ -142,6 +145,9 @@ impl<S: Store + ?Sized> Engine<S> {
                         tokio::time::sleep(self.cfg.poll).await;
                     }
                 }
+            }
+            if claimed == 0 && self.cfg.exit_when_idle && tasks.is_empty() && matches!(self.store.pending_work().await, Ok(0)) {
+                break;
             }
             if claimed == 0 {
                 tokio::select! {
@@ -256,7 +262,11 @@ impl<S: Store + ?Sized> Engine<S> {
         let ctl = Control { store: self.store.clone(), attempt_id: w.attempt.id, worker: worker.clone(), reserved: Mutex::new(w.attempt.reserved_gpu_seconds), last_progress: Mutex::new(-1.0) };
         let result = backend.generate(&job, &ctl).await;
         match result {
-            Ok(g) => {
+            Ok(mut g) => {
+                if external_qa(&scene) {
+                    // Scores for this scene type come from the external QA service only.
+                    g.verdict = None;
+                }
                 let needs_builtin = g.verdict.is_none() && !external_qa(&scene) && self.scorer.is_some();
                 let done = GenerationDone {
                     attempt_id: w.attempt.id,

@@ -1,11 +1,285 @@
-//! `retake bench rescue` (being built).
+//! `retake bench rescue`: rescue rate and GPU cost of each retry strategy on one simulated
+//! corpus. Every strategy sees the same segments (scene type, `rng_seed`, attempt 1). The
+//! strategies retake can run go through the real engine and store, each in a fresh SQLite
+//! database; `always_best_of_n` and `oracle` are bench-local loops over the same core functions
+//! (see `rescue_local.rs`). Nothing here decides a retry itself.
 
-#[derive(clap::Args, Debug)]
+#[path = "rescue_corpus.rs"]
+pub mod corpus;
+#[path = "rescue_engine.rs"]
+mod engine;
+#[path = "rescue_local.rs"]
+mod local;
+#[path = "rescue_metrics.rs"]
+pub mod metrics;
+#[path = "rescue_outcome.rs"]
+pub mod outcome;
+#[path = "rescue_plots.rs"]
+mod plots;
+#[path = "rescue_report.rs"]
+mod report;
+
+use anyhow::Context;
+use engine::EnginePlan;
+use metrics::{measure, Metrics};
+use outcome::SegmentOutcome;
+use retake_core::{RetryPolicy, SelectionMode};
+use retake_engine::backends::Scenario;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(clap::Args, Debug, Clone)]
 pub struct Args {
+    /// Scenario file (default: the shipped examples/scenarios/demo.toml).
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// Segments in the corpus.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=200_000))]
+    pub segments: u32,
+    /// Seeds the corpus; the same seed gives the same segments and results.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Print `{"strategies": [{"name", "rescue_rate", "gpu_s_per_rescued", …}]}`.
     #[arg(long)]
     pub json: bool,
+    /// Write SVG figures into this directory.
+    #[arg(long)]
+    pub plots: Option<PathBuf>,
+    /// All attempts per segment, the original included (the same for every strategy).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(2..=10))]
+    pub max_attempts: u8,
+    /// Retries of one segment at once in the "with parallelism" runs (1 skips them).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub parallelism: u8,
+    /// GPUs in the simulated pool that the wall times assume.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub gpus: u32,
+    /// Segments submitted together before the engine runs until idle (learning lags one wave).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200_000))]
+    pub wave: u32,
+    /// Engine runs at once (each in its own database).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub jobs: u32,
+    /// Also run variants: retake_adaptive with best_of_n and cost-aware stopping, and
+    /// retake_adaptive without systematic detection.
+    #[arg(long)]
+    pub variants: bool,
+    /// `min_gain_per_gpu_second` of the best-of-N variant (overall points per GPU-second).
+    #[arg(long, default_value_t = 0.0005)]
+    pub min_gain: f64,
 }
 
-pub async fn run(_g: crate::common::GlobalArgs, _a: Args) -> anyhow::Result<()> {
-    anyhow::bail!("retake bench rescue is not built yet")
+/// How a strategy runs.
+#[derive(Clone)]
+enum Runner {
+    Engine(EnginePlan),
+    AlwaysBestOfN,
+    Oracle,
+}
+
+struct Strategy {
+    name: &'static str,
+    about: &'static str,
+    runner: Runner,
+}
+
+fn strategies(a: &Args) -> Vec<Strategy> {
+    let n = a.max_attempts;
+    let base = RetryPolicy { enabled: true, max_attempts: n, ..RetryPolicy::default() };
+    let systematic = RetryPolicy { systematic_detection: true, ..base.clone() };
+    let adaptive = RetryPolicy { adaptive_variation: true, ..systematic.clone() };
+    let plan = |policy: RetryPolicy| Runner::Engine(EnginePlan { policy, all_checks_trigger: false });
+    let mut v = vec![
+        Strategy {
+            name: "no_retry",
+            about: "auto-retry off: every failure goes to review",
+            runner: plan(RetryPolicy { enabled: false, max_attempts: n, ..RetryPolicy::default() }),
+        },
+        Strategy {
+            name: "naive_fixed_n",
+            about: "any failed check retried (new seed + jitter) until a pass or max_attempts",
+            runner: Runner::Engine(EnginePlan { policy: base.clone(), all_checks_trigger: true }),
+        },
+        Strategy {
+            name: "always_best_of_n",
+            about: "bench-local: max_attempts attempts of every segment, best passing kept",
+            runner: Runner::AlwaysBestOfN,
+        },
+        Strategy {
+            name: "retake_default",
+            about: "default policy on, the scene type's trigger checks, first pass",
+            runner: plan(base.clone()),
+        },
+        Strategy { name: "retake_systematic", about: "+ systematic_detection", runner: plan(systematic.clone()) },
+        Strategy {
+            name: "retake_adaptive",
+            about: "+ adaptive_variation (Thompson sampling per scene type × check), + systematic_detection, first pass",
+            runner: plan(adaptive.clone()),
+        },
+        Strategy {
+            name: "oracle",
+            about: "bench-local: foresight of hopeless segments, of the best arm per scene type and of the first pass",
+            runner: Runner::Oracle,
+        },
+    ];
+    if a.variants {
+        v.push(Strategy {
+            name: "retake_adaptive_best_of_n",
+            about: "retake_adaptive with best_of_n and min_gain_per_gpu_second",
+            runner: plan(RetryPolicy {
+                selection_mode: SelectionMode::BestOfN,
+                min_gain_per_gpu_second: Some(a.min_gain),
+                ..adaptive.clone()
+            }),
+        });
+        v.push(Strategy {
+            name: "retake_adaptive_no_systematic",
+            about: "adaptive_variation alone",
+            runner: plan(RetryPolicy { adaptive_variation: true, ..base.clone() }),
+        });
+    }
+    v
+}
+
+/// Everything a finished benchmark knows, for the table, the JSON and the plots.
+pub struct BenchResult {
+    pub scenario_path: String,
+    pub scenario: Scenario,
+    pub corpus: corpus::Corpus,
+    pub strategies: Vec<(Metrics, &'static str)>,
+    pub outcomes: Vec<Vec<SegmentOutcome>>,
+    pub oracle_arms: Vec<local::OracleArm>,
+    pub elapsed_s: f64,
+}
+
+pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
+    if !(a.min_gain.is_finite() && (0.0..=1.0).contains(&a.min_gain)) {
+        anyhow::bail!("--min-gain must be a number in 0..=1 (overall points per GPU-second); got {}", a.min_gain);
+    }
+    let started = Instant::now();
+    let (scenario, scenario_path) = match &a.scenario {
+        Some(p) => (Scenario::load(p)?, p.display().to_string()),
+        None => (Scenario::demo(), "examples/scenarios/demo.toml (built in)".to_owned()),
+    };
+    let corpus = Arc::new(corpus::build(&scenario, a.segments as usize, a.seed));
+    let scenario = Arc::new(scenario);
+    let list = strategies(&a);
+    let par = a.parallelism as usize;
+
+    // Engine runs: each strategy at parallelism 1, and again at `par` unless it is 1.
+    let mut jobs: Vec<(usize, bool, EnginePlan)> = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        if let Runner::Engine(plan) = &s.runner {
+            jobs.push((i, false, plan.clone()));
+            if par > 1 && plan.policy.enabled {
+                let mut p = plan.clone();
+                p.policy.parallelism = a.parallelism;
+                jobs.push((i, true, p));
+            }
+        }
+    }
+    let sem = Arc::new(tokio::sync::Semaphore::new(a.jobs as usize));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, parallel, plan) in jobs {
+        let (scenario, corpus, sem, wave) = (scenario.clone(), corpus.clone(), sem.clone(), a.wave as usize);
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await.expect("semaphore open");
+            let t = Instant::now();
+            let r = engine::run(&scenario, &corpus, &plan, wave).await;
+            (i, parallel, r, t.elapsed().as_secs_f64())
+        });
+    }
+    let mut sequential: Vec<Option<Vec<SegmentOutcome>>> = vec![None; list.len()];
+    let mut parallel: Vec<Option<Vec<SegmentOutcome>>> = vec![None; list.len()];
+    while let Some(j) = set.join_next().await {
+        let (i, is_par, r, secs) = j.context("an engine run panicked")?;
+        let outcomes = r.with_context(|| format!("engine run of {}", list[i].name))?;
+        tracing::info!(strategy = list[i].name, parallel = is_par, seconds = secs, "engine run finished");
+        if is_par {
+            parallel[i] = Some(outcomes);
+        } else {
+            sequential[i] = Some(outcomes);
+        }
+    }
+
+    let naive_policy = RetryPolicy { enabled: true, max_attempts: a.max_attempts, ..RetryPolicy::default() };
+    let firsts = local::first_attempts(&corpus);
+    let mut oracle_arms = Vec::new();
+    let mut results = Vec::new();
+    let mut all_outcomes = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        let (outcomes, runs_on) = match &s.runner {
+            Runner::Engine(_) => (sequential[i].take().expect("every engine strategy ran"), "engine"),
+            Runner::AlwaysBestOfN => (local::always_best_of_n(&corpus, &naive_policy), "bench-local"),
+            Runner::Oracle => {
+                let (o, arms) = local::oracle(&corpus, &naive_policy);
+                oracle_arms = arms;
+                (o, "bench-local")
+            }
+        };
+        // Every strategy must have judged the very same attempt 1 of every segment.
+        for (o, f) in outcomes.iter().zip(&firsts) {
+            let a1 = o.first().context("a segment without attempt 1")?;
+            anyhow::ensure!(
+                a1.passed == f.passed && (a1.gpu_seconds - f.gpu_seconds).abs() < 1e-6,
+                "{}: segment {} attempt 1 differs from the simulation's ({} vs {}); the corpus conventions drifted from the store's",
+                s.name,
+                o.index,
+                a1.passed,
+                f.passed
+            );
+        }
+        let mut m = measure(s.name, runs_on, &corpus, &outcomes, a.gpus as usize, par);
+        if par > 1 {
+            match (&s.runner, parallel[i].take()) {
+                (Runner::Engine(_), Some(p)) => metrics::add_parallel(&mut m, &p),
+                // No retries (no_retry) or bench-local: the same attempts, overlapped.
+                _ => metrics::add_parallel(&mut m, &outcomes),
+            }
+        }
+        results.push((m, s.about));
+        all_outcomes.push(outcomes);
+    }
+    let result = BenchResult {
+        scenario_path,
+        scenario: (*scenario).clone(),
+        corpus: Arc::try_unwrap(corpus).ok().context("corpus still shared")?,
+        strategies: results,
+        outcomes: all_outcomes,
+        oracle_arms,
+        elapsed_s: started.elapsed().as_secs_f64(),
+    };
+
+    let mut plot_paths = Vec::new();
+    if let Some(dir) = &a.plots {
+        plots::ensure_dir(dir)?;
+        let title = std::path::Path::new(&result.scenario_path)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scenario".into());
+        let ms: Vec<Metrics> = result.strategies.iter().map(|(m, _)| m.clone()).collect();
+        let p1 = plots::gpu_vs_rescue(dir, &title, &ms)?;
+        let failed = result.outcomes[0].iter().filter(|o| o.failed_first()).count();
+        let window = (failed / 8).clamp(20, 200);
+        let series: Vec<(&str, Vec<(f64, f64)>)> = ["retake_default", "retake_adaptive", "oracle"]
+            .iter()
+            .filter_map(|name| {
+                let i = result.strategies.iter().position(|(m, _)| m.name == *name)?;
+                Some((*name, metrics::rolling_rescue_rate(&result.outcomes[i], window)))
+            })
+            .collect();
+        let p2 = plots::learning(dir, &title, window, &series)?;
+        plot_paths = vec![p1, p2];
+    }
+    if a.json {
+        let v: Vec<&Metrics> = result.strategies.iter().map(|(m, _)| m).collect();
+        println!("{}", serde_json::json!({ "strategies": v }));
+    } else {
+        report::print(&a, &result);
+        for p in &plot_paths {
+            println!("plot: {}", p.display());
+        }
+    }
+    Ok(())
 }

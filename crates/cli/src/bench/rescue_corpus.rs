@@ -1,0 +1,178 @@
+//! The benchmark corpus: scene types derived from a scenario file's profiles, and the segments
+//! every strategy runs (same scene type, same `rng_seed`, same attempt 1 for segment `i`).
+//!
+//! A scenario file describes how generations fail, not how a studio configured its scene types,
+//! so the scene-type side follows fixed conventions, printed with every run:
+//! - one scene type per profile, segments spread evenly over them by a hash of (seed, index);
+//! - each profile check becomes a QA check whose `fail` threshold sits halfway between the top of
+//!   its failing (and systematic) score range and the bottom of its passing range, and whose
+//!   `warn` is the bottom of the passing range — so a simulated failure is a QA failure;
+//! - trigger checks (what a studio would turn retries on for) are the checks that fail often
+//!   (`fail_probability` ≥ 5%) or depend on a parameter (`sensitivity`); rarely failing checks go
+//!   to review, as the demo's portrait `black_frames` does;
+//! - the submitted parameters are cfg_scale 7.0, denoise_strength 0.85, steps 24.
+
+use retake_core::params::MAX_SEED;
+use retake_core::{attempt_rng, CheckConfig, Parameters};
+use retake_engine::backends::scenario::Profile;
+use retake_engine::backends::simulated::is_systematic;
+use retake_engine::backends::Scenario;
+use std::collections::BTreeSet;
+
+/// Failure share at or above which a check is a trigger check by convention.
+pub const TRIGGER_MIN_FAIL_PROBABILITY: f64 = 0.05;
+
+pub const DEFAULT_CFG: f64 = 7.0;
+pub const DEFAULT_DENOISE: f64 = 0.85;
+pub const DEFAULT_STEPS: i64 = 24;
+
+#[derive(Debug, Clone)]
+pub struct SceneSetup {
+    pub name: String,
+    pub profile: Profile,
+    pub checks: Vec<CheckConfig>,
+    pub triggers: BTreeSet<String>,
+    pub parameters: Parameters,
+}
+
+impl SceneSetup {
+    pub fn all_checks(&self) -> BTreeSet<String> {
+        self.checks.iter().map(|c| c.check.clone()).collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SegmentSpec {
+    pub index: usize,
+    pub scene: usize,
+    pub rng_seed: u64,
+    /// The segment's parameters as the store records them: the scene type's, with attempt 1's seed.
+    pub parameters: Parameters,
+    /// Broken whatever the seed, according to the simulation (only the oracle may look).
+    pub systematic: bool,
+}
+
+pub struct Corpus {
+    pub scenes: Vec<SceneSetup>,
+    pub segments: Vec<SegmentSpec>,
+}
+
+/// Deterministic 64-bit mix (the same as the demo's, so `--seed` means the same thing).
+pub fn mix(a: u64, b: u64) -> u64 {
+    crate::common::mix(a, b)
+}
+
+fn check_config(name: &str, cp: &retake_engine::backends::scenario::CheckProfile) -> CheckConfig {
+    let failing_top = cp.fail_score[1].max(cp.systematic_score[1]);
+    let pass_bottom = cp.pass_score[0];
+    let fail = ((failing_top + pass_bottom) / 2.0 * 1000.0).round() / 1000.0;
+    let warn = pass_bottom.max(fail);
+    CheckConfig::new(name, warn, fail)
+}
+
+/// Scene types for a scenario, in profile order.
+pub fn scenes(scenario: &Scenario) -> Vec<SceneSetup> {
+    scenario
+        .profiles
+        .iter()
+        .map(|(name, p)| {
+            let checks: Vec<CheckConfig> = p.checks.iter().map(|(c, cp)| check_config(c, cp)).collect();
+            let mut triggers: BTreeSet<String> = p
+                .checks
+                .iter()
+                .filter(|(_, cp)| cp.fail_probability >= TRIGGER_MIN_FAIL_PROBABILITY || !cp.sensitivity.is_empty())
+                .map(|(c, _)| c.clone())
+                .collect();
+            if triggers.is_empty() {
+                triggers = checks.iter().map(|c| c.check.clone()).collect();
+            }
+            SceneSetup {
+                name: name.clone(),
+                profile: p.clone(),
+                checks,
+                triggers,
+                parameters: Parameters::new()
+                    .with("cfg_scale", DEFAULT_CFG)
+                    .with("denoise_strength", DEFAULT_DENOISE)
+                    .with("steps", DEFAULT_STEPS),
+            }
+        })
+        .collect()
+}
+
+/// Attempt 1's seed as the store draws it: the first draw of the segment's RNG stream 1.
+pub fn first_seed(rng_seed: u64) -> u64 {
+    use rand::Rng;
+    attempt_rng(rng_seed, 1).random_range(0..=MAX_SEED)
+}
+
+pub fn build(scenario: &Scenario, segments: usize, seed: u64) -> Corpus {
+    let scenes = scenes(scenario);
+    let segments = (0..segments)
+        .map(|index| {
+            let scene = (mix(seed, index as u64 ^ 0xD3A0) % scenes.len() as u64) as usize;
+            let rng_seed = mix(seed, index as u64);
+            let mut parameters = scenes[scene].parameters.clone();
+            parameters.set("seed", serde_json::Value::from(first_seed(rng_seed)));
+            let systematic = is_systematic(&scenes[scene].profile, rng_seed);
+            SegmentSpec { index, scene, rng_seed, parameters, systematic }
+        })
+        .collect();
+    Corpus { scenes, segments }
+}
+
+/// One line per scene type describing the conventions applied.
+pub fn describe(c: &Corpus) -> Vec<String> {
+    c.scenes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let n = c.segments.iter().filter(|g| g.scene == i).count();
+            let sys = c.segments.iter().filter(|g| g.scene == i && g.systematic).count();
+            let checks: Vec<String> = s
+                .checks
+                .iter()
+                .map(|k| {
+                    let t = if s.triggers.contains(&k.check) { "trigger" } else { "review" };
+                    format!("{} (fail < {:.3}, {t})", k.check, k.fail)
+                })
+                .collect();
+            format!(
+                "{}: {n} segments ({sys} systematically broken), GPU ~{:.0}±{:.0} s; {}",
+                s.name,
+                s.profile.gpu_seconds.mean,
+                s.profile.gpu_seconds.sd,
+                checks.join(", ")
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_separate_the_simulated_ranges() {
+        let s = Scenario::demo();
+        for scene in scenes(&s) {
+            for (name, cp) in &scene.profile.checks {
+                let c = scene.checks.iter().find(|c| &c.check == name).unwrap();
+                assert!(cp.fail_score[1] < c.fail && cp.systematic_score[1] < c.fail, "{name}");
+                assert!(cp.pass_score[0] >= c.fail, "{name}");
+            }
+        }
+        let portrait = scenes(&s).into_iter().find(|s| s.name == "portrait").unwrap();
+        assert!(portrait.triggers.contains("face_confidence"));
+        assert!(!portrait.triggers.contains("black_frames"));
+    }
+
+    #[test]
+    fn the_corpus_is_a_function_of_the_seed() {
+        let s = Scenario::demo();
+        let a = build(&s, 50, 7);
+        let b = build(&s, 50, 7);
+        assert!(a.segments.iter().zip(&b.segments).all(|(x, y)| x.rng_seed == y.rng_seed && x.scene == y.scene));
+        assert_ne!(build(&s, 1, 8).segments[0].rng_seed, a.segments[0].rng_seed);
+    }
+}

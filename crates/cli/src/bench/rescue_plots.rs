@@ -1,0 +1,107 @@
+//! SVG figures for `--plots DIR` (plotters, SVG backend only: no system fonts needed).
+
+use super::metrics::Metrics;
+use anyhow::Context;
+use plotters::prelude::*;
+use std::path::{Path, PathBuf};
+
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(120, 120, 120),
+    RGBColor(214, 39, 40),
+    RGBColor(255, 127, 14),
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(23, 190, 207),
+    RGBColor(140, 86, 75),
+];
+
+fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow::anyhow!("drawing the plot failed: {e}")
+}
+
+/// Retry GPU-seconds per segment against rescue rate, one labelled point per strategy.
+pub fn gpu_vs_rescue(dir: &Path, title: &str, strategies: &[Metrics]) -> anyhow::Result<PathBuf> {
+    let path = dir.join("rescue-gpu-vs-rescue.svg");
+    let xs: Vec<f64> = strategies.iter().map(|m| m.retry_gpu_s / m.segments.max(1) as f64).collect();
+    let xmax = xs.iter().copied().fold(1.0, f64::max) * 1.25;
+    {
+        let root = SVGBackend::new(&path, (960, 620)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("GPU spent on retries vs rescue rate — {title}"), ("sans-serif", 20))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..xmax, 0f64..1.05f64)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("retry GPU-seconds per segment (attempts 2..N)")
+            .y_desc("rescue rate (failed attempt 1 → passed)")
+            .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
+            .draw()
+            .map_err(err)?;
+        for (i, (m, x)) in strategies.iter().zip(&xs).enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let label = format!("{} ({:.0}%, {:.1} s)", m.name, m.rescue_rate * 100.0, x);
+            chart
+                .draw_series(std::iter::once(
+                    EmptyElement::at((*x, m.rescue_rate))
+                        + Circle::new((0, 0), 6, color.filled())
+                        + Text::new(label, (9, if i % 2 == 0 { -16 } else { 6 }), ("sans-serif", 13)),
+                ))
+                .map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(path)
+}
+
+/// Rolling rescue rate over segment order, one line per strategy.
+pub fn learning(dir: &Path, title: &str, window: usize, series: &[(&str, Vec<(f64, f64)>)]) -> anyhow::Result<PathBuf> {
+    let path = dir.join("rescue-learning.svg");
+    let xmax = series.iter().flat_map(|(_, s)| s.iter().map(|p| p.0)).fold(1.0, f64::max);
+    let ymin = series.iter().flat_map(|(_, s)| s.iter().map(|p| p.1)).fold(1.0, f64::min);
+    let ylo = ((ymin - 0.1).max(0.0) * 10.0).floor() / 10.0;
+    {
+        let root = SVGBackend::new(&path, (960, 560)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("Rescue rate over time (rolling {window} failed segments) — {title}"), ("sans-serif", 20))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..xmax, ylo..1.0f64)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("segment (submission order)")
+            .y_desc("rescue rate")
+            .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
+            .draw()
+            .map_err(err)?;
+        let colors = [PALETTE[3], PALETTE[5], PALETTE[0], PALETTE[1]];
+        for (i, (name, points)) in series.iter().enumerate() {
+            let color = colors[i % colors.len()];
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
+                .map_err(err)?
+                .label(*name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(path)
+}
+
+pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}

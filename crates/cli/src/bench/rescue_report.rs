@@ -1,0 +1,156 @@
+//! The human-readable report of `retake bench rescue`: setup, one table row per strategy, the
+//! definitions behind each column, and the targets checked against the baselines.
+
+use super::metrics::Metrics;
+use super::{Args, BenchResult};
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+fn opt(x: Option<f64>, digits: usize) -> String {
+    x.map(|v| format!("{v:.digits$}")).unwrap_or_else(|| "—".into())
+}
+
+fn hours(s: Option<f64>) -> String {
+    s.map(|v| format!("{:.2} h", v / 3600.0)).unwrap_or_else(|| "—".into())
+}
+
+fn find<'a>(r: &'a BenchResult, name: &str) -> Option<&'a Metrics> {
+    r.strategies.iter().map(|(m, _)| m).find(|m| m.name == name)
+}
+
+pub fn print(a: &Args, r: &BenchResult) {
+    let c = &r.corpus;
+    let failed = r.strategies.first().map(|(m, _)| m.failed_first).unwrap_or(0);
+    let sys = c.segments.iter().filter(|s| s.systematic).count();
+    println!("retake bench rescue — {}", r.scenario_path);
+    if !r.scenario.description.is_empty() {
+        println!("  {}", r.scenario.description);
+    }
+    println!(
+        "  {} segments (seed {}), {failed} failed attempt 1, {sys} systematically broken; max_attempts {} for every strategy; \
+         waves of {}; wall times on {} GPUs, parallel runs with parallelism {}",
+        c.segments.len(),
+        a.seed,
+        a.max_attempts,
+        a.wave,
+        a.gpus,
+        a.parallelism
+    );
+    println!("  scene types (one per profile; thresholds and trigger checks by the bench's conventions):");
+    for line in super::corpus::describe(c) {
+        println!("    {line}");
+    }
+    if !r.oracle_arms.is_empty() {
+        let arms: Vec<String> = c
+            .scenes
+            .iter()
+            .zip(&r.oracle_arms)
+            .map(|(s, o)| format!("{} → {} ({} of {} failed segments rescuable)", s.name, o.arm.as_str(), o.rescuable, o.failed))
+            .collect();
+        println!("  oracle's arm per scene type: {}", arms.join("; "));
+    }
+    println!();
+    let header = format!(
+        "{:<30}{:>11}{:>9}{:>9}{:>12}{:>10}{:>11}{:>9}{:>9}{:>10}{:>10}{:>11}{:>11}",
+        "strategy", "rescued", "rescue", "trigger", "retry GPU-s", "GPU-s/", "sys waste", "retries", "mean", "BoN beat", "wall", "wall", "GPU-s/resc"
+    );
+    let header2 = format!(
+        "{:<30}{:>11}{:>9}{:>9}{:>12}{:>10}{:>11}{:>9}{:>9}{:>10}{:>10}{:>11}{:>11}",
+        "", "/failed", "rate", "rescue", "", "rescued", "GPU-s", "/sys seg", "overall", "1st pass",
+        format!("K={}", a.gpus),
+        format!("par {}", a.parallelism),
+        format!("par {}", a.parallelism)
+    );
+    println!("{header}\n{header2}");
+    println!("{}", "-".repeat(header.len()));
+    for (m, _) in &r.strategies {
+        let beat = if m.best_of_n_searches == 0 { "—".to_owned() } else { pct(m.best_of_n_beat_first_pass_rate) };
+        println!(
+            "{:<30}{:>11}{:>9}{:>9}{:>12.0}{:>10}{:>11.0}{:>9.2}{:>9}{:>10}{:>10}{:>11}{:>11}",
+            m.name,
+            format!("{}/{}", m.rescued, m.failed_first),
+            pct(m.rescue_rate),
+            pct(m.rescue_rate_trigger_failures),
+            m.retry_gpu_s,
+            opt(m.gpu_s_per_rescued, 1),
+            m.wasted_gpu_s_systematic,
+            m.wasted_attempts_per_systematic,
+            opt(m.mean_selected_overall, 3),
+            beat,
+            hours(Some(m.wall_s)),
+            hours(m.wall_s_parallel),
+            opt(m.gpu_s_per_rescued_parallel, 1),
+        );
+    }
+    println!();
+    for (m, about) in &r.strategies {
+        println!("  {:<30}{} [{}]", m.name, about, m.runs_on);
+    }
+    if let Some(ad) = find(r, "retake_adaptive") {
+        let arms: Vec<String> = ad.arms.iter().map(|(k, v)| format!("{k} {:.0}%", v * 100.0)).collect();
+        println!("  retake_adaptive's retries by arm: {}", arms.join(", "));
+    }
+    println!(
+        "\nDefinitions: rescue rate = segments whose attempt 1 failed QA and that ended passed / segments whose attempt 1 failed; \
+         trigger rescue = the same over segments whose attempt 1 failed trigger checks only. GPU-s/rescued = GPU-seconds of all \
+         attempts numbered 2+ (on any segment) / rescued segments. sys waste = GPU-seconds of attempts 2+ on segments the \
+         simulation broke whatever the seed; retries/sys seg = those attempts per broken segment. mean overall = mean `overall` \
+         of the selected attempts. BoN beat 1st pass = share of segments searched past their first pass whose selected attempt \
+         scored higher. wall = makespan of the corpus on K GPUs (list schedule, a segment's retries before later segments' first \
+         attempts); \"par\" columns come from a second engine run with `parallelism` {} (bench-local strategies overlap the same \
+         attempts).",
+        a.parallelism
+    );
+    targets(r);
+    println!("\n({:.1} s)", r.elapsed_s);
+}
+
+fn targets(r: &BenchResult) {
+    let (Some(naive), Some(oracle)) = (find(r, "naive_fixed_n"), find(r, "oracle")) else { return };
+    println!("\nTargets (vs naive_fixed_n at the same max_attempts, and the oracle):");
+    for name in ["retake_systematic", "retake_adaptive"] {
+        let Some(m) = find(r, name) else { continue };
+        let mark = |ok: bool| if ok { "met" } else { "NOT met" };
+        let rescue_ok = m.rescue_rate + 1e-9 >= naive.rescue_rate;
+        let trig_ok = m.rescue_rate_trigger_failures + 1e-9 >= naive.rescue_rate_trigger_failures;
+        let cost = match (m.gpu_s_per_rescued, naive.gpu_s_per_rescued) {
+            (Some(x), Some(y)) if y > 0.0 => Some(x / y),
+            _ => None,
+        };
+        let vs_oracle = match (m.gpu_s_per_rescued, oracle.gpu_s_per_rescued) {
+            (Some(x), Some(y)) if y > 0.0 => Some(x / y),
+            _ => None,
+        };
+        println!("  {name}:");
+        println!(
+            "    rescue rate {} vs {} (trigger failures {} vs {}): {} ({} on trigger failures)",
+            pct(m.rescue_rate),
+            pct(naive.rescue_rate),
+            pct(m.rescue_rate_trigger_failures),
+            pct(naive.rescue_rate_trigger_failures),
+            mark(rescue_ok),
+            mark(trig_ok)
+        );
+        println!(
+            "    GPU-s per rescued {} = {} of naive's {} (target ≤ 50%): {}",
+            opt(m.gpu_s_per_rescued, 1),
+            opt(cost.map(|x| x * 100.0), 0) + "%",
+            opt(naive.gpu_s_per_rescued, 1),
+            mark(cost.is_some_and(|x| x <= 0.5))
+        );
+        println!(
+            "    retries per systematic segment {:.2} (target ≤ 1.5; naive {:.2}): {}",
+            m.wasted_attempts_per_systematic,
+            naive.wasted_attempts_per_systematic,
+            mark(m.systematic_segments == 0 || m.wasted_attempts_per_systematic <= 1.5)
+        );
+        println!(
+            "    GPU-s per rescued {}× the oracle's {} (target ≤ 1.3×): {}",
+            opt(vs_oracle, 2),
+            opt(oracle.gpu_s_per_rescued, 1),
+            mark(vs_oracle.is_some_and(|x| x <= 1.3))
+        );
+    }
+}
