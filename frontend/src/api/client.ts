@@ -37,6 +37,8 @@ export function setUnauthorizedHandler(h: UnauthorizedHandler): void {
 export interface RequestOptions {
   method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   body?: unknown;
+  /** Serialize the body with this instead of JSON.stringify. */
+  serialize?: (body: unknown) => string;
   headers?: Record<string, string>;
   signal?: AbortSignal;
   /** Use this token instead of the stored one (sign-in checks a token before keeping it). */
@@ -65,7 +67,7 @@ export async function api<T>(path: string, opts: RequestOptions = {}): Promise<T
   let body: string | undefined;
   if (opts.body !== undefined) {
     headers['Content-Type'] = 'application/json';
-    body = JSON.stringify(opts.body);
+    body = (opts.serialize ?? JSON.stringify)(opts.body);
   }
   let res: Response;
   try {

@@ -6,6 +6,8 @@ export interface MockCall {
   query: URLSearchParams;
   headers: Record<string, string>;
   body: unknown;
+  /** The body exactly as sent. */
+  raw: string | undefined;
 }
 
 type Reply = { status?: number; body?: unknown } | ((call: MockCall) => { status?: number; body?: unknown });
@@ -20,7 +22,7 @@ export function mockApi(routes: Record<string, Reply>) {
     const url = new URL(String(input), 'http://localhost');
     const method = (init?.method ?? 'GET').toUpperCase();
     const headers = Object.fromEntries(Object.entries((init?.headers as Record<string, string>) ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
-    const call: MockCall = { method, path: url.pathname, query: url.searchParams, headers, body: init?.body ? JSON.parse(String(init.body)) : undefined };
+    const call: MockCall = { method, path: url.pathname, query: url.searchParams, headers, body: init?.body ? JSON.parse(String(init.body)) : undefined, raw: init?.body ? String(init.body) : undefined };
     calls.push(call);
     const route = routes[`${method} ${url.pathname}`];
     const reply = typeof route === 'function' ? route(call) : route;

@@ -1,5 +1,6 @@
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { api } from '@/api/client';
+import { stringifyWithRealParams } from '@/api/float-params';
 import type { RerunOverrides, RerunResult } from '@/api/types';
 import { invalidateAfterReview } from './invalidate';
 
@@ -9,7 +10,7 @@ export interface RerunSegmentInput extends RerunOverrides {
 
 /** One more attempt with new parameters and/or a wider jitter; a 409 means the budget cannot cover it. */
 export function rerunSegment({ segmentId, ...body }: RerunSegmentInput): Promise<RerunResult> {
-  return api<RerunResult>(`/api/review/${segmentId}/rerun`, { method: 'POST', body });
+  return api<RerunResult>(`/api/review/${segmentId}/rerun`, { method: 'POST', body, serialize: stringifyWithRealParams });
 }
 
 export function useRerunSegment() {

@@ -47,6 +47,12 @@ function describe(v: unknown): string {
  */
 export function RetryPolicyEditor({ view, readOnly, roleName, parameterNames = [], onReload }: RetryPolicyEditorProps) {
   const [draft, setDraft] = useState<Required<PolicyOverrides>>(() => toDraft(view.overrides));
+  // A new server version (after a save or a reload) replaces the draft.
+  const [base, setBase] = useState(view.updated_at);
+  if (base !== view.updated_at) {
+    setBase(view.updated_at);
+    setDraft(toDraft(view.overrides));
+  }
   const save = useUpdateRetryPolicy();
   const eff = effectiveOf(draft, view.project_default);
   const dirty = !readOnly && isDirty(draft, view.overrides);

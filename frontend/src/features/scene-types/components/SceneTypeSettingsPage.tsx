@@ -53,7 +53,6 @@ export function SceneTypeSettingsPage() {
         </Loading>
       ) : policy.data ? (
         <RetryPolicyEditor
-          key={policy.data.updated_at}
           view={policy.data}
           readOnly={!can('admin')}
           roleName={me?.role}

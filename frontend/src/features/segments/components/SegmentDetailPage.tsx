@@ -26,7 +26,14 @@ export function SegmentDetailPage() {
         {h ? (
           <p className="muted">
             Scene type{' '}
-            <Link to={`/scene-types/${h.scene_type_id}`}>{h.scene_type_name}</Link> · rng seed <span className="mono">{h.rng_seed}</span>
+            <Link to={`/scene-types/${h.scene_type_id}`}>{h.scene_type_name}</Link>
+            {/* u64 seeds above 2^53 lose digits in JSON.parse; show only exact ones. */}
+            {Number.isSafeInteger(h.rng_seed) ? (
+              <>
+                {' '}
+                · rng seed <span className="mono">{h.rng_seed}</span>
+              </>
+            ) : null}
             {h.status === 'needs_review' ? (
               <>
                 {' '}

@@ -122,3 +122,27 @@ describe('RetryPolicyEditor', () => {
     await screen.findByText('segments page');
   });
 });
+
+describe('SceneTypeSettingsPage', () => {
+  it('after saving, shows "Saved" and the server’s version as the new baseline', async () => {
+    const { SceneTypeSettingsPage } = await import('../SceneTypeSettingsPage');
+    const initial = fixtures.retryPolicy();
+    const saved = fixtures.retryPolicy();
+    saved.overrides.max_attempts = 5;
+    saved.effective.max_attempts = 5;
+    saved.sources.max_attempts = 'scene_type';
+    saved.updated_at = '2026-11-28T05:00:00Z';
+    mockApi({
+      'GET /api/scene-types': { body: fixtures.sceneTypes() },
+      'GET /api/scene-types/1/retry-policy': { body: initial },
+      'PUT /api/scene-types/1/retry-policy': { body: saved },
+    });
+    renderWithApp(<SceneTypeSettingsPage />, { path: '/scene-types/:sceneTypeId', url: '/scene-types/1' });
+    fireEvent.change(await screen.findByRole('slider', { name: 'Max attempts' }), { target: { value: '5' } });
+    await userEvent.click(screen.getByRole('button', { name: 'Save policy' }));
+    await screen.findByText('Saved');
+    expect(screen.queryByText('Unsaved changes')).toBeNull();
+    expect(screen.getByTestId('max-attempts-text')).toHaveTextContent('up to 5 attempts');
+    expect(within(row('max_attempts')).getByText('scene-type override')).toBeInTheDocument();
+  });
+});

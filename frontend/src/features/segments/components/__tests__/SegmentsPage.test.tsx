@@ -57,6 +57,7 @@ describe('SegmentsPage', () => {
     const body = calls.find((c) => c.method === 'POST')!.body as { segments: unknown[] };
     expect(body.segments).toHaveLength(3);
     expect(body.segments[0]).toEqual({ scene_type_id: 2, parameters: { cfg_scale: 150 }, label: null });
+    expect(String(calls.find((c) => c.method === 'POST')!.raw)).toContain('"cfg_scale":150.0');
 
     fail = false;
     await userEvent.clear(within(form).getByLabelText(/^cfg_scale/));

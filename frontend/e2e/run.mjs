@@ -1,0 +1,308 @@
+// End-to-end: the built UI against a real `retake serve` (simulated backend, shipped demo
+// scenario) in headless Chromium. Builds nothing: it needs `frontend/dist` and the binary
+// (`RETAKE_BIN`, default ../target/debug/retake). Prints "N passed, M failed" and exits non-zero
+// on any failure. Screenshots go to e2e/artifacts/.
+import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { launchBrowser } from './lib/browser.mjs';
+import { apiClient, startServer, waitFor } from './lib/server.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const frontend = resolve(here, '..');
+const BIN = resolve(frontend, process.env.RETAKE_BIN ?? '../target/debug/retake');
+const DIST = join(frontend, 'dist');
+const ARTIFACTS = join(here, 'artifacts');
+const BUDGET_MS = Number(process.env.E2E_TIMEOUT_MS ?? 240_000);
+const UI_TIMEOUT = 15_000;
+
+const results = [];
+let aborted = false;
+let server;
+let browser;
+let dataDir;
+const pageErrors = [];
+
+function log(s) {
+  process.stdout.write(`${s}\n`);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(ARTIFACTS, name), fullPage: true });
+  log(`    screenshot e2e/artifacts/${name}`);
+}
+
+async function step(name, fn) {
+  if (aborted) {
+    results.push({ name, status: 'skipped' });
+    log(`  - ${name} (skipped)`);
+    return;
+  }
+  const t0 = Date.now();
+  try {
+    await fn();
+    results.push({ name, status: 'passed' });
+    log(`  ✓ ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    aborted = true;
+    results.push({ name, status: 'failed', error: e });
+    log(`  ✗ ${name} (${Date.now() - t0} ms)\n      ${String(e?.stack ?? e).split('\n').slice(0, 6).join('\n      ')}`);
+    if (browser) await browser.page.screenshot({ path: join(ARTIFACTS, `failure-${results.length}.png`), fullPage: true }).catch(() => {});
+  }
+}
+
+async function cleanup() {
+  await browser?.close().catch(() => {});
+  await server?.stop().catch(() => {});
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+}
+
+function summary() {
+  const n = (s) => results.filter((r) => r.status === s).length;
+  const skipped = n('skipped');
+  log(`\n${n('passed')} passed, ${n('failed')} failed${skipped ? `, ${skipped} skipped` : ''}`);
+  return n('failed') + skipped;
+}
+
+const watchdog = setTimeout(async () => {
+  log(`\n✗ the suite took longer than ${BUDGET_MS / 1000} s; stopping`);
+  results.push({ name: 'finish within the time budget', status: 'failed' });
+  await cleanup();
+  summary();
+  process.exit(1);
+}, BUDGET_MS);
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, async () => {
+    await cleanup();
+    process.exit(130);
+  });
+}
+
+/** The statuses and summaries of the rows the segments table shows right now. */
+async function rows(page) {
+  return page.$$eval('tr.seg-row[data-segment-id]', (trs) =>
+    trs.map((tr) => ({
+      id: Number(tr.getAttribute('data-segment-id')),
+      status: tr.getAttribute('data-status'),
+      summary: tr.querySelector('.summary')?.textContent ?? '',
+    })),
+  );
+}
+
+const RUNNING = new Set(['queued', 'generating', 'retrying']);
+
+async function main() {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  if (!existsSync(join(DIST, 'index.html'))) throw new Error('frontend/dist is missing: run `npm run build` first');
+  dataDir = mkdtempSync(join(tmpdir(), 'retake-e2e-'));
+  const ctx = {};
+
+  await step('start the real server and create an admin token', async () => {
+    server = await startServer({ bin: BIN, dataDir, uiDir: DIST, logPath: join(ARTIFACTS, 'server.log') });
+    ctx.admin = await server.createToken('admin');
+    ctx.viewer = await server.createToken('viewer');
+    log(`    server ${server.base}`);
+  });
+
+  await step('set up a project and scene types through the API', async () => {
+    const api = apiClient(server.base, ctx.admin);
+    const project = await api('POST', '/api/projects', { name: 'E2E studio', gpu_budget_seconds: 20000 });
+    ctx.projectId = project.id;
+    const checks = [
+      { check: 'face_confidence', warn: 0.7, fail: 0.5 },
+      { check: 'black_frames', warn: 0.9, fail: 0.8 },
+    ];
+    const base = { project_id: project.id, backend_config: { profile: 'portrait' }, default_parameters: { cfg_scale: 7.0, denoise_strength: 0.85, steps: 24 } };
+    // Auto-retry stays off here until the user turns it on in the policy editor.
+    ctx.portrait = (await api('POST', '/api/scene-types', { ...base, name: 'Portrait close-up', qa_checks: checks })).id;
+    // A strict QA bar no portrait clears and no retries: every segment goes to review.
+    ctx.strict = (await api('POST', '/api/scene-types', { ...base, name: 'Night exterior (strict QA)', qa_checks: [{ check: 'face_confidence', warn: 0.995, fail: 0.99 }] })).id;
+    await api('POST', '/api/segments', { segments: [1, 2, 3].map((i) => ({ scene_type_id: ctx.strict, label: `night-${i}` })) });
+  });
+
+  await step('sign in with a pasted token', async () => {
+    browser = await launchBrowser({ width: 1440, height: 960 });
+    const { page } = browser;
+    page.setDefaultTimeout(UI_TIMEOUT);
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    await page.goto(`${server.base}/`);
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await page.getByLabel('API token').fill(ctx.admin);
+    await shot(page, '01-sign-in.png');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Projects' }).waitFor();
+    await page.getByLabel('signed in as').filter({ hasText: 'admin' }).waitFor();
+    await page.locator('.live-live').waitFor();
+  });
+
+  await step('enable auto-retry (best of 4) in the policy editor and save', async () => {
+    const { page } = browser;
+    await page.getByRole('link', { name: 'Scene types' }).click();
+    await page.getByRole('link', { name: 'Portrait close-up' }).click();
+    await page.getByRole('heading', { name: 'Retry policy' }).waitFor();
+    const enable = page.getByRole('switch', { name: 'Enable auto-retry' });
+    if (await enable.isChecked()) throw new Error('auto-retry should start off (opt-in)');
+    await enable.check();
+    await page.getByRole('slider', { name: 'Max attempts' }).fill('4');
+    await page.getByText('up to 4 attempts (1 original + 3 retries)').waitFor();
+    await page.getByRole('radio', { name: /Best of N/ }).check();
+    await page.getByText('Unsaved changes').waitFor();
+    await page.getByTestId('worst-case-extra').filter({ hasText: '+90.0 s' }).waitFor(); // 3 × 30 s default estimate
+    await page.getByRole('button', { name: 'Save policy' }).click();
+    await page.getByText('Saved', { exact: true }).waitFor();
+    const enabledRow = page.locator('.policy-row[data-field="enabled"]');
+    await enabledRow.getByText('scene-type override').waitFor();
+    await page.locator('.policy-row[data-field="cfg_jitter"]').getByText('project default').waitFor();
+    await shot(page, '05-policy-editor.png');
+    const api = apiClient(server.base, ctx.admin);
+    const saved = await api('GET', `/api/scene-types/${ctx.portrait}/retry-policy`);
+    if (!(saved.effective.enabled && saved.effective.max_attempts === 4 && saved.effective.selection_mode === 'best_of_n')) {
+      throw new Error(`the server has ${JSON.stringify(saved.effective)}`);
+    }
+  });
+
+  await step('submit 20 segments from the UI', async () => {
+    const { page } = browser;
+    await page.getByRole('link', { name: 'Segments', exact: true }).click();
+    await page.getByRole('heading', { name: 'Segments' }).waitFor();
+    await page.getByRole('button', { name: 'Submit segments…' }).click();
+    const form = page.getByRole('form', { name: 'Submit segments' });
+    await form.getByLabel('Scene type').selectOption({ label: 'Portrait close-up' });
+    await form.getByLabel('Count (1–100)').fill('20');
+    await form.getByLabel('Label prefix (optional)').fill('e2e');
+    await form.getByLabel(/^cfg_scale/).fill('7');
+    await form.getByRole('button', { name: 'Submit 20 segments' }).click();
+    await form.getByRole('status').filter({ hasText: /Submitted 20 segments/ }).waitFor();
+    ctx.submittedAt = Date.now();
+  });
+
+  await step('watch the list update live until a segment is rescued by a retry', async () => {
+    const { page } = browser;
+    // No reload from here on: every change arrives over the event stream.
+    const seenRunning = await waitFor('submitted segments to show up running', async () => (await rows(page)).some((r) => RUNNING.has(r.status)), { timeoutMs: 15_000, intervalMs: 100 });
+    await shot(page, '03-segments.png');
+    const done = await waitFor(
+      'every segment to settle (passed or in review) without a reload',
+      async () => {
+        const r = await rows(page);
+        return r.length >= 23 && !r.some((x) => RUNNING.has(x.status)) ? r : null;
+      },
+      { timeoutMs: 120_000, intervalMs: 250 },
+    );
+    ctx.rescued = done.find((r) => r.status === 'passed' && /failed attempt 1\b.*passed attempt \d/.test(r.summary));
+    ctx.twoPassing = done.find((r) => r.status === 'passed' && (r.summary.match(/passed attempt/g) ?? []).length >= 2);
+    log(`    live: saw running rows ${seenRunning ? 'yes' : 'no'}; ${done.filter((r) => r.status === 'passed').length} passed, ${done.filter((r) => r.status === 'needs_review').length} in review`);
+    if (!ctx.rescued) throw new Error(`no segment failed then passed; summaries:\n${done.map((r) => r.summary).join('\n')}`);
+    await shot(page, '03-segments.png');
+  });
+
+  await step('open the rescued segment: failed attempt, then a passing one with changed parameters', async () => {
+    const { page } = browser;
+    await page.locator(`tr[data-segment-id="${ctx.rescued.id}"] a.seg-link`).click();
+    await page.getByTestId('summary-sentence').filter({ hasText: `Segment ${ctx.rescued.id}:` }).waitFor();
+    await page.getByRole('listitem', { name: /^Attempt 1, failed/ }).waitFor();
+    const passed = page.getByRole('listitem', { name: /^Attempt \d+, passed, selected/ });
+    await passed.waitFor();
+    await passed.getByRole('list', { name: 'changed parameters' }).getByText('cfg_scale').waitFor();
+    await passed.getByTestId('selected-marker').waitFor();
+  });
+
+  await step('select a different passing attempt as best', async () => {
+    const { page } = browser;
+    if (!ctx.twoPassing) throw new Error('no segment had two passing attempts');
+    await page.goto(`${server.base}/segments/${ctx.twoPassing.id}`);
+    await page.getByTestId('summary-sentence').waitFor();
+    const btn = page.getByRole('button', { name: /^Select attempt \d+ as best$/ }).first();
+    const n = Number((await btn.getAttribute('aria-label')).match(/\d+/)[0]);
+    await btn.click();
+    const chosen = page.getByRole('listitem', { name: `Attempt ${n}, passed, selected` });
+    await chosen.waitFor();
+    await chosen.getByTestId('selected-marker').filter({ hasText: 'picked by' }).waitFor();
+    await page.getByRole('heading', { name: /Segment/ }).first().scrollIntoViewIfNeeded();
+    await shot(page, '04-segment-detail.png');
+  });
+
+  await step('review queue: accept a failing attempt as a human override', async () => {
+    const { page } = browser;
+    await page.getByRole('link', { name: 'Review' }).click();
+    await page.getByRole('heading', { name: 'Review queue' }).waitFor();
+    const cards = page.getByRole('article');
+    await waitFor('escalated segments in the queue', async () => (await cards.count()) >= 3, { timeoutMs: 20_000 });
+    await shot(page, '06-review.png');
+    const night = cards.filter({ hasText: 'Night exterior' });
+    const first = night.first();
+    ctx.acceptedId = Number(await first.getAttribute('data-segment-id'));
+    await first.getByLabel('Attempt to accept').selectOption('1');
+    await first.getByText(/did not pass QA/).waitFor();
+    await first.getByLabel('Note (optional)').fill('lighting is intended');
+    await first.getByRole('button', { name: 'Accept attempt 1' }).click();
+    await page.getByRole('status').filter({ hasText: `Segment ${ctx.acceptedId}: attempt 1 accepted as a human override.` }).waitFor();
+    await page.locator(`article[data-segment-id="${ctx.acceptedId}"]`).waitFor({ state: 'detached' });
+  });
+
+  await step('review queue: re-run another segment with a wider jitter', async () => {
+    const { page } = browser;
+    const card = page.getByRole('article').filter({ hasText: 'Night exterior' }).first();
+    const id = Number(await card.getAttribute('data-segment-id'));
+    await card.getByRole('tab', { name: 'Re-run' }).click();
+    await card.getByTestId('rerun-estimate').filter({ hasText: 'project remaining' }).waitFor();
+    await card.getByRole('slider', { name: /Jitter scale/ }).fill('2');
+    await card.getByRole('button', { name: 'Re-run segment' }).click();
+    await page.getByRole('status').filter({ hasText: `Segment ${id}: re-run queued as attempt 2` }).waitFor();
+    await shot(page, '07-review-after-actions.png');
+    // The re-run is a real attempt: its history says who asked for it.
+    await page.goto(`${server.base}/segments/${id}`);
+    const second = page.getByRole('listitem', { name: /^Attempt 2,/ });
+    await second.getByText(/re-ran the segment from review/).waitFor();
+    const accepted = await apiClient(server.base, ctx.admin)('GET', `/api/segments/${ctx.acceptedId}/retry-history`);
+    if (accepted.status !== 'approved' || !accepted.attempts[0].human_override) throw new Error(`accepted segment is ${accepted.status}`);
+  });
+
+  await step('projects overview shows the budget burn and outcomes', async () => {
+    const { page } = browser;
+    await page.getByRole('link', { name: 'Projects' }).click();
+    const card = page.getByRole('article', { name: 'E2E studio' });
+    await card.getByRole('meter', { name: 'GPU budget used' }).waitFor();
+    const rescued = Number(await card.locator('.stat', { hasText: 'rescued by retry' }).locator('.stat-value').textContent());
+    if (!(rescued >= 1)) throw new Error(`rescued by retry shows ${rescued}`);
+    await shot(page, '02-projects.png');
+  });
+
+  await step('a viewer sees everything read-only', async () => {
+    const page = await browser.context.newPage();
+    page.setDefaultTimeout(UI_TIMEOUT);
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    await page.goto(`${server.base}/scene-types/${ctx.portrait}#token=${ctx.viewer}`);
+    await page.getByRole('heading', { name: 'Retry policy' }).waitFor();
+    if (page.url().includes('token=')) throw new Error('the token was left in the address bar');
+    await page.getByRole('note').filter({ hasText: 'only an admin can change retry policies' }).waitFor();
+    if (!(await page.getByRole('switch', { name: 'Enable auto-retry' }).isDisabled())) throw new Error('viewer can toggle auto-retry');
+    if (await page.getByRole('button', { name: 'Save policy' }).count()) throw new Error('viewer sees Save');
+    await page.screenshot({ path: join(ARTIFACTS, '08-viewer-policy.png'), fullPage: true });
+    await page.getByRole('link', { name: 'Review' }).click();
+    await page.getByRole('note').filter({ hasText: 'Read-only' }).waitFor();
+    if (await page.getByRole('tab').count()) throw new Error('viewer sees review actions');
+    await page.getByRole('link', { name: 'Segments', exact: true }).click();
+    await page.getByRole('heading', { name: 'Segments' }).waitFor();
+    if (await page.getByRole('button', { name: 'Submit segments…' }).count()) throw new Error('viewer can submit');
+    await page.close();
+  });
+
+  await step('no uncaught errors in the page', async () => {
+    if (pageErrors.length) throw new Error(pageErrors.join('\n'));
+  });
+}
+
+try {
+  log(`retake e2e: ${BIN}`);
+  await main();
+} catch (e) {
+  results.push({ name: 'suite setup', status: 'failed', error: e });
+  log(`✗ ${e?.stack ?? e}`);
+} finally {
+  clearTimeout(watchdog);
+  await cleanup();
+}
+const bad = summary();
+process.exit(bad ? 1 : 0);
