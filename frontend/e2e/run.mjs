@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { audit } from './lib/a11y.mjs';
 import { launchBrowser } from './lib/browser.mjs';
 import { apiClient, startServer, waitFor } from './lib/server.mjs';
 
@@ -23,14 +24,18 @@ let server;
 let browser;
 let dataDir;
 const pageErrors = [];
+const a11yViolations = [];
 
 function log(s) {
   process.stdout.write(`${s}\n`);
 }
 
+/** Screenshot the whole page (from the top, so the sticky bar sits where it belongs) and audit it. */
 async function shot(page, name) {
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(ARTIFACTS, name), fullPage: true });
   log(`    screenshot e2e/artifacts/${name}`);
+  for (const v of await audit(page)) a11yViolations.push(`${name}: ${v.impact} ${v.id} (${v.help}) at ${v.targets.join(', ')}`);
 }
 
 async function step(name, fn) {
@@ -181,7 +186,7 @@ async function main() {
     const { page } = browser;
     // No reload from here on: every change arrives over the event stream.
     const seenRunning = await waitFor('submitted segments to show up running', async () => (await rows(page)).some((r) => RUNNING.has(r.status)), { timeoutMs: 15_000, intervalMs: 100 });
-    await shot(page, '03-segments.png');
+    await page.screenshot({ path: join(ARTIFACTS, '03-segments-live.png'), fullPage: true });
     const done = await waitFor(
       'every segment to settle (passed or in review) without a reload',
       async () => {
@@ -213,7 +218,7 @@ async function main() {
     if (!ctx.twoPassing) throw new Error('no segment had two passing attempts');
     await page.goto(`${server.base}/segments/${ctx.twoPassing.id}`);
     await page.getByTestId('summary-sentence').waitFor();
-    const btn = page.getByRole('button', { name: /^Select attempt \d+ as best$/ }).first();
+    const btn = page.getByRole('button', { name: /^Select as best: attempt \d+$/ }).first();
     const n = Number((await btn.getAttribute('aria-label')).match(/\d+/)[0]);
     await btn.click();
     const chosen = page.getByRole('listitem', { name: `Attempt ${n}, passed, selected` });
@@ -279,7 +284,7 @@ async function main() {
     await page.getByRole('note').filter({ hasText: 'only an admin can change retry policies' }).waitFor();
     if (!(await page.getByRole('switch', { name: 'Enable auto-retry' }).isDisabled())) throw new Error('viewer can toggle auto-retry');
     if (await page.getByRole('button', { name: 'Save policy' }).count()) throw new Error('viewer sees Save');
-    await page.screenshot({ path: join(ARTIFACTS, '08-viewer-policy.png'), fullPage: true });
+    await shot(page, '08-viewer-policy.png');
     await page.getByRole('link', { name: 'Review' }).click();
     await page.getByRole('note').filter({ hasText: 'Read-only' }).waitFor();
     if (await page.getByRole('tab').count()) throw new Error('viewer sees review actions');
@@ -291,6 +296,10 @@ async function main() {
 
   await step('no uncaught errors in the page', async () => {
     if (pageErrors.length) throw new Error(pageErrors.join('\n'));
+  });
+
+  await step('no accessibility violations on any screen (axe-core, WCAG 2.1 A/AA)', async () => {
+    if (a11yViolations.length) throw new Error(a11yViolations.join('\n'));
   });
 }
 

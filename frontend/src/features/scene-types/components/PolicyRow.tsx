@@ -53,7 +53,7 @@ export function PolicyRow({ field, label, htmlFor, hint, source, inheritedText, 
           onClick={onReset}
           disabled={readOnly}
           style={{ visibility: source === 'scene_type' && !readOnly ? 'visible' : 'hidden' }}
-          aria-label={`Reset ${labelText} to inherit the project default (${inheritedText})`}
+          aria-label={`reset to inherit: ${labelText} (project default ${inheritedText})`}
         >
           reset to inherit
         </button>

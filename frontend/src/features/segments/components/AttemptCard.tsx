@@ -101,7 +101,7 @@ export function AttemptCard({ attempt: a, checkRows, multiplePassing, canSelect,
         </div>
         <div className="attempt-actions">
           {a.has_media && onPlay ? (
-            <button type="button" className="btn btn-sm" aria-pressed={playing} onClick={() => onPlay(a.attempt_number)} aria-label={`${playing ? 'Hide' : 'Play'} video of attempt ${a.attempt_number}`}>
+            <button type="button" className="btn btn-sm" aria-pressed={playing} onClick={() => onPlay(a.attempt_number)} aria-label={`${playing ? 'Hide video' : 'Play'}: attempt ${a.attempt_number}`}>
               {playing ? 'Hide video' : '▶ Play'}
             </button>
           ) : null}
@@ -111,7 +111,7 @@ export function AttemptCard({ attempt: a, checkRows, multiplePassing, canSelect,
               className="btn btn-sm btn-primary"
               disabled={selecting}
               onClick={() => onSelect?.(a.attempt_number)}
-              aria-label={`Select attempt ${a.attempt_number} as best`}
+              aria-label={`Select as best: attempt ${a.attempt_number}`}
             >
               Select as best
             </button>

@@ -36,7 +36,7 @@ describe('RetryPolicyEditor', () => {
     setup();
     expect(within(row('enabled')).getByText('scene-type override')).toBeInTheDocument();
     expect(within(row('cfg_jitter')).getByText('project default')).toBeInTheDocument();
-    await userEvent.click(within(row('enabled')).getByRole('button', { name: /Reset Auto-retry to inherit/ }));
+    await userEvent.click(within(row('enabled')).getByRole('button', { name: /reset to inherit: Auto-retry/ }));
     expect(within(row('enabled')).getByText('project default')).toBeInTheDocument();
     expect(screen.getByRole('switch', { name: 'Enable auto-retry' })).not.toBeChecked();
     expect(screen.getByText('Unsaved changes')).toBeInTheDocument();
@@ -104,7 +104,7 @@ describe('RetryPolicyEditor', () => {
     expect(screen.getByRole('slider', { name: 'Max attempts' })).toBeDisabled();
     expect(screen.getByRole('checkbox', { name: 'face_confidence' })).toBeDisabled();
     expect(screen.getByRole('spinbutton', { name: 'cfg_scale jitter' })).toBeDisabled();
-    expect(screen.queryByRole('button', { name: /Reset/ })).toBeNull();
+    expect(screen.queryByRole('button', { name: /reset to inherit/ })).toBeNull();
   });
 
   it('warns before navigating away with unsaved changes', async () => {

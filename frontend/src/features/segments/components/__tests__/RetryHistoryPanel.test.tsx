@@ -45,7 +45,7 @@ describe('RetryHistoryPanel', () => {
     render(<RetryHistoryPanel history={fixtures.historyBestOfN()} canSelect onSelect={onSelect} />);
     const buttons = screen.getAllByRole('button', { name: /as best/ });
     expect(buttons).toHaveLength(1);
-    expect(buttons[0]).toHaveAccessibleName('Select attempt 3 as best');
+    expect(buttons[0]).toHaveAccessibleName('Select as best: attempt 3');
     for (const n of [1, 2, 4]) expect(within(attemptItem(n)).queryByRole('button', { name: /as best/ })).toBeNull();
     await userEvent.click(buttons[0]!);
     expect(onSelect).toHaveBeenCalledWith(3);

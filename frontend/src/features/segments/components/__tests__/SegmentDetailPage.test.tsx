@@ -23,10 +23,10 @@ describe('SegmentDetailPage', () => {
       },
     });
     renderWithApp(<SegmentDetailPage />, { path: '/segments/:segmentId', url: '/segments/45', role: 'creator' });
-    await userEvent.click(await screen.findByRole('button', { name: 'Select attempt 3 as best' }));
+    await userEvent.click(await screen.findByRole('button', { name: 'Select as best: attempt 3' }));
     await waitFor(() => expect(screen.getByRole('listitem', { name: 'Attempt 3, passed, selected' })).toBeInTheDocument());
     expect(screen.getByTestId('selected-marker')).toHaveTextContent('picked by test creator (creator)');
-    expect(screen.getByRole('button', { name: 'Select attempt 2 as best' })).toBeInTheDocument();
+    expect(screen.getByRole('button', { name: 'Select as best: attempt 2' })).toBeInTheDocument();
     expect(calls.filter((c) => c.method === 'POST')).toHaveLength(1);
   });
 });
