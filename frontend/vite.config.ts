@@ -24,5 +24,7 @@ export default defineConfig({
     css: false,
     pool: 'threads',
     maxWorkers: 2,
+    // Two shared cores: leave headroom so a busy machine does not fail a test on time alone.
+    testTimeout: 20_000,
   },
 });

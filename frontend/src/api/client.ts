@@ -26,7 +26,8 @@ export class ApiError extends Error {
   }
 }
 
-type UnauthorizedHandler = () => void;
+/** `hadToken`: whether a token was sent (and refused) or there was none. */
+type UnauthorizedHandler = (hadToken: boolean) => void;
 let onUnauthorized: UnauthorizedHandler = () => {};
 
 /** The auth provider registers what a 401 does (forget the token, go to sign-in). */
@@ -89,7 +90,7 @@ export async function api<T>(path: string, opts: RequestOptions = {}): Promise<T
     const err = isErrorBody(parsed)
       ? new ApiError(res.status, parsed.error.code, parsed.error.message, parsed.error.field)
       : new ApiError(res.status, 'http', `${res.status} ${res.statusText}`.trim());
-    if (res.status === 401 && opts.token === undefined) onUnauthorized();
+    if (res.status === 401 && opts.token === undefined) onUnauthorized(Boolean(token));
     throw err;
   }
   return parsed as T;

@@ -1,6 +1,8 @@
 import { Link, NavLink, Navigate, Outlet, useLocation } from 'react-router';
 import { useAuth } from '@/features/auth/hooks/auth-context';
 import { useLiveEvents, type LiveState } from '@/features/events/hooks/use-live-events';
+import { useQuery } from '@tanstack/react-query';
+import { projectsQueryOptions } from '@/features/projects/api/get-projects';
 
 const LIVE_TEXT: Record<LiveState, string> = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…' };
 
@@ -18,6 +20,8 @@ export function Layout() {
   const { token, me, signOut } = useAuth();
   const loc = useLocation();
   const live = useLiveEvents(token !== null);
+  const projects = useQuery({ ...projectsQueryOptions(), enabled: token !== null });
+  const toReview = projects.data?.reduce((n, p) => n + p.stats.needs_review, 0);
   if (!token) return <Navigate to="/sign-in" replace state={{ from: loc.pathname + loc.search }} />;
   return (
     <div className="shell">
@@ -30,7 +34,12 @@ export function Layout() {
             Projects
           </NavLink>
           <NavLink to="/segments">Segments</NavLink>
-          <NavLink to="/review">Review</NavLink>
+          <NavLink to="/review">
+            Review{' '}
+            <span className="nav-count" aria-label={toReview === undefined ? undefined : `${toReview} waiting`}>
+              {toReview ? toReview : ''}
+            </span>
+          </NavLink>
           <NavLink to="/scene-types">Scene types</NavLink>
         </nav>
         <div className="topbar-right">

@@ -47,7 +47,7 @@ export function AuthProvider({ children, onSignedOut }: { children: ReactNode; o
   );
 
   useEffect(() => {
-    setUnauthorizedHandler(() => signOut('The server did not accept your token (401). Sign in again.'));
+    setUnauthorizedHandler((hadToken) => signOut(hadToken ? 'The server did not accept your token (401). Sign in again.' : undefined));
     return () => setUnauthorizedHandler(() => {});
   }, [signOut]);
 

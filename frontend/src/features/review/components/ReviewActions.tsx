@@ -8,6 +8,7 @@ import { useRejectSegment } from '../api/reject-segment';
 import { useRerunSegment } from '../api/rerun-segment';
 
 type Tab = 'accept' | 'rerun' | 'reject';
+const TABS: Tab[] = ['accept', 'rerun', 'reject'];
 
 const RERUN_PARAMS = ['cfg_scale', 'denoise_strength', 'steps'] as const;
 
@@ -72,9 +73,32 @@ export function ReviewActions({ item, chosen, onChoose, onDone }: Props) {
 
   return (
     <div className="review-actions">
-      <div className="tabs" role="tablist" aria-label={`Actions for segment ${id}`}>
-        {(['accept', 'rerun', 'reject'] as Tab[]).map((t) => (
-          <button key={t} type="button" role="tab" id={`tab-${id}-${t}`} aria-selected={tab === t} aria-controls={`panel-${id}-${t}`} className={`tab${tab === t ? ' active' : ''}`} onClick={() => switchTab(t)}>
+      <div
+        className="tabs"
+        role="tablist"
+        aria-label={`Actions for segment ${id}`}
+        onKeyDown={(e) => {
+          // The ARIA tabs pattern: arrows move between tabs.
+          const i = TABS.indexOf(tab);
+          const next = e.key === 'ArrowRight' ? TABS[(i + 1) % TABS.length] : e.key === 'ArrowLeft' ? TABS[(i + TABS.length - 1) % TABS.length] : null;
+          if (!next) return;
+          e.preventDefault();
+          switchTab(next);
+          document.getElementById(`tab-${id}-${next}`)?.focus();
+        }}
+      >
+        {TABS.map((t) => (
+          <button
+            key={t}
+            type="button"
+            role="tab"
+            id={`tab-${id}-${t}`}
+            aria-selected={tab === t}
+            aria-controls={`panel-${id}-${t}`}
+            tabIndex={tab === t ? 0 : -1}
+            className={`tab${tab === t ? ' active' : ''}`}
+            onClick={() => switchTab(t)}
+          >
             {t === 'accept' ? 'Accept' : t === 'rerun' ? 'Re-run' : 'Reject'}
           </button>
         ))}
