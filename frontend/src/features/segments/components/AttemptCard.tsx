@@ -57,6 +57,11 @@ export function AttemptCard({ attempt: a, checkRows, multiplePassing, canSelect,
       <div className="attempt-params">
         <div className="kv">
           <span className="k">seed</span> <span className="mono">{a.seed}</span>
+          {a.arm ? (
+            <span className="chip arm" title="the variation that produced this attempt">
+              variation {a.arm.replace(/_/g, ' ')}
+            </span>
+          ) : null}
         </div>
         <ParameterDiff attempt={a} />
         {a.why ? <p className="why">{a.why}</p> : null}
