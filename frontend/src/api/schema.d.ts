@@ -647,7 +647,8 @@ export interface components {
         ErrorDetail: {
             /**
              * @description Stable machine-readable code: `validation_failed`, `bad_request`, `not_found`, `conflict`,
-             *     `unauthorized`, `forbidden`, `payload_too_large`, `range_not_satisfiable`, `internal`.
+             *     `unauthorized`, `forbidden`, `method_not_allowed`, `payload_too_large`, `range_not_satisfiable`,
+             *     `internal`.
              */
             code: string;
             field?: string | null;
