@@ -108,7 +108,7 @@ pub async fn run(g: GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     let mut http = None;
     if serve {
         let token = retake_server::auth::create_token(store.as_ref(), retake_store::Role::Admin, "demo admin").await?;
-        let state = crate::wiring::app_state(&g, store.clone(), backends.clone());
+        let state = crate::wiring::app_state(&g, store.clone(), backends.clone(), None);
         let (addr, h) = crate::wiring::start_http(state, &args.listen, stop_rx.clone()).await?;
         http = Some(h);
         println!("Open the web UI:  http://{addr}/#token={token}");

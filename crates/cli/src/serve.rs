@@ -49,9 +49,10 @@ pub struct ServeArgs {
 pub struct Running {
     pub engine: Arc<Engine<dyn retake_store::Store>>,
     pub backends: retake_engine::Backends,
+    pub pool: Arc<retake_comfyui::ComfyPool>,
 }
 
-pub fn build_engine(g: &GlobalArgs, a: &EngineArgs, store: Arc<dyn retake_store::Store>) -> anyhow::Result<Running> {
+pub async fn build_engine(g: &GlobalArgs, a: &EngineArgs, store: Arc<dyn retake_store::Store>) -> anyhow::Result<Running> {
     let cfg = Config::load(a.config.as_deref())?;
     let scenario_path = a.scenario.clone().or(cfg.simulated.scenario.clone());
     let scenario = match scenario_path {
@@ -59,7 +60,8 @@ pub fn build_engine(g: &GlobalArgs, a: &EngineArgs, store: Arc<dyn retake_store:
         None => retake_engine::backends::Scenario::demo(),
     };
     let sim = wiring::simulated(scenario, a.speed.or(cfg.simulated.speed));
-    let backends = wiring::backends(sim);
+    let pool = wiring::comfy_pool(store.as_ref(), &cfg.comfyui.servers).await?;
+    let backends = wiring::with_comfy(wiring::backends(sim), &pool);
     let mut ec = EngineConfig::new(&g.data_dir);
     ec.slots = a.slots.unwrap_or(cfg.engine.slots);
     let lease = a.lease_seconds.unwrap_or(cfg.engine.lease_seconds);
@@ -77,7 +79,7 @@ pub fn build_engine(g: &GlobalArgs, a: &EngineArgs, store: Arc<dyn retake_store:
         anyhow::bail!("slots must be in 1..=256; got {}", ec.slots);
     }
     let engine = Engine::new(store, backends.clone(), Some(Arc::new(wiring::BuiltinQa::new(true))), ec);
-    Ok(Running { engine, backends })
+    Ok(Running { engine, backends, pool })
 }
 
 async fn ctrl_c(tx: tokio::sync::watch::Sender<bool>) {
@@ -90,9 +92,9 @@ async fn ctrl_c(tx: tokio::sync::watch::Sender<bool>) {
 
 pub async fn serve(g: GlobalArgs, a: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(&g).await?;
-    let running = build_engine(&g, &a.engine, store.clone())?;
+    let running = build_engine(&g, &a.engine, store.clone()).await?;
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let state = wiring::app_state(&g, store.clone(), running.backends.clone());
+    let state = wiring::app_state(&g, store.clone(), running.backends.clone(), Some(&running.pool));
     let (addr, http) = wiring::start_http(state, &a.listen, rx.clone()).await?;
     println!("retake serving on http://{addr} ({} store: {})", store.backend_name(), crate::common::describe_url(&g));
     tokio::spawn(ctrl_c(tx));
@@ -105,7 +107,7 @@ pub async fn serve(g: GlobalArgs, a: ServeArgs) -> anyhow::Result<()> {
 
 pub async fn worker(g: GlobalArgs, a: EngineArgs) -> anyhow::Result<()> {
     let store = open_store(&g).await?;
-    let running = build_engine(&g, &a, store.clone())?;
+    let running = build_engine(&g, &a, store.clone()).await?;
     let (tx, rx) = tokio::sync::watch::channel(false);
     eprintln!("retake worker {} running ({} store)", running.engine.config().worker_id, store.backend_name());
     tokio::spawn(ctrl_c(tx));

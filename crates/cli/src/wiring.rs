@@ -68,14 +68,22 @@ pub fn backends(sim: Arc<SimulatedBackend>) -> Backends {
     Backends::new().with("simulated", sim)
 }
 
-pub fn app_state(g: &GlobalArgs, store: Arc<dyn retake_store::Store>, backends: Backends) -> retake_server::AppState {
+/// Generation timeout of one ComfyUI prompt before it counts as hung.
+pub const COMFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+pub fn with_comfy(b: Backends, pool: &Arc<retake_comfyui::ComfyPool>) -> Backends {
+    b.with("comfyui", Arc::new(retake_engine::backends::comfyui::ComfyBackend::new(pool.clone(), COMFY_TIMEOUT)))
+}
+
+pub fn app_state(g: &GlobalArgs, store: Arc<dyn retake_store::Store>, backends: Backends, pool: Option<&Arc<retake_comfyui::ComfyPool>>) -> retake_server::AppState {
+    let comfy = pool.map(|p| Arc::new(ComfyWiring(p.clone())));
     retake_server::AppState {
         store,
         backends,
         data_dir: g.data_dir.clone(),
         ui_dir: retake_server::ui::default_ui_dir(),
-        workflow_validator: None,
-        comfy_admin: None,
+        workflow_validator: comfy.clone().map(|c| c as Arc<dyn retake_server::WorkflowValidator>),
+        comfy_admin: comfy.map(|c| c as Arc<dyn retake_server::ComfyAdmin>),
     }
 }
 
@@ -93,4 +101,53 @@ pub async fn start_http(state: retake_server::AppState, listen: &str, shutdown: 
         }
     });
     Ok((addr, h))
+}
+
+/// The ComfyUI server pool: servers from the config file are recorded in the store (so the API
+/// lists and edits them), then the pool runs with the store's list.
+pub async fn comfy_pool(store: &dyn retake_store::Store, configured: &[crate::config::ComfyServerConfig]) -> anyhow::Result<Arc<retake_comfyui::ComfyPool>> {
+    for s in configured {
+        store.upsert_comfy_server(&s.name, s.url.trim_end_matches('/'), s.max_concurrency, s.drained).await?;
+    }
+    let servers = store.list_comfy_servers().await?;
+    let pool = retake_comfyui::ComfyPool::new(servers.iter().map(to_config).collect(), retake_comfyui::PoolOptions::default()).await;
+    Ok(Arc::new(pool))
+}
+
+fn to_config(s: &retake_store::ComfyServer) -> retake_comfyui::ServerConfig {
+    let mut c = retake_comfyui::ServerConfig::new(&s.name, &s.url, s.max_concurrency as usize);
+    c.drained = s.drained;
+    c
+}
+
+/// Validates ComfyUI scene types against a server's `/object_info`, and administers the pool.
+pub struct ComfyWiring(pub Arc<retake_comfyui::ComfyPool>);
+
+#[async_trait]
+impl retake_server::WorkflowValidator for ComfyWiring {
+    async fn validate(
+        &self,
+        template: &serde_json::Value,
+        bindings: &std::collections::BTreeMap<String, String>,
+    ) -> Result<std::collections::BTreeMap<String, retake_store::DomainRecord>, Vec<String>> {
+        let b = retake_engine::backends::comfyui::bindings(bindings).map_err(|e| vec![e])?;
+        let info = self
+            .0
+            .object_info()
+            .await
+            .map_err(|e| vec![format!("cannot validate the workflow: no ComfyUI server answered /object_info ({e})")])?;
+        retake_comfyui::validate(template, &b, &info)
+            .map(|d| d.into_iter().map(|(k, v)| (k, v.into())).collect())
+            .map_err(|errs| errs.iter().map(|e| e.to_string()).collect())
+    }
+}
+
+#[async_trait]
+impl retake_server::ComfyAdmin for ComfyWiring {
+    fn status(&self) -> serde_json::Value {
+        serde_json::to_value(self.0.servers()).unwrap_or_default()
+    }
+    async fn reload(&self, servers: Vec<retake_store::ComfyServer>) {
+        self.0.set_servers(servers.iter().map(to_config).collect()).await;
+    }
 }

@@ -50,7 +50,7 @@ pub struct Args {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(2..=10))]
     pub max_attempts: u8,
     /// Retries of one segment at once in the "with parallelism" runs (1 skips them).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=4))]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=4))]
     pub parallelism: u8,
     /// GPUs in the simulated pool that the wall times assume.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=10_000))]

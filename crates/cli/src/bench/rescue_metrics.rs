@@ -43,18 +43,23 @@ pub struct Metrics {
     /// best_of_n_beat_first_pass / best_of_n_searches (0 when no search ran).
     pub best_of_n_beat_first_pass_rate: f64,
     pub escalations: BTreeMap<String, usize>,
+    /// Segments escalated as `systematic_failure`.
+    pub systematic_escalations: usize,
+    /// Of those, segments the simulation had not broken (a retry could have rescued them).
+    pub false_systematic_escalations: usize,
     /// Share of retries per variation arm.
     pub arms: BTreeMap<String, f64>,
     pub gpus: usize,
     /// Makespan of the corpus on `gpus` GPUs, one attempt per GPU at a time, retries of one
     /// segment one after another.
     pub wall_s: f64,
-    /// Mean per-segment critical path (sum over its rounds of the longest attempt in the round).
-    pub critical_path_mean_s: f64,
+    /// Mean critical path of the segments that were retried: the sum over their rounds of the
+    /// longest attempt in the round (time to a final answer on an idle pool).
+    pub retried_latency_s: Option<f64>,
     pub parallelism: usize,
     /// The same with up to `parallelism` retries of a segment at once.
     pub wall_s_parallel: Option<f64>,
-    pub critical_path_mean_s_parallel: Option<f64>,
+    pub retried_latency_s_parallel: Option<f64>,
     /// Parallel retries change what is spent: rescue rate and GPU per rescue of that run.
     pub rescue_rate_parallel: Option<f64>,
     pub gpu_s_per_rescued_parallel: Option<f64>,
@@ -103,7 +108,8 @@ pub fn measure(name: &str, runs_on: &'static str, corpus: &Corpus, outcomes: &[S
     // Engine strategies and the oracle wait for attempt 1 before retrying; always-best-of-N
     // knows from the start that it will run N.
     let first_alone = name != "always_best_of_n";
-    let (wall_s, critical_path_mean_s) = schedule(outcomes, gpus, 1, first_alone);
+    let (wall_s, retried_latency_s) = schedule(outcomes, gpus, 1, first_alone);
+    let sys_flags: Vec<&SegmentOutcome> = outcomes.iter().filter(|o| o.review_reason.as_deref() == Some("systematic_failure")).collect();
     Metrics {
         name: name.to_owned(),
         runs_on,
@@ -124,13 +130,15 @@ pub fn measure(name: &str, runs_on: &'static str, corpus: &Corpus, outcomes: &[S
         best_of_n_beat_first_pass: beat,
         best_of_n_beat_first_pass_rate: round(ratio(beat, searches), 4),
         escalations,
+        systematic_escalations: sys_flags.len(),
+        false_systematic_escalations: sys_flags.iter().filter(|o| !o.systematic).count(),
         arms,
         gpus,
         wall_s: round(wall_s, 1),
-        critical_path_mean_s: round(critical_path_mean_s, 2),
+        retried_latency_s: retried_latency_s.map(|x| round(x, 1)),
         parallelism,
         wall_s_parallel: None,
-        critical_path_mean_s_parallel: None,
+        retried_latency_s_parallel: None,
         rescue_rate_parallel: None,
         gpu_s_per_rescued_parallel: None,
     }
@@ -142,7 +150,7 @@ pub fn add_parallel(m: &mut Metrics, outcomes: &[SegmentOutcome]) {
     let first_alone = m.name != "always_best_of_n";
     let (wall, cp) = schedule(outcomes, m.gpus, m.parallelism, first_alone);
     m.wall_s_parallel = Some(round(wall, 1));
-    m.critical_path_mean_s_parallel = Some(round(cp, 2));
+    m.retried_latency_s_parallel = cp.map(|x| round(x, 1));
     let failed = outcomes.iter().filter(|o| o.failed_first()).count();
     let rescued = outcomes.iter().filter(|o| o.rescued()).count();
     let retry: f64 = outcomes.iter().map(SegmentOutcome::retry_gpu).sum();
@@ -168,10 +176,16 @@ impl Ord for Time {
 /// List-schedule every segment's rounds of attempts on `gpus` GPUs. All segments are queued at
 /// time 0; a free GPU takes the ready attempt of the earliest segment (so a segment's retries go
 /// before later segments' first attempts); a round becomes ready when the previous one has
-/// finished. Returns (makespan, mean critical path).
-pub fn schedule(outcomes: &[SegmentOutcome], gpus: usize, k: usize, first_alone: bool) -> (f64, f64) {
+/// finished. Returns (makespan, mean critical path of the retried segments).
+pub fn schedule(outcomes: &[SegmentOutcome], gpus: usize, k: usize, first_alone: bool) -> (f64, Option<f64>) {
     let waves: Vec<Vec<Vec<f64>>> = outcomes.iter().map(|o| o.waves(k, first_alone)).collect();
-    let critical = mean(waves.iter().map(|w| w.iter().map(|r| r.iter().copied().fold(0.0, f64::max)).sum())).unwrap_or(0.0);
+    let critical = mean(
+        outcomes
+            .iter()
+            .zip(&waves)
+            .filter(|(o, _)| o.retries() > 0)
+            .map(|(_, w)| w.iter().map(|r| r.iter().copied().fold(0.0, f64::max)).sum()),
+    );
     // Ready attempts by (segment, position); rounds not ready yet by ready time.
     let mut ready: BinaryHeap<Reverse<(usize, usize)>> = BinaryHeap::new();
     let mut pending: BinaryHeap<Reverse<(Time, usize)>> = BinaryHeap::new();
@@ -272,14 +286,14 @@ mod tests {
         let o = [seg(0, &[10.0, 5.0, 5.0]), seg(1, &[10.0])];
         let (wall, cp) = schedule(&o, 1, 1, true);
         assert_eq!(wall, 30.0);
-        assert_eq!(cp, 15.0);
+        assert_eq!(cp, Some(20.0));
     }
 
     #[test]
     fn parallel_retries_shorten_the_critical_path() {
         let o = [seg(0, &[10.0, 5.0, 7.0, 6.0])];
-        assert_eq!(schedule(&o, 4, 1, true), (28.0, 28.0));
-        assert_eq!(schedule(&o, 4, 3, true), (17.0, 17.0));
+        assert_eq!(schedule(&o, 4, 1, true), (28.0, Some(28.0)));
+        assert_eq!(schedule(&o, 4, 3, true), (17.0, Some(17.0)));
         // With fewer GPUs than parallel retries, the round waits for a GPU.
         assert_eq!(schedule(&o, 2, 3, true).0, 21.0);
     }

@@ -53,22 +53,19 @@ pub fn print(a: &Args, r: &BenchResult) {
     }
     println!();
     let header = format!(
-        "{:<30}{:>11}{:>9}{:>9}{:>12}{:>10}{:>11}{:>9}{:>9}{:>10}{:>10}{:>11}{:>11}",
-        "strategy", "rescued", "rescue", "trigger", "retry GPU-s", "GPU-s/", "sys waste", "retries", "mean", "BoN beat", "wall", "wall", "GPU-s/resc"
+        "{:<30}{:>11}{:>9}{:>9}{:>12}{:>10}{:>11}{:>10}{:>12}{:>9}{:>10}",
+        "strategy", "rescued", "rescue", "trigger", "retry", "GPU-s per", "sys waste", "retries", "systematic", "mean", "BoN beat"
     );
     let header2 = format!(
-        "{:<30}{:>11}{:>9}{:>9}{:>12}{:>10}{:>11}{:>9}{:>9}{:>10}{:>10}{:>11}{:>11}",
-        "", "/failed", "rate", "rescue", "", "rescued", "GPU-s", "/sys seg", "overall", "1st pass",
-        format!("K={}", a.gpus),
-        format!("par {}", a.parallelism),
-        format!("par {}", a.parallelism)
+        "{:<30}{:>11}{:>9}{:>9}{:>12}{:>10}{:>11}{:>10}{:>12}{:>9}{:>10}",
+        "", "/failed", "rate", "rescue", "GPU-s", "rescued", "GPU-s", "/broken", "flags(false)", "overall", "1st pass"
     );
     println!("{header}\n{header2}");
     println!("{}", "-".repeat(header.len()));
     for (m, _) in &r.strategies {
         let beat = if m.best_of_n_searches == 0 { "—".to_owned() } else { pct(m.best_of_n_beat_first_pass_rate) };
         println!(
-            "{:<30}{:>11}{:>9}{:>9}{:>12.0}{:>10}{:>11.0}{:>9.2}{:>9}{:>10}{:>10}{:>11}{:>11}",
+            "{:<30}{:>11}{:>9}{:>9}{:>12.0}{:>10}{:>11.0}{:>10.2}{:>12}{:>9}{:>10}",
             m.name,
             format!("{}/{}", m.rescued, m.failed_first),
             pct(m.rescue_rate),
@@ -77,10 +74,34 @@ pub fn print(a: &Args, r: &BenchResult) {
             opt(m.gpu_s_per_rescued, 1),
             m.wasted_gpu_s_systematic,
             m.wasted_attempts_per_systematic,
+            format!("{} ({})", m.systematic_escalations, m.false_systematic_escalations),
             opt(m.mean_selected_overall, 3),
             beat,
+        );
+    }
+    println!();
+    let k = a.parallelism;
+    let header = format!(
+        "{:<30}{:>12}{:>12}{:>14}{:>14}{:>12}{:>14}",
+        "time and parallelism",
+        format!("wall K={}", a.gpus),
+        format!("… par {k}"),
+        "retried seg.",
+        format!("… par {k}"),
+        format!("rescue par {k}"),
+        format!("GPU-s/resc. p{k}")
+    );
+    println!("{header}\n{:<30}{:>12}{:>12}{:>14}{:>14}{:>12}{:>14}", "", "", "", "latency (s)", "", "", "");
+    println!("{}", "-".repeat(header.len()));
+    for (m, _) in &r.strategies {
+        println!(
+            "{:<30}{:>12}{:>12}{:>14}{:>14}{:>12}{:>14}",
+            m.name,
             hours(Some(m.wall_s)),
             hours(m.wall_s_parallel),
+            opt(m.retried_latency_s, 1),
+            opt(m.retried_latency_s_parallel, 1),
+            m.rescue_rate_parallel.map(pct).unwrap_or_else(|| "—".into()),
             opt(m.gpu_s_per_rescued_parallel, 1),
         );
     }
@@ -92,17 +113,22 @@ pub fn print(a: &Args, r: &BenchResult) {
         let arms: Vec<String> = ad.arms.iter().map(|(k, v)| format!("{k} {:.0}%", v * 100.0)).collect();
         println!("  retake_adaptive's retries by arm: {}", arms.join(", "));
     }
-    println!(
-        "\nDefinitions: rescue rate = segments whose attempt 1 failed QA and that ended passed / segments whose attempt 1 failed; \
-         trigger rescue = the same over segments whose attempt 1 failed trigger checks only. GPU-s/rescued = GPU-seconds of all \
-         attempts numbered 2+ (on any segment) / rescued segments. sys waste = GPU-seconds of attempts 2+ on segments the \
-         simulation broke whatever the seed; retries/sys seg = those attempts per broken segment. mean overall = mean `overall` \
-         of the selected attempts. BoN beat 1st pass = share of segments searched past their first pass whose selected attempt \
-         scored higher. wall = makespan of the corpus on K GPUs (list schedule, a segment's retries before later segments' first \
-         attempts); \"par\" columns come from a second engine run with `parallelism` {} (bench-local strategies overlap the same \
-         attempts).",
-        a.parallelism
-    );
+    println!("\nDefinitions");
+    for line in [
+        "rescue rate      segments whose attempt 1 failed QA and that ended passed / segments whose attempt 1 failed".to_owned(),
+        "trigger rescue   the same, over segments whose attempt 1 failed trigger checks only".to_owned(),
+        "retry GPU-s      GPU-seconds of every attempt numbered 2 or more, on any segment".to_owned(),
+        "GPU-s per resc.  retry GPU-s / rescued segments".to_owned(),
+        "sys waste        retry GPU-s on segments the simulation broke whatever the seed; retries/broken = those attempts per broken segment".to_owned(),
+        "systematic flags segments escalated as systematic_failure (in brackets: ones the simulation had not broken)".to_owned(),
+        "mean overall     mean `overall` of the selected attempts (every passed segment)".to_owned(),
+        "BoN beat 1st     share of segments searched past their first pass whose selected attempt scored higher".to_owned(),
+        format!("wall             makespan of the corpus on {} GPUs (list schedule; a segment's retries go before later segments' first attempts)", a.gpus),
+        "latency          mean over retried segments of the sum of their rounds' longest attempt (time to a final answer on an idle pool)".to_owned(),
+        format!("par {}            a second engine run with `parallelism` {} (bench-local strategies overlap the same attempts)", a.parallelism, a.parallelism),
+    ] {
+        println!("  {line}");
+    }
     targets(r);
     println!("\n({:.1} s)", r.elapsed_s);
 }

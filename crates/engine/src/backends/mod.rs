@@ -1,5 +1,6 @@
 //! Generation backends that ship with retake.
 
+pub mod comfyui;
 pub mod scenario;
 pub mod simulated;
 
