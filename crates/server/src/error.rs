@@ -23,6 +23,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
+    /// The path exists but not with this method (405; axum's own 405 has no body).
+    #[error("this method is not allowed on this path; the Allow header lists the allowed ones")]
+    MethodNotAllowed,
     #[error("request body is larger than 1 MiB")]
     PayloadTooLarge,
     #[error("{0}")]
@@ -39,7 +42,8 @@ pub struct ErrorBody {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code: `validation_failed`, `bad_request`, `not_found`, `conflict`,
-    /// `unauthorized`, `forbidden`, `payload_too_large`, `range_not_satisfiable`, `internal`.
+    /// `unauthorized`, `forbidden`, `method_not_allowed`, `payload_too_large`, `range_not_satisfiable`,
+    /// `internal`.
     pub code: &'static str,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,6 +66,7 @@ impl ApiError {
             ApiError::Conflict { field, .. } => (StatusCode::CONFLICT, "conflict", field.clone()),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None),
             ApiError::RangeNotSatisfiable(_) => (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable", None),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),

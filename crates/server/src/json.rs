@@ -30,6 +30,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
                 ApiError::BadRequest { field: None, message: format!("cannot read the body: {e}") }
             }
         })?;
+        // Every request body is an object; serde would also take a struct as an array of its
+        // fields in order (`["name"]`), which no client means.
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first.is_some_and(|b| *b != b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() {
+            return Err(ApiError::BadRequest { field: Some("body".into()), message: "the body must be a JSON object".into() });
+        }
         parse(&bytes).map(Json)
     }
 }
@@ -38,18 +44,48 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 /// domain type refused), naming the field.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let msg = inner.to_string();
         let field = field_of(&path, &msg);
         use serde_json::error::Category;
         match inner.classify() {
+            // `1e400` is valid JSON syntax that no f64 holds: say which field it was.
+            Category::Syntax if msg.starts_with("number out of range") => ApiError::BadRequest { field: Some(field), message: strip_position(&msg) },
             Category::Syntax | Category::Eof | Category::Io => ApiError::BadRequest { field: None, message: format!("malformed JSON: {msg}") },
             Category::Data if is_domain_error(&msg) => ApiError::Validation { field: Some(field), message: strip_position(&msg) },
             Category::Data => ApiError::BadRequest { field: Some(field), message: strip_position(&msg) },
         }
-    })
+    })?;
+    // A document followed by anything but whitespace is not JSON.
+    de.end().map_err(|e| ApiError::BadRequest { field: None, message: format!("malformed JSON: {e}") })?;
+    // PostgreSQL cannot store NUL in text or JSONB; refuse it the same way on every store.
+    if bytes.windows(6).any(|w| w == br"\u0000") {
+        if let Some(field) = serde_json::from_slice::<serde_json::Value>(bytes).ok().and_then(|v| nul_field(&v, "")) {
+            return Err(ApiError::Validation { field: Some(field), message: "must not contain NUL characters (\\u0000)".into() });
+        }
+    }
+    Ok(value)
+}
+
+/// The path of the first string or key holding a NUL character.
+fn nul_field(v: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if s.contains('\0') => Some(if path.is_empty() { "body".to_owned() } else { path.to_owned() }),
+        Value::Array(a) => a.iter().enumerate().find_map(|(i, x)| nul_field(x, &format!("{path}[{i}]"))),
+        Value::Object(o) => o.iter().find_map(|(k, x)| {
+            let key = k.replace('\0', "\\u0000");
+            let p = if path.is_empty() { key } else { format!("{path}.{key}") };
+            if k.contains('\0') {
+                Some(p)
+            } else {
+                nul_field(x, &p)
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// Domain types (`RetryPolicy`, `PolicyOverrides`) report `field: message`; serde's own errors

@@ -55,7 +55,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/comfyui/servers/{name}", put(ops::put_server).delete(ops::delete_server))
         .route("/metrics", get(ops::metrics))
         .route("/api/openapi.json", get(|| async { axum::Json(ApiDoc::openapi()) }))
-        .route("/api/{*rest}", axum::routing::any(|| async { error::ApiError::not_found("no such API route") }));
+        .route("/api/{*rest}", axum::routing::any(|| async { error::ApiError::not_found("no such API route") }))
+        // After every route: a known path with another method gets the one error shape too.
+        .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed });
     let docs = utoipa_swagger_ui::SwaggerUi::new("/api/docs").url("/api/docs/openapi.json", ApiDoc::openapi());
     Router::new()
         .merge(api)

@@ -19,13 +19,23 @@ use tower::ServiceExt;
 
 pub const MAX_BATCH: usize = 1000;
 
+/// [`SubmitSegments::Batch`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    segments: Vec<NewSegmentBody>,
+}
+
 #[utoipa::path(post, path = "/api/segments", tag = "segments", request_body = SubmitSegments,
     responses((status = 201, body = SubmittedSegments), (status = 422, body = crate::error::ErrorBody)), security(("bearer" = [])))]
-pub async fn submit(State(state): State<AppState>, caller: Caller, Json(b): Json<SubmitSegments>) -> ApiResult<impl IntoResponse> {
+pub async fn submit(State(state): State<AppState>, caller: Caller, Json(b): Json<serde_json::Value>) -> ApiResult<impl IntoResponse> {
     caller.require(Role::Creator)?;
-    let (list, batch) = match b {
-        SubmitSegments::Batch { segments } => (segments, true),
-        SubmitSegments::One(s) => (vec![s], false),
+    // `SubmitSegments` is untagged, and an untagged enum that fails says only "no variant
+    // matched": choose the variant by its `segments` key so that errors name the field.
+    let (list, batch) = if b.get("segments").is_some() {
+        (crate::json::parse::<Batch>(b.to_string().as_bytes())?.segments, true)
+    } else {
+        (vec![crate::json::parse::<NewSegmentBody>(b.to_string().as_bytes())?], false)
     };
     if list.is_empty() || list.len() > MAX_BATCH {
         return Err(ApiError::validation("segments", format!("a batch holds 1..={MAX_BATCH} segments; got {}", list.len())));
@@ -196,6 +206,10 @@ pub fn confine(root: &std::path::Path, path: &std::path::Path) -> ApiResult<std:
     if !real.starts_with(&root) {
         tracing::warn!(path = %full.display(), "refused to serve a file outside the data directory");
         return Err(ApiError::not_found("the video is not inside the data directory"));
+    }
+    // A directory (the data directory itself, say) would start a 200 that fails mid-body.
+    if !real.is_file() {
+        return Err(ApiError::not_found("the video is not a file"));
     }
     Ok(real)
 }
