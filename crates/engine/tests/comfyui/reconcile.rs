@@ -1,0 +1,107 @@
+//! What the engine does when it loses sight of a prompt: a dropped WebSocket is reconciled from
+//! `/history`, and an engine that died mid-generation is replaced by one that re-attaches to the
+//! same prompt instead of running it twice.
+
+use crate::fixture::*;
+use retake_comfyui::fake::{Fault, FakeComfy};
+use retake_core::{AttemptStatus, SegmentStatus};
+use retake_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn websocket_drop_mid_run_is_reconciled_from_history(store: Arc<dyn Store>) {
+    let fake = FakeComfy::start("gpu-a").await;
+    fake.set_exec_time(Duration::from_millis(500));
+    let pool = pool_of(&[&fake], 1).await;
+    let rig = rig(store, serde_json::json!({"enabled": true})).await;
+    let seg = rig.submit(vec![vec![PASS]]).await.remove(0);
+    // The fake closes the socket right after `execution_start` and refuses new ones until the
+    // prompt is done: its end is only in /history.
+    fake.inject(Fault::WebSocketDrop, 1);
+
+    rig.run(&rig.engine(&pool, EngineOpts::default())).await;
+
+    let (seg, attempts) = rig.segment(seg.id).await;
+    assert_eq!(seg.status, SegmentStatus::Passed);
+    assert_eq!(attempts.len(), 1);
+    let a = &attempts[0];
+    assert_eq!(a.overall_status, AttemptStatus::Passed);
+    assert!(a.infra_errors.is_empty(), "recovered without an infrastructure error: {:#?}", a.infra_errors);
+    let submitted = fake.submitted();
+    assert_eq!(submitted.len(), 1, "picked up from /history, not resubmitted");
+    assert_provenance_matches(a, &submitted[0], 0, "gpu-a");
+    rig.assert_output_in_attempt_folder(a);
+    assert!(a.gpu_seconds > 0.0, "GPU time from the timestamps in /history");
+    assert_charged(&retake_store::testing::current_db_url(), rig.project.id, &[a]).await;
+    eventually("the pool's WebSocket is back", || {
+        let pool = pool.clone();
+        async move { pool.servers()[0].websocket_connected }
+    })
+    .await;
+}
+
+/// An engine dies mid-generation (its task is aborted, its lease never renewed). Once the lease
+/// expires and the attempt is rescued, a new engine with a new pool finds the prompt still on
+/// the server under the same id and follows it to the end: one submission, not two.
+pub async fn restarted_engine_reattaches_to_the_running_prompt(store: Arc<dyn Store>) {
+    let fake = FakeComfy::start("gpu-a").await;
+    fake.set_exec_time(Duration::from_millis(2500));
+    let rig = rig(store, serde_json::json!({"enabled": true})).await;
+    let seg = rig.submit(vec![vec![PASS]]).await.remove(0);
+    let attempt = rig.segment(seg.id).await.1.remove(0);
+    let pid = prompt_id(&attempt, 0);
+
+    // One slot, so the dying engine cannot claim the attempt again once it is rescued; no
+    // heartbeat within the test, so its lease runs out as if the process were gone.
+    let old_pool = pool_of(&[&fake], 1).await;
+    let old = rig.engine(&old_pool, EngineOpts {
+        worker: "engine-old".into(),
+        slots: 1,
+        lease: Duration::from_millis(600),
+        heartbeat: Duration::from_secs(3600),
+        ..Default::default()
+    });
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(old.clone().run(stopped));
+    eventually("the old engine's prompt runs on the server", || {
+        let (fake, pid) = (&fake, pid.clone());
+        async move { fake.running().contains(&pid) }
+    })
+    .await;
+    run.abort();
+    let _ = run.await;
+    drop(old);
+    drop(old_pool);
+    let a = rig.store.get_attempt(attempt.id).await.unwrap();
+    assert_eq!(a.worker.as_deref(), Some("engine-old"), "still leased by the dead engine");
+    assert_eq!(a.provenance["prompt_id"], serde_json::json!(pid), "it recorded its prompt id before dying");
+
+    // The lease expires; the rescuer returns the attempt to the queue with the same parameters.
+    eventually("the expired lease is rescued", || {
+        let store = rig.store.clone();
+        async move {
+            let _ = store.rescue_expired().await.unwrap();
+            store.get_attempt(attempt.id).await.unwrap().overall_status == AttemptStatus::Queued
+        }
+    })
+    .await;
+
+    let new_pool = pool_of(&[&fake], 1).await;
+    rig.run(&rig.engine(&new_pool, EngineOpts { worker: "engine-new".into(), ..Default::default() })).await;
+
+    let (seg, attempts) = rig.segment(seg.id).await;
+    assert_eq!(seg.status, SegmentStatus::Passed);
+    assert_eq!(attempts.len(), 1);
+    let a = &attempts[0];
+    assert_eq!(a.overall_status, AttemptStatus::Passed);
+    assert!(a.infra_errors.is_empty(), "{:#?}", a.infra_errors);
+    assert_eq!(a.parameters, attempt.parameters, "rescued with the same parameters");
+    let submitted = fake.submitted();
+    assert_eq!(submitted.len(), 1, "the new engine re-attached instead of submitting the prompt again");
+    assert_eq!(fake.finished(), vec![pid.clone()], "the prompt ran once");
+    assert_provenance_matches(a, &submitted[0], 0, "gpu-a");
+    rig.assert_output_in_attempt_folder(a);
+    let events = rig.store.list_events(0, Some(seg.id), 1000).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.kind == "lease_rescued").count(), 1, "rescued once");
+    assert_charged(&retake_store::testing::current_db_url(), rig.project.id, &[a]).await;
+}
