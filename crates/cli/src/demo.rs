@@ -126,7 +126,7 @@ pub async fn run(g: GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
                 pick < acc
             });
             let st = scene.map(|s| s.1).unwrap_or(scene_ids[0].1);
-            NewSegment { scene_type_id: st, label: Some(format!("shot-{:04}", i + 1)), parameters: Parameters::new(), rng_seed: mix(args.seed, i as u64) }
+            NewSegment { scene_type_id: st, label: Some(format!("shot-{:04}", i + 1)), parameters: Parameters::new(), rng_seed: mix(args.seed, i as u64) & retake_core::params::MAX_SEED }
         })
         .collect();
     let submitted = store.submit_segments(segments).await?;

@@ -26,6 +26,9 @@ pub struct EngineArgs {
     /// Name of this worker in leases and events (default: host-pid).
     #[arg(long)]
     pub worker_id: Option<String>,
+    /// Render a real clip per simulated attempt and score it with the QA runner.
+    #[arg(long)]
+    pub clips: bool,
     /// Exit once no attempt is queued and none runs in this process.
     #[arg(long)]
     pub exit_when_idle: bool,
@@ -55,10 +58,11 @@ pub struct Running {
 pub async fn build_engine(g: &GlobalArgs, a: &EngineArgs, store: Arc<dyn retake_store::Store>) -> anyhow::Result<Running> {
     let cfg = Config::load(a.config.as_deref())?;
     let scenario_path = a.scenario.clone().or(cfg.simulated.scenario.clone());
-    let scenario = match scenario_path {
+    let mut scenario = match scenario_path {
         Some(p) => retake_engine::backends::Scenario::load(&p)?,
         None => retake_engine::backends::Scenario::demo(),
     };
+    scenario.render_clips |= a.clips;
     let sim = wiring::simulated(scenario, a.speed.or(cfg.simulated.speed));
     let pool = wiring::comfy_pool(store.as_ref(), &cfg.comfyui.servers).await?;
     let backends = wiring::with_comfy(wiring::backends(sim), &pool);

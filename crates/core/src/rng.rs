@@ -136,7 +136,9 @@ pub fn draw_attempt(input: &DrawInput<'_>) -> (u64, Parameters, JitterProvenance
             continue;
         }
         let domain = input.domains.get(&param).copied().unwrap_or_else(|| ParamDomain::for_param(&param));
-        let integer = input.original.is_integer(&param) || domain.integer;
+        // cfg and denoise are real-valued even when submitted as whole numbers (`7` from JSON).
+        let real_valued = param == CFG_SCALE || param == DENOISE_STRENGTH;
+        let integer = domain.integer || (input.original.is_integer(&param) && !real_valued);
         let delta = if integer { delta.round() } else { delta };
         let raw = orig + delta;
         let value = domain.clamp(raw);

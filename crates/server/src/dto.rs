@@ -180,7 +180,7 @@ pub struct NewSegmentBody {
     pub parameters: Parameters,
     #[serde(default)]
     pub label: Option<String>,
-    /// Seeds the retries' randomness; drawn at random and recorded when absent.
+    /// Seeds the retries' randomness (0..=2^53−1); drawn at random and recorded when absent.
     #[serde(default)]
     pub rng_seed: Option<u64>,
 }
@@ -230,9 +230,9 @@ pub struct CheckView {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ParamChange {
-    #[schema(value_type = Object)]
+    /// Any JSON value (usually a number).
     pub from: Value,
-    #[schema(value_type = Object)]
+    /// Any JSON value (usually a number).
     pub to: Value,
 }
 
@@ -336,7 +336,7 @@ pub struct RetryHistory {
     pub review_reason: Option<ReviewReason>,
     /// Why the last decision was taken.
     pub decision_note: Option<String>,
-    #[schema(value_type = Object)]
+    /// What the escalation is based on; `null` when not escalated.
     pub review_evidence: Value,
     /// Retries so far (attempts beyond the original).
     pub retry_count: u32,

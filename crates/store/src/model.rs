@@ -163,7 +163,7 @@ pub struct Segment {
     pub review_reason: Option<ReviewReason>,
     /// Why the last decision was taken, and its evidence.
     pub decision_note: Option<String>,
-    #[schema(value_type = Object)]
+    /// What the escalation is based on; `null` when not escalated.
     pub review_evidence: Value,
     pub selected_attempt_number: Option<u32>,
     pub output_video_path: Option<String>,

@@ -86,6 +86,9 @@ pub struct EventsQuery {
 
 /// Server-Sent Events: every attempt and segment change, as stored events (`id` is the event id;
 /// `event` its kind; `data` the event as JSON). Reconnects resume from `Last-Event-ID`.
+/// Kinds: `segment_submitted`, `attempt_started`, `progress`, `attempt_scoring`, `retry_scheduled`,
+/// `selected`, `accepted`, `escalated`, `budget_refused`, `infra_error`, `lease_rescued`,
+/// `rejected`, `cancelled`.
 #[utoipa::path(get, path = "/api/events", tag = "operations", params(EventsQuery),
     responses((status = 200, description = "text/event-stream of Event", content_type = "text/event-stream", body = Event)), security(("bearer" = [])))]
 pub async fn events(State(state): State<AppState>, _c: Caller, headers: HeaderMap, Query(q): Query<EventsQuery>) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
