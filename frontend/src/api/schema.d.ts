@@ -67,6 +67,9 @@ export interface paths {
         /**
          * Server-Sent Events: every attempt and segment change, as stored events (`id` is the event id;
          *     `event` its kind; `data` the event as JSON). Reconnects resume from `Last-Event-ID`.
+         *     Kinds: `segment_submitted`, `attempt_started`, `progress`, `attempt_scoring`, `retry_scheduled`,
+         *     `selected`, `accepted`, `escalated`, `budget_refused`, `infra_error`, `lease_rescued`,
+         *     `rejected`, `cancelled`.
          */
         get: operations["events"];
         put?: never;
@@ -756,15 +759,17 @@ export interface components {
             parameters?: components["schemas"]["Parameters"];
             /**
              * Format: int64
-             * @description Seeds the retries' randomness; drawn at random and recorded when absent.
+             * @description Seeds the retries' randomness (0..=2^53−1); drawn at random and recorded when absent.
              */
             rng_seed?: number | null;
             /** Format: int64 */
             scene_type_id: number;
         };
         ParamChange: {
-            from: Record<string, unknown>;
-            to: Record<string, unknown>;
+            /** @description Any JSON value (usually a number). */
+            from: unknown;
+            /** @description Any JSON value (usually a number). */
+            to: unknown;
         };
         /**
          * @description A JSON object of named generation parameters (`seed`, `cfg_scale`, `denoise_strength`, and
@@ -909,7 +914,8 @@ export interface components {
              * @description Retries so far (attempts beyond the original).
              */
             retry_count: number;
-            review_evidence: Record<string, unknown>;
+            /** @description What the escalation is based on; `null` when not escalated. */
+            review_evidence: unknown;
             review_reason?: null | components["schemas"]["ReviewReason"];
             /** Format: int64 */
             rng_seed: number;
@@ -1088,7 +1094,8 @@ export interface components {
             parameters: components["schemas"]["Parameters"];
             /** Format: int64 */
             project_id: number;
-            review_evidence: Record<string, unknown>;
+            /** @description What the escalation is based on; `null` when not escalated. */
+            review_evidence: unknown;
             review_reason?: null | components["schemas"]["ReviewReason"];
             /**
              * Format: int64
