@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use retake_core::{Arm, AttemptStatus, CheckConfig, CheckScore, Parameters, PolicyOverrides, QaVerdict, RetryPolicy, ReviewReason, SegmentStatus};
 use retake_engine::{AttemptControl, Backend, Backends, Engine, EngineConfig, GenerationError, GenerationJob, Generated};
-use retake_store::testing::{budget_audit, current_db_url};
+use retake_store::testing::{budget_audit, current_db_url, BudgetAudit};
 use retake_store::*;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
