@@ -100,8 +100,22 @@ fn is_domain_error(msg: &str) -> bool {
 }
 
 fn field_of(path: &str, msg: &str) -> String {
+    let f = field_at(path, msg);
+    // An empty key (`{"": 1}`) must not make an empty field name.
+    if f.is_empty() {
+        "body".to_owned()
+    } else {
+        f
+    }
+}
+
+fn field_at(path: &str, msg: &str) -> String {
     // "unknown field `x`": the field is x, inside `path`.
-    let named = msg.split('`').nth(1).filter(|_| msg.starts_with("unknown field") || msg.starts_with("missing field"));
+    let named = msg
+        .split('`')
+        .nth(1)
+        .filter(|n| !n.is_empty())
+        .filter(|_| msg.starts_with("unknown field") || msg.starts_with("missing field"));
     // Domain errors start with "field: message".
     let domain = msg.split_once(':').map(|(f, _)| f.trim()).filter(|f| !f.contains(' ') && !f.is_empty());
     let leaf = named.or(domain);

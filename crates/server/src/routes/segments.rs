@@ -58,10 +58,11 @@ pub async fn submit(State(state): State<AppState>, caller: Caller, Json(b): Json
                 return Err(ApiError::validation(field("label"), "must have at most 200 characters"));
             }
         }
-        if s.rng_seed.is_some_and(|r| r > i64::MAX as u64) {
-            return Err(ApiError::validation(field("rng_seed"), format!("must be an integer in 0..={}", i64::MAX)));
+        let max = retake_core::params::MAX_SEED;
+        if s.rng_seed.is_some_and(|r| r > max) {
+            return Err(ApiError::validation(field("rng_seed"), format!("must be an integer in 0..={max} (2^53 − 1, exact in JSON)")));
         }
-        let rng_seed = s.rng_seed.unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0 >> 1);
+        let rng_seed = s.rng_seed.unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0 & max);
         new.push(NewSegment { scene_type_id: s.scene_type_id, label: s.label, parameters: s.parameters, rng_seed });
     }
     let created = state.store.submit_segments(new).await?;

@@ -118,6 +118,11 @@ async fn bodies_of_the_wrong_shape_are_bad_requests(store: Arc<dyn Store>) {
         .await
         .expect_error(400, "bad_request", Some("default_retry_policy.colour"));
     post(Body::Json(json!({"name": "x", "extra": 1}))).await.expect_error(400, "bad_request", Some("extra"));
+    // An empty key is still an unknown field, and the field named is never empty.
+    post(Body::Json(json!({"name": "x", "": 1}))).await.expect_error(400, "bad_request", Some("body"));
+    post(Body::Json(json!({"name": "x", "default_retry_policy": {"": 1}}))).await.expect_error(400, "bad_request", Some("default_retry_policy"));
+    // A struct is an object, not an array of its fields in order.
+    post(Body::Json(json!(["array project"]))).await.expect_error(400, "bad_request", Some("body"));
     // Wrong or missing content type.
     let body = serde_json::to_vec(&json!({"name": "x"})).unwrap();
     post(Body::Raw(body.clone(), Some("text/plain"))).await.expect_error(400, "bad_request", None);
@@ -244,30 +249,32 @@ async fn bad_path_parameters_are_bad_requests(store: Arc<dyn Store>) {
     app.request(Method::POST, "/api/attempts/abc/qa", Some(a), Body::Raw(b"{".to_vec(), Some("application/json")), &[]).await.expect(400);
 }
 
-/// PostgreSQL refuses NUL characters in text and JSONB: such input must be a 4xx, not a 500.
+/// PostgreSQL refuses NUL characters in text and JSONB (it was a 500 there): every store refuses
+/// them alike, naming the field.
 async fn strings_a_database_cannot_store_are_refused(store: Arc<dyn Store>) {
     let app = TestApp::spawn(store).await;
     let pid = id(&app.project(json!({})).await);
     let sid = id(&app.scene_type(pid, json!({})).await);
     let nul = "bad\u{0}name";
-    let r = app.create_project(&app.admin, json!({"name": nul})).await;
-    assert!(r.status == 422 || r.status == 201, "{}", r.text());
-    if r.status == 422 {
-        assert_eq!(r.json()["error"]["field"], "name");
-    }
     let cases = [
-        ("/api/scene-types", json!({"project_id": pid, "name": nul})),
-        ("/api/scene-types", json!({"project_id": pid, "name": "ok", "backend_config": {"profile": nul}})),
-        ("/api/segments", json!({"scene_type_id": sid, "label": nul})),
-        ("/api/segments", json!({"scene_type_id": sid, "parameters": {"prompt": nul}})),
-        ("/api/segments", json!({"scene_type_id": sid, "parameters": {nul: 1}})),
-        ("/api/tokens", json!({"name": nul, "role": "viewer"})),
+        ("/api/projects", json!({"name": nul}), "name"),
+        ("/api/scene-types", json!({"project_id": pid, "name": nul}), "name"),
+        ("/api/scene-types", json!({"project_id": pid, "name": "ok", "backend_config": {"profile": nul}}), "backend_config.profile"),
+        ("/api/scene-types", json!({"project_id": pid, "name": "ok", "qa_checks": [{"check": nul, "warn": 0.7, "fail": 0.5}]}), "qa_checks[0].check"),
+        ("/api/segments", json!({"scene_type_id": sid, "label": nul}), "label"),
+        ("/api/segments", json!({"scene_type_id": sid, "parameters": {"prompt": nul}}), "parameters.prompt"),
+        ("/api/segments", json!({"scene_type_id": sid, "parameters": {nul: 1}}), "parameters.bad\\u0000name"),
+        ("/api/segments", json!({"segments": [{"scene_type_id": sid}, {"scene_type_id": sid, "label": nul}]}), "segments[1].label"),
+        ("/api/tokens", json!({"name": nul, "role": "viewer"}), "name"),
     ];
-    for (path, body) in cases {
+    for (path, body, field) in cases {
         let tok = if path == "/api/segments" { &app.creator } else { &app.admin };
-        let r = app.post(path, tok, body.clone()).await;
-        assert!(r.status == 422 || r.status == 201, "POST {path} {body}: {}", r.text());
+        app.post(path, tok, body).await.expect_error(422, "validation_failed", Some(field));
     }
-    let r = app.put_server(&app.admin, "gpu", json!({"url": format!("http://{nul}")})).await;
-    assert!(r.status == 422 || r.status == 200, "{}", r.text());
+    app.put_server(&app.admin, "gpu", json!({"url": format!("http://{nul}")})).await.expect_error(422, "validation_failed", Some("url"));
+    app.put_scene_policy(&app.admin, sid, json!({"trigger_checks": [nul]}), None).await.expect_error(422, "validation_failed", Some("trigger_checks[0]"));
+    // A literal backslash-u text is not a NUL.
+    let p = app.create_project(&app.admin, json!({"name": "C:\\u0000 folder"})).await.expect(201);
+    assert_eq!(p["name"], "C:\\u0000 folder");
+    assert_eq!(app.list_segments(&app.viewer, "").await.expect(200)["items"], json!([]), "nothing was saved");
 }

@@ -102,5 +102,8 @@ async fn a_qa_error_goes_to_review(store: Arc<dyn Store>) {
     let h = app.get_retry_history(&app.viewer, id(&s)).await.expect(200);
     assert_eq!(h["attempts"][0]["status"], "qa_error");
     assert!(h["attempts"][0]["failure_reason"].as_str().unwrap().contains("timed out"));
-    assert_ne!(h["status"], "passed", "an attempt QA could not score never passes");
+    assert_eq!(h["status"], "needs_review", "an attempt QA could not score never passes");
+    assert_eq!(h["review_reason"], "qa_error");
+    assert_eq!(h["attempts"].as_array().unwrap().len(), 1, "a QA error is not retried as a quality failure");
+    assert_eq!(app.review_queue(&app.viewer, "").await.expect(200)["items"][0]["segment"]["id"], id(&s));
 }

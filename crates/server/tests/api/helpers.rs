@@ -212,8 +212,9 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
         if size == 0 {
             return out;
         }
-        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
-        b = &b[eol + 2 + size + 2..];
+        let Some(data) = b.get(eol + 2..eol + 2 + size) else { return out };
+        out.extend_from_slice(data);
+        b = b.get(eol + 2 + size + 2..).unwrap_or_default();
     }
 }
 
@@ -367,10 +368,22 @@ impl TestApp {
         req.extend_from_slice(body);
         s.write_all(&req).await.expect("send");
         let mut raw = vec![];
-        s.read_to_end(&mut raw).await.expect("read the response");
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("{method} {target}: no header end in {:?}", String::from_utf8_lossy(&raw)));
+        let mut chunk = [0u8; 8192];
+        let split = loop {
+            if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            let n = s.read(&mut chunk).await.expect("read the response");
+            assert!(n > 0, "{method} {target}: the connection closed before the headers ended: {:?}", String::from_utf8_lossy(&raw));
+            raw.extend_from_slice(&chunk[..n]);
+        };
         let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-        let mut bytes = raw[split + 4..].to_vec();
+        // An event stream never ends: the headers are the answer.
+        let streaming = head.to_ascii_lowercase().contains("content-type: text/event-stream");
+        if !streaming {
+            s.read_to_end(&mut raw).await.expect("read the response");
+        }
+        let mut bytes = if streaming { vec![] } else { raw[split + 4..].to_vec() };
         let mut lines = head.split("\r\n");
         let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
         let mut hm = HeaderMap::new();
