@@ -109,8 +109,9 @@ pub fn simulate(profile: &Profile, checks: &[CheckConfig], segment_rng_seed: u64
             let damage = 1.0 - score;
             match c.check.as_str() {
                 "face_confidence" => {
-                    deg.blur_sigma = deg.blur_sigma.max(2.0 + 8.0 * damage);
-                    deg.warp = deg.warp.max(damage);
+                    // Graded so the real detector scores roughly the simulated value
+                    // (crates/qa/CALIBRATION.md: blur σ3 ≈ 0.57, σ4 ≈ 0.40, σ6 ≈ 0.10).
+                    deg.blur_sigma = deg.blur_sigma.max((4.0 + (0.40 - score) * 13.0).clamp(3.5, 8.0));
                 }
                 "black_frames" => deg.black_fraction = deg.black_fraction.max(damage.clamp(0.3, 1.0)),
                 "frozen_frames" => deg.frozen = true,
