@@ -116,6 +116,10 @@ impl<S: Store + ?Sized> Engine<S> {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let hb = tokio::spawn(self.clone().heartbeat_loop());
         let rescuer = tokio::spawn(self.clone().rescue_loop());
+        // If this future is dropped (its task aborted), the heartbeat must stop with it: it would
+        // otherwise keep renewing the leases of the attempts dropped here, and they would never
+        // be rescued.
+        let _loops = AbortOnDrop(vec![hb.abort_handle(), rescuer.abort_handle()]);
         let slots = Arc::new(Semaphore::new(self.cfg.slots));
         let mut tasks = JoinSet::new();
         loop {
@@ -325,6 +329,17 @@ impl<S: Store + ?Sized> Engine<S> {
             gpu_seconds_spent: gpu,
             max_infra_retries: self.cfg.max_infra_retries,
             backoff: self.cfg.infra_backoff,
+        }
+    }
+}
+
+/// Aborts background tasks when dropped.
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::backend::{AttemptControl, Backend, GenerationError, GenerationJob, Generated};
 use async_trait::async_trait;
-use retake_comfyui::{inject, prompt_id_for, Bindings, ComfyError, ComfyPool, Progress, PromptJob};
+use retake_comfyui::{canonical_hash, inject, prompt_id_for, Bindings, ComfyError, ComfyPool, Progress, PromptJob};
 use retake_store::Attempt;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -35,12 +35,29 @@ pub fn bindings(map: &std::collections::BTreeMap<String, String>) -> Result<Bind
     Ok(b)
 }
 
-fn infra(e: &ComfyError) -> GenerationError {
+/// `ran_for`: wall time since the server started the prompt, if it did. Some errors (a malformed
+/// `/history`, a download that broke) do not know the GPU time the prompt spent; it ran, so the
+/// wall time — an upper bound — is charged rather than nothing.
+fn infra(e: &ComfyError, ran_for: Option<f64>) -> GenerationError {
     let message = match e {
         ComfyError::NodeErrors { details, .. } => format!("{e}; node errors: {details}"),
         _ => format!("{} — {e}", e.kind()),
     };
-    GenerationError::Infra { message, retriable: e.is_retriable(), gpu_seconds: e.gpu_seconds_spent().unwrap_or(0.0) }
+    let gpu_seconds = e.gpu_seconds_spent().or(ran_for).unwrap_or(0.0);
+    GenerationError::Infra { message, retriable: e.is_retriable(), gpu_seconds }
+}
+
+/// Gives the output files of an infrastructure retry their own names. ComfyUI answers an
+/// identical graph from its cache, replaying the earlier output — a file that may be the very
+/// thing that went missing. A different `filename_prefix` makes the save node run again (from
+/// cached upstream results: the sampling is not repeated) and write a new file; the generation
+/// parameters stay the same.
+fn retry_output_names(prompt: &mut Value, try_number: u32) {
+    for node in prompt.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+        if let Some(Value::String(prefix)) = node.get_mut("inputs").and_then(|i| i.get_mut("filename_prefix")) {
+            prefix.push_str(&format!("_retry{try_number}"));
+        }
+    }
 }
 
 #[async_trait]
@@ -53,13 +70,18 @@ impl Backend for ComfyBackend {
         let scene = &job.scene_type;
         let refused = |m: String| GenerationError::Infra { message: m, retriable: false, gpu_seconds: 0.0 };
         let b = bindings(&scene.parameter_bindings).map_err(refused)?;
-        let injected = inject(&scene.workflow_template, &b, &job.attempt.parameters).map_err(|e| refused(e.to_string()))?;
+        let mut injected = inject(&scene.workflow_template, &b, &job.attempt.parameters).map_err(|e| refused(e.to_string()))?;
         // One prompt id per try: a rescued attempt (same try) re-attaches to its prompt instead of
         // submitting it again; an infrastructure retry (next try) submits anew.
         let try_number = job.attempt.infra_errors.len() as u32;
+        if try_number > 0 {
+            retry_output_names(&mut injected.prompt, try_number);
+            injected.hash = canonical_hash(&injected.prompt);
+        }
         let prompt_id = prompt_id_for(&job.attempt.id.to_string(), try_number);
         let exclude = if try_number > 0 { job.attempt.provenance.get("server").and_then(Value::as_str).map(str::to_owned) } else { None };
         let server = Arc::new(Mutex::new(None::<String>));
+        let started_at = Arc::new(Mutex::new(None::<Instant>));
         let mut prov = json!({
             "prompt_id": prompt_id,
             "try": try_number,
@@ -70,9 +92,13 @@ impl Backend for ComfyBackend {
 
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
         let srv = server.clone();
+        let began = started_at.clone();
         let on_progress = move |p: Progress| {
             if let Progress::Queued { server } | Progress::Started { server } = &p {
                 *srv.lock().unwrap() = Some(server.clone());
+            }
+            if let Progress::Started { .. } = &p {
+                began.lock().unwrap().get_or_insert_with(Instant::now);
             }
             let _ = tx.send(p);
         };
@@ -134,7 +160,8 @@ impl Backend for ComfyBackend {
                 }
                 prov["error"] = json!(e.kind());
                 ctl.provenance(prov).await;
-                Err(infra(&e))
+                let ran_for = started_at.lock().unwrap().map(|t| t.elapsed().as_secs_f64());
+                Err(infra(&e, ran_for))
             }
         }
     }

@@ -249,18 +249,23 @@ pub fn attempt_inputs(a: &Attempt) -> (u64, f64, f64) {
     )
 }
 
-/// The workflow the backend submitted is the template with exactly the attempt's parameters in.
-pub fn assert_workflow_carries(workflow: &Value, a: &Attempt) {
+/// The workflow the backend submitted for `try_number` of an attempt is the template with exactly
+/// the attempt's parameters in; an infrastructure retry also names its output file apart.
+pub fn assert_workflow_carries(workflow: &Value, a: &Attempt, try_number: u32) {
     assert_eq!(sampler_inputs(workflow), attempt_inputs(a), "submitted sampler inputs = attempt {} parameters", a.attempt_number);
     let mut rest = workflow.clone();
     let mut template = example_workflow();
+    if try_number > 0 {
+        let prefix = format!("{}_retry{try_number}", template["9"]["inputs"]["filename_prefix"].as_str().unwrap());
+        template["9"]["inputs"]["filename_prefix"] = json!(prefix);
+    }
     for w in [&mut rest, &mut template] {
         let inputs = w["3"]["inputs"].as_object_mut().unwrap();
         for k in ["seed", "cfg", "denoise"] {
             inputs.remove(k);
         }
     }
-    assert_eq!(rest, template, "nothing but the bound inputs differs from the template");
+    assert_eq!(rest, template, "nothing but the bound inputs (and a retry's output name) differs from the template");
 }
 
 /// The provenance points at the workflow the fake received.

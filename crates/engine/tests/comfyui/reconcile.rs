@@ -51,14 +51,12 @@ pub async fn restarted_engine_reattaches_to_the_running_prompt(store: Arc<dyn St
     let attempt = rig.segment(seg.id).await.1.remove(0);
     let pid = prompt_id(&attempt, 0);
 
-    // One slot, so the dying engine cannot claim the attempt again once it is rescued; no
-    // heartbeat within the test, so its lease runs out as if the process were gone.
+    // A short lease kept alive by heartbeats while the engine lives.
     let old_pool = pool_of(&[&fake], 1).await;
     let old = rig.engine(&old_pool, EngineOpts {
         worker: "engine-old".into(),
-        slots: 1,
         lease: Duration::from_millis(600),
-        heartbeat: Duration::from_secs(3600),
+        heartbeat: Duration::from_millis(150),
         ..Default::default()
     });
     let (_stop, stopped) = tokio::sync::watch::channel(false);
@@ -68,6 +66,7 @@ pub async fn restarted_engine_reattaches_to_the_running_prompt(store: Arc<dyn St
         async move { fake.running().contains(&pid) }
     })
     .await;
+    // The process dies: its loops (the heartbeat included) stop with it.
     run.abort();
     let _ = run.await;
     drop(old);

@@ -30,7 +30,7 @@ pub async fn qa_failure_is_retried_with_a_new_seed_and_cfg(store: Arc<dyn Store>
     let submitted = fake.submitted();
     assert_eq!(submitted.len(), 2);
     for (a, w) in attempts.iter().zip(&submitted) {
-        assert_workflow_carries(w, a);
+        assert_workflow_carries(w, a, 0);
         assert_provenance_matches(a, w, 0, "gpu-a");
         assert_eq!(a.backend.as_deref(), Some("comfyui"));
     }
