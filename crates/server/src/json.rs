@@ -101,11 +101,10 @@ fn is_domain_error(msg: &str) -> bool {
 
 fn field_of(path: &str, msg: &str) -> String {
     let f = field_at(path, msg);
-    // An empty key (`{"": 1}`) must not make an empty field name.
-    if f.is_empty() {
-        "body".to_owned()
-    } else {
-        f
+    // An empty key (`{"": 1}`, path `policy.`) must not make an empty or dangling field name.
+    match f.trim_end_matches('.') {
+        "" => "body".to_owned(),
+        f => f.to_owned(),
     }
 }
 

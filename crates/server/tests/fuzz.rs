@@ -8,10 +8,13 @@
 //! For a longer hunt: `RETAKE_FUZZ_CASES=50000`, and `RETAKE_FUZZ_STORE=postgres` to run it
 //! against PostgreSQL instead.
 
-#[path = "api/helpers.rs"]
-mod helpers;
+/// The API suite's harness (`tests/api/helpers.rs` and its submodules).
+#[path = "api"]
+mod api {
+    pub mod helpers;
+}
 
-use helpers::*;
+use api::helpers::*;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use proptest::test_runner::{Config, TestRunner};

@@ -137,10 +137,15 @@ async fn bodies_of_the_wrong_shape_are_bad_requests(store: Arc<dyn Store>) {
     app.request(Method::POST, "/api/projects", a, Body::Raw(other, Some("application/merge-patch+json")), &[]).await.expect(201);
     // A wrong type in a nested list names its index.
     let sid = id(&app.scene_type(pid, json!({})).await);
-    app.submit_segments(&app.creator, json!({"segments": [{"scene_type_id": sid}, {"scene_type_id": "two"}]})).await.expect(400);
+    app.submit_segments(&app.creator, json!({"segments": [{"scene_type_id": sid}, {"scene_type_id": "two"}]}))
+        .await
+        .expect_error(400, "bad_request", Some("segments[1].scene_type_id"));
+    app.submit_segments(&app.creator, json!({"segments": [{"scene_type_id": sid, "colour": 1}]})).await.expect_error(400, "bad_request", Some("segments[0].colour"));
+    app.submit_segments(&app.creator, json!({"segments": {"scene_type_id": sid}})).await.expect_error(400, "bad_request", Some("segments"));
+    app.submit_segments(&app.creator, json!({"segments": [], "scene_type_id": sid})).await.expect_error(400, "bad_request", Some("scene_type_id"));
     app.submit_segments(&app.creator, json!({"scene_type_id": sid, "parameters": [1]})).await.expect_error(400, "bad_request", Some("parameters"));
-    app.submit_segments(&app.creator, json!({"scene_type_id": sid, "rng_seed": -1})).await.expect(400);
-    app.submit_segments(&app.creator, json!({"scene_type_id": sid, "rng_seed": 1.5})).await.expect(400);
+    app.submit_segments(&app.creator, json!({"scene_type_id": sid, "rng_seed": -1})).await.expect_error(400, "bad_request", Some("rng_seed"));
+    app.submit_segments(&app.creator, json!({"scene_type_id": sid, "rng_seed": 1.5})).await.expect_error(400, "bad_request", Some("rng_seed"));
     // Deeply nested JSON is refused, not a stack overflow.
     let deep = format!("{{\"project_id\": {pid}, \"name\": \"deep\", \"backend_config\": {}{}}}", "[".repeat(100_000), "]".repeat(100_000));
     app.request(Method::POST, "/api/scene-types", a, json_body(&deep), &[]).await.expect_error(400, "bad_request", None);

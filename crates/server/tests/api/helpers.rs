@@ -3,120 +3,29 @@
 //!
 //! Every request made through [`TestApp`] asserts the two things no response may break: no 5xx,
 //! and every API error uses the one error shape `{"error": {"code", "message", "field"?}}`.
-#![allow(dead_code)]
+// Shared by the `api` and `fuzz` test binaries; each uses part of it.
+#![allow(dead_code, unused_imports)]
 
-use async_trait::async_trait;
-use futures::StreamExt;
+mod backend;
+mod sse;
+
+pub use backend::{Media, Script, TestBackend, SCRIPTED_GPU};
+pub use sse::{EventStream, SseEvent};
+
 use reqwest::header::HeaderMap;
 use reqwest::Method;
-use retake_core::{CheckScore, QaVerdict};
-use retake_engine::backends::{Scenario, SimulatedBackend};
-use retake_engine::{AttemptControl, Backend, Backends, Engine, EngineConfig, GenerationError, GenerationJob, Generated};
+use retake_engine::{Backends, Engine, EngineConfig};
 use retake_server::auth::create_token;
 use retake_server::AppState;
 use retake_store::{Role, Store};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// The GPU seconds a scripted attempt spends.
-pub const SCRIPTED_GPU: f64 = 8.0;
 /// The estimate a project made by [`TestApp::project`] reserves per attempt.
 pub const DEFAULT_ESTIMATE: f64 = 10.0;
-
-/// What a scripted segment's attempts produce.
-#[derive(Clone, Debug, Default)]
-pub struct Script {
-    /// `face_confidence` score of attempt n (the last one repeats); other checks score 0.99.
-    pub faces: Vec<f64>,
-    /// The output each attempt reports.
-    pub media: Option<Media>,
-}
-
-#[derive(Clone, Debug)]
-pub enum Media {
-    /// Written to `<output_dir>/output.mp4`.
-    Bytes(Vec<u8>),
-    /// Reported as the output path as it is (it may point anywhere).
-    Path(PathBuf),
-    /// `<output_dir>/output.mp4` is a symlink to this target.
-    Symlink(PathBuf),
-}
-
-/// The generation backend the tests run: scripted segments get the scores and media their script
-/// says; the rest go to the simulated backend (demo scenario, zero latency). A scene type with
-/// `backend_config.external_qa` gets no verdict, so its attempts wait in `scoring`.
-pub struct TestBackend {
-    simulated: SimulatedBackend,
-    scripts: Mutex<HashMap<i64, Script>>,
-}
-
-impl TestBackend {
-    fn new() -> Self {
-        Self { simulated: SimulatedBackend::new(Scenario::demo(), Some(0.0), None), scripts: Mutex::new(HashMap::new()) }
-    }
-}
-
-fn external_qa(job: &GenerationJob) -> bool {
-    job.scene_type.backend_config.get("external_qa").and_then(Value::as_bool).unwrap_or(false)
-}
-
-#[async_trait]
-impl Backend for TestBackend {
-    fn name(&self) -> &str {
-        "simulated"
-    }
-
-    async fn generate(&self, job: &GenerationJob, ctl: &dyn AttemptControl) -> Result<Generated, GenerationError> {
-        let script = self.scripts.lock().unwrap().get(&job.attempt.segment_id).cloned();
-        let Some(script) = script else {
-            if external_qa(job) {
-                return Ok(Generated { output_path: None, gpu_seconds: SCRIPTED_GPU, verdict: None });
-            }
-            return self.simulated.generate(job, ctl).await;
-        };
-        let mut gpu = SCRIPTED_GPU;
-        if gpu > ctl.reserved() && !ctl.reserve_more(gpu - ctl.reserved()).await {
-            gpu = ctl.reserved();
-            return Err(GenerationError::StoppedByBudget { gpu_seconds: gpu });
-        }
-        let n = job.attempt.attempt_number as usize;
-        let face = if script.faces.is_empty() { 0.95 } else { script.faces[(n - 1).min(script.faces.len() - 1)] };
-        let output_path = match &script.media {
-            None => None,
-            Some(Media::Path(p)) => Some(p.clone()),
-            Some(Media::Bytes(b)) => {
-                std::fs::create_dir_all(&job.output_dir).unwrap();
-                let p = job.output_dir.join("output.mp4");
-                std::fs::write(&p, b).unwrap();
-                Some(p)
-            }
-            Some(Media::Symlink(target)) => {
-                std::fs::create_dir_all(&job.output_dir).unwrap();
-                let p = job.output_dir.join("output.mp4");
-                let _ = std::fs::remove_file(&p);
-                std::os::unix::fs::symlink(target, &p).unwrap();
-                Some(p)
-            }
-        };
-        let verdict = (!external_qa(job)).then(|| QaVerdict {
-            scores: job
-                .scene_type
-                .qa_checks
-                .iter()
-                .filter(|c| c.enabled)
-                .map(|c| CheckScore { check: c.check.clone(), score: if c.check == "face_confidence" { face } else { 0.99 }, details: Value::Null })
-                .collect(),
-            error: None,
-            source: "scripted".into(),
-        });
-        Ok(Generated { output_path, gpu_seconds: gpu, verdict })
-    }
-}
 
 /// A response: status, headers and body, already read.
 #[derive(Debug)]
@@ -173,7 +82,8 @@ pub fn assert_error_shape(status: u16, body: &[u8], what: &str) {
         assert!(["code", "message", "field"].contains(&k.as_str()), "{what}: unexpected key error.{k}: {v}");
     }
     if let Some(f) = e.get("field") {
-        assert!(f.as_str().is_some_and(|f| !f.is_empty()), "{what}: error.field must be a non-empty string: {v}");
+        let f = f.as_str().unwrap_or_else(|| panic!("{what}: error.field must be a string: {v}"));
+        assert!(!f.is_empty() && !f.starts_with('.') && !f.ends_with('.'), "{what}: error.field must name a field: {v}");
     }
     let code = e["code"].as_str().unwrap();
     let expected = match status {
@@ -612,68 +522,6 @@ pub fn id(v: &Value) -> i64 {
 pub fn approx(a: &Value, b: f64) {
     let x = a.as_f64().unwrap_or_else(|| panic!("{a} is not a number"));
     assert!((x - b).abs() < 1e-3, "{x} != {b}");
-}
-
-/// One Server-Sent Event.
-#[derive(Debug, Clone)]
-pub struct SseEvent {
-    pub id: Option<i64>,
-    pub event: Option<String>,
-    pub data: Value,
-}
-
-pub struct EventStream {
-    body: Pin<Box<dyn futures::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send>>,
-    buf: String,
-}
-
-impl EventStream {
-    /// The next event (keep-alive comments skipped), or `None` if none arrives within `within`.
-    pub async fn next(&mut self, within: Duration) -> Option<SseEvent> {
-        tokio::time::timeout(within, self.next_inner()).await.ok().flatten()
-    }
-
-    /// Events until one of kind `kind` arrives (returned with those before it), within `within`.
-    pub async fn until(&mut self, kind: &str, within: Duration) -> Vec<SseEvent> {
-        let mut out = vec![];
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let e = self.next(left).await.unwrap_or_else(|| panic!("no `{kind}` event within {within:?}; got {out:?}"));
-            let done = e.event.as_deref() == Some(kind);
-            out.push(e);
-            if done {
-                return out;
-            }
-        }
-    }
-
-    async fn next_inner(&mut self) -> Option<SseEvent> {
-        loop {
-            while let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf[..end].to_owned();
-                self.buf.drain(..end + 2);
-                let mut ev = SseEvent { id: None, event: None, data: Value::Null };
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("id:") {
-                        ev.id = Some(v.trim().parse().expect("numeric event id"));
-                    } else if let Some(v) = line.strip_prefix("event:") {
-                        ev.event = Some(v.trim().to_owned());
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.strip_prefix(' ').unwrap_or(v));
-                    }
-                }
-                if ev.event.is_none() && data.is_empty() {
-                    continue; // a keep-alive comment
-                }
-                ev.data = serde_json::from_str(&data).unwrap_or_else(|e| panic!("event data is not JSON ({e}): {data}"));
-                return Some(ev);
-            }
-            let chunk = self.body.next().await?.ok()?;
-            self.buf.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
-        }
-    }
 }
 
 /// Write `len` bytes of a recognisable pattern to `path`.
