@@ -109,6 +109,11 @@ fn field_of(path: &str, msg: &str) -> String {
 }
 
 fn field_at(path: &str, msg: &str) -> String {
+    // The path of an unknown field already ends with its key, which may itself hold backticks
+    // that would cut the one quoted in the message short.
+    if msg.starts_with("unknown field") && !path.is_empty() && path != "." {
+        return path.to_owned();
+    }
     // "unknown field `x`": the field is x, inside `path`.
     let named = msg
         .split('`')

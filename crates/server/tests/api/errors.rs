@@ -121,6 +121,8 @@ async fn bodies_of_the_wrong_shape_are_bad_requests(store: Arc<dyn Store>) {
     // An empty key is still an unknown field, and the field named is never empty.
     post(Body::Json(json!({"name": "x", "": 1}))).await.expect_error(400, "bad_request", Some("body"));
     post(Body::Json(json!({"name": "x", "default_retry_policy": {"": 1}}))).await.expect_error(400, "bad_request", Some("default_retry_policy"));
+    post(Body::Json(json!({"name": "x", "a`b": 1}))).await.expect_error(400, "bad_request", Some("a`b"));
+    post(Body::Json(json!({"name": "x", "default_retry_policy": {"`x`y": 1}}))).await.expect_error(400, "bad_request", Some("default_retry_policy.`x`y"));
     // A struct is an object, not an array of its fields in order.
     post(Body::Json(json!(["array project"]))).await.expect_error(400, "bad_request", Some("body"));
     // Wrong or missing content type.
