@@ -68,6 +68,10 @@ pub struct Args {
     /// `min_gain_per_gpu_second` of the best-of-N variant (overall points per GPU-second).
     #[arg(long, default_value_t = 0.0005)]
     pub min_gain: f64,
+    /// `systematic_max_spread` of the strategies with systematic detection (default: the
+    /// policy's default, 0.05).
+    #[arg(long)]
+    pub systematic_max_spread: Option<f64>,
 }
 
 /// How a strategy runs.
@@ -87,7 +91,8 @@ struct Strategy {
 fn strategies(a: &Args) -> Vec<Strategy> {
     let n = a.max_attempts;
     let base = RetryPolicy { enabled: true, max_attempts: n, ..RetryPolicy::default() };
-    let systematic = RetryPolicy { systematic_detection: true, ..base.clone() };
+    let spread = a.systematic_max_spread.unwrap_or(base.systematic_max_spread);
+    let systematic = RetryPolicy { systematic_detection: true, systematic_max_spread: spread, ..base.clone() };
     let adaptive = RetryPolicy { adaptive_variation: true, ..systematic.clone() };
     let plan = |policy: RetryPolicy| Runner::Engine(EnginePlan { policy, all_checks_trigger: false });
     let mut v = vec![
@@ -156,6 +161,11 @@ pub struct BenchResult {
 pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
     if !(a.min_gain.is_finite() && (0.0..=1.0).contains(&a.min_gain)) {
         anyhow::bail!("--min-gain must be a number in 0..=1 (overall points per GPU-second); got {}", a.min_gain);
+    }
+    if let Some(s) = a.systematic_max_spread {
+        if !(s.is_finite() && (0.0..=1.0).contains(&s)) {
+            anyhow::bail!("--systematic-max-spread must be a number in 0..=1; got {s}");
+        }
     }
     let started = Instant::now();
     let (scenario, scenario_path) = match &a.scenario {
@@ -271,6 +281,22 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
             .collect();
         let p2 = plots::learning(dir, &title, window, &series)?;
         plot_paths = vec![p1, p2];
+        if let Some(i) = result.strategies.iter().position(|(m, _)| m.name == "retake_adaptive") {
+            let arm_window = 60;
+            let series: Vec<(String, Vec<(f64, f64)>)> = result
+                .oracle_arms
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.rescuable > o.rescuable_with_jitter)
+                .map(|(scene, o)| {
+                    let name = format!("{}: {}", result.corpus.scenes[scene].name, o.arm.as_str());
+                    (name, metrics::rolling_arm_share(&result.outcomes[i], scene, o.arm, arm_window))
+                })
+                .collect();
+            if !series.is_empty() {
+                plot_paths.push(plots::arms(dir, &title, arm_window, &series)?);
+            }
+        }
     }
     if a.json {
         let v: Vec<&Metrics> = result.strategies.iter().map(|(m, _)| m).collect();

@@ -107,6 +107,8 @@ pub fn always_best_of_n(corpus: &Corpus, policy: &RetryPolicy) -> Vec<SegmentOut
 pub struct OracleArm {
     pub arm: Arm,
     pub rescuable: usize,
+    /// What plain jitter would have rescued with the same foresight.
+    pub rescuable_with_jitter: usize,
     pub failed: usize,
 }
 
@@ -132,6 +134,7 @@ pub fn oracle(corpus: &Corpus, policy: &RetryPolicy) -> (Vec<SegmentOutcome>, Ve
     for scene in 0..corpus.scenes.len() {
         let mut best: Option<(Arm, usize, f64)> = None;
         let mut failed = 0;
+        let mut with_jitter = 0;
         // The default arm first, so that it wins ties (every arm draws the same seeds; without a
         // parameter sensitivity they all give the same outcomes).
         let order = std::iter::once(Arm::Jitter).chain(Arm::ALL.into_iter().filter(|a| *a != Arm::Jitter));
@@ -147,6 +150,9 @@ pub fn oracle(corpus: &Corpus, policy: &RetryPolicy) -> (Vec<SegmentOutcome>, Ve
                     gpu += attempts.iter().map(|a| a.0.gpu_seconds).sum::<f64>();
                 }
             }
+            if arm == Arm::Jitter {
+                with_jitter = rescued;
+            }
             let better = match best {
                 None => true,
                 Some((_, r, g)) => rescued > r || (rescued == r && gpu < g),
@@ -156,7 +162,7 @@ pub fn oracle(corpus: &Corpus, policy: &RetryPolicy) -> (Vec<SegmentOutcome>, Ve
             }
         }
         let (arm, rescuable, _) = best.unwrap_or((Arm::Jitter, 0, 0.0));
-        arms.push(OracleArm { arm, rescuable, failed });
+        arms.push(OracleArm { arm, rescuable, rescuable_with_jitter: with_jitter, failed });
     }
     let outcomes = corpus
         .segments
@@ -186,4 +192,30 @@ pub fn oracle(corpus: &Corpus, policy: &RetryPolicy) -> (Vec<SegmentOutcome>, Ve
 /// attempts the local strategies did.
 pub fn first_attempts(corpus: &Corpus) -> Vec<AttemptOutcome> {
     corpus.segments.iter().map(|spec| first_attempt(&corpus.scenes[spec.scene], spec).0).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use retake_engine::backends::Scenario;
+
+    #[test]
+    fn the_oracle_skips_broken_segments_and_stops_at_the_first_pass() {
+        let corpus = super::super::corpus::build(&Scenario::demo(), 400, 3);
+        let policy = RetryPolicy { enabled: true, max_attempts: 4, ..RetryPolicy::default() };
+        let (oracle, _) = oracle(&corpus, &policy);
+        assert!(oracle.iter().any(|s| s.systematic), "the corpus has broken segments");
+        for s in &oracle {
+            if s.systematic {
+                assert_eq!(s.attempts.len(), 1, "segment {}: nothing spent on a broken segment", s.index);
+            }
+            if s.passed {
+                assert_eq!(s.attempts.iter().filter(|a| a.passed).count(), 1);
+                assert_eq!(s.selected, s.attempts.last().map(|a| a.number), "stops at the first pass");
+            }
+        }
+        let best = always_best_of_n(&corpus, &policy);
+        assert!(best.iter().all(|s| s.attempts.len() == 4), "always pays for N attempts");
+        assert!(best.iter().filter(|s| s.passed).all(|s| s.selected_attempt().is_some_and(|a| a.passed)));
+    }
 }

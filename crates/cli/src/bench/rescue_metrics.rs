@@ -63,6 +63,8 @@ pub struct Metrics {
     /// Parallel retries change what is spent: rescue rate and GPU per rescue of that run.
     pub rescue_rate_parallel: Option<f64>,
     pub gpu_s_per_rescued_parallel: Option<f64>,
+    pub wasted_attempts_per_systematic_parallel: Option<f64>,
+    pub false_systematic_escalations_parallel: Option<usize>,
 }
 
 fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
@@ -141,6 +143,8 @@ pub fn measure(name: &str, runs_on: &'static str, corpus: &Corpus, outcomes: &[S
         retried_latency_s_parallel: None,
         rescue_rate_parallel: None,
         gpu_s_per_rescued_parallel: None,
+        wasted_attempts_per_systematic_parallel: None,
+        false_systematic_escalations_parallel: None,
     }
 }
 
@@ -156,6 +160,10 @@ pub fn add_parallel(m: &mut Metrics, outcomes: &[SegmentOutcome]) {
     let retry: f64 = outcomes.iter().map(SegmentOutcome::retry_gpu).sum();
     m.rescue_rate_parallel = Some(round(ratio(rescued, failed), 4));
     m.gpu_s_per_rescued_parallel = (rescued > 0).then(|| round(retry / rescued as f64, 2));
+    let sys: Vec<&SegmentOutcome> = outcomes.iter().filter(|o| o.systematic).collect();
+    m.wasted_attempts_per_systematic_parallel = Some(round(ratio(sys.iter().map(|o| o.retries()).sum(), sys.len()), 3));
+    m.false_systematic_escalations_parallel =
+        Some(outcomes.iter().filter(|o| !o.systematic && o.review_reason.as_deref() == Some("systematic_failure")).count());
 }
 
 /// Rounded to `digits` decimals; never `-0` (an empty `f64` sum is `-0.0`).
@@ -210,13 +218,7 @@ pub fn schedule(outcomes: &[SegmentOutcome], gpus: usize, k: usize, first_alone:
     let mut free: BinaryHeap<Reverse<Time>> = (0..gpus.max(1)).map(|_| Reverse(Time(0.0))).collect();
     let mut makespan: f64 = 0.0;
     loop {
-        let Reverse(Time(mut t)) = free.pop().expect("at least one GPU");
-        if ready.is_empty() {
-            match pending.peek() {
-                Some(Reverse((Time(at), _))) => t = t.max(*at),
-                None => break,
-            }
-        }
+        let Reverse(Time(t)) = free.pop().expect("at least one GPU");
         while let Some(Reverse((Time(at), s))) = pending.peek() {
             if *at > t {
                 break;
@@ -225,10 +227,17 @@ pub fn schedule(outcomes: &[SegmentOutcome], gpus: usize, k: usize, first_alone:
             pending.pop();
             release(s, &mut ready, &mut next_round, &mut left_in_round, &mut durations);
         }
-        let Some(Reverse((s, i))) = ready.pop() else {
-            free.push(Reverse(Time(t)));
-            continue;
-        };
+        if ready.is_empty() {
+            // Idle until the next round is ready; other GPUs may get there first.
+            match pending.peek() {
+                Some(Reverse((Time(at), _))) => {
+                    free.push(Reverse(Time(*at)));
+                    continue;
+                }
+                None => break,
+            }
+        }
+        let Reverse((s, i)) = ready.pop().expect("a ready attempt");
         let end = t + durations[s][i];
         makespan = makespan.max(end);
         round_end[s] = round_end[s].max(end);
@@ -255,6 +264,29 @@ pub fn rolling_rescue_rate(outcomes: &[SegmentOutcome], window: usize) -> Vec<(f
         }
         if i + 1 >= window {
             out.push((o.index as f64, in_window as f64 / window as f64));
+        }
+    }
+    out
+}
+
+/// Rolling share of a scene type's retries (attempts 2+, in segment order) that used `arm`:
+/// (segment index, share).
+pub fn rolling_arm_share(outcomes: &[SegmentOutcome], scene: usize, arm: retake_core::Arm, window: usize) -> Vec<(f64, f64)> {
+    let retries: Vec<(usize, bool)> = outcomes
+        .iter()
+        .filter(|o| o.scene == scene)
+        .flat_map(|o| o.attempts.iter().filter(|a| a.number >= 2).map(move |a| (o.index, a.arm == Some(arm))))
+        .collect();
+    let window = window.max(1);
+    let mut out = Vec::new();
+    let mut hits = 0usize;
+    for (i, (index, hit)) in retries.iter().enumerate() {
+        hits += *hit as usize;
+        if i >= window {
+            hits -= retries[i - window].1 as usize;
+        }
+        if i + 1 >= window {
+            out.push((*index as f64, hits as f64 / window as f64));
         }
     }
     out

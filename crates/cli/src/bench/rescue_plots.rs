@@ -37,22 +37,36 @@ pub fn gpu_vs_rescue(dir: &Path, title: &str, strategies: &[Metrics]) -> anyhow:
             .map_err(err)?;
         chart
             .configure_mesh()
+            .light_line_style(WHITE)
             .x_desc("retry GPU-seconds per segment (attempts 2..N)")
             .y_desc("rescue rate (failed attempt 1 → passed)")
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
             .draw()
             .map_err(err)?;
         for (i, (m, x)) in strategies.iter().zip(&xs).enumerate() {
             let color = PALETTE[i % PALETTE.len()];
-            let label = format!("{} ({:.0}%, {:.1} s)", m.name, m.rescue_rate * 100.0, x);
+            let label = format!(
+                "{}: {:.1}% rescued, {:.1} retry GPU-s/segment, {} GPU-s/rescue",
+                m.name,
+                m.rescue_rate * 100.0,
+                x,
+                m.gpu_s_per_rescued.map(|g| format!("{g:.1}")).unwrap_or_else(|| "—".into())
+            );
             chart
-                .draw_series(std::iter::once(
-                    EmptyElement::at((*x, m.rescue_rate))
-                        + Circle::new((0, 0), 6, color.filled())
-                        + Text::new(label, (9, if i % 2 == 0 { -16 } else { 6 }), ("sans-serif", 13)),
-                ))
-                .map_err(err)?;
+                .draw_series(std::iter::once(Circle::new((*x, m.rescue_rate), 6, color.filled())))
+                .map_err(err)?
+                .label(label)
+                .legend(move |(x, y)| Circle::new((x + 8, y), 5, color.filled()));
         }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(err)?;
         root.present().map_err(err)?;
     }
     Ok(path)
@@ -76,6 +90,8 @@ pub fn learning(dir: &Path, title: &str, window: usize, series: &[(&str, Vec<(f6
             .map_err(err)?;
         chart
             .configure_mesh()
+            .light_line_style(WHITE)
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .x_desc("segment (submission order)")
             .y_desc("rescue rate")
             .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
@@ -93,6 +109,56 @@ pub fn learning(dir: &Path, title: &str, window: usize, series: &[(&str, Vec<(f6
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(path)
+}
+
+/// Rolling share of retake_adaptive's retries, per scene type, that used the arm the oracle
+/// found best for that scene type (only scene types where that arm beats plain jitter).
+pub fn arms(dir: &Path, title: &str, window: usize, series: &[(String, Vec<(f64, f64)>)]) -> anyhow::Result<PathBuf> {
+    let path = dir.join("rescue-arms.svg");
+    let xmax = series.iter().flat_map(|(_, s)| s.iter().map(|p| p.0)).fold(1.0, f64::max);
+    {
+        let root = SVGBackend::new(&path, (960, 520)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("retake_adaptive: share of retries using the best arm (rolling {window} retries) — {title}"), ("sans-serif", 18))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..xmax, 0f64..1.0f64)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .light_line_style(WHITE)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
+            .x_desc("segment (submission order)")
+            .y_desc("share of the scene type's retries")
+            .draw()
+            .map_err(err)?;
+        let uniform = 1.0 / retake_core::Arm::ALL.len() as f64;
+        chart
+            .draw_series(LineSeries::new([(0.0, uniform), (xmax, uniform)], PALETTE[0].stroke_width(1)))
+            .map_err(err)?
+            .label("uniform choice (1/8)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], PALETTE[0].stroke_width(1)));
+        for (i, (name, points)) in series.iter().enumerate() {
+            let color = [PALETTE[5], PALETTE[4], PALETTE[2], PALETTE[6]][i % 4];
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
+                .map_err(err)?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()

@@ -47,25 +47,34 @@ pub fn print(a: &Args, r: &BenchResult) {
             .scenes
             .iter()
             .zip(&r.oracle_arms)
-            .map(|(s, o)| format!("{} → {} ({} of {} failed segments rescuable)", s.name, o.arm.as_str(), o.rescuable, o.failed))
+            .map(|(s, o)| {
+                format!(
+                    "{} → {} ({} of {} failed segments rescuable; {} with jitter)",
+                    s.name,
+                    o.arm.as_str(),
+                    o.rescuable,
+                    o.failed,
+                    o.rescuable_with_jitter
+                )
+            })
             .collect();
         println!("  oracle's arm per scene type: {}", arms.join("; "));
     }
     println!();
     let header = format!(
-        "{:<30}{:>11}{:>9}{:>9}{:>12}{:>10}{:>11}{:>10}{:>12}{:>9}{:>10}",
+        "{:<30}{:>11}{:>9}{:>9}{:>12}{:>10}{:>11}{:>10}{:>14}{:>9}{:>10}",
         "strategy", "rescued", "rescue", "trigger", "retry", "GPU-s per", "sys waste", "retries", "systematic", "mean", "BoN beat"
     );
     let header2 = format!(
-        "{:<30}{:>11}{:>9}{:>9}{:>12}{:>10}{:>11}{:>10}{:>12}{:>9}{:>10}",
-        "", "/failed", "rate", "rescue", "GPU-s", "rescued", "GPU-s", "/broken", "flags(false)", "overall", "1st pass"
+        "{:<30}{:>11}{:>9}{:>9}{:>12}{:>10}{:>11}{:>10}{:>14}{:>9}{:>10}",
+        "", "/failed", "rate", "rescue", "GPU-s", "rescued", "GPU-s", "/broken", "flags (false)", "overall", "1st pass"
     );
     println!("{header}\n{header2}");
     println!("{}", "-".repeat(header.len()));
     for (m, _) in &r.strategies {
         let beat = if m.best_of_n_searches == 0 { "—".to_owned() } else { pct(m.best_of_n_beat_first_pass_rate) };
         println!(
-            "{:<30}{:>11}{:>9}{:>9}{:>12.0}{:>10}{:>11.0}{:>10.2}{:>12}{:>9}{:>10}",
+            "{:<30}{:>11}{:>9}{:>9}{:>12.0}{:>10}{:>11.0}{:>10.2}{:>14}{:>9}{:>10}",
             m.name,
             format!("{}/{}", m.rescued, m.failed_first),
             pct(m.rescue_rate),
@@ -82,20 +91,21 @@ pub fn print(a: &Args, r: &BenchResult) {
     println!();
     let k = a.parallelism;
     let header = format!(
-        "{:<30}{:>12}{:>12}{:>14}{:>14}{:>12}{:>14}",
+        "{:<30}{:>12}{:>12}{:>14}{:>14}{:>14}{:>19}{:>21}",
         "time and parallelism",
         format!("wall K={}", a.gpus),
         format!("… par {k}"),
         "retried seg.",
         format!("… par {k}"),
         format!("rescue par {k}"),
-        format!("GPU-s/resc. p{k}")
+        format!("GPU-s/resc. par {k}"),
+        format!("retries/broken, p{k}")
     );
-    println!("{header}\n{:<30}{:>12}{:>12}{:>14}{:>14}{:>12}{:>14}", "", "", "", "latency (s)", "", "", "");
+    println!("{header}\n{:<30}{:>12}{:>12}{:>14}{:>14}{:>14}{:>19}{:>17}", "", "", "", "latency (s)", "", "", "", "(false flags)");
     println!("{}", "-".repeat(header.len()));
     for (m, _) in &r.strategies {
         println!(
-            "{:<30}{:>12}{:>12}{:>14}{:>14}{:>12}{:>14}",
+            "{:<30}{:>12}{:>12}{:>14}{:>14}{:>14}{:>19}{:>21}",
             m.name,
             hours(Some(m.wall_s)),
             hours(m.wall_s_parallel),
@@ -103,6 +113,10 @@ pub fn print(a: &Args, r: &BenchResult) {
             opt(m.retried_latency_s_parallel, 1),
             m.rescue_rate_parallel.map(pct).unwrap_or_else(|| "—".into()),
             opt(m.gpu_s_per_rescued_parallel, 1),
+            match (m.wasted_attempts_per_systematic_parallel, m.false_systematic_escalations_parallel) {
+                (Some(w), Some(f)) => format!("{w:.2} ({f})"),
+                _ => "—".into(),
+            },
         );
     }
     println!();
