@@ -196,7 +196,15 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
         set.spawn(async move {
             let _permit = sem.acquire_owned().await.expect("semaphore open");
             let t = Instant::now();
-            let r = engine::run(&scenario, &corpus, &plan, wave).await;
+            // Each run on a single-threaded runtime of its own: the engine runs one slot anyway,
+            // and hand-offs between runtime threads cost more than the work (futex wake-ups).
+            let r = tokio::task::spawn_blocking(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                rt.block_on(engine::run(&scenario, &corpus, &plan, wave))
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("engine run thread failed: {e}"))
+            .and_then(|r| r);
             (i, parallel, r, t.elapsed().as_secs_f64())
         });
     }
