@@ -85,9 +85,17 @@ pub async fn estimate<T: TxOps + ?Sized>(tx: &mut T, scene_type_id: i64, default
 /// cancel it and escalate its segment when the budget cannot cover it.
 pub async fn reserve_claimed<T: TxOps + ?Sized>(tx: &mut T, claimed: Vec<(Attempt, i64, i64)>) -> Result<Vec<Work>> {
     let mut out = Vec::with_capacity(claimed.len());
+    let mut estimates: std::collections::HashMap<i64, f64> = std::collections::HashMap::new();
     for (mut a, project_id, scene_type_id) in claimed {
         let project = tx.project(project_id).await?;
-        let est = estimate(tx, scene_type_id, project.default_gpu_estimate_seconds).await?;
+        let est = match estimates.get(&scene_type_id) {
+            Some(e) => *e,
+            None => {
+                let e = estimate(tx, scene_type_id, project.default_gpu_estimate_seconds).await?;
+                estimates.insert(scene_type_id, e);
+                e
+            }
+        };
         let Some(mut seg) = tx.segment(a.segment_id).await? else { continue };
         if tx.try_reserve(project_id, est).await? {
             a.reserved_gpu_seconds = est;

@@ -182,7 +182,7 @@ impl TxOps for SqliteTx {
         if with_scores {
             let rs = sqlx::query(
                 "SELECT overall_status, quality_scores FROM retry_attempts WHERE scene_type_id = ?
-                 AND overall_status IN ('passed','failed') ORDER BY id DESC LIMIT 200",
+                 AND overall_status IN ('passed','failed','qa_error') ORDER BY id DESC LIMIT 200",
             )
             .bind(scene_type_id)
             .fetch_all(&mut *self.tx)
