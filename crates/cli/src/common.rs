@@ -8,7 +8,12 @@ use std::sync::Arc;
 #[derive(Args, Clone, Debug)]
 pub struct GlobalArgs {
     /// Where retake keeps its SQLite database (`retake.db`) and media.
-    #[arg(long, global = true, env = "RETAKE_DATA_DIR", default_value = "./retake-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "RETAKE_DATA_DIR",
+        default_value = "./retake-data"
+    )]
     pub data_dir: PathBuf,
     /// `postgres://…` to share work between replicas; defaults to SQLite in the data directory.
     #[arg(long, global = true, env = "RETAKE_DATABASE_URL")]
@@ -40,14 +45,20 @@ pub fn describe_url(g: &GlobalArgs) -> String {
 }
 
 pub async fn open_store(g: &GlobalArgs) -> anyhow::Result<Arc<dyn retake_store::Store>> {
-    std::fs::create_dir_all(&g.data_dir).with_context(|| format!("creating data directory {}", g.data_dir.display()))?;
-    retake_store::connect(&g.url()).await.with_context(|| format!("opening the database at {}", describe_url(g)))
+    std::fs::create_dir_all(&g.data_dir)
+        .with_context(|| format!("creating data directory {}", g.data_dir.display()))?;
+    retake_store::connect(&g.url())
+        .await
+        .with_context(|| format!("opening the database at {}", describe_url(g)))
 }
 
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("RETAKE_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Deterministic 64-bit mix of two values (segment RNG seeds from the demo seed).

@@ -54,7 +54,11 @@ fn infra() -> u32 {
 
 impl Default for EngineSection {
     fn default() -> Self {
-        Self { slots: slots(), lease_seconds: lease(), max_infra_retries: infra() }
+        Self {
+            slots: slots(),
+            lease_seconds: lease(),
+            max_infra_retries: infra(),
+        }
     }
 }
 
@@ -89,11 +93,19 @@ fn one() -> u32 {
 
 impl Config {
     pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
-        let Some(p) = path else { return Ok(Config::default()) };
-        let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
-        let c: Config = toml::from_str(&text).with_context(|| format!("config {} is invalid", p.display()))?;
-        if !(c.engine.lease_seconds.is_finite() && (1.0..=3600.0).contains(&c.engine.lease_seconds)) {
-            anyhow::bail!("config {}: engine.lease_seconds must be in 1..=3600", p.display());
+        let Some(p) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("reading config {}", p.display()))?;
+        let c: Config =
+            toml::from_str(&text).with_context(|| format!("config {} is invalid", p.display()))?;
+        if !(c.engine.lease_seconds.is_finite() && (1.0..=3600.0).contains(&c.engine.lease_seconds))
+        {
+            anyhow::bail!(
+                "config {}: engine.lease_seconds must be in 1..=3600",
+                p.display()
+            );
         }
         Ok(c)
     }

@@ -6,7 +6,9 @@ use crate::common::{mix, open_store, GlobalArgs};
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use retake_core::{summary_sentence, CheckConfig, Parameters, PolicyOverrides, RetryPolicy, SegmentStatus};
+use retake_core::{
+    summary_sentence, CheckConfig, Parameters, PolicyOverrides, RetryPolicy, SegmentStatus,
+};
 use retake_engine::backends::Scenario;
 use retake_engine::{Engine, EngineConfig};
 use retake_store::{NewProject, NewSceneType, NewSegment, SegmentFilter, Store};
@@ -58,17 +60,29 @@ fn demo_scenes() -> Vec<DemoScene> {
             name: "Portrait close-up",
             profile: "portrait",
             share: 50,
-            checks: vec![CheckConfig::new("face_confidence", 0.7, 0.5), CheckConfig::new("black_frames", 0.9, 0.8)],
+            checks: vec![
+                CheckConfig::new("face_confidence", 0.7, 0.5),
+                CheckConfig::new("black_frames", 0.9, 0.8),
+            ],
             policy: json!({"enabled": true}),
-            params: Parameters::new().with("cfg_scale", 7.0).with("denoise_strength", 0.85).with("steps", 24),
+            params: Parameters::new()
+                .with("cfg_scale", 7.0)
+                .with("denoise_strength", 0.85)
+                .with("steps", 24),
         },
         DemoScene {
             name: "Crowd wide shot",
             profile: "crowd",
             share: 30,
-            checks: vec![CheckConfig::new("face_confidence", 0.65, 0.5), CheckConfig::new("frozen_frames", 0.85, 0.7)],
+            checks: vec![
+                CheckConfig::new("face_confidence", 0.65, 0.5),
+                CheckConfig::new("frozen_frames", 0.85, 0.7),
+            ],
             policy: json!({"enabled": true, "max_attempts": 4, "selection_mode": "best_of_n", "cfg_jitter": 0.8}),
-            params: Parameters::new().with("cfg_scale", 7.5).with("denoise_strength", 0.9).with("steps", 28),
+            params: Parameters::new()
+                .with("cfg_scale", 7.5)
+                .with("denoise_strength", 0.9)
+                .with("steps", 28),
         },
         DemoScene {
             name: "Landscape establishing",
@@ -77,7 +91,10 @@ fn demo_scenes() -> Vec<DemoScene> {
             // Auto-retry stays off here (it is opt-in): failures go straight to review.
             checks: vec![CheckConfig::new("sharpness", 0.5, 0.4)],
             policy: json!({}),
-            params: Parameters::new().with("cfg_scale", 6.0).with("denoise_strength", 0.8).with("steps", 20),
+            params: Parameters::new()
+                .with("cfg_scale", 6.0)
+                .with("denoise_strength", 0.8)
+                .with("steps", 20),
         },
     ]
 }
@@ -88,7 +105,8 @@ pub async fn run(g: GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
         None => Scenario::demo(),
     };
     let serve = !args.no_serve;
-    let clips = args.clips || (serve && !args.no_clips) || (scenario.render_clips && !args.no_clips);
+    let clips =
+        args.clips || (serve && !args.no_clips) || (scenario.render_clips && !args.no_clips);
     scenario.render_clips = clips;
     let speed = args.speed.unwrap_or(if serve { 0.04 } else { 0.0 });
     if !(speed.is_finite() && (0.0..=10.0).contains(&speed)) {
@@ -101,13 +119,19 @@ pub async fn run(g: GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     let mut cfg = EngineConfig::new(&g.data_dir);
     cfg.worker_id = format!("demo-{}", std::process::id());
     cfg.slots = if speed > 0.0 || clips { 6 } else { 1 };
-    let scorer: Option<Arc<dyn retake_engine::Scorer>> = Some(Arc::new(crate::wiring::BuiltinQa::new(true)));
+    let scorer: Option<Arc<dyn retake_engine::Scorer>> =
+        Some(Arc::new(crate::wiring::BuiltinQa::new(true)));
     let engine = Engine::new(store.clone(), backends.clone(), scorer, cfg);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut http = None;
     if serve {
-        let token = retake_server::auth::create_token(store.as_ref(), retake_store::Role::Admin, "demo admin").await?;
+        let token = retake_server::auth::create_token(
+            store.as_ref(),
+            retake_store::Role::Admin,
+            "demo admin",
+        )
+        .await?;
         let state = crate::wiring::app_state(&g, store.clone(), backends.clone(), None);
         let (addr, h) = crate::wiring::start_http(state, &args.listen, stop_rx.clone()).await?;
         http = Some(h);
@@ -126,23 +150,42 @@ pub async fn run(g: GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
                 pick < acc
             });
             let st = scene.map(|s| s.1).unwrap_or(scene_ids[0].1);
-            NewSegment { scene_type_id: st, label: Some(format!("shot-{:04}", i + 1)), parameters: Parameters::new(), rng_seed: mix(args.seed, i as u64) & retake_core::params::MAX_SEED }
+            NewSegment {
+                scene_type_id: st,
+                label: Some(format!("shot-{:04}", i + 1)),
+                parameters: Parameters::new(),
+                rng_seed: mix(args.seed, i as u64) & retake_core::params::MAX_SEED,
+            }
         })
         .collect();
     let submitted = store.submit_segments(segments).await?;
     let first_id = submitted.first().map(|s| s.id).unwrap_or(0);
 
-    println!("retake demo: project \"{}\" (id {}), {} segments, GPU budget {:.0} s", project.name, project.id, n, project.gpu_budget_seconds.unwrap_or(0.0));
+    println!(
+        "retake demo: project \"{}\" (id {}), {} segments, GPU budget {:.0} s",
+        project.name,
+        project.id,
+        n,
+        project.gpu_budget_seconds.unwrap_or(0.0)
+    );
     println!("data: {}", crate::common::describe_url(&g));
 
     let bar = ProgressBar::new(n as u64);
-    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40.cyan/blue} {pos}/{len} segments done {msg}")?.progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40.cyan/blue} {pos}/{len} segments done {msg}",
+        )?
+        .progress_chars("=> "),
+    );
     let runner = tokio::spawn(engine.clone().run(stop_rx.clone()));
     loop {
         let stats = store.project_stats(project.id).await?;
         let done = stats.segments - stats.in_progress;
         bar.set_position(done);
-        bar.set_message(format!("({} rescued, {} to review)", stats.rescued_by_retry, stats.needs_review));
+        bar.set_message(format!(
+            "({} rescued, {} to review)",
+            stats.rescued_by_retry, stats.needs_review
+        ));
         if stats.in_progress == 0 {
             break;
         }
@@ -152,7 +195,9 @@ pub async fn run(g: GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     print_report(store.as_ref(), project.id, first_id).await?;
     match http {
         Some(h) => {
-            println!("\nStill serving (the engine keeps running for review actions). Ctrl-C to stop.");
+            println!(
+                "\nStill serving (the engine keeps running for review actions). Ctrl-C to stop."
+            );
             let _ = tokio::signal::ctrl_c().await;
             let _ = stop_tx.send(true);
             let _ = runner.await;
@@ -166,7 +211,11 @@ pub async fn run(g: GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn setup(store: &dyn Store, args: &DemoArgs, scenario: &Scenario) -> anyhow::Result<(retake_store::Project, Vec<(u32, i64)>)> {
+async fn setup(
+    store: &dyn Store,
+    args: &DemoArgs,
+    scenario: &Scenario,
+) -> anyhow::Result<(retake_store::Project, Vec<(u32, i64)>)> {
     let existing = store.list_projects().await?;
     let base = "Demo project";
     let mut name = base.to_owned();
@@ -187,7 +236,10 @@ async fn setup(store: &dyn Store, args: &DemoArgs, scenario: &Scenario) -> anyho
     let mut ids = vec![];
     for s in demo_scenes() {
         if !scenario.profiles.contains_key(s.profile) && args.scenario.is_some() {
-            eprintln!("note: scenario has no profile `{}`; scene type \"{}\" uses its first profile", s.profile, s.name);
+            eprintln!(
+                "note: scenario has no profile `{}`; scene type \"{}\" uses its first profile",
+                s.profile, s.name
+            );
         }
         let policy: PolicyOverrides = serde_json::from_value(s.policy).context("demo policy")?;
         let st = store
@@ -219,7 +271,14 @@ async fn print_report(store: &dyn Store, project_id: i64, first_id: i64) -> anyh
     let mut all = vec![];
     let mut cursor = None;
     loop {
-        let page = store.list_segments(&SegmentFilter { project_id: Some(project_id), before_id: cursor, limit: 500, ..Default::default() }).await?;
+        let page = store
+            .list_segments(&SegmentFilter {
+                project_id: Some(project_id),
+                before_id: cursor,
+                limit: 500,
+                ..Default::default()
+            })
+            .await?;
         if page.is_empty() {
             break;
         }
@@ -230,7 +289,10 @@ async fn print_report(store: &dyn Store, project_id: i64, first_id: i64) -> anyh
     println!("\nA sample of what happened (every attempt is kept and shown in the UI and API):");
     let mut shown = 0;
     let mut escalated_shown = 0;
-    for s in all.iter().filter(|s| s.attempt_count > 1 || s.status == SegmentStatus::NeedsReview) {
+    for s in all
+        .iter()
+        .filter(|s| s.attempt_count > 1 || s.status == SegmentStatus::NeedsReview)
+    {
         let is_review = s.status == SegmentStatus::NeedsReview;
         if (is_review && escalated_shown >= 3) || (!is_review && shown >= 7) {
             continue;
@@ -238,7 +300,9 @@ async fn print_report(store: &dyn Store, project_id: i64, first_id: i64) -> anyh
         let attempts = store.list_attempts(s.id).await?;
         let views: Vec<_> = attempts.iter().map(|a| a.view()).collect();
         let scene = scenes.iter().find(|t| t.id == s.scene_type_id);
-        let triggers: Vec<String> = scene.map(|t| t.qa_checks.iter().map(|c| c.check.clone()).collect()).unwrap_or_default();
+        let triggers: Vec<String> = scene
+            .map(|t| t.qa_checks.iter().map(|c| c.check.clone()).collect())
+            .unwrap_or_default();
         let mut line = summary_sentence(s.id, &views, &triggers);
         if let Some(r) = s.review_reason {
             line.push_str(&format!(" → needs review ({r})"));
@@ -257,12 +321,20 @@ async fn print_report(store: &dyn Store, project_id: i64, first_id: i64) -> anyh
     let escalated: u64 = stats.escalations_by_reason.values().sum();
     let best_of_n_segments = all
         .iter()
-        .filter(|s| scenes.iter().any(|t| t.id == s.scene_type_id && t.retry_policy.selection_mode == Some(retake_core::SelectionMode::BestOfN)))
+        .filter(|s| {
+            scenes.iter().any(|t| {
+                t.id == s.scene_type_id
+                    && t.retry_policy.selection_mode == Some(retake_core::SelectionMode::BestOfN)
+            })
+        })
         .filter(|s| s.status == SegmentStatus::Passed && s.attempt_count > 1)
         .count();
     println!("\nSummary");
     println!("  {:<44}{:>10}", "segments", stats.segments);
-    println!("  {:<44}{:>10}", "passed first time", stats.passed_first_time);
+    println!(
+        "  {:<44}{:>10}",
+        "passed first time", stats.passed_first_time
+    );
     println!("  {:<44}{:>10}", "rescued by retry", stats.rescued_by_retry);
     println!("  {:<44}{:>10}", "escalated to review", escalated);
     for reason in retake_core::ReviewReason::ALL {
@@ -270,7 +342,10 @@ async fn print_report(store: &dyn Store, project_id: i64, first_id: i64) -> anyh
             println!("    {:<42}{:>10}", reason.as_str(), c);
         }
     }
-    println!("  {:<44}{:>10}", "attempts (1 original + retries per segment)", stats.attempts);
+    println!(
+        "  {:<44}{:>10}",
+        "attempts (1 original + retries per segment)", stats.attempts
+    );
     let budget = project.gpu_budget_seconds.unwrap_or(f64::INFINITY);
     println!(
         "  {:<44}{:>10.1} of {:.1} ({:.1}%)",
@@ -281,10 +356,16 @@ async fn print_report(store: &dyn Store, project_id: i64, first_id: i64) -> anyh
     );
     println!(
         "  {:<44}{:>10} of {} best-of-N rescues",
-        "best-of-N beat the first passing attempt", stats.best_of_n_beat_first_pass, best_of_n_segments
+        "best-of-N beat the first passing attempt",
+        stats.best_of_n_beat_first_pass,
+        best_of_n_segments
     );
     if let Some(r) = stats.rescue_rate {
-        println!("  {:<44}{:>9.1}%", "rescue rate (of segments that failed once)", r * 100.0);
+        println!(
+            "  {:<44}{:>9.1}%",
+            "rescue rate (of segments that failed once)",
+            r * 100.0
+        );
     }
     Ok(())
 }

@@ -12,7 +12,11 @@ mod wiring;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "retake", version, about = "Opt-in, transparent, bounded, budget-aware auto-retry for generated video segments")]
+#[command(
+    name = "retake",
+    version,
+    about = "Opt-in, transparent, bounded, budget-aware auto-retry for generated video segments"
+)]
 struct Cli {
     #[command(flatten)]
     global: common::GlobalArgs,
@@ -47,7 +51,9 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     common::init_tracing();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         match cli.command {
             Command::Demo(args) => demo::run(cli.global, args).await,
@@ -63,7 +69,11 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Migrate => {
                 let store = common::open_store(&cli.global).await?;
-                println!("{} database is up to date ({})", store.backend_name(), common::describe_url(&cli.global));
+                println!(
+                    "{} database is up to date ({})",
+                    store.backend_name(),
+                    common::describe_url(&cli.global)
+                );
                 Ok(())
             }
         }

@@ -55,7 +55,11 @@ pub struct Running {
     pub pool: Arc<retake_comfyui::ComfyPool>,
 }
 
-pub async fn build_engine(g: &GlobalArgs, a: &EngineArgs, store: Arc<dyn retake_store::Store>) -> anyhow::Result<Running> {
+pub async fn build_engine(
+    g: &GlobalArgs,
+    a: &EngineArgs,
+    store: Arc<dyn retake_store::Store>,
+) -> anyhow::Result<Running> {
     let cfg = Config::load(a.config.as_deref())?;
     let scenario_path = a.scenario.clone().or(cfg.simulated.scenario.clone());
     let mut scenario = match scenario_path {
@@ -82,8 +86,17 @@ pub async fn build_engine(g: &GlobalArgs, a: &EngineArgs, store: Arc<dyn retake_
     if ec.slots == 0 || ec.slots > 256 {
         anyhow::bail!("slots must be in 1..=256; got {}", ec.slots);
     }
-    let engine = Engine::new(store, backends.clone(), Some(Arc::new(wiring::BuiltinQa::new(true))), ec);
-    Ok(Running { engine, backends, pool })
+    let engine = Engine::new(
+        store,
+        backends.clone(),
+        Some(Arc::new(wiring::BuiltinQa::new(true))),
+        ec,
+    );
+    Ok(Running {
+        engine,
+        backends,
+        pool,
+    })
 }
 
 async fn ctrl_c(tx: tokio::sync::watch::Sender<bool>) {
@@ -98,9 +111,18 @@ pub async fn serve(g: GlobalArgs, a: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(&g).await?;
     let running = build_engine(&g, &a.engine, store.clone()).await?;
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let state = wiring::app_state(&g, store.clone(), running.backends.clone(), Some(&running.pool));
+    let state = wiring::app_state(
+        &g,
+        store.clone(),
+        running.backends.clone(),
+        Some(&running.pool),
+    );
     let (addr, http) = wiring::start_http(state, &a.listen, rx.clone()).await?;
-    println!("retake serving on http://{addr} ({} store: {})", store.backend_name(), crate::common::describe_url(&g));
+    println!(
+        "retake serving on http://{addr} ({} store: {})",
+        store.backend_name(),
+        crate::common::describe_url(&g)
+    );
     tokio::spawn(ctrl_c(tx));
     if !a.no_engine {
         running.engine.clone().run(rx).await;
@@ -113,7 +135,11 @@ pub async fn worker(g: GlobalArgs, a: EngineArgs) -> anyhow::Result<()> {
     let store = open_store(&g).await?;
     let running = build_engine(&g, &a, store.clone()).await?;
     let (tx, rx) = tokio::sync::watch::channel(false);
-    eprintln!("retake worker {} running ({} store)", running.engine.config().worker_id, store.backend_name());
+    eprintln!(
+        "retake worker {} running ({} store)",
+        running.engine.config().worker_id,
+        store.backend_name()
+    );
     tokio::spawn(ctrl_c(tx));
     running.engine.clone().run(rx).await;
     Ok(())

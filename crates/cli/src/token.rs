@@ -15,7 +15,11 @@ pub enum TokenCommand {
     },
 }
 
-pub async fn create(store: &dyn retake_store::Store, role: Role, name: &str) -> anyhow::Result<String> {
+pub async fn create(
+    store: &dyn retake_store::Store,
+    role: Role,
+    name: &str,
+) -> anyhow::Result<String> {
     Ok(retake_server::auth::create_token(store, role, name).await?)
 }
 

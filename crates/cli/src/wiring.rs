@@ -19,19 +19,33 @@ pub struct BuiltinQa {
 
 impl BuiltinQa {
     pub fn new(default_reference: bool) -> Self {
-        Self { runner: retake_qa::QaRunner::new(retake_qa::QaSettings::default()), default_reference }
+        Self {
+            runner: retake_qa::QaRunner::new(retake_qa::QaSettings::default()),
+            default_reference,
+        }
     }
 }
 
 #[async_trait]
 impl Scorer for BuiltinQa {
-    async fn score(&self, video: &Path, checks: &[CheckConfig], commands: &[CommandCheck]) -> QaVerdict {
+    async fn score(
+        &self,
+        video: &Path,
+        checks: &[CheckConfig],
+        commands: &[CommandCheck],
+    ) -> QaVerdict {
         let mut checks = checks.to_vec();
         if self.default_reference {
-            for c in checks.iter_mut().filter(|c| c.check == "face_confidence" || c.check == "sharpness") {
+            for c in checks
+                .iter_mut()
+                .filter(|c| c.check == "face_confidence" || c.check == "sharpness")
+            {
                 if c.options.get("reference").is_none() {
                     let mut o = c.options.as_object().cloned().unwrap_or_default();
-                    o.insert("reference".into(), serde_json::json!(retake_qa::reference_image_path()));
+                    o.insert(
+                        "reference".into(),
+                        serde_json::json!(retake_qa::reference_image_path()),
+                    );
                     c.options = serde_json::Value::Object(o);
                 }
             }
@@ -55,13 +69,19 @@ impl ClipRenderer for FfmpegClips {
             frozen: d.frozen,
             ..retake_qa::ClipSpec::default()
         };
-        retake_qa::render_clip(&spec, out).await.map_err(|e| e.to_string())
+        retake_qa::render_clip(&spec, out)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
 /// The simulated backend for a scenario, rendering real clips when the scenario asks for them.
 pub fn simulated(scenario: Scenario, speed: Option<f64>) -> Arc<SimulatedBackend> {
-    Arc::new(SimulatedBackend::new(scenario, speed, Some(Arc::new(FfmpegClips))))
+    Arc::new(SimulatedBackend::new(
+        scenario,
+        speed,
+        Some(Arc::new(FfmpegClips)),
+    ))
 }
 
 pub fn backends(sim: Arc<SimulatedBackend>) -> Backends {
@@ -72,24 +92,43 @@ pub fn backends(sim: Arc<SimulatedBackend>) -> Backends {
 pub const COMFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 pub fn with_comfy(b: Backends, pool: &Arc<retake_comfyui::ComfyPool>) -> Backends {
-    b.with("comfyui", Arc::new(retake_engine::backends::comfyui::ComfyBackend::new(pool.clone(), COMFY_TIMEOUT)))
+    b.with(
+        "comfyui",
+        Arc::new(retake_engine::backends::comfyui::ComfyBackend::new(
+            pool.clone(),
+            COMFY_TIMEOUT,
+        )),
+    )
 }
 
-pub fn app_state(g: &GlobalArgs, store: Arc<dyn retake_store::Store>, backends: Backends, pool: Option<&Arc<retake_comfyui::ComfyPool>>) -> retake_server::AppState {
+pub fn app_state(
+    g: &GlobalArgs,
+    store: Arc<dyn retake_store::Store>,
+    backends: Backends,
+    pool: Option<&Arc<retake_comfyui::ComfyPool>>,
+) -> retake_server::AppState {
     let comfy = pool.map(|p| Arc::new(ComfyWiring(p.clone())));
     retake_server::AppState {
         store,
         backends,
         data_dir: g.data_dir.clone(),
         ui_dir: retake_server::ui::default_ui_dir(),
-        workflow_validator: comfy.clone().map(|c| c as Arc<dyn retake_server::WorkflowValidator>),
+        workflow_validator: comfy
+            .clone()
+            .map(|c| c as Arc<dyn retake_server::WorkflowValidator>),
         comfy_admin: comfy.map(|c| c as Arc<dyn retake_server::ComfyAdmin>),
     }
 }
 
 /// Bind and serve the API and UI in the background.
-pub async fn start_http(state: retake_server::AppState, listen: &str, shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+pub async fn start_http(
+    state: retake_server::AppState,
+    listen: &str,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     let mut rx = shutdown;
     let h = tokio::spawn(async move {
@@ -105,12 +144,26 @@ pub async fn start_http(state: retake_server::AppState, listen: &str, shutdown: 
 
 /// The ComfyUI server pool: servers from the config file are recorded in the store (so the API
 /// lists and edits them), then the pool runs with the store's list.
-pub async fn comfy_pool(store: &dyn retake_store::Store, configured: &[crate::config::ComfyServerConfig]) -> anyhow::Result<Arc<retake_comfyui::ComfyPool>> {
+pub async fn comfy_pool(
+    store: &dyn retake_store::Store,
+    configured: &[crate::config::ComfyServerConfig],
+) -> anyhow::Result<Arc<retake_comfyui::ComfyPool>> {
     for s in configured {
-        store.upsert_comfy_server(&s.name, s.url.trim_end_matches('/'), s.max_concurrency, s.drained).await?;
+        store
+            .upsert_comfy_server(
+                &s.name,
+                s.url.trim_end_matches('/'),
+                s.max_concurrency,
+                s.drained,
+            )
+            .await?;
     }
     let servers = store.list_comfy_servers().await?;
-    let pool = retake_comfyui::ComfyPool::new(servers.iter().map(to_config).collect(), retake_comfyui::PoolOptions::default()).await;
+    let pool = retake_comfyui::ComfyPool::new(
+        servers.iter().map(to_config).collect(),
+        retake_comfyui::PoolOptions::default(),
+    )
+    .await;
     Ok(Arc::new(pool))
 }
 
@@ -131,11 +184,11 @@ impl retake_server::WorkflowValidator for ComfyWiring {
         bindings: &std::collections::BTreeMap<String, String>,
     ) -> Result<std::collections::BTreeMap<String, retake_store::DomainRecord>, Vec<String>> {
         let b = retake_engine::backends::comfyui::bindings(bindings).map_err(|e| vec![e])?;
-        let info = self
-            .0
-            .object_info()
-            .await
-            .map_err(|e| vec![format!("cannot validate the workflow: no ComfyUI server answered /object_info ({e})")])?;
+        let info = self.0.object_info().await.map_err(|e| {
+            vec![format!(
+                "cannot validate the workflow: no ComfyUI server answered /object_info ({e})"
+            )]
+        })?;
         retake_comfyui::validate(template, &b, &info)
             .map(|d| d.into_iter().map(|(k, v)| (k, v.into())).collect())
             .map_err(|errs| errs.iter().map(|e| e.to_string()).collect())
@@ -148,6 +201,8 @@ impl retake_server::ComfyAdmin for ComfyWiring {
         serde_json::to_value(self.0.servers()).unwrap_or_default()
     }
     async fn reload(&self, servers: Vec<retake_store::ComfyServer>) {
-        self.0.set_servers(servers.iter().map(to_config).collect()).await;
+        self.0
+            .set_servers(servers.iter().map(to_config).collect())
+            .await;
     }
 }

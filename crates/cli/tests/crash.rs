@@ -26,7 +26,17 @@ fail_probability = 0.4
 
 fn spawn(bin: &str, url: &str, scenario: &std::path::Path, id: &str) -> Child {
     Command::new(bin)
-        .args(["--database-url", url, "worker", "--slots", "4", "--lease-seconds", "2", "--worker-id", id])
+        .args([
+            "--database-url",
+            url,
+            "worker",
+            "--slots",
+            "4",
+            "--lease-seconds",
+            "2",
+            "--worker-id",
+            id,
+        ])
         .arg("--scenario")
         .arg(scenario)
         .env("RETAKE_LOG", "error")
@@ -39,14 +49,21 @@ fn spawn(bin: &str, url: &str, scenario: &std::path::Path, id: &str) -> Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_killed_at_random_lose_nothing() {
-    let Some((store, db)) = retake_store::testing::postgres().await else { return };
+    let Some((store, db)) = retake_store::testing::postgres().await else {
+        return;
+    };
     let full = std::env::var("RETAKE_FULL_TESTS").is_ok_and(|v| v == "1");
     let n: u32 = if full { 500 } else { 60 };
     let kills = if full { 12 } else { 4 };
     let budget = n as f64 * 14.0;
 
     let p = store
-        .create_project(NewProject { name: "crash".into(), gpu_budget_seconds: Some(budget), default_gpu_estimate_seconds: 15.0, default_retry_policy: Default::default() })
+        .create_project(NewProject {
+            name: "crash".into(),
+            gpu_budget_seconds: Some(budget),
+            default_gpu_estimate_seconds: 15.0,
+            default_retry_policy: Default::default(),
+        })
         .await
         .unwrap();
     let st = store
@@ -57,16 +74,28 @@ async fn replicas_killed_at_random_lose_nothing() {
             backend_config: json!({"profile": "slow"}),
             workflow_template: json!({}),
             parameter_bindings: Default::default(),
-            default_parameters: Parameters::new().with("cfg_scale", 7.0).with("denoise_strength", 0.9),
+            default_parameters: Parameters::new()
+                .with("cfg_scale", 7.0)
+                .with("denoise_strength", 0.9),
             qa_checks: vec![CheckConfig::new("face_confidence", 0.7, 0.5)],
             qa_commands: vec![],
-            retry_policy: serde_json::from_value(json!({"enabled": true, "max_attempts": 3})).unwrap(),
+            retry_policy: serde_json::from_value(json!({"enabled": true, "max_attempts": 3}))
+                .unwrap(),
             parameter_domains: Default::default(),
         })
         .await
         .unwrap();
     store
-        .submit_segments((0..n).map(|i| NewSegment { scene_type_id: st.id, label: None, parameters: Parameters::new(), rng_seed: i as u64 }).collect())
+        .submit_segments(
+            (0..n)
+                .map(|i| NewSegment {
+                    scene_type_id: st.id,
+                    label: None,
+                    parameters: Parameters::new(),
+                    rng_seed: i as u64,
+                })
+                .collect(),
+        )
         .await
         .unwrap();
 
@@ -91,7 +120,10 @@ async fn replicas_killed_at_random_lose_nothing() {
         if stats.in_progress == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "the run did not finish: {stats:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the run did not finish: {stats:?}"
+        );
         if killed < kills {
             tokio::time::sleep(Duration::from_millis(rng.random_range(300..1500))).await;
             let victim = rng.random_range(0..workers.len());
@@ -110,7 +142,11 @@ async fn replicas_killed_at_random_lose_nothing() {
     }
 
     // Audit from the database alone.
-    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
     let q = |sql: &'static str| {
         let pool = pool.clone();
         async move { sqlx::query(sql).fetch_one(&pool).await.unwrap() }
@@ -126,15 +162,22 @@ async fn replicas_killed_at_random_lose_nothing() {
     let r = q("SELECT COUNT(*) FROM retry_attempts WHERE overall_status IN ('queued','generating','scoring') OR (worker IS NOT NULL)").await;
     assert_eq!(r.get::<i64, _>(0), 0, "no attempt is left running or owned");
     let r = q("SELECT gpu_budget_seconds, gpu_spent_seconds, gpu_reserved_seconds, (SELECT COALESCE(SUM(spent_seconds), 0) FROM gpu_ledger) FROM projects").await;
-    let (b, spent, reserved, ledger): (f64, f64, f64, f64) = (r.get(0), r.get(1), r.get(2), r.get(3));
+    let (b, spent, reserved, ledger): (f64, f64, f64, f64) =
+        (r.get(0), r.get(1), r.get(2), r.get(3));
     assert!(spent <= b + 1e-6, "spent {spent} within budget {b}");
     assert!(reserved.abs() < 1e-6, "nothing stays reserved: {reserved}");
-    assert!((ledger - spent).abs() < 1e-6, "the ledger ({ledger}) accounts for the spend ({spent})");
+    assert!(
+        (ledger - spent).abs() < 1e-6,
+        "the ledger ({ledger}) accounts for the spend ({spent})"
+    );
     let r = q("SELECT COUNT(*) FROM events WHERE kind = 'lease_rescued'").await;
     let rescued: i64 = r.get(0);
     let r = q("SELECT COUNT(*) FROM segments WHERE status = 'passed'").await;
     let passed: i64 = r.get(0);
     eprintln!("crash test: {n} segments, {killed} kills, {rescued} attempts rescued, {passed} passed, {spent:.0}/{b:.0} GPU-s");
-    assert!(rescued > 0, "killing busy workers left attempts for the rescuer");
+    assert!(
+        rescued > 0,
+        "killing busy workers left attempts for the rescuer"
+    );
     pool.close().await;
 }

@@ -10,9 +10,18 @@ fn demo(dir: &std::path::Path, seed: &str) -> String {
         .args(["demo", "--no-serve", "--segments", "60", "--seed", seed])
         .output()
         .expect("run retake demo");
-    assert!(out.status.success(), "demo failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "demo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Drop the line naming the data directory, which differs between runs.
-    String::from_utf8(out.stdout).unwrap().lines().filter(|l| !l.starts_with("data:")).collect::<Vec<_>>().join("\n")
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("data:"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -23,8 +32,16 @@ fn demo_prints_a_summary_and_is_deterministic() {
     let first = demo(a.path(), "7");
     assert!(first.contains("Summary"), "{first}");
     assert!(first.contains("rescued by retry"), "{first}");
-    assert!(first.contains("GPU seconds used against the budget"), "{first}");
-    assert!(first.lines().any(|l| l.trim_start().starts_with("Segment ") && l.contains("failed attempt 1")), "{first}");
+    assert!(
+        first.contains("GPU seconds used against the budget"),
+        "{first}"
+    );
+    assert!(
+        first
+            .lines()
+            .any(|l| l.trim_start().starts_with("Segment ") && l.contains("failed attempt 1")),
+        "{first}"
+    );
     assert_eq!(first, demo(b.path(), "7"), "same seed, same run");
     assert_ne!(first, demo(c.path(), "8"), "another seed, another run");
     assert!(a.path().join("retake.db").is_file());

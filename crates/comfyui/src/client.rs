@@ -47,7 +47,12 @@ pub fn http_client() -> reqwest::Client {
 impl ComfyClient {
     /// `url` is the server's base address, e.g. `http://10.0.0.5:8188` (a path prefix is kept).
     /// `client_id` must be the id of the WebSocket that should receive this client's events.
-    pub fn new(name: &str, url: &str, client_id: &str, http: reqwest::Client) -> Result<Self, ComfyError> {
+    pub fn new(
+        name: &str,
+        url: &str,
+        client_id: &str,
+        http: reqwest::Client,
+    ) -> Result<Self, ComfyError> {
         let mut base = Url::parse(url).map_err(|e| ComfyError::Unreachable {
             server: name.to_owned(),
             message: format!("invalid server URL {url:?}: {e}"),
@@ -56,7 +61,12 @@ impl ComfyClient {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        Ok(ComfyClient { name: name.to_owned(), base, client_id: client_id.to_owned(), http })
+        Ok(ComfyClient {
+            name: name.to_owned(),
+            base,
+            client_id: client_id.to_owned(),
+            http,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -89,17 +99,31 @@ impl ComfyClient {
             found
         };
         if refused {
-            ComfyError::ConnectionRefused { server: self.name.clone(), message }
+            ComfyError::ConnectionRefused {
+                server: self.name.clone(),
+                message,
+            }
         } else {
-            ComfyError::Unreachable { server: self.name.clone(), message }
+            ComfyError::Unreachable {
+                server: self.name.clone(),
+                message,
+            }
         }
     }
 
     fn malformed(&self, route: &str, message: impl Into<String>) -> ComfyError {
-        ComfyError::Malformed { server: self.name.clone(), route: route.to_owned(), message: message.into() }
+        ComfyError::Malformed {
+            server: self.name.clone(),
+            route: route.to_owned(),
+            message: message.into(),
+        }
     }
 
-    async fn read_body(&self, route: &str, resp: reqwest::Response) -> Result<(StatusCode, String), ComfyError> {
+    async fn read_body(
+        &self,
+        route: &str,
+        resp: reqwest::Response,
+    ) -> Result<(StatusCode, String), ComfyError> {
         let status = resp.status();
         let text = resp.text().await.map_err(|e| self.transport_error(&e))?;
         if !status.is_success() && status != StatusCode::BAD_REQUEST {
@@ -124,9 +148,15 @@ impl ComfyClient {
             .map_err(|e| self.transport_error(&e))?;
         let (status, text) = self.read_body(route, resp).await?;
         if status == StatusCode::BAD_REQUEST {
-            return Err(ComfyError::Http { server: self.name.clone(), route: route.into(), status: 400, message: snippet(&text) });
+            return Err(ComfyError::Http {
+                server: self.name.clone(),
+                route: route.into(),
+                status: 400,
+                message: snippet(&text),
+            });
         }
-        serde_json::from_str(&text).map_err(|e| self.malformed(route, format!("{e}: {}", snippet(&text))))
+        serde_json::from_str(&text)
+            .map_err(|e| self.malformed(route, format!("{e}: {}", snippet(&text))))
     }
 
     async fn post(&self, path: &str, body: &Value) -> Result<(StatusCode, String), ComfyError> {
@@ -162,7 +192,11 @@ impl ComfyClient {
 
     /// `POST /prompt` with this client's `client_id` and the caller's `prompt_id`. The server does
     /// not de-duplicate ids; use `submit_once` when the id may already exist.
-    pub async fn submit(&self, prompt_id: &str, workflow: &Value) -> Result<Option<i64>, ComfyError> {
+    pub async fn submit(
+        &self,
+        prompt_id: &str,
+        workflow: &Value,
+    ) -> Result<Option<i64>, ComfyError> {
         let body = json!({
             "prompt": workflow,
             "client_id": self.client_id,
@@ -173,13 +207,25 @@ impl ComfyClient {
         let parsed: Result<Value, _> = serde_json::from_str(&text);
         if status == StatusCode::BAD_REQUEST {
             return match parsed {
-                Ok(details) if details.get("error").is_some() || details.get("node_errors").is_some() => {
-                    Err(ComfyError::NodeErrors { server: self.name.clone(), message: describe_rejection(&details), details })
+                Ok(details)
+                    if details.get("error").is_some() || details.get("node_errors").is_some() =>
+                {
+                    Err(ComfyError::NodeErrors {
+                        server: self.name.clone(),
+                        message: describe_rejection(&details),
+                        details,
+                    })
                 }
-                _ => Err(ComfyError::Http { server: self.name.clone(), route: "/prompt".into(), status: 400, message: snippet(&text) }),
+                _ => Err(ComfyError::Http {
+                    server: self.name.clone(),
+                    route: "/prompt".into(),
+                    status: 400,
+                    message: snippet(&text),
+                }),
             };
         }
-        let v = parsed.map_err(|e| self.malformed("/prompt", format!("{e}: {}", snippet(&text))))?;
+        let v =
+            parsed.map_err(|e| self.malformed("/prompt", format!("{e}: {}", snippet(&text))))?;
         match v.get("prompt_id").and_then(Value::as_str) {
             Some(id) if id == prompt_id => Ok(v.get("number").and_then(Value::as_i64)),
             Some(other) => Err(self.malformed(
@@ -192,11 +238,17 @@ impl ComfyClient {
 
     /// Submits unless the server already knows `prompt_id` (queued, running or finished), so a
     /// client resuming after a crash never runs the same attempt twice.
-    pub async fn submit_once(&self, prompt_id: &str, workflow: &Value) -> Result<Submission, ComfyError> {
+    pub async fn submit_once(
+        &self,
+        prompt_id: &str,
+        workflow: &Value,
+    ) -> Result<Submission, ComfyError> {
         match self.lookup(prompt_id).await? {
             PromptState::Running | PromptState::Pending => Ok(Submission::AlreadyQueued),
             PromptState::Finished(entry) => Ok(Submission::AlreadyFinished(*entry)),
-            PromptState::Unknown => Ok(Submission::Submitted { number: self.submit(prompt_id, workflow).await? }),
+            PromptState::Unknown => Ok(Submission::Submitted {
+                number: self.submit(prompt_id, workflow).await?,
+            }),
         }
     }
 
@@ -232,17 +284,25 @@ impl ComfyClient {
     /// `POST /interrupt {"prompt_id"}`: stops the prompt at its next node boundary if it is the
     /// one running.
     pub async fn interrupt(&self, prompt_id: &str) -> Result<(), ComfyError> {
-        self.post("interrupt", &json!({ "prompt_id": prompt_id })).await.map(drop)
+        self.post("interrupt", &json!({ "prompt_id": prompt_id }))
+            .await
+            .map(drop)
     }
 
     /// `POST /queue {"delete": [...]}`: removes pending prompts.
     pub async fn delete_from_queue(&self, prompt_ids: &[String]) -> Result<(), ComfyError> {
-        self.post("queue", &json!({ "delete": prompt_ids })).await.map(drop)
+        self.post("queue", &json!({ "delete": prompt_ids }))
+            .await
+            .map(drop)
     }
 
     /// Downloads every output of a finished prompt into `dir`, in node order. A file the server
     /// cannot serve (404) is `MissingOutput`.
-    pub async fn download_outputs(&self, entry: &HistoryEntry, dir: &Path) -> Result<Vec<PathBuf>, ComfyError> {
+    pub async fn download_outputs(
+        &self,
+        entry: &HistoryEntry,
+        dir: &Path,
+    ) -> Result<Vec<PathBuf>, ComfyError> {
         if entry.outputs.is_empty() {
             return Err(ComfyError::MissingOutput {
                 server: self.name.clone(),
@@ -251,7 +311,9 @@ impl ComfyClient {
                 gpu_seconds: None,
             });
         }
-        tokio::fs::create_dir_all(dir).await.map_err(|e| self.io_error(dir, e))?;
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| self.io_error(dir, e))?;
         let mut paths: Vec<PathBuf> = Vec::new();
         for file in &entry.outputs {
             let base = safe_basename(&file.filename);
@@ -267,7 +329,12 @@ impl ComfyClient {
 
     /// `GET /view?filename=&subfolder=&type=` streamed into `dest` (written to a temporary name
     /// first, so a partial download never looks like an output).
-    pub async fn download(&self, prompt_id: &str, file: &OutputFile, dest: &Path) -> Result<(), ComfyError> {
+    pub async fn download(
+        &self,
+        prompt_id: &str,
+        file: &OutputFile,
+        dest: &Path,
+    ) -> Result<(), ComfyError> {
         let mut url = self.route("view");
         url.query_pairs_mut()
             .append_pair("filename", &file.filename)
@@ -285,7 +352,10 @@ impl ComfyClient {
             return Err(ComfyError::MissingOutput {
                 server: self.name.clone(),
                 prompt_id: prompt_id.to_owned(),
-                message: format!("/view answered 404 for {}/{} ({})", file.subfolder, file.filename, file.kind),
+                message: format!(
+                    "/view answered 404 for {}/{} ({})",
+                    file.subfolder, file.filename, file.kind
+                ),
                 gpu_seconds: None,
             });
         }
@@ -299,30 +369,48 @@ impl ComfyClient {
         }
         let part = dest.with_file_name(format!(
             ".{}.part",
-            dest.file_name().and_then(|n| n.to_str()).unwrap_or("output")
+            dest.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("output")
         ));
-        let mut out = tokio::fs::File::create(&part).await.map_err(|e| self.io_error(&part, e))?;
+        let mut out = tokio::fs::File::create(&part)
+            .await
+            .map_err(|e| self.io_error(&part, e))?;
         let mut body = resp.bytes_stream();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| self.transport_error(&e))?;
-            out.write_all(&chunk).await.map_err(|e| self.io_error(&part, e))?;
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| self.io_error(&part, e))?;
         }
         out.flush().await.map_err(|e| self.io_error(&part, e))?;
         drop(out);
-        tokio::fs::rename(&part, dest).await.map_err(|e| self.io_error(dest, e))?;
+        tokio::fs::rename(&part, dest)
+            .await
+            .map_err(|e| self.io_error(dest, e))?;
         Ok(())
     }
 
     fn io_error(&self, path: &Path, e: std::io::Error) -> ComfyError {
-        ComfyError::Io { server: self.name.clone(), path: path.display().to_string(), message: e.to_string() }
+        ComfyError::Io {
+            server: self.name.clone(),
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }
     }
 
     /// The WebSocket address for this client's id: `ws(s)://…/ws?clientId=…`.
     pub fn ws_url(&self) -> String {
         let mut url = self.route("ws");
-        let scheme = if self.base.scheme() == "https" { "wss" } else { "ws" };
-        url.set_scheme(scheme).expect("ws and wss are valid schemes");
-        url.query_pairs_mut().append_pair("clientId", &self.client_id);
+        let scheme = if self.base.scheme() == "https" {
+            "wss"
+        } else {
+            "ws"
+        };
+        url.set_scheme(scheme)
+            .expect("ws and wss are valid schemes");
+        url.query_pairs_mut()
+            .append_pair("clientId", &self.client_id);
         url.to_string()
     }
 
@@ -348,7 +436,9 @@ impl ComfyClient {
 
 /// The event side of `/ws`: text frames parsed, binary preview frames skipped.
 pub struct EventStream {
-    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
 }
 
 impl EventStream {
@@ -359,7 +449,9 @@ impl EventStream {
             match self.ws.next().await? {
                 Ok(Message::Text(text)) => match ServerEvent::parse(text.as_str()) {
                     Ok(event) => return Some(event),
-                    Err(e) => tracing::debug!(error = %e, "skipping a WebSocket frame that is not an event"),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "skipping a WebSocket frame that is not an event")
+                    }
                 },
                 Ok(Message::Ping(payload)) => {
                     let _ = self.ws.send(Message::Pong(payload)).await;
@@ -378,16 +470,41 @@ impl EventStream {
 fn describe_rejection(body: &Value) -> String {
     let mut parts = Vec::new();
     if let Some(message) = body.pointer("/error/message").and_then(Value::as_str) {
-        let details = body.pointer("/error/details").and_then(Value::as_str).unwrap_or("");
-        parts.push(if details.is_empty() { message.to_owned() } else { format!("{message}: {details}") });
+        let details = body
+            .pointer("/error/details")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        parts.push(if details.is_empty() {
+            message.to_owned()
+        } else {
+            format!("{message}: {details}")
+        });
     }
     if let Some(nodes) = body.get("node_errors").and_then(Value::as_object) {
         for (node, info) in nodes {
-            let class = info.get("class_type").and_then(Value::as_str).unwrap_or("?");
-            for err in info.get("errors").and_then(Value::as_array).into_iter().flatten() {
-                let message = err.get("message").and_then(Value::as_str).unwrap_or("invalid");
+            let class = info
+                .get("class_type")
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            for err in info
+                .get("errors")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let message = err
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("invalid");
                 let details = err.get("details").and_then(Value::as_str).unwrap_or("");
-                parts.push(format!("node {node} ({class}): {message}{}", if details.is_empty() { String::new() } else { format!(": {details}") }));
+                parts.push(format!(
+                    "node {node} ({class}): {message}{}",
+                    if details.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {details}")
+                    }
+                ));
             }
         }
     }

@@ -19,7 +19,12 @@ pub enum ComfyError {
 
     /// The server answered with an unexpected HTTP status (a 5xx, a proxy error page).
     #[error("{server}: HTTP {status} from {route}: {message}")]
-    Http { server: String, route: String, status: u16, message: String },
+    Http {
+        server: String,
+        route: String,
+        status: u16,
+        message: String,
+    },
 
     /// The WebSocket went away and reconciliation with `/queue` and `/history` could not recover
     /// the prompt (the server restarted, or stayed unreachable).
@@ -58,11 +63,19 @@ pub enum ComfyError {
     /// `POST /prompt` answered 400: the workflow does not validate on this server. Nothing ran,
     /// and retrying the same workflow cannot help.
     #[error("{server}: workflow rejected: {message}")]
-    NodeErrors { server: String, message: String, details: Value },
+    NodeErrors {
+        server: String,
+        message: String,
+        details: Value,
+    },
 
     /// The server sent something that is not the JSON the protocol promises.
     #[error("{server}: malformed response from {route}: {message}")]
-    Malformed { server: String, route: String, message: String },
+    Malformed {
+        server: String,
+        route: String,
+        message: String,
+    },
 
     /// `/history` says the prompt succeeded, but it lists no output file or a file cannot be
     /// downloaded.
@@ -93,7 +106,11 @@ pub enum ComfyError {
 
     /// Writing a downloaded output to the caller's directory failed.
     #[error("{server}: cannot write output {path}: {message}")]
-    Io { server: String, path: String, message: String },
+    Io {
+        server: String,
+        path: String,
+        message: String,
+    },
 }
 
 impl ComfyError {
@@ -142,7 +159,10 @@ impl ComfyError {
             ComfyError::Unreachable { .. } => "unreachable",
             ComfyError::Http { .. } => "http_status",
             ComfyError::WebSocketDropped { .. } => "websocket_dropped",
-            ComfyError::ExecutionError { out_of_memory: true, .. } => "out_of_memory",
+            ComfyError::ExecutionError {
+                out_of_memory: true,
+                ..
+            } => "out_of_memory",
             ComfyError::ExecutionError { .. } => "execution_error",
             ComfyError::Interrupted { .. } => "interrupted",
             ComfyError::NodeErrors { .. } => "node_errors",
@@ -174,7 +194,10 @@ impl ComfyError {
 
     /// Whether the fault says the server itself is unwell (so it should be health-checked now).
     pub(crate) fn is_connection_fault(&self) -> bool {
-        matches!(self, ComfyError::ConnectionRefused { .. } | ComfyError::Unreachable { .. })
+        matches!(
+            self,
+            ComfyError::ConnectionRefused { .. } | ComfyError::Unreachable { .. }
+        )
     }
 }
 
@@ -195,7 +218,11 @@ mod tests {
 
     #[test]
     fn only_node_errors_are_final() {
-        let e = ComfyError::NodeErrors { server: "a".into(), message: "bad".into(), details: Value::Null };
+        let e = ComfyError::NodeErrors {
+            server: "a".into(),
+            message: "bad".into(),
+            details: Value::Null,
+        };
         assert!(!e.is_retriable());
         let e = ComfyError::Timeout {
             server: "a".into(),
@@ -209,8 +236,14 @@ mod tests {
 
     #[test]
     fn recognises_torch_oom() {
-        assert!(is_out_of_memory("torch.OutOfMemoryError", "Allocation on device"));
-        assert!(is_out_of_memory("RuntimeError", "CUDA out of memory. Tried to allocate 2 GiB"));
+        assert!(is_out_of_memory(
+            "torch.OutOfMemoryError",
+            "Allocation on device"
+        ));
+        assert!(is_out_of_memory(
+            "RuntimeError",
+            "CUDA out of memory. Tried to allocate 2 GiB"
+        ));
         assert!(!is_out_of_memory("ValueError", "width must be even"));
     }
 }

@@ -6,7 +6,9 @@
 
 use crate::error::{is_out_of_memory, ComfyError};
 use crate::link::ServerLink;
-use crate::pool::{cancel_on, PoolOptions, JobSignal, JobSlot, Progress, PromptJob, PromptOutcome, Shared};
+use crate::pool::{
+    cancel_on, JobSignal, JobSlot, PoolOptions, Progress, PromptJob, PromptOutcome, Shared,
+};
 use crate::protocol::{gpu_seconds, HistoryEntry, HistoryOutcome, PromptState, ServerEvent};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -29,11 +31,24 @@ pub(crate) async fn run(
     {
         let mut jobs = shared.jobs.lock().unwrap();
         if jobs.contains_key(&job.prompt_id) {
-            return Err(ComfyError::AlreadyRunning { prompt_id: job.prompt_id.clone() });
+            return Err(ComfyError::AlreadyRunning {
+                prompt_id: job.prompt_id.clone(),
+            });
         }
-        jobs.insert(job.prompt_id.clone(), JobSlot { server: None, tx, cancelled: false });
+        jobs.insert(
+            job.prompt_id.clone(),
+            JobSlot {
+                server: None,
+                tx,
+                cancelled: false,
+            },
+        );
     }
-    let mut slot = SlotGuard { shared, prompt_id: job.prompt_id.clone(), link: None };
+    let mut slot = SlotGuard {
+        shared,
+        prompt_id: job.prompt_id.clone(),
+        link: None,
+    };
 
     let mut watch = match find_existing(shared, &job.prompt_id).await {
         Some((link, state)) => {
@@ -62,7 +77,9 @@ pub(crate) async fn run(
                 }
                 return Err(e);
             }
-            on_progress(Progress::Queued { server: link.name().to_owned() });
+            on_progress(Progress::Queued {
+                server: link.name().to_owned(),
+            });
             if slot.cancelled() {
                 let _ = cancel_on(link.client(), &job.prompt_id).await;
             }
@@ -88,7 +105,12 @@ impl SlotGuard<'_> {
     }
 
     fn cancelled(&self) -> bool {
-        self.shared.jobs.lock().unwrap().get(&self.prompt_id).is_some_and(|s| s.cancelled)
+        self.shared
+            .jobs
+            .lock()
+            .unwrap()
+            .get(&self.prompt_id)
+            .is_some_and(|s| s.cancelled)
     }
 }
 
@@ -104,23 +126,41 @@ impl Drop for SlotGuard<'_> {
 
 /// The healthy server that already has `prompt_id` queued, running or finished, if any.
 async fn find_existing(shared: &Shared, prompt_id: &str) -> Option<(Arc<ServerLink>, PromptState)> {
-    let links: Vec<_> = shared.links().into_iter().filter(|l| l.is_healthy()).collect();
-    let states = futures::future::join_all(links.iter().map(|l| l.client().lookup(prompt_id))).await;
-    links.into_iter().zip(states).find_map(|(link, state)| match state {
-        Ok(PromptState::Unknown) => None,
-        Ok(state) => Some((link, state)),
-        Err(e) => {
-            tracing::debug!(server = link.name(), error = %e, "could not look the prompt up");
-            None
-        }
-    })
+    let links: Vec<_> = shared
+        .links()
+        .into_iter()
+        .filter(|l| l.is_healthy())
+        .collect();
+    let states =
+        futures::future::join_all(links.iter().map(|l| l.client().lookup(prompt_id))).await;
+    links
+        .into_iter()
+        .zip(states)
+        .find_map(|(link, state)| match state {
+            Ok(PromptState::Unknown) => None,
+            Ok(state) => Some((link, state)),
+            Err(e) => {
+                tracing::debug!(server = link.name(), error = %e, "could not look the prompt up");
+                None
+            }
+        })
 }
 
 /// Waits until some server has room and reserves a slot on it.
-async fn acquire(shared: &Shared, job: &PromptJob, deadline: Instant) -> Result<Arc<ServerLink>, ComfyError> {
+async fn acquire(
+    shared: &Shared,
+    job: &PromptJob,
+    deadline: Instant,
+) -> Result<Arc<ServerLink>, ComfyError> {
     let mut rechecked = false;
     loop {
-        if shared.jobs.lock().unwrap().get(&job.prompt_id).is_some_and(|s| s.cancelled) {
+        if shared
+            .jobs
+            .lock()
+            .unwrap()
+            .get(&job.prompt_id)
+            .is_some_and(|s| s.cancelled)
+        {
             return Err(cancelled_before_start("pool", &job.prompt_id));
         }
         let notified = shared.capacity.notified();
@@ -133,7 +173,8 @@ async fn acquire(shared: &Shared, job: &PromptJob, deadline: Instant) -> Result<
                 // Health may be stale (a server just came back): check every server once now.
                 rechecked = true;
                 let links = shared.links();
-                futures::future::join_all(links.iter().map(|l| l.check_health(&shared.options))).await;
+                futures::future::join_all(links.iter().map(|l| l.check_health(&shared.options)))
+                    .await;
                 continue;
             }
             Err(false) => {
@@ -147,7 +188,11 @@ async fn acquire(shared: &Shared, job: &PromptJob, deadline: Instant) -> Result<
                         (false, None) => format!("{}: unhealthy", s.name),
                     })
                     .collect();
-                let message = if reasons.is_empty() { "no server is configured".into() } else { reasons.join("; ") };
+                let message = if reasons.is_empty() {
+                    "no server is configured".into()
+                } else {
+                    reasons.join("; ")
+                };
                 return Err(ComfyError::NoHealthyServer { message });
             }
         }
@@ -229,13 +274,16 @@ impl<'a> Watch<'a> {
     fn mark_started(&mut self) {
         if self.started_at.is_none() {
             self.started_at = Some(Instant::now());
-            (self.on_progress)(Progress::Started { server: self.server() });
+            (self.on_progress)(Progress::Started {
+                server: self.server(),
+            });
         }
     }
 
     /// GPU time spent so far: server timestamps, else the wall clock since it started.
     fn spent(&self) -> Option<f64> {
-        gpu_seconds(self.start_ms, self.end_ms).or_else(|| self.started_at.map(|t| t.elapsed().as_secs_f64()))
+        gpu_seconds(self.start_ms, self.end_ms)
+            .or_else(|| self.started_at.map(|t| t.elapsed().as_secs_f64()))
     }
 
     async fn follow(&mut self, deadline: Instant) -> Result<PromptOutcome, ComfyError> {
@@ -244,7 +292,11 @@ impl<'a> Watch<'a> {
             if connected {
                 self.last_contact = Instant::now();
             }
-            let poll = if connected { self.options.poll_interval } else { self.options.poll_interval_disconnected };
+            let poll = if connected {
+                self.options.poll_interval
+            } else {
+                self.options.poll_interval_disconnected
+            };
             let step = tokio::select! {
                 biased;
                 // The deadline first: a stream of progress events must not starve it.
@@ -290,7 +342,8 @@ impl<'a> Watch<'a> {
                 self.mark_started();
                 (self.on_progress)(Progress::Percent((100.0 * value / max).clamp(0.0, 100.0)));
             }
-            ServerEvent::ExecutionSuccess { timestamp, .. } | ServerEvent::ExecutionInterrupted { timestamp, .. } => {
+            ServerEvent::ExecutionSuccess { timestamp, .. }
+            | ServerEvent::ExecutionInterrupted { timestamp, .. } => {
                 self.end_ms = timestamp;
             }
             ServerEvent::ExecutionError { failure, .. } => self.end_ms = failure.timestamp,
@@ -307,7 +360,9 @@ impl<'a> Watch<'a> {
         for attempt in 0..5u32 {
             match self.link.client().history(&self.job.prompt_id).await {
                 Ok(Some(entry)) => return Some(self.finish(entry).await),
-                Ok(None) => tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt + 1))).await,
+                Ok(None) => {
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt + 1))).await
+                }
                 Err(e) if transient(&e) => return None,
                 Err(e) => return Some(Err(self.with_spent(e))),
             }
@@ -357,7 +412,11 @@ impl<'a> Watch<'a> {
         let spent = entry
             .gpu_seconds()
             .or_else(|| gpu_seconds(self.start_ms, self.end_ms))
-            .or_else(|| self.started_at.or(self.submitted_at).map(|t| t.elapsed().as_secs_f64()));
+            .or_else(|| {
+                self.started_at
+                    .or(self.submitted_at)
+                    .map(|t| t.elapsed().as_secs_f64())
+            });
         let server = self.server();
         let prompt_id = self.job.prompt_id.clone();
         match entry.outcome.clone() {
@@ -369,8 +428,18 @@ impl<'a> Watch<'a> {
                     .await
                     .map_err(|e| e.with_gpu_seconds(spent))?;
                 let cached = entry.fully_cached()
-                    || (!entry.outputs.is_empty() && entry.outputs.iter().all(|f| self.ws_cached.contains(&f.node_id)));
-                Ok(PromptOutcome { server, prompt_id, outputs, gpu_seconds: spent.unwrap_or(0.0), cached })
+                    || (!entry.outputs.is_empty()
+                        && entry
+                            .outputs
+                            .iter()
+                            .all(|f| self.ws_cached.contains(&f.node_id)));
+                Ok(PromptOutcome {
+                    server,
+                    prompt_id,
+                    outputs,
+                    gpu_seconds: spent.unwrap_or(0.0),
+                    cached,
+                })
             }
             HistoryOutcome::Error(f) => Err(ComfyError::ExecutionError {
                 server,
@@ -399,8 +468,12 @@ impl<'a> Watch<'a> {
         let stop = cancel_on(self.link.client(), &self.job.prompt_id);
         match tokio::time::timeout(Duration::from_secs(10), stop).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(server = %self.server(), error = %e, "could not stop a timed-out prompt"),
-            Err(_) => tracing::warn!(server = %self.server(), "stopping a timed-out prompt did not finish in time"),
+            Ok(Err(e)) => {
+                tracing::warn!(server = %self.server(), error = %e, "could not stop a timed-out prompt")
+            }
+            Err(_) => {
+                tracing::warn!(server = %self.server(), "stopping a timed-out prompt did not finish in time")
+            }
         }
         ComfyError::Timeout {
             server: self.server(),

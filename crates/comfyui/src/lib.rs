@@ -45,7 +45,13 @@ pub mod fake;
 pub use client::{ComfyClient, EventStream, Submission};
 pub use error::{is_out_of_memory, ComfyError};
 pub use pool::{
-    prompt_id_for, ComfyPool, PoolOptions, Progress, PromptJob, PromptOutcome, ServerConfig, ServerStatus,
+    prompt_id_for, ComfyPool, PoolOptions, Progress, PromptJob, PromptOutcome, ServerConfig,
+    ServerStatus,
 };
-pub use protocol::{HistoryEntry, HistoryOutcome, OutputFile, PromptState, QueueSnapshot, ServerEvent};
-pub use workflow::{canonical_hash, inject, validate, BindingError, Bindings, InjectedWorkflow, InputPath, WorkflowError};
+pub use protocol::{
+    HistoryEntry, HistoryOutcome, OutputFile, PromptState, QueueSnapshot, ServerEvent,
+};
+pub use workflow::{
+    canonical_hash, inject, validate, BindingError, Bindings, InjectedWorkflow, InputPath,
+    WorkflowError,
+};

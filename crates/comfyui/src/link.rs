@@ -171,7 +171,10 @@ impl ServerLink {
             }
             Err(_) => {
                 s.healthy = false;
-                s.last_error = Some(format!("/system_stats did not answer within {:?}", options.health_timeout));
+                s.last_error = Some(format!(
+                    "/system_stats did not answer within {:?}",
+                    options.health_timeout
+                ));
             }
         }
         s.healthy

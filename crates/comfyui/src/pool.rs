@@ -36,7 +36,12 @@ fn one() -> usize {
 
 impl ServerConfig {
     pub fn new(name: &str, url: &str, max_concurrency: usize) -> ServerConfig {
-        ServerConfig { name: name.into(), url: url.into(), max_concurrency, drained: false }
+        ServerConfig {
+            name: name.into(),
+            url: url.into(),
+            max_concurrency,
+            drained: false,
+        }
     }
 }
 
@@ -109,8 +114,12 @@ pub struct PromptOutcome {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Progress {
-    Queued { server: String },
-    Started { server: String },
+    Queued {
+        server: String,
+    },
+    Started {
+        server: String,
+    },
     /// 0–100, of the node currently reporting progress.
     Percent(f64),
 }
@@ -145,7 +154,9 @@ pub(crate) struct Shared {
 impl Shared {
     /// Routes an event from `server`'s socket to the job it concerns, if that job runs there.
     pub fn forward(&self, server: &str, event: ServerEvent) {
-        let Some(prompt_id) = event.prompt_id() else { return };
+        let Some(prompt_id) = event.prompt_id() else {
+            return;
+        };
         let jobs = self.jobs.lock().unwrap();
         if let Some(slot) = jobs.get(prompt_id) {
             if slot.server.as_deref() == Some(server) {
@@ -157,8 +168,15 @@ impl Shared {
     /// Tells every job on `server` that its socket came up or went down.
     pub fn broadcast(&self, server: &str, connected: bool) {
         let jobs = self.jobs.lock().unwrap();
-        for slot in jobs.values().filter(|s| s.server.as_deref() == Some(server)) {
-            let _ = slot.tx.send(if connected { JobSignal::Connected } else { JobSignal::Disconnected });
+        for slot in jobs
+            .values()
+            .filter(|s| s.server.as_deref() == Some(server))
+        {
+            let _ = slot.tx.send(if connected {
+                JobSignal::Connected
+            } else {
+                JobSignal::Disconnected
+            });
         }
     }
 
@@ -175,7 +193,8 @@ impl Shared {
     /// full; `Err(false)` when none is eligible at all.
     pub fn pick(&self, exclude: Option<&str>) -> Result<Arc<ServerLink>, bool> {
         let servers = self.servers.lock().unwrap();
-        let eligible: Vec<&Arc<ServerLink>> = servers.values().filter(|l| l.accepts_work()).collect();
+        let eligible: Vec<&Arc<ServerLink>> =
+            servers.values().filter(|l| l.accepts_work()).collect();
         if eligible.is_empty() {
             return Err(false);
         }
@@ -186,7 +205,9 @@ impl Shared {
             .filter(|l| !others_exist || Some(l.name()) != exclude)
             .min_by(|a, b| {
                 let (la, lb) = (a.load(), b.load());
-                la.partial_cmp(&lb).unwrap_or(std::cmp::Ordering::Equal).then(a.name().cmp(b.name()))
+                la.partial_cmp(&lb)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then(a.name().cmp(b.name()))
             });
         match candidates {
             Some(link) if link.try_reserve() => Ok(Arc::clone(link)),
@@ -223,9 +244,12 @@ impl ComfyPool {
         let mut added = Vec::new();
         {
             let mut servers = self.shared.servers.lock().unwrap();
-            let wanted: BTreeMap<&str, &ServerConfig> = configs.iter().map(|c| (c.name.as_str(), c)).collect();
+            let wanted: BTreeMap<&str, &ServerConfig> =
+                configs.iter().map(|c| (c.name.as_str(), c)).collect();
             servers.retain(|name, link| {
-                let keep = wanted.get(name.as_str()).is_some_and(|c| c.url == link.config().url);
+                let keep = wanted
+                    .get(name.as_str())
+                    .is_some_and(|c| c.url == link.config().url);
                 if !keep {
                     link.remove();
                 }
@@ -236,7 +260,12 @@ impl ComfyPool {
                     link.update(config.clone());
                     continue;
                 }
-                let client = match ComfyClient::new(&config.name, &config.url, &self.shared.client_id, self.shared.http.clone()) {
+                let client = match ComfyClient::new(
+                    &config.name,
+                    &config.url,
+                    &self.shared.client_id,
+                    self.shared.http.clone(),
+                ) {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::warn!(server = %config.name, error = %e, "ignoring a server with an invalid URL");
@@ -257,7 +286,9 @@ impl ComfyPool {
 
     /// Drains (or undrains) one server. Returns false if no server has that name.
     pub fn set_drained(&self, name: &str, drained: bool) -> bool {
-        let Some(link) = self.shared.link(name) else { return false };
+        let Some(link) = self.shared.link(name) else {
+            return false;
+        };
         let mut config = link.config();
         config.drained = drained;
         link.update(config);
@@ -367,7 +398,10 @@ pub(crate) enum CancelResult {
 }
 
 /// Interrupts `prompt_id` if it runs on this server, or deletes it if it is queued there.
-pub(crate) async fn cancel_on(client: &ComfyClient, prompt_id: &str) -> Result<CancelResult, ComfyError> {
+pub(crate) async fn cancel_on(
+    client: &ComfyClient,
+    prompt_id: &str,
+) -> Result<CancelResult, ComfyError> {
     match client.lookup(prompt_id).await? {
         PromptState::Running => {
             client.interrupt(prompt_id).await?;
@@ -389,5 +423,9 @@ pub(crate) async fn cancel_on(client: &ComfyClient, prompt_id: &str) -> Result<C
 /// A stable prompt id for one try of one attempt: UUIDv5 of `"attempt:<id>:<try>"`, so a
 /// restarted engine derives the same id and finds its earlier submission.
 pub fn prompt_id_for(attempt_id: &str, try_number: u32) -> String {
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("attempt:{attempt_id}:{try_number}").as_bytes()).to_string()
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        format!("attempt:{attempt_id}:{try_number}").as_bytes(),
+    )
+    .to_string()
 }

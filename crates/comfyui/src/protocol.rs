@@ -7,19 +7,55 @@ use std::collections::BTreeSet;
 /// One text frame from `/ws`, reduced to what a client acts on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerEvent {
-    Status { queue_remaining: Option<u64>, sid: Option<String> },
-    ProgressState { prompt_id: String },
-    ExecutionStart { prompt_id: String, timestamp: Option<i64> },
-    ExecutionCached { prompt_id: String, nodes: Vec<String>, timestamp: Option<i64> },
+    Status {
+        queue_remaining: Option<u64>,
+        sid: Option<String>,
+    },
+    ProgressState {
+        prompt_id: String,
+    },
+    ExecutionStart {
+        prompt_id: String,
+        timestamp: Option<i64>,
+    },
+    ExecutionCached {
+        prompt_id: String,
+        nodes: Vec<String>,
+        timestamp: Option<i64>,
+    },
     /// `node: None` means the prompt finished (after success, error or interruption).
-    Executing { prompt_id: Option<String>, node: Option<String> },
-    Progress { prompt_id: Option<String>, value: f64, max: f64, node: Option<String> },
-    Executed { prompt_id: String, node: String, output: Value },
-    ExecutionSuccess { prompt_id: String, timestamp: Option<i64> },
-    ExecutionError { prompt_id: String, failure: ExecutionFailure },
-    ExecutionInterrupted { prompt_id: String, node_id: Option<String>, timestamp: Option<i64> },
+    Executing {
+        prompt_id: Option<String>,
+        node: Option<String>,
+    },
+    Progress {
+        prompt_id: Option<String>,
+        value: f64,
+        max: f64,
+        node: Option<String>,
+    },
+    Executed {
+        prompt_id: String,
+        node: String,
+        output: Value,
+    },
+    ExecutionSuccess {
+        prompt_id: String,
+        timestamp: Option<i64>,
+    },
+    ExecutionError {
+        prompt_id: String,
+        failure: ExecutionFailure,
+    },
+    ExecutionInterrupted {
+        prompt_id: String,
+        node_id: Option<String>,
+        timestamp: Option<i64>,
+    },
     /// A message type this client does not act on (custom nodes send their own).
-    Other { kind: String },
+    Other {
+        kind: String,
+    },
 }
 
 /// The details of an `execution_error`, from the WebSocket or from `/history`.
@@ -41,14 +77,18 @@ fn str_of(v: &Value, key: &str) -> Option<String> {
 }
 
 fn ts_of(v: &Value) -> Option<i64> {
-    v.get("timestamp").and_then(|t| t.as_i64().or_else(|| t.as_f64().map(|f| f as i64)))
+    v.get("timestamp")
+        .and_then(|t| t.as_i64().or_else(|| t.as_f64().map(|f| f as i64)))
 }
 
 impl ExecutionFailure {
     pub fn from_data(data: &Value) -> ExecutionFailure {
         ExecutionFailure {
             exception_type: str_of(data, "exception_type").unwrap_or_else(|| "UnknownError".into()),
-            message: str_of(data, "exception_message").unwrap_or_default().trim().to_owned(),
+            message: str_of(data, "exception_message")
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
             node_id: str_of(data, "node_id"),
             node_type: str_of(data, "node_type"),
             timestamp: ts_of(data),
@@ -60,7 +100,10 @@ impl ServerEvent {
     /// Parses a text frame. `Err` only when the frame is not a `{type, data}` JSON object.
     pub fn parse(text: &str) -> Result<ServerEvent, String> {
         let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-        let kind = v.get("type").and_then(Value::as_str).ok_or("no \"type\" field")?;
+        let kind = v
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or("no \"type\" field")?;
         let d = v.get("data").cloned().unwrap_or(Value::Null);
         Ok(Self::from_parts(kind, &d))
     }
@@ -70,21 +113,33 @@ impl ServerEvent {
         let pid = || str_of(d, "prompt_id").unwrap_or_default();
         match kind {
             "status" => ServerEvent::Status {
-                queue_remaining: d.pointer("/status/exec_info/queue_remaining").and_then(Value::as_u64),
+                queue_remaining: d
+                    .pointer("/status/exec_info/queue_remaining")
+                    .and_then(Value::as_u64),
                 sid: str_of(d, "sid"),
             },
             "progress_state" => ServerEvent::ProgressState { prompt_id: pid() },
-            "execution_start" => ServerEvent::ExecutionStart { prompt_id: pid(), timestamp: ts_of(d) },
+            "execution_start" => ServerEvent::ExecutionStart {
+                prompt_id: pid(),
+                timestamp: ts_of(d),
+            },
             "execution_cached" => ServerEvent::ExecutionCached {
                 prompt_id: pid(),
                 nodes: d
                     .get("nodes")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|n| n.as_str().map(str::to_owned))
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 timestamp: ts_of(d),
             },
-            "executing" => ServerEvent::Executing { prompt_id: str_of(d, "prompt_id"), node: str_of(d, "node") },
+            "executing" => ServerEvent::Executing {
+                prompt_id: str_of(d, "prompt_id"),
+                node: str_of(d, "node"),
+            },
             "progress" => ServerEvent::Progress {
                 prompt_id: str_of(d, "prompt_id"),
                 value: d.get("value").and_then(Value::as_f64).unwrap_or(0.0),
@@ -96,14 +151,22 @@ impl ServerEvent {
                 node: str_of(d, "node").unwrap_or_default(),
                 output: d.get("output").cloned().unwrap_or(Value::Null),
             },
-            "execution_success" => ServerEvent::ExecutionSuccess { prompt_id: pid(), timestamp: ts_of(d) },
-            "execution_error" => ServerEvent::ExecutionError { prompt_id: pid(), failure: ExecutionFailure::from_data(d) },
+            "execution_success" => ServerEvent::ExecutionSuccess {
+                prompt_id: pid(),
+                timestamp: ts_of(d),
+            },
+            "execution_error" => ServerEvent::ExecutionError {
+                prompt_id: pid(),
+                failure: ExecutionFailure::from_data(d),
+            },
             "execution_interrupted" => ServerEvent::ExecutionInterrupted {
                 prompt_id: pid(),
                 node_id: str_of(d, "node_id"),
                 timestamp: ts_of(d),
             },
-            other => ServerEvent::Other { kind: other.to_owned() },
+            other => ServerEvent::Other {
+                kind: other.to_owned(),
+            },
         }
     }
 
@@ -117,7 +180,9 @@ impl ServerEvent {
             | ServerEvent::ExecutionSuccess { prompt_id, .. }
             | ServerEvent::ExecutionError { prompt_id, .. }
             | ServerEvent::ExecutionInterrupted { prompt_id, .. } => Some(prompt_id),
-            ServerEvent::Executing { prompt_id, .. } | ServerEvent::Progress { prompt_id, .. } => prompt_id.as_deref(),
+            ServerEvent::Executing { prompt_id, .. } | ServerEvent::Progress { prompt_id, .. } => {
+                prompt_id.as_deref()
+            }
             ServerEvent::Status { .. } | ServerEvent::Other { .. } => None,
         }
     }
@@ -138,13 +203,28 @@ pub struct OutputFile {
 pub fn output_files(node_id: &str, output: &Value) -> Vec<OutputFile> {
     let mut files = Vec::new();
     for key in ["images", "gifs", "videos"] {
-        for item in output.get(key).and_then(Value::as_array).into_iter().flatten() {
-            let Some(filename) = item.get("filename").and_then(Value::as_str) else { continue };
+        for item in output
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(filename) = item.get("filename").and_then(Value::as_str) else {
+                continue;
+            };
             files.push(OutputFile {
                 node_id: node_id.to_owned(),
                 filename: filename.to_owned(),
-                subfolder: item.get("subfolder").and_then(Value::as_str).unwrap_or("").to_owned(),
-                kind: item.get("type").and_then(Value::as_str).unwrap_or("output").to_owned(),
+                subfolder: item
+                    .get("subfolder")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+                kind: item
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("output")
+                    .to_owned(),
             });
         }
     }
@@ -156,7 +236,10 @@ pub fn output_files(node_id: &str, output: &Value) -> Vec<OutputFile> {
 pub enum HistoryOutcome {
     Success,
     Error(ExecutionFailure),
-    Interrupted { node_id: Option<String>, timestamp: Option<i64> },
+    Interrupted {
+        node_id: Option<String>,
+        timestamp: Option<i64>,
+    },
 }
 
 /// One prompt's entry in `/history/{prompt_id}`.
@@ -175,7 +258,9 @@ impl HistoryEntry {
     /// Parses the body of `/history/{prompt_id}`: `Ok(None)` for `{}` (not finished or unknown).
     pub fn parse(prompt_id: &str, body: &Value) -> Result<Option<HistoryEntry>, String> {
         let obj = body.as_object().ok_or("history is not a JSON object")?;
-        let Some(entry) = obj.get(prompt_id) else { return Ok(None) };
+        let Some(entry) = obj.get(prompt_id) else {
+            return Ok(None);
+        };
         let entry = entry.as_object().ok_or("history entry is not an object")?;
         let status = entry.get("status").cloned().unwrap_or(Value::Null);
         let mut start_ms = None;
@@ -183,8 +268,14 @@ impl HistoryEntry {
         let mut cached_nodes = BTreeSet::new();
         let mut failure = None;
         let mut interrupted = None;
-        for message in status.get("messages").and_then(Value::as_array).into_iter().flatten() {
-            let (Some(kind), Some(data)) = (message.get(0).and_then(Value::as_str), message.get(1)) else {
+        for message in status
+            .get("messages")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let (Some(kind), Some(data)) = (message.get(0).and_then(Value::as_str), message.get(1))
+            else {
                 continue;
             };
             match ServerEvent::from_parts(kind, data) {
@@ -195,7 +286,9 @@ impl HistoryEntry {
                     end_ms = f.timestamp;
                     failure = Some(f);
                 }
-                ServerEvent::ExecutionInterrupted { node_id, timestamp, .. } => {
+                ServerEvent::ExecutionInterrupted {
+                    node_id, timestamp, ..
+                } => {
                     end_ms = timestamp;
                     interrupted = Some(HistoryOutcome::Interrupted { node_id, timestamp });
                 }
@@ -220,7 +313,9 @@ impl HistoryEntry {
         };
         let mut all = Vec::new();
         if let Some(outputs) = entry.get("outputs") {
-            let outputs = outputs.as_object().ok_or("history \"outputs\" is not an object")?;
+            let outputs = outputs
+                .as_object()
+                .ok_or("history \"outputs\" is not an object")?;
             for (node, output) in outputs {
                 all.extend(output_files(node, output));
             }
@@ -228,13 +323,24 @@ impl HistoryEntry {
         all.sort();
         let saved: Vec<OutputFile> = all.iter().filter(|f| f.kind == "output").cloned().collect();
         let outputs = if saved.is_empty() { all } else { saved };
-        Ok(Some(HistoryEntry { prompt_id: prompt_id.to_owned(), outcome, outputs, start_ms, end_ms, cached_nodes }))
+        Ok(Some(HistoryEntry {
+            prompt_id: prompt_id.to_owned(),
+            outcome,
+            outputs,
+            start_ms,
+            end_ms,
+            cached_nodes,
+        }))
     }
 
     /// Whether every node that produced an output was answered from cache, i.e. no new file was
     /// written for this prompt.
     pub fn fully_cached(&self) -> bool {
-        !self.outputs.is_empty() && self.outputs.iter().all(|f| self.cached_nodes.contains(&f.node_id))
+        !self.outputs.is_empty()
+            && self
+                .outputs
+                .iter()
+                .all(|f| self.cached_nodes.contains(&f.node_id))
     }
 
     /// Execution time from the server's own timestamps.
@@ -261,14 +367,26 @@ pub struct QueueSnapshot {
 impl QueueSnapshot {
     pub fn parse(body: &Value) -> Result<QueueSnapshot, String> {
         let ids = |key: &str| -> Result<Vec<String>, String> {
-            let items = body.get(key).and_then(Value::as_array).ok_or(format!("no \"{key}\" list"))?;
-            Ok(items.iter().filter_map(|item| str_of_index(item, 1)).collect())
+            let items = body
+                .get(key)
+                .and_then(Value::as_array)
+                .ok_or(format!("no \"{key}\" list"))?;
+            Ok(items
+                .iter()
+                .filter_map(|item| str_of_index(item, 1))
+                .collect())
         };
-        Ok(QueueSnapshot { running: ids("queue_running")?, pending: ids("queue_pending")? })
+        Ok(QueueSnapshot {
+            running: ids("queue_running")?,
+            pending: ids("queue_pending")?,
+        })
     }
 
     pub fn contains(&self, prompt_id: &str) -> bool {
-        self.running.iter().chain(&self.pending).any(|p| p == prompt_id)
+        self.running
+            .iter()
+            .chain(&self.pending)
+            .any(|p| p == prompt_id)
     }
 }
 
@@ -311,8 +429,15 @@ mod tests {
 
     #[test]
     fn parses_events() {
-        let e = ServerEvent::parse(r#"{"type":"executing","data":{"node":null,"prompt_id":"x"}}"#).unwrap();
-        assert_eq!(e, ServerEvent::Executing { prompt_id: Some("x".into()), node: None });
+        let e = ServerEvent::parse(r#"{"type":"executing","data":{"node":null,"prompt_id":"x"}}"#)
+            .unwrap();
+        assert_eq!(
+            e,
+            ServerEvent::Executing {
+                prompt_id: Some("x".into()),
+                node: None
+            }
+        );
         assert!(ServerEvent::parse("nope").is_err());
     }
 }

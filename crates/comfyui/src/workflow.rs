@@ -19,10 +19,17 @@ pub struct InputPath {
 impl InputPath {
     pub fn parse(s: &str) -> Result<InputPath, String> {
         match s.split_once('.') {
-            Some((node, input)) if !node.is_empty() && !input.is_empty() && !input.contains('.') => {
-                Ok(InputPath { node: node.to_owned(), input: input.to_owned() })
+            Some((node, input))
+                if !node.is_empty() && !input.is_empty() && !input.contains('.') =>
+            {
+                Ok(InputPath {
+                    node: node.to_owned(),
+                    input: input.to_owned(),
+                })
             }
-            _ => Err(format!("{s:?} is not of the form \"NODE.INPUT\" (for example \"3.seed\")")),
+            _ => Err(format!(
+                "{s:?} is not of the form \"NODE.INPUT\" (for example \"3.seed\")"
+            )),
         }
     }
 }
@@ -77,10 +84,16 @@ pub struct InjectedWorkflow {
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum WorkflowError {
-    #[error("the workflow template is not an API-format object of node id → {{class_type, inputs}}")]
+    #[error(
+        "the workflow template is not an API-format object of node id → {{class_type, inputs}}"
+    )]
     NotAnObject,
     #[error("{param} → {path}: {message}")]
-    Binding { param: String, path: String, message: String },
+    Binding {
+        param: String,
+        path: String,
+        message: String,
+    },
     #[error("parameter \"seed\" has no binding: every retry would regenerate the same output from ComfyUI's cache")]
     SeedUnbound,
 }
@@ -99,7 +112,9 @@ pub fn inject(
         return Err(WorkflowError::SeedUnbound);
     }
     for (param, path) in &bindings.0 {
-        let Some(value) = params.0.get(param) else { continue };
+        let Some(value) = params.0.get(param) else {
+            continue;
+        };
         let fail = |message: String| WorkflowError::Binding {
             param: param.clone(),
             path: path.to_string(),
@@ -108,7 +123,11 @@ pub fn inject(
         let node = nodes
             .get_mut(&path.node)
             .ok_or_else(|| fail(format!("the workflow has no node {}", path.node)))?;
-        let class = node.get("class_type").and_then(Value::as_str).unwrap_or("?").to_owned();
+        let class = node
+            .get("class_type")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned();
         let inputs = node
             .get_mut("inputs")
             .and_then(Value::as_object_mut)
@@ -125,10 +144,17 @@ pub fn inject(
         }
         inputs.insert(path.input.clone(), value.clone());
     }
-    let unbound: Vec<&str> =
-        params.0.keys().filter(|k| bindings.get(k).is_none()).map(String::as_str).collect();
+    let unbound: Vec<&str> = params
+        .0
+        .keys()
+        .filter(|k| bindings.get(k).is_none())
+        .map(String::as_str)
+        .collect();
     if !unbound.is_empty() {
-        tracing::debug!(?unbound, "parameters without a workflow binding are not sent to ComfyUI");
+        tracing::debug!(
+            ?unbound,
+            "parameters without a workflow binding are not sent to ComfyUI"
+        );
     }
     let hash = canonical_hash(&prompt);
     Ok(InjectedWorkflow { prompt, hash })
@@ -136,7 +162,10 @@ pub fn inject(
 
 /// An input value that is a link `[source_node_id, output_index]` rather than a literal.
 pub fn is_link(v: &Value) -> bool {
-    matches!(v.as_array().map(Vec::as_slice), Some([Value::String(_), Value::Number(_)]))
+    matches!(
+        v.as_array().map(Vec::as_slice),
+        Some([Value::String(_), Value::Number(_)])
+    )
 }
 
 /// SHA-256 hex of the canonical JSON form of `v`.
@@ -279,7 +308,12 @@ fn check_binding(
     let info = object_info
         .get(class)
         .filter(|v| v.is_object())
-        .ok_or_else(|| format!("node {} ({class}) is not installed on the server (unknown class)", path.node))?;
+        .ok_or_else(|| {
+            format!(
+                "node {} ({class}) is not installed on the server (unknown class)",
+                path.node
+            )
+        })?;
     let current = node.get("inputs").and_then(|i| i.get(&path.input));
     if current.is_some_and(is_link) {
         return Err(format!(
@@ -289,16 +323,31 @@ fn check_binding(
     }
     let spec = ["required", "optional"]
         .iter()
-        .find_map(|section| info.get("input").and_then(|i| i.get(*section)).and_then(|s| s.get(&path.input)))
-        .ok_or_else(|| format!("node {} ({class}) has no input \"{}\"", path.node, path.input))?;
+        .find_map(|section| {
+            info.get("input")
+                .and_then(|i| i.get(*section))
+                .and_then(|s| s.get(&path.input))
+        })
+        .ok_or_else(|| {
+            format!(
+                "node {} ({class}) has no input \"{}\"",
+                path.node, path.input
+            )
+        })?;
     let declared = spec.get(0).unwrap_or(&Value::Null);
     let options = spec.get(1).cloned().unwrap_or(Value::Null);
     let expected = ValueKind::expected(param, current);
     let (fits, numeric_integer) = match declared {
         Value::Array(_) => (matches!(expected, ValueKind::Text | ValueKind::Any), None),
         Value::String(t) => match t.as_str() {
-            "INT" => (matches!(expected, ValueKind::Int | ValueKind::Any), Some(true)),
-            "FLOAT" => (matches!(expected, ValueKind::Float | ValueKind::Any), Some(false)),
+            "INT" => (
+                matches!(expected, ValueKind::Int | ValueKind::Any),
+                Some(true),
+            ),
+            "FLOAT" => (
+                matches!(expected, ValueKind::Float | ValueKind::Any),
+                Some(false),
+            ),
             "STRING" | "COMBO" => (matches!(expected, ValueKind::Text | ValueKind::Any), None),
             "BOOLEAN" => (matches!(expected, ValueKind::Bool | ValueKind::Any), None),
             _ => (false, None),
@@ -318,9 +367,13 @@ fn check_binding(
             expected.describe()
         ));
     }
-    let Some(integer) = numeric_integer else { return Ok(None) };
-    let mut domain = ParamDomain::for_param(param)
-        .narrowed(options.get("min").and_then(Value::as_f64), options.get("max").and_then(Value::as_f64));
+    let Some(integer) = numeric_integer else {
+        return Ok(None);
+    };
+    let mut domain = ParamDomain::for_param(param).narrowed(
+        options.get("min").and_then(Value::as_f64),
+        options.get("max").and_then(Value::as_f64),
+    );
     domain.integer |= integer;
     if domain.min > domain.max {
         return Err(format!(

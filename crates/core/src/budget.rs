@@ -13,18 +13,29 @@ pub struct BudgetView {
 
 impl BudgetView {
     pub fn unlimited() -> Self {
-        Self { budget: None, spent: 0.0, reserved: 0.0 }
+        Self {
+            budget: None,
+            spent: 0.0,
+            reserved: 0.0,
+        }
     }
 
     pub fn remaining(&self) -> Option<f64> {
-        self.budget.map(|b| (b - self.spent - self.reserved).max(0.0))
+        self.budget
+            .map(|b| (b - self.spent - self.reserved).max(0.0))
     }
 
     /// How many attempts of `estimate` seconds fit, capped at `wanted`.
     pub fn affordable(&self, estimate: f64, wanted: u32) -> u32 {
         match self.remaining() {
             None => wanted,
-            Some(r) if estimate <= 0.0 => if r > 0.0 { wanted } else { 0 },
+            Some(r) if estimate <= 0.0 => {
+                if r > 0.0 {
+                    wanted
+                } else {
+                    0
+                }
+            }
             Some(r) => ((r / estimate).floor() as u32).min(wanted),
         }
     }
@@ -36,7 +47,11 @@ pub const MIN_SAMPLES: usize = 5;
 /// The conservative GPU-seconds estimate that one attempt reserves: the 90th percentile of the
 /// scene type's recent GPU times plus 10%, or `default` without enough history.
 pub fn estimate_gpu_seconds(recent: &[f64], default: f64) -> f64 {
-    let mut v: Vec<f64> = recent.iter().copied().filter(|x| x.is_finite() && *x >= 0.0).collect();
+    let mut v: Vec<f64> = recent
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite() && *x >= 0.0)
+        .collect();
     if v.len() < MIN_SAMPLES {
         return default;
     }
@@ -59,7 +74,11 @@ mod tests {
 
     #[test]
     fn affordable_counts_whole_attempts() {
-        let b = BudgetView { budget: Some(100.0), spent: 50.0, reserved: 25.0 };
+        let b = BudgetView {
+            budget: Some(100.0),
+            spent: 50.0,
+            reserved: 25.0,
+        };
         assert_eq!(b.affordable(10.0, 4), 2);
         assert_eq!(b.affordable(30.0, 4), 0);
         assert_eq!(BudgetView::unlimited().affordable(1e9, 3), 3);

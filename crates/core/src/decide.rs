@@ -64,11 +64,18 @@ pub struct PlannedAttempt {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     /// Queue these attempts (one, or up to `parallelism`).
-    Retry { attempts: Vec<PlannedAttempt>, why: String },
+    Retry {
+        attempts: Vec<PlannedAttempt>,
+        why: String,
+    },
     /// The segment passes with this attempt as its output.
     Select { attempt_number: u32, why: String },
     /// Send the segment to a human.
-    Escalate { reason: ReviewReason, why: String, evidence: Value },
+    Escalate {
+        reason: ReviewReason,
+        why: String,
+        evidence: Value,
+    },
     /// Attempts are still in flight; decide again when they finish.
     Wait { why: String },
 }
@@ -94,7 +101,9 @@ impl Decision {
 }
 
 fn describe_failures(a: &AttemptView) -> String {
-    let Some(s) = &a.scores else { return format!("attempt {} has no scores", a.attempt_number) };
+    let Some(s) = &a.scores else {
+        return format!("attempt {} has no scores", a.attempt_number);
+    };
     let parts: Vec<String> = s
         .checks
         .iter()
@@ -112,28 +121,59 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
     let owned: Vec<AttemptView> = attempts.iter().map(|a| (*a).clone()).collect();
 
     if let Some(a) = attempts.iter().find(|a| a.status.is_in_flight()) {
-        return Decision::Wait { why: format!("attempt {} is still {}", a.attempt_number, a.status) };
+        return Decision::Wait {
+            why: format!("attempt {} is still {}", a.attempt_number, a.status),
+        };
     }
     let Some(latest) = attempts.last() else {
-        return Decision::Wait { why: "no attempt has run yet".into() };
+        return Decision::Wait {
+            why: "no attempt has run yet".into(),
+        };
     };
     let count = latest.attempt_number;
 
-    if let Some(a) = attempts.iter().rev().find(|a| a.status == AttemptStatus::QaError) {
+    if let Some(a) = attempts
+        .iter()
+        .rev()
+        .find(|a| a.status == AttemptStatus::QaError)
+    {
         return Decision::Escalate {
             reason: ReviewReason::QaError,
-            why: format!("QA could not score attempt {}; a QA error is never retried or passed", a.attempt_number),
+            why: format!(
+                "QA could not score attempt {}; a QA error is never retried or passed",
+                a.attempt_number
+            ),
             evidence: json!({"attempt_number": a.attempt_number}),
         };
     }
 
-    if let Some(a) = attempts.iter().rev().find(|a| a.status == AttemptStatus::InfraError) {
+    if let Some(a) = attempts
+        .iter()
+        .rev()
+        .find(|a| a.status == AttemptStatus::InfraError)
+    {
         let (reason, why) = if a.workflow_error {
-            (ReviewReason::WorkflowError, format!("the generation server refused attempt {}'s workflow; a new seed cannot fix it", a.attempt_number))
+            (
+                ReviewReason::WorkflowError,
+                format!(
+                    "the generation server refused attempt {}'s workflow; a new seed cannot fix it",
+                    a.attempt_number
+                ),
+            )
         } else {
-            (ReviewReason::InfraError, format!("attempt {} kept failing for infrastructure reasons", a.attempt_number))
+            (
+                ReviewReason::InfraError,
+                format!(
+                    "attempt {} kept failing for infrastructure reasons",
+                    a.attempt_number
+                ),
+            )
         };
-        return Decision::Escalate { reason, why, evidence: json!({"attempt_number": a.attempt_number}) };
+        return Decision::Escalate {
+            reason,
+            why,
+            evidence: json!({"attempt_number": a.attempt_number}),
+        };
     }
 
     if latest.status == AttemptStatus::Cancelled {
@@ -142,7 +182,10 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
         }
         return Decision::Escalate {
             reason: ReviewReason::BudgetExhausted,
-            why: format!("attempt {} was refused or stopped by the project's GPU budget", latest.attempt_number),
+            why: format!(
+                "attempt {} was refused or stopped by the project's GPU budget",
+                latest.attempt_number
+            ),
             evidence: json!({"attempt_number": latest.attempt_number}),
         };
     }
@@ -155,7 +198,9 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
         let stop = match policy.selection_mode {
             SelectionMode::FirstPass => true,
             _ if !retrying || !policy.enabled => true,
-            SelectionMode::TargetScore => b.overall().unwrap_or(0.0) >= policy.target_score.unwrap_or(1.0),
+            SelectionMode::TargetScore => {
+                b.overall().unwrap_or(0.0) >= policy.target_score.unwrap_or(1.0)
+            }
             SelectionMode::BestOfN => false,
         };
         if stop {
@@ -176,9 +221,16 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
                 evidence: json!({"failed_checks": latest.scores.as_ref().map(|s| s.failed_checks())}),
             };
         }
-        let failed = latest.scores.as_ref().map(|s| s.failed_checks()).unwrap_or_default();
-        let non_trigger: Vec<&str> =
-            failed.iter().copied().filter(|c| !policy.trigger_checks.contains(*c)).collect();
+        let failed = latest
+            .scores
+            .as_ref()
+            .map(|s| s.failed_checks())
+            .unwrap_or_default();
+        let non_trigger: Vec<&str> = failed
+            .iter()
+            .copied()
+            .filter(|c| !policy.trigger_checks.contains(*c))
+            .collect();
         if !non_trigger.is_empty() {
             return Decision::Escalate {
                 reason: ReviewReason::NonRetriableCheck,
@@ -187,7 +239,12 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
                     latest.attempt_number,
                     non_trigger.join(", "),
                     if non_trigger.len() == 1 { "is" } else { "are" },
-                    policy.trigger_checks.iter().cloned().collect::<Vec<_>>().join(", ")
+                    policy
+                        .trigger_checks
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 evidence: json!({"non_trigger_checks": non_trigger, "failed_checks": failed}),
             };
@@ -211,13 +268,22 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
 
     if policy.systematic_detection && best.is_none() {
         if let Some(ev) = strategy::systematic_evidence(policy, &owned, input.stats) {
-            return Decision::Escalate { reason: ReviewReason::SystematicFailure, why: ev.why.clone(), evidence: ev.to_json() };
+            return Decision::Escalate {
+                reason: ReviewReason::SystematicFailure,
+                why: ev.why.clone(),
+                evidence: ev.to_json(),
+            };
         }
     }
 
     if let (Some(b), Some(min_gain)) = (best, policy.min_gain_per_gpu_second) {
-        if let Some(stop) = strategy::cost_aware_stop(b, min_gain, input.estimate_gpu_seconds, input.stats) {
-            return Decision::Select { attempt_number: b.attempt_number, why: stop };
+        if let Some(stop) =
+            strategy::cost_aware_stop(b, min_gain, input.estimate_gpu_seconds, input.stats)
+        {
+            return Decision::Select {
+                attempt_number: b.attempt_number,
+                why: stop,
+            };
         }
     }
 
@@ -230,7 +296,10 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
             input.estimate_gpu_seconds, remaining
         );
         return match best {
-            Some(b) => Decision::Select { attempt_number: b.attempt_number, why: format!("best passing attempt kept: {why}") },
+            Some(b) => Decision::Select {
+                attempt_number: b.attempt_number,
+                why: format!("best passing attempt kept: {why}"),
+            },
             None => Decision::Escalate {
                 reason: ReviewReason::BudgetExhausted,
                 why,
@@ -250,7 +319,10 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
         let (arm, arm_why) = if policy.adaptive_variation {
             strategy::choose_arm(input.rng_seed, n, failed_check.as_deref(), input.stats)
         } else {
-            (Arm::Jitter, "default: new seed and uniform jitter within the configured ranges".to_owned())
+            (
+                Arm::Jitter,
+                "default: new seed and uniform jitter within the configured ranges".to_owned(),
+            )
         };
         let (seed, parameters, jitter) = draw_attempt(&DrawInput {
             policy,
@@ -262,7 +334,13 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
             domains: input.domains,
         });
         seeds.push(seed);
-        planned.push(PlannedAttempt { attempt_number: n, seed, parameters, jitter, why: arm_why });
+        planned.push(PlannedAttempt {
+            attempt_number: n,
+            seed,
+            parameters,
+            jitter,
+            why: arm_why,
+        });
     }
     let reason = if let Some(b) = best {
         format!(
@@ -271,10 +349,20 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
             b.overall().unwrap_or(0.0)
         )
     } else {
-        format!("attempt {} failed ({})", latest.attempt_number, describe_failures(latest))
+        format!(
+            "attempt {} failed ({})",
+            latest.attempt_number,
+            describe_failures(latest)
+        )
     };
-    let numbers: Vec<String> = planned.iter().map(|p| p.attempt_number.to_string()).collect();
-    let changes: Vec<String> = planned.iter().map(|p| describe_change(p, input.original)).collect();
+    let numbers: Vec<String> = planned
+        .iter()
+        .map(|p| p.attempt_number.to_string())
+        .collect();
+    let changes: Vec<String> = planned
+        .iter()
+        .map(|p| describe_change(p, input.original))
+        .collect();
     Decision::Retry {
         why: format!(
             "{reason}; scheduling attempt {} of up to {} ({})",
@@ -287,18 +375,26 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
 }
 
 fn select(policy: &RetryPolicy, attempts: &[AttemptView], n: u32, count: u32) -> Decision {
-    let a = attempts.iter().find(|a| a.attempt_number == n).expect("selected attempt exists");
+    let a = attempts
+        .iter()
+        .find(|a| a.attempt_number == n)
+        .expect("selected attempt exists");
     let overall = a.overall().unwrap_or(0.0);
     let why = match policy.selection_mode {
         _ if count == 1 => format!("attempt 1 passed (overall {overall:.2})"),
-        SelectionMode::FirstPass => format!("attempt {n} is the first to pass (overall {overall:.2})"),
-        SelectionMode::TargetScore
-            if overall >= policy.target_score.unwrap_or(1.0) =>
-        {
-            format!("attempt {n} reached the target score {:.2} (overall {overall:.2})", policy.target_score.unwrap_or(1.0))
+        SelectionMode::FirstPass => {
+            format!("attempt {n} is the first to pass (overall {overall:.2})")
+        }
+        SelectionMode::TargetScore if overall >= policy.target_score.unwrap_or(1.0) => {
+            format!(
+                "attempt {n} reached the target score {:.2} (overall {overall:.2})",
+                policy.target_score.unwrap_or(1.0)
+            )
         }
         _ => {
-            let first = first_passing(attempts).map(|f| f.attempt_number).unwrap_or(n);
+            let first = first_passing(attempts)
+                .map(|f| f.attempt_number)
+                .unwrap_or(n);
             if first == n {
                 format!("attempt {n} has the best overall ({overall:.2}) of {count} attempts")
             } else {
@@ -309,7 +405,10 @@ fn select(policy: &RetryPolicy, attempts: &[AttemptView], n: u32, count: u32) ->
             }
         }
     };
-    Decision::Select { attempt_number: n, why }
+    Decision::Select {
+        attempt_number: n,
+        why,
+    }
 }
 
 /// "attempt 3: seed 123, cfg_scale 7 → 7.32".
@@ -357,7 +456,8 @@ pub fn plan_rerun(
         for (k, v) in &o.0 {
             base.set(k, v.clone());
         }
-        base.validate().map_err(|(f, m)| RerunError::Parameter(m, f))?;
+        base.validate()
+            .map_err(|(f, m)| RerunError::Parameter(m, f))?;
     }
     let mut policy = input.policy.clone();
     policy.seed_variation = true;
@@ -366,7 +466,13 @@ pub fn plan_rerun(
     for v in policy.extra_jitter.values_mut() {
         *v *= scale;
     }
-    let n = input.attempts.iter().map(|a| a.attempt_number).max().unwrap_or(0) + 1;
+    let n = input
+        .attempts
+        .iter()
+        .map(|a| a.attempt_number)
+        .max()
+        .unwrap_or(0)
+        + 1;
     let seeds: Vec<u64> = input.attempts.iter().map(|a| a.seed).collect();
     let (seed, parameters, jitter) = draw_attempt(&DrawInput {
         policy: &policy,

@@ -2,29 +2,58 @@ use super::*;
 use crate::qa::{evaluate, CheckConfig, CheckScore, QaVerdict};
 
 fn checks() -> Vec<CheckConfig> {
-    vec![CheckConfig::new("face_confidence", 0.7, 0.5), CheckConfig::new("black_frames", 0.9, 0.8)]
+    vec![
+        CheckConfig::new("face_confidence", 0.7, 0.5),
+        CheckConfig::new("black_frames", 0.9, 0.8),
+    ]
 }
 
 fn attempt(n: u32, seed: u64, face: f64, black: f64) -> AttemptView {
     let v = QaVerdict {
         scores: vec![
-            CheckScore { check: "face_confidence".into(), score: face, details: Value::Null },
-            CheckScore { check: "black_frames".into(), score: black, details: Value::Null },
+            CheckScore {
+                check: "face_confidence".into(),
+                score: face,
+                details: Value::Null,
+            },
+            CheckScore {
+                check: "black_frames".into(),
+                score: black,
+                details: Value::Null,
+            },
         ],
         error: None,
         source: "test".into(),
     };
     let scores = evaluate(&v, &checks()).unwrap();
-    let status = if scores.passed() { AttemptStatus::Passed } else { AttemptStatus::Failed };
-    AttemptView { attempt_number: n, seed, status, scores: Some(scores), gpu_seconds: 10.0, arm: None, workflow_error: false }
+    let status = if scores.passed() {
+        AttemptStatus::Passed
+    } else {
+        AttemptStatus::Failed
+    };
+    AttemptView {
+        attempt_number: n,
+        seed,
+        status,
+        scores: Some(scores),
+        gpu_seconds: 10.0,
+        arm: None,
+        workflow_error: false,
+    }
 }
 
 fn enabled() -> RetryPolicy {
-    RetryPolicy { enabled: true, ..RetryPolicy::default() }
+    RetryPolicy {
+        enabled: true,
+        ..RetryPolicy::default()
+    }
 }
 
 fn original() -> Parameters {
-    Parameters::new().with("seed", 1).with("cfg_scale", 7.0).with("denoise_strength", 0.9)
+    Parameters::new()
+        .with("seed", 1)
+        .with("cfg_scale", 7.0)
+        .with("denoise_strength", 0.9)
 }
 
 fn run(policy: &RetryPolicy, attempts: &[AttemptView], budget: BudgetView) -> Decision {
@@ -50,19 +79,31 @@ fn retries_only_when_enabled() {
         Decision::Escalate { reason, .. } => assert_eq!(reason, ReviewReason::RetryDisabled),
         d => panic!("{d:?}"),
     }
-    assert!(matches!(run(&enabled(), &a, BudgetView::unlimited()), Decision::Retry { .. }));
+    assert!(matches!(
+        run(&enabled(), &a, BudgetView::unlimited()),
+        Decision::Retry { .. }
+    ));
 }
 
 #[test]
 fn max_attempts_counts_the_original() {
-    let p = RetryPolicy { max_attempts: 2, ..enabled() };
+    let p = RetryPolicy {
+        max_attempts: 2,
+        ..enabled()
+    };
     let a = [attempt(1, 1, 0.3, 1.0), attempt(2, 2, 0.2, 1.0)];
     match run(&p, &a, BudgetView::unlimited()) {
         Decision::Escalate { reason, .. } => assert_eq!(reason, ReviewReason::AllAttemptsFailed),
         d => panic!("{d:?}"),
     }
-    let p1 = RetryPolicy { max_attempts: 1, ..enabled() };
-    assert!(matches!(run(&p1, &a[..1], BudgetView::unlimited()), Decision::Escalate { .. }));
+    let p1 = RetryPolicy {
+        max_attempts: 1,
+        ..enabled()
+    };
+    assert!(matches!(
+        run(&p1, &a[..1], BudgetView::unlimited()),
+        Decision::Escalate { .. }
+    ));
 }
 
 #[test]
@@ -80,7 +121,11 @@ fn non_trigger_check_escalates() {
 #[test]
 fn budget_refusal_escalates() {
     let a = [attempt(1, 1, 0.3, 1.0)];
-    let b = BudgetView { budget: Some(100.0), spent: 95.0, reserved: 0.0 };
+    let b = BudgetView {
+        budget: Some(100.0),
+        spent: 95.0,
+        reserved: 0.0,
+    };
     match run(&enabled(), &a, b) {
         Decision::Escalate { reason, .. } => assert_eq!(reason, ReviewReason::BudgetExhausted),
         d => panic!("{d:?}"),
@@ -90,12 +135,33 @@ fn budget_refusal_escalates() {
 #[test]
 fn first_pass_stops_and_best_of_n_goes_on() {
     let a = [attempt(1, 1, 0.3, 1.0), attempt(2, 2, 0.75, 1.0)];
-    assert!(matches!(run(&enabled(), &a, BudgetView::unlimited()), Decision::Select { attempt_number: 2, .. }));
-    let p = RetryPolicy { selection_mode: SelectionMode::BestOfN, max_attempts: 4, ..enabled() };
-    assert!(matches!(run(&p, &a, BudgetView::unlimited()), Decision::Retry { .. }));
-    let full = [attempt(1, 1, 0.3, 1.0), attempt(2, 2, 0.75, 1.0), attempt(3, 3, 0.95, 1.0), attempt(4, 4, 0.8, 1.0)];
+    assert!(matches!(
+        run(&enabled(), &a, BudgetView::unlimited()),
+        Decision::Select {
+            attempt_number: 2,
+            ..
+        }
+    ));
+    let p = RetryPolicy {
+        selection_mode: SelectionMode::BestOfN,
+        max_attempts: 4,
+        ..enabled()
+    };
+    assert!(matches!(
+        run(&p, &a, BudgetView::unlimited()),
+        Decision::Retry { .. }
+    ));
+    let full = [
+        attempt(1, 1, 0.3, 1.0),
+        attempt(2, 2, 0.75, 1.0),
+        attempt(3, 3, 0.95, 1.0),
+        attempt(4, 4, 0.8, 1.0),
+    ];
     match run(&p, &full, BudgetView::unlimited()) {
-        Decision::Select { attempt_number, why } => {
+        Decision::Select {
+            attempt_number,
+            why,
+        } => {
             assert_eq!(attempt_number, 3);
             assert!(why.contains("beat the first passing attempt 2"), "{why}");
         }
@@ -105,35 +171,77 @@ fn first_pass_stops_and_best_of_n_goes_on() {
 
 #[test]
 fn best_of_n_does_not_retry_a_first_time_pass() {
-    let p = RetryPolicy { selection_mode: SelectionMode::BestOfN, ..enabled() };
-    assert!(matches!(run(&p, &[attempt(1, 1, 0.9, 1.0)], BudgetView::unlimited()), Decision::Select { attempt_number: 1, .. }));
+    let p = RetryPolicy {
+        selection_mode: SelectionMode::BestOfN,
+        ..enabled()
+    };
+    assert!(matches!(
+        run(&p, &[attempt(1, 1, 0.9, 1.0)], BudgetView::unlimited()),
+        Decision::Select {
+            attempt_number: 1,
+            ..
+        }
+    ));
 }
 
 #[test]
 fn target_score_stops_on_reaching_it() {
-    let p = RetryPolicy { selection_mode: SelectionMode::TargetScore, target_score: Some(0.9), max_attempts: 5, ..enabled() };
+    let p = RetryPolicy {
+        selection_mode: SelectionMode::TargetScore,
+        target_score: Some(0.9),
+        max_attempts: 5,
+        ..enabled()
+    };
     let a = [attempt(1, 1, 0.3, 1.0), attempt(2, 2, 0.72, 1.0)];
-    assert!(matches!(run(&p, &a, BudgetView::unlimited()), Decision::Retry { .. }));
-    let b = [attempt(1, 1, 0.3, 1.0), attempt(2, 2, 0.72, 1.0), attempt(3, 3, 0.9, 1.0)];
-    assert!(matches!(run(&p, &b, BudgetView::unlimited()), Decision::Select { attempt_number: 3, .. }));
+    assert!(matches!(
+        run(&p, &a, BudgetView::unlimited()),
+        Decision::Retry { .. }
+    ));
+    let b = [
+        attempt(1, 1, 0.3, 1.0),
+        attempt(2, 2, 0.72, 1.0),
+        attempt(3, 3, 0.9, 1.0),
+    ];
+    assert!(matches!(
+        run(&p, &b, BudgetView::unlimited()),
+        Decision::Select {
+            attempt_number: 3,
+            ..
+        }
+    ));
 }
 
 #[test]
 fn waits_while_attempts_are_in_flight() {
     let mut a2 = attempt(2, 2, 0.3, 1.0);
     a2.status = AttemptStatus::Generating;
-    assert!(matches!(run(&enabled(), &[attempt(1, 1, 0.3, 1.0), a2], BudgetView::unlimited()), Decision::Wait { .. }));
+    assert!(matches!(
+        run(
+            &enabled(),
+            &[attempt(1, 1, 0.3, 1.0), a2],
+            BudgetView::unlimited()
+        ),
+        Decision::Wait { .. }
+    ));
 }
 
 #[test]
 fn parallel_retries_fit_the_budget_and_max_attempts() {
-    let p = RetryPolicy { parallelism: 4, max_attempts: 4, ..enabled() };
+    let p = RetryPolicy {
+        parallelism: 4,
+        max_attempts: 4,
+        ..enabled()
+    };
     let a = [attempt(1, 1, 0.3, 1.0)];
     match run(&p, &a, BudgetView::unlimited()) {
         Decision::Retry { attempts, .. } => assert_eq!(attempts.len(), 3),
         d => panic!("{d:?}"),
     }
-    let b = BudgetView { budget: Some(100.0), spent: 75.0, reserved: 0.0 };
+    let b = BudgetView {
+        budget: Some(100.0),
+        spent: 75.0,
+        reserved: 0.0,
+    };
     match run(&p, &a, b) {
         Decision::Retry { attempts, .. } => assert_eq!(attempts.len(), 2),
         d => panic!("{d:?}"),
@@ -142,7 +250,11 @@ fn parallel_retries_fit_the_budget_and_max_attempts() {
 
 #[test]
 fn retry_explains_itself_and_changes_seed() {
-    match run(&enabled(), &[attempt(1, 1, 0.42, 1.0)], BudgetView::unlimited()) {
+    match run(
+        &enabled(),
+        &[attempt(1, 1, 0.42, 1.0)],
+        BudgetView::unlimited(),
+    ) {
         Decision::Retry { attempts, why } => {
             assert!(why.contains("face_confidence 0.42 < fail 0.50"), "{why}");
             assert!(why.contains("attempt 2 of up to 3"), "{why}");

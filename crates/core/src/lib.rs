@@ -14,14 +14,19 @@ pub mod strategy;
 pub mod summary;
 
 pub use budget::{estimate_gpu_seconds, BudgetView};
-pub use decide::{decide, plan_rerun, AttemptView, Decision, DecisionInput, PlannedAttempt, RerunError};
+pub use decide::{
+    decide, plan_rerun, AttemptView, Decision, DecisionInput, PlannedAttempt, RerunError,
+};
 pub use params::{ParamDomain, Parameters};
 pub use policy::{
     EffectivePolicy, PolicyError, PolicyOverrides, PolicySource, RetryPolicy, SelectionMode,
 };
-pub use qa::{evaluate, CheckConfig, CheckResult, CheckScore, CommandCheck, EvaluationError, QaVerdict, QualityScores, Verdict};
-pub use rng::{attempt_rng, draw_attempt, JitterDraw, JitterProvenance};
-pub use summary::summary_sentence;
-pub use status::{AttemptStatus, ReviewReason, SegmentStatus, TransitionError};
+pub use qa::{
+    evaluate, CheckConfig, CheckResult, CheckScore, CommandCheck, EvaluationError, QaVerdict,
+    QualityScores, Verdict,
+};
 pub use rng::Arm;
+pub use rng::{attempt_rng, draw_attempt, JitterDraw, JitterProvenance};
+pub use status::{AttemptStatus, ReviewReason, SegmentStatus, TransitionError};
 pub use strategy::{ArmStats, CheckStats, SceneStats};
+pub use summary::summary_sentence;

@@ -80,7 +80,10 @@ impl Parameters {
             if let Some(x) = v.as_f64() {
                 let domain = ParamDomain::for_param(k);
                 if !domain.contains(x) {
-                    return Err((format!("parameters.{k}"), format!("must be {}", domain.describe())));
+                    return Err((
+                        format!("parameters.{k}"),
+                        format!("must be {}", domain.describe()),
+                    ));
                 }
             }
         }
@@ -109,10 +112,30 @@ pub struct ParamDomain {
 impl ParamDomain {
     pub fn for_param(name: &str) -> ParamDomain {
         match name {
-            CFG_SCALE => ParamDomain { min: 0.0, min_inclusive: false, max: 100.0, integer: false },
-            DENOISE_STRENGTH => ParamDomain { min: 0.0, min_inclusive: true, max: 1.0, integer: false },
-            "steps" => ParamDomain { min: 1.0, min_inclusive: true, max: 10_000.0, integer: true },
-            _ => ParamDomain { min: -1e12, min_inclusive: true, max: 1e12, integer: false },
+            CFG_SCALE => ParamDomain {
+                min: 0.0,
+                min_inclusive: false,
+                max: 100.0,
+                integer: false,
+            },
+            DENOISE_STRENGTH => ParamDomain {
+                min: 0.0,
+                min_inclusive: true,
+                max: 1.0,
+                integer: false,
+            },
+            "steps" => ParamDomain {
+                min: 1.0,
+                min_inclusive: true,
+                max: 10_000.0,
+                integer: true,
+            },
+            _ => ParamDomain {
+                min: -1e12,
+                min_inclusive: true,
+                max: 1e12,
+                integer: false,
+            },
         }
     }
 
@@ -133,14 +156,22 @@ impl ParamDomain {
 
     pub fn contains(&self, x: f64) -> bool {
         x.is_finite()
-            && (if self.min_inclusive { x >= self.min } else { x > self.min })
+            && (if self.min_inclusive {
+                x >= self.min
+            } else {
+                x > self.min
+            })
             && x <= self.max
             && (!self.integer || x.fract() == 0.0)
     }
 
     pub fn describe(&self) -> String {
         let lo = if self.min_inclusive { "[" } else { "(" };
-        let kind = if self.integer { "an integer" } else { "a number" };
+        let kind = if self.integer {
+            "an integer"
+        } else {
+            "a number"
+        };
         format!("{kind} in {lo}{}, {}]", self.min, self.max)
     }
 
@@ -170,8 +201,14 @@ mod tests {
 
     #[test]
     fn diff_lists_changed_values_only() {
-        let a = Parameters::new().with("seed", 1).with("cfg_scale", 7.0).with("steps", 20);
-        let b = Parameters::new().with("seed", 2).with("cfg_scale", 7.0).with("steps", 20);
+        let a = Parameters::new()
+            .with("seed", 1)
+            .with("cfg_scale", 7.0)
+            .with("steps", 20);
+        let b = Parameters::new()
+            .with("seed", 2)
+            .with("cfg_scale", 7.0)
+            .with("steps", 20);
         let d = b.diff(&a);
         assert_eq!(d.len(), 1);
         assert_eq!(d["seed"], (json!(1), json!(2)));

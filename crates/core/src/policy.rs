@@ -20,7 +20,10 @@ pub struct PolicyError {
 
 impl PolicyError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -114,7 +117,10 @@ impl RetryPolicy {
 
     /// Every parameter with a non-zero jitter range, in a stable order.
     pub fn jittered_params(&self) -> Vec<(String, f64)> {
-        let mut v = vec![(CFG_SCALE.to_owned(), self.cfg_jitter), (DENOISE_STRENGTH.to_owned(), self.denoise_jitter)];
+        let mut v = vec![
+            (CFG_SCALE.to_owned(), self.cfg_jitter),
+            (DENOISE_STRENGTH.to_owned(), self.denoise_jitter),
+        ];
         v.extend(self.extra_jitter.iter().map(|(k, r)| (k.clone(), *r)));
         v.retain(|(_, r)| *r > 0.0);
         v
@@ -193,7 +199,10 @@ fn check_jitter(field: &str, param: &str, v: f64) -> Result<f64, PolicyError> {
     if v.is_finite() && (0.0..=max).contains(&v) {
         Ok(v)
     } else {
-        Err(PolicyError::new(field, format!("must be a finite number in 0..={max}; got {v}")))
+        Err(PolicyError::new(
+            field,
+            format!("must be a finite number in 0..={max}; got {v}"),
+        ))
     }
 }
 
@@ -201,7 +210,10 @@ fn check_triggers(v: Vec<String>) -> Result<BTreeSet<String>, PolicyError> {
     let mut out = BTreeSet::new();
     for c in v {
         if c.trim().is_empty() || c.len() > 64 {
-            return Err(PolicyError::new("trigger_checks", "each check name must have 1..=64 characters"));
+            return Err(PolicyError::new(
+                "trigger_checks",
+                "each check name must have 1..=64 characters",
+            ));
         }
         out.insert(c);
     }
@@ -212,7 +224,10 @@ fn check_unit(field: &str, v: f64) -> Result<f64, PolicyError> {
     if v.is_finite() && (0.0..=1.0).contains(&v) {
         Ok(v)
     } else {
-        Err(PolicyError::new(field, format!("must be a number in 0..=1; got {v}")))
+        Err(PolicyError::new(
+            field,
+            format!("must be a number in 0..=1; got {v}"),
+        ))
     }
 }
 
@@ -230,7 +245,10 @@ fn check_parallelism(v: i64) -> Result<u8, PolicyError> {
     if (1..=MAX_PARALLELISM as i64).contains(&v) {
         Ok(v as u8)
     } else {
-        Err(PolicyError::new("parallelism", format!("must be an integer in 1..=4; got {v}")))
+        Err(PolicyError::new(
+            "parallelism",
+            format!("must be an integer in 1..=4; got {v}"),
+        ))
     }
 }
 
@@ -249,7 +267,10 @@ fn check_extra(m: BTreeMap<String, f64>) -> Result<BTreeMap<String, f64>, Policy
 
 fn check_target(mode: SelectionMode, target: Option<f64>) -> Result<(), PolicyError> {
     if mode == SelectionMode::TargetScore && target.is_none() {
-        return Err(PolicyError::new("target_score", "is required when selection_mode is target_score (0..=1)"));
+        return Err(PolicyError::new(
+            "target_score",
+            "is required when selection_mode is target_score (0..=1)",
+        ));
     }
     Ok(())
 }
@@ -257,7 +278,10 @@ fn check_target(mode: SelectionMode, target: Option<f64>) -> Result<(), PolicyEr
 impl TryFrom<RetryPolicyRaw> for RetryPolicy {
     type Error = PolicyError;
     fn try_from(r: RetryPolicyRaw) -> Result<Self, PolicyError> {
-        let target_score = r.target_score.map(|t| check_unit("target_score", t)).transpose()?;
+        let target_score = r
+            .target_score
+            .map(|t| check_unit("target_score", t))
+            .transpose()?;
         check_target(r.selection_mode, target_score)?;
         Ok(RetryPolicy {
             enabled: r.enabled,
@@ -325,14 +349,20 @@ impl TryFrom<PolicyOverridesRaw> for PolicyOverrides {
             max_attempts: r.max_attempts.map(check_max_attempts).transpose()?,
             trigger_checks: r.trigger_checks.map(check_triggers).transpose()?,
             seed_variation: r.seed_variation,
-            cfg_jitter: r.cfg_jitter.map(|v| check_jitter("cfg_jitter", CFG_SCALE, v)).transpose()?,
+            cfg_jitter: r
+                .cfg_jitter
+                .map(|v| check_jitter("cfg_jitter", CFG_SCALE, v))
+                .transpose()?,
             denoise_jitter: r
                 .denoise_jitter
                 .map(|v| check_jitter("denoise_jitter", DENOISE_STRENGTH, v))
                 .transpose()?,
             extra_jitter: r.extra_jitter.map(check_extra).transpose()?,
             selection_mode: r.selection_mode,
-            target_score: r.target_score.map(|t| check_unit("target_score", t)).transpose()?,
+            target_score: r
+                .target_score
+                .map(|t| check_unit("target_score", t))
+                .transpose()?,
             systematic_detection: r.systematic_detection,
             systematic_max_spread: r
                 .systematic_max_spread
@@ -357,7 +387,10 @@ impl PolicyOverrides {
                 let list: Vec<_> = known.iter().map(String::as_str).collect();
                 return Err(PolicyError::new(
                     "trigger_checks",
-                    format!("`{bad}` is not a QA check of this scene type; allowed: [{}]", list.join(", ")),
+                    format!(
+                        "`{bad}` is not a QA check of this scene type; allowed: [{}]",
+                        list.join(", ")
+                    ),
                 ));
             }
         }
@@ -380,7 +413,10 @@ pub struct EffectivePolicy {
 }
 
 impl EffectivePolicy {
-    pub fn resolve(project: &RetryPolicy, scene: &PolicyOverrides) -> Result<EffectivePolicy, PolicyError> {
+    pub fn resolve(
+        project: &RetryPolicy,
+        scene: &PolicyOverrides,
+    ) -> Result<EffectivePolicy, PolicyError> {
         let mut p = project.clone();
         let mut sources = BTreeMap::new();
         macro_rules! take {
@@ -392,9 +428,20 @@ impl EffectivePolicy {
                 sources.insert(stringify!($f).to_owned(), src);
             )+};
         }
-        take!(enabled, max_attempts, trigger_checks, seed_variation, cfg_jitter, denoise_jitter,
-              extra_jitter, selection_mode, systematic_detection, systematic_max_spread,
-              adaptive_variation, parallelism);
+        take!(
+            enabled,
+            max_attempts,
+            trigger_checks,
+            seed_variation,
+            cfg_jitter,
+            denoise_jitter,
+            extra_jitter,
+            selection_mode,
+            systematic_detection,
+            systematic_max_spread,
+            adaptive_variation,
+            parallelism
+        );
         let src = match scene.target_score {
             Some(t) => {
                 p.target_score = Some(t);
@@ -426,7 +473,10 @@ mod tests {
         let p: RetryPolicy = serde_json::from_value(json!({})).unwrap();
         assert!(!p.enabled);
         assert_eq!(p.max_attempts, 3);
-        assert_eq!(p.trigger_checks, BTreeSet::from(["face_confidence".to_owned()]));
+        assert_eq!(
+            p.trigger_checks,
+            BTreeSet::from(["face_confidence".to_owned()])
+        );
         assert!(p.seed_variation);
         assert_eq!(p.cfg_jitter, 0.5);
         assert_eq!(p, RetryPolicy::default());
@@ -443,14 +493,21 @@ mod tests {
         assert!(e.to_string().contains("0..=10"), "{e}");
         let e = serde_json::from_value::<PolicyOverrides>(json!({"bogus": 1})).unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
-        let e = serde_json::from_value::<RetryPolicy>(json!({"selection_mode": "target_score"})).unwrap_err();
+        let e = serde_json::from_value::<RetryPolicy>(json!({"selection_mode": "target_score"}))
+            .unwrap_err();
         assert!(e.to_string().contains("target_score"), "{e}");
     }
 
     #[test]
     fn effective_policy_says_where_values_come_from() {
-        let project = RetryPolicy { max_attempts: 5, ..RetryPolicy::default() };
-        let scene = PolicyOverrides { enabled: Some(true), ..Default::default() };
+        let project = RetryPolicy {
+            max_attempts: 5,
+            ..RetryPolicy::default()
+        };
+        let scene = PolicyOverrides {
+            enabled: Some(true),
+            ..Default::default()
+        };
         let e = EffectivePolicy::resolve(&project, &scene).unwrap();
         assert!(e.policy.enabled);
         assert_eq!(e.policy.max_attempts, 5);
@@ -460,7 +517,10 @@ mod tests {
 
     #[test]
     fn unknown_trigger_is_refused_with_the_allowed_list() {
-        let o = PolicyOverrides { trigger_checks: Some(BTreeSet::from(["teeth".to_owned()])), ..Default::default() };
+        let o = PolicyOverrides {
+            trigger_checks: Some(BTreeSet::from(["teeth".to_owned()])),
+            ..Default::default()
+        };
         let known = BTreeSet::from(["face_confidence".to_owned()]);
         let e = o.check_triggers_known(&known).unwrap_err();
         assert_eq!(e.field, "trigger_checks");

@@ -31,13 +31,22 @@ fn yes() -> bool {
 
 impl CheckConfig {
     pub fn new(check: &str, warn: f64, fail: f64) -> Self {
-        Self { check: check.into(), warn, fail, enabled: true, options: Value::Null }
+        Self {
+            check: check.into(),
+            warn,
+            fail,
+            enabled: true,
+            options: Value::Null,
+        }
     }
 
     pub fn validate(&self, index: usize) -> Result<(), (String, String)> {
         let field = |f: &str| format!("qa_checks[{index}].{f}");
         if self.check.trim().is_empty() || self.check == "overall" || self.check.len() > 64 {
-            return Err((field("check"), "must be a name of 1..=64 characters other than `overall`".into()));
+            return Err((
+                field("check"),
+                "must be a name of 1..=64 characters other than `overall`".into(),
+            ));
         }
         for (name, v) in [("warn", self.warn), ("fail", self.fail)] {
             if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
@@ -140,7 +149,10 @@ pub enum EvaluationError {
 
 /// Judge delivered scores against the scene type's checks. Scores for checks that are not
 /// configured or are disabled are ignored; an enabled check without a score is a QA error.
-pub fn evaluate(verdict: &QaVerdict, checks: &[CheckConfig]) -> Result<QualityScores, EvaluationError> {
+pub fn evaluate(
+    verdict: &QaVerdict,
+    checks: &[CheckConfig],
+) -> Result<QualityScores, EvaluationError> {
     if let Some(e) = &verdict.error {
         return Err(EvaluationError::Reported(e.clone()));
     }
@@ -150,7 +162,10 @@ pub fn evaluate(verdict: &QaVerdict, checks: &[CheckConfig]) -> Result<QualitySc
         match verdict.scores.iter().rev().find(|s| s.check == cfg.check) {
             Some(s) => {
                 if !(s.score.is_finite() && (0.0..=1.0).contains(&s.score)) {
-                    return Err(EvaluationError::OutOfRange { check: s.check.clone(), score: s.score });
+                    return Err(EvaluationError::OutOfRange {
+                        check: s.check.clone(),
+                        score: s.score,
+                    });
                 }
                 out.insert(
                     cfg.check.clone(),
@@ -174,7 +189,10 @@ pub fn evaluate(verdict: &QaVerdict, checks: &[CheckConfig]) -> Result<QualitySc
     } else {
         out.values().map(|r| r.score).sum::<f64>() / out.len() as f64
     };
-    Ok(QualityScores { overall: round4(overall), checks: out })
+    Ok(QualityScores {
+        overall: round4(overall),
+        checks: out,
+    })
 }
 
 pub fn round4(x: f64) -> f64 {
@@ -189,7 +207,11 @@ mod tests {
         QaVerdict {
             scores: scores
                 .iter()
-                .map(|(c, s)| CheckScore { check: c.to_string(), score: *s, details: Value::Null })
+                .map(|(c, s)| CheckScore {
+                    check: c.to_string(),
+                    score: *s,
+                    details: Value::Null,
+                })
                 .collect(),
             error: None,
             source: "test".into(),
@@ -208,7 +230,10 @@ mod tests {
 
     #[test]
     fn missing_enabled_check_is_an_error() {
-        let checks = [CheckConfig::new("face_confidence", 0.7, 0.5), CheckConfig::new("sharpness", 0.5, 0.2)];
+        let checks = [
+            CheckConfig::new("face_confidence", 0.7, 0.5),
+            CheckConfig::new("sharpness", 0.5, 0.2),
+        ];
         assert!(matches!(
             evaluate(&v(&[("face_confidence", 0.9)]), &checks),
             Err(EvaluationError::Missing(_))
@@ -257,8 +282,14 @@ impl CommandCheck {
         if self.program.trim().is_empty() {
             return Err((field("program"), "must name a program".into()));
         }
-        if !(self.timeout_seconds.is_finite() && self.timeout_seconds > 0.0 && self.timeout_seconds <= 3600.0) {
-            return Err((field("timeout_seconds"), "must be a number in (0, 3600]".into()));
+        if !(self.timeout_seconds.is_finite()
+            && self.timeout_seconds > 0.0
+            && self.timeout_seconds <= 3600.0)
+        {
+            return Err((
+                field("timeout_seconds"),
+                "must be a number in (0, 3600]".into(),
+            ));
         }
         Ok(())
     }

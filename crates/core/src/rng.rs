@@ -21,7 +21,19 @@ pub fn attempt_rng(rng_seed: u64, attempt_number: u32) -> ChaCha12Rng {
 
 /// How a retry varies its parameters. The default is [`Arm::Jitter`]; the adaptive strategy picks
 /// others per scene type and failed check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Arm {
     /// New seed only; parameters stay at their original values.
@@ -130,23 +142,44 @@ pub fn draw_attempt(input: &DrawInput<'_>) -> (u64, Parameters, JitterProvenance
     params.set(SEED, Value::from(seed));
     let mut draws = Vec::new();
     for (param, configured) in input.policy.jittered_params() {
-        let Some(orig) = input.original.get_f64(&param) else { continue };
+        let Some(orig) = input.original.get_f64(&param) else {
+            continue;
+        };
         let (range, delta) = arm_delta(input.arm, &param, configured, &mut rng);
         if range == 0.0 {
             continue;
         }
-        let domain = input.domains.get(&param).copied().unwrap_or_else(|| ParamDomain::for_param(&param));
+        let domain = input
+            .domains
+            .get(&param)
+            .copied()
+            .unwrap_or_else(|| ParamDomain::for_param(&param));
         // cfg and denoise are real-valued even when submitted as whole numbers (`7` from JSON).
         let real_valued = param == CFG_SCALE || param == DENOISE_STRENGTH;
         let integer = domain.integer || (input.original.is_integer(&param) && !real_valued);
         let delta = if integer { delta.round() } else { delta };
         let raw = orig + delta;
         let value = domain.clamp(raw);
-        let value = if integer { value.round() } else { round6(value) };
+        let value = if integer {
+            value.round()
+        } else {
+            round6(value)
+        };
         let clamped = (value - raw).abs() > 1e-9;
-        let json = if integer { Value::from(value as i64) } else { Value::from(value) };
+        let json = if integer {
+            Value::from(value as i64)
+        } else {
+            Value::from(value)
+        };
         params.set(&param, json);
-        draws.push(JitterDraw { param, original: orig, range, delta: round6(delta), value, clamped });
+        draws.push(JitterDraw {
+            param,
+            original: orig,
+            range,
+            delta: round6(delta),
+            value,
+            clamped,
+        });
     }
     let prov = JitterProvenance {
         rng: "chacha12".into(),
@@ -169,8 +202,12 @@ fn arm_delta(arm: Arm, param: &str, configured: f64, rng: &mut ChaCha12Rng) -> (
         (Arm::Jitter, _) => (configured, u * configured),
         (Arm::WiderJitter, _) => (configured * 2.0, u * configured * 2.0),
         (Arm::NarrowerJitter, _) => (configured * 0.5, u * configured * 0.5),
-        (Arm::CfgUp, CFG_SCALE) | (Arm::DenoiseUp, DENOISE_STRENGTH) => (configured, one_sided * configured),
-        (Arm::CfgDown, CFG_SCALE) | (Arm::DenoiseDown, DENOISE_STRENGTH) => (configured, -one_sided * configured),
+        (Arm::CfgUp, CFG_SCALE) | (Arm::DenoiseUp, DENOISE_STRENGTH) => {
+            (configured, one_sided * configured)
+        }
+        (Arm::CfgDown, CFG_SCALE) | (Arm::DenoiseDown, DENOISE_STRENGTH) => {
+            (configured, -one_sided * configured)
+        }
         // A directional arm leaves the other parameters where they were.
         _ => (0.0, 0.0),
     }
@@ -186,11 +223,18 @@ mod tests {
     use proptest::prelude::*;
 
     fn original() -> Parameters {
-        Parameters::new().with("seed", 42).with("cfg_scale", 7.0).with("denoise_strength", 0.98).with("steps", 20)
+        Parameters::new()
+            .with("seed", 42)
+            .with("cfg_scale", 7.0)
+            .with("denoise_strength", 0.98)
+            .with("steps", 20)
     }
 
     fn policy() -> RetryPolicy {
-        let mut p = RetryPolicy { enabled: true, ..RetryPolicy::default() };
+        let mut p = RetryPolicy {
+            enabled: true,
+            ..RetryPolicy::default()
+        };
         p.extra_jitter.insert("steps".into(), 3.0);
         p
     }
@@ -200,9 +244,20 @@ mod tests {
         let p = policy();
         let o = original();
         let d = BTreeMap::new();
-        let input = DrawInput { policy: &p, original: &o, rng_seed: 9, attempt_number: 2, previous_seeds: &[42], arm: Arm::Jitter, domains: &d };
+        let input = DrawInput {
+            policy: &p,
+            original: &o,
+            rng_seed: 9,
+            attempt_number: 2,
+            previous_seeds: &[42],
+            arm: Arm::Jitter,
+            domains: &d,
+        };
         assert_eq!(draw_attempt(&input), draw_attempt(&input));
-        let other = DrawInput { attempt_number: 3, ..input };
+        let other = DrawInput {
+            attempt_number: 3,
+            ..input
+        };
         assert_ne!(draw_attempt(&input).0, draw_attempt(&other).0);
     }
 
@@ -248,10 +303,21 @@ mod tests {
         let p = policy();
         let o = original();
         let d = BTreeMap::new();
-        let base = DrawInput { policy: &p, original: &o, rng_seed: 5, attempt_number: 2, previous_seeds: &[], arm: Arm::Jitter, domains: &d };
+        let base = DrawInput {
+            policy: &p,
+            original: &o,
+            rng_seed: 5,
+            attempt_number: 2,
+            previous_seeds: &[],
+            arm: Arm::Jitter,
+            domains: &d,
+        };
         let (first, _, _) = draw_attempt(&base);
         let prev = [first];
-        let again = DrawInput { previous_seeds: &prev, ..base };
+        let again = DrawInput {
+            previous_seeds: &prev,
+            ..base
+        };
         let (s1, _, prov1) = draw_attempt(&again);
         let (s2, _, _) = draw_attempt(&again);
         assert_ne!(s1, first);
@@ -261,11 +327,26 @@ mod tests {
 
     #[test]
     fn server_domain_clamps_jitter() {
-        let p = RetryPolicy { enabled: true, cfg_jitter: 5.0, ..RetryPolicy::default() };
+        let p = RetryPolicy {
+            enabled: true,
+            cfg_jitter: 5.0,
+            ..RetryPolicy::default()
+        };
         let o = Parameters::new().with("seed", 1).with("cfg_scale", 7.9);
-        let d = BTreeMap::from([("cfg_scale".to_owned(), ParamDomain::for_param("cfg_scale").narrowed(None, Some(8.0)))]);
+        let d = BTreeMap::from([(
+            "cfg_scale".to_owned(),
+            ParamDomain::for_param("cfg_scale").narrowed(None, Some(8.0)),
+        )]);
         for k in 2..40 {
-            let (_, params, _) = draw_attempt(&DrawInput { policy: &p, original: &o, rng_seed: 1, attempt_number: k, previous_seeds: &[], arm: Arm::CfgUp, domains: &d });
+            let (_, params, _) = draw_attempt(&DrawInput {
+                policy: &p,
+                original: &o,
+                rng_seed: 1,
+                attempt_number: k,
+                previous_seeds: &[],
+                arm: Arm::CfgUp,
+                domains: &d,
+            });
             assert!(params.get_f64("cfg_scale").unwrap() <= 8.0);
         }
     }

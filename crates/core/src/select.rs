@@ -7,11 +7,16 @@ use crate::status::AttemptStatus;
 /// attempts are never candidates.
 pub fn best_passing(attempts: &[AttemptView]) -> Option<&AttemptView> {
     let mut best: Option<&AttemptView> = None;
-    for a in attempts.iter().filter(|a| a.status == AttemptStatus::Passed) {
+    for a in attempts
+        .iter()
+        .filter(|a| a.status == AttemptStatus::Passed)
+    {
         let Some(score) = a.overall() else { continue };
         match best {
             Some(b) if b.overall().unwrap_or(f64::MIN) > score => {}
-            Some(b) if b.overall().unwrap_or(f64::MIN) == score && b.attempt_number < a.attempt_number => {}
+            Some(b)
+                if b.overall().unwrap_or(f64::MIN) == score
+                    && b.attempt_number < a.attempt_number => {}
             _ => best = Some(a),
         }
     }
@@ -37,7 +42,10 @@ mod tests {
             attempt_number: n,
             seed: n as u64,
             status,
-            scores: Some(QualityScores { overall, checks: Default::default() }),
+            scores: Some(QualityScores {
+                overall,
+                checks: Default::default(),
+            }),
             gpu_seconds: 1.0,
             arm: None,
             workflow_error: false,
@@ -46,9 +54,15 @@ mod tests {
 
     #[test]
     fn ties_go_to_the_earlier_attempt() {
-        let a = [view(1, AttemptStatus::Passed, 0.8), view(2, AttemptStatus::Passed, 0.8)];
+        let a = [
+            view(1, AttemptStatus::Passed, 0.8),
+            view(2, AttemptStatus::Passed, 0.8),
+        ];
         assert_eq!(best_passing(&a).unwrap().attempt_number, 1);
-        let b = [view(2, AttemptStatus::Passed, 0.8), view(1, AttemptStatus::Passed, 0.8)];
+        let b = [
+            view(2, AttemptStatus::Passed, 0.8),
+            view(1, AttemptStatus::Passed, 0.8),
+        ];
         assert_eq!(best_passing(&b).unwrap().attempt_number, 1);
     }
 

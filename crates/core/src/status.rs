@@ -104,7 +104,11 @@ impl AttemptStatus {
         if ok {
             Ok(to)
         } else {
-            Err(TransitionError { entity: "attempt", from: self.to_string(), to: to.to_string() })
+            Err(TransitionError {
+                entity: "attempt",
+                from: self.to_string(),
+                to: to.to_string(),
+            })
         }
     }
 }
@@ -160,7 +164,11 @@ impl SegmentStatus {
         if ok {
             Ok(to)
         } else {
-            Err(TransitionError { entity: "segment", from: self.to_string(), to: to.to_string() })
+            Err(TransitionError {
+                entity: "segment",
+                from: self.to_string(),
+                to: to.to_string(),
+            })
         }
     }
 }
@@ -219,12 +227,19 @@ mod tests {
         for r in ReviewReason::ALL {
             assert_eq!(r.as_str().parse::<ReviewReason>().unwrap(), *r);
         }
-        assert!("nope".parse::<AttemptStatus>().unwrap_err().contains("queued"));
+        assert!("nope"
+            .parse::<AttemptStatus>()
+            .unwrap_err()
+            .contains("queued"));
     }
 
     #[test]
     fn review_can_be_rerun_but_rejected_is_final() {
-        assert!(SegmentStatus::NeedsReview.transition(SegmentStatus::Retrying).is_ok());
-        assert!(SegmentStatus::Rejected.transition(SegmentStatus::Retrying).is_err());
+        assert!(SegmentStatus::NeedsReview
+            .transition(SegmentStatus::Retrying)
+            .is_ok());
+        assert!(SegmentStatus::Rejected
+            .transition(SegmentStatus::Retrying)
+            .is_err());
     }
 }

@@ -72,7 +72,10 @@ pub fn systematic_evidence(
     attempts: &[AttemptView],
     stats: &SceneStats,
 ) -> Option<SystematicEvidence> {
-    let failed: Vec<&AttemptView> = attempts.iter().filter(|a| a.status == AttemptStatus::Failed).collect();
+    let failed: Vec<&AttemptView> = attempts
+        .iter()
+        .filter(|a| a.status == AttemptStatus::Failed)
+        .collect();
     let mut per_check: BTreeMap<&str, Vec<(u64, f64)>> = BTreeMap::new();
     for a in &failed {
         if let Some(s) = &a.scores {
@@ -132,7 +135,12 @@ pub fn systematic_evidence(
 /// Pick the variation arm for retry `attempt_number` by Thompson sampling on Beta(1 + rescues,
 /// 1 + misses) posteriors for the failed check, with a uniform exploration floor. Deterministic
 /// for a given segment RNG seed, attempt number and statistics.
-pub fn choose_arm(rng_seed: u64, attempt_number: u32, check: Option<&str>, stats: &SceneStats) -> (Arm, String) {
+pub fn choose_arm(
+    rng_seed: u64,
+    attempt_number: u32,
+    check: Option<&str>,
+    stats: &SceneStats,
+) -> (Arm, String) {
     // A separate stream from the attempt's own draws, so the choice does not shift the jitter.
     let mut rng = attempt_rng(rng_seed, attempt_number + 1_000_000);
     let check = check.unwrap_or("overall");
@@ -142,8 +150,11 @@ pub fn choose_arm(rng_seed: u64, attempt_number: u32, check: Option<&str>, stats
         .iter()
         .map(|arm| {
             let s = table.and_then(|t| t.get(arm)).copied().unwrap_or_default();
-            let beta = Beta::new(1.0 + s.rescues as f64, 1.0 + (s.tries - s.rescues.min(s.tries)) as f64)
-                .expect("positive Beta parameters");
+            let beta = Beta::new(
+                1.0 + s.rescues as f64,
+                1.0 + (s.tries - s.rescues.min(s.tries)) as f64,
+            )
+            .expect("positive Beta parameters");
             (*arm, beta.sample(&mut rng), s)
         })
         .collect();
@@ -180,7 +191,12 @@ pub fn choose_arm(rng_seed: u64, attempt_number: u32, check: Option<&str>, stats
 /// In best-of-N, stop once the expected gain in `overall` of one more attempt, per GPU-second,
 /// falls below `min_gain`. The gain is E[max(X − best, 0)] · P(pass) over the scene type's recent
 /// passing scores X. With fewer than 5 scores there is no evidence and the search goes on.
-pub fn cost_aware_stop(best: &AttemptView, min_gain: f64, estimate_gpu_seconds: f64, stats: &SceneStats) -> Option<String> {
+pub fn cost_aware_stop(
+    best: &AttemptView,
+    min_gain: f64,
+    estimate_gpu_seconds: f64,
+    stats: &SceneStats,
+) -> Option<String> {
     let xs = &stats.passing_overall;
     if xs.len() < 5 || estimate_gpu_seconds <= 0.0 {
         return None;
@@ -208,13 +224,22 @@ mod tests {
         let mut checks = BTreeMap::new();
         checks.insert(
             "face_confidence".to_owned(),
-            CheckResult { score: face, warn: 0.7, fail: 0.5, verdict: Verdict::Fail, details: Value::Null },
+            CheckResult {
+                score: face,
+                warn: 0.7,
+                fail: 0.5,
+                verdict: Verdict::Fail,
+                details: Value::Null,
+            },
         );
         AttemptView {
             attempt_number: n,
             seed,
             status: AttemptStatus::Failed,
-            scores: Some(QualityScores { overall: face, checks }),
+            scores: Some(QualityScores {
+                overall: face,
+                checks,
+            }),
             gpu_seconds: 10.0,
             arm: None,
             workflow_error: false,
@@ -223,7 +248,10 @@ mod tests {
 
     #[test]
     fn stuck_scores_fire_but_moving_scores_do_not() {
-        let p = RetryPolicy { systematic_detection: true, ..RetryPolicy::default() };
+        let p = RetryPolicy {
+            systematic_detection: true,
+            ..RetryPolicy::default()
+        };
         let stats = SceneStats::default();
         let stuck = [failed(1, 1, 0.31), failed(2, 2, 0.33)];
         assert!(systematic_evidence(&p, &stuck, &stats).is_some());
@@ -235,9 +263,19 @@ mod tests {
 
     #[test]
     fn broken_history_fires() {
-        let p = RetryPolicy { systematic_detection: true, ..RetryPolicy::default() };
+        let p = RetryPolicy {
+            systematic_detection: true,
+            ..RetryPolicy::default()
+        };
         let mut stats = SceneStats::default();
-        stats.checks.insert("face_confidence".into(), CheckStats { attempts: 40, failures: 39, rescues: 0 });
+        stats.checks.insert(
+            "face_confidence".into(),
+            CheckStats {
+                attempts: 40,
+                failures: 39,
+                rescues: 0,
+            },
+        );
         let ev = systematic_evidence(&p, &[failed(1, 1, 0.2)], &stats).unwrap();
         assert_eq!(ev.rule, "broken_workflow");
     }
@@ -247,7 +285,13 @@ mod tests {
         let mut stats = SceneStats::default();
         let mut t = BTreeMap::new();
         for arm in Arm::ALL {
-            t.insert(arm, ArmStats { tries: 30, rescues: if arm == Arm::CfgDown { 27 } else { 3 } });
+            t.insert(
+                arm,
+                ArmStats {
+                    tries: 30,
+                    rescues: if arm == Arm::CfgDown { 27 } else { 3 },
+                },
+            );
         }
         stats.arms.insert("face_confidence".into(), t);
         let picks = (0..500u64)

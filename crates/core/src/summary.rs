@@ -24,7 +24,10 @@ fn primary_check(attempts: &[AttemptView], triggers: &[String]) -> Option<String
         }
     }
     for t in triggers {
-        if attempts.iter().any(|a| a.scores.as_ref().is_some_and(|s| s.checks.contains_key(t))) {
+        if attempts
+            .iter()
+            .any(|a| a.scores.as_ref().is_some_and(|s| s.checks.contains_key(t)))
+        {
             return Some(t.clone());
         }
     }
@@ -55,9 +58,12 @@ pub fn summary_sentence(segment_id: i64, attempts: &[AttemptView], triggers: &[S
                 Some(failed.join(", "))
             } else {
                 a.scores.as_ref().and_then(|s| match &primary {
-                Some(c) => s.checks.get(c).map(|r| format!("{} {:.2}", short_check_name(c), r.score)),
-                None => Some(format!("overall {:.2}", s.overall)),
-            })
+                    Some(c) => s
+                        .checks
+                        .get(c)
+                        .map(|r| format!("{} {:.2}", short_check_name(c), r.score)),
+                    None => Some(format!("overall {:.2}", s.overall)),
+                })
             };
             let with = |verb: &str| match &score {
                 Some(s) => format!("{verb} attempt {n} ({s})"),
@@ -87,21 +93,48 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn a(n: u32, status: AttemptStatus, face: f64) -> AttemptView {
-        let verdict = if status == AttemptStatus::Passed { Verdict::Pass } else { Verdict::Fail };
+        let verdict = if status == AttemptStatus::Passed {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        };
         let checks = BTreeMap::from([(
             "face_confidence".to_owned(),
-            CheckResult { score: face, warn: 0.7, fail: 0.5, verdict, details: serde_json::Value::Null },
+            CheckResult {
+                score: face,
+                warn: 0.7,
+                fail: 0.5,
+                verdict,
+                details: serde_json::Value::Null,
+            },
         )]);
-        AttemptView { attempt_number: n, seed: n as u64, status, scores: Some(QualityScores { overall: face, checks }), gpu_seconds: 1.0, arm: None, workflow_error: false }
+        AttemptView {
+            attempt_number: n,
+            seed: n as u64,
+            status,
+            scores: Some(QualityScores {
+                overall: face,
+                checks,
+            }),
+            gpu_seconds: 1.0,
+            arm: None,
+            workflow_error: false,
+        }
     }
 
     #[test]
     fn matches_the_documented_sentence() {
         let s = summary_sentence(
             5,
-            &[a(3, AttemptStatus::Passed, 0.87), a(1, AttemptStatus::Failed, 0.42)],
+            &[
+                a(3, AttemptStatus::Passed, 0.87),
+                a(1, AttemptStatus::Failed, 0.42),
+            ],
             &["face_confidence".into()],
         );
-        assert_eq!(s, "Segment 5: failed attempt 1 (face 0.42), passed attempt 3 (face 0.87)");
+        assert_eq!(
+            s,
+            "Segment 5: failed attempt 1 (face 0.42), passed attempt 3 (face 0.87)"
+        );
     }
 }

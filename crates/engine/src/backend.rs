@@ -31,7 +31,11 @@ pub enum GenerationError {
     /// Servers down, out of memory, interrupted, …: not a quality failure. `retriable: false` is a
     /// broken workflow (the server refused it).
     #[error("{message}")]
-    Infra { message: String, retriable: bool, gpu_seconds: f64 },
+    Infra {
+        message: String,
+        retriable: bool,
+        gpu_seconds: f64,
+    },
     /// The budget could not cover the generation any longer; it was stopped.
     #[error("stopped by the budget after {gpu_seconds:.1} GPU-s")]
     StoppedByBudget { gpu_seconds: f64 },
@@ -53,7 +57,11 @@ pub trait AttemptControl: Send + Sync {
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     fn name(&self) -> &str;
-    async fn generate(&self, job: &GenerationJob, ctl: &dyn AttemptControl) -> Result<Generated, GenerationError>;
+    async fn generate(
+        &self,
+        job: &GenerationJob,
+        ctl: &dyn AttemptControl,
+    ) -> Result<Generated, GenerationError>;
     /// Stop a pending or running generation of this attempt (segment cancelled or rejected).
     async fn cancel(&self, _attempt: &Attempt) {}
 }
@@ -61,7 +69,12 @@ pub trait Backend: Send + Sync + 'static {
 /// Scores an output video (the built-in QA runner, in `retake-qa`).
 #[async_trait]
 pub trait Scorer: Send + Sync + 'static {
-    async fn score(&self, video: &Path, checks: &[CheckConfig], commands: &[CommandCheck]) -> QaVerdict;
+    async fn score(
+        &self,
+        video: &Path,
+        checks: &[CheckConfig],
+        commands: &[CommandCheck],
+    ) -> QaVerdict;
 }
 
 /// The backends a process can run, by the name scene types use (`simulated`, `comfyui`).

@@ -10,5 +10,7 @@ pub mod backends;
 pub mod metrics;
 mod worker;
 
-pub use backend::{AttemptControl, Backend, Backends, Generated, GenerationError, GenerationJob, Scorer};
+pub use backend::{
+    AttemptControl, Backend, Backends, Generated, GenerationError, GenerationJob, Scorer,
+};
 pub use worker::{Engine, EngineConfig, RunStats};

@@ -30,13 +30,22 @@ impl Histogram {
             }
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// (cumulative bucket counts, total count, sum in seconds)
     pub fn snapshot(&self) -> (Vec<(f64, u64)>, u64, f64) {
-        let buckets = BUCKETS.iter().enumerate().map(|(i, b)| (*b, self.counts[i].load(Ordering::Relaxed))).collect();
-        (buckets, self.count.load(Ordering::Relaxed), self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6)
+        let buckets = BUCKETS
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (*b, self.counts[i].load(Ordering::Relaxed)))
+            .collect();
+        (
+            buckets,
+            self.count.load(Ordering::Relaxed),
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        )
     }
 }
 

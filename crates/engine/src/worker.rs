@@ -51,7 +51,9 @@ impl EngineConfig {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "retake".into())
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "retake".into())
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +74,12 @@ pub struct Engine<S: Store + ?Sized> {
 }
 
 impl<S: Store + ?Sized> Engine<S> {
-    pub fn new(store: Arc<S>, backends: Backends, scorer: Option<Arc<dyn Scorer>>, cfg: EngineConfig) -> Arc<Self> {
+    pub fn new(
+        store: Arc<S>,
+        backends: Backends,
+        scorer: Option<Arc<dyn Scorer>>,
+        cfg: EngineConfig,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             backends,
@@ -98,7 +105,10 @@ impl<S: Store + ?Sized> Engine<S> {
     }
 
     pub fn stats(&self) -> RunStats {
-        RunStats { attempts: self.processed.load(Ordering::Relaxed), infra_errors: self.infra.load(Ordering::Relaxed) }
+        RunStats {
+            attempts: self.processed.load(Ordering::Relaxed),
+            infra_errors: self.infra.load(Ordering::Relaxed),
+        }
     }
 
     async fn scene(&self, id: i64) -> Result<Arc<SceneType>, StoreError> {
@@ -108,7 +118,10 @@ impl<S: Store + ?Sized> Engine<S> {
             }
         }
         let s = Arc::new(self.store.get_scene_type(id).await?);
-        self.scenes.lock().unwrap().insert(id, (Instant::now(), s.clone()));
+        self.scenes
+            .lock()
+            .unwrap()
+            .insert(id, (Instant::now(), s.clone()));
         Ok(s)
     }
 
@@ -130,11 +143,20 @@ impl<S: Store + ?Sized> Engine<S> {
             let free = slots.available_permits() as u32;
             let mut claimed = 0;
             if free > 0 {
-                match self.store.claim(&self.cfg.worker_id, free.min(self.cfg.claim_batch), self.cfg.lease).await {
+                match self
+                    .store
+                    .claim(
+                        &self.cfg.worker_id,
+                        free.min(self.cfg.claim_batch),
+                        self.cfg.lease,
+                    )
+                    .await
+                {
                     Ok(work) => {
                         claimed = work.len();
                         for w in work {
-                            let permit = slots.clone().acquire_owned().await.expect("semaphore open");
+                            let permit =
+                                slots.clone().acquire_owned().await.expect("semaphore open");
                             let me = self.clone();
                             let id = w.attempt.id;
                             let h = tasks.spawn(async move {
@@ -150,7 +172,11 @@ impl<S: Store + ?Sized> Engine<S> {
                     }
                 }
             }
-            if claimed == 0 && self.cfg.exit_when_idle && tasks.is_empty() && matches!(self.store.pending_work().await, Ok(0)) {
+            if claimed == 0
+                && self.cfg.exit_when_idle
+                && tasks.is_empty()
+                && matches!(self.store.pending_work().await, Ok(0))
+            {
                 break;
             }
             if claimed == 0 {
@@ -172,7 +198,14 @@ impl<S: Store + ?Sized> Engine<S> {
     pub async fn run_until_idle(self: &Arc<Self>) -> Result<RunStats, StoreError> {
         let before = self.stats();
         loop {
-            let work = self.store.claim(&self.cfg.worker_id, self.cfg.claim_batch.max(self.cfg.slots as u32), self.cfg.lease).await?;
+            let work = self
+                .store
+                .claim(
+                    &self.cfg.worker_id,
+                    self.cfg.claim_batch.max(self.cfg.slots as u32),
+                    self.cfg.lease,
+                )
+                .await?;
             if work.is_empty() {
                 if self.store.pending_work().await? == 0 {
                     break;
@@ -193,7 +226,10 @@ impl<S: Store + ?Sized> Engine<S> {
             while set.join_next().await.is_some() {}
         }
         let after = self.stats();
-        Ok(RunStats { attempts: after.attempts - before.attempts, infra_errors: after.infra_errors - before.infra_errors })
+        Ok(RunStats {
+            attempts: after.attempts - before.attempts,
+            infra_errors: after.infra_errors - before.infra_errors,
+        })
     }
 
     async fn heartbeat_loop(self: Arc<Self>) {
@@ -204,7 +240,11 @@ impl<S: Store + ?Sized> Engine<S> {
             if ids.is_empty() {
                 continue;
             }
-            match self.store.heartbeat(&self.cfg.worker_id, &ids, self.cfg.lease).await {
+            match self
+                .store
+                .heartbeat(&self.cfg.worker_id, &ids, self.cfg.lease)
+                .await
+            {
                 Ok(owned) => {
                     // A lease we lost belongs to someone else now (rescued, or the segment was
                     // cancelled): stop working on it.
@@ -226,7 +266,9 @@ impl<S: Store + ?Sized> Engine<S> {
         loop {
             tick.tick().await;
             match self.store.rescue_expired().await {
-                Ok(ids) if !ids.is_empty() => tracing::info!(count = ids.len(), "returned expired leases to the queue"),
+                Ok(ids) if !ids.is_empty() => {
+                    tracing::info!(count = ids.len(), "returned expired leases to the queue")
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "rescue failed"),
             }
@@ -252,7 +294,9 @@ impl<S: Store + ?Sized> Engine<S> {
                 scene.backend,
                 self.backends.names().join(", ")
             );
-            self.store.record_infra_failure(self.infra_failure(&w, msg, true, 0.0)).await?;
+            self.store
+                .record_infra_failure(self.infra_failure(&w, msg, true, 0.0))
+                .await?;
             self.infra.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         };
@@ -262,8 +306,19 @@ impl<S: Store + ?Sized> Engine<S> {
             .join("media")
             .join(format!("segment-{}", w.attempt.segment_id))
             .join(format!("attempt-{}", w.attempt.attempt_number));
-        let job = GenerationJob { attempt: w.attempt.clone(), scene_type: scene.clone(), segment_rng_seed: w.segment_rng_seed, output_dir };
-        let ctl = Control { store: self.store.clone(), attempt_id: w.attempt.id, worker: worker.clone(), reserved: Mutex::new(w.attempt.reserved_gpu_seconds), last_progress: Mutex::new(-1.0) };
+        let job = GenerationJob {
+            attempt: w.attempt.clone(),
+            scene_type: scene.clone(),
+            segment_rng_seed: w.segment_rng_seed,
+            output_dir,
+        };
+        let ctl = Control {
+            store: self.store.clone(),
+            attempt_id: w.attempt.id,
+            worker: worker.clone(),
+            reserved: Mutex::new(w.attempt.reserved_gpu_seconds),
+            last_progress: Mutex::new(-1.0),
+        };
         let result = backend.generate(&job, &ctl).await;
         match result {
             Ok(mut g) => {
@@ -271,12 +326,16 @@ impl<S: Store + ?Sized> Engine<S> {
                     // Scores for this scene type come from the external QA service only.
                     g.verdict = None;
                 }
-                let needs_builtin = g.verdict.is_none() && !external_qa(&scene) && self.scorer.is_some();
+                let needs_builtin =
+                    g.verdict.is_none() && !external_qa(&scene) && self.scorer.is_some();
                 let done = GenerationDone {
                     attempt_id: w.attempt.id,
                     worker: worker.clone(),
                     backend: backend.name().to_owned(),
-                    output_video_path: g.output_path.as_ref().map(|p| p.to_string_lossy().into_owned()),
+                    output_video_path: g
+                        .output_path
+                        .as_ref()
+                        .map(|p| p.to_string_lossy().into_owned()),
                     gpu_seconds: g.gpu_seconds,
                     verdict: g.verdict.clone(),
                     stopped_by_budget: false,
@@ -290,11 +349,23 @@ impl<S: Store + ?Sized> Engine<S> {
                 }
                 if needs_builtin && applied.applied {
                     let verdict = match &g.output_path {
-                        Some(p) => self.scorer.as_ref().expect("checked").score(p, &scene.qa_checks, &scene.qa_commands).await,
-                        None => retake_core::QaVerdict { scores: vec![], error: Some("the backend produced no output to score".into()), source: "builtin".into() },
+                        Some(p) => {
+                            self.scorer
+                                .as_ref()
+                                .expect("checked")
+                                .score(p, &scene.qa_checks, &scene.qa_commands)
+                                .await
+                        }
+                        None => retake_core::QaVerdict {
+                            scores: vec![],
+                            error: Some("the backend produced no output to score".into()),
+                            source: "builtin".into(),
+                        },
                     };
                     let started = Instant::now();
-                    self.store.deliver_verdict(w.attempt.id, verdict, Some(&worker)).await?;
+                    self.store
+                        .deliver_verdict(w.attempt.id, verdict, Some(&worker))
+                        .await?;
                     crate::metrics::DECISION_LATENCY.observe(started.elapsed());
                 }
             }
@@ -312,9 +383,15 @@ impl<S: Store + ?Sized> Engine<S> {
                     })
                     .await?;
             }
-            Err(GenerationError::Infra { message, retriable, gpu_seconds }) => {
+            Err(GenerationError::Infra {
+                message,
+                retriable,
+                gpu_seconds,
+            }) => {
                 self.infra.fetch_add(1, Ordering::Relaxed);
-                self.store.record_infra_failure(self.infra_failure(&w, message, retriable, gpu_seconds)).await?;
+                self.store
+                    .record_infra_failure(self.infra_failure(&w, message, retriable, gpu_seconds))
+                    .await?;
             }
         }
         Ok(())
@@ -346,7 +423,11 @@ impl Drop for AbortOnDrop {
 
 /// A scene type whose scores come from an external QA service (`backend_config.external_qa`).
 fn external_qa(scene: &SceneType) -> bool {
-    scene.backend_config.get("external_qa").and_then(Value::as_bool).unwrap_or(false)
+    scene
+        .backend_config
+        .get("external_qa")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
 }
 
 struct Control<S: Store + ?Sized> {
@@ -368,19 +449,31 @@ impl<S: Store + ?Sized> AttemptControl for Control<S> {
             }
             *last = fraction;
         }
-        if let Err(e) = self.store.set_progress(self.attempt_id, &self.worker, fraction).await {
+        if let Err(e) = self
+            .store
+            .set_progress(self.attempt_id, &self.worker, fraction)
+            .await
+        {
             tracing::warn!(error = %e, "progress update failed");
         }
     }
 
     async fn provenance(&self, value: Value) {
-        if let Err(e) = self.store.set_provenance(self.attempt_id, &self.worker, value).await {
+        if let Err(e) = self
+            .store
+            .set_provenance(self.attempt_id, &self.worker, value)
+            .await
+        {
             tracing::warn!(error = %e, "provenance update failed");
         }
     }
 
     async fn reserve_more(&self, seconds: f64) -> bool {
-        match self.store.extend_reservation(self.attempt_id, &self.worker, seconds).await {
+        match self
+            .store
+            .extend_reservation(self.attempt_id, &self.worker, seconds)
+            .await
+        {
             Ok(true) => {
                 *self.reserved.lock().unwrap() += seconds;
                 true

@@ -2,8 +2,14 @@
 
 use async_trait::async_trait;
 use retake_core::rng::{draw_attempt, Arm, DrawInput};
-use retake_core::{AttemptStatus, CheckConfig, CheckScore, EffectivePolicy, Parameters, PolicyOverrides, QaVerdict, RetryPolicy, ReviewReason, SegmentStatus};
-use retake_engine::{AttemptControl, Backend, Backends, Engine, EngineConfig, GenerationError, GenerationJob, Generated};
+use retake_core::{
+    AttemptStatus, CheckConfig, CheckScore, EffectivePolicy, Parameters, PolicyOverrides,
+    QaVerdict, RetryPolicy, ReviewReason, SegmentStatus,
+};
+use retake_engine::{
+    AttemptControl, Backend, Backends, Engine, EngineConfig, Generated, GenerationError,
+    GenerationJob,
+};
 use retake_store::*;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -32,8 +38,18 @@ impl Backend for Scripted {
     fn name(&self) -> &str {
         "simulated"
     }
-    async fn generate(&self, job: &GenerationJob, ctl: &dyn AttemptControl) -> Result<Generated, GenerationError> {
-        let list = self.scores.lock().unwrap().get(&job.attempt.segment_id).cloned().unwrap_or_else(|| vec![(0.9, 1.0)]);
+    async fn generate(
+        &self,
+        job: &GenerationJob,
+        ctl: &dyn AttemptControl,
+    ) -> Result<Generated, GenerationError> {
+        let list = self
+            .scores
+            .lock()
+            .unwrap()
+            .get(&job.attempt.segment_id)
+            .cloned()
+            .unwrap_or_else(|| vec![(0.9, 1.0)]);
         let (face, black) = list[(job.attempt.attempt_number as usize - 1).min(list.len() - 1)];
         let mut gpu = self.gpu;
         if gpu > ctl.reserved() && !ctl.reserve_more(gpu - ctl.reserved()).await {
@@ -45,8 +61,16 @@ impl Backend for Scripted {
             gpu_seconds: gpu,
             verdict: Some(QaVerdict {
                 scores: vec![
-                    CheckScore { check: "face_confidence".into(), score: face, details: serde_json::Value::Null },
-                    CheckScore { check: "black_frames".into(), score: black, details: serde_json::Value::Null },
+                    CheckScore {
+                        check: "face_confidence".into(),
+                        score: face,
+                        details: serde_json::Value::Null,
+                    },
+                    CheckScore {
+                        check: "black_frames".into(),
+                        score: black,
+                        details: serde_json::Value::Null,
+                    },
                 ],
                 error: None,
                 source: "scripted".into(),
@@ -62,9 +86,19 @@ struct Fixture {
     scene: SceneType,
 }
 
-async fn fixture(store: Arc<dyn Store>, budget: Option<f64>, policy: serde_json::Value, external_qa: bool) -> Fixture {
+async fn fixture(
+    store: Arc<dyn Store>,
+    budget: Option<f64>,
+    policy: serde_json::Value,
+    external_qa: bool,
+) -> Fixture {
     let project = store
-        .create_project(NewProject { name: "p".into(), gpu_budget_seconds: budget, default_gpu_estimate_seconds: 10.0, default_retry_policy: RetryPolicy::default() })
+        .create_project(NewProject {
+            name: "p".into(),
+            gpu_budget_seconds: budget,
+            default_gpu_estimate_seconds: 10.0,
+            default_retry_policy: RetryPolicy::default(),
+        })
         .await
         .unwrap();
     let overrides: PolicyOverrides = serde_json::from_value(policy).unwrap();
@@ -76,15 +110,28 @@ async fn fixture(store: Arc<dyn Store>, budget: Option<f64>, policy: serde_json:
             backend_config: serde_json::json!({"external_qa": external_qa}),
             workflow_template: serde_json::json!({}),
             parameter_bindings: Default::default(),
-            default_parameters: Parameters::new().with("cfg_scale", 7.0).with("denoise_strength", 0.9),
-            qa_checks: vec![CheckConfig::new("face_confidence", 0.7, 0.5), CheckConfig::new("black_frames", 0.9, 0.8)],
+            default_parameters: Parameters::new()
+                .with("cfg_scale", 7.0)
+                .with("denoise_strength", 0.9),
+            qa_checks: vec![
+                CheckConfig::new("face_confidence", 0.7, 0.5),
+                CheckConfig::new("black_frames", 0.9, 0.8),
+            ],
             qa_commands: vec![],
             retry_policy: overrides,
             parameter_domains: Default::default(),
         })
         .await
         .unwrap();
-    Fixture { store, backend: Arc::new(Scripted { gpu: 8.0, ..Default::default() }), project, scene }
+    Fixture {
+        store,
+        backend: Arc::new(Scripted {
+            gpu: 8.0,
+            ..Default::default()
+        }),
+        project,
+        scene,
+    }
 }
 
 impl Fixture {
@@ -93,7 +140,12 @@ impl Fixture {
             .store
             .submit_segments(
                 (0..scripts.len())
-                    .map(|i| NewSegment { scene_type_id: self.scene.id, label: None, parameters: Parameters::new(), rng_seed: 7 + i as u64 })
+                    .map(|i| NewSegment {
+                        scene_type_id: self.scene.id,
+                        label: None,
+                        parameters: Parameters::new(),
+                        rng_seed: 7 + i as u64,
+                    })
                     .collect(),
             )
             .await
@@ -109,7 +161,12 @@ impl Fixture {
         let mut cfg = EngineConfig::new(std::env::temp_dir());
         cfg.worker_id = worker.into();
         cfg.infra_backoff = Duration::ZERO;
-        Engine::new(self.store.clone(), Backends::new().with("simulated", self.backend.clone()), None, cfg)
+        Engine::new(
+            self.store.clone(),
+            Backends::new().with("simulated", self.backend.clone()),
+            None,
+            cfg,
+        )
     }
 
     async fn run(&self) {
@@ -117,7 +174,10 @@ impl Fixture {
     }
 
     async fn segment(&self, id: i64) -> (Segment, Vec<Attempt>) {
-        (self.store.get_segment(id).await.unwrap(), self.store.list_attempts(id).await.unwrap())
+        (
+            self.store.get_segment(id).await.unwrap(),
+            self.store.list_attempts(id).await.unwrap(),
+        )
     }
 }
 
@@ -133,7 +193,17 @@ async fn retry_happens_only_when_enabled(store: Arc<dyn Store>) {
     assert_eq!(seg.review_reason, Some(ReviewReason::RetryDisabled));
 
     off.store
-        .update_scene_type(off.scene.id, SceneTypePatch { retry_policy: Some(PolicyOverrides { enabled: Some(true), ..Default::default() }), ..Default::default() }, None)
+        .update_scene_type(
+            off.scene.id,
+            SceneTypePatch {
+                retry_policy: Some(PolicyOverrides {
+                    enabled: Some(true),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            None,
+        )
         .await
         .unwrap();
     let s = off.submit(vec![vec![FAIL, (0.9, 1.0)]]).await;
@@ -145,7 +215,13 @@ async fn retry_happens_only_when_enabled(store: Arc<dyn Store>) {
 }
 
 async fn max_attempts_is_respected_and_seeds_differ(store: Arc<dyn Store>) {
-    let f = fixture(store, None, serde_json::json!({"enabled": true, "max_attempts": 4}), false).await;
+    let f = fixture(
+        store,
+        None,
+        serde_json::json!({"enabled": true, "max_attempts": 4}),
+        false,
+    )
+    .await;
     let segs = f.submit(vec![vec![FAIL]; 5]).await;
     f.run().await;
     for s in segs {
@@ -157,19 +233,32 @@ async fn max_attempts_is_respected_and_seeds_differ(store: Arc<dyn Store>) {
         seeds.sort();
         seeds.dedup();
         assert_eq!(seeds.len(), 4, "every attempt has its own seed");
-        assert!(attempts.iter().all(|a| a.overall_status == AttemptStatus::Failed && !a.is_selected));
+        assert!(attempts
+            .iter()
+            .all(|a| a.overall_status == AttemptStatus::Failed && !a.is_selected));
     }
 }
 
 async fn best_of_n_selects_the_best_passing_attempt(store: Arc<dyn Store>) {
-    let f = fixture(store, None, serde_json::json!({"enabled": true, "max_attempts": 4, "selection_mode": "best_of_n"}), false).await;
-    let s = f.submit(vec![vec![FAIL, (0.8, 1.0), (0.97, 1.0), (0.85, 1.0)]]).await;
+    let f = fixture(
+        store,
+        None,
+        serde_json::json!({"enabled": true, "max_attempts": 4, "selection_mode": "best_of_n"}),
+        false,
+    )
+    .await;
+    let s = f
+        .submit(vec![vec![FAIL, (0.8, 1.0), (0.97, 1.0), (0.85, 1.0)]])
+        .await;
     f.run().await;
     let (seg, attempts) = f.segment(s[0].id).await;
     assert_eq!(attempts.len(), 4);
     assert_eq!(seg.selected_attempt_number, Some(3));
     assert_eq!(attempts.iter().filter(|a| a.is_selected).count(), 1);
-    assert!(seg.decision_note.unwrap().contains("beat the first passing attempt 2"));
+    assert!(seg
+        .decision_note
+        .unwrap()
+        .contains("beat the first passing attempt 2"));
 }
 
 async fn non_trigger_check_escalates(store: Arc<dyn Store>) {
@@ -183,12 +272,26 @@ async fn non_trigger_check_escalates(store: Arc<dyn Store>) {
 }
 
 async fn budget_is_never_exceeded(store: Arc<dyn Store>) {
-    let f = fixture(store, Some(100.0), serde_json::json!({"enabled": true, "max_attempts": 5}), false).await;
+    let f = fixture(
+        store,
+        Some(100.0),
+        serde_json::json!({"enabled": true, "max_attempts": 5}),
+        false,
+    )
+    .await;
     let segs = f.submit(vec![vec![FAIL]; 10]).await;
     f.run().await;
     let p = f.store.get_project(f.project.id).await.unwrap();
-    assert!(p.gpu_spent_seconds + p.gpu_reserved_seconds <= 100.0 + 1e-9, "spent {} reserved {}", p.gpu_spent_seconds, p.gpu_reserved_seconds);
-    assert!(p.gpu_reserved_seconds.abs() < 1e-9, "nothing stays reserved once idle");
+    assert!(
+        p.gpu_spent_seconds + p.gpu_reserved_seconds <= 100.0 + 1e-9,
+        "spent {} reserved {}",
+        p.gpu_spent_seconds,
+        p.gpu_reserved_seconds
+    );
+    assert!(
+        p.gpu_reserved_seconds.abs() < 1e-9,
+        "nothing stays reserved once idle"
+    );
     let mut budget_escalations = 0;
     for s in segs {
         let (seg, _) = f.segment(s.id).await;
@@ -201,18 +304,30 @@ async fn budget_is_never_exceeded(store: Arc<dyn Store>) {
 }
 
 async fn attempts_replay_from_the_recorded_rng_seed(store: Arc<dyn Store>) {
-    let f = fixture(store, None, serde_json::json!({"enabled": true, "max_attempts": 5, "extra_jitter": {"steps": 2.0}}), false).await;
+    let f = fixture(
+        store,
+        None,
+        serde_json::json!({"enabled": true, "max_attempts": 5, "extra_jitter": {"steps": 2.0}}),
+        false,
+    )
+    .await;
     let s = f.submit(vec![vec![FAIL, FAIL, FAIL, (0.9, 1.0)]]).await;
     f.run().await;
     let (seg, attempts) = f.segment(s[0].id).await;
     assert_eq!(attempts.len(), 4);
     let project = f.store.get_project(f.project.id).await.unwrap();
     let scene = f.store.get_scene_type(f.scene.id).await.unwrap();
-    let policy = EffectivePolicy::resolve(&project.default_retry_policy, &scene.retry_policy).unwrap().policy;
+    let policy = EffectivePolicy::resolve(&project.default_retry_policy, &scene.retry_policy)
+        .unwrap()
+        .policy;
     let domains = BTreeMap::new();
     // From the database alone: the segment's rng_seed and parameters, each attempt's arm.
     for a in attempts.iter().skip(1) {
-        let previous: Vec<u64> = attempts.iter().filter(|p| p.attempt_number < a.attempt_number).map(|p| p.seed).collect();
+        let previous: Vec<u64> = attempts
+            .iter()
+            .filter(|p| p.attempt_number < a.attempt_number)
+            .map(|p| p.seed)
+            .collect();
         let (seed, params, prov) = draw_attempt(&DrawInput {
             policy: &policy,
             original: &seg.parameters,
@@ -223,16 +338,42 @@ async fn attempts_replay_from_the_recorded_rng_seed(store: Arc<dyn Store>) {
             domains: &domains,
         });
         assert_eq!(seed, a.seed, "attempt {} seed replays", a.attempt_number);
-        assert_eq!(params, a.parameters, "attempt {} parameters replay", a.attempt_number);
+        assert_eq!(
+            params, a.parameters,
+            "attempt {} parameters replay",
+            a.attempt_number
+        );
         assert_eq!(Some(prov), a.jitter);
     }
 }
 
 async fn restart_mid_run_loses_nothing(store: Arc<dyn Store>) {
-    let f = fixture(store, None, serde_json::json!({"enabled": true, "max_attempts": 3}), false).await;
-    let segs = f.submit((0..12).map(|i| if i % 2 == 0 { vec![FAIL, (0.9, 1.0)] } else { vec![(0.9, 1.0)] }).collect()).await;
+    let f = fixture(
+        store,
+        None,
+        serde_json::json!({"enabled": true, "max_attempts": 3}),
+        false,
+    )
+    .await;
+    let segs = f
+        .submit(
+            (0..12)
+                .map(|i| {
+                    if i % 2 == 0 {
+                        vec![FAIL, (0.9, 1.0)]
+                    } else {
+                        vec![(0.9, 1.0)]
+                    }
+                })
+                .collect(),
+        )
+        .await;
     // A worker claims work and dies mid-generation: its leases expire.
-    let lost = f.store.claim("crashed", 5, Duration::from_millis(10)).await.unwrap();
+    let lost = f
+        .store
+        .claim("crashed", 5, Duration::from_millis(10))
+        .await
+        .unwrap();
     assert_eq!(lost.len(), 5);
     tokio::time::sleep(Duration::from_millis(30)).await;
     assert_eq!(f.store.rescue_expired().await.unwrap().len(), 5);
@@ -240,13 +381,25 @@ async fn restart_mid_run_loses_nothing(store: Arc<dyn Store>) {
     f.engine("restarted").run_until_idle().await.unwrap();
     for s in segs {
         let (seg, attempts) = f.segment(s.id).await;
-        assert!(seg.status.is_terminal(), "segment {} is {}", seg.id, seg.status);
+        assert!(
+            seg.status.is_terminal(),
+            "segment {} is {}",
+            seg.id,
+            seg.status
+        );
         let numbers: Vec<u32> = attempts.iter().map(|a| a.attempt_number).collect();
-        assert_eq!(numbers, (1..=attempts.len() as u32).collect::<Vec<_>>(), "no gap or duplicate");
+        assert_eq!(
+            numbers,
+            (1..=attempts.len() as u32).collect::<Vec<_>>(),
+            "no gap or duplicate"
+        );
         assert!(attempts.iter().all(|a| a.overall_status.is_terminal()));
     }
     let events = f.store.list_events(0, None, 10_000).await.unwrap();
-    assert_eq!(events.iter().filter(|e| e.kind == "lease_rescued").count(), 5);
+    assert_eq!(
+        events.iter().filter(|e| e.kind == "lease_rescued").count(),
+        5
+    );
 }
 
 async fn duplicate_external_qa_is_ignored(store: Arc<dyn Store>) {
@@ -258,18 +411,58 @@ async fn duplicate_external_qa_is_ignored(store: Arc<dyn Store>) {
         fn name(&self) -> &str {
             "simulated"
         }
-        async fn generate(&self, _job: &GenerationJob, _ctl: &dyn AttemptControl) -> Result<Generated, GenerationError> {
-            Ok(Generated { output_path: Some("/tmp/x.mp4".into()), gpu_seconds: 5.0, verdict: None })
+        async fn generate(
+            &self,
+            _job: &GenerationJob,
+            _ctl: &dyn AttemptControl,
+        ) -> Result<Generated, GenerationError> {
+            Ok(Generated {
+                output_path: Some("/tmp/x.mp4".into()),
+                gpu_seconds: 5.0,
+                verdict: None,
+            })
         }
     }
     let s = f.submit(vec![vec![FAIL]]).await;
-    let engine = Engine::new(f.store.clone(), Backends::new().with("simulated", Arc::new(NoScores)), None, EngineConfig::new(std::env::temp_dir()));
+    let engine = Engine::new(
+        f.store.clone(),
+        Backends::new().with("simulated", Arc::new(NoScores)),
+        None,
+        EngineConfig::new(std::env::temp_dir()),
+    );
     engine.run_until_idle().await.unwrap();
     let (_, attempts) = f.segment(s[0].id).await;
     assert_eq!(attempts[0].overall_status, AttemptStatus::Scoring);
-    let v = QaVerdict { scores: vec![CheckScore { check: "face_confidence".into(), score: 0.2, details: serde_json::Value::Null }, CheckScore { check: "black_frames".into(), score: 1.0, details: serde_json::Value::Null }], error: None, source: "api".into() };
-    assert!(f.store.deliver_verdict(attempts[0].id, v.clone(), None).await.unwrap().applied);
-    assert!(!f.store.deliver_verdict(attempts[0].id, v, None).await.unwrap().applied);
+    let v = QaVerdict {
+        scores: vec![
+            CheckScore {
+                check: "face_confidence".into(),
+                score: 0.2,
+                details: serde_json::Value::Null,
+            },
+            CheckScore {
+                check: "black_frames".into(),
+                score: 1.0,
+                details: serde_json::Value::Null,
+            },
+        ],
+        error: None,
+        source: "api".into(),
+    };
+    assert!(
+        f.store
+            .deliver_verdict(attempts[0].id, v.clone(), None)
+            .await
+            .unwrap()
+            .applied
+    );
+    assert!(
+        !f.store
+            .deliver_verdict(attempts[0].id, v, None)
+            .await
+            .unwrap()
+            .applied
+    );
     let (seg, attempts) = f.segment(s[0].id).await;
     assert_eq!(attempts.len(), 2, "one retry, not two");
     assert_eq!(seg.status, SegmentStatus::Retrying);

@@ -3,8 +3,13 @@
 //! attempt 2's clean clip passes.
 
 use async_trait::async_trait;
-use retake_core::{AttemptStatus, CheckConfig, CommandCheck, Parameters, QaVerdict, RetryPolicy, SegmentStatus};
-use retake_engine::{AttemptControl, Backend, Backends, Engine, EngineConfig, GenerationError, GenerationJob, Generated, Scorer};
+use retake_core::{
+    AttemptStatus, CheckConfig, CommandCheck, Parameters, QaVerdict, RetryPolicy, SegmentStatus,
+};
+use retake_engine::{
+    AttemptControl, Backend, Backends, Engine, EngineConfig, Generated, GenerationError,
+    GenerationJob, Scorer,
+};
 use retake_store::{NewProject, NewSceneType, NewSegment};
 use std::path::Path;
 use std::sync::Arc;
@@ -16,13 +21,36 @@ impl Backend for Renders {
     fn name(&self) -> &str {
         "simulated"
     }
-    async fn generate(&self, job: &GenerationJob, _ctl: &dyn AttemptControl) -> Result<Generated, GenerationError> {
-        let blur = if job.attempt.attempt_number == 1 { 9.0 } else { 0.0 };
-        let spec = retake_qa::ClipSpec { seed: job.attempt.seed, blur_sigma: blur, seconds: 2.0, ..retake_qa::ClipSpec::default() };
+    async fn generate(
+        &self,
+        job: &GenerationJob,
+        _ctl: &dyn AttemptControl,
+    ) -> Result<Generated, GenerationError> {
+        let blur = if job.attempt.attempt_number == 1 {
+            9.0
+        } else {
+            0.0
+        };
+        let spec = retake_qa::ClipSpec {
+            seed: job.attempt.seed,
+            blur_sigma: blur,
+            seconds: 2.0,
+            ..retake_qa::ClipSpec::default()
+        };
         std::fs::create_dir_all(&job.output_dir).unwrap();
         let out = job.output_dir.join("output.mp4");
-        retake_qa::render_clip(&spec, &out).await.map_err(|e| GenerationError::Infra { message: e.to_string(), retriable: false, gpu_seconds: 0.0 })?;
-        Ok(Generated { output_path: Some(out), gpu_seconds: 5.0, verdict: None })
+        retake_qa::render_clip(&spec, &out)
+            .await
+            .map_err(|e| GenerationError::Infra {
+                message: e.to_string(),
+                retriable: false,
+                gpu_seconds: 0.0,
+            })?;
+        Ok(Generated {
+            output_path: Some(out),
+            gpu_seconds: 5.0,
+            verdict: None,
+        })
     }
 }
 
@@ -30,7 +58,12 @@ struct Qa(retake_qa::QaRunner);
 
 #[async_trait]
 impl Scorer for Qa {
-    async fn score(&self, video: &Path, checks: &[CheckConfig], commands: &[CommandCheck]) -> QaVerdict {
+    async fn score(
+        &self,
+        video: &Path,
+        checks: &[CheckConfig],
+        commands: &[CommandCheck],
+    ) -> QaVerdict {
         self.0.score(video, checks, commands).await
     }
 }
@@ -39,7 +72,12 @@ impl Scorer for Qa {
 async fn a_blurred_clip_fails_face_confidence_and_the_retry_passes() {
     let (store, db) = retake_store::testing::sqlite().await;
     let p = store
-        .create_project(NewProject { name: "real".into(), gpu_budget_seconds: Some(1000.0), default_gpu_estimate_seconds: 10.0, default_retry_policy: RetryPolicy::default() })
+        .create_project(NewProject {
+            name: "real".into(),
+            gpu_budget_seconds: Some(1000.0),
+            default_gpu_estimate_seconds: 10.0,
+            default_retry_policy: RetryPolicy::default(),
+        })
         .await
         .unwrap();
     let mut face = CheckConfig::new("face_confidence", 0.7, 0.5);
@@ -60,12 +98,23 @@ async fn a_blurred_clip_fails_face_confidence_and_the_retry_passes() {
         })
         .await
         .unwrap();
-    let seg = store.submit_segments(vec![NewSegment { scene_type_id: st.id, label: None, parameters: Parameters::new(), rng_seed: 3 }]).await.unwrap().remove(0);
+    let seg = store
+        .submit_segments(vec![NewSegment {
+            scene_type_id: st.id,
+            label: None,
+            parameters: Parameters::new(),
+            rng_seed: 3,
+        }])
+        .await
+        .unwrap()
+        .remove(0);
     let data = db.dir().unwrap().to_path_buf();
     let engine = Engine::new(
         store.clone(),
         Backends::new().with("simulated", Arc::new(Renders)),
-        Some(Arc::new(Qa(retake_qa::QaRunner::new(retake_qa::QaSettings::default())))),
+        Some(Arc::new(Qa(retake_qa::QaRunner::new(
+            retake_qa::QaSettings::default(),
+        )))),
         EngineConfig::new(&data),
     );
     engine.run_until_idle().await.unwrap();
@@ -75,8 +124,16 @@ async fn a_blurred_clip_fails_face_confidence_and_the_retry_passes() {
     assert_eq!(attempts.len(), 2, "{attempts:#?}");
     let face1 = attempts[0].quality_scores.as_ref().unwrap().checks["face_confidence"].score;
     let face2 = attempts[1].quality_scores.as_ref().unwrap().checks["face_confidence"].score;
-    assert_eq!(attempts[0].overall_status, AttemptStatus::Failed, "blurred clip: face {face1}");
-    assert_eq!(attempts[1].overall_status, AttemptStatus::Passed, "clean clip: face {face2}");
+    assert_eq!(
+        attempts[0].overall_status,
+        AttemptStatus::Failed,
+        "blurred clip: face {face1}"
+    );
+    assert_eq!(
+        attempts[1].overall_status,
+        AttemptStatus::Passed,
+        "clean clip: face {face2}"
+    );
     assert_eq!(attempts[0].qa_source.as_deref(), Some("builtin"));
     assert_ne!(attempts[0].seed, attempts[1].seed);
     assert_eq!(seg.status, SegmentStatus::Passed);

@@ -4,8 +4,14 @@
 //! from what the engine asked it to generate.
 
 use async_trait::async_trait;
-use retake_core::{Arm, AttemptStatus, CheckConfig, CheckScore, Parameters, PolicyOverrides, QaVerdict, RetryPolicy, ReviewReason, SegmentStatus};
-use retake_engine::{AttemptControl, Backend, Backends, Engine, EngineConfig, GenerationError, GenerationJob, Generated};
+use retake_core::{
+    Arm, AttemptStatus, CheckConfig, CheckScore, Parameters, PolicyOverrides, QaVerdict,
+    RetryPolicy, ReviewReason, SegmentStatus,
+};
+use retake_engine::{
+    AttemptControl, Backend, Backends, Engine, EngineConfig, Generated, GenerationError,
+    GenerationJob,
+};
 use retake_store::testing::{budget_audit, current_db_url, BudgetAudit};
 use retake_store::*;
 use std::collections::{BTreeMap, HashMap};
@@ -33,8 +39,16 @@ struct RuleBackend {
 }
 
 impl RuleBackend {
-    fn new(gpu: f64, rule: impl Fn(&GenerationJob) -> Vec<(&'static str, f64)> + Send + Sync + 'static) -> Self {
-        Self { rule: Box::new(rule), gpu, audit: None, audits: Mutex::new(vec![]) }
+    fn new(
+        gpu: f64,
+        rule: impl Fn(&GenerationJob) -> Vec<(&'static str, f64)> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            rule: Box::new(rule),
+            gpu,
+            audit: None,
+            audits: Mutex::new(vec![]),
+        }
     }
 }
 
@@ -43,7 +57,11 @@ impl Backend for RuleBackend {
     fn name(&self) -> &str {
         "simulated"
     }
-    async fn generate(&self, job: &GenerationJob, ctl: &dyn AttemptControl) -> Result<Generated, GenerationError> {
+    async fn generate(
+        &self,
+        job: &GenerationJob,
+        ctl: &dyn AttemptControl,
+    ) -> Result<Generated, GenerationError> {
         if let Some((url, project)) = &self.audit {
             let a = budget_audit(url, *project).await;
             self.audits.lock().unwrap().push(a);
@@ -55,9 +73,21 @@ impl Backend for RuleBackend {
         }
         let scores = (self.rule)(job)
             .into_iter()
-            .map(|(check, score)| CheckScore { check: check.into(), score, details: serde_json::Value::Null })
+            .map(|(check, score)| CheckScore {
+                check: check.into(),
+                score,
+                details: serde_json::Value::Null,
+            })
             .collect();
-        Ok(Generated { output_path: None, gpu_seconds: gpu, verdict: Some(QaVerdict { scores, error: None, source: "rule".into() }) })
+        Ok(Generated {
+            output_path: None,
+            gpu_seconds: gpu,
+            verdict: Some(QaVerdict {
+                scores,
+                error: None,
+                source: "rule".into(),
+            }),
+        })
     }
 }
 
@@ -69,9 +99,19 @@ struct Fixture {
 
 const ORIGINAL_CFG: f64 = 7.0;
 
-async fn fixture(store: Arc<dyn Store>, budget: Option<f64>, policy: serde_json::Value, checks: Vec<CheckConfig>) -> Fixture {
+async fn fixture(
+    store: Arc<dyn Store>,
+    budget: Option<f64>,
+    policy: serde_json::Value,
+    checks: Vec<CheckConfig>,
+) -> Fixture {
     let project = store
-        .create_project(NewProject { name: "p".into(), gpu_budget_seconds: budget, default_gpu_estimate_seconds: 10.0, default_retry_policy: RetryPolicy::default() })
+        .create_project(NewProject {
+            name: "p".into(),
+            gpu_budget_seconds: budget,
+            default_gpu_estimate_seconds: 10.0,
+            default_retry_policy: RetryPolicy::default(),
+        })
         .await
         .unwrap();
     let overrides: PolicyOverrides = serde_json::from_value(policy).unwrap();
@@ -83,7 +123,9 @@ async fn fixture(store: Arc<dyn Store>, budget: Option<f64>, policy: serde_json:
             backend_config: serde_json::json!({}),
             workflow_template: serde_json::json!({}),
             parameter_bindings: Default::default(),
-            default_parameters: Parameters::new().with("cfg_scale", ORIGINAL_CFG).with("denoise_strength", 0.9),
+            default_parameters: Parameters::new()
+                .with("cfg_scale", ORIGINAL_CFG)
+                .with("denoise_strength", 0.9),
             qa_checks: checks,
             qa_commands: vec![],
             retry_policy: overrides,
@@ -91,7 +133,11 @@ async fn fixture(store: Arc<dyn Store>, budget: Option<f64>, policy: serde_json:
         })
         .await
         .unwrap();
-    Fixture { store, project, scene }
+    Fixture {
+        store,
+        project,
+        scene,
+    }
 }
 
 fn face_only() -> Vec<CheckConfig> {
@@ -103,23 +149,41 @@ impl Fixture {
         self.store
             .submit_segments(
                 (0..n)
-                    .map(|i| NewSegment { scene_type_id: self.scene.id, label: None, parameters: Parameters::new(), rng_seed: first_rng_seed + i as u64 })
+                    .map(|i| NewSegment {
+                        scene_type_id: self.scene.id,
+                        label: None,
+                        parameters: Parameters::new(),
+                        rng_seed: first_rng_seed + i as u64,
+                    })
                     .collect(),
             )
             .await
             .unwrap()
     }
 
-    fn engine(&self, backend: Arc<RuleBackend>, worker: &str, slots: usize) -> Arc<Engine<dyn Store>> {
+    fn engine(
+        &self,
+        backend: Arc<RuleBackend>,
+        worker: &str,
+        slots: usize,
+    ) -> Arc<Engine<dyn Store>> {
         let mut cfg = EngineConfig::new(std::env::temp_dir());
         cfg.worker_id = worker.into();
         cfg.slots = slots;
         cfg.infra_backoff = Duration::ZERO;
-        Engine::new(self.store.clone(), Backends::new().with("simulated", backend), None, cfg)
+        Engine::new(
+            self.store.clone(),
+            Backends::new().with("simulated", backend),
+            None,
+            cfg,
+        )
     }
 
     async fn segment(&self, id: i64) -> (Segment, Vec<Attempt>) {
-        (self.store.get_segment(id).await.unwrap(), self.store.list_attempts(id).await.unwrap())
+        (
+            self.store.get_segment(id).await.unwrap(),
+            self.store.list_attempts(id).await.unwrap(),
+        )
     }
 }
 
@@ -129,21 +193,39 @@ fn scattered_failure(seed: u64) -> f64 {
 }
 
 /// Face scores per segment id, by attempt number (the last one repeats).
-fn scripted(scripts: Arc<Mutex<HashMap<i64, Vec<f64>>>>) -> impl Fn(&GenerationJob) -> Vec<(&'static str, f64)> + Send + Sync {
+fn scripted(
+    scripts: Arc<Mutex<HashMap<i64, Vec<f64>>>>,
+) -> impl Fn(&GenerationJob) -> Vec<(&'static str, f64)> + Send + Sync {
     move |job| {
         let m = scripts.lock().unwrap();
-        let list = m.get(&job.attempt.segment_id).cloned().unwrap_or_else(|| vec![0.9]);
-        vec![("face_confidence", list[(job.attempt.attempt_number as usize - 1).min(list.len() - 1)])]
+        let list = m
+            .get(&job.attempt.segment_id)
+            .cloned()
+            .unwrap_or_else(|| vec![0.9]);
+        vec![(
+            "face_confidence",
+            list[(job.attempt.attempt_number as usize - 1).min(list.len() - 1)],
+        )]
     }
 }
 
 async fn bandit_converges_on_the_arm_that_rescues(store: Arc<dyn Store>) {
     // One retry per segment, so each segment is one arm choice. A retry passes exactly when it
     // lowered cfg: cfg_down always does, the jitter arms half the time, the others never.
-    let f = fixture(store, None, serde_json::json!({"enabled": true, "adaptive_variation": true, "max_attempts": 2}), face_only()).await;
+    let f = fixture(
+        store,
+        None,
+        serde_json::json!({"enabled": true, "adaptive_variation": true, "max_attempts": 2}),
+        face_only(),
+    )
+    .await;
     let backend = Arc::new(RuleBackend::new(8.0, |job| {
         let cfg = job.attempt.parameters.get_f64("cfg_scale").unwrap();
-        let face = if job.attempt.attempt_number > 1 && cfg < ORIGINAL_CFG - 1e-9 { 0.9 } else { scattered_failure(job.attempt.seed) };
+        let face = if job.attempt.attempt_number > 1 && cfg < ORIGINAL_CFG - 1e-9 {
+            0.9
+        } else {
+            scattered_failure(job.attempt.seed)
+        };
         vec![("face_confidence", face)]
     }));
     let engine = f.engine(backend, "w1", 1);
@@ -156,14 +238,30 @@ async fn bandit_converges_on_the_arm_that_rescues(store: Arc<dyn Store>) {
     let mut arms = vec![];
     for s in &segments {
         let (seg, attempts) = f.segment(s.id).await;
-        assert_eq!(attempts.len(), 2, "segment {}: attempt 1 always fails and max_attempts is 2", seg.id);
+        assert_eq!(
+            attempts.len(),
+            2,
+            "segment {}: attempt 1 always fails and max_attempts is 2",
+            seg.id
+        );
         let retry = &attempts[1];
         let arm = retry.arm.expect("a retry records its arm");
-        assert_eq!(retry.jitter.as_ref().map(|j| j.arm), Some(arm), "the provenance names the same arm");
+        assert_eq!(
+            retry.jitter.as_ref().map(|j| j.arm),
+            Some(arm),
+            "the provenance names the same arm"
+        );
         let why = retry.why.as_deref().unwrap_or_default();
-        assert!(why.contains(arm.as_str()), "the attempt's why names its arm: {why}");
+        assert!(
+            why.contains(arm.as_str()),
+            "the attempt's why names its arm: {why}"
+        );
         if arm == Arm::CfgDown {
-            assert_eq!(retry.overall_status, AttemptStatus::Passed, "cfg_down lowers cfg, which always rescues here");
+            assert_eq!(
+                retry.overall_status,
+                AttemptStatus::Passed,
+                "cfg_down lowers cfg, which always rescues here"
+            );
         }
         arms.push(arm);
     }
@@ -172,23 +270,50 @@ async fn bandit_converges_on_the_arm_that_rescues(store: Arc<dyn Store>) {
     for a in late {
         *counts.entry(*a).or_default() += 1;
     }
-    let (top, n) = counts.iter().max_by_key(|(_, n)| **n).map(|(a, n)| (*a, *n)).unwrap();
+    let (top, n) = counts
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(a, n)| (*a, *n))
+        .unwrap();
     assert_eq!(top, Arm::CfgDown, "the last 60 retries chose {counts:?}");
-    assert!(n * 10 >= late.len() * 6, "cfg_down chosen {n} of the last {} retries: {counts:?}", late.len());
+    assert!(
+        n * 10 >= late.len() * 6,
+        "cfg_down chosen {n} of the last {} retries: {counts:?}",
+        late.len()
+    );
     let early = arms[..40].iter().filter(|a| **a == Arm::CfgDown).count();
-    assert!(n * 40 > early * 60, "the choice improved with experience (early {early}/40, late {n}/60)");
+    assert!(
+        n * 40 > early * 60,
+        "the choice improved with experience (early {early}/40, late {n}/60)"
+    );
     // The learning table the decisions read says the same.
     let patterns = f.store.failure_patterns(Some(f.scene.id)).await.unwrap();
-    let face = patterns.iter().find(|p| p.check == "face_confidence").unwrap();
+    let face = patterns
+        .iter()
+        .find(|p| p.check == "face_confidence")
+        .unwrap();
     let cfg_down = face.arms["cfg_down"];
-    assert_eq!(cfg_down.tries, cfg_down.rescues, "cfg_down rescued every time it was tried");
+    assert_eq!(
+        cfg_down.tries, cfg_down.rescues,
+        "cfg_down rescued every time it was tried"
+    );
     assert!(face.arms.get("cfg_up").is_none_or(|s| s.rescues == 0));
 }
 
 async fn stuck_scores_are_systematic_but_scattered_failures_are_retried(store: Arc<dyn Store>) {
-    let f = fixture(store, None, serde_json::json!({"enabled": true, "systematic_detection": true, "max_attempts": 5}), face_only()).await;
+    let f = fixture(
+        store,
+        None,
+        serde_json::json!({"enabled": true, "systematic_detection": true, "max_attempts": 5}),
+        face_only(),
+    )
+    .await;
     let scripts = Arc::new(Mutex::new(HashMap::new()));
-    let engine = f.engine(Arc::new(RuleBackend::new(8.0, scripted(scripts.clone()))), "w1", 1);
+    let engine = f.engine(
+        Arc::new(RuleBackend::new(8.0, scripted(scripts.clone()))),
+        "w1",
+        1,
+    );
     let segs = f.submit(3, 1).await;
     {
         let mut m = scripts.lock().unwrap();
@@ -202,15 +327,28 @@ async fn stuck_scores_are_systematic_but_scattered_failures_are_retried(store: A
     engine.run_until_idle().await.unwrap();
 
     let (broken, attempts) = f.segment(segs[0].id).await;
-    assert_eq!(attempts.len(), 2, "two seeds with the same score are enough evidence");
+    assert_eq!(
+        attempts.len(),
+        2,
+        "two seeds with the same score are enough evidence"
+    );
     assert_eq!(broken.status, SegmentStatus::NeedsReview);
     assert_eq!(broken.review_reason, Some(ReviewReason::SystematicFailure));
     let ev = &broken.review_evidence;
     assert_eq!(ev["check"], "face_confidence");
     assert_eq!(ev["rule"], "stuck_scores");
     assert_eq!(ev["scores"], serde_json::json!([0.31, 0.32]));
-    assert!(ev["explanation"].as_str().unwrap().contains("a new seed is not moving it"), "{ev}");
-    assert!(broken.decision_note.unwrap().contains("face_confidence failed on 2 different seeds"));
+    assert!(
+        ev["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("a new seed is not moving it"),
+        "{ev}"
+    );
+    assert!(broken
+        .decision_note
+        .unwrap()
+        .contains("face_confidence failed on 2 different seeds"));
 
     let (lucky, attempts) = f.segment(segs[1].id).await;
     assert_eq!(attempts.len(), 4);
@@ -218,15 +356,31 @@ async fn stuck_scores_are_systematic_but_scattered_failures_are_retried(store: A
     assert_eq!(lucky.selected_attempt_number, Some(4));
 
     let (unlucky, attempts) = f.segment(segs[2].id).await;
-    assert_eq!(attempts.len(), 5, "scattered failures keep being retried up to max_attempts");
+    assert_eq!(
+        attempts.len(),
+        5,
+        "scattered failures keep being retried up to max_attempts"
+    );
     assert_eq!(unlucky.review_reason, Some(ReviewReason::AllAttemptsFailed));
 }
 
 async fn a_broken_scene_type_stops_retrying_at_attempt_one(store: Arc<dyn Store>) {
     // Every generation of this scene type fails, with scores that do not look stuck: the scene
     // type's own history (at least 20 judged, 90% failing) is the evidence.
-    let f = fixture(store, None, serde_json::json!({"enabled": true, "systematic_detection": true, "max_attempts": 3}), face_only()).await;
-    let engine = f.engine(Arc::new(RuleBackend::new(8.0, |job| vec![("face_confidence", scattered_failure(job.attempt.seed))])), "w1", 1);
+    let f = fixture(
+        store,
+        None,
+        serde_json::json!({"enabled": true, "systematic_detection": true, "max_attempts": 3}),
+        face_only(),
+    )
+    .await;
+    let engine = f.engine(
+        Arc::new(RuleBackend::new(8.0, |job| {
+            vec![("face_confidence", scattered_failure(job.attempt.seed))]
+        })),
+        "w1",
+        1,
+    );
     let early = f.submit(10, 1).await;
     engine.run_until_idle().await.unwrap();
     let late = f.submit(5, 100).await;
@@ -238,13 +392,28 @@ async fn a_broken_scene_type_stops_retrying_at_attempt_one(store: Arc<dyn Store>
         }
         n
     };
-    assert!(early_attempts >= 20, "the first segments were retried while the history was short ({early_attempts} attempts)");
+    assert!(
+        early_attempts >= 20,
+        "the first segments were retried while the history was short ({early_attempts} attempts)"
+    );
     for s in &late {
         let (seg, attempts) = f.segment(s.id).await;
-        assert_eq!(attempts.len(), 1, "segment {} was retried after the scene type proved broken", seg.id);
+        assert_eq!(
+            attempts.len(),
+            1,
+            "segment {} was retried after the scene type proved broken",
+            seg.id
+        );
         assert_eq!(seg.review_reason, Some(ReviewReason::SystematicFailure));
         assert_eq!(seg.review_evidence["rule"], "broken_workflow");
-        assert!(seg.decision_note.as_deref().unwrap().contains("the workflow looks broken"), "{:?}", seg.decision_note);
+        assert!(
+            seg.decision_note
+                .as_deref()
+                .unwrap()
+                .contains("the workflow looks broken"),
+            "{:?}",
+            seg.decision_note
+        );
     }
 }
 
@@ -257,7 +426,11 @@ async fn cost_aware_stopping_ends_best_of_n_early(store: Arc<dyn Store>) {
     )
     .await;
     let scripts = Arc::new(Mutex::new(HashMap::new()));
-    let engine = f.engine(Arc::new(RuleBackend::new(8.0, scripted(scripts.clone()))), "w1", 1);
+    let engine = f.engine(
+        Arc::new(RuleBackend::new(8.0, scripted(scripts.clone()))),
+        "w1",
+        1,
+    );
     // History: passing scores around 0.8.
     let history = f.submit(6, 1).await;
     {
@@ -282,49 +455,100 @@ async fn cost_aware_stopping_ends_best_of_n_early(store: Arc<dyn Store>) {
     assert_eq!(seg.status, SegmentStatus::Passed);
     assert_eq!(seg.selected_attempt_number, Some(2));
     let note = seg.decision_note.unwrap();
-    assert!(note.starts_with("cost-aware stop: attempt 2 (overall 0.97) kept"), "{note}");
+    assert!(
+        note.starts_with("cost-aware stop: attempt 2 (overall 0.97) kept"),
+        "{note}"
+    );
     assert!(note.contains("expected to gain"), "{note}");
 
     let (seg, attempts) = f.segment(segs[1].id).await;
-    assert_eq!(attempts.len(), 3, "a modest pass (0.71) is improved on, a great one (0.98) ends the search");
+    assert_eq!(
+        attempts.len(),
+        3,
+        "a modest pass (0.71) is improved on, a great one (0.98) ends the search"
+    );
     assert_eq!(seg.selected_attempt_number, Some(3));
-    assert!(seg.decision_note.unwrap().starts_with("cost-aware stop: attempt 3"));
+    assert!(seg
+        .decision_note
+        .unwrap()
+        .starts_with("cost-aware stop: attempt 3"));
 }
 
 async fn parallel_retries_never_exceed_the_budget_or_max_attempts(store: Arc<dyn Store>) {
     const BUDGET: f64 = 420.0;
-    let f = fixture(store, Some(BUDGET), serde_json::json!({"enabled": true, "parallelism": 3, "max_attempts": 4}), face_only()).await;
+    let f = fixture(
+        store,
+        Some(BUDGET),
+        serde_json::json!({"enabled": true, "parallelism": 3, "max_attempts": 4}),
+        face_only(),
+    )
+    .await;
     let mut backend = RuleBackend::new(8.0, |job| {
         // Scattered failures, with a pass now and then.
-        let face = if job.attempt.seed % 7 == 0 { 0.9 } else { scattered_failure(job.attempt.seed) };
+        let face = if job.attempt.seed % 7 == 0 {
+            0.9
+        } else {
+            scattered_failure(job.attempt.seed)
+        };
         vec![("face_confidence", face)]
     });
     backend.audit = Some((current_db_url(), f.project.id));
     let backend = Arc::new(backend);
     let segs = f.submit(40, 1).await;
     // Two workers with four slots each race for the same budget.
-    let (a, b) = (f.engine(backend.clone(), "w1", 4), f.engine(backend.clone(), "w2", 4));
+    let (a, b) = (
+        f.engine(backend.clone(), "w1", 4),
+        f.engine(backend.clone(), "w2", 4),
+    );
     let (ra, rb) = tokio::join!(a.run_until_idle(), b.run_until_idle());
     ra.unwrap();
     rb.unwrap();
 
     let audits = backend.audits.lock().unwrap().clone();
-    assert!(audits.len() >= 30, "every generation audited the budget ({} audits)", audits.len());
+    assert!(
+        audits.len() >= 30,
+        "every generation audited the budget ({} audits)",
+        audits.len()
+    );
     for a in &audits {
-        assert!(a.spent + a.reserved <= BUDGET + 1e-9, "spent {} + reserved {} > budget {BUDGET}", a.spent, a.reserved);
+        assert!(
+            a.spent + a.reserved <= BUDGET + 1e-9,
+            "spent {} + reserved {} > budget {BUDGET}",
+            a.spent,
+            a.reserved
+        );
     }
     let end = budget_audit(&current_db_url(), f.project.id).await;
     assert!(end.spent + end.reserved <= BUDGET + 1e-9);
-    assert!(end.reserved.abs() < 1e-9, "nothing stays reserved once idle");
-    assert!((end.spent - end.ledger_spent).abs() < 1e-6, "the ledger adds up to what was spent");
+    assert!(
+        end.reserved.abs() < 1e-9,
+        "nothing stays reserved once idle"
+    );
+    assert!(
+        (end.spent - end.ledger_spent).abs() < 1e-6,
+        "the ledger adds up to what was spent"
+    );
 
     let mut budget_escalations = 0;
     for s in &segs {
         let (seg, attempts) = f.segment(s.id).await;
-        assert!(seg.status.is_terminal(), "segment {} is {}", seg.id, seg.status);
-        assert!(attempts.iter().all(|a| a.attempt_number <= 4), "segment {}: an attempt beyond max_attempts", seg.id);
+        assert!(
+            seg.status.is_terminal(),
+            "segment {} is {}",
+            seg.id,
+            seg.status
+        );
+        assert!(
+            attempts.iter().all(|a| a.attempt_number <= 4),
+            "segment {}: an attempt beyond max_attempts",
+            seg.id
+        );
         let numbers: Vec<u32> = attempts.iter().map(|a| a.attempt_number).collect();
-        assert_eq!(numbers, (1..=attempts.len() as u32).collect::<Vec<_>>(), "no gap or duplicate");
+        assert_eq!(
+            numbers,
+            (1..=attempts.len() as u32).collect::<Vec<_>>(),
+            "no gap or duplicate"
+        );
         budget_escalations += (seg.review_reason == Some(ReviewReason::BudgetExhausted)) as usize;
     }
     assert!(budget_escalations > 0, "the budget ran out and said so");
@@ -335,7 +559,10 @@ async fn parallel_retries_never_exceed_the_budget_or_max_attempts(store: Arc<dyn
         .map(|e| e.data["attempts"].as_array().map(Vec::len).unwrap_or(0))
         .max()
         .unwrap_or(0);
-    assert!((2..=3).contains(&widest), "retries were scheduled several at once, never more than 3 (widest {widest})");
+    assert!(
+        (2..=3).contains(&widest),
+        "retries were scheduled several at once, never more than 3 (widest {widest})"
+    );
 }
 
 async fn every_choice_is_explained(store: Arc<dyn Store>) {
@@ -351,7 +578,10 @@ async fn every_choice_is_explained(store: Arc<dyn Store>) {
     let engine = f.engine(
         Arc::new(RuleBackend::new(8.0, move |job| {
             let m = s2.lock().unwrap();
-            let list = m.get(&job.attempt.segment_id).cloned().unwrap_or_else(|| vec![(0.9, 1.0)]);
+            let list = m
+                .get(&job.attempt.segment_id)
+                .cloned()
+                .unwrap_or_else(|| vec![(0.9, 1.0)]);
             let (face, black) = list[(job.attempt.attempt_number as usize - 1).min(list.len() - 1)];
             vec![("face_confidence", face), ("black_frames", black)]
         })),
@@ -362,9 +592,15 @@ async fn every_choice_is_explained(store: Arc<dyn Store>) {
     {
         let mut m = scripts.lock().unwrap();
         m.insert(segs[0].id, vec![(0.9, 1.0)]);
-        m.insert(segs[1].id, vec![(0.2, 1.0), (0.45, 1.0), (0.1, 1.0), (0.8, 1.0)]);
+        m.insert(
+            segs[1].id,
+            vec![(0.2, 1.0), (0.45, 1.0), (0.1, 1.0), (0.8, 1.0)],
+        );
         m.insert(segs[2].id, vec![(0.31, 1.0), (0.32, 1.0), (0.31, 1.0)]);
-        m.insert(segs[3].id, vec![(0.1, 1.0), (0.4, 1.0), (0.2, 1.0), (0.45, 1.0)]);
+        m.insert(
+            segs[3].id,
+            vec![(0.1, 1.0), (0.4, 1.0), (0.2, 1.0), (0.45, 1.0)],
+        );
         m.insert(segs[4].id, vec![(0.9, 0.2)]);
     }
     engine.run_until_idle().await.unwrap();
@@ -373,26 +609,50 @@ async fn every_choice_is_explained(store: Arc<dyn Store>) {
         let (seg, attempts) = f.segment(s.id).await;
         assert!(seg.status.is_terminal());
         let note = seg.decision_note.clone().unwrap_or_default();
-        assert!(!note.is_empty(), "segment {} ended {} without a decision note", seg.id, seg.status);
+        assert!(
+            !note.is_empty(),
+            "segment {} ended {} without a decision note",
+            seg.id,
+            seg.status
+        );
         if seg.status == SegmentStatus::NeedsReview {
-            assert!(seg.review_reason.is_some(), "an escalation names its reason");
+            assert!(
+                seg.review_reason.is_some(),
+                "an escalation names its reason"
+            );
         }
         assert_eq!(attempts[0].why.as_deref(), Some("the original generation"));
         for a in attempts.iter().skip(1) {
             retries += 1;
             let why = a.why.as_deref().unwrap_or_default();
             let arm = a.arm.expect("a retry records its arm");
-            assert!(why.contains(&format!("variation {}", arm.as_str())), "attempt {} why names its arm: {why}", a.attempt_number);
-            assert!(why.contains("failure"), "the bandit says what it knows: {why}");
-            assert!(why.contains("failed (face_confidence"), "and what failed: {why}");
+            assert!(
+                why.contains(&format!("variation {}", arm.as_str())),
+                "attempt {} why names its arm: {why}",
+                a.attempt_number
+            );
+            assert!(
+                why.contains("failure"),
+                "the bandit says what it knows: {why}"
+            );
+            assert!(
+                why.contains("failed (face_confidence"),
+                "and what failed: {why}"
+            );
         }
     }
     assert!(retries >= 5);
     let (seg, _) = f.segment(segs[0].id).await;
-    assert_eq!(seg.decision_note.as_deref(), Some("attempt 1 passed (overall 0.95)"));
+    assert_eq!(
+        seg.decision_note.as_deref(),
+        Some("attempt 1 passed (overall 0.95)")
+    );
     let (seg, _) = f.segment(segs[1].id).await;
     assert_eq!(seg.status, SegmentStatus::Passed);
-    assert!(seg.decision_note.unwrap().contains("attempt 4 is the first to pass"));
+    assert!(seg
+        .decision_note
+        .unwrap()
+        .contains("attempt 4 is the first to pass"));
     let (seg, _) = f.segment(segs[2].id).await;
     assert_eq!(seg.review_reason, Some(ReviewReason::SystematicFailure));
     assert_eq!(seg.review_evidence["rule"], "stuck_scores");

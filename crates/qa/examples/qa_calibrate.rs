@@ -6,7 +6,9 @@
 //! `… -- score FILE` scores one video with every built-in check.
 
 use retake_core::qa::CheckConfig;
-use retake_qa::{reference_image_path, render_clip, score_with_timings, ClipSpec, QaSettings, BUILTIN_CHECKS};
+use retake_qa::{
+    reference_image_path, render_clip, score_with_timings, ClipSpec, QaSettings, BUILTIN_CHECKS,
+};
 use serde_json::json;
 use std::path::Path;
 use std::time::Instant;
@@ -30,25 +32,139 @@ fn all_checks() -> Vec<CheckConfig> {
 async fn table(dir: &Path) -> anyhow::Result<()> {
     let cases: Vec<(&str, ClipSpec)> = vec![
         ("clean", ClipSpec::default()),
-        ("clean, seed 1", ClipSpec { seed: 1, ..Default::default() }),
-        ("clean, seed 2", ClipSpec { seed: 2, ..Default::default() }),
-        ("blur σ1", ClipSpec { blur_sigma: 1.0, ..Default::default() }),
-        ("blur σ2", ClipSpec { blur_sigma: 2.0, ..Default::default() }),
-        ("blur σ3", ClipSpec { blur_sigma: 3.0, ..Default::default() }),
-        ("blur σ4", ClipSpec { blur_sigma: 4.0, ..Default::default() }),
-        ("blur σ6", ClipSpec { blur_sigma: 6.0, ..Default::default() }),
-        ("blur σ8", ClipSpec { blur_sigma: 8.0, ..Default::default() }),
-        ("noise 15", ClipSpec { noise: 15.0, ..Default::default() }),
-        ("noise 30", ClipSpec { noise: 30.0, ..Default::default() }),
-        ("noise 60", ClipSpec { noise: 60.0, ..Default::default() }),
-        ("noise 100", ClipSpec { noise: 100.0, ..Default::default() }),
-        ("warp 0.25", ClipSpec { warp: 0.25, ..Default::default() }),
-        ("warp 0.5", ClipSpec { warp: 0.5, ..Default::default() }),
-        ("warp 0.75", ClipSpec { warp: 0.75, ..Default::default() }),
-        ("warp 1.0", ClipSpec { warp: 1.0, ..Default::default() }),
-        ("black 0.25", ClipSpec { black_fraction: 0.25, ..Default::default() }),
-        ("black 0.6", ClipSpec { black_fraction: 0.6, ..Default::default() }),
-        ("frozen", ClipSpec { frozen: true, ..Default::default() }),
+        (
+            "clean, seed 1",
+            ClipSpec {
+                seed: 1,
+                ..Default::default()
+            },
+        ),
+        (
+            "clean, seed 2",
+            ClipSpec {
+                seed: 2,
+                ..Default::default()
+            },
+        ),
+        (
+            "blur σ1",
+            ClipSpec {
+                blur_sigma: 1.0,
+                ..Default::default()
+            },
+        ),
+        (
+            "blur σ2",
+            ClipSpec {
+                blur_sigma: 2.0,
+                ..Default::default()
+            },
+        ),
+        (
+            "blur σ3",
+            ClipSpec {
+                blur_sigma: 3.0,
+                ..Default::default()
+            },
+        ),
+        (
+            "blur σ4",
+            ClipSpec {
+                blur_sigma: 4.0,
+                ..Default::default()
+            },
+        ),
+        (
+            "blur σ6",
+            ClipSpec {
+                blur_sigma: 6.0,
+                ..Default::default()
+            },
+        ),
+        (
+            "blur σ8",
+            ClipSpec {
+                blur_sigma: 8.0,
+                ..Default::default()
+            },
+        ),
+        (
+            "noise 15",
+            ClipSpec {
+                noise: 15.0,
+                ..Default::default()
+            },
+        ),
+        (
+            "noise 30",
+            ClipSpec {
+                noise: 30.0,
+                ..Default::default()
+            },
+        ),
+        (
+            "noise 60",
+            ClipSpec {
+                noise: 60.0,
+                ..Default::default()
+            },
+        ),
+        (
+            "noise 100",
+            ClipSpec {
+                noise: 100.0,
+                ..Default::default()
+            },
+        ),
+        (
+            "warp 0.25",
+            ClipSpec {
+                warp: 0.25,
+                ..Default::default()
+            },
+        ),
+        (
+            "warp 0.5",
+            ClipSpec {
+                warp: 0.5,
+                ..Default::default()
+            },
+        ),
+        (
+            "warp 0.75",
+            ClipSpec {
+                warp: 0.75,
+                ..Default::default()
+            },
+        ),
+        (
+            "warp 1.0",
+            ClipSpec {
+                warp: 1.0,
+                ..Default::default()
+            },
+        ),
+        (
+            "black 0.25",
+            ClipSpec {
+                black_fraction: 0.25,
+                ..Default::default()
+            },
+        ),
+        (
+            "black 0.6",
+            ClipSpec {
+                black_fraction: 0.6,
+                ..Default::default()
+            },
+        ),
+        (
+            "frozen",
+            ClipSpec {
+                frozen: true,
+                ..Default::default()
+            },
+        ),
     ];
     let checks = all_checks();
     let settings = QaSettings::default();
@@ -79,11 +195,21 @@ async fn table(dir: &Path) -> anyhow::Result<()> {
 }
 
 async fn bench(dir: &Path) -> anyhow::Result<()> {
-    let spec = ClipSpec { width: 1280, height: 720, fps: 24, seconds: 10.0, seed: 3, ..Default::default() };
+    let spec = ClipSpec {
+        width: 1280,
+        height: 720,
+        fps: 24,
+        seconds: 10.0,
+        seed: 3,
+        ..Default::default()
+    };
     let out = dir.join("bench_720p.mp4");
     let t = Instant::now();
     render_clip(&spec, &out).await?;
-    println!("rendered 10 s 1280x720 24 fps clip in {:.0} ms", t.elapsed().as_secs_f64() * 1000.0);
+    println!(
+        "rendered 10 s 1280x720 24 fps clip in {:.0} ms",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
     let mut checks = all_checks();
     for c in &mut checks {
         if c.check == "technical" {
@@ -92,7 +218,10 @@ async fn bench(dir: &Path) -> anyhow::Result<()> {
     }
     for run in 1..=4 {
         // The last run uses one detector thread, to show what the second thread buys.
-        let settings = QaSettings { threads: if run == 4 { 1 } else { 2 }, ..Default::default() };
+        let settings = QaSettings {
+            threads: if run == 4 { 1 } else { 2 },
+            ..Default::default()
+        };
         let (scores, t) = score_with_timings(&settings, &out, &checks)?;
         println!(
             "run {run} ({} threads): total {:.0} ms (decode {:.0} ms, {} frames), real-time factor {:.1}x, checks: {}",
@@ -104,7 +233,10 @@ async fn bench(dir: &Path) -> anyhow::Result<()> {
             t.checks.iter().map(|(k, v)| format!("{k} {v:.1} ms")).collect::<Vec<_>>().join(", ")
         );
         if run == 1 {
-            let summary: Vec<String> = scores.iter().map(|s| format!("{} {:.2}", s.check, s.score)).collect();
+            let summary: Vec<String> = scores
+                .iter()
+                .map(|s| format!("{} {:.2}", s.check, s.score))
+                .collect();
             println!("scores: {}", summary.join(", "));
         }
     }
@@ -118,8 +250,11 @@ async fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("bench") => bench(dir.path()).await,
         Some("score") => {
-            let file = args.get(1).ok_or_else(|| anyhow::anyhow!("usage: score FILE"))?;
-            let (scores, t) = score_with_timings(&QaSettings::default(), Path::new(file), &all_checks())?;
+            let file = args
+                .get(1)
+                .ok_or_else(|| anyhow::anyhow!("usage: score FILE"))?;
+            let (scores, t) =
+                score_with_timings(&QaSettings::default(), Path::new(file), &all_checks())?;
             println!("{}", serde_json::to_string_pretty(&scores)?);
             println!("{t:?}");
             Ok(())

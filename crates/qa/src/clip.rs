@@ -67,8 +67,13 @@ pub fn reference_image_path() -> PathBuf {
     if let Ok(p) = in_tree.canonicalize() {
         return p;
     }
-    let copy = std::env::temp_dir().join(format!("retake-reference-faces-{}.jpg", REFERENCE_JPEG.len()));
-    let up_to_date = std::fs::metadata(&copy).map(|m| m.len() == REFERENCE_JPEG.len() as u64).unwrap_or(false);
+    let copy = std::env::temp_dir().join(format!(
+        "retake-reference-faces-{}.jpg",
+        REFERENCE_JPEG.len()
+    ));
+    let up_to_date = std::fs::metadata(&copy)
+        .map(|m| m.len() == REFERENCE_JPEG.len() as u64)
+        .unwrap_or(false);
     if !up_to_date {
         // Write then rename, so a concurrent reader never sees half a file.
         let tmp = copy.with_extension(format!("{}.tmp", std::process::id()));
@@ -148,7 +153,11 @@ impl ClipSpec {
         }
         let noise_seed = rng.next_u64() % 1_000_000;
         let noise = |temporal: bool| {
-            format!("noise=alls={:.1}:allf={}:all_seed={noise_seed}", self.noise, if temporal { "t+u" } else { "u" })
+            format!(
+                "noise=alls={:.1}:allf={}:all_seed={noise_seed}",
+                self.noise,
+                if temporal { "t+u" } else { "u" }
+            )
         };
         if self.frozen && self.noise > 0.0 {
             f.push(noise(false));
@@ -162,7 +171,11 @@ impl ClipSpec {
         } else {
             (zoom_to, 1.0)
         };
-        let (px, py) = if self.frozen { (0.0, 0.0) } else { (rng.range(-0.6, 0.6), rng.range(-0.6, 0.6)) };
+        let (px, py) = if self.frozen {
+            (0.0, 0.0)
+        } else {
+            (rng.range(-0.6, 0.6), rng.range(-0.6, 0.6))
+        };
         let last = (n.max(2) - 1) as f64;
         f.push(format!(
             "zoompan=z='{z0:.4}+({z1:.4}-{z0:.4})*on/{last}':x='(iw-iw/zoom)*(0.5+{px:.3}*(on/{last}-0.5))':y='(ih-ih/zoom)*(0.5+{py:.3}*(on/{last}-0.5))':d={n}:s={w}x{h}:fps={}",
@@ -194,7 +207,17 @@ pub async fn render_clip(spec: &ClipSpec, out: &Path) -> Result<(), QaError> {
         .arg(&reference)
         .arg("-vf")
         .arg(spec.filter_graph())
-        .args(["-frames:v", &n.to_string(), "-an", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
+        .args([
+            "-frames:v",
+            &n.to_string(),
+            "-an",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
         .args(["-threads", "2", "-movflags", "+faststart", "-f", "mp4"])
         .arg(out)
         .stdin(Stdio::null())
@@ -204,11 +227,20 @@ pub async fn render_clip(spec: &ClipSpec, out: &Path) -> Result<(), QaError> {
     let timeout = Duration::from_secs_f64(60.0 + spec.seconds * 10.0);
     let output = tokio::time::timeout(timeout, cmd.output())
         .await
-        .map_err(|_| QaError::Render(format!("ffmpeg did not finish within {} s", timeout.as_secs())))?
+        .map_err(|_| {
+            QaError::Render(format!(
+                "ffmpeg did not finish within {} s",
+                timeout.as_secs()
+            ))
+        })?
         .map_err(|e| QaError::Render(format!("cannot start ffmpeg: {e}")))?;
     if !output.status.success() {
         let tail = crate::process::tail_lossy(&output.stderr, crate::process::STDERR_TAIL_BYTES);
-        return Err(QaError::Render(format!("ffmpeg exited with {}: {}", output.status, tail.trim())));
+        return Err(QaError::Render(format!(
+            "ffmpeg exited with {}: {}",
+            output.status,
+            tail.trim()
+        )));
     }
     Ok(())
 }
@@ -219,16 +251,38 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_graph_and_another_seed_another() {
-        let a = ClipSpec { seed: 7, noise: 10.0, black_fraction: 0.25, ..Default::default() };
+        let a = ClipSpec {
+            seed: 7,
+            noise: 10.0,
+            black_fraction: 0.25,
+            ..Default::default()
+        };
         assert_eq!(a.filter_graph(), a.clone().filter_graph());
-        assert_ne!(a.filter_graph(), ClipSpec { seed: 8, ..a.clone() }.filter_graph());
+        assert_ne!(
+            a.filter_graph(),
+            ClipSpec {
+                seed: 8,
+                ..a.clone()
+            }
+            .filter_graph()
+        );
         assert!(a.filter_graph().contains("drawbox"));
     }
 
     #[test]
     fn invalid_specs_are_rejected() {
-        assert!(ClipSpec { warp: 2.0, ..Default::default() }.validate().is_err());
-        assert!(ClipSpec { seconds: 0.0, ..Default::default() }.validate().is_err());
+        assert!(ClipSpec {
+            warp: 2.0,
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+        assert!(ClipSpec {
+            seconds: 0.0,
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
         assert!(ClipSpec::default().validate().is_ok());
     }
 

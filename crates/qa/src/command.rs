@@ -26,7 +26,10 @@ use tokio::process::Command;
 const MAX_STDOUT: usize = 16 << 20;
 
 /// Runs one command check against `video`.
-pub async fn run_command_check(cmd: &CommandCheck, video: &Path) -> Result<Vec<CheckScore>, QaError> {
+pub async fn run_command_check(
+    cmd: &CommandCheck,
+    video: &Path,
+) -> Result<Vec<CheckScore>, QaError> {
     let fail = |cause: String, stderr: &str| QaError::Command {
         name: cmd.name.clone(),
         program: cmd.program.clone(),
@@ -50,8 +53,16 @@ pub async fn run_command_check(cmd: &CommandCheck, video: &Path) -> Result<Vec<C
     let pid = child.id();
 
     let stderr_tail = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let stderr_task = child.stderr.take().map(|s| tokio::spawn(keep_tail(s, Arc::clone(&stderr_tail))));
-    let read_stderr = || tail_lossy(&stderr_tail.lock().map(|b| b.clone()).unwrap_or_default(), STDERR_TAIL_BYTES);
+    let stderr_task = child
+        .stderr
+        .take()
+        .map(|s| tokio::spawn(keep_tail(s, Arc::clone(&stderr_tail))));
+    let read_stderr = || {
+        tail_lossy(
+            &stderr_tail.lock().map(|b| b.clone()).unwrap_or_default(),
+            STDERR_TAIL_BYTES,
+        )
+    };
 
     let input = match &cmd.config {
         Value::Null => b"{}".to_vec(),
@@ -90,7 +101,12 @@ pub async fn run_command_check(cmd: &CommandCheck, video: &Path) -> Result<Vec<C
     let stderr = read_stderr();
 
     let (out, status) = match outcome {
-        Err(_) => return Err(fail(format!("timed out after {} s and was killed", cmd.timeout_seconds), &stderr)),
+        Err(_) => {
+            return Err(fail(
+                format!("timed out after {} s and was killed", cmd.timeout_seconds),
+                &stderr,
+            ))
+        }
         Ok(r) => r,
     };
     let status = status.map_err(|e| fail(format!("could not be waited for: {e}"), &stderr))?;
@@ -99,7 +115,10 @@ pub async fn run_command_check(cmd: &CommandCheck, video: &Path) -> Result<Vec<C
         return Err(fail(format!("exited with {status}"), &stderr));
     }
     if out.len() > MAX_STDOUT {
-        return Err(fail(format!("printed more than {MAX_STDOUT} bytes"), &stderr));
+        return Err(fail(
+            format!("printed more than {MAX_STDOUT} bytes"),
+            &stderr,
+        ));
     }
     parse_results(&out).map_err(|cause| fail(cause, &stderr))
 }
@@ -138,7 +157,10 @@ pub fn parse_results(stdout: &[u8]) -> Result<Vec<CheckScore>, String> {
         let shown: String = text.trim().chars().take(200).collect();
         format!("printed malformed JSON ({e}): {shown:?}")
     })?;
-    let results = json.get("results").and_then(Value::as_array).ok_or("printed no `results` array".to_string())?;
+    let results = json
+        .get("results")
+        .and_then(Value::as_array)
+        .ok_or("printed no `results` array".to_string())?;
     if results.is_empty() {
         return Err("printed an empty `results` array".into());
     }
@@ -156,10 +178,16 @@ pub fn parse_results(stdout: &[u8]) -> Result<Vec<CheckScore>, String> {
                 .and_then(Value::as_f64)
                 .ok_or(format!("results[{i}] (`{check}`) has no numeric `score`"))?;
             if !(score.is_finite() && (0.0..=1.0).contains(&score)) {
-                return Err(format!("results[{i}] (`{check}`) score {score} is outside 0..=1"));
+                return Err(format!(
+                    "results[{i}] (`{check}`) score {score} is outside 0..=1"
+                ));
             }
             let details = r.get("details").cloned().unwrap_or(Value::Null);
-            Ok(CheckScore { check: check.to_string(), score, details })
+            Ok(CheckScore {
+                check: check.to_string(),
+                score,
+                details,
+            })
         })
         .collect()
 }
@@ -170,7 +198,10 @@ mod tests {
 
     #[test]
     fn well_formed_results_parse() {
-        let r = parse_results(br#"{"results": [{"check": "duration", "score": 0.8, "details": {"s": 3}}]}"#).unwrap();
+        let r = parse_results(
+            br#"{"results": [{"check": "duration", "score": 0.8, "details": {"s": 3}}]}"#,
+        )
+        .unwrap();
         assert_eq!(r[0].check, "duration");
         assert_eq!(r[0].score, 0.8);
         assert_eq!(r[0].details["s"], 3);
@@ -178,11 +209,25 @@ mod tests {
 
     #[test]
     fn malformed_results_say_what_is_wrong() {
-        assert!(parse_results(b"not json").unwrap_err().contains("malformed JSON"));
+        assert!(parse_results(b"not json")
+            .unwrap_err()
+            .contains("malformed JSON"));
         assert!(parse_results(b"{}").unwrap_err().contains("no `results`"));
-        assert!(parse_results(br#"{"results": []}"#).unwrap_err().contains("empty"));
-        assert!(parse_results(br#"{"results": [{"check": "x", "score": 1.5}]}"#).unwrap_err().contains("outside"));
-        assert!(parse_results(br#"{"results": [{"check": "x", "score": "high"}]}"#).unwrap_err().contains("numeric"));
-        assert!(parse_results(br#"{"results": [{"score": 0.5}]}"#).unwrap_err().contains("no `check`"));
+        assert!(parse_results(br#"{"results": []}"#)
+            .unwrap_err()
+            .contains("empty"));
+        assert!(
+            parse_results(br#"{"results": [{"check": "x", "score": 1.5}]}"#)
+                .unwrap_err()
+                .contains("outside")
+        );
+        assert!(
+            parse_results(br#"{"results": [{"check": "x", "score": "high"}]}"#)
+                .unwrap_err()
+                .contains("numeric")
+        );
+        assert!(parse_results(br#"{"results": [{"score": 0.5}]}"#)
+            .unwrap_err()
+            .contains("no `check`"));
     }
 }

@@ -46,13 +46,20 @@ pub struct GrayFrame {
 impl GrayFrame {
     pub fn new(width: u32, height: u32, data: Vec<u8>) -> Self {
         debug_assert_eq!(data.len(), width as usize * height as usize);
-        Self { width, height, data }
+        Self {
+            width,
+            height,
+            data,
+        }
     }
 }
 
 /// Reads resolution, frame rate and duration with ffprobe.
 pub fn probe(path: &Path) -> Result<VideoInfo, QaError> {
-    let unreadable = |reason: String| QaError::Unreadable { path: path.display().to_string(), reason };
+    let unreadable = |reason: String| QaError::Unreadable {
+        path: path.display().to_string(),
+        reason,
+    };
     if !path.is_file() {
         return Err(unreadable("no such file".into()));
     }
@@ -70,10 +77,19 @@ pub fn probe(path: &Path) -> Result<VideoInfo, QaError> {
     .map(|s| s.to_string())
     .chain([path_arg(path)])
     .collect::<Vec<_>>();
-    let out = run_tool("ffprobe", &args, Duration::from_secs(30), 1 << 20).map_err(|e| unreadable(e.to_string()))?;
-    let json: Value = serde_json::from_slice(&out.stdout).map_err(|e| unreadable(format!("ffprobe output: {e}")))?;
-    let stream = json["streams"].get(0).ok_or_else(|| unreadable("no video stream".into()))?;
-    let dim = |k: &str| stream[k].as_u64().filter(|v| *v > 0 && *v <= 16384).map(|v| v as u32);
+    let out = run_tool("ffprobe", &args, Duration::from_secs(30), 1 << 20)
+        .map_err(|e| unreadable(e.to_string()))?;
+    let json: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| unreadable(format!("ffprobe output: {e}")))?;
+    let stream = json["streams"]
+        .get(0)
+        .ok_or_else(|| unreadable("no video stream".into()))?;
+    let dim = |k: &str| {
+        stream[k]
+            .as_u64()
+            .filter(|v| *v > 0 && *v <= 16384)
+            .map(|v| v as u32)
+    };
     let (Some(width), Some(height)) = (dim("width"), dim("height")) else {
         return Err(unreadable("video stream has no usable resolution".into()));
     };
@@ -87,7 +103,12 @@ pub fn probe(path: &Path) -> Result<VideoInfo, QaError> {
         .filter_map(|v| v.as_str().and_then(|s| s.parse::<f64>().ok()))
         .find(|d| d.is_finite() && *d > 0.0)
         .unwrap_or(0.0);
-    Ok(VideoInfo { width, height, fps, duration_seconds })
+    Ok(VideoInfo {
+        width,
+        height,
+        fps,
+        duration_seconds,
+    })
 }
 
 /// `"30000/1001"` → 29.97; `"0/0"` → None.
@@ -143,14 +164,28 @@ pub fn decode_gray(
     ];
     // Generous: decoding runs many times faster than real time; this only catches a hung ffmpeg.
     let timeout = Duration::from_secs_f64(120.0 + 4.0 * info.duration_seconds.min(86_400.0));
-    let out = run_tool("ffmpeg", &args, timeout, frame_bytes * (MAX_SAMPLED_FRAMES + 1))
-        .map_err(|e| QaError::Unreadable { path: path.display().to_string(), reason: e.to_string() })?;
-    let frames: Vec<GrayFrame> =
-        out.stdout.chunks_exact(frame_bytes).map(|c| GrayFrame::new(width, height, c.to_vec())).collect();
+    let out = run_tool(
+        "ffmpeg",
+        &args,
+        timeout,
+        frame_bytes * (MAX_SAMPLED_FRAMES + 1),
+    )
+    .map_err(|e| QaError::Unreadable {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let frames: Vec<GrayFrame> = out
+        .stdout
+        .chunks_exact(frame_bytes)
+        .map(|c| GrayFrame::new(width, height, c.to_vec()))
+        .collect();
     if frames.is_empty() {
         return Err(QaError::Unreadable {
             path: path.display().to_string(),
-            reason: format!("ffmpeg decoded no frames; stderr: {}", quote_tail(&out.stderr_tail)),
+            reason: format!(
+                "ffmpeg decoded no frames; stderr: {}",
+                quote_tail(&out.stderr_tail)
+            ),
         });
     }
     Ok(frames)
@@ -161,7 +196,10 @@ pub fn decode_gray(
 /// is scaled to cover that size and centre-cropped (as image-to-video models frame their input),
 /// never stretched: stretched faces are not detected.
 pub fn load_gray_image(path: &Path, width: u32, height: u32) -> Result<GrayFrame, QaError> {
-    let unreadable = |reason: String| QaError::Unreadable { path: path.display().to_string(), reason };
+    let unreadable = |reason: String| QaError::Unreadable {
+        path: path.display().to_string(),
+        reason,
+    };
     if !path.is_file() {
         return Err(unreadable("no such file".into()));
     }
@@ -182,9 +220,13 @@ pub fn load_gray_image(path: &Path, width: u32, height: u32) -> Result<GrayFrame
         "-".into(),
     ];
     let n = width as usize * height as usize;
-    let out = run_tool("ffmpeg", &args, Duration::from_secs(60), n + 1).map_err(|e| unreadable(e.to_string()))?;
+    let out = run_tool("ffmpeg", &args, Duration::from_secs(60), n + 1)
+        .map_err(|e| unreadable(e.to_string()))?;
     if out.stdout.len() != n {
-        return Err(unreadable(format!("ffmpeg returned {} bytes for a {width}×{height} image", out.stdout.len())));
+        return Err(unreadable(format!(
+            "ffmpeg returned {} bytes for a {width}×{height} image",
+            out.stdout.len()
+        )));
     }
     Ok(GrayFrame::new(width, height, out.stdout))
 }
@@ -206,7 +248,10 @@ pub fn downscale(src: &GrayFrame, width: u32, height: u32) -> GrayFrame {
         row_sum.iter_mut().for_each(|v| *v = 0);
         for sy in y0..y1 {
             let row = &src.data[sy * sw..(sy + 1) * sw];
-            row_sum.iter_mut().zip(row).for_each(|(acc, &p)| *acc += p as u32);
+            row_sum
+                .iter_mut()
+                .zip(row)
+                .for_each(|(acc, &p)| *acc += p as u32);
         }
         let rows = (y1 - y0) as u32;
         for (x, &(x0, x1)) in xs.iter().enumerate() {

@@ -95,7 +95,10 @@ pub fn detect_all(frames: &[&GrayFrame], threads: usize) -> Result<Vec<Vec<f64>>
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(QaError::Internal("face detection panicked".into()))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(QaError::Internal("face detection panicked".into())))
+            })
             .collect()
     });
     let mut out = vec![Vec::new(); frames.len()];
@@ -110,7 +113,9 @@ pub fn detect_all(frames: &[&GrayFrame], threads: usize) -> Result<Vec<Vec<f64>>
 /// `(1/N) Σ_k min(1, frame[k] / reference[k])` over the first `n` ranks; both lists sorted high to
 /// low. Reference ranks beyond its length reuse its weakest score; no reference faces gives 0.
 pub fn rank_score(frame: &[f64], reference: &[f64], n: usize) -> f64 {
-    let Some(&weakest) = reference.last() else { return 0.0 };
+    let Some(&weakest) = reference.last() else {
+        return 0.0;
+    };
     if n == 0 {
         return 1.0;
     }
@@ -165,7 +170,9 @@ pub fn face_confidence(
     let mut jobs: Vec<&GrayFrame> = frames.to_vec();
     if let Some((_, image)) = reference {
         if (image.width, image.height) != (first.width, first.height) {
-            return Err(QaError::Internal("face reference is not at the detection size".into()));
+            return Err(QaError::Internal(
+                "face reference is not at the detection size".into(),
+            ));
         }
         jobs.push(image);
     }
@@ -202,10 +209,17 @@ pub fn face_confidence(
         }
     };
     let n = expected.unwrap_or(reference.len());
-    let per_frame: Vec<f64> = detected.iter().map(|s| rank_score(s, &reference, n)).collect();
+    let per_frame: Vec<f64> = detected
+        .iter()
+        .map(|s| rank_score(s, &reference, n))
+        .collect();
     let score = percentile(&per_frame, pct);
-    let (worst, worst_score) =
-        per_frame.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).map(|(i, s)| (i, *s)).unwrap_or((0, 0.0));
+    let (worst, worst_score) = per_frame
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, s)| (i, *s))
+        .unwrap_or((0, 0.0));
     let round = |v: f64| (v * 1000.0).round() / 1000.0;
     Ok(CheckScore {
         check: CHECK.into(),

@@ -34,11 +34,20 @@ pub enum QaError {
     #[error("{tool}: {message}")]
     Tool { tool: String, message: String },
     #[error("check `{check}`: option `{option}` {reason}")]
-    InvalidOption { check: String, option: String, reason: String },
+    InvalidOption {
+        check: String,
+        option: String,
+        reason: String,
+    },
     #[error("invalid QA settings: {0}")]
     Settings(String),
     #[error("command check `{name}` ({program}) {cause}; stderr: {stderr}")]
-    Command { name: String, program: String, cause: String, stderr: String },
+    Command {
+        name: String,
+        program: String,
+        cause: String,
+        stderr: String,
+    },
     #[error("clip rendering failed: {0}")]
     Render(String),
     #[error("internal QA error: {0}")]

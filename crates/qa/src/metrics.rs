@@ -58,7 +58,12 @@ pub fn mean_abs_diff(a: &GrayFrame, b: &GrayFrame) -> f64 {
     if a.data.len() != b.data.len() || a.data.is_empty() {
         return 255.0;
     }
-    let sum: u64 = a.data.iter().zip(&b.data).map(|(&x, &y)| x.abs_diff(y) as u64).sum();
+    let sum: u64 = a
+        .data
+        .iter()
+        .zip(&b.data)
+        .map(|(&x, &y)| x.abs_diff(y) as u64)
+        .sum();
     sum as f64 / a.data.len() as f64
 }
 
@@ -70,10 +75,14 @@ pub fn laplacian_var(f: &GrayFrame) -> f64 {
     }
     let (mut sum, mut sq, mut n) = (0i64, 0i64, 0i64);
     for y in 1..h - 1 {
-        let (up, row, down) =
-            (&f.data[(y - 1) * w..y * w], &f.data[y * w..(y + 1) * w], &f.data[(y + 1) * w..(y + 2) * w]);
+        let (up, row, down) = (
+            &f.data[(y - 1) * w..y * w],
+            &f.data[y * w..(y + 1) * w],
+            &f.data[(y + 1) * w..(y + 2) * w],
+        );
         for x in 1..w - 1 {
-            let l = up[x] as i64 + down[x] as i64 + row[x - 1] as i64 + row[x + 1] as i64 - 4 * row[x] as i64;
+            let l = up[x] as i64 + down[x] as i64 + row[x - 1] as i64 + row[x + 1] as i64
+                - 4 * row[x] as i64;
             sum += l;
             sq += l * l;
             n += 1;
@@ -97,7 +106,11 @@ fn list(values: impl Iterator<Item = f64>) -> Vec<f64> {
     values.take(240).map(round3).collect()
 }
 
-pub fn black_frames(options: &Value, frames: &[&GrayFrame], fps: f64) -> Result<CheckScore, QaError> {
+pub fn black_frames(
+    options: &Value,
+    frames: &[&GrayFrame],
+    fps: f64,
+) -> Result<CheckScore, QaError> {
     const CHECK: &str = "black_frames";
     let black_luma = opt_f64(options, CHECK, "black_luma")?.unwrap_or(24.0);
     let black_std = opt_f64(options, CHECK, "black_std")?.unwrap_or(10.0);
@@ -128,21 +141,37 @@ pub fn black_frames(options: &Value, frames: &[&GrayFrame], fps: f64) -> Result<
 }
 
 fn pair_diffs(frames: &[&GrayFrame]) -> Vec<f64> {
-    frames.windows(2).map(|w| mean_abs_diff(w[0], w[1])).collect()
+    frames
+        .windows(2)
+        .map(|w| mean_abs_diff(w[0], w[1]))
+        .collect()
 }
 
-pub fn frozen_frames(options: &Value, frames: &[&GrayFrame], fps: f64) -> Result<CheckScore, QaError> {
+pub fn frozen_frames(
+    options: &Value,
+    frames: &[&GrayFrame],
+    fps: f64,
+) -> Result<CheckScore, QaError> {
     const CHECK: &str = "frozen_frames";
     let epsilon = opt_f64(options, CHECK, "epsilon")?.unwrap_or(0.5);
     let diffs = pair_diffs(frames);
-    let frozen: Vec<usize> = diffs.iter().enumerate().filter(|(_, d)| **d < epsilon).map(|(i, _)| i + 1).collect();
+    let frozen: Vec<usize> = diffs
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| **d < epsilon)
+        .map(|(i, _)| i + 1)
+        .collect();
     let (mut longest, mut run) = (0usize, 0usize);
     for d in &diffs {
         run = if *d < epsilon { run + 1 } else { 0 };
         longest = longest.max(run);
     }
     // One frame cannot be judged frozen.
-    let score = if diffs.is_empty() { 1.0 } else { 1.0 - frozen.len() as f64 / diffs.len() as f64 };
+    let score = if diffs.is_empty() {
+        1.0
+    } else {
+        1.0 - frozen.len() as f64 / diffs.len() as f64
+    };
     Ok(CheckScore {
         check: CHECK.into(),
         score: round3(score),
@@ -164,11 +193,20 @@ pub fn sharpness_reference_option(options: &Value) -> Result<Option<f64>, QaErro
 }
 
 /// `reference_var` is the explicit option, the reference image's variance, or the default.
-pub fn sharpness(frames: &[&GrayFrame], fps: f64, reference_var: f64, reference_source: &str) -> CheckScore {
+pub fn sharpness(
+    frames: &[&GrayFrame],
+    fps: f64,
+    reference_var: f64,
+    reference_source: &str,
+) -> CheckScore {
     let vars: Vec<f64> = frames.iter().map(|f| laplacian_var(f)).collect();
     let median = crate::face::percentile(&vars, 50.0);
-    let (worst, worst_var) =
-        vars.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).map(|(i, v)| (i, *v)).unwrap_or((0, 0.0));
+    let (worst, worst_var) = vars
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, v)| (i, *v))
+        .unwrap_or((0, 0.0));
     CheckScore {
         check: "sharpness".into(),
         score: round3((median / reference_var).sqrt().clamp(0.0, 1.0)),
@@ -201,7 +239,11 @@ pub fn motion(options: &Value, frames: &[&GrayFrame], fps: f64) -> Result<CheckS
     }
     let diffs = pair_diffs(frames);
     let m = crate::face::percentile(&diffs, 50.0);
-    let mean = if diffs.is_empty() { 0.0 } else { diffs.iter().sum::<f64>() / diffs.len() as f64 };
+    let mean = if diffs.is_empty() {
+        0.0
+    } else {
+        diffs.iter().sum::<f64>() / diffs.len() as f64
+    };
     let score = if m <= static_below || m >= chaotic_above {
         0.0
     } else if m < calm_from {
@@ -243,7 +285,15 @@ mod tests {
     }
 
     fn checker(phase: usize) -> GrayFrame {
-        let data = (0..32 * 18).map(|i| if (i % 32 + i / 32 + phase) % 2 == 0 { 40 } else { 200 }).collect();
+        let data = (0..32 * 18)
+            .map(|i| {
+                if (i % 32 + i / 32 + phase) % 2 == 0 {
+                    40
+                } else {
+                    200
+                }
+            })
+            .collect();
         GrayFrame::new(32, 18, data)
     }
 
@@ -258,7 +308,12 @@ mod tests {
     #[test]
     fn repeated_frames_are_frozen_and_changing_ones_are_not() {
         let (a, b) = (checker(0), checker(1));
-        assert_eq!(frozen_frames(&Value::Null, &[&a, &b, &a, &b], 2.0).unwrap().score, 1.0);
+        assert_eq!(
+            frozen_frames(&Value::Null, &[&a, &b, &a, &b], 2.0)
+                .unwrap()
+                .score,
+            1.0
+        );
         let s = frozen_frames(&Value::Null, &[&a, &a, &a, &b], 2.0).unwrap();
         assert!((s.score - 1.0 / 3.0).abs() < 0.001);
         assert_eq!(s.details["longest_frozen_seconds"], 1.0);
@@ -279,6 +334,11 @@ mod tests {
         assert_eq!(motion(&Value::Null, &[&a, &b, &a], 2.0).unwrap().score, 0.0);
         let (c, d) = (flat(100), flat(110));
         assert_eq!(motion(&Value::Null, &[&c, &d, &c], 2.0).unwrap().score, 1.0);
-        assert!(motion(&serde_json::json!({"static_below": 5, "calm_from": 1}), &[&c], 2.0).is_err());
+        assert!(motion(
+            &serde_json::json!({"static_below": 5, "calm_from": 1}),
+            &[&c],
+            2.0
+        )
+        .is_err());
     }
 }

@@ -8,7 +8,11 @@ use crate::QaError;
 use serde_json::Value;
 
 fn invalid(check: &str, option: &str, reason: &str) -> QaError {
-    QaError::InvalidOption { check: check.into(), option: option.into(), reason: reason.into() }
+    QaError::InvalidOption {
+        check: check.into(),
+        option: option.into(),
+        reason: reason.into(),
+    }
 }
 
 fn get<'a>(options: &'a Value, key: &str) -> Option<&'a Value> {
@@ -19,9 +23,11 @@ fn get<'a>(options: &'a Value, key: &str) -> Option<&'a Value> {
 pub fn opt_f64(options: &Value, check: &str, key: &str) -> Result<Option<f64>, QaError> {
     match get(options, key) {
         None => Ok(None),
-        Some(v) => {
-            v.as_f64().filter(|f| f.is_finite()).map(Some).ok_or_else(|| invalid(check, key, "must be a finite number"))
-        }
+        Some(v) => v
+            .as_f64()
+            .filter(|f| f.is_finite())
+            .map(Some)
+            .ok_or_else(|| invalid(check, key, "must be a finite number")),
     }
 }
 
@@ -37,7 +43,10 @@ pub fn opt_positive(options: &Value, check: &str, key: &str) -> Result<Option<f6
 pub fn opt_u64(options: &Value, check: &str, key: &str) -> Result<Option<u64>, QaError> {
     match get(options, key) {
         None => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or_else(|| invalid(check, key, "must be a non-negative integer")),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| invalid(check, key, "must be a non-negative integer")),
     }
 }
 

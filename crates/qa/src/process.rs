@@ -33,7 +33,10 @@ pub(crate) fn run_tool(
     timeout: Duration,
     max_stdout: usize,
 ) -> Result<ToolOutput, QaError> {
-    let tool_error = |message: String| QaError::Tool { tool: program.to_string(), message };
+    let tool_error = |message: String| QaError::Tool {
+        tool: program.to_string(),
+        message,
+    };
     let mut child: Child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -85,7 +88,10 @@ pub(crate) fn run_tool(
     // Poll rather than block in `wait` while holding the lock: a child that closed its output but
     // keeps running must stay killable by the watchdog.
     let status = loop {
-        let polled = child.lock().map_err(|_| tool_error("lost its process handle".into()))?.try_wait();
+        let polled = child
+            .lock()
+            .map_err(|_| tool_error("lost its process handle".into()))?
+            .try_wait();
         match polled {
             Ok(Some(status)) => break Ok(status),
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
@@ -105,12 +111,20 @@ pub(crate) fn run_tool(
         )));
     }
     if overflow {
-        return Err(tool_error(format!("printed more than {max_stdout} bytes and was stopped")));
+        return Err(tool_error(format!(
+            "printed more than {max_stdout} bytes and was stopped"
+        )));
     }
     if !status.success() {
-        return Err(tool_error(format!("exited with {status}; stderr: {}", quote_tail(&stderr_tail))));
+        return Err(tool_error(format!(
+            "exited with {status}; stderr: {}",
+            quote_tail(&stderr_tail)
+        )));
     }
-    Ok(ToolOutput { stdout: out, stderr_tail })
+    Ok(ToolOutput {
+        stdout: out,
+        stderr_tail,
+    })
 }
 
 /// The last `max` bytes of `bytes` as text, starting at a character boundary.

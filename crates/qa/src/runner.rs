@@ -17,8 +17,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The checks this crate computes itself.
-pub const BUILTIN_CHECKS: [&str; 6] =
-    ["face_confidence", "black_frames", "frozen_frames", "sharpness", "motion", "technical"];
+pub const BUILTIN_CHECKS: [&str; 6] = [
+    "face_confidence",
+    "black_frames",
+    "frozen_frames",
+    "sharpness",
+    "motion",
+    "technical",
+];
 
 /// How densely and at what size a run looks at the video.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,17 +41,27 @@ pub struct QaSettings {
 
 impl Default for QaSettings {
     fn default() -> Self {
-        Self { sample_fps: 2.0, detect_width: 640, metric_width: 320, threads: 2 }
+        Self {
+            sample_fps: 2.0,
+            detect_width: 640,
+            metric_width: 320,
+            threads: 2,
+        }
     }
 }
 
 impl QaSettings {
     fn validate(&self) -> Result<(), QaError> {
         if !(self.sample_fps.is_finite() && self.sample_fps > 0.0 && self.sample_fps <= 120.0) {
-            return Err(QaError::Settings(format!("sample_fps {} must be in (0, 120]", self.sample_fps)));
+            return Err(QaError::Settings(format!(
+                "sample_fps {} must be in (0, 120]",
+                self.sample_fps
+            )));
         }
         if self.detect_width < 32 || self.metric_width < 16 {
-            return Err(QaError::Settings("detect_width must be >= 32 and metric_width >= 16".into()));
+            return Err(QaError::Settings(
+                "detect_width must be >= 32 and metric_width >= 16".into(),
+            ));
         }
         Ok(())
     }
@@ -75,14 +91,20 @@ fn is_builtin(name: &str) -> bool {
 
 /// The enabled built-in checks of `checks`, in order.
 fn builtin_enabled(checks: &[CheckConfig]) -> Vec<&CheckConfig> {
-    checks.iter().filter(|c| c.enabled && is_builtin(&c.check)).collect()
+    checks
+        .iter()
+        .filter(|c| c.enabled && is_builtin(&c.check))
+        .collect()
 }
 
 /// Indices of decoded frames (at `decode_fps`) that sample the video at about `want_fps`, and the
 /// rate they really have.
 fn subsample(n: usize, decode_fps: f64, want_fps: f64) -> (Vec<usize>, f64) {
     let step = (decode_fps / want_fps).max(1.0);
-    let mut idx: Vec<usize> = (0..).map(|k| (k as f64 * step).round() as usize).take_while(|i| *i < n).collect();
+    let mut idx: Vec<usize> = (0..)
+        .map(|k| (k as f64 * step).round() as usize)
+        .take_while(|i| *i < n)
+        .collect();
     idx.dedup();
     (idx, decode_fps / step)
 }
@@ -98,16 +120,22 @@ pub fn score_with_timings(
     settings.validate()?;
     let enabled = builtin_enabled(checks);
     let info = decode::probe(video)?;
-    let mut timings = QaTimings { video_seconds: info.duration_seconds, ..Default::default() };
+    let mut timings = QaTimings {
+        video_seconds: info.duration_seconds,
+        ..Default::default()
+    };
 
     let check_fps = |c: &CheckConfig| -> Result<f64, QaError> {
-        Ok(opt_positive(&c.options, &c.check, "fps")?.unwrap_or(settings.sample_fps).min(120.0))
+        Ok(opt_positive(&c.options, &c.check, "fps")?
+            .unwrap_or(settings.sample_fps)
+            .min(120.0))
     };
     let mut decode_fps = settings.sample_fps;
     for c in enabled.iter().filter(|c| c.check != "technical") {
         decode_fps = decode_fps.max(check_fps(c)?);
     }
-    if info.duration_seconds > 0.0 && info.duration_seconds * decode_fps > MAX_SAMPLED_FRAMES as f64 {
+    if info.duration_seconds > 0.0 && info.duration_seconds * decode_fps > MAX_SAMPLED_FRAMES as f64
+    {
         decode_fps = MAX_SAMPLED_FRAMES as f64 / info.duration_seconds;
     }
     let (dw, dh) = fit_size(info.width, info.height, settings.detect_width);
@@ -132,21 +160,35 @@ pub fn score_with_timings(
         let score = match cfg.check.as_str() {
             "face_confidence" => {
                 let reference = match opt_str(&cfg.options, &cfg.check, "reference")? {
-                    Some(p) => Some((p.clone(), load_reference(&mut references, &p, (dw, dh))?.clone())),
+                    Some(p) => Some((
+                        p.clone(),
+                        load_reference(&mut references, &p, (dw, dh))?.clone(),
+                    )),
                     None => None,
                 };
                 let reference = reference.as_ref().map(|(p, image)| (p.as_str(), image));
-                face::face_confidence(&cfg.options, &pick(&detect, &idx), fps, settings.threads, reference)?
+                face::face_confidence(
+                    &cfg.options,
+                    &pick(&detect, &idx),
+                    fps,
+                    settings.threads,
+                    reference,
+                )?
             }
             "black_frames" => metrics::black_frames(&cfg.options, &pick(&metric, &idx), fps)?,
             "frozen_frames" => metrics::frozen_frames(&cfg.options, &pick(&metric, &idx), fps)?,
             "motion" => metrics::motion(&cfg.options, &pick(&metric, &idx), fps)?,
             "sharpness" => {
-                let (reference_var, from) = sharpness_reference(cfg, &mut references, (dw, dh), (mw, mh))?;
+                let (reference_var, from) =
+                    sharpness_reference(cfg, &mut references, (dw, dh), (mw, mh))?;
                 metrics::sharpness(&pick(&metric, &idx), fps, reference_var, &from)
             }
             "technical" => technical::technical(&cfg.options, &info)?,
-            other => return Err(QaError::Internal(format!("no built-in check named {other}"))),
+            other => {
+                return Err(QaError::Internal(format!(
+                    "no built-in check named {other}"
+                )))
+            }
         };
         *timings.checks.entry(cfg.check.clone()).or_default() += ms(t);
         scores.push(score);
@@ -212,16 +254,24 @@ impl QaRunner {
     ///
     /// Built-in checks run in `spawn_blocking` while the command checks run concurrently. `source`
     /// is `builtin`, plus `+command:<name>` per command check.
-    pub async fn score(&self, video: &Path, checks: &[CheckConfig], commands: &[CommandCheck]) -> QaVerdict {
+    pub async fn score(
+        &self,
+        video: &Path,
+        checks: &[CheckConfig],
+        commands: &[CommandCheck],
+    ) -> QaVerdict {
         let builtin = {
-            let (settings, video, checks) = (self.settings.clone(), video.to_path_buf(), checks.to_vec());
+            let (settings, video, checks) =
+                (self.settings.clone(), video.to_path_buf(), checks.to_vec());
             async move {
                 if builtin_enabled(&checks).is_empty() {
                     return Ok(Vec::new());
                 }
-                tokio::task::spawn_blocking(move || score_with_timings(&settings, &video, &checks).map(|(s, _)| s))
-                    .await
-                    .unwrap_or_else(|e| Err(QaError::Internal(format!("built-in QA task failed: {e}"))))
+                tokio::task::spawn_blocking(move || {
+                    score_with_timings(&settings, &video, &checks).map(|(s, _)| s)
+                })
+                .await
+                .unwrap_or_else(|e| Err(QaError::Internal(format!("built-in QA task failed: {e}"))))
             }
         };
         let commands_run = run_commands(video.to_path_buf(), commands.to_vec());
@@ -251,7 +301,10 @@ impl QaRunner {
 }
 
 /// Runs every command check concurrently; results keep the commands' order.
-async fn run_commands(video: PathBuf, commands: Vec<CommandCheck>) -> Vec<Result<Vec<CheckScore>, QaError>> {
+async fn run_commands(
+    video: PathBuf,
+    commands: Vec<CommandCheck>,
+) -> Vec<Result<Vec<CheckScore>, QaError>> {
     let mut set = tokio::task::JoinSet::new();
     for (i, cmd) in commands.iter().cloned().enumerate() {
         let video = video.clone();
@@ -292,7 +345,10 @@ mod tests {
 
     #[test]
     fn settings_are_validated() {
-        let bad = QaSettings { sample_fps: 0.0, ..Default::default() };
+        let bad = QaSettings {
+            sample_fps: 0.0,
+            ..Default::default()
+        };
         let e = score_with_timings(&bad, Path::new("/nonexistent.mp4"), &[]).unwrap_err();
         assert!(matches!(e, QaError::Settings(_)));
     }

@@ -17,14 +17,40 @@ use serde_json::{json, Value};
 const CHECK: &str = "technical";
 
 pub fn technical(options: &Value, info: &VideoInfo) -> Result<CheckScore, QaError> {
-    let size_tol = opt_f64(options, CHECK, "size_tolerance")?.unwrap_or(0.0).max(0.0);
-    let fps_tol = opt_f64(options, CHECK, "fps_tolerance")?.unwrap_or(0.1).max(0.0);
-    let dur_tol = opt_f64(options, CHECK, "duration_tolerance_seconds")?.unwrap_or(0.5).max(0.0);
+    let size_tol = opt_f64(options, CHECK, "size_tolerance")?
+        .unwrap_or(0.0)
+        .max(0.0);
+    let fps_tol = opt_f64(options, CHECK, "fps_tolerance")?
+        .unwrap_or(0.1)
+        .max(0.0);
+    let dur_tol = opt_f64(options, CHECK, "duration_tolerance_seconds")?
+        .unwrap_or(0.5)
+        .max(0.0);
     let targets = [
-        ("width", opt_positive(options, CHECK, "width")?, info.width as f64, size_tol),
-        ("height", opt_positive(options, CHECK, "height")?, info.height as f64, size_tol),
-        ("fps", opt_positive(options, CHECK, "fps")?, info.fps, fps_tol),
-        ("duration_seconds", opt_positive(options, CHECK, "duration_seconds")?, info.duration_seconds, dur_tol),
+        (
+            "width",
+            opt_positive(options, CHECK, "width")?,
+            info.width as f64,
+            size_tol,
+        ),
+        (
+            "height",
+            opt_positive(options, CHECK, "height")?,
+            info.height as f64,
+            size_tol,
+        ),
+        (
+            "fps",
+            opt_positive(options, CHECK, "fps")?,
+            info.fps,
+            fps_tol,
+        ),
+        (
+            "duration_seconds",
+            opt_positive(options, CHECK, "duration_seconds")?,
+            info.duration_seconds,
+            dur_tol,
+        ),
     ];
     let mut mismatches = Vec::new();
     let mut checked = Vec::new();
@@ -57,12 +83,21 @@ mod tests {
     use super::*;
 
     fn info() -> VideoInfo {
-        VideoInfo { width: 640, height: 360, fps: 12.0, duration_seconds: 3.0 }
+        VideoInfo {
+            width: 640,
+            height: 360,
+            fps: 12.0,
+            duration_seconds: 3.0,
+        }
     }
 
     #[test]
     fn each_mismatch_halves_the_score_and_is_listed() {
-        let ok = technical(&json!({"width": 640, "height": 360, "fps": 12, "duration_seconds": 3.2}), &info()).unwrap();
+        let ok = technical(
+            &json!({"width": 640, "height": 360, "fps": 12, "duration_seconds": 3.2}),
+            &info(),
+        )
+        .unwrap();
         assert_eq!(ok.score, 1.0);
         let bad = technical(&json!({"width": 1280, "height": 720, "fps": 12}), &info()).unwrap();
         assert_eq!(bad.score, 0.25);

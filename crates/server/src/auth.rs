@@ -14,11 +14,19 @@ pub fn hash_token(token: &str) -> String {
 }
 
 pub fn new_token() -> String {
-    format!("rtk_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+    format!(
+        "rtk_{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 /// Create a token with `role` and return it (the only time it is visible).
-pub async fn create_token(store: &dyn retake_store::Store, role: Role, name: &str) -> Result<String, retake_store::StoreError> {
+pub async fn create_token(
+    store: &dyn retake_store::Store,
+    role: Role,
+    name: &str,
+) -> Result<String, retake_store::StoreError> {
     let token = new_token();
     store.create_token(name, role, &hash_token(&token)).await?;
     Ok(token)
@@ -34,7 +42,12 @@ impl Caller {
         if self.0.role.at_least(role) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(format!("this needs the {} role; your token `{}` is {}", role.as_str(), self.0.name, self.0.role.as_str())))
+            Err(ApiError::Forbidden(format!(
+                "this needs the {} role; your token `{}` is {}",
+                role.as_str(),
+                self.0.name,
+                self.0.role.as_str()
+            )))
         }
     }
     pub fn actor(&self) -> String {
@@ -46,11 +59,15 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
         let token = match header {
             Some(h) => h.strip_prefix("Bearer ").map(str::trim).map(str::to_owned),
             None => parts.uri.query().and_then(|q| {
-                q.split('&').find_map(|kv| kv.strip_prefix("access_token=").map(|t| t.to_owned()))
+                q.split('&')
+                    .find_map(|kv| kv.strip_prefix("access_token=").map(|t| t.to_owned()))
             }),
         };
         let Some(token) = token.filter(|t| !t.is_empty() && t.len() < 512) else {

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use retake_core::{
-    CheckConfig, CommandCheck, EffectivePolicy, JitterProvenance, Parameters, PolicyOverrides, PolicySource, RetryPolicy,
-    ReviewReason, SegmentStatus, Verdict,
+    CheckConfig, CommandCheck, EffectivePolicy, JitterProvenance, Parameters, PolicyOverrides,
+    PolicySource, RetryPolicy, ReviewReason, SegmentStatus, Verdict,
 };
 use retake_store::{Attempt, InfraErrorRecord, Project, ProjectStats, SceneType, Segment};
 use serde::{Deserialize, Serialize};
@@ -154,7 +154,12 @@ pub struct ProjectPolicyView {
     pub updated_at: DateTime<Utc>,
 }
 
-pub fn scene_policy_view(st: &SceneType, project: &Project, eff: EffectivePolicy, estimate: f64) -> SceneTypePolicyView {
+pub fn scene_policy_view(
+    st: &SceneType,
+    project: &Project,
+    eff: EffectivePolicy,
+    estimate: f64,
+) -> SceneTypePolicyView {
     let extra = (eff.policy.max_attempts as f64 - 1.0) * estimate;
     SceneTypePolicyView {
         scene_type_id: st.id,

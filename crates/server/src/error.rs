@@ -10,15 +10,24 @@ use serde::Serialize;
 pub enum ApiError {
     /// Malformed or out-of-range input (422), naming the field and the allowed range.
     #[error("{message}")]
-    Validation { field: Option<String>, message: String },
+    Validation {
+        field: Option<String>,
+        message: String,
+    },
     /// The body is not valid JSON, or has the wrong shape (400).
     #[error("{message}")]
-    BadRequest { field: Option<String>, message: String },
+    BadRequest {
+        field: Option<String>,
+        message: String,
+    },
     #[error("{0}")]
     NotFound(String),
     /// A stale precondition or a uniqueness rule (409).
     #[error("{message}")]
-    Conflict { field: Option<String>, message: String },
+    Conflict {
+        field: Option<String>,
+        message: String,
+    },
     #[error("missing or invalid API token")]
     Unauthorized,
     #[error("{0}")]
@@ -52,7 +61,10 @@ pub struct ErrorDetail {
 
 impl ApiError {
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError::Validation { field: Some(field.into()), message: message.into() }
+        ApiError::Validation {
+            field: Some(field.into()),
+            message: message.into(),
+        }
     }
     pub fn not_found(what: impl Into<String>) -> Self {
         ApiError::NotFound(what.into())
@@ -60,15 +72,27 @@ impl ApiError {
 
     fn parts(&self) -> (StatusCode, &'static str, Option<String>) {
         match self {
-            ApiError::Validation { field, .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", field.clone()),
-            ApiError::BadRequest { field, .. } => (StatusCode::BAD_REQUEST, "bad_request", field.clone()),
+            ApiError::Validation { field, .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                field.clone(),
+            ),
+            ApiError::BadRequest { field, .. } => {
+                (StatusCode::BAD_REQUEST, "bad_request", field.clone())
+            }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
             ApiError::Conflict { field, .. } => (StatusCode::CONFLICT, "conflict", field.clone()),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
-            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None),
+            ApiError::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)
+            }
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None),
-            ApiError::RangeNotSatisfiable(_) => (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable", None),
+            ApiError::RangeNotSatisfiable(_) => (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                None,
+            ),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
         }
     }
@@ -80,9 +104,22 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(e) = &self {
             tracing::error!(error = ?e, "request failed");
         }
-        let mut res = (status, axum::Json(ErrorBody { error: ErrorDetail { code, message: self.to_string(), field } })).into_response();
+        let mut res = (
+            status,
+            axum::Json(ErrorBody {
+                error: ErrorDetail {
+                    code,
+                    message: self.to_string(),
+                    field,
+                },
+            }),
+        )
+            .into_response();
         if status == StatusCode::UNAUTHORIZED {
-            res.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+            res.headers_mut().insert(
+                "www-authenticate",
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
         }
         res
     }
@@ -91,7 +128,9 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound { entity, id } => ApiError::NotFound(format!("{entity} {id} does not exist")),
+            StoreError::NotFound { entity, id } => {
+                ApiError::NotFound(format!("{entity} {id} does not exist"))
+            }
             StoreError::Conflict { message, field } => ApiError::Conflict { field, message },
             StoreError::Invalid { message, field } => ApiError::Validation { field, message },
             other => ApiError::Internal(anyhow::Error::new(other)),
@@ -101,7 +140,10 @@ impl From<StoreError> for ApiError {
 
 impl From<retake_core::PolicyError> for ApiError {
     fn from(e: retake_core::PolicyError) -> Self {
-        ApiError::Validation { field: Some(e.field), message: e.message }
+        ApiError::Validation {
+            field: Some(e.field),
+            message: e.message,
+        }
     }
 }
 

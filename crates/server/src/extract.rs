@@ -13,7 +13,10 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
         AxPath::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Path(p.0))
-            .map_err(|e| ApiError::BadRequest { field: Some("path".into()), message: format!("invalid path parameter: {}", e.body_text()) })
+            .map_err(|e| ApiError::BadRequest {
+                field: Some("path".into()),
+                message: format!("invalid path parameter: {}", e.body_text()),
+            })
     }
 }
 
@@ -25,15 +28,30 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Query<T
         AxQuery::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Query(q.0))
-            .map_err(|e| ApiError::BadRequest { field: Some("query".into()), message: format!("invalid query string: {}", e.body_text()) })
+            .map_err(|e| ApiError::BadRequest {
+                field: Some("query".into()),
+                message: format!("invalid query string: {}", e.body_text()),
+            })
     }
 }
 
 /// The optimistic-concurrency precondition: `If-Match: <updated_at>` as returned by a GET.
-pub fn if_match(headers: &axum::http::HeaderMap) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
-    let Some(v) = headers.get(axum::http::header::IF_MATCH) else { return Ok(None) };
-    let s = v.to_str().unwrap_or("").trim().trim_start_matches("W/").trim_matches('"');
+pub fn if_match(
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    let Some(v) = headers.get(axum::http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let s = v
+        .to_str()
+        .unwrap_or("")
+        .trim()
+        .trim_start_matches("W/")
+        .trim_matches('"');
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|d| Some(d.with_timezone(&chrono::Utc)))
-        .map_err(|_| ApiError::BadRequest { field: Some("If-Match".into()), message: "If-Match must be the updated_at value (RFC 3339) returned by GET".into() })
+        .map_err(|_| ApiError::BadRequest {
+            field: Some("If-Match".into()),
+            message: "If-Match must be the updated_at value (RFC 3339) returned by GET".into(),
+        })
 }

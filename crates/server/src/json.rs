@@ -21,20 +21,31 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
         if !json_type {
-            return Err(ApiError::BadRequest { field: None, message: "expected a JSON body with Content-Type: application/json".into() });
+            return Err(ApiError::BadRequest {
+                field: None,
+                message: "expected a JSON body with Content-Type: application/json".into(),
+            });
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge
             } else {
-                ApiError::BadRequest { field: None, message: format!("cannot read the body: {e}") }
+                ApiError::BadRequest {
+                    field: None,
+                    message: format!("cannot read the body: {e}"),
+                }
             }
         })?;
         // Every request body is an object; serde would also take a struct as an array of its
         // fields in order (`["name"]`), which no client means.
         let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-        if first.is_some_and(|b| *b != b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() {
-            return Err(ApiError::BadRequest { field: Some("body".into()), message: "the body must be a JSON object".into() });
+        if first.is_some_and(|b| *b != b'{')
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok()
+        {
+            return Err(ApiError::BadRequest {
+                field: Some("body".into()),
+                message: "the body must be a JSON object".into(),
+            });
         }
         parse(&bytes).map(Json)
     }
@@ -52,18 +63,39 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         use serde_json::error::Category;
         match inner.classify() {
             // `1e400` is valid JSON syntax that no f64 holds: say which field it was.
-            Category::Syntax if msg.starts_with("number out of range") => ApiError::BadRequest { field: Some(field), message: strip_position(&msg) },
-            Category::Syntax | Category::Eof | Category::Io => ApiError::BadRequest { field: None, message: format!("malformed JSON: {msg}") },
-            Category::Data if is_domain_error(&msg) => ApiError::Validation { field: Some(field), message: strip_position(&msg) },
-            Category::Data => ApiError::BadRequest { field: Some(field), message: strip_position(&msg) },
+            Category::Syntax if msg.starts_with("number out of range") => ApiError::BadRequest {
+                field: Some(field),
+                message: strip_position(&msg),
+            },
+            Category::Syntax | Category::Eof | Category::Io => ApiError::BadRequest {
+                field: None,
+                message: format!("malformed JSON: {msg}"),
+            },
+            Category::Data if is_domain_error(&msg) => ApiError::Validation {
+                field: Some(field),
+                message: strip_position(&msg),
+            },
+            Category::Data => ApiError::BadRequest {
+                field: Some(field),
+                message: strip_position(&msg),
+            },
         }
     })?;
     // A document followed by anything but whitespace is not JSON.
-    de.end().map_err(|e| ApiError::BadRequest { field: None, message: format!("malformed JSON: {e}") })?;
+    de.end().map_err(|e| ApiError::BadRequest {
+        field: None,
+        message: format!("malformed JSON: {e}"),
+    })?;
     // PostgreSQL cannot store NUL in text or JSONB; refuse it the same way on every store.
     if bytes.windows(6).any(|w| w == br"\u0000") {
-        if let Some(field) = serde_json::from_slice::<serde_json::Value>(bytes).ok().and_then(|v| nul_field(&v, "")) {
-            return Err(ApiError::Validation { field: Some(field), message: "must not contain NUL characters (\\u0000)".into() });
+        if let Some(field) = serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .and_then(|v| nul_field(&v, ""))
+        {
+            return Err(ApiError::Validation {
+                field: Some(field),
+                message: "must not contain NUL characters (\\u0000)".into(),
+            });
         }
     }
     Ok(value)
@@ -73,11 +105,22 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 fn nul_field(v: &serde_json::Value, path: &str) -> Option<String> {
     use serde_json::Value;
     match v {
-        Value::String(s) if s.contains('\0') => Some(if path.is_empty() { "body".to_owned() } else { path.to_owned() }),
-        Value::Array(a) => a.iter().enumerate().find_map(|(i, x)| nul_field(x, &format!("{path}[{i}]"))),
+        Value::String(s) if s.contains('\0') => Some(if path.is_empty() {
+            "body".to_owned()
+        } else {
+            path.to_owned()
+        }),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| nul_field(x, &format!("{path}[{i}]"))),
         Value::Object(o) => o.iter().find_map(|(k, x)| {
             let key = k.replace('\0', "\\u0000");
-            let p = if path.is_empty() { key } else { format!("{path}.{key}") };
+            let p = if path.is_empty() {
+                key
+            } else {
+                format!("{path}.{key}")
+            };
             if k.contains('\0') {
                 Some(p)
             } else {
@@ -121,13 +164,18 @@ fn field_at(path: &str, msg: &str) -> String {
         .filter(|n| !n.is_empty())
         .filter(|_| msg.starts_with("unknown field") || msg.starts_with("missing field"));
     // Domain errors start with "field: message".
-    let domain = msg.split_once(':').map(|(f, _)| f.trim()).filter(|f| !f.contains(' ') && !f.is_empty());
+    let domain = msg
+        .split_once(':')
+        .map(|(f, _)| f.trim())
+        .filter(|f| !f.contains(' ') && !f.is_empty());
     let leaf = named.or(domain);
     match (path, leaf) {
         (".", Some(l)) | ("", Some(l)) => l.to_owned(),
         (p, Some(l)) if !p.ends_with(l) && (named.is_some()) => format!("{p}.{l}"),
         (".", None) | ("", None) => "body".to_owned(),
-        (p, Some(l)) if domain.is_some() && !p.ends_with(l) => format!("{p}.{l}").trim_start_matches('.').to_owned(),
+        (p, Some(l)) if domain.is_some() && !p.ends_with(l) => {
+            format!("{p}.{l}").trim_start_matches('.').to_owned()
+        }
         (p, _) => p.to_owned(),
     }
 }
@@ -159,9 +207,14 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match parse::<RetryPolicy>(br#"{"max_attempts": "three"}"#).unwrap_err() {
-            ApiError::BadRequest { field, .. } => assert_eq!(field.as_deref(), Some("max_attempts")),
+            ApiError::BadRequest { field, .. } => {
+                assert_eq!(field.as_deref(), Some("max_attempts"))
+            }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse::<RetryPolicy>(b"{"), Err(ApiError::BadRequest { .. })));
+        assert!(matches!(
+            parse::<RetryPolicy>(b"{"),
+            Err(ApiError::BadRequest { .. })
+        ));
     }
 }

@@ -27,30 +27,126 @@ const CASES: u32 = 6000;
 /// Fuzzed admins delete things: the world is rebuilt this often so that ids keep finding rows.
 const REBUILD_EVERY: u32 = 750;
 
-const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"];
-
-const FIELDS: &[&str] = &[
-    "name", "gpu_budget_seconds", "default_gpu_estimate_seconds", "default_retry_policy", "project_id", "backend", "backend_config",
-    "workflow_template", "parameter_bindings", "default_parameters", "qa_checks", "qa_commands", "retry_policy", "scene_type_id",
-    "parameters", "label", "rng_seed", "segments", "attempt_number", "note", "jitter_scale", "scores", "error", "check", "score",
-    "details", "url", "max_concurrency", "drained", "role", "enabled", "max_attempts", "trigger_checks", "seed_variation",
-    "cfg_jitter", "denoise_jitter", "extra_jitter", "selection_mode", "target_score", "systematic_detection",
-    "systematic_max_spread", "adaptive_variation", "min_gain_per_gpu_second", "parallelism", "warn", "fail", "options", "seed",
-    "cfg_scale", "denoise_strength", "steps", "external_qa", "profile",
+const METHODS: &[&str] = &[
+    "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE",
 ];
 
-const QUERY_KEYS: &[&str] = &["project_id", "scene_type_id", "status", "cursor", "limit", "after", "segment_id", "access_token"];
+const FIELDS: &[&str] = &[
+    "name",
+    "gpu_budget_seconds",
+    "default_gpu_estimate_seconds",
+    "default_retry_policy",
+    "project_id",
+    "backend",
+    "backend_config",
+    "workflow_template",
+    "parameter_bindings",
+    "default_parameters",
+    "qa_checks",
+    "qa_commands",
+    "retry_policy",
+    "scene_type_id",
+    "parameters",
+    "label",
+    "rng_seed",
+    "segments",
+    "attempt_number",
+    "note",
+    "jitter_scale",
+    "scores",
+    "error",
+    "check",
+    "score",
+    "details",
+    "url",
+    "max_concurrency",
+    "drained",
+    "role",
+    "enabled",
+    "max_attempts",
+    "trigger_checks",
+    "seed_variation",
+    "cfg_jitter",
+    "denoise_jitter",
+    "extra_jitter",
+    "selection_mode",
+    "target_score",
+    "systematic_detection",
+    "systematic_max_spread",
+    "adaptive_variation",
+    "min_gain_per_gpu_second",
+    "parallelism",
+    "warn",
+    "fail",
+    "options",
+    "seed",
+    "cfg_scale",
+    "denoise_strength",
+    "steps",
+    "external_qa",
+    "profile",
+];
+
+const QUERY_KEYS: &[&str] = &[
+    "project_id",
+    "scene_type_id",
+    "status",
+    "cursor",
+    "limit",
+    "after",
+    "segment_id",
+    "access_token",
+];
 
 /// Numbers as JSON text that no i64/u64/f64 holds exactly, or at all.
 const HUGE: &[&str] = &[
-    "1e400", "-1e400", "1e308", "-1e308", "18446744073709551616", "9223372036854775808", "-9223372036854775809",
-    "123456789012345678901234567890", "1e-400", "-0", "0.0000000000000000000000001", "4294967296", "255.9999999999999999",
+    "1e400",
+    "-1e400",
+    "1e308",
+    "-1e308",
+    "18446744073709551616",
+    "9223372036854775808",
+    "-9223372036854775809",
+    "123456789012345678901234567890",
+    "1e-400",
+    "-0",
+    "0.0000000000000000000000001",
+    "4294967296",
+    "255.9999999999999999",
 ];
 
 const PATH_ODDITIES: &[&str] = &[
-    "0", "-1", "9223372036854775807", "9223372036854775808", "-9223372036854775809", "99999999999999999999999", "1e3", "0x1F",
-    "1.5", "NaN", "inf", "..", "%2e%2e", "..%2F..%2Fetc%2Fpasswd", "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "%00", "%ff%fe", "%",
-    "%zz", "%2", "gpu-1", "a%2Fb", "~", "'%20OR%201=1--", "%F0%9F%92%A5", "%E2%80%AE", "+1", "%2B1", "%20", "1%00", "",
+    "0",
+    "-1",
+    "9223372036854775807",
+    "9223372036854775808",
+    "-9223372036854775809",
+    "99999999999999999999999",
+    "1e3",
+    "0x1F",
+    "1.5",
+    "NaN",
+    "inf",
+    "..",
+    "%2e%2e",
+    "..%2F..%2Fetc%2Fpasswd",
+    "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "%00",
+    "%ff%fe",
+    "%",
+    "%zz",
+    "%2",
+    "gpu-1",
+    "a%2Fb",
+    "~",
+    "'%20OR%201=1--",
+    "%F0%9F%92%A5",
+    "%E2%80%AE",
+    "+1",
+    "%2B1",
+    "%20",
+    "1%00",
+    "",
 ];
 
 /// Valid bodies per operation, to be mutated one field at a time.
@@ -63,9 +159,18 @@ fn templates() -> BTreeMap<(&'static str, &'static str), Value> {
         "qa_checks": [{"check": "face_confidence", "warn": 0.7, "fail": 0.5, "enabled": true, "options": {}}],
         "qa_commands": [], "retry_policy": {"enabled": true, "max_attempts": 2, "trigger_checks": ["face_confidence"]}});
     BTreeMap::from([
-        (("post", "/api/tokens"), json!({"name": "fuzz", "role": "viewer"})),
-        (("post", "/api/projects"), json!({"name": "fuzz project", "gpu_budget_seconds": 100.0, "default_gpu_estimate_seconds": 5.0, "default_retry_policy": policy})),
-        (("patch", "/api/projects/{id}"), json!({"name": "renamed", "gpu_budget_seconds": null, "default_gpu_estimate_seconds": 3.0})),
+        (
+            ("post", "/api/tokens"),
+            json!({"name": "fuzz", "role": "viewer"}),
+        ),
+        (
+            ("post", "/api/projects"),
+            json!({"name": "fuzz project", "gpu_budget_seconds": 100.0, "default_gpu_estimate_seconds": 5.0, "default_retry_policy": policy}),
+        ),
+        (
+            ("patch", "/api/projects/{id}"),
+            json!({"name": "renamed", "gpu_budget_seconds": null, "default_gpu_estimate_seconds": 3.0}),
+        ),
         (("put", "/api/projects/{id}/retry-policy"), policy.clone()),
         (("post", "/api/scene-types"), scene.clone()),
         (("patch", "/api/scene-types/{id}"), {
@@ -74,20 +179,47 @@ fn templates() -> BTreeMap<(&'static str, &'static str), Value> {
             s.as_object_mut().unwrap().remove("retry_policy");
             s
         }),
-        (("put", "/api/scene-types/{id}/retry-policy"), json!({"enabled": true, "max_attempts": 4, "cfg_jitter": null, "trigger_checks": ["face_confidence"]})),
-        (("post", "/api/segments"), json!({"scene_type_id": 1, "parameters": {"cfg_scale": 7.0, "seed": 5, "prompt": "a face"}, "label": "shot", "rng_seed": 7})),
-        (("post", "/api/review/{segment_id}/accept"), json!({"attempt_number": 1, "note": "fine"})),
-        (("post", "/api/review/{segment_id}/rerun"), json!({"parameters": {"cfg_scale": 6.0}, "jitter_scale": 2.0})),
-        (("post", "/api/review/{segment_id}/reject"), json!({"note": "no"})),
-        (("post", "/api/attempts/{id}/qa"), json!({"scores": [{"check": "face_confidence", "score": 0.9, "details": {"m": 1}}], "error": null})),
-        (("put", "/api/comfyui/servers/{name}"), json!({"url": "http://gpu:8188", "max_concurrency": 2, "drained": false})),
+        (
+            ("put", "/api/scene-types/{id}/retry-policy"),
+            json!({"enabled": true, "max_attempts": 4, "cfg_jitter": null, "trigger_checks": ["face_confidence"]}),
+        ),
+        (
+            ("post", "/api/segments"),
+            json!({"scene_type_id": 1, "parameters": {"cfg_scale": 7.0, "seed": 5, "prompt": "a face"}, "label": "shot", "rng_seed": 7}),
+        ),
+        (
+            ("post", "/api/review/{segment_id}/accept"),
+            json!({"attempt_number": 1, "note": "fine"}),
+        ),
+        (
+            ("post", "/api/review/{segment_id}/rerun"),
+            json!({"parameters": {"cfg_scale": 6.0}, "jitter_scale": 2.0}),
+        ),
+        (
+            ("post", "/api/review/{segment_id}/reject"),
+            json!({"note": "no"}),
+        ),
+        (
+            ("post", "/api/attempts/{id}/qa"),
+            json!({"scores": [{"check": "face_confidence", "score": 0.9, "details": {"m": 1}}], "error": null}),
+        ),
+        (
+            ("put", "/api/comfyui/servers/{name}"),
+            json!({"url": "http://gpu:8188", "max_concurrency": 2, "drained": false}),
+        ),
     ])
 }
 
 /// Percent-encode everything but RFC 3986's unreserved characters.
 fn encode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -128,11 +260,29 @@ fn json_leaf() -> BoxedStrategy<Value> {
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
         (-1.5f64..1.5).prop_map(Value::from),
-        any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f).map(Value::Number)),
+        any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f)
+            .map(Value::Number)),
         any::<String>().prop_map(Value::from),
         "[a-z_]{0,12}".prop_map(Value::from),
-        select(&["face_confidence", "black_frames", "first_pass", "best_of_n", "target_score", "admin", "viewer", "simulated", "comfyui", "http://x", "3.cfg", "\u{0}", "\u{202e}x", "💥"][..])
-            .prop_map(Value::from),
+        select(
+            &[
+                "face_confidence",
+                "black_frames",
+                "first_pass",
+                "best_of_n",
+                "target_score",
+                "admin",
+                "viewer",
+                "simulated",
+                "comfyui",
+                "http://x",
+                "3.cfg",
+                "\u{0}",
+                "\u{202e}x",
+                "💥"
+            ][..]
+        )
+        .prop_map(Value::from),
     ]
     .boxed()
 }
@@ -143,7 +293,8 @@ fn json_value() -> BoxedStrategy<Value> {
         .prop_recursive(4, 48, 6, move |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                prop::collection::btree_map(key.clone(), inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+                prop::collection::btree_map(key.clone(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
         .boxed()
@@ -155,11 +306,18 @@ enum BodyKind {
     None,
     Random(Value),
     /// The operation's valid body (or another's) with one field, maybe one level down, changed.
-    Mutated { key: Index, deeper: Index, change: Change },
+    Mutated {
+        key: Index,
+        deeper: Index,
+        change: Change,
+    },
     /// A valid body cut short.
     Truncated(Index),
     /// A valid body with one field set to a number no f64 holds.
-    Huge { key: Index, number: &'static str },
+    Huge {
+        key: Index,
+        number: &'static str,
+    },
     Bytes(Vec<u8>),
     /// A valid body as it is (the request is malformed elsewhere, if at all).
     Valid,
@@ -213,10 +371,40 @@ fn auth() -> BoxedStrategy<Auth> {
 
 fn extra_headers() -> BoxedStrategy<Vec<(&'static str, String)>> {
     let h = prop_oneof![
-        (Just("if-match"), prop_oneof![Just("2024-01-01T00:00:00Z".to_owned()), Just("\"W/2024\"".to_owned()), "[ -~]{0,30}"]),
-        (Just("range"), prop_oneof![Just("bytes=0-10".to_owned()), Just("bytes=-5".to_owned()), Just("bytes=99999999999999999999-".to_owned()), Just("bytes=5-1".to_owned()), "[ -~]{0,30}"]),
-        (Just("last-event-id"), prop_oneof![Just("0".to_owned()), Just("-1".to_owned()), Just("9223372036854775808".to_owned()), "[ -~]{0,20}"]),
-        (Just("accept"), prop_oneof![Just("text/event-stream".to_owned()), Just("application/xml".to_owned())]),
+        (
+            Just("if-match"),
+            prop_oneof![
+                Just("2024-01-01T00:00:00Z".to_owned()),
+                Just("\"W/2024\"".to_owned()),
+                "[ -~]{0,30}"
+            ]
+        ),
+        (
+            Just("range"),
+            prop_oneof![
+                Just("bytes=0-10".to_owned()),
+                Just("bytes=-5".to_owned()),
+                Just("bytes=99999999999999999999-".to_owned()),
+                Just("bytes=5-1".to_owned()),
+                "[ -~]{0,30}"
+            ]
+        ),
+        (
+            Just("last-event-id"),
+            prop_oneof![
+                Just("0".to_owned()),
+                Just("-1".to_owned()),
+                Just("9223372036854775808".to_owned()),
+                "[ -~]{0,20}"
+            ]
+        ),
+        (
+            Just("accept"),
+            prop_oneof![
+                Just("text/event-stream".to_owned()),
+                Just("application/xml".to_owned())
+            ]
+        ),
     ];
     prop::collection::vec(h, 0..2).boxed()
 }
@@ -248,21 +436,38 @@ struct Draw {
 
 fn draw() -> impl Strategy<Value = Draw> {
     (
-        (any::<Index>(), prop::bool::weighted(0.85), select(METHODS), [path_param(), path_param()], query()),
-        (body_kind(), any::<Index>(), content_type(), auth(), extra_headers()),
+        (
+            any::<Index>(),
+            prop::bool::weighted(0.85),
+            select(METHODS),
+            [path_param(), path_param()],
+            query(),
+        ),
+        (
+            body_kind(),
+            any::<Index>(),
+            content_type(),
+            auth(),
+            extra_headers(),
+        ),
     )
-        .prop_map(|((route, documented_method, method, params, query), (body, template, content_type, auth, headers))| Draw {
-            route,
-            documented_method,
-            method,
-            params,
-            query,
-            body,
-            template,
-            content_type,
-            auth,
-            headers,
-        })
+        .prop_map(
+            |(
+                (route, documented_method, method, params, query),
+                (body, template, content_type, auth, headers),
+            )| Draw {
+                route,
+                documented_method,
+                method,
+                params,
+                query,
+                body,
+                template,
+                content_type,
+                auth,
+                headers,
+            },
+        )
 }
 
 struct Ctx {
@@ -283,7 +488,11 @@ impl Ctx {
     fn build(&self, d: &Draw) -> Built {
         let (template, methods) = d.route.get(&self.routes);
         let method = if d.documented_method && !methods.is_empty() {
-            METHODS.iter().copied().find(|m| m.eq_ignore_ascii_case(d.template.get(methods.as_slice()).as_str())).unwrap()
+            METHODS
+                .iter()
+                .copied()
+                .find(|m| m.eq_ignore_ascii_case(d.template.get(methods.as_slice()).as_str()))
+                .unwrap()
         } else {
             d.method
         };
@@ -302,17 +511,27 @@ impl Ctx {
         let mut headers = d.headers.clone();
         match &d.auth {
             Auth::None => {}
-            Auth::Token(i) => headers.push(("authorization", format!("Bearer {}", self.tokens[*i]))),
+            Auth::Token(i) => {
+                headers.push(("authorization", format!("Bearer {}", self.tokens[*i])))
+            }
             Auth::Invalid(s) => headers.push(("authorization", format!("Bearer {s}"))),
             Auth::Header(h) => headers.push(("authorization", (*h).to_owned())),
-            Auth::Query(i) => target.push_str(&format!("{}access_token={}", if target.contains('?') { "&" } else { "?" }, self.tokens[*i])),
+            Auth::Query(i) => target.push_str(&format!(
+                "{}access_token={}",
+                if target.contains('?') { "&" } else { "?" },
+                self.tokens[*i]
+            )),
         }
         let valid = self
             .templates
             .iter()
             .find(|((m, t), _)| m.eq_ignore_ascii_case(method) && *t == template.as_str())
             .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| d.template.get(&self.templates.values().cloned().collect::<Vec<_>>()).clone());
+            .unwrap_or_else(|| {
+                d.template
+                    .get(&self.templates.values().cloned().collect::<Vec<_>>())
+                    .clone()
+            });
         let body = match &d.body {
             BodyKind::None => vec![],
             BodyKind::Random(v) => serde_json::to_vec(v).unwrap(),
@@ -326,9 +545,16 @@ impl Ctx {
                 let mut v = valid;
                 let keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
                 v[key.get(&keys).as_str()] = json!("__HUGE__");
-                serde_json::to_string(&v).unwrap().replace("\"__HUGE__\"", number).into_bytes()
+                serde_json::to_string(&v)
+                    .unwrap()
+                    .replace("\"__HUGE__\"", number)
+                    .into_bytes()
             }
-            BodyKind::Mutated { key, deeper, change } => {
+            BodyKind::Mutated {
+                key,
+                deeper,
+                change,
+            } => {
                 let mut v = valid;
                 mutate(&mut v, key, deeper, change);
                 serde_json::to_vec(&v).unwrap()
@@ -339,7 +565,12 @@ impl Ctx {
                 headers.push(("content-type", ct.to_owned()));
             }
         }
-        Built { method, target, headers, body }
+        Built {
+            method,
+            target,
+            headers,
+            body,
+        }
     }
 }
 
@@ -352,7 +583,10 @@ fn mutate(v: &mut Value, key: &Index, deeper: &Index, change: &Change) {
     }
     let k = key.get(&keys).clone();
     if deeper.index(2) == 1 {
-        if let Some(inner) = obj.get_mut(&k).filter(|x| x.is_object() && !x.as_object().unwrap().is_empty()) {
+        if let Some(inner) = obj
+            .get_mut(&k)
+            .filter(|x| x.is_object() && !x.as_object().unwrap().is_empty())
+        {
             return mutate(inner, deeper, key, change);
         }
     }
@@ -376,25 +610,43 @@ async fn world(app: &TestApp) {
     let pid = id(&app.project(json!({"gpu_budget_seconds": 10_000.0})).await);
     let st = id(&app.retrying_scene_type(pid, 2).await);
     let s = app.submit(st).await;
-    app.script(id(&s), Script { faces: vec![0.9], media: Some(Media::Bytes(pattern(300))) });
+    app.script(
+        id(&s),
+        Script {
+            faces: vec![0.9],
+            media: Some(Media::Bytes(pattern(300))),
+        },
+    );
     app.run().await;
     app.run_scripted(st, &[0.3]).await;
-    let ext = id(&app.scene_type(pid, json!({"backend_config": {"external_qa": true}})).await);
+    let ext = id(&app
+        .scene_type(pid, json!({"backend_config": {"external_qa": true}}))
+        .await);
     app.submit(ext).await;
     app.run().await;
     app.submit(st).await;
-    app.put_server(&app.admin, "gpu-1", json!({"url": "http://gpu:8188"})).await.expect(200);
+    app.put_server(&app.admin, "gpu-1", json!({"url": "http://gpu:8188"}))
+        .await
+        .expect(200);
 }
 
 #[test]
 fn malformed_requests_never_get_a_5xx_and_errors_have_one_shape() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let (store, _db) = if std::env::var("RETAKE_FUZZ_STORE").is_ok_and(|s| s == "postgres") {
-        rt.block_on(retake_store::testing::postgres()).expect("RETAKE_FUZZ_STORE=postgres needs a PostgreSQL server")
+        rt.block_on(retake_store::testing::postgres())
+            .expect("RETAKE_FUZZ_STORE=postgres needs a PostgreSQL server")
     } else {
         rt.block_on(retake_store::testing::sqlite())
     };
-    let cases = std::env::var("RETAKE_FUZZ_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(CASES);
+    let cases = std::env::var("RETAKE_FUZZ_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(CASES);
     let app = rt.block_on(TestApp::spawn(store));
     rt.block_on(world(&app));
     let doc = rt.block_on(app.openapi()).json();
@@ -402,24 +654,52 @@ fn malformed_requests_never_get_a_5xx_and_errors_have_one_shape() {
         .as_object()
         .unwrap()
         .iter()
-        .map(|(p, item)| (p.clone(), item.as_object().unwrap().keys().filter(|k| METHODS.iter().any(|m| m.eq_ignore_ascii_case(k))).cloned().collect()))
+        .map(|(p, item)| {
+            (
+                p.clone(),
+                item.as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|k| METHODS.iter().any(|m| m.eq_ignore_ascii_case(k)))
+                    .cloned()
+                    .collect(),
+            )
+        })
         .collect();
-    assert!(routes.len() >= 25, "the document lists the routes: {}", routes.len());
-    let ctx = Arc::new(Ctx { routes, templates: templates(), tokens: [app.admin.clone(), app.creator.clone(), app.viewer.clone()] });
+    assert!(
+        routes.len() >= 25,
+        "the document lists the routes: {}",
+        routes.len()
+    );
+    let ctx = Arc::new(Ctx {
+        routes,
+        templates: templates(),
+        tokens: [app.admin.clone(), app.creator.clone(), app.viewer.clone()],
+    });
 
-    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, max_shrink_iters: 300, ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        max_shrink_iters: 300,
+        ..Config::default()
+    });
     let statuses: std::sync::Mutex<BTreeMap<u16, u32>> = Default::default();
     let sent = std::sync::atomic::AtomicU32::new(0);
     let result = runner.run(&draw(), |d| {
-        if sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % REBUILD_EVERY == REBUILD_EVERY - 1 {
+        if sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % REBUILD_EVERY
+            == REBUILD_EVERY - 1
+        {
             rt.block_on(world(&app));
         }
         let b = ctx.build(&d);
         let headers: Vec<(&str, &str)> = b.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let r = rt.block_on(async {
-            tokio::time::timeout(std::time::Duration::from_secs(30), app.raw(b.method, &b.target, &headers, &b.body))
-                .await
-                .unwrap_or_else(|_| panic!("{} {} did not answer", b.method, b.target))
+            tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                app.raw(b.method, &b.target, &headers, &b.body),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("{} {} did not answer", b.method, b.target))
         });
         *statuses.lock().unwrap().entry(r.status).or_default() += 1;
         Ok(())
@@ -433,6 +713,9 @@ fn malformed_requests_never_get_a_5xx_and_errors_have_one_shape() {
     let total: u32 = statuses.values().sum();
     assert!(total >= cases, "{total} requests");
     for s in [200, 400, 401, 403, 404, 422] {
-        assert!(statuses.get(&s).is_some_and(|n| *n > 0), "no {s} in {statuses:?}");
+        assert!(
+            statuses.get(&s).is_some_and(|n| *n > 0),
+            "no {s} in {statuses:?}"
+        );
     }
 }

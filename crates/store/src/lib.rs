@@ -28,10 +28,16 @@ pub enum StoreError {
     NotFound { entity: &'static str, id: String },
     /// A write lost a race or broke a uniqueness rule (stale `updated_at`, duplicate name).
     #[error("{message}")]
-    Conflict { message: String, field: Option<String> },
+    Conflict {
+        message: String,
+        field: Option<String>,
+    },
     /// The request is well-formed but not allowed in the current state.
     #[error("{message}")]
-    Invalid { message: String, field: Option<String> },
+    Invalid {
+        message: String,
+        field: Option<String>,
+    },
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error("migration error: {0}")]
@@ -42,13 +48,22 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn not_found(entity: &'static str, id: impl ToString) -> Self {
-        StoreError::NotFound { entity, id: id.to_string() }
+        StoreError::NotFound {
+            entity,
+            id: id.to_string(),
+        }
     }
     pub fn invalid(field: Option<&str>, message: impl Into<String>) -> Self {
-        StoreError::Invalid { message: message.into(), field: field.map(str::to_owned) }
+        StoreError::Invalid {
+            message: message.into(),
+            field: field.map(str::to_owned),
+        }
     }
     pub fn conflict(field: Option<&str>, message: impl Into<String>) -> Self {
-        StoreError::Conflict { message: message.into(), field: field.map(str::to_owned) }
+        StoreError::Conflict {
+            message: message.into(),
+            field: field.map(str::to_owned),
+        }
     }
 }
 
@@ -66,14 +81,24 @@ pub trait Store: Send + Sync + 'static {
     async fn get_project(&self, id: i64) -> Result<Project>;
     async fn list_projects(&self) -> Result<Vec<Project>>;
     /// `if_updated_at` is the optimistic-concurrency precondition: a stale value is a Conflict.
-    async fn update_project(&self, id: i64, patch: ProjectPatch, if_updated_at: Option<Timestamp>) -> Result<Project>;
+    async fn update_project(
+        &self,
+        id: i64,
+        patch: ProjectPatch,
+        if_updated_at: Option<Timestamp>,
+    ) -> Result<Project>;
     async fn delete_project(&self, id: i64) -> Result<()>;
 
     // Scene types.
     async fn create_scene_type(&self, s: NewSceneType) -> Result<SceneType>;
     async fn get_scene_type(&self, id: i64) -> Result<SceneType>;
     async fn list_scene_types(&self, project_id: Option<i64>) -> Result<Vec<SceneType>>;
-    async fn update_scene_type(&self, id: i64, patch: SceneTypePatch, if_updated_at: Option<Timestamp>) -> Result<SceneType>;
+    async fn update_scene_type(
+        &self,
+        id: i64,
+        patch: SceneTypePatch,
+        if_updated_at: Option<Timestamp>,
+    ) -> Result<SceneType>;
     async fn delete_scene_type(&self, id: i64) -> Result<()>;
 
     // Segments and attempts.
@@ -90,17 +115,37 @@ pub trait Store: Send + Sync + 'static {
     /// escalated with `budget_exhausted`.
     async fn claim(&self, worker: &str, limit: u32, lease: Duration) -> Result<Vec<Work>>;
     /// Extends the leases `worker` still holds; returns the ids it still owns.
-    async fn heartbeat(&self, worker: &str, attempt_ids: &[i64], lease: Duration) -> Result<Vec<i64>>;
+    async fn heartbeat(
+        &self,
+        worker: &str,
+        attempt_ids: &[i64],
+        lease: Duration,
+    ) -> Result<Vec<i64>>;
     /// Grows an attempt's reservation while budget remains; false means stop it.
-    async fn extend_reservation(&self, attempt_id: i64, worker: &str, extra_seconds: f64) -> Result<bool>;
+    async fn extend_reservation(
+        &self,
+        attempt_id: i64,
+        worker: &str,
+        extra_seconds: f64,
+    ) -> Result<bool>;
     async fn set_progress(&self, attempt_id: i64, worker: &str, progress: f64) -> Result<()>;
-    async fn set_provenance(&self, attempt_id: i64, worker: &str, provenance: serde_json::Value) -> Result<()>;
+    async fn set_provenance(
+        &self,
+        attempt_id: i64,
+        worker: &str,
+        provenance: serde_json::Value,
+    ) -> Result<()>;
     /// Generation ended: charge GPU time, then judge and decide (if the backend scored it) or
     /// wait in `scoring`. Only the lease owner of a generating attempt may finish it.
     async fn finish_generation(&self, done: GenerationDone) -> Result<Applied>;
     /// Scores for an attempt in `scoring`, from the built-in runner (`worker` set) or an
     /// external QA service. A second delivery changes nothing.
-    async fn deliver_verdict(&self, attempt_id: i64, verdict: QaVerdict, worker: Option<&str>) -> Result<Applied>;
+    async fn deliver_verdict(
+        &self,
+        attempt_id: i64,
+        verdict: QaVerdict,
+        worker: Option<&str>,
+    ) -> Result<Applied>;
     async fn record_infra_failure(&self, failure: InfraFailure) -> Result<Applied>;
     /// Returns attempts whose lease expired to the queue, with an event saying so.
     async fn rescue_expired(&self) -> Result<Vec<i64>>;
@@ -112,15 +157,37 @@ pub trait Store: Send + Sync + 'static {
     async fn wait_for_events(&self, timeout: Duration);
 
     // Human actions.
-    async fn select_attempt(&self, segment_id: i64, attempt_number: u32, actor: &str, human_override: bool) -> Result<Segment>;
+    async fn select_attempt(
+        &self,
+        segment_id: i64,
+        attempt_number: u32,
+        actor: &str,
+        human_override: bool,
+    ) -> Result<Segment>;
     /// Rejects the segment and cancels its in-flight attempts, which are returned so that their
     /// generations can be stopped on the servers.
-    async fn reject_segment(&self, segment_id: i64, actor: &str, note: Option<String>) -> Result<(Segment, Vec<Attempt>)>;
-    async fn cancel_segment(&self, segment_id: i64, actor: &str) -> Result<(Segment, Vec<Attempt>)>;
-    async fn rerun_segment(&self, segment_id: i64, actor: &str, overrides: RerunOverrides) -> Result<(Segment, Attempt)>;
+    async fn reject_segment(
+        &self,
+        segment_id: i64,
+        actor: &str,
+        note: Option<String>,
+    ) -> Result<(Segment, Vec<Attempt>)>;
+    async fn cancel_segment(&self, segment_id: i64, actor: &str)
+        -> Result<(Segment, Vec<Attempt>)>;
+    async fn rerun_segment(
+        &self,
+        segment_id: i64,
+        actor: &str,
+        overrides: RerunOverrides,
+    ) -> Result<(Segment, Attempt)>;
 
     // Reading what happened.
-    async fn list_events(&self, after_id: i64, segment_id: Option<i64>, limit: u32) -> Result<Vec<Event>>;
+    async fn list_events(
+        &self,
+        after_id: i64,
+        segment_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Event>>;
     async fn project_stats(&self, project_id: i64) -> Result<ProjectStats>;
     async fn failure_patterns(&self, scene_type_id: Option<i64>) -> Result<Vec<FailurePattern>>;
     async fn metrics(&self) -> Result<MetricsSnapshot>;
@@ -130,7 +197,13 @@ pub trait Store: Send + Sync + 'static {
     async fn create_token(&self, name: &str, role: Role, token_hash: &str) -> Result<ApiToken>;
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>>;
     async fn list_comfy_servers(&self) -> Result<Vec<ComfyServer>>;
-    async fn upsert_comfy_server(&self, name: &str, url: &str, max_concurrency: u32, drained: bool) -> Result<ComfyServer>;
+    async fn upsert_comfy_server(
+        &self,
+        name: &str,
+        url: &str,
+        max_concurrency: u32,
+        drained: bool,
+    ) -> Result<ComfyServer>;
     async fn delete_comfy_server(&self, name: &str) -> Result<()>;
 }
 

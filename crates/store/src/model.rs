@@ -1,11 +1,11 @@
 //! The rows retake stores, as domain types. Both backends read and write exactly these.
 
 use chrono::{DateTime, Utc};
+use retake_core::{Arm, AttemptStatus};
 use retake_core::{
     CheckConfig, CommandCheck, JitterProvenance, ParamDomain, Parameters, PolicyOverrides,
     QualityScores, RetryPolicy, ReviewReason, SegmentStatus,
 };
-use retake_core::{Arm, AttemptStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -101,18 +101,31 @@ pub struct DomainRecord {
 
 impl From<DomainRecord> for ParamDomain {
     fn from(d: DomainRecord) -> Self {
-        ParamDomain { min: d.min, min_inclusive: d.min_inclusive, max: d.max, integer: d.integer }
+        ParamDomain {
+            min: d.min,
+            min_inclusive: d.min_inclusive,
+            max: d.max,
+            integer: d.integer,
+        }
     }
 }
 impl From<ParamDomain> for DomainRecord {
     fn from(d: ParamDomain) -> Self {
-        DomainRecord { min: d.min, min_inclusive: d.min_inclusive, max: d.max, integer: d.integer }
+        DomainRecord {
+            min: d.min,
+            min_inclusive: d.min_inclusive,
+            max: d.max,
+            integer: d.integer,
+        }
     }
 }
 
 impl SceneType {
     pub fn domains(&self) -> BTreeMap<String, ParamDomain> {
-        self.parameter_domains.iter().map(|(k, v)| (k.clone(), (*v).into())).collect()
+        self.parameter_domains
+            .iter()
+            .map(|(k, v)| (k.clone(), (*v).into()))
+            .collect()
     }
     pub fn check_names(&self) -> std::collections::BTreeSet<String> {
         self.qa_checks.iter().map(|c| c.check.clone()).collect()
@@ -247,7 +260,10 @@ impl Attempt {
             scores: self.quality_scores.clone(),
             gpu_seconds: self.gpu_seconds,
             arm: self.arm,
-            workflow_error: self.failure_reason.as_deref().is_some_and(|r| r.starts_with(WORKFLOW_ERROR_PREFIX)),
+            workflow_error: self
+                .failure_reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with(WORKFLOW_ERROR_PREFIX)),
         }
     }
 }
@@ -432,7 +448,12 @@ pub struct Applied {
 
 impl Applied {
     pub fn ignored() -> Self {
-        Applied { applied: false, decision: None, segment_status: None, new_attempts: vec![] }
+        Applied {
+            applied: false,
+            decision: None,
+            segment_status: None,
+            new_attempts: vec![],
+        }
     }
 }
 

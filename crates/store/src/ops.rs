@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use retake_core::qa::evaluate;
 use retake_core::strategy::SceneStats;
 use retake_core::{
-    decide, estimate_gpu_seconds, plan_rerun, AttemptStatus, Decision, DecisionInput, EffectivePolicy,
-    QaVerdict, ReviewReason, SegmentStatus, Verdict,
+    decide, estimate_gpu_seconds, plan_rerun, AttemptStatus, Decision, DecisionInput,
+    EffectivePolicy, QaVerdict, ReviewReason, SegmentStatus, Verdict,
 };
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -39,24 +39,65 @@ pub trait TxOps: Send {
     async fn attempts_of(&mut self, segment_id: i64) -> Result<Vec<Attempt>>;
     /// Writes every mutable column of the attempt.
     async fn save_attempt(&mut self, a: &Attempt) -> Result<()>;
-    async fn insert_attempt(&mut self, a: &Attempt, project_id: i64, scene_type_id: i64) -> Result<i64>;
+    async fn insert_attempt(
+        &mut self,
+        a: &Attempt,
+        project_id: i64,
+        scene_type_id: i64,
+    ) -> Result<i64>;
     async fn save_segment(&mut self, s: &Segment) -> Result<()>;
     /// `reserved += seconds` only if the budget still covers it.
     async fn try_reserve(&mut self, project_id: i64, seconds: f64) -> Result<bool>;
     /// `reserved -= release; spent += spend`.
     async fn settle(&mut self, project_id: i64, release: f64, spend: f64) -> Result<()>;
-    async fn ledger(&mut self, project_id: i64, attempt_id: i64, reserved: f64, spent: f64, note: &str) -> Result<()>;
+    async fn ledger(
+        &mut self,
+        project_id: i64,
+        attempt_id: i64,
+        reserved: f64,
+        spent: f64,
+        note: &str,
+    ) -> Result<()>;
     async fn event(&mut self, e: NewEvent) -> Result<()>;
     async fn recent_gpu(&mut self, scene_type_id: i64, limit: u32) -> Result<Vec<f64>>;
     async fn scene_stats(&mut self, scene_type_id: i64, with_scores: bool) -> Result<SceneStats>;
-    async fn bump_check_stats(&mut self, scene_type_id: i64, check: &str, attempts: i64, failures: i64, failed_segments: i64, rescues: i64) -> Result<()>;
-    async fn bump_arm_stats(&mut self, scene_type_id: i64, check: &str, arm: &str, tries: i64, rescues: i64) -> Result<()>;
+    async fn bump_check_stats(
+        &mut self,
+        scene_type_id: i64,
+        check: &str,
+        attempts: i64,
+        failures: i64,
+        failed_segments: i64,
+        rescues: i64,
+    ) -> Result<()>;
+    async fn bump_arm_stats(
+        &mut self,
+        scene_type_id: i64,
+        check: &str,
+        arm: &str,
+        tries: i64,
+        rescues: i64,
+    ) -> Result<()>;
     /// Tell sleeping workers that attempts were queued (PostgreSQL `NOTIFY`).
     async fn notify_work(&mut self) -> Result<()>;
 }
 
-fn ev(project_id: i64, segment_id: i64, attempt_id: Option<i64>, kind: &'static str, message: String, data: Value) -> NewEvent {
-    NewEvent { project_id: Some(project_id), segment_id: Some(segment_id), attempt_id, kind, message, data }
+fn ev(
+    project_id: i64,
+    segment_id: i64,
+    attempt_id: Option<i64>,
+    kind: &'static str,
+    message: String,
+    data: Value,
+) -> NewEvent {
+    NewEvent {
+        project_id: Some(project_id),
+        segment_id: Some(segment_id),
+        attempt_id,
+        kind,
+        message,
+        data,
+    }
 }
 
 fn move_segment(seg: &mut Segment, to: SegmentStatus) -> Result<()> {
@@ -76,14 +117,21 @@ fn move_attempt(a: &mut Attempt, to: AttemptStatus) -> Result<()> {
 }
 
 /// The estimate one attempt of this scene type reserves.
-pub async fn estimate<T: TxOps + ?Sized>(tx: &mut T, scene_type_id: i64, default: f64) -> Result<f64> {
+pub async fn estimate<T: TxOps + ?Sized>(
+    tx: &mut T,
+    scene_type_id: i64,
+    default: f64,
+) -> Result<f64> {
     let recent = tx.recent_gpu(scene_type_id, ESTIMATE_WINDOW).await?;
     Ok(estimate_gpu_seconds(&recent, default))
 }
 
 /// After a backend marked `claimed` as generating for `worker`: reserve each one's budget, or
 /// cancel it and escalate its segment when the budget cannot cover it.
-pub async fn reserve_claimed<T: TxOps + ?Sized>(tx: &mut T, claimed: Vec<(Attempt, i64, i64)>) -> Result<Vec<Work>> {
+pub async fn reserve_claimed<T: TxOps + ?Sized>(
+    tx: &mut T,
+    claimed: Vec<(Attempt, i64, i64)>,
+) -> Result<Vec<Work>> {
     let mut out = Vec::with_capacity(claimed.len());
     let mut estimates: std::collections::HashMap<i64, f64> = std::collections::HashMap::new();
     for (mut a, project_id, scene_type_id) in claimed {
@@ -96,7 +144,9 @@ pub async fn reserve_claimed<T: TxOps + ?Sized>(tx: &mut T, claimed: Vec<(Attemp
                 e
             }
         };
-        let Some(mut seg) = tx.segment(a.segment_id).await? else { continue };
+        let Some(mut seg) = tx.segment(a.segment_id).await? else {
+            continue;
+        };
         if tx.try_reserve(project_id, est).await? {
             a.reserved_gpu_seconds = est;
             tx.save_attempt(&a).await?;
@@ -108,7 +158,12 @@ pub async fn reserve_claimed<T: TxOps + ?Sized>(tx: &mut T, claimed: Vec<(Attemp
             tx.event(ev(project_id, seg.id, Some(a.id), "attempt_started",
                 format!("attempt {} of segment {} started on {} (reserved {est:.1} GPU-s)", a.attempt_number, seg.id, a.worker.as_deref().unwrap_or("?")),
                 json!({"attempt_number": a.attempt_number, "reserved_gpu_seconds": est, "worker": a.worker}))).await?;
-            out.push(Work { attempt: a, project_id, scene_type_id, segment_rng_seed: seg.rng_seed });
+            out.push(Work {
+                attempt: a,
+                project_id,
+                scene_type_id,
+                segment_rng_seed: seg.rng_seed,
+            });
         } else {
             let remaining = project.remaining_gpu_seconds().unwrap_or(0.0);
             let why = format!(
@@ -121,8 +176,15 @@ pub async fn reserve_claimed<T: TxOps + ?Sized>(tx: &mut T, claimed: Vec<(Attemp
             a.lease_expires_at = None;
             a.finished_at = Some(now());
             tx.save_attempt(&a).await?;
-            tx.event(ev(project_id, seg.id, Some(a.id), "budget_refused", why.clone(),
-                json!({"estimate_gpu_seconds": est, "remaining_gpu_seconds": remaining}))).await?;
+            tx.event(ev(
+                project_id,
+                seg.id,
+                Some(a.id),
+                "budget_refused",
+                why.clone(),
+                json!({"estimate_gpu_seconds": est, "remaining_gpu_seconds": remaining}),
+            ))
+            .await?;
             decide_and_apply(tx, seg.id).await?;
             // The queue changed under the claimer: let it look again at once.
             tx.notify_work().await?;
@@ -132,14 +194,22 @@ pub async fn reserve_claimed<T: TxOps + ?Sized>(tx: &mut T, claimed: Vec<(Attemp
 }
 
 /// Generation ended for an attempt `done.worker` owns.
-pub async fn finish_generation<T: TxOps + ?Sized>(tx: &mut T, done: GenerationDone) -> Result<Applied> {
+pub async fn finish_generation<T: TxOps + ?Sized>(
+    tx: &mut T,
+    done: GenerationDone,
+) -> Result<Applied> {
     let Some(mut a) = tx.attempt(done.attempt_id).await? else {
         return Err(StoreError::not_found("attempt", done.attempt_id));
     };
-    if a.overall_status != AttemptStatus::Generating || a.worker.as_deref() != Some(done.worker.as_str()) {
+    if a.overall_status != AttemptStatus::Generating
+        || a.worker.as_deref() != Some(done.worker.as_str())
+    {
         return Ok(Applied::ignored());
     }
-    let seg = tx.segment(a.segment_id).await?.ok_or_else(|| StoreError::not_found("segment", a.segment_id))?;
+    let seg = tx
+        .segment(a.segment_id)
+        .await?
+        .ok_or_else(|| StoreError::not_found("segment", a.segment_id))?;
     let gpu = done.gpu_seconds.max(0.0);
     charge(tx, &mut a, seg.project_id, gpu, "generation finished").await?;
     a.output_video_path = done.output_video_path.clone();
@@ -148,12 +218,22 @@ pub async fn finish_generation<T: TxOps + ?Sized>(tx: &mut T, done: GenerationDo
     a.updated_at = now();
     if done.stopped_by_budget {
         move_attempt(&mut a, AttemptStatus::Cancelled)?;
-        a.failure_reason = Some(format!("stopped by the budget after {gpu:.1} GPU-s: no budget left to extend its reservation"));
+        a.failure_reason = Some(format!(
+            "stopped by the budget after {gpu:.1} GPU-s: no budget left to extend its reservation"
+        ));
         a.finished_at = Some(now());
         a.worker = None;
         a.lease_expires_at = None;
         tx.save_attempt(&a).await?;
-        tx.event(ev(seg.project_id, seg.id, Some(a.id), "budget_refused", a.failure_reason.clone().unwrap_or_default(), json!({"gpu_seconds": gpu}))).await?;
+        tx.event(ev(
+            seg.project_id,
+            seg.id,
+            Some(a.id),
+            "budget_refused",
+            a.failure_reason.clone().unwrap_or_default(),
+            json!({"gpu_seconds": gpu}),
+        ))
+        .await?;
         return decide_and_apply(tx, seg.id).await;
     }
     match done.verdict {
@@ -165,25 +245,51 @@ pub async fn finish_generation<T: TxOps + ?Sized>(tx: &mut T, done: GenerationDo
                 a.lease_expires_at = None;
             }
             tx.save_attempt(&a).await?;
-            tx.event(ev(seg.project_id, seg.id, Some(a.id), "attempt_scoring",
-                format!("attempt {} generated in {gpu:.1} GPU-s; waiting for QA", a.attempt_number),
-                json!({"gpu_seconds": gpu, "output_video_path": a.output_video_path}))).await?;
-            Ok(Applied { applied: true, decision: None, segment_status: Some(seg.status), new_attempts: vec![] })
+            tx.event(ev(
+                seg.project_id,
+                seg.id,
+                Some(a.id),
+                "attempt_scoring",
+                format!(
+                    "attempt {} generated in {gpu:.1} GPU-s; waiting for QA",
+                    a.attempt_number
+                ),
+                json!({"gpu_seconds": gpu, "output_video_path": a.output_video_path}),
+            ))
+            .await?;
+            Ok(Applied {
+                applied: true,
+                decision: None,
+                segment_status: Some(seg.status),
+                new_attempts: vec![],
+            })
         }
     }
 }
 
 /// Release the attempt's reservation, charge what it spent, and write the ledger row.
-async fn charge<T: TxOps + ?Sized>(tx: &mut T, a: &mut Attempt, project_id: i64, spent: f64, note: &str) -> Result<()> {
+async fn charge<T: TxOps + ?Sized>(
+    tx: &mut T,
+    a: &mut Attempt,
+    project_id: i64,
+    spent: f64,
+    note: &str,
+) -> Result<()> {
     tx.settle(project_id, a.reserved_gpu_seconds, spent).await?;
-    tx.ledger(project_id, a.id, a.reserved_gpu_seconds, spent, note).await?;
+    tx.ledger(project_id, a.id, a.reserved_gpu_seconds, spent, note)
+        .await?;
     a.gpu_seconds += spent;
     a.reserved_gpu_seconds = 0.0;
     Ok(())
 }
 
 /// Scores for an attempt in `scoring`. Applying the same delivery twice is a no-op.
-pub async fn deliver_verdict<T: TxOps + ?Sized>(tx: &mut T, attempt_id: i64, verdict: QaVerdict, worker: Option<&str>) -> Result<Applied> {
+pub async fn deliver_verdict<T: TxOps + ?Sized>(
+    tx: &mut T,
+    attempt_id: i64,
+    verdict: QaVerdict,
+    worker: Option<&str>,
+) -> Result<Applied> {
     let Some(a) = tx.attempt(attempt_id).await? else {
         return Err(StoreError::not_found("attempt", attempt_id));
     };
@@ -191,7 +297,13 @@ pub async fn deliver_verdict<T: TxOps + ?Sized>(tx: &mut T, attempt_id: i64, ver
         if a.overall_status.is_terminal() {
             return Ok(Applied::ignored());
         }
-        return Err(StoreError::invalid(None, format!("attempt {attempt_id} is {}; scores are accepted once it is scoring", a.overall_status)));
+        return Err(StoreError::invalid(
+            None,
+            format!(
+                "attempt {attempt_id} is {}; scores are accepted once it is scoring",
+                a.overall_status
+            ),
+        ));
     }
     if let Some(w) = worker {
         if a.worker.as_deref() != Some(w) {
@@ -203,14 +315,28 @@ pub async fn deliver_verdict<T: TxOps + ?Sized>(tx: &mut T, attempt_id: i64, ver
 
 /// Judge scores against the scene type's thresholds, record them, update the learning tables and
 /// decide what happens to the segment.
-async fn judge<T: TxOps + ?Sized>(tx: &mut T, mut a: Attempt, verdict: QaVerdict) -> Result<Applied> {
-    let seg = tx.segment(a.segment_id).await?.ok_or_else(|| StoreError::not_found("segment", a.segment_id))?;
+async fn judge<T: TxOps + ?Sized>(
+    tx: &mut T,
+    mut a: Attempt,
+    verdict: QaVerdict,
+) -> Result<Applied> {
+    let seg = tx
+        .segment(a.segment_id)
+        .await?
+        .ok_or_else(|| StoreError::not_found("segment", a.segment_id))?;
     let scene = tx.scene_type(seg.scene_type_id).await?;
     a.qa_source = Some(verdict.source.clone());
     match evaluate(&verdict, &scene.qa_checks) {
         Ok(scores) => {
             let passed = scores.passed();
-            move_attempt(&mut a, if passed { AttemptStatus::Passed } else { AttemptStatus::Failed })?;
+            move_attempt(
+                &mut a,
+                if passed {
+                    AttemptStatus::Passed
+                } else {
+                    AttemptStatus::Failed
+                },
+            )?;
             if !passed {
                 let failed: Vec<String> = scores
                     .checks
@@ -238,16 +364,33 @@ async fn judge<T: TxOps + ?Sized>(tx: &mut T, mut a: Attempt, verdict: QaVerdict
 
 /// Update the scene type's failure-pattern and arm tables with one judged attempt.
 async fn learn<T: TxOps + ?Sized>(tx: &mut T, seg: &Segment, a: &Attempt) -> Result<()> {
-    let Some(scores) = &a.quality_scores else { return Ok(()) };
+    let Some(scores) = &a.quality_scores else {
+        return Ok(());
+    };
     let earlier = tx.attempts_of(seg.id).await?;
-    let earlier: Vec<&Attempt> = earlier.iter().filter(|e| e.attempt_number < a.attempt_number).collect();
+    let earlier: Vec<&Attempt> = earlier
+        .iter()
+        .filter(|e| e.attempt_number < a.attempt_number)
+        .collect();
     for (check, r) in &scores.checks {
         let failed = r.verdict == Verdict::Fail;
         let first_failure = failed
             && !earlier.iter().any(|e| {
-                e.quality_scores.as_ref().is_some_and(|s| s.checks.get(check).is_some_and(|c| c.verdict == Verdict::Fail))
+                e.quality_scores.as_ref().is_some_and(|s| {
+                    s.checks
+                        .get(check)
+                        .is_some_and(|c| c.verdict == Verdict::Fail)
+                })
             });
-        tx.bump_check_stats(seg.scene_type_id, check, 1, failed as i64, first_failure as i64, 0).await?;
+        tx.bump_check_stats(
+            seg.scene_type_id,
+            check,
+            1,
+            failed as i64,
+            first_failure as i64,
+            0,
+        )
+        .await?;
     }
     if let Some(arm) = a.arm {
         // The check this retry was meant to fix: the first failed check of the latest failed
@@ -256,10 +399,15 @@ async fn learn<T: TxOps + ?Sized>(tx: &mut T, seg: &Segment, a: &Attempt) -> Res
             .iter()
             .rev()
             .filter(|e| e.overall_status == AttemptStatus::Failed)
-            .find_map(|e| e.quality_scores.as_ref().and_then(|s| s.failed_checks().first().map(|c| c.to_string())));
+            .find_map(|e| {
+                e.quality_scores
+                    .as_ref()
+                    .and_then(|s| s.failed_checks().first().map(|c| c.to_string()))
+            });
         if let Some(check) = trigger {
             let rescued = a.overall_status == AttemptStatus::Passed;
-            tx.bump_arm_stats(seg.scene_type_id, &check, arm.as_str(), 1, rescued as i64).await?;
+            tx.bump_arm_stats(seg.scene_type_id, &check, arm.as_str(), 1, rescued as i64)
+                .await?;
         }
     }
     Ok(())
@@ -267,9 +415,17 @@ async fn learn<T: TxOps + ?Sized>(tx: &mut T, seg: &Segment, a: &Attempt) -> Res
 
 /// Run the pure decision for a segment and apply it.
 pub async fn decide_and_apply<T: TxOps + ?Sized>(tx: &mut T, segment_id: i64) -> Result<Applied> {
-    let mut seg = tx.segment(segment_id).await?.ok_or_else(|| StoreError::not_found("segment", segment_id))?;
+    let mut seg = tx
+        .segment(segment_id)
+        .await?
+        .ok_or_else(|| StoreError::not_found("segment", segment_id))?;
     if seg.status.is_terminal() {
-        return Ok(Applied { applied: true, decision: None, segment_status: Some(seg.status), new_attempts: vec![] });
+        return Ok(Applied {
+            applied: true,
+            decision: None,
+            segment_status: Some(seg.status),
+            new_attempts: vec![],
+        });
     }
     let scene = tx.scene_type(seg.scene_type_id).await?;
     let project = tx.project(seg.project_id).await?;
@@ -279,9 +435,12 @@ pub async fn decide_and_apply<T: TxOps + ?Sized>(tx: &mut T, segment_id: i64) ->
     let attempts = tx.attempts_of(seg.id).await?;
     let views: Vec<_> = attempts.iter().map(Attempt::view).collect();
     let est = estimate(tx, scene.id, project.default_gpu_estimate_seconds).await?;
-    let needs_stats = policy.adaptive_variation || policy.systematic_detection || policy.min_gain_per_gpu_second.is_some();
+    let needs_stats = policy.adaptive_variation
+        || policy.systematic_detection
+        || policy.min_gain_per_gpu_second.is_some();
     let stats = if needs_stats {
-        tx.scene_stats(scene.id, policy.min_gain_per_gpu_second.is_some()).await?
+        tx.scene_stats(scene.id, policy.min_gain_per_gpu_second.is_some())
+            .await?
     } else {
         SceneStats::default()
     };
@@ -299,15 +458,29 @@ pub async fn decide_and_apply<T: TxOps + ?Sized>(tx: &mut T, segment_id: i64) ->
     apply(tx, &mut seg, &attempts, decision, Some(est)).await
 }
 
-async fn apply<T: TxOps + ?Sized>(tx: &mut T, seg: &mut Segment, attempts: &[Attempt], decision: Decision, est: Option<f64>) -> Result<Applied> {
+async fn apply<T: TxOps + ?Sized>(
+    tx: &mut T,
+    seg: &mut Segment,
+    attempts: &[Attempt],
+    decision: Decision,
+    est: Option<f64>,
+) -> Result<Applied> {
     let kind = decision.kind();
     let mut new_attempts = vec![];
     let t = now();
     match decision {
         Decision::Wait { .. } => {
-            return Ok(Applied { applied: true, decision: Some(kind.into()), segment_status: Some(seg.status), new_attempts });
+            return Ok(Applied {
+                applied: true,
+                decision: Some(kind.into()),
+                segment_status: Some(seg.status),
+                new_attempts,
+            });
         }
-        Decision::Retry { attempts: planned, why } => {
+        Decision::Retry {
+            attempts: planned,
+            why,
+        } => {
             let original_params = seg.parameters.clone();
             for p in &planned {
                 let a = Attempt {
@@ -342,7 +515,9 @@ async fn apply<T: TxOps + ?Sized>(tx: &mut T, seg: &mut Segment, attempts: &[Att
                     created_at: t,
                     updated_at: t,
                 };
-                let id = tx.insert_attempt(&a, seg.project_id, seg.scene_type_id).await?;
+                let id = tx
+                    .insert_attempt(&a, seg.project_id, seg.scene_type_id)
+                    .await?;
                 new_attempts.push(id);
                 seg.attempt_count = seg.attempt_count.max(p.attempt_number);
             }
@@ -358,10 +533,21 @@ async fn apply<T: TxOps + ?Sized>(tx: &mut T, seg: &mut Segment, attempts: &[Att
                 })).collect::<Vec<_>>(),
                 "estimate_gpu_seconds": est,
             });
-            tx.event(ev(seg.project_id, seg.id, new_attempts.first().copied(), "retry_scheduled", why, data)).await?;
+            tx.event(ev(
+                seg.project_id,
+                seg.id,
+                new_attempts.first().copied(),
+                "retry_scheduled",
+                why,
+                data,
+            ))
+            .await?;
             tx.notify_work().await?;
         }
-        Decision::Select { attempt_number, why } => {
+        Decision::Select {
+            attempt_number,
+            why,
+        } => {
             select_in_tx(tx, seg, attempts, attempt_number, "retake", false).await?;
             seg.decision_note = Some(why.clone());
             move_segment(seg, SegmentStatus::Passed)?;
@@ -372,37 +558,69 @@ async fn apply<T: TxOps + ?Sized>(tx: &mut T, seg: &mut Segment, attempts: &[Att
             let mut failed_checks: Vec<String> = attempts
                 .iter()
                 .filter_map(|a| a.quality_scores.as_ref())
-                .flat_map(|s| s.failed_checks().into_iter().map(str::to_owned).collect::<Vec<_>>())
+                .flat_map(|s| {
+                    s.failed_checks()
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                })
                 .collect();
             failed_checks.sort();
             failed_checks.dedup();
             for c in &failed_checks {
-                tx.bump_check_stats(seg.scene_type_id, c, 0, 0, 0, 1).await?;
+                tx.bump_check_stats(seg.scene_type_id, c, 0, 0, 0, 1)
+                    .await?;
             }
             let rescued = !failed_checks.is_empty();
             let sel = attempts.iter().find(|a| a.attempt_number == attempt_number);
             tx.event(ev(seg.project_id, seg.id, sel.map(|a| a.id), "selected", why,
                 json!({"attempt_number": attempt_number, "rescued": rescued, "overall": sel.and_then(|a| a.quality_scores.as_ref().map(|s| s.overall))}))).await?;
         }
-        Decision::Escalate { reason, why, evidence } => {
+        Decision::Escalate {
+            reason,
+            why,
+            evidence,
+        } => {
             move_segment(seg, SegmentStatus::NeedsReview)?;
             seg.review_reason = Some(reason);
             seg.decision_note = Some(why.clone());
             seg.review_evidence = evidence.clone();
             seg.updated_at = t;
             tx.save_segment(seg).await?;
-            tx.event(ev(seg.project_id, seg.id, None, "escalated", why,
-                json!({"reason": reason.as_str(), "evidence": evidence}))).await?;
+            tx.event(ev(
+                seg.project_id,
+                seg.id,
+                None,
+                "escalated",
+                why,
+                json!({"reason": reason.as_str(), "evidence": evidence}),
+            ))
+            .await?;
         }
     }
-    Ok(Applied { applied: true, decision: Some(kind.into()), segment_status: Some(seg.status), new_attempts })
+    Ok(Applied {
+        applied: true,
+        decision: Some(kind.into()),
+        segment_status: Some(seg.status),
+        new_attempts,
+    })
 }
 
 /// Point the segment at one attempt; clears any earlier selection first (the partial unique
 /// index allows one selected attempt per segment).
-async fn select_in_tx<T: TxOps + ?Sized>(tx: &mut T, seg: &mut Segment, attempts: &[Attempt], n: u32, actor: &str, human_override: bool) -> Result<()> {
+async fn select_in_tx<T: TxOps + ?Sized>(
+    tx: &mut T,
+    seg: &mut Segment,
+    attempts: &[Attempt],
+    n: u32,
+    actor: &str,
+    human_override: bool,
+) -> Result<()> {
     let t = now();
-    for a in attempts.iter().filter(|a| a.is_selected && a.attempt_number != n) {
+    for a in attempts
+        .iter()
+        .filter(|a| a.is_selected && a.attempt_number != n)
+    {
         let mut a = a.clone();
         a.is_selected = false;
         a.updated_at = t;
@@ -423,18 +641,41 @@ async fn select_in_tx<T: TxOps + ?Sized>(tx: &mut T, seg: &mut Segment, attempts
     Ok(())
 }
 
-pub async fn record_infra_failure<T: TxOps + ?Sized>(tx: &mut T, f: InfraFailure) -> Result<Applied> {
+pub async fn record_infra_failure<T: TxOps + ?Sized>(
+    tx: &mut T,
+    f: InfraFailure,
+) -> Result<Applied> {
     let Some(mut a) = tx.attempt(f.attempt_id).await? else {
         return Err(StoreError::not_found("attempt", f.attempt_id));
     };
-    if !matches!(a.overall_status, AttemptStatus::Generating | AttemptStatus::Scoring) || a.worker.as_deref() != Some(f.worker.as_str()) {
+    if !matches!(
+        a.overall_status,
+        AttemptStatus::Generating | AttemptStatus::Scoring
+    ) || a.worker.as_deref() != Some(f.worker.as_str())
+    {
         return Ok(Applied::ignored());
     }
-    let seg = tx.segment(a.segment_id).await?.ok_or_else(|| StoreError::not_found("segment", a.segment_id))?;
-    charge(tx, &mut a, seg.project_id, f.gpu_seconds_spent.max(0.0), "infrastructure error").await?;
+    let seg = tx
+        .segment(a.segment_id)
+        .await?
+        .ok_or_else(|| StoreError::not_found("segment", a.segment_id))?;
+    charge(
+        tx,
+        &mut a,
+        seg.project_id,
+        f.gpu_seconds_spent.max(0.0),
+        "infrastructure error",
+    )
+    .await?;
     let tries = a.infra_errors.len() as u32;
     let retry = f.retriable && tries < f.max_infra_retries;
-    a.infra_errors.push(InfraErrorRecord { at: now(), worker: f.worker.clone(), message: f.message.clone(), gpu_seconds: f.gpu_seconds_spent, retried: retry });
+    a.infra_errors.push(InfraErrorRecord {
+        at: now(),
+        worker: f.worker.clone(),
+        message: f.message.clone(),
+        gpu_seconds: f.gpu_seconds_spent,
+        retried: retry,
+    });
     a.worker = None;
     a.lease_expires_at = None;
     a.updated_at = now();
@@ -442,38 +683,70 @@ pub async fn record_infra_failure<T: TxOps + ?Sized>(tx: &mut T, f: InfraFailure
         let backoff = f.backoff.saturating_mul(1u32 << tries.min(10));
         move_attempt(&mut a, AttemptStatus::Queued)?;
         a.not_before = Some(now() + chrono::Duration::from_std(backoff).unwrap_or_default());
-        a.failure_reason = Some(format!("infrastructure error (retry {} of {}): {}", tries + 1, f.max_infra_retries, f.message));
+        a.failure_reason = Some(format!(
+            "infrastructure error (retry {} of {}): {}",
+            tries + 1,
+            f.max_infra_retries,
+            f.message
+        ));
         tx.save_attempt(&a).await?;
         tx.event(ev(seg.project_id, seg.id, Some(a.id), "infra_error",
             format!("attempt {} hit an infrastructure error and is requeued with the same parameters in {:.1}s: {}", a.attempt_number, backoff.as_secs_f64(), f.message),
             json!({"message": f.message, "retry": tries + 1, "max": f.max_infra_retries, "gpu_seconds": f.gpu_seconds_spent}))).await?;
         tx.notify_work().await?;
-        return Ok(Applied { applied: true, decision: Some("infra_retry".into()), segment_status: Some(seg.status), new_attempts: vec![] });
+        return Ok(Applied {
+            applied: true,
+            decision: Some("infra_retry".into()),
+            segment_status: Some(seg.status),
+            new_attempts: vec![],
+        });
     }
     move_attempt(&mut a, AttemptStatus::InfraError)?;
     a.failure_reason = Some(if f.retriable {
-        format!("infrastructure error, {} tries used: {}", tries + 1, f.message)
+        format!(
+            "infrastructure error, {} tries used: {}",
+            tries + 1,
+            f.message
+        )
     } else {
         format!("{WORKFLOW_ERROR_PREFIX}{}", f.message)
     });
     a.finished_at = Some(now());
     tx.save_attempt(&a).await?;
-    tx.event(ev(seg.project_id, seg.id, Some(a.id), "infra_error", a.failure_reason.clone().unwrap_or_default(),
-        json!({"message": f.message, "retriable": f.retriable}))).await?;
+    tx.event(ev(
+        seg.project_id,
+        seg.id,
+        Some(a.id),
+        "infra_error",
+        a.failure_reason.clone().unwrap_or_default(),
+        json!({"message": f.message, "retriable": f.retriable}),
+    ))
+    .await?;
     decide_and_apply(tx, seg.id).await
 }
 
 /// Return one expired lease to the queue.
 pub async fn rescue<T: TxOps + ?Sized>(tx: &mut T, attempt_id: i64) -> Result<bool> {
-    let Some(mut a) = tx.attempt(attempt_id).await? else { return Ok(false) };
+    let Some(mut a) = tx.attempt(attempt_id).await? else {
+        return Ok(false);
+    };
     let expired = a.lease_expires_at.is_some_and(|t| t < now());
-    if !expired || !matches!(a.overall_status, AttemptStatus::Generating | AttemptStatus::Scoring) {
+    if !expired
+        || !matches!(
+            a.overall_status,
+            AttemptStatus::Generating | AttemptStatus::Scoring
+        )
+    {
         return Ok(false);
     }
-    let seg = tx.segment(a.segment_id).await?.ok_or_else(|| StoreError::not_found("segment", a.segment_id))?;
+    let seg = tx
+        .segment(a.segment_id)
+        .await?
+        .ok_or_else(|| StoreError::not_found("segment", a.segment_id))?;
     let owner = a.worker.clone().unwrap_or_default();
     let was = a.overall_status;
-    tx.settle(seg.project_id, a.reserved_gpu_seconds, 0.0).await?;
+    tx.settle(seg.project_id, a.reserved_gpu_seconds, 0.0)
+        .await?;
     a.reserved_gpu_seconds = 0.0;
     move_attempt(&mut a, AttemptStatus::Queued)?;
     a.worker = None;
@@ -488,8 +761,17 @@ pub async fn rescue<T: TxOps + ?Sized>(tx: &mut T, attempt_id: i64) -> Result<bo
     Ok(true)
 }
 
-pub async fn select_attempt<T: TxOps + ?Sized>(tx: &mut T, segment_id: i64, n: u32, actor: &str, human_override: bool) -> Result<Segment> {
-    let mut seg = tx.segment(segment_id).await?.ok_or_else(|| StoreError::not_found("segment", segment_id))?;
+pub async fn select_attempt<T: TxOps + ?Sized>(
+    tx: &mut T,
+    segment_id: i64,
+    n: u32,
+    actor: &str,
+    human_override: bool,
+) -> Result<Segment> {
+    let mut seg = tx
+        .segment(segment_id)
+        .await?
+        .ok_or_else(|| StoreError::not_found("segment", segment_id))?;
     let attempts = tx.attempts_of(segment_id).await?;
     let target = attempts
         .iter()
@@ -502,7 +784,10 @@ pub async fn select_attempt<T: TxOps + ?Sized>(tx: &mut T, segment_id: i64, n: u
         ));
     }
     if human_override && !target.overall_status.is_terminal() {
-        return Err(StoreError::invalid(Some("attempt_number"), format!("attempt {n} is still {}", target.overall_status)));
+        return Err(StoreError::invalid(
+            Some("attempt_number"),
+            format!("attempt {n} is still {}", target.overall_status),
+        ));
     }
     let to = match (seg.status, human_override) {
         (SegmentStatus::Passed, false) => SegmentStatus::Passed,
@@ -517,9 +802,17 @@ pub async fn select_attempt<T: TxOps + ?Sized>(tx: &mut T, segment_id: i64, n: u
     select_in_tx(tx, &mut seg, &attempts, n, actor, human_override).await?;
     move_segment(&mut seg, to)?;
     let why = if human_override {
-        format!("{actor} accepted attempt {n} ({}) as a human override", target.overall_status)
+        format!(
+            "{actor} accepted attempt {n} ({}) as a human override",
+            target.overall_status
+        )
     } else {
-        format!("{actor} selected attempt {n} as best (was {})", before.map(|b| format!("attempt {b}")).unwrap_or_else(|| "none".into()))
+        format!(
+            "{actor} selected attempt {n} as best (was {})",
+            before
+                .map(|b| format!("attempt {b}"))
+                .unwrap_or_else(|| "none".into())
+        )
     };
     seg.decision_note = Some(why.clone());
     seg.updated_at = now();
@@ -530,13 +823,23 @@ pub async fn select_attempt<T: TxOps + ?Sized>(tx: &mut T, segment_id: i64, n: u
 }
 
 /// Cancel in-flight attempts and end the segment as `to` (rejected or cancelled).
-pub async fn close_segment<T: TxOps + ?Sized>(tx: &mut T, segment_id: i64, actor: &str, to: SegmentStatus, note: Option<String>) -> Result<(Segment, Vec<Attempt>)> {
-    let mut seg = tx.segment(segment_id).await?.ok_or_else(|| StoreError::not_found("segment", segment_id))?;
+pub async fn close_segment<T: TxOps + ?Sized>(
+    tx: &mut T,
+    segment_id: i64,
+    actor: &str,
+    to: SegmentStatus,
+    note: Option<String>,
+) -> Result<(Segment, Vec<Attempt>)> {
+    let mut seg = tx
+        .segment(segment_id)
+        .await?
+        .ok_or_else(|| StoreError::not_found("segment", segment_id))?;
     move_segment(&mut seg, to)?;
     let mut cancelled = vec![];
     for mut a in tx.attempts_of(segment_id).await? {
         if a.overall_status.is_in_flight() {
-            tx.settle(seg.project_id, a.reserved_gpu_seconds, 0.0).await?;
+            tx.settle(seg.project_id, a.reserved_gpu_seconds, 0.0)
+                .await?;
             a.reserved_gpu_seconds = 0.0;
             move_attempt(&mut a, AttemptStatus::Cancelled)?;
             a.failure_reason = Some(format!("segment {to} by {actor}"));
@@ -560,10 +863,24 @@ pub async fn close_segment<T: TxOps + ?Sized>(tx: &mut T, segment_id: i64, actor
     Ok((seg, cancelled))
 }
 
-pub async fn rerun<T: TxOps + ?Sized>(tx: &mut T, segment_id: i64, actor: &str, o: RerunOverrides) -> Result<(Segment, Attempt)> {
-    let mut seg = tx.segment(segment_id).await?.ok_or_else(|| StoreError::not_found("segment", segment_id))?;
+pub async fn rerun<T: TxOps + ?Sized>(
+    tx: &mut T,
+    segment_id: i64,
+    actor: &str,
+    o: RerunOverrides,
+) -> Result<(Segment, Attempt)> {
+    let mut seg = tx
+        .segment(segment_id)
+        .await?
+        .ok_or_else(|| StoreError::not_found("segment", segment_id))?;
     if seg.status != SegmentStatus::NeedsReview {
-        return Err(StoreError::invalid(Some("status"), format!("segment {segment_id} is {}; only a segment in review can be re-run", seg.status)));
+        return Err(StoreError::invalid(
+            Some("status"),
+            format!(
+                "segment {segment_id} is {}; only a segment in review can be re-run",
+                seg.status
+            ),
+        ));
     }
     let scene = tx.scene_type(seg.scene_type_id).await?;
     let project = tx.project(seg.project_id).await?;
@@ -585,21 +902,32 @@ pub async fn rerun<T: TxOps + ?Sized>(tx: &mut T, segment_id: i64, actor: &str, 
         domains: &domains,
         stats: &stats,
     };
-    let planned = plan_rerun(&input, o.parameters.as_ref(), o.jitter_scale).map_err(|e| match e {
-        retake_core::RerunError::JitterScale(_) => StoreError::invalid(Some("jitter_scale"), e.to_string()),
-        retake_core::RerunError::Budget { .. } => StoreError::conflict(Some("budget"), e.to_string()),
-        retake_core::RerunError::Parameter(m, f) => StoreError::invalid(Some(&f), m),
-    })?;
+    let planned =
+        plan_rerun(&input, o.parameters.as_ref(), o.jitter_scale).map_err(|e| match e {
+            retake_core::RerunError::JitterScale(_) => {
+                StoreError::invalid(Some("jitter_scale"), e.to_string())
+            }
+            retake_core::RerunError::Budget { .. } => {
+                StoreError::conflict(Some("budget"), e.to_string())
+            }
+            retake_core::RerunError::Parameter(m, f) => StoreError::invalid(Some(&f), m),
+        })?;
     let why = format!(
         "{actor} re-ran the segment from review: {}",
         retake_core::decide::describe_change(&planned, &seg.parameters)
     );
-    let decision = Decision::Retry { attempts: vec![planned], why };
+    let decision = Decision::Retry {
+        attempts: vec![planned],
+        why,
+    };
     seg.review_reason = None;
     seg.review_evidence = Value::Null;
     let applied = apply(tx, &mut seg, &attempts, decision, Some(est)).await?;
     let id = applied.new_attempts[0];
-    let a = tx.attempt(id).await?.ok_or_else(|| StoreError::not_found("attempt", id))?;
+    let a = tx
+        .attempt(id)
+        .await?
+        .ok_or_else(|| StoreError::not_found("attempt", id))?;
     Ok((seg, a))
 }
 

@@ -41,10 +41,21 @@ impl Drop for TestDb {
             let (admin_url, name) = (admin_url.clone(), name.clone());
             // Drop runs outside any async context we can rely on: use a private runtime.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
                 rt.block_on(async {
-                    if let Ok(pool) = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&admin_url).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&pool).await;
+                    if let Ok(pool) = sqlx::postgres::PgPoolOptions::new()
+                        .max_connections(1)
+                        .connect(&admin_url)
+                        .await
+                    {
+                        let _ = sqlx::query(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .execute(&pool)
+                        .await;
                         pool.close().await;
                     }
                 });
@@ -90,7 +101,9 @@ pub async fn postgres() -> Option<(Arc<dyn Store>, TestDb)> {
         Ok(p) => p,
         Err(e) => {
             if std::env::var("RETAKE_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                panic!("RETAKE_REQUIRE_POSTGRES=1 but PostgreSQL at {admin_url} is not reachable: {e}");
+                panic!(
+                    "RETAKE_REQUIRE_POSTGRES=1 but PostgreSQL at {admin_url} is not reachable: {e}"
+                );
             }
             SKIP_NOTICE.get_or_init(|| {
                 eprintln!("\n*** SKIPPED: PostgreSQL tests — no server at {admin_url} ({e}). Set RETAKE_TEST_DATABASE_URL. ***\n");
@@ -99,7 +112,10 @@ pub async fn postgres() -> Option<(Arc<dyn Store>, TestDb)> {
         }
     };
     let name = format!("retake_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&admin).await.expect("create test database");
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&admin)
+        .await
+        .expect("create test database");
     admin.close().await;
     let db = TestDb::Postgres { admin_url, name };
     let store = crate::connect(&db.url()).await.expect("open postgres");
@@ -117,7 +133,9 @@ pub async fn with_db<F: std::future::Future>(db: &TestDb, body: F) -> F::Output 
 
 /// The URL of the database the running contract test uses (inside [`contract_tests!`] only).
 pub fn current_db_url() -> String {
-    DB_URL.try_with(Clone::clone).expect("current_db_url() is only available inside contract_tests!")
+    DB_URL
+        .try_with(Clone::clone)
+        .expect("current_db_url() is only available inside contract_tests!")
 }
 
 /// A project's budget as the database holds it, with the append-only ledger's totals.
@@ -151,13 +169,27 @@ pub async fn budget_audit(url: &str, project_id: i64) -> BudgetAudit {
         }};
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url).await.expect("connect for audit");
-        audit!(sqlx::query(SQL).bind(project_id).fetch_one(&mut c).await.expect("audit query"))
+        let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+            .await
+            .expect("connect for audit");
+        audit!(sqlx::query(SQL)
+            .bind(project_id)
+            .fetch_one(&mut c)
+            .await
+            .expect("audit query"))
     } else {
         let path = url.strip_prefix("sqlite:").unwrap_or(url);
-        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path).read_only(true);
-        let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&opts).await.expect("open for audit");
-        audit!(sqlx::query(&SQL.replace("$1", "?1")).bind(project_id).fetch_one(&mut c).await.expect("audit query"))
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true);
+        let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&opts)
+            .await
+            .expect("open for audit");
+        audit!(sqlx::query(&SQL.replace("$1", "?1"))
+            .bind(project_id)
+            .fetch_one(&mut c)
+            .await
+            .expect("audit query"))
     }
 }
 

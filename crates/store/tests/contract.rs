@@ -1,7 +1,10 @@
 //! The store contract: the same test bodies run against SQLite and PostgreSQL, each on a fresh
 //! database.
 
-use retake_core::{AttemptStatus, CheckConfig, CheckScore, Parameters, PolicyOverrides, QaVerdict, RetryPolicy, ReviewReason, SegmentStatus};
+use retake_core::{
+    AttemptStatus, CheckConfig, CheckScore, Parameters, PolicyOverrides, QaVerdict, RetryPolicy,
+    ReviewReason, SegmentStatus,
+};
 use retake_store::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
@@ -33,7 +36,10 @@ async fn project(store: &Arc<dyn Store>, budget: Option<f64>, enabled: bool) -> 
             name: format!("p-{}", uuid::Uuid::new_v4().simple()),
             gpu_budget_seconds: budget,
             default_gpu_estimate_seconds: 10.0,
-            default_retry_policy: RetryPolicy { enabled, ..RetryPolicy::default() },
+            default_retry_policy: RetryPolicy {
+                enabled,
+                ..RetryPolicy::default()
+            },
         })
         .await
         .unwrap()
@@ -48,8 +54,13 @@ async fn scene(store: &Arc<dyn Store>, p: &Project, overrides: PolicyOverrides) 
             backend_config: serde_json::json!({}),
             workflow_template: serde_json::json!({}),
             parameter_bindings: Default::default(),
-            default_parameters: Parameters::new().with("cfg_scale", 7.0).with("denoise_strength", 0.9),
-            qa_checks: vec![CheckConfig::new("face_confidence", 0.7, 0.5), CheckConfig::new("black_frames", 0.9, 0.8)],
+            default_parameters: Parameters::new()
+                .with("cfg_scale", 7.0)
+                .with("denoise_strength", 0.9),
+            qa_checks: vec![
+                CheckConfig::new("face_confidence", 0.7, 0.5),
+                CheckConfig::new("black_frames", 0.9, 0.8),
+            ],
             qa_commands: vec![],
             retry_policy: overrides,
             parameter_domains: Default::default(),
@@ -60,7 +71,12 @@ async fn scene(store: &Arc<dyn Store>, p: &Project, overrides: PolicyOverrides) 
 
 async fn submit(store: &Arc<dyn Store>, st: &SceneType, n: usize) -> Vec<Segment> {
     let segs = (0..n)
-        .map(|i| NewSegment { scene_type_id: st.id, label: Some(format!("s{i}")), parameters: Parameters::new(), rng_seed: 1000 + i as u64 })
+        .map(|i| NewSegment {
+            scene_type_id: st.id,
+            label: Some(format!("s{i}")),
+            parameters: Parameters::new(),
+            rng_seed: 1000 + i as u64,
+        })
         .collect();
     store.submit_segments(segs).await.unwrap()
 }
@@ -68,8 +84,16 @@ async fn submit(store: &Arc<dyn Store>, st: &SceneType, n: usize) -> Vec<Segment
 fn verdict(face: f64, black: f64) -> QaVerdict {
     QaVerdict {
         scores: vec![
-            CheckScore { check: "face_confidence".into(), score: face, details: serde_json::Value::Null },
-            CheckScore { check: "black_frames".into(), score: black, details: serde_json::Value::Null },
+            CheckScore {
+                check: "face_confidence".into(),
+                score: face,
+                details: serde_json::Value::Null,
+            },
+            CheckScore {
+                check: "black_frames".into(),
+                score: black,
+                details: serde_json::Value::Null,
+            },
         ],
         error: None,
         source: "test".into(),
@@ -94,17 +118,37 @@ const LEASE: Duration = Duration::from_secs(30);
 async fn projects_crud_and_conflicts(store: Arc<dyn Store>) {
     let p = project(&store, Some(100.0), false).await;
     let dup = store
-        .create_project(NewProject { name: p.name.clone(), gpu_budget_seconds: None, default_gpu_estimate_seconds: 5.0, default_retry_policy: RetryPolicy::default() })
+        .create_project(NewProject {
+            name: p.name.clone(),
+            gpu_budget_seconds: None,
+            default_gpu_estimate_seconds: 5.0,
+            default_retry_policy: RetryPolicy::default(),
+        })
         .await;
     assert!(matches!(dup, Err(StoreError::Conflict { .. })), "{dup:?}");
     let p2 = store
-        .update_project(p.id, ProjectPatch { gpu_budget_seconds: Some(Some(200.0)), ..Default::default() }, Some(p.updated_at))
+        .update_project(
+            p.id,
+            ProjectPatch {
+                gpu_budget_seconds: Some(Some(200.0)),
+                ..Default::default()
+            },
+            Some(p.updated_at),
+        )
         .await
         .unwrap();
     assert_eq!(p2.gpu_budget_seconds, Some(200.0));
-    let stale = store.update_project(p.id, ProjectPatch::default(), Some(p.updated_at)).await;
-    assert!(matches!(stale, Err(StoreError::Conflict { .. })), "a stale precondition must conflict: {stale:?}");
-    assert!(matches!(store.get_project(99_999).await, Err(StoreError::NotFound { .. })));
+    let stale = store
+        .update_project(p.id, ProjectPatch::default(), Some(p.updated_at))
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { .. })),
+        "a stale precondition must conflict: {stale:?}"
+    );
+    assert!(matches!(
+        store.get_project(99_999).await,
+        Err(StoreError::NotFound { .. })
+    ));
     assert_eq!(store.list_projects().await.unwrap().len(), 1);
     store.delete_project(p.id).await.unwrap();
     assert!(store.list_projects().await.unwrap().is_empty());
@@ -112,18 +156,33 @@ async fn projects_crud_and_conflicts(store: Arc<dyn Store>) {
 
 async fn scene_type_policy_round_trips(store: Arc<dyn Store>) {
     let p = project(&store, None, false).await;
-    let o: PolicyOverrides = serde_json::from_value(serde_json::json!({"enabled": true, "denoise_jitter": 0.1, "selection_mode": "best_of_n"})).unwrap();
+    let o: PolicyOverrides = serde_json::from_value(
+        serde_json::json!({"enabled": true, "denoise_jitter": 0.1, "selection_mode": "best_of_n"}),
+    )
+    .unwrap();
     let st = scene(&store, &p, o.clone()).await;
     let back = store.get_scene_type(st.id).await.unwrap();
     assert_eq!(back.retry_policy, o);
     assert_eq!(back.qa_checks.len(), 2);
-    let o2 = PolicyOverrides { max_attempts: Some(5), ..o };
+    let o2 = PolicyOverrides {
+        max_attempts: Some(5),
+        ..o
+    };
     let updated = store
-        .update_scene_type(st.id, SceneTypePatch { retry_policy: Some(o2.clone()), ..Default::default() }, Some(back.updated_at))
+        .update_scene_type(
+            st.id,
+            SceneTypePatch {
+                retry_policy: Some(o2.clone()),
+                ..Default::default()
+            },
+            Some(back.updated_at),
+        )
         .await
         .unwrap();
     assert_eq!(updated.retry_policy, o2);
-    let stale = store.update_scene_type(st.id, SceneTypePatch::default(), Some(back.updated_at)).await;
+    let stale = store
+        .update_scene_type(st.id, SceneTypePatch::default(), Some(back.updated_at))
+        .await;
     assert!(matches!(stale, Err(StoreError::Conflict { .. })));
 }
 
@@ -131,7 +190,9 @@ async fn claim_hands_out_each_attempt_once(store: Arc<dyn Store>) {
     let p = project(&store, None, true).await;
     let st = scene(&store, &p, PolicyOverrides::default()).await;
     let segs = submit(&store, &st, 3).await;
-    assert!(segs.iter().all(|s| s.status == SegmentStatus::Queued && s.attempt_count == 1));
+    assert!(segs
+        .iter()
+        .all(|s| s.status == SegmentStatus::Queued && s.attempt_count == 1));
     let a = store.claim(W, 2, LEASE).await.unwrap();
     let b = store.claim("worker-b", 5, LEASE).await.unwrap();
     assert_eq!(a.len(), 2);
@@ -142,8 +203,15 @@ async fn claim_hands_out_each_attempt_once(store: Arc<dyn Store>) {
     assert_eq!(w.worker.as_deref(), Some(W));
     assert!(w.reserved_gpu_seconds > 0.0);
     let proj = store.get_project(p.id).await.unwrap();
-    assert!((proj.gpu_reserved_seconds - 30.0).abs() < 1e-6, "three attempts reserve 10 s each: {}", proj.gpu_reserved_seconds);
-    assert_eq!(store.get_segment(w.segment_id).await.unwrap().status, SegmentStatus::Generating);
+    assert!(
+        (proj.gpu_reserved_seconds - 30.0).abs() < 1e-6,
+        "three attempts reserve 10 s each: {}",
+        proj.gpu_reserved_seconds
+    );
+    assert_eq!(
+        store.get_segment(w.segment_id).await.unwrap().status,
+        SegmentStatus::Generating
+    );
 }
 
 async fn passing_verdict_selects_the_attempt(store: Arc<dyn Store>) {
@@ -151,12 +219,18 @@ async fn passing_verdict_selects_the_attempt(store: Arc<dyn Store>) {
     let st = scene(&store, &p, PolicyOverrides::default()).await;
     submit(&store, &st, 1).await;
     let w = store.claim(W, 1, LEASE).await.unwrap().remove(0);
-    let r = store.finish_generation(done(&w.attempt, W, Some(verdict(0.9, 1.0)))).await.unwrap();
+    let r = store
+        .finish_generation(done(&w.attempt, W, Some(verdict(0.9, 1.0))))
+        .await
+        .unwrap();
     assert!(r.applied);
     assert_eq!(r.segment_status, Some(SegmentStatus::Passed));
     let seg = store.get_segment(w.attempt.segment_id).await.unwrap();
     assert_eq!(seg.selected_attempt_number, Some(1));
-    assert_eq!(seg.output_video_path.as_deref(), Some(format!("/tmp/out-{}.mp4", w.attempt.id).as_str()));
+    assert_eq!(
+        seg.output_video_path.as_deref(),
+        Some(format!("/tmp/out-{}.mp4", w.attempt.id).as_str())
+    );
     let attempts = store.list_attempts(seg.id).await.unwrap();
     assert!(attempts[0].is_selected);
     let q = attempts[0].quality_scores.as_ref().unwrap();
@@ -173,7 +247,10 @@ async fn failed_verdict_schedules_a_retry_with_a_new_seed(store: Arc<dyn Store>)
     let st = scene(&store, &p, PolicyOverrides::default()).await;
     submit(&store, &st, 1).await;
     let w = store.claim(W, 1, LEASE).await.unwrap().remove(0);
-    let r = store.finish_generation(done(&w.attempt, W, Some(verdict(0.3, 1.0)))).await.unwrap();
+    let r = store
+        .finish_generation(done(&w.attempt, W, Some(verdict(0.3, 1.0))))
+        .await
+        .unwrap();
     assert_eq!(r.segment_status, Some(SegmentStatus::Retrying));
     assert_eq!(r.new_attempts.len(), 1);
     let attempts = store.list_attempts(w.attempt.segment_id).await.unwrap();
@@ -185,8 +262,15 @@ async fn failed_verdict_schedules_a_retry_with_a_new_seed(store: Arc<dyn Store>)
     assert_eq!(a2.original_parameters, a1.parameters);
     let j = a2.jitter.as_ref().expect("jitter provenance recorded");
     assert_eq!(j.stream, 2);
-    assert!(a2.why.as_deref().unwrap().contains("face_confidence 0.30 < fail 0.50"));
-    let events = store.list_events(0, Some(a1.segment_id), 100).await.unwrap();
+    assert!(a2
+        .why
+        .as_deref()
+        .unwrap()
+        .contains("face_confidence 0.30 < fail 0.50"));
+    let events = store
+        .list_events(0, Some(a1.segment_id), 100)
+        .await
+        .unwrap();
     assert!(events.iter().any(|e| e.kind == "retry_scheduled"));
 }
 
@@ -195,14 +279,37 @@ async fn duplicate_qa_delivery_is_ignored(store: Arc<dyn Store>) {
     let st = scene(&store, &p, PolicyOverrides::default()).await;
     submit(&store, &st, 1).await;
     let w = store.claim(W, 1, LEASE).await.unwrap().remove(0);
-    let r = store.finish_generation(done(&w.attempt, W, None)).await.unwrap();
+    let r = store
+        .finish_generation(done(&w.attempt, W, None))
+        .await
+        .unwrap();
     assert!(r.applied);
-    assert_eq!(store.get_attempt(w.attempt.id).await.unwrap().overall_status, AttemptStatus::Scoring);
-    let first = store.deliver_verdict(w.attempt.id, verdict(0.2, 1.0), None).await.unwrap();
-    let second = store.deliver_verdict(w.attempt.id, verdict(0.2, 1.0), None).await.unwrap();
+    assert_eq!(
+        store
+            .get_attempt(w.attempt.id)
+            .await
+            .unwrap()
+            .overall_status,
+        AttemptStatus::Scoring
+    );
+    let first = store
+        .deliver_verdict(w.attempt.id, verdict(0.2, 1.0), None)
+        .await
+        .unwrap();
+    let second = store
+        .deliver_verdict(w.attempt.id, verdict(0.2, 1.0), None)
+        .await
+        .unwrap();
     assert!(first.applied);
     assert!(!second.applied);
-    assert_eq!(store.list_attempts(w.attempt.segment_id).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .list_attempts(w.attempt.segment_id)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 async fn concurrent_duplicate_deliveries_make_one_retry(store: Arc<dyn Store>) {
@@ -210,12 +317,17 @@ async fn concurrent_duplicate_deliveries_make_one_retry(store: Arc<dyn Store>) {
     let st = scene(&store, &p, PolicyOverrides::default()).await;
     submit(&store, &st, 1).await;
     let w = store.claim(W, 1, LEASE).await.unwrap().remove(0);
-    store.finish_generation(done(&w.attempt, W, None)).await.unwrap();
+    store
+        .finish_generation(done(&w.attempt, W, None))
+        .await
+        .unwrap();
     let mut tasks = vec![];
     for _ in 0..100 {
         let s = store.clone();
         let id = w.attempt.id;
-        tasks.push(tokio::spawn(async move { s.deliver_verdict(id, verdict(0.2, 1.0), None).await }));
+        tasks.push(tokio::spawn(async move {
+            s.deliver_verdict(id, verdict(0.2, 1.0), None).await
+        }));
     }
     let mut applied = 0;
     for t in tasks {
@@ -237,18 +349,41 @@ async fn budget_refuses_what_it_cannot_cover(store: Arc<dyn Store>) {
     assert_eq!(got.len(), 2);
     let proj = store.get_project(p.id).await.unwrap();
     assert!(proj.gpu_spent_seconds + proj.gpu_reserved_seconds <= 25.0 + 1e-9);
-    let refused = store.list_segments(&SegmentFilter { project_id: Some(p.id), status: Some(SegmentStatus::NeedsReview), limit: 10, ..Default::default() }).await.unwrap();
+    let refused = store
+        .list_segments(&SegmentFilter {
+            project_id: Some(p.id),
+            status: Some(SegmentStatus::NeedsReview),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(refused.len(), 1);
-    assert_eq!(refused[0].review_reason, Some(ReviewReason::BudgetExhausted));
+    assert_eq!(
+        refused[0].review_reason,
+        Some(ReviewReason::BudgetExhausted)
+    );
     // A failure now cannot afford a retry (25 − 2×8 spent = 9 < 10): escalate, not retry.
-    store.finish_generation(done(&got[0].attempt, W, Some(verdict(0.9, 1.0)))).await.unwrap();
-    let r = store.finish_generation(done(&got[1].attempt, W, Some(verdict(0.2, 1.0)))).await.unwrap();
+    store
+        .finish_generation(done(&got[0].attempt, W, Some(verdict(0.9, 1.0))))
+        .await
+        .unwrap();
+    let r = store
+        .finish_generation(done(&got[1].attempt, W, Some(verdict(0.2, 1.0))))
+        .await
+        .unwrap();
     assert_eq!(r.segment_status, Some(SegmentStatus::NeedsReview));
     let seg = store.get_segment(got[1].attempt.segment_id).await.unwrap();
     assert_eq!(seg.review_reason, Some(ReviewReason::BudgetExhausted));
     let proj = store.get_project(p.id).await.unwrap();
     assert!(proj.gpu_spent_seconds <= 25.0);
-    assert!(!store.extend_reservation(got[1].attempt.id, W, 1.0).await.unwrap(), "a finished attempt cannot grow");
+    assert!(
+        !store
+            .extend_reservation(got[1].attempt.id, W, 1.0)
+            .await
+            .unwrap(),
+        "a finished attempt cannot grow"
+    );
 }
 
 async fn only_the_lease_owner_finishes(store: Arc<dyn Store>) {
@@ -256,49 +391,106 @@ async fn only_the_lease_owner_finishes(store: Arc<dyn Store>) {
     let st = scene(&store, &p, PolicyOverrides::default()).await;
     submit(&store, &st, 1).await;
     let w = store.claim(W, 1, LEASE).await.unwrap().remove(0);
-    let r = store.finish_generation(done(&w.attempt, "intruder", Some(verdict(0.9, 1.0)))).await.unwrap();
+    let r = store
+        .finish_generation(done(&w.attempt, "intruder", Some(verdict(0.9, 1.0))))
+        .await
+        .unwrap();
     assert!(!r.applied);
-    assert_eq!(store.get_attempt(w.attempt.id).await.unwrap().overall_status, AttemptStatus::Generating);
-    assert_eq!(store.heartbeat("intruder", &[w.attempt.id], LEASE).await.unwrap(), Vec::<i64>::new());
-    assert_eq!(store.heartbeat(W, &[w.attempt.id], LEASE).await.unwrap(), vec![w.attempt.id]);
+    assert_eq!(
+        store
+            .get_attempt(w.attempt.id)
+            .await
+            .unwrap()
+            .overall_status,
+        AttemptStatus::Generating
+    );
+    assert_eq!(
+        store
+            .heartbeat("intruder", &[w.attempt.id], LEASE)
+            .await
+            .unwrap(),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        store.heartbeat(W, &[w.attempt.id], LEASE).await.unwrap(),
+        vec![w.attempt.id]
+    );
 }
 
 async fn expired_leases_are_rescued(store: Arc<dyn Store>) {
     let p = project(&store, None, true).await;
     let st = scene(&store, &p, PolicyOverrides::default()).await;
     submit(&store, &st, 1).await;
-    let w = store.claim(W, 1, Duration::from_millis(1)).await.unwrap().remove(0);
+    let w = store
+        .claim(W, 1, Duration::from_millis(1))
+        .await
+        .unwrap()
+        .remove(0);
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(store.rescue_expired().await.unwrap(), vec![w.attempt.id]);
     let a = store.get_attempt(w.attempt.id).await.unwrap();
     assert_eq!(a.overall_status, AttemptStatus::Queued);
     assert!(a.worker.is_none());
-    assert!(store.get_project(p.id).await.unwrap().gpu_reserved_seconds.abs() < 1e-9);
+    assert!(
+        store
+            .get_project(p.id)
+            .await
+            .unwrap()
+            .gpu_reserved_seconds
+            .abs()
+            < 1e-9
+    );
     // The late worker cannot finish it any more; the new owner can.
-    assert!(!store.finish_generation(done(&w.attempt, W, Some(verdict(0.9, 1.0)))).await.unwrap().applied);
+    assert!(
+        !store
+            .finish_generation(done(&w.attempt, W, Some(verdict(0.9, 1.0))))
+            .await
+            .unwrap()
+            .applied
+    );
     let again = store.claim("worker-b", 1, LEASE).await.unwrap().remove(0);
     assert_eq!(again.attempt.id, w.attempt.id);
-    assert!(store.finish_generation(done(&again.attempt, "worker-b", Some(verdict(0.9, 1.0)))).await.unwrap().applied);
+    assert!(
+        store
+            .finish_generation(done(&again.attempt, "worker-b", Some(verdict(0.9, 1.0))))
+            .await
+            .unwrap()
+            .applied
+    );
     let events = store.list_events(0, Some(a.segment_id), 100).await.unwrap();
     assert!(events.iter().any(|e| e.kind == "lease_rescued"));
 }
 
 async fn selection_and_review_actions(store: Arc<dyn Store>) {
     let p = project(&store, None, true).await;
-    let st = scene(&store, &p, serde_json::from_value(serde_json::json!({"selection_mode": "best_of_n", "max_attempts": 3})).unwrap()).await;
+    let st = scene(
+        &store,
+        &p,
+        serde_json::from_value(
+            serde_json::json!({"selection_mode": "best_of_n", "max_attempts": 3}),
+        )
+        .unwrap(),
+    )
+    .await;
     submit(&store, &st, 1).await;
     // Segment A: fail, pass 0.8, pass 0.9 → best of N picks attempt 3.
     let mut seg_a = None;
     for face in [0.3, 0.8, 0.95] {
         let w = store.claim(W, 1, LEASE).await.unwrap().remove(0);
         seg_a.get_or_insert(w.attempt.segment_id);
-        store.finish_generation(done(&w.attempt, W, Some(verdict(face, 1.0)))).await.unwrap();
+        store
+            .finish_generation(done(&w.attempt, W, Some(verdict(face, 1.0))))
+            .await
+            .unwrap();
     }
     let a = store.get_segment(seg_a.unwrap()).await.unwrap();
     assert_eq!(a.status, SegmentStatus::Passed);
     assert_eq!(a.selected_attempt_number, Some(3));
     // A person prefers attempt 2; attempt 1 failed and cannot be selected.
-    let err = store.select_attempt(a.id, 1, "alice", false).await.unwrap_err();
+    let err = store
+        .select_attempt(a.id, 1, "alice", false)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
     let a = store.select_attempt(a.id, 2, "alice", false).await.unwrap();
     assert_eq!(a.selected_attempt_number, Some(2));
@@ -312,25 +504,52 @@ async fn selection_and_review_actions(store: Arc<dyn Store>) {
     for _ in 0..3 {
         let w = store.claim(W, 1, LEASE).await.unwrap().remove(0);
         seg_b = w.attempt.segment_id;
-        store.finish_generation(done(&w.attempt, W, Some(verdict(0.2, 1.0)))).await.unwrap();
+        store
+            .finish_generation(done(&w.attempt, W, Some(verdict(0.2, 1.0))))
+            .await
+            .unwrap();
     }
     let b = store.get_segment(seg_b).await.unwrap();
     assert_eq!(b.status, SegmentStatus::NeedsReview);
     assert_eq!(b.review_reason, Some(ReviewReason::AllAttemptsFailed));
-    let (b, a4) = store.rerun_segment(b.id, "bob", RerunOverrides { parameters: Some(Parameters::new().with("cfg_scale", 5.5)), jitter_scale: Some(2.0) }).await.unwrap();
+    let (b, a4) = store
+        .rerun_segment(
+            b.id,
+            "bob",
+            RerunOverrides {
+                parameters: Some(Parameters::new().with("cfg_scale", 5.5)),
+                jitter_scale: Some(2.0),
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(b.status, SegmentStatus::Retrying);
     assert_eq!(a4.attempt_number, 4);
     assert!(a4.why.as_deref().unwrap().contains("bob"));
-    let bad = store.rerun_segment(b.id, "bob", RerunOverrides::default()).await;
-    assert!(matches!(bad, Err(StoreError::Invalid { .. })), "only a segment in review can be re-run");
+    let bad = store
+        .rerun_segment(b.id, "bob", RerunOverrides::default())
+        .await;
+    assert!(
+        matches!(bad, Err(StoreError::Invalid { .. })),
+        "only a segment in review can be re-run"
+    );
     let w = store.claim(W, 1, LEASE).await.unwrap().remove(0);
     assert_eq!(w.attempt.id, a4.id);
-    store.finish_generation(done(&w.attempt, W, Some(verdict(0.25, 1.0)))).await.unwrap();
+    store
+        .finish_generation(done(&w.attempt, W, Some(verdict(0.25, 1.0))))
+        .await
+        .unwrap();
     let b = store.get_segment(b.id).await.unwrap();
     assert_eq!(b.status, SegmentStatus::NeedsReview);
     let b = store.select_attempt(b.id, 2, "carol", true).await.unwrap();
     assert_eq!(b.status, SegmentStatus::Approved);
-    let sel = store.list_attempts(b.id).await.unwrap().into_iter().find(|x| x.is_selected).unwrap();
+    let sel = store
+        .list_attempts(b.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|x| x.is_selected)
+        .unwrap();
     assert!(sel.human_override);
     assert_eq!(sel.overall_status, AttemptStatus::Failed);
 
@@ -338,9 +557,15 @@ async fn selection_and_review_actions(store: Arc<dyn Store>) {
     assert_eq!(stats.segments, 2);
     assert_eq!(stats.rescued_by_retry, 1);
     assert_eq!(stats.approved, 1);
-    assert_eq!(stats.best_of_n_beat_first_pass, 0, "alice picked the first pass herself");
+    assert_eq!(
+        stats.best_of_n_beat_first_pass, 0,
+        "alice picked the first pass herself"
+    );
     let patterns = store.failure_patterns(Some(st.id)).await.unwrap();
-    let face = patterns.iter().find(|f| f.check == "face_confidence").unwrap();
+    let face = patterns
+        .iter()
+        .find(|f| f.check == "face_confidence")
+        .unwrap();
     assert_eq!(face.failures, 5);
     assert_eq!(face.failed_segments, 2);
     assert_eq!(face.rescues, 1);
@@ -352,7 +577,10 @@ async fn infra_errors_requeue_then_escalate(store: Arc<dyn Store>) {
     submit(&store, &st, 1).await;
     for i in 0..3 {
         let w = store.claim(W, 1, LEASE).await.unwrap().remove(0);
-        assert_eq!(w.attempt.attempt_number, 1, "an infrastructure retry keeps the attempt");
+        assert_eq!(
+            w.attempt.attempt_number, 1,
+            "an infrastructure retry keeps the attempt"
+        );
         let r = store
             .record_infra_failure(InfraFailure {
                 attempt_id: w.attempt.id,
@@ -368,27 +596,53 @@ async fn infra_errors_requeue_then_escalate(store: Arc<dyn Store>) {
         assert!(r.applied);
     }
     let a = store.list_attempts(1).await.unwrap_or_default();
-    let seg = store.list_segments(&SegmentFilter { project_id: Some(p.id), limit: 10, ..Default::default() }).await.unwrap().remove(0);
+    let seg = store
+        .list_segments(&SegmentFilter {
+            project_id: Some(p.id),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(seg.status, SegmentStatus::NeedsReview);
     assert_eq!(seg.review_reason, Some(ReviewReason::InfraError));
     let attempts = store.list_attempts(seg.id).await.unwrap();
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].infra_errors.len(), 3);
-    assert!((attempts[0].gpu_seconds - 4.5).abs() < 1e-9, "GPU spent on failed tries is charged");
+    assert!(
+        (attempts[0].gpu_seconds - 4.5).abs() < 1e-9,
+        "GPU spent on failed tries is charged"
+    );
     let _ = a;
 }
 
 async fn tokens_and_servers(store: Arc<dyn Store>) {
-    let t = store.create_token("ci", Role::Creator, "abc123").await.unwrap();
-    assert_eq!(store.token_by_hash("abc123").await.unwrap().unwrap().id, t.id);
+    let t = store
+        .create_token("ci", Role::Creator, "abc123")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.token_by_hash("abc123").await.unwrap().unwrap().id,
+        t.id
+    );
     assert!(store.token_by_hash("nope").await.unwrap().is_none());
-    store.upsert_comfy_server("gpu-1", "http://127.0.0.1:8188", 2, false).await.unwrap();
-    let s = store.upsert_comfy_server("gpu-1", "http://127.0.0.1:8189", 3, true).await.unwrap();
+    store
+        .upsert_comfy_server("gpu-1", "http://127.0.0.1:8188", 2, false)
+        .await
+        .unwrap();
+    let s = store
+        .upsert_comfy_server("gpu-1", "http://127.0.0.1:8189", 3, true)
+        .await
+        .unwrap();
     assert_eq!(s.url, "http://127.0.0.1:8189");
     assert!(s.drained);
     assert_eq!(store.list_comfy_servers().await.unwrap().len(), 1);
     store.delete_comfy_server("gpu-1").await.unwrap();
-    assert!(matches!(store.delete_comfy_server("gpu-1").await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.delete_comfy_server("gpu-1").await,
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 /// Eight workers race to claim and finish attempts of a project whose budget covers only a few.
@@ -407,7 +661,10 @@ async fn racing_workers_never_overspend_the_budget(store: Arc<dyn Store>) {
             let mut audits = 0u32;
             while racing.load(SeqCst) || audits == 0 {
                 let a = retake_store::testing::budget_audit(&url, project_id).await;
-                assert!(a.spent + a.reserved <= 45.0 + 1e-9, "overspent while racing: {a:?}");
+                assert!(
+                    a.spent + a.reserved <= 45.0 + 1e-9,
+                    "overspent while racing: {a:?}"
+                );
                 audits += 1;
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
@@ -435,8 +692,15 @@ async fn racing_workers_never_overspend_the_budget(store: Arc<dyn Store>) {
                 }
                 for w in &got {
                     // Some attempts fail, so their segments ask for retries the budget must refuse.
-                    let face = if (w.attempt.segment_id + i64::from(i)) % 2 == 0 { 0.2 } else { 0.9 };
-                    let r = s.finish_generation(done(&w.attempt, &name, Some(verdict(face, 1.0)))).await.unwrap();
+                    let face = if (w.attempt.segment_id + i64::from(i)) % 2 == 0 {
+                        0.2
+                    } else {
+                        0.9
+                    };
+                    let r = s
+                        .finish_generation(done(&w.attempt, &name, Some(verdict(face, 1.0))))
+                        .await
+                        .unwrap();
                     assert!(r.applied, "the claimer owns its attempt");
                     finished += 1;
                 }
@@ -453,17 +717,49 @@ async fn racing_workers_never_overspend_the_budget(store: Arc<dyn Store>) {
 
     let a = retake_store::testing::budget_audit(&url, p.id).await;
     assert!(a.spent + a.reserved <= 45.0 + 1e-9, "{a:?}");
-    assert!(a.reserved.abs() < 1e-9, "every reservation was settled: {a:?}");
-    assert!((a.ledger_spent - a.spent).abs() < 1e-9, "the ledger accounts for every second spent: {a:?}");
-    assert_eq!(a.ledger_rows, i64::from(finished), "one ledger row per finished attempt");
-    assert!((a.spent - 8.0 * f64::from(finished)).abs() < 1e-9, "{a:?} after {finished} generations");
-    assert!((4..=5).contains(&finished), "the budget covers four or five generations, not {finished}");
-    let segs = store.list_segments(&SegmentFilter { project_id: Some(p.id), limit: 100, ..Default::default() }).await.unwrap();
+    assert!(
+        a.reserved.abs() < 1e-9,
+        "every reservation was settled: {a:?}"
+    );
+    assert!(
+        (a.ledger_spent - a.spent).abs() < 1e-9,
+        "the ledger accounts for every second spent: {a:?}"
+    );
+    assert_eq!(
+        a.ledger_rows,
+        i64::from(finished),
+        "one ledger row per finished attempt"
+    );
+    assert!(
+        (a.spent - 8.0 * f64::from(finished)).abs() < 1e-9,
+        "{a:?} after {finished} generations"
+    );
+    assert!(
+        (4..=5).contains(&finished),
+        "the budget covers four or five generations, not {finished}"
+    );
+    let segs = store
+        .list_segments(&SegmentFilter {
+            project_id: Some(p.id),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(segs.len(), 12);
-    assert!(segs.iter().all(|s| s.status.is_terminal()), "{:?}", segs.iter().map(|s| s.status).collect::<Vec<_>>());
-    assert!(segs.iter().any(|s| s.review_reason == Some(ReviewReason::BudgetExhausted)));
+    assert!(
+        segs.iter().all(|s| s.status.is_terminal()),
+        "{:?}",
+        segs.iter().map(|s| s.status).collect::<Vec<_>>()
+    );
+    assert!(segs
+        .iter()
+        .any(|s| s.review_reason == Some(ReviewReason::BudgetExhausted)));
     let proj = store.get_project(p.id).await.unwrap();
-    assert_eq!((proj.gpu_spent_seconds, proj.gpu_reserved_seconds), (a.spent, a.reserved.max(0.0)));
+    assert_eq!(
+        (proj.gpu_spent_seconds, proj.gpu_reserved_seconds),
+        (a.spent, a.reserved.max(0.0))
+    );
 }
 
 /// A generation server's error text is stored whatever it contains (PostgreSQL cannot hold a NUL
@@ -487,7 +783,10 @@ async fn text_from_outside_with_a_nul_character_is_stored(store: Arc<dyn Store>)
         .unwrap();
     assert!(r.applied);
     let a = store.get_attempt(w.attempt.id).await.unwrap();
-    assert!(a.failure_reason.as_deref().unwrap().contains("node 3: bad"), "{a:?}");
+    assert!(
+        a.failure_reason.as_deref().unwrap().contains("node 3: bad"),
+        "{a:?}"
+    );
     assert!(a.infra_errors[0].message.starts_with("node 3: bad"));
     let seg = store.get_segment(a.segment_id).await.unwrap();
     assert_eq!(seg.review_reason, Some(ReviewReason::WorkflowError));

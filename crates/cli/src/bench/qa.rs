@@ -23,13 +23,23 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
         Some(v) => v,
         None => {
             let out = dir.join("bench-720p.mp4");
-            let spec = retake_qa::ClipSpec { width: 1280, height: 720, fps: 24, seconds: 10.0, seed: 1, ..retake_qa::ClipSpec::default() };
+            let spec = retake_qa::ClipSpec {
+                width: 1280,
+                height: 720,
+                fps: 24,
+                seconds: 10.0,
+                seed: 1,
+                ..retake_qa::ClipSpec::default()
+            };
             retake_qa::render_clip(&spec, &out).await?;
             out
         }
     };
     let reference = retake_qa::reference_image_path();
-    let mut checks: Vec<CheckConfig> = retake_qa::BUILTIN_CHECKS.iter().map(|c| CheckConfig::new(c, 0.5, 0.3)).collect();
+    let mut checks: Vec<CheckConfig> = retake_qa::BUILTIN_CHECKS
+        .iter()
+        .map(|c| CheckConfig::new(c, 0.5, 0.3))
+        .collect();
     for c in checks.iter_mut() {
         if c.check == "face_confidence" || c.check == "sharpness" {
             c.options = serde_json::json!({"reference": reference});
@@ -49,7 +59,8 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
         let s = settings.clone();
         let v = video.clone();
         let c = checks.clone();
-        let (_, t) = tokio::task::spawn_blocking(move || retake_qa::score_with_timings(&s, &v, &c)).await??;
+        let (_, t) = tokio::task::spawn_blocking(move || retake_qa::score_with_timings(&s, &v, &c))
+            .await??;
         total += t.total_ms;
         decode += t.decode_ms;
         frames = t.frames;
@@ -66,8 +77,14 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
     let rtf = video_seconds * 1000.0 / total;
     let fps = frames as f64 * 1000.0 / total;
     if a.json {
-        let checks: serde_json::Map<String, serde_json::Value> = per_check.iter().map(|(k, v)| (k.clone(), serde_json::json!({"ms": round2(*v)}))).collect();
-        println!("{}", serde_json::json!({"realtime_factor": round2(rtf), "frames_per_s": round2(fps), "decode_ms": round2(decode), "total_ms": round2(total), "frames": frames, "video_seconds": video_seconds, "checks": checks}));
+        let checks: serde_json::Map<String, serde_json::Value> = per_check
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::json!({"ms": round2(*v)})))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"realtime_factor": round2(rtf), "frames_per_s": round2(fps), "decode_ms": round2(decode), "total_ms": round2(total), "frames": frames, "video_seconds": video_seconds, "checks": checks})
+        );
     } else {
         println!("QA runner on {} ({video_seconds:.1} s of video, {frames} sampled frames, mean of {runs} runs)", video.display());
         println!("{:<20}{:>12}", "stage", "ms");

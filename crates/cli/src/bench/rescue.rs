@@ -90,11 +90,29 @@ struct Strategy {
 
 fn strategies(a: &Args) -> Vec<Strategy> {
     let n = a.max_attempts;
-    let base = RetryPolicy { enabled: true, max_attempts: n, ..RetryPolicy::default() };
-    let spread = a.systematic_max_spread.unwrap_or(base.systematic_max_spread);
-    let systematic = RetryPolicy { systematic_detection: true, systematic_max_spread: spread, ..base.clone() };
-    let adaptive = RetryPolicy { adaptive_variation: true, ..systematic.clone() };
-    let plan = |policy: RetryPolicy| Runner::Engine(EnginePlan { policy, all_checks_trigger: false });
+    let base = RetryPolicy {
+        enabled: true,
+        max_attempts: n,
+        ..RetryPolicy::default()
+    };
+    let spread = a
+        .systematic_max_spread
+        .unwrap_or(base.systematic_max_spread);
+    let systematic = RetryPolicy {
+        systematic_detection: true,
+        systematic_max_spread: spread,
+        ..base.clone()
+    };
+    let adaptive = RetryPolicy {
+        adaptive_variation: true,
+        ..systematic.clone()
+    };
+    let plan = |policy: RetryPolicy| {
+        Runner::Engine(EnginePlan {
+            policy,
+            all_checks_trigger: false,
+        })
+    };
     let mut v = vec![
         Strategy {
             name: "no_retry",
@@ -141,7 +159,10 @@ fn strategies(a: &Args) -> Vec<Strategy> {
         v.push(Strategy {
             name: "retake_adaptive_no_systematic",
             about: "adaptive_variation alone",
-            runner: plan(RetryPolicy { adaptive_variation: true, ..base.clone() }),
+            runner: plan(RetryPolicy {
+                adaptive_variation: true,
+                ..base.clone()
+            }),
         });
     }
     v
@@ -160,7 +181,10 @@ pub struct BenchResult {
 
 pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
     if !(a.min_gain.is_finite() && (0.0..=1.0).contains(&a.min_gain)) {
-        anyhow::bail!("--min-gain must be a number in 0..=1 (overall points per GPU-second); got {}", a.min_gain);
+        anyhow::bail!(
+            "--min-gain must be a number in 0..=1 (overall points per GPU-second); got {}",
+            a.min_gain
+        );
     }
     if let Some(s) = a.systematic_max_spread {
         if !(s.is_finite() && (0.0..=1.0).contains(&s)) {
@@ -170,7 +194,10 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let (scenario, scenario_path) = match &a.scenario {
         Some(p) => (Scenario::load(p)?, p.display().to_string()),
-        None => (Scenario::demo(), "examples/scenarios/demo.toml (built in)".to_owned()),
+        None => (
+            Scenario::demo(),
+            "examples/scenarios/demo.toml (built in)".to_owned(),
+        ),
     };
     let corpus = Arc::new(corpus::build(&scenario, a.segments as usize, a.seed));
     let scenario = Arc::new(scenario);
@@ -192,14 +219,21 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
     let sem = Arc::new(tokio::sync::Semaphore::new(a.jobs as usize));
     let mut set = tokio::task::JoinSet::new();
     for (i, parallel, plan) in jobs {
-        let (scenario, corpus, sem, wave) = (scenario.clone(), corpus.clone(), sem.clone(), a.wave as usize);
+        let (scenario, corpus, sem, wave) = (
+            scenario.clone(),
+            corpus.clone(),
+            sem.clone(),
+            a.wave as usize,
+        );
         set.spawn(async move {
             let _permit = sem.acquire_owned().await.expect("semaphore open");
             let t = Instant::now();
             // Each run on a single-threaded runtime of its own: the engine runs one slot anyway,
             // and hand-offs between runtime threads cost more than the work (futex wake-ups).
             let r = tokio::task::spawn_blocking(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
                 rt.block_on(engine::run(&scenario, &corpus, &plan, wave))
             })
             .await
@@ -213,7 +247,12 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
     while let Some(j) = set.join_next().await {
         let (i, is_par, r, secs) = j.context("an engine run panicked")?;
         let outcomes = r.with_context(|| format!("engine run of {}", list[i].name))?;
-        tracing::info!(strategy = list[i].name, parallel = is_par, seconds = secs, "engine run finished");
+        tracing::info!(
+            strategy = list[i].name,
+            parallel = is_par,
+            seconds = secs,
+            "engine run finished"
+        );
         if is_par {
             parallel[i] = Some(outcomes);
         } else {
@@ -221,15 +260,25 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
         }
     }
 
-    let naive_policy = RetryPolicy { enabled: true, max_attempts: a.max_attempts, ..RetryPolicy::default() };
+    let naive_policy = RetryPolicy {
+        enabled: true,
+        max_attempts: a.max_attempts,
+        ..RetryPolicy::default()
+    };
     let firsts = local::first_attempts(&corpus);
     let mut oracle_arms = Vec::new();
     let mut results = Vec::new();
     let mut all_outcomes = Vec::new();
     for (i, s) in list.iter().enumerate() {
         let (outcomes, runs_on) = match &s.runner {
-            Runner::Engine(_) => (sequential[i].take().expect("every engine strategy ran"), "engine"),
-            Runner::AlwaysBestOfN => (local::always_best_of_n(&corpus, &naive_policy), "bench-local"),
+            Runner::Engine(_) => (
+                sequential[i].take().expect("every engine strategy ran"),
+                "engine",
+            ),
+            Runner::AlwaysBestOfN => (
+                local::always_best_of_n(&corpus, &naive_policy),
+                "bench-local",
+            ),
             Runner::Oracle => {
                 let (o, arms) = local::oracle(&corpus, &naive_policy);
                 oracle_arms = arms;
@@ -262,7 +311,9 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
     let result = BenchResult {
         scenario_path,
         scenario: (*scenario).clone(),
-        corpus: Arc::try_unwrap(corpus).ok().context("corpus still shared")?,
+        corpus: Arc::try_unwrap(corpus)
+            .ok()
+            .context("corpus still shared")?,
         strategies: results,
         outcomes: all_outcomes,
         oracle_arms,
@@ -278,18 +329,31 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
             .unwrap_or_else(|| "scenario".into());
         let ms: Vec<Metrics> = result.strategies.iter().map(|(m, _)| m.clone()).collect();
         let p1 = plots::gpu_vs_rescue(dir, &title, &ms)?;
-        let failed = result.outcomes[0].iter().filter(|o| o.failed_first()).count();
+        let failed = result.outcomes[0]
+            .iter()
+            .filter(|o| o.failed_first())
+            .count();
         let window = (failed / 8).clamp(20, 200);
         let series: Vec<(&str, Vec<(f64, f64)>)> = ["retake_default", "retake_adaptive", "oracle"]
             .iter()
             .filter_map(|name| {
-                let i = result.strategies.iter().position(|(m, _)| m.name == *name)?;
-                Some((*name, metrics::rolling_rescue_rate(&result.outcomes[i], window)))
+                let i = result
+                    .strategies
+                    .iter()
+                    .position(|(m, _)| m.name == *name)?;
+                Some((
+                    *name,
+                    metrics::rolling_rescue_rate(&result.outcomes[i], window),
+                ))
             })
             .collect();
         let p2 = plots::learning(dir, &title, window, &series)?;
         plot_paths = vec![p1, p2];
-        if let Some(i) = result.strategies.iter().position(|(m, _)| m.name == "retake_adaptive") {
+        if let Some(i) = result
+            .strategies
+            .iter()
+            .position(|(m, _)| m.name == "retake_adaptive")
+        {
             let arm_window = 60;
             let series: Vec<(String, Vec<(f64, f64)>)> = result
                 .oracle_arms
@@ -298,7 +362,10 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
                 .filter(|(_, o)| o.rescuable > o.rescuable_with_jitter)
                 .map(|(scene, o)| {
                     let name = format!("{}: {}", result.corpus.scenes[scene].name, o.arm.as_str());
-                    (name, metrics::rolling_arm_share(&result.outcomes[i], scene, o.arm, arm_window))
+                    (
+                        name,
+                        metrics::rolling_arm_share(&result.outcomes[i], scene, o.arm, arm_window),
+                    )
                 })
                 .collect();
             if !series.is_empty() {

@@ -76,11 +76,15 @@ pub fn scenes(scenario: &Scenario) -> Vec<SceneSetup> {
         .profiles
         .iter()
         .map(|(name, p)| {
-            let checks: Vec<CheckConfig> = p.checks.iter().map(|(c, cp)| check_config(c, cp)).collect();
+            let checks: Vec<CheckConfig> =
+                p.checks.iter().map(|(c, cp)| check_config(c, cp)).collect();
             let mut triggers: BTreeSet<String> = p
                 .checks
                 .iter()
-                .filter(|(_, cp)| cp.fail_probability >= TRIGGER_MIN_FAIL_PROBABILITY || !cp.sensitivity.is_empty())
+                .filter(|(_, cp)| {
+                    cp.fail_probability >= TRIGGER_MIN_FAIL_PROBABILITY
+                        || !cp.sensitivity.is_empty()
+                })
                 .map(|(c, _)| c.clone())
                 .collect();
             if triggers.is_empty() {
@@ -115,7 +119,13 @@ pub fn build(scenario: &Scenario, segments: usize, seed: u64) -> Corpus {
             let mut parameters = scenes[scene].parameters.clone();
             parameters.set("seed", serde_json::Value::from(first_seed(rng_seed)));
             let systematic = is_systematic(&scenes[scene].profile, rng_seed);
-            SegmentSpec { index, scene, rng_seed, parameters, systematic }
+            SegmentSpec {
+                index,
+                scene,
+                rng_seed,
+                parameters,
+                systematic,
+            }
         })
         .collect();
     Corpus { scenes, segments }
@@ -128,12 +138,20 @@ pub fn describe(c: &Corpus) -> Vec<String> {
         .enumerate()
         .map(|(i, s)| {
             let n = c.segments.iter().filter(|g| g.scene == i).count();
-            let sys = c.segments.iter().filter(|g| g.scene == i && g.systematic).count();
+            let sys = c
+                .segments
+                .iter()
+                .filter(|g| g.scene == i && g.systematic)
+                .count();
             let checks: Vec<String> = s
                 .checks
                 .iter()
                 .map(|k| {
-                    let t = if s.triggers.contains(&k.check) { "trigger" } else { "review" };
+                    let t = if s.triggers.contains(&k.check) {
+                        "trigger"
+                    } else {
+                        "review"
+                    };
                     format!("{} (fail < {:.3}, {t})", k.check, k.fail)
                 })
                 .collect();
@@ -158,11 +176,17 @@ mod tests {
         for scene in scenes(&s) {
             for (name, cp) in &scene.profile.checks {
                 let c = scene.checks.iter().find(|c| &c.check == name).unwrap();
-                assert!(cp.fail_score[1] < c.fail && cp.systematic_score[1] < c.fail, "{name}");
+                assert!(
+                    cp.fail_score[1] < c.fail && cp.systematic_score[1] < c.fail,
+                    "{name}"
+                );
                 assert!(cp.pass_score[0] >= c.fail, "{name}");
             }
         }
-        let portrait = scenes(&s).into_iter().find(|s| s.name == "portrait").unwrap();
+        let portrait = scenes(&s)
+            .into_iter()
+            .find(|s| s.name == "portrait")
+            .unwrap();
         assert!(portrait.triggers.contains("face_confidence"));
         assert!(!portrait.triggers.contains("black_frames"));
     }
@@ -172,7 +196,11 @@ mod tests {
         let s = Scenario::demo();
         let a = build(&s, 50, 7);
         let b = build(&s, 50, 7);
-        assert!(a.segments.iter().zip(&b.segments).all(|(x, y)| x.rng_seed == y.rng_seed && x.scene == y.scene));
+        assert!(a
+            .segments
+            .iter()
+            .zip(&b.segments)
+            .all(|(x, y)| x.rng_seed == y.rng_seed && x.scene == y.scene));
         assert_ne!(build(&s, 1, 8).segments[0].rng_seed, a.segments[0].rng_seed);
     }
 }

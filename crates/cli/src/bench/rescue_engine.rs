@@ -21,10 +21,17 @@ pub struct EnginePlan {
     pub all_checks_trigger: bool,
 }
 
-pub async fn run(scenario: &Scenario, corpus: &Corpus, plan: &EnginePlan, wave: usize) -> anyhow::Result<Vec<SegmentOutcome>> {
+pub async fn run(
+    scenario: &Scenario,
+    corpus: &Corpus,
+    plan: &EnginePlan,
+    wave: usize,
+) -> anyhow::Result<Vec<SegmentOutcome>> {
     let dir = scratch_dir().context("temporary directory for the benchmark database")?;
     let url = format!("sqlite:{}", dir.path().join("x.db").display());
-    let store = retake_store::connect(&url).await.context("opening the benchmark database")?;
+    let store = retake_store::connect(&url)
+        .await
+        .context("opening the benchmark database")?;
     let project = store
         .create_project(NewProject {
             name: "rescue bench".into(),
@@ -35,7 +42,11 @@ pub async fn run(scenario: &Scenario, corpus: &Corpus, plan: &EnginePlan, wave: 
         .await?;
     let mut scene_ids = Vec::with_capacity(corpus.scenes.len());
     for s in &corpus.scenes {
-        let triggers: BTreeSet<String> = if plan.all_checks_trigger { s.all_checks() } else { s.triggers.clone() };
+        let triggers: BTreeSet<String> = if plan.all_checks_trigger {
+            s.all_checks()
+        } else {
+            s.triggers.clone()
+        };
         let st = store
             .create_scene_type(NewSceneType {
                 project_id: project.id,
@@ -47,7 +58,10 @@ pub async fn run(scenario: &Scenario, corpus: &Corpus, plan: &EnginePlan, wave: 
                 default_parameters: s.parameters.clone(),
                 qa_checks: s.checks.clone(),
                 qa_commands: vec![],
-                retry_policy: PolicyOverrides { trigger_checks: Some(triggers), ..Default::default() },
+                retry_policy: PolicyOverrides {
+                    trigger_checks: Some(triggers),
+                    ..Default::default()
+                },
                 parameter_domains: Default::default(),
             })
             .await?;
@@ -56,7 +70,10 @@ pub async fn run(scenario: &Scenario, corpus: &Corpus, plan: &EnginePlan, wave: 
 
     let mut scenario = scenario.clone();
     scenario.render_clips = false;
-    let backends = Backends::new().with("simulated", Arc::new(SimulatedBackend::new(scenario, Some(0.0), None)));
+    let backends = Backends::new().with(
+        "simulated",
+        Arc::new(SimulatedBackend::new(scenario, Some(0.0), None)),
+    );
     let mut cfg = EngineConfig::new(dir.path());
     cfg.worker_id = "bench-rescue".into();
     cfg.slots = 1;
@@ -97,12 +114,22 @@ fn scratch_dir() -> std::io::Result<tempfile::TempDir> {
     b.tempdir()
 }
 
-async fn collect(store: &dyn Store, project_id: i64, corpus: &Corpus, ids: &[i64]) -> anyhow::Result<Vec<SegmentOutcome>> {
+async fn collect(
+    store: &dyn Store,
+    project_id: i64,
+    corpus: &Corpus,
+    ids: &[i64],
+) -> anyhow::Result<Vec<SegmentOutcome>> {
     let mut segments = std::collections::HashMap::new();
     let mut cursor = None;
     loop {
         let page = store
-            .list_segments(&SegmentFilter { project_id: Some(project_id), before_id: cursor, limit: 1000, ..Default::default() })
+            .list_segments(&SegmentFilter {
+                project_id: Some(project_id),
+                before_id: cursor,
+                limit: 1000,
+                ..Default::default()
+            })
             .await?;
         if page.is_empty() {
             break;
@@ -112,8 +139,14 @@ async fn collect(store: &dyn Store, project_id: i64, corpus: &Corpus, ids: &[i64
     }
     let mut out = Vec::with_capacity(ids.len());
     for (spec, id) in corpus.segments.iter().zip(ids) {
-        let seg = segments.remove(id).with_context(|| format!("segment {id} is missing"))?;
-        anyhow::ensure!(seg.status.is_terminal(), "segment {id} is still {} after the run", seg.status);
+        let seg = segments
+            .remove(id)
+            .with_context(|| format!("segment {id} is missing"))?;
+        anyhow::ensure!(
+            seg.status.is_terminal(),
+            "segment {id} is still {} after the run",
+            seg.status
+        );
         anyhow::ensure!(
             seg.parameters == spec.parameters,
             "segment {id}'s stored parameters differ from the corpus (first seed convention changed?)"
@@ -124,7 +157,11 @@ async fn collect(store: &dyn Store, project_id: i64, corpus: &Corpus, ids: &[i64
     Ok(out)
 }
 
-fn outcome(spec: &SegmentSpec, seg: &retake_store::Segment, attempts: &[retake_store::Attempt]) -> SegmentOutcome {
+fn outcome(
+    spec: &SegmentSpec,
+    seg: &retake_store::Segment,
+    attempts: &[retake_store::Attempt],
+) -> SegmentOutcome {
     let attempts: Vec<AttemptOutcome> = attempts
         .iter()
         .map(|a| AttemptOutcome {

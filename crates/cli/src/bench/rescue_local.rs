@@ -16,10 +16,22 @@ use retake_engine::backends::simulated::simulate;
 use std::collections::BTreeMap;
 
 /// One attempt, judged exactly as the store would judge it.
-fn judge(scene: &SceneSetup, spec: &SegmentSpec, number: u32, seed: u64, params: &retake_core::Parameters, arm: Option<Arm>) -> (AttemptOutcome, AttemptView) {
+fn judge(
+    scene: &SceneSetup,
+    spec: &SegmentSpec,
+    number: u32,
+    seed: u64,
+    params: &retake_core::Parameters,
+    arm: Option<Arm>,
+) -> (AttemptOutcome, AttemptView) {
     let sim = simulate(&scene.profile, &scene.checks, spec.rng_seed, seed, params);
-    let verdict = QaVerdict { scores: sim.scores, error: None, source: "simulated".into() };
-    let q = evaluate(&verdict, &scene.checks).expect("the simulated backend scores every enabled check");
+    let verdict = QaVerdict {
+        scores: sim.scores,
+        error: None,
+        source: "simulated".into(),
+    };
+    let q = evaluate(&verdict, &scene.checks)
+        .expect("the simulated backend scores every enabled check");
     let passed = q.passed();
     let outcome = AttemptOutcome {
         number,
@@ -32,7 +44,11 @@ fn judge(scene: &SceneSetup, spec: &SegmentSpec, number: u32, seed: u64, params:
     let view = AttemptView {
         attempt_number: number,
         seed,
-        status: if passed { AttemptStatus::Passed } else { AttemptStatus::Failed },
+        status: if passed {
+            AttemptStatus::Passed
+        } else {
+            AttemptStatus::Failed
+        },
         scores: Some(q),
         gpu_seconds: sim.gpu_seconds,
         arm,
@@ -42,12 +58,22 @@ fn judge(scene: &SceneSetup, spec: &SegmentSpec, number: u32, seed: u64, params:
 }
 
 fn first_attempt(scene: &SceneSetup, spec: &SegmentSpec) -> (AttemptOutcome, AttemptView) {
-    let seed = spec.parameters.seed().expect("corpus segments carry attempt 1's seed");
+    let seed = spec
+        .parameters
+        .seed()
+        .expect("corpus segments carry attempt 1's seed");
     judge(scene, spec, 1, seed, &spec.parameters, None)
 }
 
 /// Attempts 2..=`last` drawn with one arm, stopping after the first pass when `stop_at_pass`.
-fn retries(policy: &RetryPolicy, scene: &SceneSetup, spec: &SegmentSpec, first: &AttemptView, arm: Arm, stop_at_pass: bool) -> Vec<(AttemptOutcome, AttemptView)> {
+fn retries(
+    policy: &RetryPolicy,
+    scene: &SceneSetup,
+    spec: &SegmentSpec,
+    first: &AttemptView,
+    arm: Arm,
+    stop_at_pass: bool,
+) -> Vec<(AttemptOutcome, AttemptView)> {
     let domains = BTreeMap::new();
     let mut seeds = vec![first.seed];
     let mut out = Vec::new();
@@ -72,7 +98,11 @@ fn retries(policy: &RetryPolicy, scene: &SceneSetup, spec: &SegmentSpec, first: 
     out
 }
 
-fn segment(spec: &SegmentSpec, judged: Vec<(AttemptOutcome, AttemptView)>, selected: Option<u32>) -> SegmentOutcome {
+fn segment(
+    spec: &SegmentSpec,
+    judged: Vec<(AttemptOutcome, AttemptView)>,
+    selected: Option<u32>,
+) -> SegmentOutcome {
     let passed = selected.is_some();
     SegmentOutcome {
         index: spec.index,
@@ -81,7 +111,11 @@ fn segment(spec: &SegmentSpec, judged: Vec<(AttemptOutcome, AttemptView)>, selec
         attempts: judged.into_iter().map(|j| j.0).collect(),
         passed,
         selected,
-        review_reason: if passed { None } else { Some("all_attempts_failed".into()) },
+        review_reason: if passed {
+            None
+        } else {
+            Some("all_attempts_failed".into())
+        },
     }
 }
 
@@ -117,7 +151,8 @@ pub struct OracleArm {
 /// none at all for a segment that arm cannot rescue within `max_attempts`.
 pub fn oracle(corpus: &Corpus, policy: &RetryPolicy) -> (Vec<SegmentOutcome>, Vec<OracleArm>) {
     // segment → arm → attempts up to the first pass (or all, when none passes).
-    let mut plans: Vec<Option<BTreeMap<Arm, Vec<(AttemptOutcome, AttemptView)>>>> = Vec::with_capacity(corpus.segments.len());
+    let mut plans: Vec<Option<BTreeMap<Arm, Vec<(AttemptOutcome, AttemptView)>>>> =
+        Vec::with_capacity(corpus.segments.len());
     let mut firsts = Vec::with_capacity(corpus.segments.len());
     for spec in &corpus.segments {
         let scene = &corpus.scenes[spec.scene];
@@ -125,7 +160,10 @@ pub fn oracle(corpus: &Corpus, policy: &RetryPolicy) -> (Vec<SegmentOutcome>, Ve
         if first.0.passed {
             plans.push(None);
         } else {
-            let by_arm = Arm::ALL.iter().map(|arm| (*arm, retries(policy, scene, spec, &first.1, *arm, true))).collect();
+            let by_arm = Arm::ALL
+                .iter()
+                .map(|arm| (*arm, retries(policy, scene, spec, &first.1, *arm, true)))
+                .collect();
             plans.push(Some(by_arm));
         }
         firsts.push(first);
@@ -137,12 +175,15 @@ pub fn oracle(corpus: &Corpus, policy: &RetryPolicy) -> (Vec<SegmentOutcome>, Ve
         let mut with_jitter = 0;
         // The default arm first, so that it wins ties (every arm draws the same seeds; without a
         // parameter sensitivity they all give the same outcomes).
-        let order = std::iter::once(Arm::Jitter).chain(Arm::ALL.into_iter().filter(|a| *a != Arm::Jitter));
+        let order =
+            std::iter::once(Arm::Jitter).chain(Arm::ALL.into_iter().filter(|a| *a != Arm::Jitter));
         for arm in order {
             let (mut rescued, mut gpu) = (0usize, 0.0f64);
             failed = 0;
             for (spec, plan) in corpus.segments.iter().zip(&plans) {
-                let (true, Some(plan)) = (spec.scene == scene, plan) else { continue };
+                let (true, Some(plan)) = (spec.scene == scene, plan) else {
+                    continue;
+                };
                 failed += 1;
                 let attempts = &plan[&arm];
                 if attempts.last().is_some_and(|a| a.0.passed) {
@@ -162,7 +203,12 @@ pub fn oracle(corpus: &Corpus, policy: &RetryPolicy) -> (Vec<SegmentOutcome>, Ve
             }
         }
         let (arm, rescuable, _) = best.unwrap_or((Arm::Jitter, 0, 0.0));
-        arms.push(OracleArm { arm, rescuable, rescuable_with_jitter: with_jitter, failed });
+        arms.push(OracleArm {
+            arm,
+            rescuable,
+            rescuable_with_jitter: with_jitter,
+            failed,
+        });
     }
     let outcomes = corpus
         .segments
@@ -191,7 +237,11 @@ pub fn oracle(corpus: &Corpus, policy: &RetryPolicy) -> (Vec<SegmentOutcome>, Ve
 /// Attempt 1 of every segment, computed here: the check that every engine run judged the same
 /// attempts the local strategies did.
 pub fn first_attempts(corpus: &Corpus) -> Vec<AttemptOutcome> {
-    corpus.segments.iter().map(|spec| first_attempt(&corpus.scenes[spec.scene], spec).0).collect()
+    corpus
+        .segments
+        .iter()
+        .map(|spec| first_attempt(&corpus.scenes[spec.scene], spec).0)
+        .collect()
 }
 
 #[cfg(test)]
@@ -202,20 +252,42 @@ mod tests {
     #[test]
     fn the_oracle_skips_broken_segments_and_stops_at_the_first_pass() {
         let corpus = super::super::corpus::build(&Scenario::demo(), 400, 3);
-        let policy = RetryPolicy { enabled: true, max_attempts: 4, ..RetryPolicy::default() };
+        let policy = RetryPolicy {
+            enabled: true,
+            max_attempts: 4,
+            ..RetryPolicy::default()
+        };
         let (oracle, _) = oracle(&corpus, &policy);
-        assert!(oracle.iter().any(|s| s.systematic), "the corpus has broken segments");
+        assert!(
+            oracle.iter().any(|s| s.systematic),
+            "the corpus has broken segments"
+        );
         for s in &oracle {
             if s.systematic {
-                assert_eq!(s.attempts.len(), 1, "segment {}: nothing spent on a broken segment", s.index);
+                assert_eq!(
+                    s.attempts.len(),
+                    1,
+                    "segment {}: nothing spent on a broken segment",
+                    s.index
+                );
             }
             if s.passed {
                 assert_eq!(s.attempts.iter().filter(|a| a.passed).count(), 1);
-                assert_eq!(s.selected, s.attempts.last().map(|a| a.number), "stops at the first pass");
+                assert_eq!(
+                    s.selected,
+                    s.attempts.last().map(|a| a.number),
+                    "stops at the first pass"
+                );
             }
         }
         let best = always_best_of_n(&corpus, &policy);
-        assert!(best.iter().all(|s| s.attempts.len() == 4), "always pays for N attempts");
-        assert!(best.iter().filter(|s| s.passed).all(|s| s.selected_attempt().is_some_and(|a| a.passed)));
+        assert!(
+            best.iter().all(|s| s.attempts.len() == 4),
+            "always pays for N attempts"
+        );
+        assert!(best
+            .iter()
+            .filter(|s| s.passed)
+            .all(|s| s.selected_attempt().is_some_and(|a| a.passed)));
     }
 }

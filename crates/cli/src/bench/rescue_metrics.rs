@@ -85,33 +85,65 @@ fn ratio(a: usize, b: usize) -> f64 {
 }
 
 pub fn trigger_failure(corpus: &Corpus, o: &SegmentOutcome) -> bool {
-    o.first().is_some_and(|a| !a.passed && a.failed_checks.iter().all(|c| corpus.scenes[o.scene].triggers.contains(c)))
+    o.first().is_some_and(|a| {
+        !a.passed
+            && a.failed_checks
+                .iter()
+                .all(|c| corpus.scenes[o.scene].triggers.contains(c))
+    })
 }
 
-pub fn measure(name: &str, runs_on: &'static str, corpus: &Corpus, outcomes: &[SegmentOutcome], gpus: usize, parallelism: usize) -> Metrics {
+pub fn measure(
+    name: &str,
+    runs_on: &'static str,
+    corpus: &Corpus,
+    outcomes: &[SegmentOutcome],
+    gpus: usize,
+    parallelism: usize,
+) -> Metrics {
     let failed_first = outcomes.iter().filter(|o| o.failed_first()).count();
     let rescued = outcomes.iter().filter(|o| o.rescued()).count();
-    let trig: Vec<&SegmentOutcome> = outcomes.iter().filter(|o| trigger_failure(corpus, o)).collect();
+    let trig: Vec<&SegmentOutcome> = outcomes
+        .iter()
+        .filter(|o| trigger_failure(corpus, o))
+        .collect();
     let retry_gpu_s: f64 = outcomes.iter().map(SegmentOutcome::retry_gpu).sum();
-    let total_gpu_s: f64 = outcomes.iter().flat_map(|o| o.attempts.iter().map(|a| a.gpu_seconds)).sum();
+    let total_gpu_s: f64 = outcomes
+        .iter()
+        .flat_map(|o| o.attempts.iter().map(|a| a.gpu_seconds))
+        .sum();
     let sys: Vec<&SegmentOutcome> = outcomes.iter().filter(|o| o.systematic).collect();
     let searches = outcomes.iter().filter(|o| o.searched_after_pass()).count();
-    let beat = outcomes.iter().filter(|o| o.searched_after_pass() && o.best_of_n_beat_first_pass()).count();
+    let beat = outcomes
+        .iter()
+        .filter(|o| o.searched_after_pass() && o.best_of_n_beat_first_pass())
+        .count();
     let mut escalations = BTreeMap::new();
     for r in outcomes.iter().filter_map(|o| o.review_reason.as_ref()) {
         *escalations.entry(r.clone()).or_insert(0) += 1;
     }
     let mut arm_counts: BTreeMap<String, usize> = BTreeMap::new();
-    for a in outcomes.iter().flat_map(|o| o.attempts.iter().filter(|a| a.number >= 2)) {
-        *arm_counts.entry(a.arm.map(|a| a.as_str()).unwrap_or("none").to_owned()).or_insert(0) += 1;
+    for a in outcomes
+        .iter()
+        .flat_map(|o| o.attempts.iter().filter(|a| a.number >= 2))
+    {
+        *arm_counts
+            .entry(a.arm.map(|a| a.as_str()).unwrap_or("none").to_owned())
+            .or_insert(0) += 1;
     }
     let retries: usize = arm_counts.values().sum();
-    let arms = arm_counts.into_iter().map(|(k, v)| (k, round(ratio(v, retries), 4))).collect();
+    let arms = arm_counts
+        .into_iter()
+        .map(|(k, v)| (k, round(ratio(v, retries), 4)))
+        .collect();
     // Engine strategies and the oracle wait for attempt 1 before retrying; always-best-of-N
     // knows from the start that it will run N.
     let first_alone = name != "always_best_of_n";
     let (wall_s, retried_latency_s) = schedule(outcomes, gpus, 1, first_alone);
-    let sys_flags: Vec<&SegmentOutcome> = outcomes.iter().filter(|o| o.review_reason.as_deref() == Some("systematic_failure")).collect();
+    let sys_flags: Vec<&SegmentOutcome> = outcomes
+        .iter()
+        .filter(|o| o.review_reason.as_deref() == Some("systematic_failure"))
+        .collect();
     Metrics {
         name: name.to_owned(),
         runs_on,
@@ -119,15 +151,32 @@ pub fn measure(name: &str, runs_on: &'static str, corpus: &Corpus, outcomes: &[S
         failed_first,
         rescued,
         rescue_rate: round(ratio(rescued, failed_first), 4),
-        rescue_rate_trigger_failures: round(ratio(trig.iter().filter(|o| o.passed).count(), trig.len()), 4),
+        rescue_rate_trigger_failures: round(
+            ratio(trig.iter().filter(|o| o.passed).count(), trig.len()),
+            4,
+        ),
         retry_gpu_s: round(retry_gpu_s, 1),
         total_gpu_s: round(total_gpu_s, 1),
         gpu_s_per_rescued: (rescued > 0).then(|| round(retry_gpu_s / rescued as f64, 2)),
         systematic_segments: sys.len(),
         wasted_gpu_s_systematic: round(sys.iter().map(|o| o.retry_gpu()).sum(), 1),
-        wasted_attempts_per_systematic: round(ratio(sys.iter().map(|o| o.retries()).sum(), sys.len()), 3),
-        mean_selected_overall: mean(outcomes.iter().filter_map(|o| o.selected_attempt().and_then(|a| a.overall))).map(|x| round(x, 4)),
-        mean_rescued_overall: mean(outcomes.iter().filter(|o| o.rescued()).filter_map(|o| o.selected_attempt().and_then(|a| a.overall))).map(|x| round(x, 4)),
+        wasted_attempts_per_systematic: round(
+            ratio(sys.iter().map(|o| o.retries()).sum(), sys.len()),
+            3,
+        ),
+        mean_selected_overall: mean(
+            outcomes
+                .iter()
+                .filter_map(|o| o.selected_attempt().and_then(|a| a.overall)),
+        )
+        .map(|x| round(x, 4)),
+        mean_rescued_overall: mean(
+            outcomes
+                .iter()
+                .filter(|o| o.rescued())
+                .filter_map(|o| o.selected_attempt().and_then(|a| a.overall)),
+        )
+        .map(|x| round(x, 4)),
         best_of_n_searches: searches,
         best_of_n_beat_first_pass: beat,
         best_of_n_beat_first_pass_rate: round(ratio(beat, searches), 4),
@@ -161,9 +210,16 @@ pub fn add_parallel(m: &mut Metrics, outcomes: &[SegmentOutcome]) {
     m.rescue_rate_parallel = Some(round(ratio(rescued, failed), 4));
     m.gpu_s_per_rescued_parallel = (rescued > 0).then(|| round(retry / rescued as f64, 2));
     let sys: Vec<&SegmentOutcome> = outcomes.iter().filter(|o| o.systematic).collect();
-    m.wasted_attempts_per_systematic_parallel = Some(round(ratio(sys.iter().map(|o| o.retries()).sum(), sys.len()), 3));
-    m.false_systematic_escalations_parallel =
-        Some(outcomes.iter().filter(|o| !o.systematic && o.review_reason.as_deref() == Some("systematic_failure")).count());
+    m.wasted_attempts_per_systematic_parallel = Some(round(
+        ratio(sys.iter().map(|o| o.retries()).sum(), sys.len()),
+        3,
+    ));
+    m.false_systematic_escalations_parallel = Some(
+        outcomes
+            .iter()
+            .filter(|o| !o.systematic && o.review_reason.as_deref() == Some("systematic_failure"))
+            .count(),
+    );
 }
 
 /// Rounded to `digits` decimals; never `-0` (an empty `f64` sum is `-0.0`).
@@ -185,14 +241,23 @@ impl Ord for Time {
 /// time 0; a free GPU takes the ready attempt of the earliest segment (so a segment's retries go
 /// before later segments' first attempts); a round becomes ready when the previous one has
 /// finished. Returns (makespan, mean critical path of the retried segments).
-pub fn schedule(outcomes: &[SegmentOutcome], gpus: usize, k: usize, first_alone: bool) -> (f64, Option<f64>) {
+pub fn schedule(
+    outcomes: &[SegmentOutcome],
+    gpus: usize,
+    k: usize,
+    first_alone: bool,
+) -> (f64, Option<f64>) {
     let waves: Vec<Vec<Vec<f64>>> = outcomes.iter().map(|o| o.waves(k, first_alone)).collect();
     let critical = mean(
         outcomes
             .iter()
             .zip(&waves)
             .filter(|(o, _)| o.retries() > 0)
-            .map(|(_, w)| w.iter().map(|r| r.iter().copied().fold(0.0, f64::max)).sum()),
+            .map(|(_, w)| {
+                w.iter()
+                    .map(|r| r.iter().copied().fold(0.0, f64::max))
+                    .sum()
+            }),
     );
     // Ready attempts by (segment, position); rounds not ready yet by ready time.
     let mut ready: BinaryHeap<Reverse<(usize, usize)>> = BinaryHeap::new();
@@ -201,7 +266,11 @@ pub fn schedule(outcomes: &[SegmentOutcome], gpus: usize, k: usize, first_alone:
     let mut left_in_round = vec![0usize; outcomes.len()];
     let mut round_end = vec![0.0f64; outcomes.len()];
     let mut durations: Vec<Vec<f64>> = vec![Vec::new(); outcomes.len()];
-    let release = |s: usize, ready: &mut BinaryHeap<Reverse<(usize, usize)>>, next_round: &mut [usize], left: &mut [usize], durations: &mut [Vec<f64>]| {
+    let release = |s: usize,
+                   ready: &mut BinaryHeap<Reverse<(usize, usize)>>,
+                   next_round: &mut [usize],
+                   left: &mut [usize],
+                   durations: &mut [Vec<f64>]| {
         let r = next_round[s];
         if let Some(round) = waves[s].get(r) {
             next_round[s] += 1;
@@ -213,9 +282,16 @@ pub fn schedule(outcomes: &[SegmentOutcome], gpus: usize, k: usize, first_alone:
         }
     };
     for s in 0..outcomes.len() {
-        release(s, &mut ready, &mut next_round, &mut left_in_round, &mut durations);
+        release(
+            s,
+            &mut ready,
+            &mut next_round,
+            &mut left_in_round,
+            &mut durations,
+        );
     }
-    let mut free: BinaryHeap<Reverse<Time>> = (0..gpus.max(1)).map(|_| Reverse(Time(0.0))).collect();
+    let mut free: BinaryHeap<Reverse<Time>> =
+        (0..gpus.max(1)).map(|_| Reverse(Time(0.0))).collect();
     let mut makespan: f64 = 0.0;
     loop {
         let Reverse(Time(t)) = free.pop().expect("at least one GPU");
@@ -225,7 +301,13 @@ pub fn schedule(outcomes: &[SegmentOutcome], gpus: usize, k: usize, first_alone:
             }
             let s = *s;
             pending.pop();
-            release(s, &mut ready, &mut next_round, &mut left_in_round, &mut durations);
+            release(
+                s,
+                &mut ready,
+                &mut next_round,
+                &mut left_in_round,
+                &mut durations,
+            );
         }
         if ready.is_empty() {
             // Idle until the next round is ready; other GPUs may get there first.
@@ -271,11 +353,21 @@ pub fn rolling_rescue_rate(outcomes: &[SegmentOutcome], window: usize) -> Vec<(f
 
 /// Rolling share of a scene type's retries (attempts 2+, in segment order) that used `arm`:
 /// (segment index, share).
-pub fn rolling_arm_share(outcomes: &[SegmentOutcome], scene: usize, arm: retake_core::Arm, window: usize) -> Vec<(f64, f64)> {
+pub fn rolling_arm_share(
+    outcomes: &[SegmentOutcome],
+    scene: usize,
+    arm: retake_core::Arm,
+    window: usize,
+) -> Vec<(f64, f64)> {
     let retries: Vec<(usize, bool)> = outcomes
         .iter()
         .filter(|o| o.scene == scene)
-        .flat_map(|o| o.attempts.iter().filter(|a| a.number >= 2).map(move |a| (o.index, a.arm == Some(arm))))
+        .flat_map(|o| {
+            o.attempts
+                .iter()
+                .filter(|a| a.number >= 2)
+                .map(move |a| (o.index, a.arm == Some(arm)))
+        })
         .collect();
     let window = window.max(1);
     let mut out = Vec::new();
@@ -305,7 +397,14 @@ mod tests {
             attempts: gpu
                 .iter()
                 .enumerate()
-                .map(|(i, g)| AttemptOutcome { number: i as u32 + 1, gpu_seconds: *g, passed: i + 1 == gpu.len(), overall: Some(0.8), failed_checks: vec![], arm: None })
+                .map(|(i, g)| AttemptOutcome {
+                    number: i as u32 + 1,
+                    gpu_seconds: *g,
+                    passed: i + 1 == gpu.len(),
+                    overall: Some(0.8),
+                    failed_checks: vec![],
+                    arm: None,
+                })
                 .collect(),
             passed: true,
             selected: Some(gpu.len() as u32),

@@ -40,7 +40,11 @@ impl SegmentOutcome {
     }
 
     pub fn retry_gpu(&self) -> f64 {
-        self.attempts.iter().filter(|a| a.number >= 2).map(|a| a.gpu_seconds).sum()
+        self.attempts
+            .iter()
+            .filter(|a| a.number >= 2)
+            .map(|a| a.gpu_seconds)
+            .sum()
     }
 
     pub fn retries(&self) -> usize {
@@ -48,7 +52,8 @@ impl SegmentOutcome {
     }
 
     pub fn selected_attempt(&self) -> Option<&AttemptOutcome> {
-        self.selected.and_then(|n| self.attempts.iter().find(|a| a.number == n))
+        self.selected
+            .and_then(|n| self.attempts.iter().find(|a| a.number == n))
     }
 
     pub fn first_passing(&self) -> Option<&AttemptOutcome> {

@@ -23,13 +23,19 @@ fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
 /// Retry GPU-seconds per segment against rescue rate, one labelled point per strategy.
 pub fn gpu_vs_rescue(dir: &Path, title: &str, strategies: &[Metrics]) -> anyhow::Result<PathBuf> {
     let path = dir.join("rescue-gpu-vs-rescue.svg");
-    let xs: Vec<f64> = strategies.iter().map(|m| m.retry_gpu_s / m.segments.max(1) as f64).collect();
+    let xs: Vec<f64> = strategies
+        .iter()
+        .map(|m| m.retry_gpu_s / m.segments.max(1) as f64)
+        .collect();
     let xmax = xs.iter().copied().fold(1.0, f64::max) * 1.25;
     {
         let root = SVGBackend::new(&path, (960, 620)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(format!("GPU spent on retries vs rescue rate — {title}"), ("sans-serif", 20))
+            .caption(
+                format!("GPU spent on retries vs rescue rate — {title}"),
+                ("sans-serif", 20),
+            )
             .margin(20)
             .x_label_area_size(50)
             .y_label_area_size(60)
@@ -51,10 +57,16 @@ pub fn gpu_vs_rescue(dir: &Path, title: &str, strategies: &[Metrics]) -> anyhow:
                 m.name,
                 m.rescue_rate * 100.0,
                 x,
-                m.gpu_s_per_rescued.map(|g| format!("{g:.1}")).unwrap_or_else(|| "—".into())
+                m.gpu_s_per_rescued
+                    .map(|g| format!("{g:.1}"))
+                    .unwrap_or_else(|| "—".into())
             );
             chart
-                .draw_series(std::iter::once(Circle::new((*x, m.rescue_rate), 6, color.filled())))
+                .draw_series(std::iter::once(Circle::new(
+                    (*x, m.rescue_rate),
+                    6,
+                    color.filled(),
+                )))
                 .map_err(err)?
                 .label(label)
                 .legend(move |(x, y)| Circle::new((x + 8, y), 5, color.filled()));
@@ -73,16 +85,30 @@ pub fn gpu_vs_rescue(dir: &Path, title: &str, strategies: &[Metrics]) -> anyhow:
 }
 
 /// Rolling rescue rate over segment order, one line per strategy.
-pub fn learning(dir: &Path, title: &str, window: usize, series: &[(&str, Vec<(f64, f64)>)]) -> anyhow::Result<PathBuf> {
+pub fn learning(
+    dir: &Path,
+    title: &str,
+    window: usize,
+    series: &[(&str, Vec<(f64, f64)>)],
+) -> anyhow::Result<PathBuf> {
     let path = dir.join("rescue-learning.svg");
-    let xmax = series.iter().flat_map(|(_, s)| s.iter().map(|p| p.0)).fold(1.0, f64::max);
-    let ymin = series.iter().flat_map(|(_, s)| s.iter().map(|p| p.1)).fold(1.0, f64::min);
+    let xmax = series
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|p| p.0))
+        .fold(1.0, f64::max);
+    let ymin = series
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|p| p.1))
+        .fold(1.0, f64::min);
     let ylo = ((ymin - 0.1).max(0.0) * 10.0).floor() / 10.0;
     {
         let root = SVGBackend::new(&path, (960, 560)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(format!("Rescue rate over time (rolling {window} failed segments) — {title}"), ("sans-serif", 20))
+            .caption(
+                format!("Rescue rate over time (rolling {window} failed segments) — {title}"),
+                ("sans-serif", 20),
+            )
             .margin(20)
             .x_label_area_size(50)
             .y_label_area_size(60)
@@ -101,10 +127,15 @@ pub fn learning(dir: &Path, title: &str, window: usize, series: &[(&str, Vec<(f6
         for (i, (name, points)) in series.iter().enumerate() {
             let color = colors[i % colors.len()];
             chart
-                .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))
                 .map_err(err)?
                 .label(*name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -120,9 +151,17 @@ pub fn learning(dir: &Path, title: &str, window: usize, series: &[(&str, Vec<(f6
 
 /// Rolling share of retake_adaptive's retries, per scene type, that used the arm the oracle
 /// found best for that scene type (only scene types where that arm beats plain jitter).
-pub fn arms(dir: &Path, title: &str, window: usize, series: &[(String, Vec<(f64, f64)>)]) -> anyhow::Result<PathBuf> {
+pub fn arms(
+    dir: &Path,
+    title: &str,
+    window: usize,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> anyhow::Result<PathBuf> {
     let path = dir.join("rescue-arms.svg");
-    let xmax = series.iter().flat_map(|(_, s)| s.iter().map(|p| p.0)).fold(1.0, f64::max);
+    let xmax = series
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|p| p.0))
+        .fold(1.0, f64::max);
     {
         let root = SVGBackend::new(&path, (960, 520)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
@@ -144,17 +183,27 @@ pub fn arms(dir: &Path, title: &str, window: usize, series: &[(String, Vec<(f64,
             .map_err(err)?;
         let uniform = 1.0 / retake_core::Arm::ALL.len() as f64;
         chart
-            .draw_series(LineSeries::new([(0.0, uniform), (xmax, uniform)], PALETTE[0].stroke_width(1)))
+            .draw_series(LineSeries::new(
+                [(0.0, uniform), (xmax, uniform)],
+                PALETTE[0].stroke_width(1),
+            ))
             .map_err(err)?
             .label("uniform choice (1/8)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], PALETTE[0].stroke_width(1)));
+            .legend(|(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], PALETTE[0].stroke_width(1))
+            });
         for (i, (name, points)) in series.iter().enumerate() {
             let color = [PALETTE[5], PALETTE[4], PALETTE[2], PALETTE[6]][i % 4];
             chart
-                .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))
                 .map_err(err)?
                 .label(name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()

@@ -9,11 +9,13 @@ fn pct(x: f64) -> String {
 }
 
 fn opt(x: Option<f64>, digits: usize) -> String {
-    x.map(|v| format!("{v:.digits$}")).unwrap_or_else(|| "—".into())
+    x.map(|v| format!("{v:.digits$}"))
+        .unwrap_or_else(|| "—".into())
 }
 
 fn hours(s: Option<f64>) -> String {
-    s.map(|v| format!("{:.2} h", v / 3600.0)).unwrap_or_else(|| "—".into())
+    s.map(|v| format!("{:.2} h", v / 3600.0))
+        .unwrap_or_else(|| "—".into())
 }
 
 fn find<'a>(r: &'a BenchResult, name: &str) -> Option<&'a Metrics> {
@@ -22,7 +24,11 @@ fn find<'a>(r: &'a BenchResult, name: &str) -> Option<&'a Metrics> {
 
 pub fn print(a: &Args, r: &BenchResult) {
     let c = &r.corpus;
-    let failed = r.strategies.first().map(|(m, _)| m.failed_first).unwrap_or(0);
+    let failed = r
+        .strategies
+        .first()
+        .map(|(m, _)| m.failed_first)
+        .unwrap_or(0);
     let sys = c.segments.iter().filter(|s| s.systematic).count();
     println!("retake bench rescue — {}", r.scenario_path);
     if !r.scenario.description.is_empty() {
@@ -63,16 +69,40 @@ pub fn print(a: &Args, r: &BenchResult) {
     println!();
     let header = format!(
         "{:<30}{:>11}{:>9}{:>9}{:>12}{:>10}{:>11}{:>10}{:>14}{:>9}{:>10}",
-        "strategy", "rescued", "rescue", "trigger", "retry", "GPU-s per", "sys waste", "retries", "systematic", "mean", "BoN beat"
+        "strategy",
+        "rescued",
+        "rescue",
+        "trigger",
+        "retry",
+        "GPU-s per",
+        "sys waste",
+        "retries",
+        "systematic",
+        "mean",
+        "BoN beat"
     );
     let header2 = format!(
         "{:<30}{:>11}{:>9}{:>9}{:>12}{:>10}{:>11}{:>10}{:>14}{:>9}{:>10}",
-        "", "/failed", "rate", "rescue", "GPU-s", "rescued", "GPU-s", "/broken", "flags (false)", "overall", "1st pass"
+        "",
+        "/failed",
+        "rate",
+        "rescue",
+        "GPU-s",
+        "rescued",
+        "GPU-s",
+        "/broken",
+        "flags (false)",
+        "overall",
+        "1st pass"
     );
     println!("{header}\n{header2}");
     println!("{}", "-".repeat(header.len()));
     for (m, _) in &r.strategies {
-        let beat = if m.best_of_n_searches == 0 { "—".to_owned() } else { pct(m.best_of_n_beat_first_pass_rate) };
+        let beat = if m.best_of_n_searches == 0 {
+            "—".to_owned()
+        } else {
+            pct(m.best_of_n_beat_first_pass_rate)
+        };
         println!(
             "{:<30}{:>11}{:>9}{:>9}{:>12.0}{:>10}{:>11.0}{:>10.2}{:>14}{:>9}{:>10}",
             m.name,
@@ -83,7 +113,10 @@ pub fn print(a: &Args, r: &BenchResult) {
             opt(m.gpu_s_per_rescued, 1),
             m.wasted_gpu_s_systematic,
             m.wasted_attempts_per_systematic,
-            format!("{} ({})", m.systematic_escalations, m.false_systematic_escalations),
+            format!(
+                "{} ({})",
+                m.systematic_escalations, m.false_systematic_escalations
+            ),
             opt(m.mean_selected_overall, 3),
             beat,
         );
@@ -101,7 +134,10 @@ pub fn print(a: &Args, r: &BenchResult) {
         format!("GPU-s/resc. par {k}"),
         format!("retries/broken, p{k}")
     );
-    println!("{header}\n{:<30}{:>12}{:>12}{:>14}{:>14}{:>14}{:>19}{:>17}", "", "", "", "latency (s)", "", "", "", "(false flags)");
+    println!(
+        "{header}\n{:<30}{:>12}{:>12}{:>14}{:>14}{:>14}{:>19}{:>17}",
+        "", "", "", "latency (s)", "", "", "", "(false flags)"
+    );
     println!("{}", "-".repeat(header.len()));
     for (m, _) in &r.strategies {
         println!(
@@ -111,9 +147,14 @@ pub fn print(a: &Args, r: &BenchResult) {
             hours(m.wall_s_parallel),
             opt(m.retried_latency_s, 1),
             opt(m.retried_latency_s_parallel, 1),
-            m.rescue_rate_parallel.map(pct).unwrap_or_else(|| "—".into()),
+            m.rescue_rate_parallel
+                .map(pct)
+                .unwrap_or_else(|| "—".into()),
             opt(m.gpu_s_per_rescued_parallel, 1),
-            match (m.wasted_attempts_per_systematic_parallel, m.false_systematic_escalations_parallel) {
+            match (
+                m.wasted_attempts_per_systematic_parallel,
+                m.false_systematic_escalations_parallel
+            ) {
                 (Some(w), Some(f)) => format!("{w:.2} ({f})"),
                 _ => "—".into(),
             },
@@ -124,7 +165,11 @@ pub fn print(a: &Args, r: &BenchResult) {
         println!("  {:<30}{} [{}]", m.name, about, m.runs_on);
     }
     if let Some(ad) = find(r, "retake_adaptive") {
-        let arms: Vec<String> = ad.arms.iter().map(|(k, v)| format!("{k} {:.0}%", v * 100.0)).collect();
+        let arms: Vec<String> = ad
+            .arms
+            .iter()
+            .map(|(k, v)| format!("{k} {:.0}%", v * 100.0))
+            .collect();
         println!("  retake_adaptive's retries by arm: {}", arms.join(", "));
     }
     println!("\nDefinitions");
@@ -148,7 +193,9 @@ pub fn print(a: &Args, r: &BenchResult) {
 }
 
 fn targets(r: &BenchResult) {
-    let (Some(naive), Some(oracle)) = (find(r, "naive_fixed_n"), find(r, "oracle")) else { return };
+    let (Some(naive), Some(oracle)) = (find(r, "naive_fixed_n"), find(r, "oracle")) else {
+        return;
+    };
     println!("\nTargets (vs naive_fixed_n at the same max_attempts, and the oracle):");
     for name in ["retake_systematic", "retake_adaptive"] {
         let Some(m) = find(r, name) else { continue };

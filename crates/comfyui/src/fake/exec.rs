@@ -3,7 +3,7 @@
 //! honouring interrupts and injected faults, writing a real mp4 with ffmpeg, and storing the
 //! `/history` entry before the final `executing` with `node: null`.
 
-use super::{nodes, Fault, FakeState, WsOut};
+use super::{nodes, FakeState, Fault, WsOut};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::path::Path;
@@ -40,7 +40,10 @@ pub(super) async fn scheduler(state: Arc<FakeState>) {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 struct Run {
@@ -56,8 +59,16 @@ struct Run {
 
 enum End {
     Success(Map<String, Value>),
-    Error { node: String, class: String, exception_type: String, message: String },
-    Interrupted { node: String, class: String },
+    Error {
+        node: String,
+        class: String,
+        exception_type: String,
+        message: String,
+    },
+    Interrupted {
+        node: String,
+        class: String,
+    },
 }
 
 impl Run {
@@ -67,7 +78,10 @@ impl Run {
     }
 
     fn class_of(&self, node: &str) -> String {
-        self.prompt[node]["class_type"].as_str().unwrap_or("").to_owned()
+        self.prompt[node]["class_type"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
     }
 
     async fn execute(self, state: Arc<FakeState>) {
@@ -77,7 +91,12 @@ impl Run {
         messages.push(json!(["execution_start", start]));
         self.send(&state, "execution_start", start);
         if self.fault == Some(Fault::WebSocketDrop) {
-            state.inner.lock().unwrap().refuse_sockets.insert(self.prompt_id.clone());
+            state
+                .inner
+                .lock()
+                .unwrap()
+                .refuse_sockets
+                .insert(self.prompt_id.clone());
             state.kill_sockets(self.client_id.as_deref());
         }
 
@@ -86,7 +105,11 @@ impl Run {
         let sigs = nodes::signatures(&graph, &order);
         let cached: Vec<String> = {
             let inner = state.inner.lock().unwrap();
-            order.iter().filter(|id| inner.cache.contains_key(&sigs[*id])).cloned().collect()
+            order
+                .iter()
+                .filter(|id| inner.cache.contains_key(&sigs[*id]))
+                .cloned()
+                .collect()
         };
         let data = json!({"nodes": cached, "prompt_id": self.prompt_id, "timestamp": now_ms()});
         messages.push(json!(["execution_cached", data]));
@@ -100,7 +123,12 @@ impl Run {
                 self.send(&state, "execution_success", data);
                 ("success", outputs)
             }
-            End::Error { node, class, exception_type, message } => {
+            End::Error {
+                node,
+                class,
+                exception_type,
+                message,
+            } => {
                 let data = json!({
                     "prompt_id": self.prompt_id, "node_id": node, "node_type": class, "executed": [],
                     "exception_message": message, "exception_type": exception_type,
@@ -135,11 +163,21 @@ impl Run {
             inner.refuse_sockets.remove(&self.prompt_id);
         }
         state.broadcast_status();
-        self.send(&state, "executing", json!({"node": null, "display_node": null, "prompt_id": self.prompt_id}));
+        self.send(
+            &state,
+            "executing",
+            json!({"node": null, "display_node": null, "prompt_id": self.prompt_id}),
+        );
         state.work.notify_one();
     }
 
-    async fn run_nodes(&self, state: &FakeState, order: &[String], sigs: &HashMap<String, String>, cached: &[String]) -> End {
+    async fn run_nodes(
+        &self,
+        state: &FakeState,
+        order: &[String],
+        sigs: &HashMap<String, String>,
+        cached: &[String],
+    ) -> End {
         let to_run: Vec<&String> = order.iter().filter(|id| !cached.contains(id)).collect();
         let step = self.exec_time / (to_run.len().max(1) as u32);
         let fail_at = order
@@ -160,13 +198,20 @@ impl Run {
                 continue;
             }
             if self.interrupt.load(Ordering::SeqCst) {
-                return End::Interrupted { node: id.clone(), class };
+                return End::Interrupted {
+                    node: id.clone(),
+                    class,
+                };
             }
             let progress = json!({"prompt_id": self.prompt_id, "nodes": {id: {
                 "value": 0, "max": 1, "state": "running", "node_id": id, "prompt_id": self.prompt_id,
                 "display_node_id": id, "parent_node_id": null, "real_node_id": id}}});
             state.broadcast("progress_state", progress);
-            self.send(state, "executing", json!({"node": id, "display_node": id, "prompt_id": self.prompt_id}));
+            self.send(
+                state,
+                "executing",
+                json!({"node": id, "display_node": id, "prompt_id": self.prompt_id}),
+            );
             if *id == fail_at {
                 match self.fault {
                     Some(Fault::ExecutionError) => {
@@ -202,7 +247,9 @@ impl Run {
                     self.send(state, "progress", json!({"value": value, "max": steps, "prompt_id": self.prompt_id, "node": id}));
                 }
                 // A latent preview, as a binary frame (event type 1, PNG header).
-                state.send_to(self.client_id.as_deref(), || WsOut::Binary(vec![0, 0, 0, 1, 0, 0, 0, 2, 0x89, b'P', b'N', b'G']));
+                state.send_to(self.client_id.as_deref(), || {
+                    WsOut::Binary(vec![0, 0, 0, 1, 0, 0, 0, 2, 0x89, b'P', b'N', b'G'])
+                });
             } else {
                 tokio::time::sleep(step).await;
             }
@@ -210,7 +257,12 @@ impl Run {
                 match self.save(state, id, &class).await {
                     Ok(ui) => Some(ui),
                     Err(message) => {
-                        return End::Error { node: id.clone(), class, exception_type: "RuntimeError".into(), message };
+                        return End::Error {
+                            node: id.clone(),
+                            class,
+                            exception_type: "RuntimeError".into(),
+                            message,
+                        };
                     }
                 }
             } else {
@@ -220,11 +272,19 @@ impl Run {
                 self.send(state, "executed", json!({"node": id, "display_node": id, "output": ui, "prompt_id": self.prompt_id}));
                 outputs.insert(id.clone(), ui.clone());
             }
-            state.inner.lock().unwrap().cache.insert(sigs[id].clone(), ui.unwrap_or(Value::Null));
+            state
+                .inner
+                .lock()
+                .unwrap()
+                .cache
+                .insert(sigs[id].clone(), ui.unwrap_or(Value::Null));
         }
         if self.fault == Some(Fault::Interrupted) {
             let last = order.last().cloned().unwrap_or_default();
-            return End::Interrupted { class: self.class_of(&last), node: last };
+            return End::Interrupted {
+                class: self.class_of(&last),
+                node: last,
+            };
         }
         if self.fault == Some(Fault::EmptyOutputs) {
             outputs.clear();
@@ -235,7 +295,11 @@ impl Run {
     /// Writes the output node's file and returns its UI output as the real node reports it.
     async fn save(&self, state: &FakeState, id: &str, class: &str) -> Result<Value, String> {
         let inputs = &self.prompt[id]["inputs"];
-        let default_prefix = if class == "SaveVideo" { "video/ComfyUI" } else { "ComfyUI" };
+        let default_prefix = if class == "SaveVideo" {
+            "video/ComfyUI"
+        } else {
+            "ComfyUI"
+        };
         let prefix = inputs["filename_prefix"].as_str().unwrap_or(default_prefix);
         let (subfolder, stem) = match prefix.rsplit_once('/') {
             Some((dir, stem)) => (dir.to_owned(), stem.to_owned()),
@@ -276,7 +340,12 @@ impl Run {
             .as_object()
             .into_iter()
             .flat_map(|m| m.values())
-            .find_map(|n| n["inputs"].get("seed").or_else(|| n["inputs"].get("noise_seed")).and_then(Value::as_u64))
+            .find_map(|n| {
+                n["inputs"]
+                    .get("seed")
+                    .or_else(|| n["inputs"].get("noise_seed"))
+                    .and_then(Value::as_u64)
+            })
             .unwrap_or(0)
     }
 }
@@ -284,20 +353,49 @@ impl Run {
 /// A 1 s, 160×120, 8 fps test pattern with seeded noise (or one frame as PNG).
 async fn render(path: &Path, seed: u64, image: bool) -> Result<(), String> {
     if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await.map_err(|e| e.to_string())?;
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     let noise = format!("noise=alls=30:allf=t:all_seed={}", seed % 2_147_483_647);
     let mut cmd = tokio::process::Command::new("ffmpeg");
-    cmd.args(["-y", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=8", "-t", "1", "-vf", &noise]);
+    cmd.args([
+        "-y",
+        "-loglevel",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x120:rate=8",
+        "-t",
+        "1",
+        "-vf",
+        &noise,
+    ]);
     if image {
         cmd.args(["-frames:v", "1"]);
     } else {
-        cmd.args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]);
+        cmd.args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ]);
     }
-    let out = cmd.arg(path).kill_on_drop(true).output().await.map_err(|e| format!("cannot run ffmpeg: {e}"))?;
+    let out = cmd
+        .arg(path)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run ffmpeg: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "ffmpeg failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }

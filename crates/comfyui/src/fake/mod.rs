@@ -140,7 +140,14 @@ impl FakeState {
     /// Sends to the sockets of `client_id` only, as ComfyUI does for execution messages.
     pub fn send_to(&self, client_id: Option<&str>, out: impl Fn() -> WsOut) {
         let Some(client_id) = client_id else { return };
-        for s in self.inner.lock().unwrap().sockets.iter().filter(|s| s.client_id == client_id) {
+        for s in self
+            .inner
+            .lock()
+            .unwrap()
+            .sockets
+            .iter()
+            .filter(|s| s.client_id == client_id)
+        {
             let _ = s.tx.send(out());
         }
     }
@@ -189,7 +196,11 @@ impl FakeComfy {
         let dir = tempfile::tempdir().expect("temporary directory for fake outputs");
         let state = Arc::new(FakeState {
             name: name.to_owned(),
-            inner: Mutex::new(Inner { exec_time: Duration::from_millis(50), concurrency: 1, ..Inner::default() }),
+            inner: Mutex::new(Inner {
+                exec_time: Duration::from_millis(50),
+                concurrency: 1,
+                ..Inner::default()
+            }),
             work: Notify::new(),
             output_dir: dir.path().join("output"),
             object_info: nodes::object_info(),
@@ -197,7 +208,12 @@ impl FakeComfy {
         std::fs::create_dir_all(&state.output_dir).expect("fake output directory");
         let socket = bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind 127.0.0.1:0");
         let addr = socket.local_addr().expect("bound address");
-        let fake = FakeComfy { state, addr, listener: tokio::sync::Mutex::new(None), _dir: dir };
+        let fake = FakeComfy {
+            state,
+            addr,
+            listener: tokio::sync::Mutex::new(None),
+            _dir: dir,
+        };
         *fake.listener.lock().await = Some(fake.listen(socket));
         fake
     }
@@ -213,7 +229,11 @@ impl FakeComfy {
                 .await;
         });
         let scheduler = tokio::spawn(exec::scheduler(Arc::clone(&self.state)));
-        Listener { shutdown, serve, scheduler }
+        Listener {
+            shutdown,
+            serve,
+            scheduler,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -255,17 +275,38 @@ impl FakeComfy {
 
     /// Prompt ids running now.
     pub fn running(&self) -> Vec<String> {
-        self.state.inner.lock().unwrap().running.iter().map(|t| t.prompt_id.clone()).collect()
+        self.state
+            .inner
+            .lock()
+            .unwrap()
+            .running
+            .iter()
+            .map(|t| t.prompt_id.clone())
+            .collect()
     }
 
     /// Prompt ids waiting in the queue.
     pub fn pending(&self) -> Vec<String> {
-        self.state.inner.lock().unwrap().pending.iter().map(|t| t.prompt_id.clone()).collect()
+        self.state
+            .inner
+            .lock()
+            .unwrap()
+            .pending
+            .iter()
+            .map(|t| t.prompt_id.clone())
+            .collect()
     }
 
     /// Prompt ids in `/history`, oldest first.
     pub fn finished(&self) -> Vec<String> {
-        self.state.inner.lock().unwrap().history.iter().map(|(id, _)| id.clone()).collect()
+        self.state
+            .inner
+            .lock()
+            .unwrap()
+            .history
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Where the fake writes outputs (`/view?type=output` serves from here).
@@ -294,7 +335,10 @@ impl FakeComfy {
         let serve = l.serve;
         tokio::spawn(async move {
             let abort = serve.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(2), serve).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(2), serve)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         });
@@ -324,7 +368,10 @@ impl FakeComfy {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("fake {} cannot listen on {} again: {last:?}", self.state.name, self.addr);
+        panic!(
+            "fake {} cannot listen on {} again: {last:?}",
+            self.state.name, self.addr
+        );
     }
 }
 

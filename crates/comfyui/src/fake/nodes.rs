@@ -6,7 +6,14 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 
-fn node(category: &str, required: Value, optional: Value, outputs: &[&str], output_node: bool, name: &str) -> Value {
+fn node(
+    category: &str,
+    required: Value,
+    optional: Value,
+    outputs: &[&str],
+    output_node: bool,
+    name: &str,
+) -> Value {
     json!({
         "input": {"required": required, "optional": optional},
         "input_order": {
@@ -29,40 +36,151 @@ fn node(category: &str, required: Value, optional: Value, outputs: &[&str], outp
 /// VHS_VideoCombine) and the weight-free core graph (EmptyImage → ImageAddNoise → CreateVideo →
 /// SaveVideo), plus SaveImage.
 pub fn object_info() -> Value {
-    let seed = json!(["INT", {"default": 0, "min": 0, "max": u64::MAX, "control_after_generate": true}]);
+    let seed =
+        json!(["INT", {"default": 0, "min": 0, "max": u64::MAX, "control_after_generate": true}]);
     let size = |d: u64| json!(["INT", {"default": d, "min": 16, "max": 16384, "step": 8}]);
     let mut all = Map::new();
     let mut add = |name: &str, v: Value| {
         all.insert(name.to_owned(), v);
     };
-    add("CheckpointLoaderSimple", node("loaders", json!({"ckpt_name": [["fake-video-model.safetensors"], {}]}), json!({}), &["MODEL", "CLIP", "VAE"], false, "CheckpointLoaderSimple"));
-    add("CLIPTextEncode", node("conditioning", json!({"text": ["STRING", {"multiline": true, "dynamicPrompts": true}], "clip": ["CLIP"]}), json!({}), &["CONDITIONING"], false, "CLIPTextEncode"));
-    add("EmptyLatentImage", node("latent", json!({"width": size(512), "height": size(512), "batch_size": ["INT", {"default": 1, "min": 1, "max": 4096}]}), json!({}), &["LATENT"], false, "EmptyLatentImage"));
-    add("KSampler", node("sampling", json!({
-        "model": ["MODEL"],
-        "seed": seed,
-        "steps": ["INT", {"default": 20, "min": 1, "max": 10000}],
-        "cfg": ["FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}],
-        "sampler_name": [["euler", "euler_ancestral", "dpmpp_2m", "uni_pc"], {}],
-        "scheduler": [["normal", "karras", "simple", "beta"], {}],
-        "positive": ["CONDITIONING"],
-        "negative": ["CONDITIONING"],
-        "latent_image": ["LATENT"],
-        "denoise": ["FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01}],
-    }), json!({}), &["LATENT"], false, "KSampler"));
-    add("VAEDecode", node("latent", json!({"samples": ["LATENT"], "vae": ["VAE"]}), json!({}), &["IMAGE"], false, "VAEDecode"));
-    add("VHS_VideoCombine", node("Video Helper Suite", json!({
-        "images": ["IMAGE"],
-        "frame_rate": ["FLOAT", {"default": 8, "min": 1, "step": 1}],
-        "loop_count": ["INT", {"default": 0, "min": 0, "max": 100, "step": 1}],
-        "filename_prefix": ["STRING", {"default": "AnimateDiff"}],
-        "format": [["image/gif", "image/webp", "video/h264-mp4"], {}],
-    }), json!({"pingpong": ["BOOLEAN", {"default": false}], "save_output": ["BOOLEAN", {"default": true}]}), &["VHS_FILENAMES"], true, "VHS_VideoCombine"));
-    add("EmptyImage", node("image", json!({"width": size(512), "height": size(512), "batch_size": ["INT", {"default": 1, "min": 1, "max": 4096}], "color": ["INT", {"default": 0, "min": 0, "max": 16777215}]}), json!({}), &["IMAGE"], false, "EmptyImage"));
-    add("ImageAddNoise", node("image", json!({"image": ["IMAGE"], "seed": seed, "strength": ["FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01}]}), json!({}), &["IMAGE"], false, "ImageAddNoise"));
-    add("CreateVideo", node("image/video", json!({"images": ["IMAGE"], "fps": ["FLOAT", {"default": 30.0, "min": 1.0, "max": 120.0, "step": 1.0}]}), json!({"audio": ["AUDIO"]}), &["VIDEO"], false, "CreateVideo"));
-    add("SaveVideo", node("image/video", json!({"video": ["VIDEO"], "filename_prefix": ["STRING", {"default": "video/ComfyUI"}], "format": [["auto", "mp4"], {}], "codec": [["auto", "h264"], {}]}), json!({}), &[], true, "SaveVideo"));
-    add("SaveImage", node("image", json!({"images": ["IMAGE"], "filename_prefix": ["STRING", {"default": "ComfyUI"}]}), json!({}), &[], true, "SaveImage"));
+    add(
+        "CheckpointLoaderSimple",
+        node(
+            "loaders",
+            json!({"ckpt_name": [["fake-video-model.safetensors"], {}]}),
+            json!({}),
+            &["MODEL", "CLIP", "VAE"],
+            false,
+            "CheckpointLoaderSimple",
+        ),
+    );
+    add(
+        "CLIPTextEncode",
+        node(
+            "conditioning",
+            json!({"text": ["STRING", {"multiline": true, "dynamicPrompts": true}], "clip": ["CLIP"]}),
+            json!({}),
+            &["CONDITIONING"],
+            false,
+            "CLIPTextEncode",
+        ),
+    );
+    add(
+        "EmptyLatentImage",
+        node(
+            "latent",
+            json!({"width": size(512), "height": size(512), "batch_size": ["INT", {"default": 1, "min": 1, "max": 4096}]}),
+            json!({}),
+            &["LATENT"],
+            false,
+            "EmptyLatentImage",
+        ),
+    );
+    add(
+        "KSampler",
+        node(
+            "sampling",
+            json!({
+                "model": ["MODEL"],
+                "seed": seed,
+                "steps": ["INT", {"default": 20, "min": 1, "max": 10000}],
+                "cfg": ["FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}],
+                "sampler_name": [["euler", "euler_ancestral", "dpmpp_2m", "uni_pc"], {}],
+                "scheduler": [["normal", "karras", "simple", "beta"], {}],
+                "positive": ["CONDITIONING"],
+                "negative": ["CONDITIONING"],
+                "latent_image": ["LATENT"],
+                "denoise": ["FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01}],
+            }),
+            json!({}),
+            &["LATENT"],
+            false,
+            "KSampler",
+        ),
+    );
+    add(
+        "VAEDecode",
+        node(
+            "latent",
+            json!({"samples": ["LATENT"], "vae": ["VAE"]}),
+            json!({}),
+            &["IMAGE"],
+            false,
+            "VAEDecode",
+        ),
+    );
+    add(
+        "VHS_VideoCombine",
+        node(
+            "Video Helper Suite",
+            json!({
+                "images": ["IMAGE"],
+                "frame_rate": ["FLOAT", {"default": 8, "min": 1, "step": 1}],
+                "loop_count": ["INT", {"default": 0, "min": 0, "max": 100, "step": 1}],
+                "filename_prefix": ["STRING", {"default": "AnimateDiff"}],
+                "format": [["image/gif", "image/webp", "video/h264-mp4"], {}],
+            }),
+            json!({"pingpong": ["BOOLEAN", {"default": false}], "save_output": ["BOOLEAN", {"default": true}]}),
+            &["VHS_FILENAMES"],
+            true,
+            "VHS_VideoCombine",
+        ),
+    );
+    add(
+        "EmptyImage",
+        node(
+            "image",
+            json!({"width": size(512), "height": size(512), "batch_size": ["INT", {"default": 1, "min": 1, "max": 4096}], "color": ["INT", {"default": 0, "min": 0, "max": 16777215}]}),
+            json!({}),
+            &["IMAGE"],
+            false,
+            "EmptyImage",
+        ),
+    );
+    add(
+        "ImageAddNoise",
+        node(
+            "image",
+            json!({"image": ["IMAGE"], "seed": seed, "strength": ["FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01}]}),
+            json!({}),
+            &["IMAGE"],
+            false,
+            "ImageAddNoise",
+        ),
+    );
+    add(
+        "CreateVideo",
+        node(
+            "image/video",
+            json!({"images": ["IMAGE"], "fps": ["FLOAT", {"default": 30.0, "min": 1.0, "max": 120.0, "step": 1.0}]}),
+            json!({"audio": ["AUDIO"]}),
+            &["VIDEO"],
+            false,
+            "CreateVideo",
+        ),
+    );
+    add(
+        "SaveVideo",
+        node(
+            "image/video",
+            json!({"video": ["VIDEO"], "filename_prefix": ["STRING", {"default": "video/ComfyUI"}], "format": [["auto", "mp4"], {}], "codec": [["auto", "h264"], {}]}),
+            json!({}),
+            &[],
+            true,
+            "SaveVideo",
+        ),
+    );
+    add(
+        "SaveImage",
+        node(
+            "image",
+            json!({"images": ["IMAGE"], "filename_prefix": ["STRING", {"default": "ComfyUI"}]}),
+            json!({}),
+            &[],
+            true,
+            "SaveImage",
+        ),
+    );
     Value::Object(all)
 }
 
@@ -77,17 +195,25 @@ fn node_error(kind: &str, message: String, input: &str, extra: Value) -> Value {
 /// Validates a prompt as ComfyUI does before queueing it: `Ok(output node ids)` or the `400`
 /// body. Only the first problem is reported, as ComfyUI does.
 pub fn validate(prompt: &Value, info: &Value) -> Result<Vec<String>, Value> {
-    let fail = |kind: &str, message: String, details: String| {
-        json!({"error": {"type": kind, "message": message, "details": details, "extra_info": {}}, "node_errors": {}})
-    };
+    let fail = |kind: &str, message: String, details: String| json!({"error": {"type": kind, "message": message, "details": details, "extra_info": {}}, "node_errors": {}});
     let nodes = match prompt.as_object() {
         Some(n) if !n.is_empty() => n,
-        _ => return Err(fail("no_prompt", "No prompt provided".into(), String::new())),
+        _ => {
+            return Err(fail(
+                "no_prompt",
+                "No prompt provided".into(),
+                String::new(),
+            ))
+        }
     };
     for (id, node) in nodes {
         let class = node.get("class_type").and_then(Value::as_str).unwrap_or("");
         if info.get(class).is_none() {
-            return Err(fail("invalid_prompt", format!("Cannot execute because node {class} does not exist."), format!("Node ID '#{id}'")));
+            return Err(fail(
+                "invalid_prompt",
+                format!("Cannot execute because node {class} does not exist."),
+                format!("Node ID '#{id}'"),
+            ));
         }
     }
     let outputs: Vec<String> = nodes
@@ -96,7 +222,11 @@ pub fn validate(prompt: &Value, info: &Value) -> Result<Vec<String>, Value> {
         .map(|(id, _)| id.clone())
         .collect();
     if outputs.is_empty() {
-        return Err(fail("prompt_no_outputs", "Prompt has no outputs".into(), String::new()));
+        return Err(fail(
+            "prompt_no_outputs",
+            "Prompt has no outputs".into(),
+            String::new(),
+        ));
     }
     for id in sorted_ids(nodes.keys()) {
         let node = &nodes[&id];
@@ -114,28 +244,54 @@ pub fn validate(prompt: &Value, info: &Value) -> Result<Vec<String>, Value> {
 fn check_inputs(nodes: &Map<String, Value>, node: &Value, class_info: &Value) -> Option<Value> {
     let inputs = node.get("inputs").cloned().unwrap_or(json!({}));
     for (section, required) in [("required", true), ("optional", false)] {
-        let Some(specs) = class_info["input"][section].as_object() else { continue };
+        let Some(specs) = class_info["input"][section].as_object() else {
+            continue;
+        };
         for (name, spec) in specs {
-            let extra = |v: &Value| json!({"input_name": name, "input_config": spec, "received_value": v});
+            let extra =
+                |v: &Value| json!({"input_name": name, "input_config": spec, "received_value": v});
             let Some(value) = inputs.get(name) else {
                 if required {
-                    return Some(node_error("required_input_missing", "Required input is missing".into(), name, json!({"input_name": name})));
+                    return Some(node_error(
+                        "required_input_missing",
+                        "Required input is missing".into(),
+                        name,
+                        json!({"input_name": name}),
+                    ));
                 }
                 continue;
             };
             if is_link(value) {
                 if !nodes.contains_key(value[0].as_str().unwrap_or("")) {
-                    return Some(node_error("invalid_input_type", format!("Input is linked to a missing node {}", value[0]), name, extra(value)));
+                    return Some(node_error(
+                        "invalid_input_type",
+                        format!("Input is linked to a missing node {}", value[0]),
+                        name,
+                        extra(value),
+                    ));
                 }
                 continue;
             }
             let options = &spec[1];
             let bad = match &spec[0] {
                 Value::Array(choices) => (!choices.contains(value)).then(|| {
-                    node_error("value_not_in_list", format!("Value not in list: {name}: '{value}' not in {}", Value::Array(choices.clone())), name, extra(value))
+                    node_error(
+                        "value_not_in_list",
+                        format!(
+                            "Value not in list: {name}: '{value}' not in {}",
+                            Value::Array(choices.clone())
+                        ),
+                        name,
+                        extra(value),
+                    )
                 }),
                 Value::String(t) if t == "INT" || t == "FLOAT" => match value.as_f64() {
-                    None => Some(node_error("invalid_input_type", format!("Failed to convert an input value to a {t} value: {name}, {value}"), name, extra(value))),
+                    None => Some(node_error(
+                        "invalid_input_type",
+                        format!("Failed to convert an input value to a {t} value: {name}, {value}"),
+                        name,
+                        extra(value),
+                    )),
                     Some(x) if options["min"].as_f64().is_some_and(|m| x < m) => Some(node_error(
                         "value_smaller_than_min",
                         format!("Value {x} smaller than min of {}: {name}", options["min"]),
@@ -151,12 +307,31 @@ fn check_inputs(nodes: &Map<String, Value>, node: &Value, class_info: &Value) ->
                     Some(_) => None,
                 },
                 Value::String(t) if t == "STRING" => (!value.is_string()).then(|| {
-                    node_error("invalid_input_type", format!("Failed to convert an input value to a STRING value: {name}, {value}"), name, extra(value))
+                    node_error(
+                        "invalid_input_type",
+                        format!(
+                            "Failed to convert an input value to a STRING value: {name}, {value}"
+                        ),
+                        name,
+                        extra(value),
+                    )
                 }),
                 Value::String(t) if t == "BOOLEAN" => (!value.is_boolean()).then(|| {
-                    node_error("invalid_input_type", format!("Failed to convert an input value to a BOOLEAN value: {name}, {value}"), name, extra(value))
+                    node_error(
+                        "invalid_input_type",
+                        format!(
+                            "Failed to convert an input value to a BOOLEAN value: {name}, {value}"
+                        ),
+                        name,
+                        extra(value),
+                    )
                 }),
-                _ => Some(node_error("invalid_input_type", format!("Input {name} must be linked to a node output"), name, extra(value))),
+                _ => Some(node_error(
+                    "invalid_input_type",
+                    format!("Input {name} must be linked to a node output"),
+                    name,
+                    extra(value),
+                )),
             };
             if bad.is_some() {
                 return bad;
@@ -178,12 +353,21 @@ pub fn sorted_ids<'a>(ids: impl Iterator<Item = &'a String>) -> Vec<String> {
 
 /// Execution order: every node after the nodes it links from.
 pub fn execution_order(prompt: &Map<String, Value>) -> Vec<String> {
-    fn visit(id: &str, prompt: &Map<String, Value>, seen: &mut Vec<String>, order: &mut Vec<String>) {
+    fn visit(
+        id: &str,
+        prompt: &Map<String, Value>,
+        seen: &mut Vec<String>,
+        order: &mut Vec<String>,
+    ) {
         if seen.iter().any(|s| s == id) {
             return;
         }
         seen.push(id.to_owned());
-        if let Some(inputs) = prompt.get(id).and_then(|n| n.get("inputs")).and_then(Value::as_object) {
+        if let Some(inputs) = prompt
+            .get(id)
+            .and_then(|n| n.get("inputs"))
+            .and_then(Value::as_object)
+        {
             for v in inputs.values().filter(|v| is_link(v)) {
                 visit(v[0].as_str().unwrap_or(""), prompt, seen, order);
             }
@@ -209,14 +393,24 @@ pub fn signatures(prompt: &Map<String, Value>, order: &[String]) -> HashMap<Stri
         if let Some(inputs) = node.get("inputs").and_then(Value::as_object) {
             for (k, v) in inputs {
                 let part = if is_link(v) {
-                    format!("link:{}:{}", sigs.get(v[0].as_str().unwrap_or("")).cloned().unwrap_or_default(), v[1])
+                    format!(
+                        "link:{}:{}",
+                        sigs.get(v[0].as_str().unwrap_or(""))
+                            .cloned()
+                            .unwrap_or_default(),
+                        v[1]
+                    )
                 } else {
                     crate::workflow::canonical_hash(v)
                 };
                 parts.insert(k.clone(), part);
             }
         }
-        let text = format!("{}|{:?}", node.get("class_type").and_then(Value::as_str).unwrap_or(""), parts);
+        let text = format!(
+            "{}|{:?}",
+            node.get("class_type").and_then(Value::as_str).unwrap_or(""),
+            parts
+        );
         sigs.insert(id.clone(), hex::encode(Sha256::digest(text.as_bytes())));
     }
     sigs

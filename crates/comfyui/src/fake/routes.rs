@@ -1,7 +1,7 @@
 //! The fake's HTTP and WebSocket routes, shaped like ComfyUI's `server.py` (and mounted again
 //! under `/api`). Execution itself is in `exec`.
 
-use super::{nodes, Fault, FakeState, Socket, Task, WsOut};
+use super::{nodes, FakeState, Fault, Socket, Task, WsOut};
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
@@ -30,7 +30,10 @@ pub(super) fn router(state: Arc<FakeState>) -> Router {
             .route("/object_info", get(object_info))
             .route("/object_info/{class}", get(object_info_one))
     };
-    Router::new().merge(routes()).nest("/api", routes()).with_state(state)
+    Router::new()
+        .merge(routes())
+        .nest("/api", routes())
+        .with_state(state)
 }
 
 fn empty_ok() -> Response {
@@ -50,10 +53,18 @@ async fn submit(State(state): Shared, body: Bytes) -> Response {
     let fault = state.take_fault();
     match fault {
         Some(Fault::MalformedPrompt) => {
-            return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"prompt_id\": \"").into_response();
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                "{\"prompt_id\": \"",
+            )
+                .into_response();
         }
         Some(Fault::NodeErrors) => {
-            let id = prompt.as_object().and_then(|m| nodes::sorted_ids(m.keys()).into_iter().next()).unwrap_or_default();
+            let id = prompt
+                .as_object()
+                .and_then(|m| nodes::sorted_ids(m.keys()).into_iter().next())
+                .unwrap_or_default();
             let class = prompt[&id]["class_type"].clone();
             let error = json!({
                 "error": {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation", "details": "", "extra_info": {}},
@@ -72,7 +83,10 @@ async fn submit(State(state): Shared, body: Bytes) -> Response {
         .and_then(Value::as_str)
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let client_id = body.get("client_id").and_then(Value::as_str).map(str::to_owned);
+    let client_id = body
+        .get("client_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let number = {
         let mut inner = state.inner.lock().unwrap();
         let number = inner.number;
@@ -98,8 +112,15 @@ async fn prompt_info(State(state): Shared) -> Json<Value> {
     Json(json!({"exec_info": {"queue_remaining": inner.pending.len() + inner.running.len()}}))
 }
 
-async fn websocket(State(state): Shared, Query(q): Query<HashMap<String, String>>, ws: WebSocketUpgrade) -> Response {
-    let client_id = q.get("clientId").cloned().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+async fn websocket(
+    State(state): Shared,
+    Query(q): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let client_id = q
+        .get("clientId")
+        .cloned()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     if !state.inner.lock().unwrap().refuse_sockets.is_empty() {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
@@ -112,7 +133,11 @@ async fn serve_socket(state: Arc<FakeState>, client_id: String, mut socket: WebS
         let mut inner = state.inner.lock().unwrap();
         let id = inner.next_socket;
         inner.next_socket += 1;
-        inner.sockets.push(Socket { id, client_id: client_id.clone(), tx });
+        inner.sockets.push(Socket {
+            id,
+            client_id: client_id.clone(),
+            tx,
+        });
         (id, FakeState::status_message(&inner, Some(&client_id)))
     };
     if socket.send(Message::Text(hello.into())).await.is_ok() {
@@ -144,7 +169,9 @@ struct HistoryQuery {
 
 async fn history_all(State(state): Shared, Query(q): Query<HistoryQuery>) -> Json<Value> {
     let inner = state.inner.lock().unwrap();
-    let skip = q.max_items.map_or(0, |n| inner.history.len().saturating_sub(n));
+    let skip = q
+        .max_items
+        .map_or(0, |n| inner.history.len().saturating_sub(n));
     let all: serde_json::Map<String, Value> = inner.history.iter().skip(skip).cloned().collect();
     Json(Value::Object(all))
 }
@@ -152,7 +179,12 @@ async fn history_all(State(state): Shared, Query(q): Query<HistoryQuery>) -> Jso
 async fn history_one(State(state): Shared, Path(id): Path<String>) -> Response {
     let inner = state.inner.lock().unwrap();
     if inner.malformed_history.contains(&id) {
-        return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "<html>502 Bad Gateway</html>").into_response();
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            "<html>502 Bad Gateway</html>",
+        )
+            .into_response();
     }
     match inner.history.iter().find(|(p, _)| *p == id) {
         Some((p, entry)) => Json(json!({ p: entry })).into_response(),
@@ -166,7 +198,9 @@ async fn history_post(State(state): Shared, Json(body): Json<Value>) -> Response
         inner.history.clear();
     }
     if let Some(ids) = body.get("delete").and_then(Value::as_array) {
-        inner.history.retain(|(p, _)| !ids.iter().any(|i| i.as_str() == Some(p)));
+        inner
+            .history
+            .retain(|(p, _)| !ids.iter().any(|i| i.as_str() == Some(p)));
     }
     empty_ok()
 }
@@ -185,7 +219,10 @@ fn output_type() -> String {
 }
 
 async fn view(State(state): Shared, Query(q): Query<ViewQuery>) -> Response {
-    if q.filename.contains("..") || q.filename.contains('/') || !["output", "temp", "input"].contains(&q.kind.as_str()) {
+    if q.filename.contains("..")
+        || q.filename.contains('/')
+        || !["output", "temp", "input"].contains(&q.kind.as_str())
+    {
         return StatusCode::BAD_REQUEST.into_response();
     }
     if q.subfolder.split(['/', '\\']).any(|part| part == "..") || q.subfolder.starts_with('/') {
@@ -204,7 +241,12 @@ async fn view(State(state): Shared, Query(q): Query<ViewQuery>) -> Response {
                 Some("gif") => "image/gif",
                 _ => "application/octet-stream",
             };
-            (StatusCode::OK, [(header::CONTENT_TYPE, kind)], Body::from(bytes)).into_response()
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, kind)],
+                Body::from(bytes),
+            )
+                .into_response()
         }
         Err(_) => StatusCode::NOT_FOUND.into_response(),
     }
@@ -224,7 +266,9 @@ async fn queue_post(State(state): Shared, Json(body): Json<Value>) -> Response {
             inner.pending.clear();
         }
         if let Some(ids) = body.get("delete").and_then(Value::as_array) {
-            inner.pending.retain(|t| !ids.iter().any(|i| i.as_str() == Some(&t.prompt_id)));
+            inner
+                .pending
+                .retain(|t| !ids.iter().any(|i| i.as_str() == Some(&t.prompt_id)));
         }
     }
     state.broadcast_status();
@@ -232,9 +276,11 @@ async fn queue_post(State(state): Shared, Json(body): Json<Value>) -> Response {
 }
 
 async fn interrupt(State(state): Shared, body: Bytes) -> Response {
-    let target = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| v.get("prompt_id").and_then(Value::as_str).map(str::to_owned));
+    let target = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+        v.get("prompt_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
     let inner = state.inner.lock().unwrap();
     for task in &inner.running {
         if target.as_deref().is_none_or(|t| t == task.prompt_id) {

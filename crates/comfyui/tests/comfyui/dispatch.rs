@@ -21,7 +21,11 @@ async fn concurrent_jobs_spread_to_the_least_loaded_server() {
     );
     let mut servers = vec![x.unwrap().server, y.unwrap().server];
     servers.sort();
-    assert_eq!(servers, ["gpu-a", "gpu-b"], "one each, not two on the first server");
+    assert_eq!(
+        servers,
+        ["gpu-a", "gpu-b"],
+        "one each, not two on the first server"
+    );
     assert_eq!((a.submitted().len(), b.submitted().len()), (1, 1));
 }
 
@@ -41,10 +45,20 @@ async fn a_drained_server_gets_no_new_work_but_finishes_what_it_runs() {
     wait_until("the first job runs on gpu-a", || a.running().len() == 1).await;
     assert!(pool.set_drained("gpu-a", true));
     for i in 0..3 {
-        let outcome = pool.run(job(&format!("later-{i}"), workflow(10 + i, 7.0), dir.path()), ignore).await.unwrap();
+        let outcome = pool
+            .run(
+                job(&format!("later-{i}"), workflow(10 + i, 7.0), dir.path()),
+                ignore,
+            )
+            .await
+            .unwrap();
         assert_eq!(outcome.server, "gpu-b");
     }
-    assert_eq!(running.await.unwrap().unwrap().server, "gpu-a", "running work finishes on the drained server");
+    assert_eq!(
+        running.await.unwrap().unwrap().server,
+        "gpu-a",
+        "running work finishes on the drained server"
+    );
     assert_eq!(a.submitted().len(), 1);
     let status = pool.servers();
     assert!(status.iter().any(|s| s.name == "gpu-a" && s.drained));
@@ -59,10 +73,17 @@ async fn a_down_server_is_skipped() {
     a.stop().await;
     wait_until("gpu-a is seen down", || !healthy(&pool, "gpu-a")).await;
     for i in 0..2 {
-        let outcome = pool.run(job(&format!("j{i}"), workflow(i, 7.0), dir.path()), ignore).await.unwrap();
+        let outcome = pool
+            .run(job(&format!("j{i}"), workflow(i, 7.0), dir.path()), ignore)
+            .await
+            .unwrap();
         assert_eq!(outcome.server, "gpu-b");
     }
-    let down = pool.servers().into_iter().find(|s| s.name == "gpu-a").unwrap();
+    let down = pool
+        .servers()
+        .into_iter()
+        .find(|s| s.name == "gpu-a")
+        .unwrap();
     assert!(down.last_error.is_some_and(|e| !e.is_empty()));
 }
 
@@ -72,12 +93,18 @@ async fn an_excluded_server_is_avoided_when_another_can_run_the_job() {
     let b = FakeComfy::start("gpu-b").await;
     let pool = pool_of(&[&a, &b], 1).await;
     let dir = tempfile::tempdir().unwrap();
-    let retry = PromptJob { exclude_server: Some("gpu-a".into()), ..job("retry", workflow(1, 7.0), dir.path()) };
+    let retry = PromptJob {
+        exclude_server: Some("gpu-a".into()),
+        ..job("retry", workflow(1, 7.0), dir.path())
+    };
     assert_eq!(pool.run(retry, ignore).await.unwrap().server, "gpu-b");
 
     // With no other server, the excluded one is still used rather than failing.
     let alone = pool_of(&[&a], 1).await;
-    let retry = PromptJob { exclude_server: Some("gpu-a".into()), ..job("retry-2", workflow(2, 7.0), dir.path()) };
+    let retry = PromptJob {
+        exclude_server: Some("gpu-a".into()),
+        ..job("retry-2", workflow(2, 7.0), dir.path())
+    };
     assert_eq!(alone.run(retry, ignore).await.unwrap().server, "gpu-a");
 }
 
@@ -103,14 +130,27 @@ async fn servers_can_be_added_and_removed_at_run_time() {
     let pool = pool_of(&[&a], 1).await;
     let dir = tempfile::tempdir().unwrap();
 
-    pool.set_servers(vec![ServerConfig::new("gpu-b", &b.url(), 4)]).await;
+    pool.set_servers(vec![ServerConfig::new("gpu-b", &b.url(), 4)])
+        .await;
     let names: Vec<String> = pool.servers().into_iter().map(|s| s.name).collect();
     assert_eq!(names, ["gpu-b"]);
     assert_eq!(pool.servers()[0].max_concurrency, 4);
-    assert_eq!(pool.run(job("moved", workflow(1, 7.0), dir.path()), ignore).await.unwrap().server, "gpu-b");
+    assert_eq!(
+        pool.run(job("moved", workflow(1, 7.0), dir.path()), ignore)
+            .await
+            .unwrap()
+            .server,
+        "gpu-b"
+    );
     assert!(a.submitted().is_empty());
 
     pool.set_servers(vec![]).await;
-    let err = pool.run(job("none", workflow(2, 7.0), dir.path()), ignore).await.unwrap_err();
-    assert!(matches!(err, retake_comfyui::ComfyError::NoHealthyServer { .. }), "{err:?}");
+    let err = pool
+        .run(job("none", workflow(2, 7.0), dir.path()), ignore)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, retake_comfyui::ComfyError::NoHealthyServer { .. }),
+        "{err:?}"
+    );
 }

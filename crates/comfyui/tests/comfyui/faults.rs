@@ -2,7 +2,7 @@
 
 use crate::helpers::*;
 use retake_comfyui::client::http_client;
-use retake_comfyui::fake::{Fault, FakeComfy};
+use retake_comfyui::fake::{FakeComfy, Fault};
 use retake_comfyui::{ComfyClient, ComfyError, ComfyPool, PromptJob};
 use std::path::Path;
 use std::time::Duration;
@@ -12,21 +12,34 @@ async fn run_with_fault(fault: Fault) -> (ComfyError, FakeComfy, ComfyPool, temp
     let pool = pool_of(&[&fake], 1).await;
     let dir = tempfile::tempdir().unwrap();
     fake.inject(fault, 1);
-    let err = pool.run(job("faulty", workflow(9, 7.0), dir.path()), ignore).await.unwrap_err();
+    let err = pool
+        .run(job("faulty", workflow(9, 7.0), dir.path()), ignore)
+        .await
+        .unwrap_err();
     assert_eq!(err.server(), Some("gpu-a"), "{err}");
     (err, fake, pool, dir)
 }
 
 /// After the one-shot fault, the same server runs the next prompt normally.
 async fn next_run_succeeds(pool: &ComfyPool, dir: &Path) {
-    pool.run(job("after", workflow(10, 7.0), dir), ignore).await.expect("the fault was one-shot");
+    pool.run(job("after", workflow(10, 7.0), dir), ignore)
+        .await
+        .expect("the fault was one-shot");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn execution_error_names_the_node_and_is_not_oom() {
     let (err, _fake, pool, dir) = run_with_fault(Fault::ExecutionError).await;
     match &err {
-        ComfyError::ExecutionError { exception_type, message, out_of_memory, node_id, node_type, gpu_seconds, .. } => {
+        ComfyError::ExecutionError {
+            exception_type,
+            message,
+            out_of_memory,
+            node_id,
+            node_type,
+            gpu_seconds,
+            ..
+        } => {
             assert_eq!(exception_type, "RuntimeError");
             assert!(message.contains("mat1 and mat2"), "{message}");
             assert!(!out_of_memory);
@@ -64,8 +77,13 @@ async fn interruption_at_the_server_is_interrupted() {
 async fn node_errors_are_final_and_carry_the_details() {
     let (err, fake, _pool, _dir) = run_with_fault(Fault::NodeErrors).await;
     match &err {
-        ComfyError::NodeErrors { details, message, .. } => {
-            assert!(details["node_errors"]["3"]["errors"][0]["type"] == "custom_validation_failed", "{details}");
+        ComfyError::NodeErrors {
+            details, message, ..
+        } => {
+            assert!(
+                details["node_errors"]["3"]["errors"][0]["type"] == "custom_validation_failed",
+                "{details}"
+            );
             assert!(message.contains("node 3 (KSampler)"), "{message}");
         }
         other => panic!("expected NodeErrors, got {other:?}"),
@@ -79,10 +97,18 @@ async fn an_out_of_range_input_is_rejected_by_validation() {
     let fake = FakeComfy::start("gpu-a").await;
     let pool = pool_of(&[&fake], 1).await;
     let dir = tempfile::tempdir().unwrap();
-    let err = pool.run(job("cfg-150", workflow(1, 150.0), dir.path()), ignore).await.unwrap_err();
+    let err = pool
+        .run(job("cfg-150", workflow(1, 150.0), dir.path()), ignore)
+        .await
+        .unwrap_err();
     match &err {
-        ComfyError::NodeErrors { details, message, .. } => {
-            assert_eq!(details["node_errors"]["3"]["errors"][0]["type"], "value_bigger_than_max");
+        ComfyError::NodeErrors {
+            details, message, ..
+        } => {
+            assert_eq!(
+                details["node_errors"]["3"]["errors"][0]["type"],
+                "value_bigger_than_max"
+            );
             assert!(message.contains("bigger than max"), "{message}");
         }
         other => panic!("expected NodeErrors, got {other:?}"),
@@ -92,23 +118,38 @@ async fn an_out_of_range_input_is_rejected_by_validation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_json_from_prompt_or_history_is_malformed() {
     let (err, _fake, pool, dir) = run_with_fault(Fault::MalformedPrompt).await;
-    assert!(matches!(&err, ComfyError::Malformed { route, .. } if route == "/prompt"), "{err:?}");
+    assert!(
+        matches!(&err, ComfyError::Malformed { route, .. } if route == "/prompt"),
+        "{err:?}"
+    );
     next_run_succeeds(&pool, dir.path()).await;
 
     let (err, _fake, _pool, _dir) = run_with_fault(Fault::MalformedHistory).await;
-    assert!(matches!(&err, ComfyError::Malformed { route, .. } if route.starts_with("/history/")), "{err:?}");
+    assert!(
+        matches!(&err, ComfyError::Malformed { route, .. } if route.starts_with("/history/")),
+        "{err:?}"
+    );
     assert!(err.is_retriable());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn success_without_a_usable_file_is_missing_output() {
     let (err, _fake, pool, dir) = run_with_fault(Fault::EmptyOutputs).await;
-    assert!(matches!(&err, ComfyError::MissingOutput { message, .. } if message.contains("no output")), "{err:?}");
-    assert!(err.gpu_seconds_spent().is_some(), "the GPU time was spent all the same");
+    assert!(
+        matches!(&err, ComfyError::MissingOutput { message, .. } if message.contains("no output")),
+        "{err:?}"
+    );
+    assert!(
+        err.gpu_seconds_spent().is_some(),
+        "the GPU time was spent all the same"
+    );
     next_run_succeeds(&pool, dir.path()).await;
 
     let (err, _fake, _pool, _dir) = run_with_fault(Fault::ViewNotFound).await;
-    assert!(matches!(&err, ComfyError::MissingOutput { message, .. } if message.contains("404")), "{err:?}");
+    assert!(
+        matches!(&err, ComfyError::MissingOutput { message, .. } if message.contains("404")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,11 +158,20 @@ async fn a_hung_prompt_times_out_and_is_taken_off_the_gpu() {
     let pool = pool_of(&[&fake], 1).await;
     let dir = tempfile::tempdir().unwrap();
     fake.inject(Fault::Hang, 1);
-    let job = PromptJob { timeout: Duration::from_millis(800), ..job("hung", workflow(3, 7.0), dir.path()) };
+    let job = PromptJob {
+        timeout: Duration::from_millis(800),
+        ..job("hung", workflow(3, 7.0), dir.path())
+    };
     let err = pool.run(job, ignore).await.unwrap_err();
-    assert!(matches!(&err, ComfyError::Timeout { server, .. } if server == "gpu-a"), "{err:?}");
+    assert!(
+        matches!(&err, ComfyError::Timeout { server, .. } if server == "gpu-a"),
+        "{err:?}"
+    );
     assert!(err.gpu_seconds_spent().is_some());
-    wait_until("the hung prompt was interrupted", || fake.running().is_empty() && fake.finished().contains(&"hung".to_owned())).await;
+    wait_until("the hung prompt was interrupted", || {
+        fake.running().is_empty() && fake.finished().contains(&"hung".to_owned())
+    })
+    .await;
     assert_eq!(pool.servers()[0].in_flight, 0);
 }
 
@@ -134,13 +184,25 @@ async fn a_server_that_stopped_listening_refuses_and_is_skipped_by_the_pool() {
     fake.stop().await;
 
     let client = ComfyClient::new("gpu-a", &fake.url(), "probe", http_client()).unwrap();
-    let err = client.submit("direct", &workflow(1, 7.0)).await.unwrap_err();
-    assert!(matches!(&err, ComfyError::ConnectionRefused { server, .. } if server == "gpu-a"), "{err:?}");
+    let err = client
+        .submit("direct", &workflow(1, 7.0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ComfyError::ConnectionRefused { server, .. } if server == "gpu-a"),
+        "{err:?}"
+    );
     assert!(err.is_retriable());
 
     wait_until("the pool sees the server down", || !healthy(&pool, "gpu-a")).await;
-    let err = pool.run(job("nowhere", workflow(1, 7.0), dir.path()), ignore).await.unwrap_err();
-    assert!(matches!(&err, ComfyError::NoHealthyServer { message } if message.contains("gpu-a")), "{err:?}");
+    let err = pool
+        .run(job("nowhere", workflow(1, 7.0), dir.path()), ignore)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ComfyError::NoHealthyServer { message } if message.contains("gpu-a")),
+        "{err:?}"
+    );
 
     fake.restart().await;
     wait_until("the pool sees the server back", || healthy(&pool, "gpu-a")).await;

@@ -21,14 +21,22 @@ pub fn fast_options() -> PoolOptions {
 }
 
 pub async fn pool_of(fakes: &[&FakeComfy], max_concurrency: usize) -> ComfyPool {
-    let configs = fakes.iter().map(|f| ServerConfig::new(f.name(), &f.url(), max_concurrency)).collect();
+    let configs = fakes
+        .iter()
+        .map(|f| ServerConfig::new(f.name(), &f.url(), max_concurrency))
+        .collect();
     ComfyPool::new(configs, fast_options()).await
 }
 
 /// The example workflow with `seed` and `cfg_scale` injected.
 pub fn workflow(seed: u64, cfg: f64) -> Value {
-    let params = Parameters::new().with("seed", seed).with("cfg_scale", cfg).with("denoise_strength", 0.9);
-    inject(&example_workflow(), &example_bindings(), &params).expect("example bindings fit").prompt
+    let params = Parameters::new()
+        .with("seed", seed)
+        .with("cfg_scale", cfg)
+        .with("denoise_strength", 0.9);
+    inject(&example_workflow(), &example_bindings(), &params)
+        .expect("example bindings fit")
+        .prompt
 }
 
 pub fn job(prompt_id: &str, workflow: Value, dir: &Path) -> PromptJob {
@@ -42,7 +50,10 @@ pub fn job(prompt_id: &str, workflow: Value, dir: &Path) -> PromptJob {
 }
 
 /// A progress callback that records what it is told.
-pub fn recorder() -> (Arc<Mutex<Vec<Progress>>>, impl Fn(Progress) + Send + Sync + 'static) {
+pub fn recorder() -> (
+    Arc<Mutex<Vec<Progress>>>,
+    impl Fn(Progress) + Send + Sync + 'static,
+) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
     (seen, move |p| sink.lock().unwrap().push(p))

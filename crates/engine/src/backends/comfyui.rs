@@ -3,9 +3,11 @@
 //! Server faults come back as infrastructure errors (retried with the same parameters on another
 //! server by the engine); a workflow the server refuses (`node_errors`) is not retriable.
 
-use crate::backend::{AttemptControl, Backend, GenerationError, GenerationJob, Generated};
+use crate::backend::{AttemptControl, Backend, Generated, GenerationError, GenerationJob};
 use async_trait::async_trait;
-use retake_comfyui::{canonical_hash, inject, prompt_id_for, Bindings, ComfyError, ComfyPool, Progress, PromptJob};
+use retake_comfyui::{
+    canonical_hash, inject, prompt_id_for, Bindings, ComfyError, ComfyPool, Progress, PromptJob,
+};
 use retake_store::Attempt;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -30,7 +32,9 @@ impl ComfyBackend {
 pub fn bindings(map: &std::collections::BTreeMap<String, String>) -> Result<Bindings, String> {
     let mut b = Bindings::new();
     for (param, path) in map {
-        b = b.bind(param, path).map_err(|e| format!("{param} → {path}: {e}"))?;
+        b = b
+            .bind(param, path)
+            .map_err(|e| format!("{param} → {path}: {e}"))?;
     }
     Ok(b)
 }
@@ -44,7 +48,11 @@ fn infra(e: &ComfyError, ran_for: Option<f64>) -> GenerationError {
         _ => format!("{} — {e}", e.kind()),
     };
     let gpu_seconds = e.gpu_seconds_spent().or(ran_for).unwrap_or(0.0);
-    GenerationError::Infra { message, retriable: e.is_retriable(), gpu_seconds }
+    GenerationError::Infra {
+        message,
+        retriable: e.is_retriable(),
+        gpu_seconds,
+    }
 }
 
 /// Gives the output files of an infrastructure retry their own names. ComfyUI answers an
@@ -53,8 +61,15 @@ fn infra(e: &ComfyError, ran_for: Option<f64>) -> GenerationError {
 /// cached upstream results: the sampling is not repeated) and write a new file; the generation
 /// parameters stay the same.
 fn retry_output_names(prompt: &mut Value, try_number: u32) {
-    for node in prompt.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
-        if let Some(Value::String(prefix)) = node.get_mut("inputs").and_then(|i| i.get_mut("filename_prefix")) {
+    for node in prompt
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|m| m.values_mut())
+    {
+        if let Some(Value::String(prefix)) = node
+            .get_mut("inputs")
+            .and_then(|i| i.get_mut("filename_prefix"))
+        {
             prefix.push_str(&format!("_retry{try_number}"));
         }
     }
@@ -66,11 +81,20 @@ impl Backend for ComfyBackend {
         "comfyui"
     }
 
-    async fn generate(&self, job: &GenerationJob, ctl: &dyn AttemptControl) -> Result<Generated, GenerationError> {
+    async fn generate(
+        &self,
+        job: &GenerationJob,
+        ctl: &dyn AttemptControl,
+    ) -> Result<Generated, GenerationError> {
         let scene = &job.scene_type;
-        let refused = |m: String| GenerationError::Infra { message: m, retriable: false, gpu_seconds: 0.0 };
+        let refused = |m: String| GenerationError::Infra {
+            message: m,
+            retriable: false,
+            gpu_seconds: 0.0,
+        };
         let b = bindings(&scene.parameter_bindings).map_err(refused)?;
-        let mut injected = inject(&scene.workflow_template, &b, &job.attempt.parameters).map_err(|e| refused(e.to_string()))?;
+        let mut injected = inject(&scene.workflow_template, &b, &job.attempt.parameters)
+            .map_err(|e| refused(e.to_string()))?;
         // One prompt id per try: a rescued attempt (same try) re-attaches to its prompt instead of
         // submitting it again; an infrastructure retry (next try) submits anew.
         let try_number = job.attempt.infra_errors.len() as u32;
@@ -79,7 +103,15 @@ impl Backend for ComfyBackend {
             injected.hash = canonical_hash(&injected.prompt);
         }
         let prompt_id = prompt_id_for(&job.attempt.id.to_string(), try_number);
-        let exclude = if try_number > 0 { job.attempt.provenance.get("server").and_then(Value::as_str).map(str::to_owned) } else { None };
+        let exclude = if try_number > 0 {
+            job.attempt
+                .provenance
+                .get("server")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        } else {
+            None
+        };
         let server = Arc::new(Mutex::new(None::<String>));
         let started_at = Arc::new(Mutex::new(None::<Instant>));
         let mut prov = json!({
@@ -148,11 +180,27 @@ impl Backend for ComfyBackend {
                 prov["cached"] = json!(outcome.cached);
                 prov["outputs"] = json!(outcome.outputs);
                 ctl.provenance(prov).await;
-                let output = outcome.outputs.iter().find(|p| is_video(p)).or(outcome.outputs.first()).cloned();
+                let output = outcome
+                    .outputs
+                    .iter()
+                    .find(|p| is_video(p))
+                    .or(outcome.outputs.first())
+                    .cloned();
                 if output.is_none() {
-                    return Err(GenerationError::Infra { message: format!("{}: the workflow produced no output file", outcome.server), retriable: true, gpu_seconds: outcome.gpu_seconds });
+                    return Err(GenerationError::Infra {
+                        message: format!(
+                            "{}: the workflow produced no output file",
+                            outcome.server
+                        ),
+                        retriable: true,
+                        gpu_seconds: outcome.gpu_seconds,
+                    });
                 }
-                Ok(Generated { output_path: output, gpu_seconds: outcome.gpu_seconds, verdict: None })
+                Ok(Generated {
+                    output_path: output,
+                    gpu_seconds: outcome.gpu_seconds,
+                    verdict: None,
+                })
             }
             Err(e) => {
                 if let Some(s) = e.server().map(str::to_owned).or(server) {
@@ -160,7 +208,10 @@ impl Backend for ComfyBackend {
                 }
                 prov["error"] = json!(e.kind());
                 ctl.provenance(prov).await;
-                let ran_for = started_at.lock().unwrap().map(|t| t.elapsed().as_secs_f64());
+                let ran_for = started_at
+                    .lock()
+                    .unwrap()
+                    .map(|t| t.elapsed().as_secs_f64());
                 Err(infra(&e, ran_for))
             }
         }
@@ -176,5 +227,11 @@ impl Backend for ComfyBackend {
 }
 
 fn is_video(p: &std::path::Path) -> bool {
-    matches!(p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(), Some("mp4" | "webm" | "mov" | "mkv" | "gif"))
+    matches!(
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .as_deref(),
+        Some("mp4" | "webm" | "mov" | "mkv" | "gif")
+    )
 }

@@ -36,7 +36,12 @@ pub struct Profile {
 }
 
 fn default_gpu() -> Distribution {
-    Distribution { mean: 20.0, sd: 4.0, min: 1.0, max: 120.0 }
+    Distribution {
+        mean: 20.0,
+        sd: 4.0,
+        min: 1.0,
+        max: 120.0,
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -97,15 +102,24 @@ pub struct Sensitivity {
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("cannot read scenario {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("scenario {path} is invalid: {message}")]
     Invalid { path: String, message: String },
 }
 
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.display().to_string(), source })?;
-        Self::parse(&text).map_err(|message| ScenarioError::Invalid { path: path.display().to_string(), message })
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ScenarioError::Invalid {
+            path: path.display().to_string(),
+            message,
+        })
     }
 
     pub fn parse(text: &str) -> Result<Scenario, String> {
@@ -123,10 +137,17 @@ impl Scenario {
         }
         for (name, p) in &self.profiles {
             if !(0.0..=1.0).contains(&p.systematic_fraction) {
-                return Err(format!("profiles.{name}.systematic_fraction must be in 0..=1"));
+                return Err(format!(
+                    "profiles.{name}.systematic_fraction must be in 0..=1"
+                ));
             }
-            if !(p.gpu_seconds.mean.is_finite() && p.gpu_seconds.mean > 0.0 && p.gpu_seconds.sd >= 0.0) {
-                return Err(format!("profiles.{name}.gpu_seconds needs mean > 0 and sd >= 0"));
+            if !(p.gpu_seconds.mean.is_finite()
+                && p.gpu_seconds.mean > 0.0
+                && p.gpu_seconds.sd >= 0.0)
+            {
+                return Err(format!(
+                    "profiles.{name}.gpu_seconds needs mean > 0 and sd >= 0"
+                ));
             }
             for c in &p.systematic_checks {
                 if !p.checks.contains_key(c) {
@@ -135,9 +156,15 @@ impl Scenario {
             }
             for (check, cp) in &p.checks {
                 if !(0.0..=1.0).contains(&cp.fail_probability) {
-                    return Err(format!("profiles.{name}.checks.{check}.fail_probability must be in 0..=1"));
+                    return Err(format!(
+                        "profiles.{name}.checks.{check}.fail_probability must be in 0..=1"
+                    ));
                 }
-                for (field, r) in [("pass_score", cp.pass_score), ("fail_score", cp.fail_score), ("systematic_score", cp.systematic_score)] {
+                for (field, r) in [
+                    ("pass_score", cp.pass_score),
+                    ("fail_score", cp.fail_score),
+                    ("systematic_score", cp.systematic_score),
+                ] {
                     if !(0.0 <= r[0] && r[0] <= r[1] && r[1] <= 1.0) {
                         return Err(format!("profiles.{name}.checks.{check}.{field} must be [low, high] within 0..=1"));
                     }
@@ -149,6 +176,7 @@ impl Scenario {
 
     /// The scenario shipped with retake (`examples/scenarios/demo.toml`).
     pub fn demo() -> Scenario {
-        Self::parse(include_str!("../../../../examples/scenarios/demo.toml")).expect("the shipped demo scenario is valid")
+        Self::parse(include_str!("../../../../examples/scenarios/demo.toml"))
+            .expect("the shipped demo scenario is valid")
     }
 }

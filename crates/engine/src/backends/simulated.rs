@@ -4,7 +4,7 @@
 //! degradations follow the simulated outcome, and leaves scoring to the real QA runner.
 
 use super::scenario::{CheckProfile, Distribution, Profile, Scenario};
-use crate::backend::{AttemptControl, Backend, GenerationError, GenerationJob, Generated};
+use crate::backend::{AttemptControl, Backend, Generated, GenerationError, GenerationJob};
 use async_trait::async_trait;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha12Rng;
@@ -57,7 +57,11 @@ fn uniform(rng: &mut ChaCha12Rng, r: [f64; 2]) -> f64 {
 }
 
 fn draw(rng: &mut ChaCha12Rng, d: Distribution) -> f64 {
-    let x = if d.sd > 0.0 { Normal::new(d.mean, d.sd).expect("valid normal").sample(rng) } else { d.mean };
+    let x = if d.sd > 0.0 {
+        Normal::new(d.mean, d.sd).expect("valid normal").sample(rng)
+    } else {
+        d.mean
+    };
     x.clamp(d.min.max(0.01), d.max)
 }
 
@@ -68,12 +72,22 @@ pub fn is_systematic(profile: &Profile, segment_rng_seed: u64) -> bool {
 }
 
 /// Simulate one attempt. `checks` are the scene type's enabled checks; each gets a score.
-pub fn simulate(profile: &Profile, checks: &[CheckConfig], segment_rng_seed: u64, attempt_seed: u64, params: &Parameters) -> SimOutcome {
+pub fn simulate(
+    profile: &Profile,
+    checks: &[CheckConfig],
+    segment_rng_seed: u64,
+    attempt_seed: u64,
+    params: &Parameters,
+) -> SimOutcome {
     let systematic = is_systematic(profile, segment_rng_seed);
     let broken: Vec<&str> = if profile.systematic_checks.is_empty() {
         profile.checks.keys().take(1).map(String::as_str).collect()
     } else {
-        profile.systematic_checks.iter().map(String::as_str).collect()
+        profile
+            .systematic_checks
+            .iter()
+            .map(String::as_str)
+            .collect()
     };
     let mut rng = ChaCha12Rng::seed_from_u64(mix(segment_rng_seed, attempt_seed));
     let gpu_seconds = (draw(&mut rng, profile.gpu_seconds) * 1000.0).round() / 1000.0;
@@ -85,7 +99,11 @@ pub fn simulate(profile: &Profile, checks: &[CheckConfig], segment_rng_seed: u64
         sensitivity: vec![],
     };
     let mut scores = Vec::new();
-    let mut deg = Degradation { blur_sigma: rng.random_range(0.0..0.6), noise: rng.random_range(0.0..4.0), ..Default::default() };
+    let mut deg = Degradation {
+        blur_sigma: rng.random_range(0.0..0.6),
+        noise: rng.random_range(0.0..4.0),
+        ..Default::default()
+    };
     for c in checks.iter().filter(|c| c.enabled) {
         let cp = profile.checks.get(&c.check).unwrap_or(&default);
         let u: f64 = rng.random();
@@ -111,9 +129,13 @@ pub fn simulate(profile: &Profile, checks: &[CheckConfig], segment_rng_seed: u64
                 "face_confidence" => {
                     // Graded so the real detector scores roughly the simulated value
                     // (crates/qa/CALIBRATION.md: blur σ3 ≈ 0.57, σ4 ≈ 0.40, σ6 ≈ 0.10).
-                    deg.blur_sigma = deg.blur_sigma.max((4.0 + (0.40 - score) * 13.0).clamp(3.5, 8.0));
+                    deg.blur_sigma = deg
+                        .blur_sigma
+                        .max((4.0 + (0.40 - score) * 13.0).clamp(3.5, 8.0));
                 }
-                "black_frames" => deg.black_fraction = deg.black_fraction.max(damage.clamp(0.3, 1.0)),
+                "black_frames" => {
+                    deg.black_fraction = deg.black_fraction.max(damage.clamp(0.3, 1.0))
+                }
                 "frozen_frames" => deg.frozen = true,
                 "sharpness" => deg.blur_sigma = deg.blur_sigma.max(3.0 + 6.0 * damage),
                 _ => deg.noise = deg.noise.max(40.0 * damage),
@@ -125,7 +147,12 @@ pub fn simulate(profile: &Profile, checks: &[CheckConfig], segment_rng_seed: u64
             details: json!({"simulated": true, "fail_probability": (p * 1000.0).round() / 1000.0, "systematic": sys}),
         });
     }
-    SimOutcome { gpu_seconds, scores, systematic, degradation: deg }
+    SimOutcome {
+        gpu_seconds,
+        scores,
+        systematic,
+        degradation: deg,
+    }
 }
 
 pub struct SimulatedBackend {
@@ -136,10 +163,22 @@ pub struct SimulatedBackend {
 
 impl SimulatedBackend {
     /// `speed` overrides the scenario's (real seconds slept per simulated GPU-second).
-    pub fn new(scenario: Scenario, speed: Option<f64>, renderer: Option<Arc<dyn ClipRenderer>>) -> Self {
+    pub fn new(
+        scenario: Scenario,
+        speed: Option<f64>,
+        renderer: Option<Arc<dyn ClipRenderer>>,
+    ) -> Self {
         let speed = speed.unwrap_or(scenario.speed);
-        let renderer = if scenario.render_clips { renderer } else { None };
-        Self { scenario: Arc::new(scenario), speed, renderer }
+        let renderer = if scenario.render_clips {
+            renderer
+        } else {
+            None
+        };
+        Self {
+            scenario: Arc::new(scenario),
+            speed,
+            renderer,
+        }
     }
 
     pub fn scenario(&self) -> &Scenario {
@@ -147,9 +186,19 @@ impl SimulatedBackend {
     }
 
     /// The profile a scene type uses: `backend_config.profile`, else its name, else the first.
-    pub fn profile_for(&self, backend_config: &serde_json::Value, scene_name: &str) -> Option<&Profile> {
-        let key = backend_config.get("profile").and_then(|v| v.as_str()).unwrap_or(scene_name);
-        self.scenario.profiles.get(key).or_else(|| self.scenario.profiles.values().next())
+    pub fn profile_for(
+        &self,
+        backend_config: &serde_json::Value,
+        scene_name: &str,
+    ) -> Option<&Profile> {
+        let key = backend_config
+            .get("profile")
+            .and_then(|v| v.as_str())
+            .unwrap_or(scene_name);
+        self.scenario
+            .profiles
+            .get(key)
+            .or_else(|| self.scenario.profiles.values().next())
     }
 }
 
@@ -159,14 +208,26 @@ impl Backend for SimulatedBackend {
         "simulated"
     }
 
-    async fn generate(&self, job: &GenerationJob, ctl: &dyn AttemptControl) -> Result<Generated, GenerationError> {
+    async fn generate(
+        &self,
+        job: &GenerationJob,
+        ctl: &dyn AttemptControl,
+    ) -> Result<Generated, GenerationError> {
         let scene = &job.scene_type;
-        let profile = self.profile_for(&scene.backend_config, &scene.name).ok_or_else(|| GenerationError::Infra {
-            message: "the scenario has no profiles".into(),
-            retriable: false,
-            gpu_seconds: 0.0,
-        })?;
-        let out = simulate(profile, &scene.qa_checks, job.segment_rng_seed, job.attempt.seed, &job.attempt.parameters);
+        let profile = self
+            .profile_for(&scene.backend_config, &scene.name)
+            .ok_or_else(|| GenerationError::Infra {
+                message: "the scenario has no profiles".into(),
+                retriable: false,
+                gpu_seconds: 0.0,
+            })?;
+        let out = simulate(
+            profile,
+            &scene.qa_checks,
+            job.segment_rng_seed,
+            job.attempt.seed,
+            &job.attempt.parameters,
+        );
         let mut gpu = out.gpu_seconds;
         let mut stopped = false;
         if gpu > ctl.reserved() && !ctl.reserve_more(gpu - ctl.reserved()).await {
@@ -187,17 +248,33 @@ impl Backend for SimulatedBackend {
         if let Some(r) = &self.renderer {
             let path = job.output_dir.join("output.mp4");
             if let Err(e) = tokio::fs::create_dir_all(&job.output_dir).await {
-                return Err(GenerationError::Infra { message: format!("cannot create {}: {e}", job.output_dir.display()), retriable: true, gpu_seconds: 0.0 });
+                return Err(GenerationError::Infra {
+                    message: format!("cannot create {}: {e}", job.output_dir.display()),
+                    retriable: true,
+                    gpu_seconds: 0.0,
+                });
             }
             r.render(job.attempt.seed, out.degradation, &path)
                 .await
-                .map_err(|e| GenerationError::Infra { message: format!("rendering the clip failed: {e}"), retriable: true, gpu_seconds: gpu })?;
-            return Ok(Generated { output_path: Some(path), gpu_seconds: gpu, verdict: None });
+                .map_err(|e| GenerationError::Infra {
+                    message: format!("rendering the clip failed: {e}"),
+                    retriable: true,
+                    gpu_seconds: gpu,
+                })?;
+            return Ok(Generated {
+                output_path: Some(path),
+                gpu_seconds: gpu,
+                verdict: None,
+            });
         }
         Ok(Generated {
             output_path: None,
             gpu_seconds: gpu,
-            verdict: Some(QaVerdict { scores: out.scores, error: None, source: "simulated".into() }),
+            verdict: Some(QaVerdict {
+                scores: out.scores,
+                error: None,
+                source: "simulated".into(),
+            }),
         })
     }
 }
@@ -210,10 +287,19 @@ mod tests {
     fn same_inputs_same_outcome_and_systematic_segments_stay_broken() {
         let s = Scenario::demo();
         let p = s.profiles.values().next().unwrap();
-        let checks: Vec<CheckConfig> = p.checks.keys().map(|k| CheckConfig::new(k, 0.7, 0.5)).collect();
+        let checks: Vec<CheckConfig> = p
+            .checks
+            .keys()
+            .map(|k| CheckConfig::new(k, 0.7, 0.5))
+            .collect();
         let params = Parameters::new().with("cfg_scale", 7.0);
-        assert_eq!(simulate(p, &checks, 1, 2, &params), simulate(p, &checks, 1, 2, &params));
-        let broken = (0..2000u64).find(|s| is_systematic(p, *s)).expect("some segment is broken");
+        assert_eq!(
+            simulate(p, &checks, 1, 2, &params),
+            simulate(p, &checks, 1, 2, &params)
+        );
+        let broken = (0..2000u64)
+            .find(|s| is_systematic(p, *s))
+            .expect("some segment is broken");
         for seed in 0..20 {
             let o = simulate(p, &checks, broken, seed, &params);
             assert!(o.systematic);

@@ -3,7 +3,7 @@
 //! GPU time it really spent. A workflow the server refuses is not retried; retries are bounded.
 
 use crate::fixture::*;
-use retake_comfyui::fake::{Fault, FakeComfy};
+use retake_comfyui::fake::{FakeComfy, Fault};
 use retake_core::{AttemptStatus, ReviewReason, SegmentStatus};
 use retake_store::{Store, WORKFLOW_ERROR_PREFIX};
 use std::sync::Arc;
@@ -19,37 +19,79 @@ struct Expect {
 
 /// One `fault` on a single server: one infra error on attempt 1, then the same workflow again
 /// under the next try's prompt id, and attempt 1 passes.
-async fn fault_is_retried_with_the_same_workflow(store: Arc<dyn Store>, fault: Fault, expect: Expect, timeout: Duration) {
+async fn fault_is_retried_with_the_same_workflow(
+    store: Arc<dyn Store>,
+    fault: Fault,
+    expect: Expect,
+    timeout: Duration,
+) {
     let fake = FakeComfy::start("gpu-a").await;
     // Long enough that a fault at the sampler comes measurably after the prompt started.
     fake.set_exec_time(Duration::from_millis(300));
     let pool = pool_of(&[&fake], 1).await;
-    let rig = rig(store, serde_json::json!({"enabled": true, "max_attempts": 3, "cfg_jitter": 1.0})).await;
+    let rig = rig(
+        store,
+        serde_json::json!({"enabled": true, "max_attempts": 3, "cfg_jitter": 1.0}),
+    )
+    .await;
     let seg = rig.submit(vec![vec![PASS]]).await.remove(0);
     fake.inject(fault, 1);
 
-    rig.run(&rig.engine(&pool, EngineOpts { timeout, ..Default::default() })).await;
+    rig.run(&rig.engine(
+        &pool,
+        EngineOpts {
+            timeout,
+            ..Default::default()
+        },
+    ))
+    .await;
 
     let (seg, attempts) = rig.segment(seg.id).await;
-    assert_eq!(attempts.len(), 1, "{fault:?}: an infrastructure retry is not a new QA attempt: {attempts:#?}");
+    assert_eq!(
+        attempts.len(),
+        1,
+        "{fault:?}: an infrastructure retry is not a new QA attempt: {attempts:#?}"
+    );
     let a = &attempts[0];
-    assert_eq!(a.overall_status, AttemptStatus::Passed, "{fault:?}: {:?}", a.failure_reason);
+    assert_eq!(
+        a.overall_status,
+        AttemptStatus::Passed,
+        "{fault:?}: {:?}",
+        a.failure_reason
+    );
     assert_eq!(seg.status, SegmentStatus::Passed);
     assert_eq!(seg.selected_attempt_number, Some(1));
 
     assert_eq!(a.infra_errors.len(), 1, "{fault:?}: {:#?}", a.infra_errors);
     let e = &a.infra_errors[0];
     assert!(e.retried);
-    assert!(e.message.starts_with(expect.kind), "{fault:?}: {:?} should start with {:?}", e.message, expect.kind);
-    assert!(e.message.contains("gpu-a"), "{fault:?}: {:?} names the server", e.message);
+    assert!(
+        e.message.starts_with(expect.kind),
+        "{fault:?}: {:?} should start with {:?}",
+        e.message,
+        expect.kind
+    );
+    assert!(
+        e.message.contains("gpu-a"),
+        "{fault:?}: {:?} names the server",
+        e.message
+    );
     for w in expect.words {
-        assert!(e.message.contains(w), "{fault:?}: {:?} should contain the server's words {w:?}", e.message);
+        assert!(
+            e.message.contains(w),
+            "{fault:?}: {:?} should contain the server's words {w:?}",
+            e.message
+        );
     }
 
     // The same workflow went to the server again, under the second try's prompt id.
     let submitted = fake.submitted();
     assert_eq!(submitted.len(), 2, "{fault:?}: tried twice");
-    assert_eq!(sampler_inputs(&submitted[0]), sampler_inputs(&submitted[1]), "{fault:?}: same seed, cfg and denoise on the retry");
+    assert_eq!(
+        sampler_inputs(&submitted[0]),
+        sampler_inputs(&submitted[1]),
+        "{fault:?}: same seed, cfg and denoise on the retry"
+    );
     assert_workflow_carries(&submitted[0], a, 0);
     assert_workflow_carries(&submitted[1], a, 1);
     assert_provenance_matches(a, &submitted[1], 1, "gpu-a");
@@ -59,57 +101,111 @@ async fn fault_is_retried_with_the_same_workflow(store: Arc<dyn Store>, fault: F
 
     // The failed try is charged what it spent on the GPU, on top of the successful one.
     if expect.ran_on_gpu {
-        assert!(e.gpu_seconds > 0.0, "{fault:?}: the failed try ran on the GPU and is charged for it");
+        assert!(
+            e.gpu_seconds > 0.0,
+            "{fault:?}: the failed try ran on the GPU and is charged for it"
+        );
     } else {
         assert_eq!(e.gpu_seconds, 0.0, "{fault:?}: nothing ran");
     }
-    assert!(a.gpu_seconds > e.gpu_seconds, "{fault:?}: attempt charged {} after a failed try of {}", a.gpu_seconds, e.gpu_seconds);
-    assert_eq!(a.provenance["cached"], false, "{fault:?}: the retry wrote a new output rather than replaying the cache");
+    assert!(
+        a.gpu_seconds > e.gpu_seconds,
+        "{fault:?}: attempt charged {} after a failed try of {}",
+        a.gpu_seconds,
+        e.gpu_seconds
+    );
+    assert_eq!(
+        a.provenance["cached"], false,
+        "{fault:?}: the retry wrote a new output rather than replaying the cache"
+    );
     let url = retake_store::testing::current_db_url();
     assert_charged(&url, rig.project.id, &[a]).await;
-    assert_eq!(retake_store::testing::budget_audit(&url, rig.project.id).await.ledger_rows, 2, "one ledger row per try");
+    assert_eq!(
+        retake_store::testing::budget_audit(&url, rig.project.id)
+            .await
+            .ledger_rows,
+        2,
+        "one ledger row per try"
+    );
 }
 
 const NORMAL: Duration = Duration::from_secs(20);
 
 pub async fn execution_error_is_retried_with_the_same_workflow(store: Arc<dyn Store>) {
-    let expect = Expect { kind: "execution_error", words: &["RuntimeError", "KSampler", "mat1 and mat2 shapes cannot be multiplied"], ran_on_gpu: true };
+    let expect = Expect {
+        kind: "execution_error",
+        words: &[
+            "RuntimeError",
+            "KSampler",
+            "mat1 and mat2 shapes cannot be multiplied",
+        ],
+        ran_on_gpu: true,
+    };
     fault_is_retried_with_the_same_workflow(store, Fault::ExecutionError, expect, NORMAL).await;
 }
 
 pub async fn out_of_memory_is_retried_with_the_same_workflow(store: Arc<dyn Store>) {
-    let expect = Expect { kind: "out_of_memory", words: &["torch.OutOfMemoryError", "ran out of memory on your GPU"], ran_on_gpu: true };
+    let expect = Expect {
+        kind: "out_of_memory",
+        words: &["torch.OutOfMemoryError", "ran out of memory on your GPU"],
+        ran_on_gpu: true,
+    };
     fault_is_retried_with_the_same_workflow(store, Fault::OutOfMemory, expect, NORMAL).await;
 }
 
 pub async fn interruption_at_the_server_is_retried_with_the_same_workflow(store: Arc<dyn Store>) {
-    let expect = Expect { kind: "interrupted", words: &["interrupted at node 3"], ran_on_gpu: true };
+    let expect = Expect {
+        kind: "interrupted",
+        words: &["interrupted at node 3"],
+        ran_on_gpu: true,
+    };
     fault_is_retried_with_the_same_workflow(store, Fault::Interrupted, expect, NORMAL).await;
 }
 
 pub async fn malformed_prompt_answer_is_retried_with_the_same_workflow(store: Arc<dyn Store>) {
-    let expect = Expect { kind: "malformed", words: &["/prompt"], ran_on_gpu: false };
+    let expect = Expect {
+        kind: "malformed",
+        words: &["/prompt"],
+        ran_on_gpu: false,
+    };
     fault_is_retried_with_the_same_workflow(store, Fault::MalformedPrompt, expect, NORMAL).await;
 }
 
 pub async fn malformed_history_is_retried_with_the_same_workflow(store: Arc<dyn Store>) {
-    let expect = Expect { kind: "malformed", words: &["/history/", "502 Bad Gateway"], ran_on_gpu: true };
+    let expect = Expect {
+        kind: "malformed",
+        words: &["/history/", "502 Bad Gateway"],
+        ran_on_gpu: true,
+    };
     fault_is_retried_with_the_same_workflow(store, Fault::MalformedHistory, expect, NORMAL).await;
 }
 
 pub async fn output_missing_from_history_is_retried_with_the_same_workflow(store: Arc<dyn Store>) {
-    let expect = Expect { kind: "missing_output", words: &["lists no output file"], ran_on_gpu: true };
+    let expect = Expect {
+        kind: "missing_output",
+        words: &["lists no output file"],
+        ran_on_gpu: true,
+    };
     fault_is_retried_with_the_same_workflow(store, Fault::EmptyOutputs, expect, NORMAL).await;
 }
 
 pub async fn output_404_is_retried_with_the_same_workflow(store: Arc<dyn Store>) {
-    let expect = Expect { kind: "missing_output", words: &["/view answered 404"], ran_on_gpu: true };
+    let expect = Expect {
+        kind: "missing_output",
+        words: &["/view answered 404"],
+        ran_on_gpu: true,
+    };
     fault_is_retried_with_the_same_workflow(store, Fault::ViewNotFound, expect, NORMAL).await;
 }
 
 pub async fn hung_prompt_times_out_and_is_retried_with_the_same_workflow(store: Arc<dyn Store>) {
-    let expect = Expect { kind: "timeout", words: &["timed out after"], ran_on_gpu: true };
-    fault_is_retried_with_the_same_workflow(store, Fault::Hang, expect, Duration::from_secs(2)).await;
+    let expect = Expect {
+        kind: "timeout",
+        words: &["timed out after"],
+        ran_on_gpu: true,
+    };
+    fault_is_retried_with_the_same_workflow(store, Fault::Hang, expect, Duration::from_secs(2))
+        .await;
 }
 
 /// The only server is down: the attempt records why (refused, or no healthy server) and runs
@@ -121,36 +217,66 @@ pub async fn server_down_is_retried_until_it_returns(store: Arc<dyn Store>) {
     let seg = rig.submit(vec![vec![PASS]]).await.remove(0);
     fake.inject(Fault::ConnectionRefused, 1);
 
-    let engine = rig.engine(&pool, EngineOpts { max_infra_retries: 8, ..Default::default() });
+    let engine = rig.engine(
+        &pool,
+        EngineOpts {
+            max_infra_retries: 8,
+            ..Default::default()
+        },
+    );
     let run = tokio::spawn(async move { engine.run_until_idle().await });
     eventually("the attempt recorded the server being down", || {
         let store = rig.store.clone();
-        async move { !store.list_attempts(seg.id).await.unwrap()[0].infra_errors.is_empty() }
+        async move {
+            !store.list_attempts(seg.id).await.unwrap()[0]
+                .infra_errors
+                .is_empty()
+        }
     })
     .await;
     fake.restart().await;
-    tokio::time::timeout(Duration::from_secs(30), run).await.expect("idle within 30 s").unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("idle within 30 s")
+        .unwrap()
+        .unwrap();
 
     let (seg, attempts) = rig.segment(seg.id).await;
     assert_eq!(attempts.len(), 1);
     let a = &attempts[0];
-    assert_eq!(a.overall_status, AttemptStatus::Passed, "{:?} {:#?}", a.failure_reason, a.infra_errors);
+    assert_eq!(
+        a.overall_status,
+        AttemptStatus::Passed,
+        "{:?} {:#?}",
+        a.failure_reason,
+        a.infra_errors
+    );
     assert_eq!(seg.status, SegmentStatus::Passed);
     assert!(!a.infra_errors.is_empty());
     for e in &a.infra_errors {
         assert!(e.retried);
-        let refused = e.message.starts_with("connection_refused") && e.message.contains("gpu-a: connection refused");
+        let refused = e.message.starts_with("connection_refused")
+            && e.message.contains("gpu-a: connection refused");
         let none = e.message.starts_with("no_healthy_server") && e.message.contains("gpu-a");
         assert!(refused || none, "{:?}", e.message);
         assert_eq!(e.gpu_seconds, 0.0, "nothing ran while the server was down");
     }
     let submitted = fake.submitted();
-    assert_eq!(submitted.len(), 1, "nothing reached the server while it was down");
+    assert_eq!(
+        submitted.len(),
+        1,
+        "nothing reached the server while it was down"
+    );
     let tries = a.infra_errors.len() as u32;
     assert_workflow_carries(&submitted[0], a, tries);
     assert_provenance_matches(a, &submitted[0], tries, "gpu-a");
     rig.assert_output_in_attempt_folder(a);
-    assert_charged(&retake_store::testing::current_db_url(), rig.project.id, &[a]).await;
+    assert_charged(
+        &retake_store::testing::current_db_url(),
+        rig.project.id,
+        &[a],
+    )
+    .await;
 }
 
 /// One of two servers is down: the attempt runs on the other one, as attempt 1.
@@ -171,7 +297,11 @@ pub async fn server_down_sends_work_to_the_healthy_server(store: Arc<dyn Store>)
     // Whether gpu-a was tried first depends on how soon the pool noticed it was gone; if it
     // was, the refusal is on record and the retry went elsewhere.
     for e in &a.infra_errors {
-        assert!(e.message.contains("gpu-a: connection refused"), "{:?}", e.message);
+        assert!(
+            e.message.contains("gpu-a: connection refused"),
+            "{:?}",
+            e.message
+        );
     }
     assert!(down.submitted().is_empty());
     let submitted = up.submitted();
@@ -186,7 +316,11 @@ pub async fn server_down_sends_work_to_the_healthy_server(store: Arc<dyn Store>)
 pub async fn rejected_workflow_goes_to_review_without_retry(store: Arc<dyn Store>) {
     let fake = FakeComfy::start("gpu-a").await;
     let pool = pool_of(&[&fake], 1).await;
-    let rig = rig(store, serde_json::json!({"enabled": true, "max_attempts": 3})).await;
+    let rig = rig(
+        store,
+        serde_json::json!({"enabled": true, "max_attempts": 3}),
+    )
+    .await;
     let seg = rig.submit(vec![vec![PASS]]).await.remove(0);
     fake.inject(Fault::NodeErrors, 1);
 
@@ -200,8 +334,17 @@ pub async fn rejected_workflow_goes_to_review_without_retry(store: Arc<dyn Store
     assert_eq!(a.overall_status, AttemptStatus::InfraError);
     let reason = a.failure_reason.as_deref().unwrap_or("");
     assert!(reason.starts_with(WORKFLOW_ERROR_PREFIX), "{reason}");
-    for w in ["workflow rejected", "node errors", "custom_validation_failed", "injected fault", "KSampler"] {
-        assert!(reason.contains(w), "{reason:?} should show the node errors ({w:?})");
+    for w in [
+        "workflow rejected",
+        "node errors",
+        "custom_validation_failed",
+        "injected fault",
+        "KSampler",
+    ] {
+        assert!(
+            reason.contains(w),
+            "{reason:?} should show the node errors ({w:?})"
+        );
     }
     assert_eq!(a.infra_errors.len(), 1);
     assert!(!a.infra_errors[0].retried);
@@ -209,7 +352,12 @@ pub async fn rejected_workflow_goes_to_review_without_retry(store: Arc<dyn Store
     assert_eq!(a.provenance["error"], "node_errors");
     assert_eq!(a.gpu_seconds, 0.0);
     assert!(rig.qa.scored().is_empty());
-    assert_charged(&retake_store::testing::current_db_url(), rig.project.id, &[a]).await;
+    assert_charged(
+        &retake_store::testing::current_db_url(),
+        rig.project.id,
+        &[a],
+    )
+    .await;
 }
 
 /// A fault that outlasts `max_infra_retries` sends the segment to review as `infra_error`.
@@ -217,25 +365,53 @@ pub async fn infra_retries_are_bounded(store: Arc<dyn Store>) {
     let fake = FakeComfy::start("gpu-a").await;
     fake.set_exec_time(Duration::from_millis(300));
     let pool = pool_of(&[&fake], 1).await;
-    let rig = rig(store, serde_json::json!({"enabled": true, "max_attempts": 3})).await;
+    let rig = rig(
+        store,
+        serde_json::json!({"enabled": true, "max_attempts": 3}),
+    )
+    .await;
     let seg = rig.submit(vec![vec![PASS]]).await.remove(0);
     fake.inject(Fault::OutOfMemory, 3);
 
-    rig.run(&rig.engine(&pool, EngineOpts { max_infra_retries: 2, ..Default::default() })).await;
+    rig.run(&rig.engine(
+        &pool,
+        EngineOpts {
+            max_infra_retries: 2,
+            ..Default::default()
+        },
+    ))
+    .await;
 
     let (seg, attempts) = rig.segment(seg.id).await;
     assert_eq!(seg.status, SegmentStatus::NeedsReview);
     assert_eq!(seg.review_reason, Some(ReviewReason::InfraError));
-    assert_eq!(attempts.len(), 1, "infrastructure failures do not start QA retries");
+    assert_eq!(
+        attempts.len(),
+        1,
+        "infrastructure failures do not start QA retries"
+    );
     let a = &attempts[0];
     assert_eq!(a.overall_status, AttemptStatus::InfraError);
-    assert_eq!(a.infra_errors.iter().map(|e| e.retried).collect::<Vec<_>>(), vec![true, true, false]);
-    assert!(a.infra_errors.iter().all(|e| e.message.starts_with("out_of_memory")), "{:#?}", a.infra_errors);
+    assert_eq!(
+        a.infra_errors.iter().map(|e| e.retried).collect::<Vec<_>>(),
+        vec![true, true, false]
+    );
+    assert!(
+        a.infra_errors
+            .iter()
+            .all(|e| e.message.starts_with("out_of_memory")),
+        "{:#?}",
+        a.infra_errors
+    );
     // The first try ran the whole graph up to the sampler; later ones reuse the cached upstream
     // nodes and fail at once.
     assert!(a.infra_errors[0].gpu_seconds > 0.0, "{:#?}", a.infra_errors);
     let reason = a.failure_reason.as_deref().unwrap_or("");
-    assert!(reason.starts_with("infrastructure error, 3 tries used") && reason.contains("out of memory"), "{reason}");
+    assert!(
+        reason.starts_with("infrastructure error, 3 tries used")
+            && reason.contains("out of memory"),
+        "{reason}"
+    );
 
     let submitted = fake.submitted();
     assert_eq!(submitted.len(), 3);
@@ -244,10 +420,18 @@ pub async fn infra_retries_are_bounded(store: Arc<dyn Store>) {
     }
     let finished = fake.finished();
     for t in 0..3 {
-        assert!(finished.contains(&prompt_id(a, t)), "try {t} ran under its own prompt id");
+        assert!(
+            finished.contains(&prompt_id(a, t)),
+            "try {t} ran under its own prompt id"
+        );
     }
     let spent: f64 = a.infra_errors.iter().map(|e| e.gpu_seconds).sum();
     assert!((a.gpu_seconds - spent).abs() < 1e-9);
-    assert_charged(&retake_store::testing::current_db_url(), rig.project.id, &[a]).await;
+    assert_charged(
+        &retake_store::testing::current_db_url(),
+        rig.project.id,
+        &[a],
+    )
+    .await;
     assert!(rig.qa.scored().is_empty());
 }

@@ -5,7 +5,9 @@
 use async_trait::async_trait;
 use retake_comfyui::fake::{example_workflow, object_info, FakeComfy};
 use retake_comfyui::{canonical_hash, prompt_id_for, ComfyPool, PoolOptions, ServerConfig};
-use retake_core::{CheckConfig, CheckScore, CommandCheck, Parameters, PolicyOverrides, QaVerdict, RetryPolicy};
+use retake_core::{
+    CheckConfig, CheckScore, CommandCheck, Parameters, PolicyOverrides, QaVerdict, RetryPolicy,
+};
 use retake_engine::backends::comfyui::{bindings, ComfyBackend};
 use retake_engine::{Backends, Engine, EngineConfig, Scorer};
 use retake_store::*;
@@ -23,10 +25,14 @@ pub const ORIGINAL_DENOISE: f64 = 0.9;
 
 /// Where the scene type's parameters live in `example_workflow()`.
 pub fn parameter_bindings() -> BTreeMap<String, String> {
-    [("seed", "3.seed"), ("cfg_scale", "3.cfg"), ("denoise_strength", "3.denoise")]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+    [
+        ("seed", "3.seed"),
+        ("cfg_scale", "3.cfg"),
+        ("denoise_strength", "3.denoise"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
 }
 
 pub fn fast_pool_options() -> PoolOptions {
@@ -43,7 +49,10 @@ pub fn fast_pool_options() -> PoolOptions {
 
 /// A pool over `fakes`, each taking `max_concurrency` prompts at once.
 pub async fn pool_of(fakes: &[&FakeComfy], max_concurrency: usize) -> Arc<ComfyPool> {
-    let configs = fakes.iter().map(|f| ServerConfig::new(f.name(), &f.url(), max_concurrency)).collect();
+    let configs = fakes
+        .iter()
+        .map(|f| ServerConfig::new(f.name(), &f.url(), max_concurrency))
+        .collect();
     Arc::new(ComfyPool::new(configs, fast_pool_options()).await)
 }
 
@@ -69,28 +78,62 @@ impl ScriptedQa {
 /// `(segment id, attempt number)` from `…/media/segment-<id>/attempt-<n>/<file>`.
 pub fn segment_and_attempt(video: &Path) -> Option<(i64, u32)> {
     let attempt_dir = video.parent()?;
-    let n = attempt_dir.file_name()?.to_str()?.strip_prefix("attempt-")?.parse().ok()?;
-    let id = attempt_dir.parent()?.file_name()?.to_str()?.strip_prefix("segment-")?.parse().ok()?;
+    let n = attempt_dir
+        .file_name()?
+        .to_str()?
+        .strip_prefix("attempt-")?
+        .parse()
+        .ok()?;
+    let id = attempt_dir
+        .parent()?
+        .file_name()?
+        .to_str()?
+        .strip_prefix("segment-")?
+        .parse()
+        .ok()?;
     Some((id, n))
 }
 
 #[async_trait]
 impl Scorer for ScriptedQa {
-    async fn score(&self, video: &Path, _checks: &[CheckConfig], _commands: &[CommandCheck]) -> QaVerdict {
+    async fn score(
+        &self,
+        video: &Path,
+        _checks: &[CheckConfig],
+        _commands: &[CommandCheck],
+    ) -> QaVerdict {
         let size = std::fs::metadata(video).map(|m| m.len()).unwrap_or(0);
         self.scored.lock().unwrap().push((video.to_owned(), size));
         // Never panic here (it would strand the attempt in `scoring`): a verdict error shows up
         // as a `qa_error` attempt, which the tests assert against.
         if size == 0 {
-            return QaVerdict { scores: vec![], error: Some(format!("{} is missing or empty", video.display())), source: "scripted".into() };
+            return QaVerdict {
+                scores: vec![],
+                error: Some(format!("{} is missing or empty", video.display())),
+                source: "scripted".into(),
+            };
         }
         let Some((segment, n)) = segment_and_attempt(video) else {
-            return QaVerdict { scores: vec![], error: Some(format!("{} is not in an attempt folder", video.display())), source: "scripted".into() };
+            return QaVerdict {
+                scores: vec![],
+                error: Some(format!("{} is not in an attempt folder", video.display())),
+                source: "scripted".into(),
+            };
         };
-        let faces = self.scripts.lock().unwrap().get(&segment).cloned().unwrap_or_else(|| vec![PASS]);
+        let faces = self
+            .scripts
+            .lock()
+            .unwrap()
+            .get(&segment)
+            .cloned()
+            .unwrap_or_else(|| vec![PASS]);
         let face = faces[(n as usize - 1).min(faces.len() - 1)];
         QaVerdict {
-            scores: vec![CheckScore { check: "face_confidence".into(), score: face, details: Value::Null }],
+            scores: vec![CheckScore {
+                check: "face_confidence".into(),
+                score: face,
+                details: Value::Null,
+            }],
             error: None,
             source: "scripted".into(),
         }
@@ -143,11 +186,15 @@ pub async fn rig(store: Arc<dyn Store>, policy: Value) -> Rig {
     let overrides: PolicyOverrides = serde_json::from_value(policy).unwrap();
     let map = parameter_bindings();
     // As the server does when a scene type is saved: jitter stays inside the nodes' ranges.
-    let domains = retake_comfyui::validate(&example_workflow(), &bindings(&map).unwrap(), &object_info())
-        .expect("the bindings fit the fake's nodes")
-        .into_iter()
-        .map(|(k, d)| (k, DomainRecord::from(d)))
-        .collect();
+    let domains = retake_comfyui::validate(
+        &example_workflow(),
+        &bindings(&map).unwrap(),
+        &object_info(),
+    )
+    .expect("the bindings fit the fake's nodes")
+    .into_iter()
+    .map(|(k, d)| (k, DomainRecord::from(d)))
+    .collect();
     let scene = store
         .create_scene_type(NewSceneType {
             project_id: project.id,
@@ -156,7 +203,9 @@ pub async fn rig(store: Arc<dyn Store>, policy: Value) -> Rig {
             backend_config: json!({}),
             workflow_template: example_workflow(),
             parameter_bindings: map,
-            default_parameters: Parameters::new().with("cfg_scale", ORIGINAL_CFG).with("denoise_strength", ORIGINAL_DENOISE),
+            default_parameters: Parameters::new()
+                .with("cfg_scale", ORIGINAL_CFG)
+                .with("denoise_strength", ORIGINAL_DENOISE),
             qa_checks: vec![CheckConfig::new("face_confidence", 0.7, 0.5)],
             qa_commands: vec![],
             retry_policy: overrides,
@@ -164,7 +213,13 @@ pub async fn rig(store: Arc<dyn Store>, policy: Value) -> Rig {
         })
         .await
         .unwrap();
-    Rig { store, project, scene, qa: Arc::new(ScriptedQa::default()), data: tempfile::tempdir().unwrap() }
+    Rig {
+        store,
+        project,
+        scene,
+        qa: Arc::new(ScriptedQa::default()),
+        data: tempfile::tempdir().unwrap(),
+    }
 }
 
 impl Rig {
@@ -174,7 +229,12 @@ impl Rig {
             .store
             .submit_segments(
                 (0..scripts.len())
-                    .map(|i| NewSegment { scene_type_id: self.scene.id, label: None, parameters: Parameters::new(), rng_seed: 40 + i as u64 })
+                    .map(|i| NewSegment {
+                        scene_type_id: self.scene.id,
+                        label: None,
+                        parameters: Parameters::new(),
+                        rng_seed: 40 + i as u64,
+                    })
                     .collect(),
             )
             .await
@@ -195,7 +255,12 @@ impl Rig {
         cfg.max_infra_retries = o.max_infra_retries;
         cfg.infra_backoff = Duration::from_millis(20);
         let backend = ComfyBackend::new(pool.clone(), o.timeout);
-        Engine::new(self.store.clone(), Backends::new().with("comfyui", Arc::new(backend)), Some(self.qa.clone()), cfg)
+        Engine::new(
+            self.store.clone(),
+            Backends::new().with("comfyui", Arc::new(backend)),
+            Some(self.qa.clone()),
+            cfg,
+        )
     }
 
     /// `run_until_idle`, bounded.
@@ -207,20 +272,40 @@ impl Rig {
     }
 
     pub async fn segment(&self, id: i64) -> (Segment, Vec<Attempt>) {
-        (self.store.get_segment(id).await.unwrap(), self.store.list_attempts(id).await.unwrap())
+        (
+            self.store.get_segment(id).await.unwrap(),
+            self.store.list_attempts(id).await.unwrap(),
+        )
     }
 
     /// The folder the engine gives an attempt's outputs.
     pub fn attempt_dir(&self, a: &Attempt) -> PathBuf {
-        self.data.path().join("media").join(format!("segment-{}", a.segment_id)).join(format!("attempt-{}", a.attempt_number))
+        self.data
+            .path()
+            .join("media")
+            .join(format!("segment-{}", a.segment_id))
+            .join(format!("attempt-{}", a.attempt_number))
     }
 
     /// The attempt's output: inside its own folder, a real non-empty file.
     pub fn assert_output_in_attempt_folder(&self, a: &Attempt) -> PathBuf {
-        let out = PathBuf::from(a.output_video_path.as_deref().unwrap_or_else(|| panic!("attempt {} has no output", a.attempt_number)));
-        assert_eq!(out.parent(), Some(self.attempt_dir(a).as_path()), "attempt {} output {out:?}", a.attempt_number);
+        let out = PathBuf::from(
+            a.output_video_path
+                .as_deref()
+                .unwrap_or_else(|| panic!("attempt {} has no output", a.attempt_number)),
+        );
+        assert_eq!(
+            out.parent(),
+            Some(self.attempt_dir(a).as_path()),
+            "attempt {} output {out:?}",
+            a.attempt_number
+        );
         let len = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-        assert!(len > 0, "attempt {} output {out:?} is missing or empty", a.attempt_number);
+        assert!(
+            len > 0,
+            "attempt {} output {out:?} is missing or empty",
+            a.attempt_number
+        );
         out
     }
 }
@@ -245,18 +330,28 @@ pub fn attempt_inputs(a: &Attempt) -> (u64, f64, f64) {
     (
         a.parameters.seed().expect("attempts carry a seed"),
         a.parameters.get_f64("cfg_scale").expect("cfg_scale"),
-        a.parameters.get_f64("denoise_strength").expect("denoise_strength"),
+        a.parameters
+            .get_f64("denoise_strength")
+            .expect("denoise_strength"),
     )
 }
 
 /// The workflow the backend submitted for `try_number` of an attempt is the template with exactly
 /// the attempt's parameters in; an infrastructure retry also names its output file apart.
 pub fn assert_workflow_carries(workflow: &Value, a: &Attempt, try_number: u32) {
-    assert_eq!(sampler_inputs(workflow), attempt_inputs(a), "submitted sampler inputs = attempt {} parameters", a.attempt_number);
+    assert_eq!(
+        sampler_inputs(workflow),
+        attempt_inputs(a),
+        "submitted sampler inputs = attempt {} parameters",
+        a.attempt_number
+    );
     let mut rest = workflow.clone();
     let mut template = example_workflow();
     if try_number > 0 {
-        let prefix = format!("{}_retry{try_number}", template["9"]["inputs"]["filename_prefix"].as_str().unwrap());
+        let prefix = format!(
+            "{}_retry{try_number}",
+            template["9"]["inputs"]["filename_prefix"].as_str().unwrap()
+        );
         template["9"]["inputs"]["filename_prefix"] = json!(prefix);
     }
     for w in [&mut rest, &mut template] {
@@ -265,13 +360,21 @@ pub fn assert_workflow_carries(workflow: &Value, a: &Attempt, try_number: u32) {
             inputs.remove(k);
         }
     }
-    assert_eq!(rest, template, "nothing but the bound inputs (and a retry's output name) differs from the template");
+    assert_eq!(
+        rest, template,
+        "nothing but the bound inputs (and a retry's output name) differs from the template"
+    );
 }
 
 /// The provenance points at the workflow the fake received.
 pub fn assert_provenance_matches(a: &Attempt, workflow: &Value, try_number: u32, server: &str) {
     let p = &a.provenance;
-    assert_eq!(p["prompt_id"], json!(prompt_id(a, try_number)), "attempt {} provenance {p}", a.attempt_number);
+    assert_eq!(
+        p["prompt_id"],
+        json!(prompt_id(a, try_number)),
+        "attempt {} provenance {p}",
+        a.attempt_number
+    );
     assert_eq!(p["try"], json!(try_number));
     assert_eq!(p["workflow_hash"], json!(canonical_hash(workflow)));
     assert_eq!(&p["workflow"], workflow);
@@ -295,7 +398,19 @@ where
 pub async fn assert_charged(url: &str, project_id: i64, attempts: &[&Attempt]) {
     let audit = retake_store::testing::budget_audit(url, project_id).await;
     let charged: f64 = attempts.iter().map(|a| a.gpu_seconds).sum();
-    assert!((audit.spent - charged).abs() < 1e-6, "project spent {} vs attempts {charged}", audit.spent);
-    assert!((audit.ledger_spent - charged).abs() < 1e-6, "ledger {} vs attempts {charged}", audit.ledger_spent);
-    assert!(audit.reserved.abs() < 1e-6, "nothing stays reserved once idle: {}", audit.reserved);
+    assert!(
+        (audit.spent - charged).abs() < 1e-6,
+        "project spent {} vs attempts {charged}",
+        audit.spent
+    );
+    assert!(
+        (audit.ledger_spent - charged).abs() < 1e-6,
+        "ledger {} vs attempts {charged}",
+        audit.ledger_spent
+    );
+    assert!(
+        audit.reserved.abs() < 1e-6,
+        "nothing stays reserved once idle: {}",
+        audit.reserved
+    );
 }

@@ -3,7 +3,7 @@
 //! same prompt instead of running it twice.
 
 use crate::fixture::*;
-use retake_comfyui::fake::{Fault, FakeComfy};
+use retake_comfyui::fake::{FakeComfy, Fault};
 use retake_core::{AttemptStatus, SegmentStatus};
 use retake_store::Store;
 use std::sync::Arc;
@@ -26,13 +26,29 @@ pub async fn websocket_drop_mid_run_is_reconciled_from_history(store: Arc<dyn St
     assert_eq!(attempts.len(), 1);
     let a = &attempts[0];
     assert_eq!(a.overall_status, AttemptStatus::Passed);
-    assert!(a.infra_errors.is_empty(), "recovered without an infrastructure error: {:#?}", a.infra_errors);
+    assert!(
+        a.infra_errors.is_empty(),
+        "recovered without an infrastructure error: {:#?}",
+        a.infra_errors
+    );
     let submitted = fake.submitted();
-    assert_eq!(submitted.len(), 1, "picked up from /history, not resubmitted");
+    assert_eq!(
+        submitted.len(),
+        1,
+        "picked up from /history, not resubmitted"
+    );
     assert_provenance_matches(a, &submitted[0], 0, "gpu-a");
     rig.assert_output_in_attempt_folder(a);
-    assert!(a.gpu_seconds > 0.0, "GPU time from the timestamps in /history");
-    assert_charged(&retake_store::testing::current_db_url(), rig.project.id, &[a]).await;
+    assert!(
+        a.gpu_seconds > 0.0,
+        "GPU time from the timestamps in /history"
+    );
+    assert_charged(
+        &retake_store::testing::current_db_url(),
+        rig.project.id,
+        &[a],
+    )
+    .await;
     eventually("the pool's WebSocket is back", || {
         let pool = pool.clone();
         async move { pool.servers()[0].websocket_connected }
@@ -53,12 +69,15 @@ pub async fn restarted_engine_reattaches_to_the_running_prompt(store: Arc<dyn St
 
     // A short lease kept alive by heartbeats while the engine lives.
     let old_pool = pool_of(&[&fake], 1).await;
-    let old = rig.engine(&old_pool, EngineOpts {
-        worker: "engine-old".into(),
-        lease: Duration::from_millis(600),
-        heartbeat: Duration::from_millis(150),
-        ..Default::default()
-    });
+    let old = rig.engine(
+        &old_pool,
+        EngineOpts {
+            worker: "engine-old".into(),
+            lease: Duration::from_millis(600),
+            heartbeat: Duration::from_millis(150),
+            ..Default::default()
+        },
+    );
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     let run = tokio::spawn(old.clone().run(stopped));
     eventually("the old engine's prompt runs on the server", || {
@@ -72,8 +91,16 @@ pub async fn restarted_engine_reattaches_to_the_running_prompt(store: Arc<dyn St
     drop(old);
     drop(old_pool);
     let a = rig.store.get_attempt(attempt.id).await.unwrap();
-    assert_eq!(a.worker.as_deref(), Some("engine-old"), "still leased by the dead engine");
-    assert_eq!(a.provenance["prompt_id"], serde_json::json!(pid), "it recorded its prompt id before dying");
+    assert_eq!(
+        a.worker.as_deref(),
+        Some("engine-old"),
+        "still leased by the dead engine"
+    );
+    assert_eq!(
+        a.provenance["prompt_id"],
+        serde_json::json!(pid),
+        "it recorded its prompt id before dying"
+    );
 
     // The lease expires; the rescuer returns the attempt to the queue with the same parameters.
     eventually("the expired lease is rescued", || {
@@ -86,7 +113,14 @@ pub async fn restarted_engine_reattaches_to_the_running_prompt(store: Arc<dyn St
     .await;
 
     let new_pool = pool_of(&[&fake], 1).await;
-    rig.run(&rig.engine(&new_pool, EngineOpts { worker: "engine-new".into(), ..Default::default() })).await;
+    rig.run(&rig.engine(
+        &new_pool,
+        EngineOpts {
+            worker: "engine-new".into(),
+            ..Default::default()
+        },
+    ))
+    .await;
 
     let (seg, attempts) = rig.segment(seg.id).await;
     assert_eq!(seg.status, SegmentStatus::Passed);
@@ -94,13 +128,29 @@ pub async fn restarted_engine_reattaches_to_the_running_prompt(store: Arc<dyn St
     let a = &attempts[0];
     assert_eq!(a.overall_status, AttemptStatus::Passed);
     assert!(a.infra_errors.is_empty(), "{:#?}", a.infra_errors);
-    assert_eq!(a.parameters, attempt.parameters, "rescued with the same parameters");
+    assert_eq!(
+        a.parameters, attempt.parameters,
+        "rescued with the same parameters"
+    );
     let submitted = fake.submitted();
-    assert_eq!(submitted.len(), 1, "the new engine re-attached instead of submitting the prompt again");
+    assert_eq!(
+        submitted.len(),
+        1,
+        "the new engine re-attached instead of submitting the prompt again"
+    );
     assert_eq!(fake.finished(), vec![pid.clone()], "the prompt ran once");
     assert_provenance_matches(a, &submitted[0], 0, "gpu-a");
     rig.assert_output_in_attempt_folder(a);
     let events = rig.store.list_events(0, Some(seg.id), 1000).await.unwrap();
-    assert_eq!(events.iter().filter(|e| e.kind == "lease_rescued").count(), 1, "rescued once");
-    assert_charged(&retake_store::testing::current_db_url(), rig.project.id, &[a]).await;
+    assert_eq!(
+        events.iter().filter(|e| e.kind == "lease_rescued").count(),
+        1,
+        "rescued once"
+    );
+    assert_charged(
+        &retake_store::testing::current_db_url(),
+        rig.project.id,
+        &[a],
+    )
+    .await;
 }

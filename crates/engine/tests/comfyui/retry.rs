@@ -10,7 +10,11 @@ use std::sync::Arc;
 pub async fn qa_failure_is_retried_with_a_new_seed_and_cfg(store: Arc<dyn Store>) {
     let fake = FakeComfy::start("gpu-a").await;
     let pool = pool_of(&[&fake], 1).await;
-    let rig = rig(store, serde_json::json!({"enabled": true, "max_attempts": 3, "cfg_jitter": 1.5})).await;
+    let rig = rig(
+        store,
+        serde_json::json!({"enabled": true, "max_attempts": 3, "cfg_jitter": 1.5}),
+    )
+    .await;
     let seg = rig.submit(vec![vec![FAIL, PASS]]).await.remove(0);
 
     rig.run(&rig.engine(&pool, EngineOpts::default())).await;
@@ -21,7 +25,15 @@ pub async fn qa_failure_is_retried_with_a_new_seed_and_cfg(store: Arc<dyn Store>
     assert_eq!(attempts.len(), 2, "one retry");
     let (first, second) = (&attempts[0], &attempts[1]);
     assert_eq!(first.overall_status, AttemptStatus::Failed);
-    assert!(first.failure_reason.as_deref().unwrap_or("").contains("face_confidence"), "{:?}", first.failure_reason);
+    assert!(
+        first
+            .failure_reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("face_confidence"),
+        "{:?}",
+        first.failure_reason
+    );
     assert_eq!(second.overall_status, AttemptStatus::Passed);
     assert!(second.is_selected);
     assert!(attempts.iter().all(|a| a.infra_errors.is_empty()));
@@ -39,26 +51,53 @@ pub async fn qa_failure_is_retried_with_a_new_seed_and_cfg(store: Arc<dyn Store>
     assert_ne!(seed1, seed2, "the retry draws a new seed");
     assert_ne!(cfg1, cfg2, "the retry jitters cfg");
     assert_eq!(cfg1, ORIGINAL_CFG, "attempt 1 runs the scene's own cfg");
-    assert!((cfg2 - ORIGINAL_CFG).abs() <= 1.5 + 1e-9, "cfg {cfg2} within the jitter range");
-    assert_ne!(second.provenance["workflow_hash"], first.provenance["workflow_hash"]);
+    assert!(
+        (cfg2 - ORIGINAL_CFG).abs() <= 1.5 + 1e-9,
+        "cfg {cfg2} within the jitter range"
+    );
+    assert_ne!(
+        second.provenance["workflow_hash"],
+        first.provenance["workflow_hash"]
+    );
     // The fake ran both under the ids the backend chose.
     let finished = fake.finished();
     for a in &attempts {
-        assert!(finished.contains(&prompt_id(a, 0)), "{} not in {finished:?}", prompt_id(a, 0));
+        assert!(
+            finished.contains(&prompt_id(a, 0)),
+            "{} not in {finished:?}",
+            prompt_id(a, 0)
+        );
     }
 
     // Each output is a real file in its attempt's folder, and QA scored exactly those files.
     let out1 = rig.assert_output_in_attempt_folder(first);
     let out2 = rig.assert_output_in_attempt_folder(second);
     assert_ne!(out1, out2);
-    let scored: Vec<_> = rig.qa.scored().into_iter().map(|(p, len)| {
-        assert!(len > 0, "{p:?} was empty when scored");
-        p
-    }).collect();
+    let scored: Vec<_> = rig
+        .qa
+        .scored()
+        .into_iter()
+        .map(|(p, len)| {
+            assert!(len > 0, "{p:?} was empty when scored");
+            p
+        })
+        .collect();
     assert_eq!(scored, vec![out1, out2.clone()]);
-    assert_eq!(seg.output_video_path.as_deref(), Some(out2.to_str().unwrap()));
+    assert_eq!(
+        seg.output_video_path.as_deref(),
+        Some(out2.to_str().unwrap())
+    );
 
     // Both generations were charged from the server's timestamps.
-    assert!(attempts.iter().all(|a| a.gpu_seconds > 0.0), "{:?}", attempts.iter().map(|a| a.gpu_seconds).collect::<Vec<_>>());
-    assert_charged(&retake_store::testing::current_db_url(), rig.project.id, &attempts.iter().collect::<Vec<_>>()).await;
+    assert!(
+        attempts.iter().all(|a| a.gpu_seconds > 0.0),
+        "{:?}",
+        attempts.iter().map(|a| a.gpu_seconds).collect::<Vec<_>>()
+    );
+    assert_charged(
+        &retake_store::testing::current_db_url(),
+        rig.project.id,
+        &attempts.iter().collect::<Vec<_>>(),
+    )
+    .await;
 }

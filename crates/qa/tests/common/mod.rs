@@ -11,8 +11,16 @@ use std::process::Command;
 
 /// Runs ffmpeg with `args` (after `-y -v error`), panicking with its stderr on failure.
 pub fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg").args(["-nostdin", "-y", "-v", "error"]).args(args).output().expect("ffmpeg runs");
-    assert!(out.status.success(), "ffmpeg {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-y", "-v", "error"])
+        .args(args)
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// An H.264 clip from a lavfi source graph (`testsrc2=…`, `color=black…`), with optional `-vf`.
@@ -23,7 +31,15 @@ pub fn lavfi_clip(dir: &Path, name: &str, source: &str, vf: Option<&str>) -> Pat
         args.extend(["-vf", vf]);
     }
     let out_s = out.to_str().unwrap().to_string();
-    args.extend(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", &out_s]);
+    args.extend([
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        &out_s,
+    ]);
     ffmpeg(&args);
     out
 }
@@ -43,5 +59,10 @@ pub fn check(name: &str, warn: f64, fail: f64, options: Value) -> CheckConfig {
 
 /// `face_confidence` against the shipped reference image, thresholds warn 0.7 / fail 0.5.
 pub fn face_check() -> CheckConfig {
-    check("face_confidence", 0.7, 0.5, json!({ "reference": reference_image_path() }))
+    check(
+        "face_confidence",
+        0.7,
+        0.5,
+        json!({ "reference": reference_image_path() }),
+    )
 }

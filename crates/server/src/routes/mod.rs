@@ -6,22 +6,32 @@ pub mod review;
 pub mod scene_types;
 pub mod segments;
 
-use crate::dto::{SegmentView};
+use crate::dto::SegmentView;
 use crate::error::ApiResult;
 use crate::state::AppState;
 use retake_core::{estimate_gpu_seconds, summary_sentence, EffectivePolicy};
 use retake_store::{Project, SceneType, Segment};
 
 /// The scene type's effective policy and the GPU estimate one attempt reserves now.
-pub async fn effective(state: &AppState, st: &SceneType) -> ApiResult<(Project, EffectivePolicy, f64)> {
+pub async fn effective(
+    state: &AppState,
+    st: &SceneType,
+) -> ApiResult<(Project, EffectivePolicy, f64)> {
     let project = state.store.get_project(st.project_id).await?;
     let eff = EffectivePolicy::resolve(&project.default_retry_policy, &st.retry_policy)?;
-    let recent = state.store.recent_gpu_seconds(st.id, retake_store::ops::ESTIMATE_WINDOW).await?;
+    let recent = state
+        .store
+        .recent_gpu_seconds(st.id, retake_store::ops::ESTIMATE_WINDOW)
+        .await?;
     let est = estimate_gpu_seconds(&recent, project.default_gpu_estimate_seconds);
     Ok((project, eff, est))
 }
 
-pub async fn segment_view(state: &AppState, s: Segment, scene: Option<&SceneType>) -> ApiResult<SegmentView> {
+pub async fn segment_view(
+    state: &AppState,
+    s: Segment,
+    scene: Option<&SceneType>,
+) -> ApiResult<SegmentView> {
     let owned;
     let scene = match scene {
         Some(sc) => sc,
@@ -33,5 +43,10 @@ pub async fn segment_view(state: &AppState, s: Segment, scene: Option<&SceneType
     let attempts = state.store.list_attempts(s.id).await?;
     let views: Vec<_> = attempts.iter().map(|a| a.view()).collect();
     let triggers: Vec<String> = scene.qa_checks.iter().map(|c| c.check.clone()).collect();
-    Ok(SegmentView { retry_count: s.retry_count(), summary: summary_sentence(s.id, &views, &triggers), scene_type_name: scene.name.clone(), segment: s })
+    Ok(SegmentView {
+        retry_count: s.retry_count(),
+        summary: summary_sentence(s.id, &views, &triggers),
+        scene_type_name: scene.name.clone(),
+        segment: s,
+    })
 }

@@ -19,23 +19,41 @@ use std::time::Duration;
 
 #[utoipa::path(get, path = "/api/health", tag = "operations", responses((status = 200, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> axum::Json<Health> {
-    axum::Json(Health { status: "ok", store: state.store.backend_name(), version: env!("CARGO_PKG_VERSION") })
+    axum::Json(Health {
+        status: "ok",
+        store: state.store.backend_name(),
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 #[utoipa::path(get, path = "/api/me", tag = "operations", responses((status = 200, body = Me), (status = 401, body = crate::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn me(caller: Caller) -> axum::Json<Me> {
-    axum::Json(Me { name: caller.0.name, role: caller.0.role })
+    axum::Json(Me {
+        name: caller.0.name,
+        role: caller.0.role,
+    })
 }
 
 /// Create an API token (admin). The token is in the response once and never again.
 #[utoipa::path(post, path = "/api/tokens", tag = "operations", request_body = CreateTokenBody, responses((status = 201, body = CreatedToken)), security(("bearer" = [])))]
-pub async fn tokens(State(state): State<AppState>, caller: Caller, Json(b): Json<CreateTokenBody>) -> ApiResult<impl IntoResponse> {
+pub async fn tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(b): Json<CreateTokenBody>,
+) -> ApiResult<impl IntoResponse> {
     caller.require(Role::Admin)?;
     if b.name.trim().is_empty() || b.name.len() > 100 {
         return Err(ApiError::validation("name", "must have 1..=100 characters"));
     }
     let token = create_token(state.store.as_ref(), b.role, &b.name).await?;
-    Ok((StatusCode::CREATED, axum::Json(CreatedToken { token, name: b.name, role: b.role })))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedToken {
+            token,
+            name: b.name,
+            role: b.role,
+        }),
+    ))
 }
 
 /// Prometheus text format.
@@ -44,11 +62,19 @@ pub async fn metrics(State(state): State<AppState>, _c: Caller) -> ApiResult<imp
     let m = state.store.metrics().await?;
     let mut out = String::new();
     let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    writeln!(out, "# HELP retake_attempts Attempts by status.\n# TYPE retake_attempts gauge").ok();
+    writeln!(
+        out,
+        "# HELP retake_attempts Attempts by status.\n# TYPE retake_attempts gauge"
+    )
+    .ok();
     for (k, v) in &m.attempts_by_status {
         writeln!(out, "retake_attempts{{status=\"{}\"}} {v}", esc(k)).ok();
     }
-    writeln!(out, "# HELP retake_segments Segments by status.\n# TYPE retake_segments gauge").ok();
+    writeln!(
+        out,
+        "# HELP retake_segments Segments by status.\n# TYPE retake_segments gauge"
+    )
+    .ok();
     for (k, v) in &m.segments_by_status {
         writeln!(out, "retake_segments{{status=\"{}\"}} {v}", esc(k)).ok();
     }
@@ -61,17 +87,32 @@ pub async fn metrics(State(state): State<AppState>, _c: Caller) -> ApiResult<imp
     writeln!(out, "# HELP retake_budget_remaining_seconds GPU seconds left per project (absent when unlimited).\n# TYPE retake_budget_remaining_seconds gauge").ok();
     for (name, rem) in &m.budget_remaining {
         if let Some(r) = rem {
-            writeln!(out, "retake_budget_remaining_seconds{{project=\"{}\"}} {r}", esc(name)).ok();
+            writeln!(
+                out,
+                "retake_budget_remaining_seconds{{project=\"{}\"}} {r}",
+                esc(name)
+            )
+            .ok();
         }
     }
     writeln!(out, "# HELP retake_queue_depth Attempts waiting to run.\n# TYPE retake_queue_depth gauge\nretake_queue_depth {}", m.queue_depth).ok();
     let (buckets, count, sum) = retake_engine::metrics::DECISION_LATENCY.snapshot();
     writeln!(out, "# HELP retake_decision_latency_seconds Time to judge scores and apply the retry decision.\n# TYPE retake_decision_latency_seconds histogram").ok();
     for (le, c) in buckets {
-        writeln!(out, "retake_decision_latency_seconds_bucket{{le=\"{le}\"}} {c}").ok();
+        writeln!(
+            out,
+            "retake_decision_latency_seconds_bucket{{le=\"{le}\"}} {c}"
+        )
+        .ok();
     }
     writeln!(out, "retake_decision_latency_seconds_bucket{{le=\"+Inf\"}} {count}\nretake_decision_latency_seconds_sum {sum}\nretake_decision_latency_seconds_count {count}").ok();
-    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -91,8 +132,16 @@ pub struct EventsQuery {
 /// `rejected`, `cancelled`.
 #[utoipa::path(get, path = "/api/events", tag = "operations", params(EventsQuery),
     responses((status = 200, description = "text/event-stream of Event", content_type = "text/event-stream", body = Event)), security(("bearer" = [])))]
-pub async fn events(State(state): State<AppState>, _c: Caller, headers: HeaderMap, Query(q): Query<EventsQuery>) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
-    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok());
+pub async fn events(
+    State(state): State<AppState>,
+    _c: Caller,
+    headers: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok());
     let start = match last.or(q.after) {
         Some(a) => a,
         None => latest_event_id(&state).await?,
@@ -115,50 +164,97 @@ async fn latest_event_id(state: &AppState) -> ApiResult<i64> {
     }
 }
 
-fn async_stream(store: std::sync::Arc<dyn retake_store::Store>, start: i64, segment: Option<i64>) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    futures::stream::unfold((store, start, std::collections::VecDeque::<Event>::new()), move |(store, mut after, mut buf)| async move {
-        loop {
-            if let Some(e) = buf.pop_front() {
-                let ev = SseEvent::default().id(e.id.to_string()).event(e.kind.clone()).json_data(&e).unwrap_or_default();
-                return Some((Ok(ev), (store, after, buf)));
-            }
-            match store.list_events(after, segment, 200).await {
-                Ok(events) if !events.is_empty() => {
-                    after = events.last().map(|e| e.id).unwrap_or(after);
-                    buf.extend(events);
+fn async_stream(
+    store: std::sync::Arc<dyn retake_store::Store>,
+    start: i64,
+    segment: Option<i64>,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    futures::stream::unfold(
+        (store, start, std::collections::VecDeque::<Event>::new()),
+        move |(store, mut after, mut buf)| async move {
+            loop {
+                if let Some(e) = buf.pop_front() {
+                    let ev = SseEvent::default()
+                        .id(e.id.to_string())
+                        .event(e.kind.clone())
+                        .json_data(&e)
+                        .unwrap_or_default();
+                    return Some((Ok(ev), (store, after, buf)));
                 }
-                Ok(_) => store.wait_for_events(Duration::from_secs(1)).await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "event stream read failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                match store.list_events(after, segment, 200).await {
+                    Ok(events) if !events.is_empty() => {
+                        after = events.last().map(|e| e.id).unwrap_or(after);
+                        buf.extend(events);
+                    }
+                    Ok(_) => store.wait_for_events(Duration::from_secs(1)).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event stream read failed");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 #[utoipa::path(get, path = "/api/comfyui/servers", tag = "comfyui", responses((status = 200, body = Object)), security(("bearer" = [])))]
-pub async fn list_servers(State(state): State<AppState>, _c: Caller) -> ApiResult<axum::Json<serde_json::Value>> {
+pub async fn list_servers(
+    State(state): State<AppState>,
+    _c: Caller,
+) -> ApiResult<axum::Json<serde_json::Value>> {
     let configured = state.store.list_comfy_servers().await?;
-    let live = state.comfy_admin.as_ref().map(|a| a.status()).unwrap_or(serde_json::Value::Null);
-    Ok(axum::Json(serde_json::json!({"servers": configured, "live": live})))
+    let live = state
+        .comfy_admin
+        .as_ref()
+        .map(|a| a.status())
+        .unwrap_or(serde_json::Value::Null);
+    Ok(axum::Json(
+        serde_json::json!({"servers": configured, "live": live}),
+    ))
 }
 
 /// Add or change a ComfyUI server (admin). `drained: true` stops new work going to it.
 #[utoipa::path(put, path = "/api/comfyui/servers/{name}", tag = "comfyui", params(("name" = String, Path)), request_body = ComfyServerBody,
     responses((status = 200, body = ComfyServer), (status = 422, body = crate::error::ErrorBody)), security(("bearer" = [])))]
-pub async fn put_server(State(state): State<AppState>, caller: Caller, Path(name): Path<String>, Json(b): Json<ComfyServerBody>) -> ApiResult<axum::Json<ComfyServer>> {
+pub async fn put_server(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(b): Json<ComfyServerBody>,
+) -> ApiResult<axum::Json<ComfyServer>> {
     caller.require(Role::Admin)?;
-    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        return Err(ApiError::validation("name", "must be 1..=64 characters of letters, digits, '-', '_' or '.'"));
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(ApiError::validation(
+            "name",
+            "must be 1..=64 characters of letters, digits, '-', '_' or '.'",
+        ));
     }
     if !(b.url.starts_with("http://") || b.url.starts_with("https://")) || b.url.len() > 500 {
-        return Err(ApiError::validation("url", "must be an http:// or https:// URL"));
+        return Err(ApiError::validation(
+            "url",
+            "must be an http:// or https:// URL",
+        ));
     }
     if !(1..=64).contains(&b.max_concurrency) {
-        return Err(ApiError::validation("max_concurrency", format!("must be in 1..=64; got {}", b.max_concurrency)));
+        return Err(ApiError::validation(
+            "max_concurrency",
+            format!("must be in 1..=64; got {}", b.max_concurrency),
+        ));
     }
-    let s = state.store.upsert_comfy_server(&name, b.url.trim_end_matches('/'), b.max_concurrency, b.drained).await?;
+    let s = state
+        .store
+        .upsert_comfy_server(
+            &name,
+            b.url.trim_end_matches('/'),
+            b.max_concurrency,
+            b.drained,
+        )
+        .await?;
     if let Some(a) = &state.comfy_admin {
         a.reload(state.store.list_comfy_servers().await?).await;
     }
@@ -166,7 +262,11 @@ pub async fn put_server(State(state): State<AppState>, caller: Caller, Path(name
 }
 
 #[utoipa::path(delete, path = "/api/comfyui/servers/{name}", tag = "comfyui", params(("name" = String, Path)), responses((status = 204)), security(("bearer" = [])))]
-pub async fn delete_server(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete_server(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
     caller.require(Role::Admin)?;
     state.store.delete_comfy_server(&name).await?;
     if let Some(a) = &state.comfy_admin {

@@ -24,13 +24,27 @@ pub struct ReviewQuery {
 
 /// Escalated segments with their reason and every attempt.
 #[utoipa::path(get, path = "/api/review", tag = "review", params(ReviewQuery), responses((status = 200, body = ReviewQueue)), security(("bearer" = [])))]
-pub async fn queue(State(state): State<AppState>, _c: Caller, Query(q): Query<ReviewQuery>) -> ApiResult<axum::Json<ReviewQueue>> {
+pub async fn queue(
+    State(state): State<AppState>,
+    _c: Caller,
+    Query(q): Query<ReviewQuery>,
+) -> ApiResult<axum::Json<ReviewQueue>> {
     let limit = check_limit(q.limit)?;
     let segs = state
         .store
-        .list_segments(&SegmentFilter { project_id: q.project_id, scene_type_id: q.scene_type_id, status: Some(SegmentStatus::NeedsReview), before_id: q.cursor, limit })
+        .list_segments(&SegmentFilter {
+            project_id: q.project_id,
+            scene_type_id: q.scene_type_id,
+            status: Some(SegmentStatus::NeedsReview),
+            before_id: q.cursor,
+            limit,
+        })
         .await?;
-    let next_cursor = if segs.len() as u32 == limit { segs.last().map(|s| s.id) } else { None };
+    let next_cursor = if segs.len() as u32 == limit {
+        segs.last().map(|s| s.id)
+    } else {
+        None
+    };
     let mut items = vec![];
     for s in segs {
         let st = state.store.get_scene_type(s.scene_type_id).await?;
@@ -49,17 +63,31 @@ pub async fn queue(State(state): State<AppState>, _c: Caller, Query(q): Query<Re
 /// Accept an attempt — even a failing one — as a human override. The segment becomes `approved`.
 #[utoipa::path(post, path = "/api/review/{segment_id}/accept", tag = "review", params(("segment_id" = i64, Path)), request_body = AcceptBody,
     responses((status = 200, body = SegmentView), (status = 422, body = crate::error::ErrorBody)), security(("bearer" = [])))]
-pub async fn accept(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, Json(b): Json<AcceptBody>) -> ApiResult<axum::Json<SegmentView>> {
+pub async fn accept(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(b): Json<AcceptBody>,
+) -> ApiResult<axum::Json<SegmentView>> {
     caller.require(Role::Creator)?;
     let seg = state.store.get_segment(id).await?;
     if seg.status != SegmentStatus::NeedsReview {
-        return Err(ApiError::validation("status", format!("segment {id} is {}; only a segment in review can be accepted", seg.status)));
+        return Err(ApiError::validation(
+            "status",
+            format!(
+                "segment {id} is {}; only a segment in review can be accepted",
+                seg.status
+            ),
+        ));
     }
     let actor = match &b.note {
         Some(n) => format!("{} — {n}", caller.actor()),
         None => caller.actor(),
     };
-    let s = state.store.select_attempt(id, b.attempt_number, &actor, true).await?;
+    let s = state
+        .store
+        .select_attempt(id, b.attempt_number, &actor, true)
+        .await?;
     Ok(axum::Json(segment_view(&state, s, None).await?))
 }
 
@@ -67,21 +95,41 @@ pub async fn accept(State(state): State<AppState>, caller: Caller, Path(id): Pat
 #[utoipa::path(post, path = "/api/review/{segment_id}/rerun", tag = "review", params(("segment_id" = i64, Path)), request_body = RerunOverrides,
     responses((status = 200, body = RerunResult), (status = 409, body = crate::error::ErrorBody, description = "the budget cannot cover another attempt"), (status = 422, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn rerun(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, Json(b): Json<RerunOverrides>) -> ApiResult<axum::Json<RerunResult>> {
+pub async fn rerun(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(b): Json<RerunOverrides>,
+) -> ApiResult<axum::Json<RerunResult>> {
     caller.require(Role::Creator)?;
     let seg = state.store.get_segment(id).await?;
     let st = state.store.get_scene_type(seg.scene_type_id).await?;
     let (_, eff, est) = effective(&state, &st).await?;
     let (s, a) = state.store.rerun_segment(id, &caller.actor(), b).await?;
-    Ok(axum::Json(RerunResult { segment: segment_view(&state, s, Some(&st)).await?, attempt: attempt_view(&a, &eff.policy.trigger_checks), estimate_gpu_seconds: est }))
+    Ok(axum::Json(RerunResult {
+        segment: segment_view(&state, s, Some(&st)).await?,
+        attempt: attempt_view(&a, &eff.policy.trigger_checks),
+        estimate_gpu_seconds: est,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/review/{segment_id}/reject", tag = "review", params(("segment_id" = i64, Path)), request_body = RejectBody,
     responses((status = 200, body = SegmentView), (status = 422, body = crate::error::ErrorBody)), security(("bearer" = [])))]
-pub async fn reject(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, Json(b): Json<RejectBody>) -> ApiResult<axum::Json<SegmentView>> {
+pub async fn reject(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(b): Json<RejectBody>,
+) -> ApiResult<axum::Json<SegmentView>> {
     caller.require(Role::Creator)?;
-    let (s, cancelled) = state.store.reject_segment(id, &caller.actor(), b.note).await?;
-    state.backends.cancel_all(state.store.as_ref(), &cancelled).await;
+    let (s, cancelled) = state
+        .store
+        .reject_segment(id, &caller.actor(), b.note)
+        .await?;
+    state
+        .backends
+        .cancel_all(state.store.as_ref(), &cancelled)
+        .await;
     Ok(axum::Json(segment_view(&state, s, None).await?))
 }
 
@@ -90,22 +138,44 @@ pub async fn reject(State(state): State<AppState>, caller: Caller, Path(id): Pat
 #[utoipa::path(post, path = "/api/attempts/{id}/qa", tag = "qa", params(("id" = i64, Path)), request_body = ExternalQa,
     responses((status = 200, body = QaAccepted), (status = 422, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn external_qa(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, Json(b): Json<ExternalQa>) -> ApiResult<axum::Json<QaAccepted>> {
+pub async fn external_qa(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(b): Json<ExternalQa>,
+) -> ApiResult<axum::Json<QaAccepted>> {
     caller.require(Role::Creator)?;
     if b.scores.is_empty() && b.error.is_none() {
-        return Err(ApiError::validation("scores", "send at least one score, or an error"));
+        return Err(ApiError::validation(
+            "scores",
+            "send at least one score, or an error",
+        ));
     }
     for (i, s) in b.scores.iter().enumerate() {
         if !(s.score.is_finite() && (0.0..=1.0).contains(&s.score)) {
-            return Err(ApiError::validation(format!("scores[{i}].score"), format!("must be a number in 0..=1; got {}", s.score)));
+            return Err(ApiError::validation(
+                format!("scores[{i}].score"),
+                format!("must be a number in 0..=1; got {}", s.score),
+            ));
         }
         if s.check.trim().is_empty() || s.check.len() > 64 {
-            return Err(ApiError::validation(format!("scores[{i}].check"), "must have 1..=64 characters"));
+            return Err(ApiError::validation(
+                format!("scores[{i}].check"),
+                "must have 1..=64 characters",
+            ));
         }
     }
     let started = std::time::Instant::now();
-    let v = QaVerdict { scores: b.scores, error: b.error, source: format!("api:{}", caller.0.name) };
+    let v = QaVerdict {
+        scores: b.scores,
+        error: b.error,
+        source: format!("api:{}", caller.0.name),
+    };
     let r = state.store.deliver_verdict(id, v, None).await?;
     retake_engine::metrics::DECISION_LATENCY.observe(started.elapsed());
-    Ok(axum::Json(QaAccepted { applied: r.applied, decision: r.decision, segment_status: r.segment_status }))
+    Ok(axum::Json(QaAccepted {
+        applied: r.applied,
+        decision: r.decision,
+        segment_status: r.segment_status,
+    }))
 }

@@ -22,29 +22,44 @@ fn check_checks(checks: &[CheckConfig], commands: &[CommandCheck]) -> ApiResult<
     for (i, c) in checks.iter().enumerate() {
         c.validate(i).map_err(|(f, m)| ApiError::validation(f, m))?;
         if !seen.insert(c.check.clone()) {
-            return Err(ApiError::validation(format!("qa_checks[{i}].check"), format!("`{}` is listed twice", c.check)));
+            return Err(ApiError::validation(
+                format!("qa_checks[{i}].check"),
+                format!("`{}` is listed twice", c.check),
+            ));
         }
     }
     for (i, c) in commands.iter().enumerate() {
         c.validate(i).map_err(|(f, m)| ApiError::validation(f, m))?;
     }
     if checks.len() > 32 || commands.len() > 16 {
-        return Err(ApiError::validation("qa_checks", "at most 32 checks and 16 command checks"));
+        return Err(ApiError::validation(
+            "qa_checks",
+            "at most 32 checks and 16 command checks",
+        ));
     }
     Ok(())
 }
 
 fn check_bindings(b: &BTreeMap<String, String>) -> ApiResult<()> {
     for (param, target) in b {
-        let ok = target.split_once('.').is_some_and(|(n, i)| !n.is_empty() && !i.is_empty());
+        let ok = target
+            .split_once('.')
+            .is_some_and(|(n, i)| !n.is_empty() && !i.is_empty());
         if !ok {
-            return Err(ApiError::validation(format!("parameter_bindings.{param}"), format!("must be \"<node id>.<input>\", e.g. \"3.cfg\"; got \"{target}\"")));
+            return Err(ApiError::validation(
+                format!("parameter_bindings.{param}"),
+                format!("must be \"<node id>.<input>\", e.g. \"3.cfg\"; got \"{target}\""),
+            ));
         }
     }
     Ok(())
 }
 
-fn check_common(name: Option<&str>, backend: Option<&str>, params: Option<&Parameters>) -> ApiResult<()> {
+fn check_common(
+    name: Option<&str>,
+    backend: Option<&str>,
+    params: Option<&Parameters>,
+) -> ApiResult<()> {
     if let Some(n) = name {
         if n.trim().is_empty() || n.len() > 200 {
             return Err(ApiError::validation("name", "must have 1..=200 characters"));
@@ -52,47 +67,83 @@ fn check_common(name: Option<&str>, backend: Option<&str>, params: Option<&Param
     }
     if let Some(b) = backend {
         if !BACKENDS.contains(&b) {
-            return Err(ApiError::validation("backend", format!("must be one of: {}; got `{b}`", BACKENDS.join(", "))));
+            return Err(ApiError::validation(
+                "backend",
+                format!("must be one of: {}; got `{b}`", BACKENDS.join(", ")),
+            ));
         }
     }
     if let Some(p) = params {
-        p.validate().map_err(|(f, m)| ApiError::validation(format!("default_{f}"), m))?;
+        p.validate()
+            .map_err(|(f, m)| ApiError::validation(format!("default_{f}"), m))?;
     }
     Ok(())
 }
 
 /// For ComfyUI scene types, validate the workflow against a server and learn node ranges.
-async fn comfy_domains(state: &AppState, backend: &str, template: &serde_json::Value, bindings: &BTreeMap<String, String>) -> ApiResult<Option<BTreeMap<String, retake_store::DomainRecord>>> {
+async fn comfy_domains(
+    state: &AppState,
+    backend: &str,
+    template: &serde_json::Value,
+    bindings: &BTreeMap<String, String>,
+) -> ApiResult<Option<BTreeMap<String, retake_store::DomainRecord>>> {
     if backend != "comfyui" {
         return Ok(None);
     }
     if !template.is_object() || template.as_object().is_some_and(|o| o.is_empty()) {
-        return Err(ApiError::validation("workflow_template", "a comfyui scene type needs an API-format workflow (node id → {class_type, inputs})"));
+        return Err(ApiError::validation(
+            "workflow_template",
+            "a comfyui scene type needs an API-format workflow (node id → {class_type, inputs})",
+        ));
     }
-    let Some(v) = &state.workflow_validator else { return Ok(None) };
+    let Some(v) = &state.workflow_validator else {
+        return Ok(None);
+    };
     match v.validate(template, bindings).await {
         Ok(d) => Ok(Some(d)),
-        Err(errors) => Err(ApiError::validation("parameter_bindings", errors.join("; "))),
+        Err(errors) => Err(ApiError::validation(
+            "parameter_bindings",
+            errors.join("; "),
+        )),
     }
 }
 
 async fn view(state: &AppState, st: SceneType) -> ApiResult<SceneTypeView> {
     let (_, eff, _) = effective(state, &st).await?;
-    Ok(SceneTypeView { effective_policy: eff.policy, scene_type: st })
+    Ok(SceneTypeView {
+        effective_policy: eff.policy,
+        scene_type: st,
+    })
 }
 
 #[utoipa::path(post, path = "/api/scene-types", tag = "scene types", request_body = CreateSceneType,
     responses((status = 201, body = SceneTypeView), (status = 422, body = crate::error::ErrorBody)), security(("bearer" = [])))]
-pub async fn create(State(state): State<AppState>, caller: Caller, Json(b): Json<CreateSceneType>) -> ApiResult<impl IntoResponse> {
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(b): Json<CreateSceneType>,
+) -> ApiResult<impl IntoResponse> {
     caller.require(Role::Admin)?;
     check_common(Some(&b.name), Some(&b.backend), Some(&b.default_parameters))?;
     check_checks(&b.qa_checks, &b.qa_commands)?;
     check_bindings(&b.parameter_bindings)?;
     let known: BTreeSet<String> = b.qa_checks.iter().map(|c| c.check.clone()).collect();
     b.retry_policy.check_triggers_known(&known)?;
-    let project = state.store.get_project(b.project_id).await.map_err(|_| ApiError::validation("project_id", format!("project {} does not exist", b.project_id)))?;
+    let project = state.store.get_project(b.project_id).await.map_err(|_| {
+        ApiError::validation(
+            "project_id",
+            format!("project {} does not exist", b.project_id),
+        )
+    })?;
     retake_core::EffectivePolicy::resolve(&project.default_retry_policy, &b.retry_policy)?;
-    let domains = comfy_domains(&state, &b.backend, &b.workflow_template, &b.parameter_bindings).await?.unwrap_or_default();
+    let domains = comfy_domains(
+        &state,
+        &b.backend,
+        &b.workflow_template,
+        &b.parameter_bindings,
+    )
+    .await?
+    .unwrap_or_default();
     let st = state
         .store
         .create_scene_type(NewSceneType {
@@ -119,7 +170,11 @@ pub struct ListQuery {
 }
 
 #[utoipa::path(get, path = "/api/scene-types", tag = "scene types", params(ListQuery), responses((status = 200, body = [SceneTypeView])), security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, _c: Caller, Query(q): Query<ListQuery>) -> ApiResult<axum::Json<Vec<SceneTypeView>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    _c: Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Vec<SceneTypeView>>> {
     let mut out = vec![];
     for st in state.store.list_scene_types(q.project_id).await? {
         out.push(view(&state, st).await?);
@@ -129,7 +184,11 @@ pub async fn list(State(state): State<AppState>, _c: Caller, Query(q): Query<Lis
 
 #[utoipa::path(get, path = "/api/scene-types/{id}", tag = "scene types", params(("id" = i64, Path)),
     responses((status = 200, body = SceneTypeView), (status = 404, body = crate::error::ErrorBody)), security(("bearer" = [])))]
-pub async fn get(State(state): State<AppState>, _c: Caller, Path(id): Path<i64>) -> ApiResult<axum::Json<SceneTypeView>> {
+pub async fn get(
+    State(state): State<AppState>,
+    _c: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<SceneTypeView>> {
     let st = state.store.get_scene_type(id).await?;
     Ok(axum::Json(view(&state, st).await?))
 }
@@ -137,26 +196,52 @@ pub async fn get(State(state): State<AppState>, _c: Caller, Path(id): Path<i64>)
 #[utoipa::path(patch, path = "/api/scene-types/{id}", tag = "scene types", params(("id" = i64, Path)), request_body = UpdateSceneType,
     responses((status = 200, body = SceneTypeView), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn update(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, headers: HeaderMap, Json(b): Json<UpdateSceneType>) -> ApiResult<axum::Json<SceneTypeView>> {
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    Json(b): Json<UpdateSceneType>,
+) -> ApiResult<axum::Json<SceneTypeView>> {
     caller.require(Role::Admin)?;
     let cur = state.store.get_scene_type(id).await?;
-    check_common(b.name.as_deref(), b.backend.as_deref(), b.default_parameters.as_ref())?;
+    check_common(
+        b.name.as_deref(),
+        b.backend.as_deref(),
+        b.default_parameters.as_ref(),
+    )?;
     let checks = b.qa_checks.clone().unwrap_or_else(|| cur.qa_checks.clone());
-    let commands = b.qa_commands.clone().unwrap_or_else(|| cur.qa_commands.clone());
+    let commands = b
+        .qa_commands
+        .clone()
+        .unwrap_or_else(|| cur.qa_commands.clone());
     check_checks(&checks, &commands)?;
-    let bindings = b.parameter_bindings.clone().unwrap_or_else(|| cur.parameter_bindings.clone());
+    let bindings = b
+        .parameter_bindings
+        .clone()
+        .unwrap_or_else(|| cur.parameter_bindings.clone());
     check_bindings(&bindings)?;
     let known: BTreeSet<String> = checks.iter().map(|c| c.check.clone()).collect();
     cur.retry_policy.check_triggers_known(&known).map_err(|e| {
-        ApiError::validation("qa_checks", format!("the retry policy triggers on a check this change removes: {}", e.message))
+        ApiError::validation(
+            "qa_checks",
+            format!(
+                "the retry policy triggers on a check this change removes: {}",
+                e.message
+            ),
+        )
     })?;
     let backend = b.backend.clone().unwrap_or_else(|| cur.backend.clone());
-    let template = b.workflow_template.clone().unwrap_or_else(|| cur.workflow_template.clone());
-    let domains = if b.backend.is_some() || b.workflow_template.is_some() || b.parameter_bindings.is_some() {
-        comfy_domains(&state, &backend, &template, &bindings).await?
-    } else {
-        None
-    };
+    let template = b
+        .workflow_template
+        .clone()
+        .unwrap_or_else(|| cur.workflow_template.clone());
+    let domains =
+        if b.backend.is_some() || b.workflow_template.is_some() || b.parameter_bindings.is_some() {
+            comfy_domains(&state, &backend, &template, &bindings).await?
+        } else {
+            None
+        };
     let st = state
         .store
         .update_scene_type(
@@ -180,7 +265,11 @@ pub async fn update(State(state): State<AppState>, caller: Caller, Path(id): Pat
 }
 
 #[utoipa::path(delete, path = "/api/scene-types/{id}", tag = "scene types", params(("id" = i64, Path)), responses((status = 204)), security(("bearer" = [])))]
-pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
     caller.require(Role::Admin)?;
     state.store.delete_scene_type(id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -188,7 +277,11 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Pat
 
 #[utoipa::path(get, path = "/api/scene-types/{id}/retry-policy", tag = "policy", params(("id" = i64, Path)),
     responses((status = 200, body = SceneTypePolicyView), (status = 404, body = crate::error::ErrorBody)), security(("bearer" = [])))]
-pub async fn get_policy(State(state): State<AppState>, _c: Caller, Path(id): Path<i64>) -> ApiResult<axum::Json<SceneTypePolicyView>> {
+pub async fn get_policy(
+    State(state): State<AppState>,
+    _c: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<SceneTypePolicyView>> {
     let st = state.store.get_scene_type(id).await?;
     let (project, eff, est) = effective(&state, &st).await?;
     Ok(axum::Json(scene_policy_view(&st, &project, eff, est)))
@@ -199,7 +292,13 @@ pub async fn get_policy(State(state): State<AppState>, _c: Caller, Path(id): Pat
 #[utoipa::path(put, path = "/api/scene-types/{id}/retry-policy", tag = "policy", params(("id" = i64, Path)), request_body = PolicyOverrides,
     responses((status = 200, body = SceneTypePolicyView), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn put_policy(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, headers: HeaderMap, Json(o): Json<PolicyOverrides>) -> ApiResult<axum::Json<SceneTypePolicyView>> {
+pub async fn put_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    Json(o): Json<PolicyOverrides>,
+) -> ApiResult<axum::Json<SceneTypePolicyView>> {
     caller.require(Role::Admin)?;
     let st = state.store.get_scene_type(id).await?;
     o.check_triggers_known(&st.check_names())?;
@@ -207,7 +306,14 @@ pub async fn put_policy(State(state): State<AppState>, caller: Caller, Path(id):
     retake_core::EffectivePolicy::resolve(&project.default_retry_policy, &o)?;
     let st = state
         .store
-        .update_scene_type(id, SceneTypePatch { retry_policy: Some(o), ..Default::default() }, if_match(&headers)?)
+        .update_scene_type(
+            id,
+            SceneTypePatch {
+                retry_policy: Some(o),
+                ..Default::default()
+            },
+            if_match(&headers)?,
+        )
         .await?;
     let (project, eff, est) = effective(&state, &st).await?;
     Ok(axum::Json(scene_policy_view(&st, &project, eff, est)))
@@ -215,13 +321,20 @@ pub async fn put_policy(State(state): State<AppState>, caller: Caller, Path(id):
 
 #[utoipa::path(get, path = "/api/scene-types/{id}/failure-patterns", tag = "scene types", params(("id" = i64, Path)),
     responses((status = 200, body = [FailurePattern])), security(("bearer" = [])))]
-pub async fn failure_patterns(State(state): State<AppState>, _c: Caller, Path(id): Path<i64>) -> ApiResult<axum::Json<Vec<FailurePattern>>> {
+pub async fn failure_patterns(
+    State(state): State<AppState>,
+    _c: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<Vec<FailurePattern>>> {
     state.store.get_scene_type(id).await?;
     Ok(axum::Json(state.store.failure_patterns(Some(id)).await?))
 }
 
 /// The scene type × check failure-pattern table for every scene type.
 #[utoipa::path(get, path = "/api/failure-patterns", tag = "scene types", responses((status = 200, body = [FailurePattern])), security(("bearer" = [])))]
-pub async fn all_failure_patterns(State(state): State<AppState>, _c: Caller) -> ApiResult<axum::Json<Vec<FailurePattern>>> {
+pub async fn all_failure_patterns(
+    State(state): State<AppState>,
+    _c: Caller,
+) -> ApiResult<axum::Json<Vec<FailurePattern>>> {
     Ok(axum::Json(state.store.failure_patterns(None).await?))
 }

@@ -28,42 +28,83 @@ struct Batch {
 
 #[utoipa::path(post, path = "/api/segments", tag = "segments", request_body = SubmitSegments,
     responses((status = 201, body = SubmittedSegments), (status = 422, body = crate::error::ErrorBody)), security(("bearer" = [])))]
-pub async fn submit(State(state): State<AppState>, caller: Caller, Json(b): Json<serde_json::Value>) -> ApiResult<impl IntoResponse> {
+pub async fn submit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(b): Json<serde_json::Value>,
+) -> ApiResult<impl IntoResponse> {
     caller.require(Role::Creator)?;
     // `SubmitSegments` is untagged, and an untagged enum that fails says only "no variant
     // matched": choose the variant by its `segments` key so that errors name the field.
     let (list, batch) = if b.get("segments").is_some() {
-        (crate::json::parse::<Batch>(b.to_string().as_bytes())?.segments, true)
+        (
+            crate::json::parse::<Batch>(b.to_string().as_bytes())?.segments,
+            true,
+        )
     } else {
-        (vec![crate::json::parse::<NewSegmentBody>(b.to_string().as_bytes())?], false)
+        (
+            vec![crate::json::parse::<NewSegmentBody>(
+                b.to_string().as_bytes(),
+            )?],
+            false,
+        )
     };
     if list.is_empty() || list.len() > MAX_BATCH {
-        return Err(ApiError::validation("segments", format!("a batch holds 1..={MAX_BATCH} segments; got {}", list.len())));
+        return Err(ApiError::validation(
+            "segments",
+            format!("a batch holds 1..={MAX_BATCH} segments; got {}", list.len()),
+        ));
     }
     let mut scenes = HashMap::new();
     let mut new = Vec::with_capacity(list.len());
     for (i, s) in list.into_iter().enumerate() {
-        let field = |f: &str| if batch { format!("segments[{i}].{f}") } else { f.to_owned() };
+        let field = |f: &str| {
+            if batch {
+                format!("segments[{i}].{f}")
+            } else {
+                f.to_owned()
+            }
+        };
         if !scenes.contains_key(&s.scene_type_id) {
             let st = state
                 .store
                 .get_scene_type(s.scene_type_id)
                 .await
-                .map_err(|_| ApiError::validation(field("scene_type_id"), format!("scene type {} does not exist", s.scene_type_id)))?;
+                .map_err(|_| {
+                    ApiError::validation(
+                        field("scene_type_id"),
+                        format!("scene type {} does not exist", s.scene_type_id),
+                    )
+                })?;
             scenes.insert(s.scene_type_id, st);
         }
-        s.parameters.validate().map_err(|(f, m)| ApiError::validation(field(&f), m))?;
+        s.parameters
+            .validate()
+            .map_err(|(f, m)| ApiError::validation(field(&f), m))?;
         if let Some(l) = &s.label {
             if l.len() > 200 {
-                return Err(ApiError::validation(field("label"), "must have at most 200 characters"));
+                return Err(ApiError::validation(
+                    field("label"),
+                    "must have at most 200 characters",
+                ));
             }
         }
         let max = retake_core::params::MAX_SEED;
         if s.rng_seed.is_some_and(|r| r > max) {
-            return Err(ApiError::validation(field("rng_seed"), format!("must be an integer in 0..={max} (2^53 − 1, exact in JSON)")));
+            return Err(ApiError::validation(
+                field("rng_seed"),
+                format!("must be an integer in 0..={max} (2^53 − 1, exact in JSON)"),
+            ));
         }
-        let rng_seed = s.rng_seed.unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0 & max);
-        new.push(NewSegment { scene_type_id: s.scene_type_id, label: s.label, parameters: s.parameters, rng_seed });
+        let rng_seed = s
+            .rng_seed
+            .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0 & max);
+        new.push(NewSegment {
+            scene_type_id: s.scene_type_id,
+            label: s.label,
+            parameters: s.parameters,
+            rng_seed,
+        });
     }
     let created = state.store.submit_segments(new).await?;
     let mut out = Vec::with_capacity(created.len());
@@ -71,7 +112,10 @@ pub async fn submit(State(state): State<AppState>, caller: Caller, Json(b): Json
         let scene = scenes.get(&s.scene_type_id);
         out.push(segment_view(&state, s, scene).await?);
     }
-    Ok((StatusCode::CREATED, axum::Json(SubmittedSegments { segments: out })))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(SubmittedSegments { segments: out }),
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -88,28 +132,52 @@ pub struct ListQuery {
 }
 
 pub fn parse_status(s: Option<&str>) -> ApiResult<Option<SegmentStatus>> {
-    s.map(|v| v.parse::<SegmentStatus>().map_err(|e| ApiError::validation("status", e))).transpose()
+    s.map(|v| {
+        v.parse::<SegmentStatus>()
+            .map_err(|e| ApiError::validation("status", e))
+    })
+    .transpose()
 }
 
 pub fn check_limit(l: Option<u32>) -> ApiResult<u32> {
     match l {
         None => Ok(50),
         Some(v) if (1..=200).contains(&v) => Ok(v),
-        Some(v) => Err(ApiError::validation("limit", format!("must be in 1..=200; got {v}"))),
+        Some(v) => Err(ApiError::validation(
+            "limit",
+            format!("must be in 1..=200; got {v}"),
+        )),
     }
 }
 
 #[utoipa::path(get, path = "/api/segments", tag = "segments", params(ListQuery), responses((status = 200, body = SegmentPage)), security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, _c: Caller, Query(q): Query<ListQuery>) -> ApiResult<axum::Json<SegmentPage>> {
+pub async fn list(
+    State(state): State<AppState>,
+    _c: Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<SegmentPage>> {
     let limit = check_limit(q.limit)?;
-    let filter = SegmentFilter { project_id: q.project_id, scene_type_id: q.scene_type_id, status: parse_status(q.status.as_deref())?, before_id: q.cursor, limit };
+    let filter = SegmentFilter {
+        project_id: q.project_id,
+        scene_type_id: q.scene_type_id,
+        status: parse_status(q.status.as_deref())?,
+        before_id: q.cursor,
+        limit,
+    };
     let segs = state.store.list_segments(&filter).await?;
-    let next_cursor = if segs.len() as u32 == limit { segs.last().map(|s| s.id) } else { None };
+    let next_cursor = if segs.len() as u32 == limit {
+        segs.last().map(|s| s.id)
+    } else {
+        None
+    };
     let mut scenes = HashMap::new();
     let mut items = Vec::with_capacity(segs.len());
     for s in segs {
         if !scenes.contains_key(&s.scene_type_id) {
-            scenes.insert(s.scene_type_id, state.store.get_scene_type(s.scene_type_id).await?);
+            scenes.insert(
+                s.scene_type_id,
+                state.store.get_scene_type(s.scene_type_id).await?,
+            );
         }
         let scene = scenes.get(&s.scene_type_id);
         items.push(segment_view(&state, s, scene).await?);
@@ -119,7 +187,11 @@ pub async fn list(State(state): State<AppState>, _c: Caller, Query(q): Query<Lis
 
 #[utoipa::path(get, path = "/api/segments/{id}", tag = "segments", params(("id" = i64, Path)),
     responses((status = 200, body = SegmentView), (status = 404, body = crate::error::ErrorBody)), security(("bearer" = [])))]
-pub async fn get(State(state): State<AppState>, _c: Caller, Path(id): Path<i64>) -> ApiResult<axum::Json<SegmentView>> {
+pub async fn get(
+    State(state): State<AppState>,
+    _c: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<SegmentView>> {
     let s = state.store.get_segment(id).await?;
     Ok(axum::Json(segment_view(&state, s, None).await?))
 }
@@ -145,16 +217,24 @@ pub async fn history(state: &AppState, id: i64) -> ApiResult<RetryHistory> {
         max_attempts: eff.policy.max_attempts,
         trigger_checks: eff.policy.trigger_checks.iter().cloned().collect(),
         selected_attempt_number: s.selected_attempt_number,
-        total_gpu_seconds: (attempts.iter().map(|a| a.gpu_seconds).sum::<f64>() * 1000.0).round() / 1000.0,
+        total_gpu_seconds: (attempts.iter().map(|a| a.gpu_seconds).sum::<f64>() * 1000.0).round()
+            / 1000.0,
         summary: summary_sentence(s.id, &views, &names),
         rng_seed: s.rng_seed,
-        attempts: attempts.iter().map(|a| attempt_view(a, &eff.policy.trigger_checks)).collect(),
+        attempts: attempts
+            .iter()
+            .map(|a| attempt_view(a, &eff.policy.trigger_checks))
+            .collect(),
     })
 }
 
 #[utoipa::path(get, path = "/api/segments/{id}/retry-history", tag = "segments", params(("id" = i64, Path)),
     responses((status = 200, body = RetryHistory), (status = 404, body = crate::error::ErrorBody)), security(("bearer" = [])))]
-pub async fn retry_history(State(state): State<AppState>, _c: Caller, Path(id): Path<i64>) -> ApiResult<axum::Json<RetryHistory>> {
+pub async fn retry_history(
+    State(state): State<AppState>,
+    _c: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<RetryHistory>> {
     Ok(axum::Json(history(&state, id).await?))
 }
 
@@ -162,19 +242,33 @@ pub async fn retry_history(State(state): State<AppState>, _c: Caller, Path(id): 
 #[utoipa::path(post, path = "/api/segments/{id}/attempts/{n}/select", tag = "segments", params(("id" = i64, Path), ("n" = u32, Path)),
     responses((status = 200, body = SegmentView), (status = 422, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn select(State(state): State<AppState>, caller: Caller, Path((id, n)): Path<(i64, u32)>) -> ApiResult<axum::Json<SegmentView>> {
+pub async fn select(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, n)): Path<(i64, u32)>,
+) -> ApiResult<axum::Json<SegmentView>> {
     caller.require(Role::Creator)?;
-    let s = state.store.select_attempt(id, n, &caller.actor(), false).await?;
+    let s = state
+        .store
+        .select_attempt(id, n, &caller.actor(), false)
+        .await?;
     Ok(axum::Json(segment_view(&state, s, None).await?))
 }
 
 /// Cancel a segment that is still queued or retrying; its running generations are stopped.
 #[utoipa::path(post, path = "/api/segments/{id}/cancel", tag = "segments", params(("id" = i64, Path)),
     responses((status = 200, body = SegmentView), (status = 422, body = crate::error::ErrorBody)), security(("bearer" = [])))]
-pub async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> ApiResult<axum::Json<SegmentView>> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<SegmentView>> {
     caller.require(Role::Creator)?;
     let (s, cancelled) = state.store.cancel_segment(id, &caller.actor()).await?;
-    state.backends.cancel_all(state.store.as_ref(), &cancelled).await;
+    state
+        .backends
+        .cancel_all(state.store.as_ref(), &cancelled)
+        .await;
     Ok(axum::Json(segment_view(&state, s, None).await?))
 }
 
@@ -182,11 +276,21 @@ pub async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Pat
 #[utoipa::path(get, path = "/api/segments/{id}/attempts/{n}/media", tag = "segments", params(("id" = i64, Path), ("n" = u32, Path)),
     responses((status = 200, description = "the video", content_type = "video/mp4"), (status = 206, description = "a byte range"), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn media(State(state): State<AppState>, _c: Caller, Path((id, n)): Path<(i64, u32)>, req: Request) -> ApiResult<Response> {
+pub async fn media(
+    State(state): State<AppState>,
+    _c: Caller,
+    Path((id, n)): Path<(i64, u32)>,
+    req: Request,
+) -> ApiResult<Response> {
     let attempts = state.store.list_attempts(id).await?;
-    let a = attempts.iter().find(|a| a.attempt_number == n).ok_or_else(|| ApiError::not_found(format!("segment {id} has no attempt {n}")))?;
+    let a = attempts
+        .iter()
+        .find(|a| a.attempt_number == n)
+        .ok_or_else(|| ApiError::not_found(format!("segment {id} has no attempt {n}")))?;
     let Some(path) = &a.output_video_path else {
-        return Err(ApiError::not_found(format!("attempt {n} of segment {id} has no video")));
+        return Err(ApiError::not_found(format!(
+            "attempt {n} of segment {id} has no video"
+        )));
     };
     let path = confine(&state.data_dir, std::path::Path::new(path))?;
     let res = tower_http::services::ServeFile::new(path)
@@ -194,19 +298,31 @@ pub async fn media(State(state): State<AppState>, _c: Caller, Path((id, n)): Pat
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("serving media: {e}")))?;
     if res.status() == StatusCode::RANGE_NOT_SATISFIABLE {
-        return Err(ApiError::RangeNotSatisfiable("the requested byte range is outside the file".into()));
+        return Err(ApiError::RangeNotSatisfiable(
+            "the requested byte range is outside the file".into(),
+        ));
     }
     Ok(res.map(Body::new))
 }
 
 /// Resolve `path` and refuse anything outside `root` (symlinks and `..` included).
 pub fn confine(root: &std::path::Path, path: &std::path::Path) -> ApiResult<std::path::PathBuf> {
-    let root = root.canonicalize().map_err(|_| ApiError::not_found("the data directory does not exist"))?;
-    let full = if path.is_absolute() { path.to_path_buf() } else { root.join(path) };
-    let real = full.canonicalize().map_err(|_| ApiError::not_found("the video file no longer exists"))?;
+    let root = root
+        .canonicalize()
+        .map_err(|_| ApiError::not_found("the data directory does not exist"))?;
+    let full = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        root.join(path)
+    };
+    let real = full
+        .canonicalize()
+        .map_err(|_| ApiError::not_found("the video file no longer exists"))?;
     if !real.starts_with(&root) {
         tracing::warn!(path = %full.display(), "refused to serve a file outside the data directory");
-        return Err(ApiError::not_found("the video is not inside the data directory"));
+        return Err(ApiError::not_found(
+            "the video is not inside the data directory",
+        ));
     }
     // A directory (the data directory itself, say) would start a 200 that fails mid-body.
     if !real.is_file() {

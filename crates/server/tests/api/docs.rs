@@ -6,7 +6,10 @@ use retake_store::Store;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-retake_store::contract_tests!(openapi_document_lists_every_route, api_docs_load_without_external_urls);
+retake_store::contract_tests!(
+    openapi_document_lists_every_route,
+    api_docs_load_without_external_urls
+);
 
 /// Every operation the router serves, as `(method, path template)`.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -76,15 +79,29 @@ async fn openapi_document_lists_every_route(store: Arc<dyn Store>) {
     let app = TestApp::spawn(store).await;
     let r = app.openapi().await;
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap().starts_with("application/json"));
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
     let doc = r.json();
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "OpenAPI 3.1: {}", doc["openapi"]);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "OpenAPI 3.1: {}",
+        doc["openapi"]
+    );
     assert_eq!(doc["info"]["title"], "retake");
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
 
-    let listed: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
-    assert_eq!(routes_in_source(), listed, "the router and this list disagree");
+    let listed: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(
+        routes_in_source(),
+        listed,
+        "the router and this list disagree"
+    );
 
     let paths = doc["paths"].as_object().expect("paths");
     let mut missing = vec![];
@@ -93,16 +110,29 @@ async fn openapi_document_lists_every_route(store: Arc<dyn Store>) {
             missing.push(format!("{} {path}", method.to_uppercase()));
         }
     }
-    assert!(missing.is_empty(), "routes missing from the OpenAPI document: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "routes missing from the OpenAPI document: {missing:?}"
+    );
     let mut documented: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (path, item) in paths {
-        for m in item.as_object().unwrap().keys().filter(|k| ["get", "post", "put", "patch", "delete"].contains(&k.as_str())) {
+        for m in item
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| ["get", "post", "put", "patch", "delete"].contains(&k.as_str()))
+        {
             documented.entry(path.clone()).or_default().push(m.clone());
-            assert!(listed.contains(&(m.clone(), path.clone())), "the document describes {m} {path}, which the router does not serve");
+            assert!(
+                listed.contains(&(m.clone(), path.clone())),
+                "the document describes {m} {path}, which the router does not serve"
+            );
         }
     }
     // The docs page serves the same document.
-    let again = app.request(Method::GET, "/api/docs/openapi.json", None, Body::None, &[]).await;
+    let again = app
+        .request(Method::GET, "/api/docs/openapi.json", None, Body::None, &[])
+        .await;
     assert_eq!(again.status, 200);
     assert_eq!(again.json()["paths"], doc["paths"]);
 }
@@ -122,21 +152,38 @@ fn references(html: &str) -> Vec<String> {
 async fn api_docs_load_without_external_urls(store: Arc<dyn Store>) {
     let app = TestApp::spawn(store).await;
     // `/api/docs` leads to the page.
-    let client = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::limited(5)).build().unwrap();
-    let res = client.get(format!("{}/api/docs", app.base)).send().await.unwrap();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()
+        .unwrap();
+    let res = client
+        .get(format!("{}/api/docs", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status().as_u16(), 200);
     let page_url = res.url().clone();
     let html = res.text().await.unwrap();
     assert!(html.contains("swagger-ui"), "{html}");
-    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("//cdn"), "the docs page must work offline:\n{html}");
+    assert!(
+        !html.contains("http://") && !html.contains("https://") && !html.contains("//cdn"),
+        "the docs page must work offline:\n{html}"
+    );
 
     let refs = references(&html);
     assert!(refs.len() >= 3, "the page references its assets: {refs:?}");
     let mut js = vec![];
     for r in &refs {
-        assert!(!r.starts_with("//") && !r.contains("://"), "external asset `{r}`");
+        assert!(
+            !r.starts_with("//") && !r.contains("://"),
+            "external asset `{r}`"
+        );
         let url = page_url.join(r).unwrap();
-        assert!(url.path().starts_with("/api/docs/"), "asset outside the docs: {url}");
+        assert!(
+            url.path().starts_with("/api/docs/"),
+            "asset outside the docs: {url}"
+        );
         let res = app.client.get(url.clone()).send().await.unwrap();
         assert_eq!(res.status().as_u16(), 200, "{url}");
         let body = res.text().await.unwrap();
@@ -146,7 +193,10 @@ async fn api_docs_load_without_external_urls(store: Arc<dyn Store>) {
         }
     }
     // The initializer points at the local document.
-    let (_, init) = js.iter().find(|(r, _)| r.contains("initializer")).expect("a swagger-initializer script");
+    let (_, init) = js
+        .iter()
+        .find(|(r, _)| r.contains("initializer"))
+        .expect("a swagger-initializer script");
     assert!(init.contains("/api/docs/openapi.json"), "{init}");
     assert!(!init.contains("petstore"), "{init}");
 }

@@ -6,7 +6,11 @@ use retake_store::Store;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-retake_store::contract_tests!(external_scores_decide_once_even_when_delivered_twice, external_qa_input_is_validated, a_qa_error_goes_to_review);
+retake_store::contract_tests!(
+    external_scores_decide_once_even_when_delivered_twice,
+    external_qa_input_is_validated,
+    a_qa_error_goes_to_review
+);
 
 async fn scoring_scene(app: &TestApp) -> i64 {
     let pid = id(&app.project(json!({})).await);
@@ -28,25 +32,50 @@ async fn external_scores_decide_once_even_when_delivered_twice(store: Arc<dyn St
     app.run().await;
     let h = app.get_retry_history(&app.viewer, sid).await.expect(200);
     let a1 = &h["attempts"][0];
-    assert_eq!(a1["status"], "scoring", "the attempt waits for the external QA service");
+    assert_eq!(
+        a1["status"], "scoring",
+        "the attempt waits for the external QA service"
+    );
     approx(&a1["gpu_seconds"], SCRIPTED_GPU);
     let a1 = id(a1);
 
-    let r = app.external_qa(&app.creator, a1, scores(0.3)).await.expect(200);
+    let r = app
+        .external_qa(&app.creator, a1, scores(0.3))
+        .await
+        .expect(200);
     assert_eq!(r["applied"], true);
-    assert!(r["decision"].as_str().is_some_and(|d| d.contains("retry")), "{r}");
+    assert!(
+        r["decision"].as_str().is_some_and(|d| d.contains("retry")),
+        "{r}"
+    );
     assert_eq!(r["segment_status"], "retrying");
-    let again = app.external_qa(&app.creator, a1, scores(0.3)).await.expect(200);
-    assert_eq!(again["applied"], false, "a duplicate delivery is recognised");
+    let again = app
+        .external_qa(&app.creator, a1, scores(0.3))
+        .await
+        .expect(200);
+    assert_eq!(
+        again["applied"], false,
+        "a duplicate delivery is recognised"
+    );
     // Even a different late result for a judged attempt changes nothing.
-    assert_eq!(app.external_qa(&app.creator, a1, scores(0.99)).await.expect(200)["applied"], false);
+    assert_eq!(
+        app.external_qa(&app.creator, a1, scores(0.99))
+            .await
+            .expect(200)["applied"],
+        false
+    );
 
     let h = app.get_retry_history(&app.viewer, sid).await.expect(200);
     let attempts = h["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 2, "exactly one retry");
     assert_eq!(attempts[0]["status"], "failed");
     assert_eq!(attempts[0]["qa_source"], "api:creator");
-    let face = attempts[0]["checks"].as_array().unwrap().iter().find(|c| c["check"] == "face_confidence").unwrap();
+    let face = attempts[0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "face_confidence")
+        .unwrap();
     approx(&face["score"], 0.3);
     assert_eq!(face["details"]["model"], "ext-1");
     assert_eq!(attempts[1]["status"], "queued");
@@ -55,15 +84,26 @@ async fn external_scores_decide_once_even_when_delivered_twice(store: Arc<dyn St
     let h = app.get_retry_history(&app.viewer, sid).await.expect(200);
     let a2 = id(&h["attempts"][1]);
     assert_eq!(h["attempts"][1]["status"], "scoring");
-    let r = app.external_qa(&app.admin, a2, scores(0.91)).await.expect(200);
+    let r = app
+        .external_qa(&app.admin, a2, scores(0.91))
+        .await
+        .expect(200);
     assert_eq!(r["applied"], true);
     assert_eq!(r["segment_status"], "passed");
-    assert_eq!(app.external_qa(&app.admin, a2, scores(0.91)).await.expect(200)["applied"], false);
+    assert_eq!(
+        app.external_qa(&app.admin, a2, scores(0.91))
+            .await
+            .expect(200)["applied"],
+        false
+    );
     let h = app.get_retry_history(&app.viewer, sid).await.expect(200);
     assert_eq!(h["status"], "passed");
     assert_eq!(h["selected_attempt_number"], 2);
     assert_eq!(h["attempts"].as_array().unwrap().len(), 2);
-    assert_eq!(h["summary"], format!("Segment {sid}: failed attempt 1 (face 0.30), passed attempt 2 (face 0.91)"));
+    assert_eq!(
+        h["summary"],
+        format!("Segment {sid}: failed attempt 1 (face 0.30), passed attempt 2 (face 0.91)")
+    );
 }
 
 async fn external_qa_input_is_validated(store: Arc<dyn Store>) {
@@ -72,20 +112,56 @@ async fn external_qa_input_is_validated(store: Arc<dyn Store>) {
     let s = app.submit(st).await;
     // Not scoring yet: still queued.
     let queued = id(&app.get_retry_history(&app.viewer, id(&s)).await.expect(200)["attempts"][0]);
-    app.external_qa(&app.creator, queued, scores(0.9)).await.expect_error(422, "validation_failed", None);
+    app.external_qa(&app.creator, queued, scores(0.9))
+        .await
+        .expect_error(422, "validation_failed", None);
     app.run().await;
 
     let c = &app.creator;
-    app.external_qa(c, queued, json!({})).await.expect_error(422, "validation_failed", Some("scores"));
-    app.external_qa(c, queued, json!({"scores": []})).await.expect_error(422, "validation_failed", Some("scores"));
-    app.external_qa(c, queued, json!({"scores": [{"check": "face_confidence", "score": 1.5}]})).await.expect_error(422, "validation_failed", Some("scores[0].score"));
-    app.external_qa(c, queued, json!({"scores": [{"check": "face_confidence", "score": -0.1}]})).await.expect_error(422, "validation_failed", Some("scores[0].score"));
-    app.external_qa(c, queued, json!({"scores": [{"check": "", "score": 0.5}]})).await.expect_error(422, "validation_failed", Some("scores[0].check"));
-    app.external_qa(c, queued, json!({"scores": [{"check": "face_confidence", "score": "high"}]})).await.expect_error(400, "bad_request", Some("scores[0].score"));
-    app.external_qa(c, queued, json!({"scores": [{"check": "face_confidence"}]})).await.expect_error(400, "bad_request", Some("scores[0].score"));
-    app.external_qa(c, queued, json!({"verdict": "pass"})).await.expect_error(400, "bad_request", Some("verdict"));
-    app.external_qa(c, 999_999, scores(0.9)).await.expect_error(404, "not_found", None);
-    app.external_qa(&app.viewer, queued, scores(0.9)).await.expect_error(403, "forbidden", None);
+    app.external_qa(c, queued, json!({})).await.expect_error(
+        422,
+        "validation_failed",
+        Some("scores"),
+    );
+    app.external_qa(c, queued, json!({"scores": []}))
+        .await
+        .expect_error(422, "validation_failed", Some("scores"));
+    app.external_qa(
+        c,
+        queued,
+        json!({"scores": [{"check": "face_confidence", "score": 1.5}]}),
+    )
+    .await
+    .expect_error(422, "validation_failed", Some("scores[0].score"));
+    app.external_qa(
+        c,
+        queued,
+        json!({"scores": [{"check": "face_confidence", "score": -0.1}]}),
+    )
+    .await
+    .expect_error(422, "validation_failed", Some("scores[0].score"));
+    app.external_qa(c, queued, json!({"scores": [{"check": "", "score": 0.5}]}))
+        .await
+        .expect_error(422, "validation_failed", Some("scores[0].check"));
+    app.external_qa(
+        c,
+        queued,
+        json!({"scores": [{"check": "face_confidence", "score": "high"}]}),
+    )
+    .await
+    .expect_error(400, "bad_request", Some("scores[0].score"));
+    app.external_qa(c, queued, json!({"scores": [{"check": "face_confidence"}]}))
+        .await
+        .expect_error(400, "bad_request", Some("scores[0].score"));
+    app.external_qa(c, queued, json!({"verdict": "pass"}))
+        .await
+        .expect_error(400, "bad_request", Some("verdict"));
+    app.external_qa(c, 999_999, scores(0.9))
+        .await
+        .expect_error(404, "not_found", None);
+    app.external_qa(&app.viewer, queued, scores(0.9))
+        .await
+        .expect_error(403, "forbidden", None);
     // None of that touched the attempt.
     let h = app.get_retry_history(&app.viewer, id(&s)).await.expect(200);
     assert_eq!(h["attempts"][0]["status"], "scoring");
@@ -97,13 +173,33 @@ async fn a_qa_error_goes_to_review(store: Arc<dyn Store>) {
     let s = app.submit(st).await;
     app.run().await;
     let a = id(&app.get_retry_history(&app.viewer, id(&s)).await.expect(200)["attempts"][0]);
-    let r = app.external_qa(&app.creator, a, json!({"error": "the model server timed out"})).await.expect(200);
+    let r = app
+        .external_qa(
+            &app.creator,
+            a,
+            json!({"error": "the model server timed out"}),
+        )
+        .await
+        .expect(200);
     assert_eq!(r["applied"], true);
     let h = app.get_retry_history(&app.viewer, id(&s)).await.expect(200);
     assert_eq!(h["attempts"][0]["status"], "qa_error");
-    assert!(h["attempts"][0]["failure_reason"].as_str().unwrap().contains("timed out"));
-    assert_eq!(h["status"], "needs_review", "an attempt QA could not score never passes");
+    assert!(h["attempts"][0]["failure_reason"]
+        .as_str()
+        .unwrap()
+        .contains("timed out"));
+    assert_eq!(
+        h["status"], "needs_review",
+        "an attempt QA could not score never passes"
+    );
     assert_eq!(h["review_reason"], "qa_error");
-    assert_eq!(h["attempts"].as_array().unwrap().len(), 1, "a QA error is not retried as a quality failure");
-    assert_eq!(app.review_queue(&app.viewer, "").await.expect(200)["items"][0]["segment"]["id"], id(&s));
+    assert_eq!(
+        h["attempts"].as_array().unwrap().len(),
+        1,
+        "a QA error is not retried as a quality failure"
+    );
+    assert_eq!(
+        app.review_queue(&app.viewer, "").await.expect(200)["items"][0]["segment"]["id"],
+        id(&s)
+    );
 }

@@ -37,18 +37,31 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.bytes).unwrap_or_else(|e| panic!("status {} body is not JSON ({e}): {}", self.status, self.text()))
+        serde_json::from_slice(&self.bytes).unwrap_or_else(|e| {
+            panic!(
+                "status {} body is not JSON ({e}): {}",
+                self.status,
+                self.text()
+            )
+        })
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.bytes).into_owned()
     }
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| v.to_str().unwrap_or("<binary>").to_owned())
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("<binary>").to_owned())
     }
     /// Asserts the status, and returns the JSON body.
     #[track_caller]
     pub fn expect(&self, status: u16) -> Value {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text());
+        assert_eq!(
+            self.status,
+            status,
+            "unexpected status; body: {}",
+            self.text()
+        );
         if self.bytes.is_empty() {
             Value::Null
         } else {
@@ -62,7 +75,10 @@ impl Resp {
         assert_eq!(b["error"]["code"], code, "wrong error code: {b}");
         match field {
             Some(f) => assert_eq!(b["error"]["field"], f, "wrong error field: {b}"),
-            None => assert!(b["error"].get("field").is_none(), "unexpected error field: {b}"),
+            None => assert!(
+                b["error"].get("field").is_none(),
+                "unexpected error field: {b}"
+            ),
         }
         b
     }
@@ -71,18 +87,41 @@ impl Resp {
 /// Panics unless `body` is exactly the API's one error shape.
 #[track_caller]
 pub fn assert_error_shape(status: u16, body: &[u8], what: &str) {
-    let v: Value = serde_json::from_slice(body)
-        .unwrap_or_else(|e| panic!("{what}: error {status} has a non-JSON body ({e}): {:?}", String::from_utf8_lossy(body)));
-    let obj = v.as_object().unwrap_or_else(|| panic!("{what}: error body is not an object: {v}"));
-    assert_eq!(obj.len(), 1, "{what}: error body has other top-level keys: {v}");
-    let e = v["error"].as_object().unwrap_or_else(|| panic!("{what}: no `error` object: {v}"));
-    assert!(e["code"].as_str().is_some_and(|c| !c.is_empty()), "{what}: no error.code: {v}");
-    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: no error.message: {v}");
+    let v: Value = serde_json::from_slice(body).unwrap_or_else(|e| {
+        panic!(
+            "{what}: error {status} has a non-JSON body ({e}): {:?}",
+            String::from_utf8_lossy(body)
+        )
+    });
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: error body is not an object: {v}"));
+    assert_eq!(
+        obj.len(),
+        1,
+        "{what}: error body has other top-level keys: {v}"
+    );
+    let e = v["error"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: no `error` object: {v}"));
+    assert!(
+        e["code"].as_str().is_some_and(|c| !c.is_empty()),
+        "{what}: no error.code: {v}"
+    );
+    assert!(
+        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{what}: no error.message: {v}"
+    );
     for k in e.keys() {
-        assert!(["code", "message", "field"].contains(&k.as_str()), "{what}: unexpected key error.{k}: {v}");
+        assert!(
+            ["code", "message", "field"].contains(&k.as_str()),
+            "{what}: unexpected key error.{k}: {v}"
+        );
     }
     if let Some(f) = e.get("field") {
-        let f = f.as_str().unwrap_or_else(|| panic!("{what}: error.field must be a string: {v}"));
+        let f = f
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: error.field must be a string: {v}"));
         assert!(!f.is_empty(), "{what}: error.field must name a field: {v}");
     }
     let code = e["code"].as_str().unwrap();
@@ -98,7 +137,10 @@ pub fn assert_error_shape(status: u16, body: &[u8], what: &str) {
         422 => "validation_failed",
         other => panic!("{what}: unexpected error status {other}: {v}"),
     };
-    assert_eq!(code, expected, "{what}: status {status} with code {code}: {v}");
+    assert_eq!(
+        code, expected,
+        "{what}: status {status} with code {code}: {v}"
+    );
 }
 
 /// No 5xx, ever; and every error of the JSON API (not the docs' or the UI's static files) has the
@@ -106,9 +148,14 @@ pub fn assert_error_shape(status: u16, body: &[u8], what: &str) {
 #[track_caller]
 fn check(method: &str, target: &str, status: u16, bytes: &[u8]) {
     let what = format!("{method} {target}");
-    assert!(status < 500, "{what} answered {status}: {}", String::from_utf8_lossy(bytes));
+    assert!(
+        status < 500,
+        "{what} answered {status}: {}",
+        String::from_utf8_lossy(bytes)
+    );
     let path = target.split('?').next().unwrap_or("");
-    let api = (path.starts_with("/api/") && !path.starts_with("/api/docs")) || path.starts_with("/metrics");
+    let api = (path.starts_with("/api/") && !path.starts_with("/api/docs"))
+        || path.starts_with("/metrics");
     if status >= 400 && method != "HEAD" && api {
         assert_error_shape(status, bytes, &what);
     }
@@ -117,12 +164,24 @@ fn check(method: &str, target: &str, status: u16, bytes: &[u8]) {
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = vec![];
     loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else { return out };
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).split(';').next().unwrap().trim(), 16).unwrap_or(0);
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&b[..eol])
+                .split(';')
+                .next()
+                .unwrap()
+                .trim(),
+            16,
+        )
+        .unwrap_or(0);
         if size == 0 {
             return out;
         }
-        let Some(data) = b.get(eol + 2..eol + 2 + size) else { return out };
+        let Some(data) = b.get(eol + 2..eol + 2 + size) else {
+            return out;
+        };
         out.extend_from_slice(data);
         b = b.get(eol + 2 + size + 2..).unwrap_or_default();
     }
@@ -173,7 +232,11 @@ impl TestApp {
         let ui_dir = root.path().join("ui");
         std::fs::create_dir_all(&data_dir).unwrap();
         std::fs::create_dir_all(&ui_dir).unwrap();
-        std::fs::write(ui_dir.join("index.html"), "<!doctype html><title>retake ui</title>").unwrap();
+        std::fs::write(
+            ui_dir.join("index.html"),
+            "<!doctype html><title>retake ui</title>",
+        )
+        .unwrap();
 
         let backend = Arc::new(TestBackend::new());
         let backends = Backends::new().with("simulated", backend.clone());
@@ -185,7 +248,9 @@ impl TestApp {
             workflow_validator: None,
             comfy_admin: None,
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(retake_server::launch(state, listener, async move {
@@ -199,7 +264,11 @@ impl TestApp {
 
         let token = |role, name: &'static str| {
             let store = store.clone();
-            async move { create_token(store.as_ref(), role, name).await.expect("create token") }
+            async move {
+                create_token(store.as_ref(), role, name)
+                    .await
+                    .expect("create token")
+            }
         };
         TestApp {
             base: format!("http://{addr}"),
@@ -226,19 +295,38 @@ impl TestApp {
     }
 
     pub fn script(&self, segment_id: i64, script: Script) {
-        self.backend.scripts.lock().unwrap().insert(segment_id, script);
+        self.backend
+            .scripts
+            .lock()
+            .unwrap()
+            .insert(segment_id, script);
     }
 
     /// Script `face_confidence` scores per attempt.
     pub fn faces(&self, segment_id: i64, faces: &[f64]) {
-        self.script(segment_id, Script { faces: faces.to_vec(), media: None });
+        self.script(
+            segment_id,
+            Script {
+                faces: faces.to_vec(),
+                media: None,
+            },
+        );
     }
 
     // ---- raw requests ----
 
     /// Any request. Asserts no 5xx and the error shape of every API error.
-    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Body, headers: &[(&str, &str)]) -> Resp {
-        let mut rb = self.client.request(method.clone(), format!("{}{path}", self.base));
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Body,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut rb = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base));
         if let Some(t) = token {
             rb = rb.bearer_auth(t);
         }
@@ -247,7 +335,9 @@ impl TestApp {
         }
         rb = match body {
             Body::None => rb,
-            Body::Json(v) => rb.header("content-type", "application/json").body(serde_json::to_vec(&v).unwrap()),
+            Body::Json(v) => rb
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(&v).unwrap()),
             Body::Raw(b, ct) => {
                 let rb = rb.body(b);
                 match ct {
@@ -256,17 +346,34 @@ impl TestApp {
                 }
             }
         };
-        let res = rb.send().await.unwrap_or_else(|e| panic!("{method} {path}: request failed: {e}"));
+        let res = rb
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: request failed: {e}"));
         let status = res.status().as_u16();
         let headers = res.headers().clone();
-        let bytes = res.bytes().await.unwrap_or_else(|e| panic!("{method} {path}: reading the body failed: {e}")).to_vec();
+        let bytes = res
+            .bytes()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: reading the body failed: {e}"))
+            .to_vec();
         check(method.as_str(), path, status, &bytes);
-        Resp { status, headers, bytes }
+        Resp {
+            status,
+            headers,
+            bytes,
+        }
     }
 
     /// A request whose target is sent exactly as given (reqwest would resolve `%2e%2e` and `..`
     /// before sending), over a fresh connection. Asserts what [`TestApp::request`] asserts.
-    pub async fn raw(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+    pub async fn raw(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let addr = self.base.trim_start_matches("http://");
         let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -284,53 +391,89 @@ impl TestApp {
                 break i;
             }
             let n = s.read(&mut chunk).await.expect("read the response");
-            assert!(n > 0, "{method} {target}: the connection closed before the headers ended: {:?}", String::from_utf8_lossy(&raw));
+            assert!(
+                n > 0,
+                "{method} {target}: the connection closed before the headers ended: {:?}",
+                String::from_utf8_lossy(&raw)
+            );
             raw.extend_from_slice(&chunk[..n]);
         };
         let head = String::from_utf8_lossy(&raw[..split]).into_owned();
         // An event stream never ends: the headers are the answer.
-        let streaming = head.to_ascii_lowercase().contains("content-type: text/event-stream");
+        let streaming = head
+            .to_ascii_lowercase()
+            .contains("content-type: text/event-stream");
         if !streaming {
             s.read_to_end(&mut raw).await.expect("read the response");
         }
-        let mut bytes = if streaming { vec![] } else { raw[split + 4..].to_vec() };
+        let mut bytes = if streaming {
+            vec![]
+        } else {
+            raw[split + 4..].to_vec()
+        };
         let mut lines = head.split("\r\n");
-        let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        let status: u16 = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
         let mut hm = HeaderMap::new();
         for l in lines {
             if let Some((k, v)) = l.split_once(':') {
-                hm.append(reqwest::header::HeaderName::from_bytes(k.trim().as_bytes()).unwrap(), v.trim().parse().unwrap());
+                hm.append(
+                    reqwest::header::HeaderName::from_bytes(k.trim().as_bytes()).unwrap(),
+                    v.trim().parse().unwrap(),
+                );
             }
         }
         if hm.get("transfer-encoding").is_some_and(|v| v == "chunked") {
             bytes = dechunk(&bytes);
         }
         check(method, target, status, &bytes);
-        Resp { status, headers: hm, bytes }
+        Resp {
+            status,
+            headers: hm,
+            bytes,
+        }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Resp {
-        self.request(Method::GET, path, Some(token), Body::None, &[]).await
+        self.request(Method::GET, path, Some(token), Body::None, &[])
+            .await
     }
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
-        self.request(Method::POST, path, Some(token), Body::Json(body), &[]).await
+        self.request(Method::POST, path, Some(token), Body::Json(body), &[])
+            .await
     }
     pub async fn put(&self, path: &str, token: &str, body: Value, if_match: Option<&str>) -> Resp {
         let h: Vec<(&str, &str)> = if_match.map(|m| vec![("if-match", m)]).unwrap_or_default();
-        self.request(Method::PUT, path, Some(token), Body::Json(body), &h).await
+        self.request(Method::PUT, path, Some(token), Body::Json(body), &h)
+            .await
     }
-    pub async fn patch(&self, path: &str, token: &str, body: Value, if_match: Option<&str>) -> Resp {
+    pub async fn patch(
+        &self,
+        path: &str,
+        token: &str,
+        body: Value,
+        if_match: Option<&str>,
+    ) -> Resp {
         let h: Vec<(&str, &str)> = if_match.map(|m| vec![("if-match", m)]).unwrap_or_default();
-        self.request(Method::PATCH, path, Some(token), Body::Json(body), &h).await
+        self.request(Method::PATCH, path, Some(token), Body::Json(body), &h)
+            .await
     }
     pub async fn delete(&self, path: &str, token: &str) -> Resp {
-        self.request(Method::DELETE, path, Some(token), Body::None, &[]).await
+        self.request(Method::DELETE, path, Some(token), Body::None, &[])
+            .await
     }
 
     // ---- one helper per endpoint ----
 
     pub async fn health(&self) -> Resp {
-        self.request(Method::GET, "/api/health", None, Body::None, &[]).await
+        self.request(Method::GET, "/api/health", None, Body::None, &[])
+            .await
     }
     pub async fn me(&self, token: &str) -> Resp {
         self.get("/api/me", token).await
@@ -348,17 +491,37 @@ impl TestApp {
     pub async fn get_project(&self, token: &str, id: i64) -> Resp {
         self.get(&format!("/api/projects/{id}"), token).await
     }
-    pub async fn update_project(&self, token: &str, id: i64, body: Value, if_match: Option<&str>) -> Resp {
-        self.patch(&format!("/api/projects/{id}"), token, body, if_match).await
+    pub async fn update_project(
+        &self,
+        token: &str,
+        id: i64,
+        body: Value,
+        if_match: Option<&str>,
+    ) -> Resp {
+        self.patch(&format!("/api/projects/{id}"), token, body, if_match)
+            .await
     }
     pub async fn delete_project(&self, token: &str, id: i64) -> Resp {
         self.delete(&format!("/api/projects/{id}"), token).await
     }
     pub async fn get_project_policy(&self, token: &str, id: i64) -> Resp {
-        self.get(&format!("/api/projects/{id}/retry-policy"), token).await
+        self.get(&format!("/api/projects/{id}/retry-policy"), token)
+            .await
     }
-    pub async fn put_project_policy(&self, token: &str, id: i64, body: Value, if_match: Option<&str>) -> Resp {
-        self.put(&format!("/api/projects/{id}/retry-policy"), token, body, if_match).await
+    pub async fn put_project_policy(
+        &self,
+        token: &str,
+        id: i64,
+        body: Value,
+        if_match: Option<&str>,
+    ) -> Resp {
+        self.put(
+            &format!("/api/projects/{id}/retry-policy"),
+            token,
+            body,
+            if_match,
+        )
+        .await
     }
 
     pub async fn create_scene_type(&self, token: &str, body: Value) -> Resp {
@@ -370,20 +533,41 @@ impl TestApp {
     pub async fn get_scene_type(&self, token: &str, id: i64) -> Resp {
         self.get(&format!("/api/scene-types/{id}"), token).await
     }
-    pub async fn update_scene_type(&self, token: &str, id: i64, body: Value, if_match: Option<&str>) -> Resp {
-        self.patch(&format!("/api/scene-types/{id}"), token, body, if_match).await
+    pub async fn update_scene_type(
+        &self,
+        token: &str,
+        id: i64,
+        body: Value,
+        if_match: Option<&str>,
+    ) -> Resp {
+        self.patch(&format!("/api/scene-types/{id}"), token, body, if_match)
+            .await
     }
     pub async fn delete_scene_type(&self, token: &str, id: i64) -> Resp {
         self.delete(&format!("/api/scene-types/{id}"), token).await
     }
     pub async fn get_scene_policy(&self, token: &str, id: i64) -> Resp {
-        self.get(&format!("/api/scene-types/{id}/retry-policy"), token).await
+        self.get(&format!("/api/scene-types/{id}/retry-policy"), token)
+            .await
     }
-    pub async fn put_scene_policy(&self, token: &str, id: i64, body: Value, if_match: Option<&str>) -> Resp {
-        self.put(&format!("/api/scene-types/{id}/retry-policy"), token, body, if_match).await
+    pub async fn put_scene_policy(
+        &self,
+        token: &str,
+        id: i64,
+        body: Value,
+        if_match: Option<&str>,
+    ) -> Resp {
+        self.put(
+            &format!("/api/scene-types/{id}/retry-policy"),
+            token,
+            body,
+            if_match,
+        )
+        .await
     }
     pub async fn scene_failure_patterns(&self, token: &str, id: i64) -> Resp {
-        self.get(&format!("/api/scene-types/{id}/failure-patterns"), token).await
+        self.get(&format!("/api/scene-types/{id}/failure-patterns"), token)
+            .await
     }
     pub async fn failure_patterns(&self, token: &str) -> Resp {
         self.get("/api/failure-patterns", token).await
@@ -399,70 +583,116 @@ impl TestApp {
         self.get(&format!("/api/segments/{id}"), token).await
     }
     pub async fn get_retry_history(&self, token: &str, id: i64) -> Resp {
-        self.get(&format!("/api/segments/{id}/retry-history"), token).await
+        self.get(&format!("/api/segments/{id}/retry-history"), token)
+            .await
     }
     pub async fn cancel_segment(&self, token: &str, id: i64) -> Resp {
-        self.request(Method::POST, &format!("/api/segments/{id}/cancel"), Some(token), Body::None, &[]).await
+        self.request(
+            Method::POST,
+            &format!("/api/segments/{id}/cancel"),
+            Some(token),
+            Body::None,
+            &[],
+        )
+        .await
     }
     pub async fn select_attempt(&self, token: &str, id: i64, n: u32) -> Resp {
-        self.request(Method::POST, &format!("/api/segments/{id}/attempts/{n}/select"), Some(token), Body::None, &[]).await
+        self.request(
+            Method::POST,
+            &format!("/api/segments/{id}/attempts/{n}/select"),
+            Some(token),
+            Body::None,
+            &[],
+        )
+        .await
     }
     pub async fn get_media(&self, token: &str, id: i64, n: u32, range: Option<&str>) -> Resp {
         let h: Vec<(&str, &str)> = range.map(|r| vec![("range", r)]).unwrap_or_default();
-        self.request(Method::GET, &format!("/api/segments/{id}/attempts/{n}/media"), Some(token), Body::None, &h).await
+        self.request(
+            Method::GET,
+            &format!("/api/segments/{id}/attempts/{n}/media"),
+            Some(token),
+            Body::None,
+            &h,
+        )
+        .await
     }
 
     pub async fn review_queue(&self, token: &str, query: &str) -> Resp {
         self.get(&format!("/api/review{query}"), token).await
     }
     pub async fn accept(&self, token: &str, segment_id: i64, body: Value) -> Resp {
-        self.post(&format!("/api/review/{segment_id}/accept"), token, body).await
+        self.post(&format!("/api/review/{segment_id}/accept"), token, body)
+            .await
     }
     pub async fn rerun(&self, token: &str, segment_id: i64, body: Value) -> Resp {
-        self.post(&format!("/api/review/{segment_id}/rerun"), token, body).await
+        self.post(&format!("/api/review/{segment_id}/rerun"), token, body)
+            .await
     }
     pub async fn reject(&self, token: &str, segment_id: i64, body: Value) -> Resp {
-        self.post(&format!("/api/review/{segment_id}/reject"), token, body).await
+        self.post(&format!("/api/review/{segment_id}/reject"), token, body)
+            .await
     }
     pub async fn external_qa(&self, token: &str, attempt_id: i64, body: Value) -> Resp {
-        self.post(&format!("/api/attempts/{attempt_id}/qa"), token, body).await
+        self.post(&format!("/api/attempts/{attempt_id}/qa"), token, body)
+            .await
     }
 
     pub async fn list_servers(&self, token: &str) -> Resp {
         self.get("/api/comfyui/servers", token).await
     }
     pub async fn put_server(&self, token: &str, name: &str, body: Value) -> Resp {
-        self.put(&format!("/api/comfyui/servers/{name}"), token, body, None).await
+        self.put(&format!("/api/comfyui/servers/{name}"), token, body, None)
+            .await
     }
     pub async fn delete_server(&self, token: &str, name: &str) -> Resp {
-        self.delete(&format!("/api/comfyui/servers/{name}"), token).await
+        self.delete(&format!("/api/comfyui/servers/{name}"), token)
+            .await
     }
 
     pub async fn metrics(&self, token: &str) -> Resp {
         self.get("/metrics", token).await
     }
     pub async fn openapi(&self) -> Resp {
-        self.request(Method::GET, "/api/openapi.json", None, Body::None, &[]).await
+        self.request(Method::GET, "/api/openapi.json", None, Body::None, &[])
+            .await
     }
 
     /// Open `/api/events` (`query` like `?segment_id=3`); headers are in when this returns.
-    pub async fn events(&self, token: &str, query: &str, last_event_id: Option<i64>) -> EventStream {
-        let mut rb = self.client.get(format!("{}/api/events{query}", self.base)).bearer_auth(token);
+    pub async fn events(
+        &self,
+        token: &str,
+        query: &str,
+        last_event_id: Option<i64>,
+    ) -> EventStream {
+        let mut rb = self
+            .client
+            .get(format!("{}/api/events{query}", self.base))
+            .bearer_auth(token);
         if let Some(id) = last_event_id {
             rb = rb.header("last-event-id", id.to_string());
         }
         let res = rb.send().await.expect("open the event stream");
         assert_eq!(res.status().as_u16(), 200, "the event stream did not open");
-        let ct = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let ct = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
         assert!(ct.starts_with("text/event-stream"), "content type {ct}");
-        EventStream { body: Box::pin(res.bytes_stream()), buf: String::new() }
+        EventStream {
+            body: Box::pin(res.bytes_stream()),
+            buf: String::new(),
+        }
     }
 
     // ---- fixtures ----
 
     /// A project (admin) with a unique name, `default_gpu_estimate_seconds` 10, and `extra` merged in.
     pub async fn project(&self, extra: Value) -> Value {
-        let mut body = json!({"name": unique("project"), "default_gpu_estimate_seconds": DEFAULT_ESTIMATE});
+        let mut body =
+            json!({"name": unique("project"), "default_gpu_estimate_seconds": DEFAULT_ESTIMATE});
         merge(&mut body, extra);
         self.create_project(&self.admin, body).await.expect(201)
     }
@@ -490,7 +720,10 @@ impl TestApp {
 
     /// Submit one segment (creator) and return it.
     pub async fn submit(&self, scene_type_id: i64) -> Value {
-        let b = self.submit_segments(&self.creator, json!({"scene_type_id": scene_type_id})).await.expect(201);
+        let b = self
+            .submit_segments(&self.creator, json!({"scene_type_id": scene_type_id}))
+            .await
+            .expect(201);
         b["segments"][0].clone()
     }
 

@@ -7,7 +7,11 @@ use retake_store::Store;
 use serde_json::json;
 use std::sync::Arc;
 
-retake_store::contract_tests!(media_is_served_whole_or_by_byte_range, media_outside_the_data_directory_is_never_served, encoded_dot_dot_in_urls_serves_no_file);
+retake_store::contract_tests!(
+    media_is_served_whole_or_by_byte_range,
+    media_outside_the_data_directory_is_never_served,
+    encoded_dot_dot_in_urls_serves_no_file
+);
 
 const LEN: usize = 1000;
 
@@ -16,7 +20,13 @@ async fn segment_with(app: &TestApp, media: Media) -> i64 {
     let pid = id(&app.project(json!({})).await);
     let st = id(&app.scene_type(pid, json!({})).await);
     let s = app.submit(st).await;
-    app.script(id(&s), Script { faces: vec![0.9], media: Some(media) });
+    app.script(
+        id(&s),
+        Script {
+            faces: vec![0.9],
+            media: Some(media),
+        },
+    );
     app.run().await;
     id(&s)
 }
@@ -36,37 +46,70 @@ async fn media_is_served_whole_or_by_byte_range(store: Arc<dyn Store>) {
 
     let part = app.get_media(&app.viewer, sid, 1, Some("bytes=0-99")).await;
     assert_eq!(part.status, 206);
-    assert_eq!(part.header("content-range").as_deref(), Some("bytes 0-99/1000"));
+    assert_eq!(
+        part.header("content-range").as_deref(),
+        Some("bytes 0-99/1000")
+    );
     assert_eq!(part.bytes, bytes[..100]);
 
     let mid = app.get_media(&app.viewer, sid, 1, Some("bytes=500-")).await;
     assert_eq!(mid.status, 206);
-    assert_eq!(mid.header("content-range").as_deref(), Some("bytes 500-999/1000"));
+    assert_eq!(
+        mid.header("content-range").as_deref(),
+        Some("bytes 500-999/1000")
+    );
     assert_eq!(mid.bytes, bytes[500..]);
 
     let tail = app.get_media(&app.viewer, sid, 1, Some("bytes=-10")).await;
     assert_eq!(tail.status, 206);
     assert_eq!(tail.bytes, bytes[990..]);
 
-    let r = app.get_media(&app.viewer, sid, 1, Some("bytes=5000-6000")).await;
+    let r = app
+        .get_media(&app.viewer, sid, 1, Some("bytes=5000-6000"))
+        .await;
     r.expect_error(416, "range_not_satisfiable", None);
 
     // Media elements cannot send headers: the token may come in the query.
-    let q = app.request(Method::GET, &format!("/api/segments/{sid}/attempts/1/media?access_token={}", app.viewer), None, Body::None, &[("range", "bytes=0-9")]).await;
+    let q = app
+        .request(
+            Method::GET,
+            &format!(
+                "/api/segments/{sid}/attempts/1/media?access_token={}",
+                app.viewer
+            ),
+            None,
+            Body::None,
+            &[("range", "bytes=0-9")],
+        )
+        .await;
     assert_eq!(q.status, 206);
     assert_eq!(q.bytes, bytes[..10]);
 
-    app.request(Method::GET, &format!("/api/segments/{sid}/attempts/1/media"), None, Body::None, &[]).await.expect_error(401, "unauthorized", None);
-    app.get_media(&app.viewer, sid, 2, None).await.expect_error(404, "not_found", None);
+    app.request(
+        Method::GET,
+        &format!("/api/segments/{sid}/attempts/1/media"),
+        None,
+        Body::None,
+        &[],
+    )
+    .await
+    .expect_error(401, "unauthorized", None);
+    app.get_media(&app.viewer, sid, 2, None)
+        .await
+        .expect_error(404, "not_found", None);
     // An attempt without a video.
     let pid = id(&app.project(json!({})).await);
     let st = id(&app.scene_type(pid, json!({})).await);
     let plain = app.run_scripted(st, &[0.9]).await;
     assert_eq!(plain["attempts"][0]["has_media"], false);
-    app.get_media(&app.viewer, plain["segment_id"].as_i64().unwrap(), 1, None).await.expect_error(404, "not_found", None);
+    app.get_media(&app.viewer, plain["segment_id"].as_i64().unwrap(), 1, None)
+        .await
+        .expect_error(404, "not_found", None);
     // A video removed from disk.
     std::fs::remove_dir_all(app.data_dir().join("media").join(format!("segment-{sid}"))).unwrap();
-    app.get_media(&app.viewer, sid, 1, None).await.expect_error(404, "not_found", None);
+    app.get_media(&app.viewer, sid, 1, None)
+        .await
+        .expect_error(404, "not_found", None);
 }
 
 async fn media_outside_the_data_directory_is_never_served(store: Arc<dyn Store>) {
@@ -95,7 +138,10 @@ async fn media_outside_the_data_directory_is_never_served(store: Arc<dyn Store>)
         for range in [None, Some("bytes=0-99")] {
             let r = app.get_media(&app.viewer, sid, 1, range).await;
             let body = r.text();
-            assert!(!body.contains("TOP SECRET") && !body.contains("root:"), "{what} leaked: {body}");
+            assert!(
+                !body.contains("TOP SECRET") && !body.contains("root:"),
+                "{what} leaked: {body}"
+            );
             assert_eq!(r.status, 404, "{what}: {body}");
         }
     }
@@ -125,11 +171,25 @@ async fn encoded_dot_dot_in_urls_serves_no_file(store: Arc<dyn Store>) {
         "/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd".to_owned(),
         "/static/..%5c..%5c..%5cetc%5cpasswd".to_owned(),
     ] {
-        let r = app.raw("GET", &path, &[("authorization", &format!("Bearer {}", app.viewer))], b"").await;
+        let r = app
+            .raw(
+                "GET",
+                &path,
+                &[("authorization", &format!("Bearer {}", app.viewer))],
+                b"",
+            )
+            .await;
         let body = r.text();
-        assert!(!body.contains("TOP SECRET") && !body.contains("root:x:"), "{path} leaked: {body}");
+        assert!(
+            !body.contains("TOP SECRET") && !body.contains("root:x:"),
+            "{path} leaked: {body}"
+        );
         if path.starts_with("/api/") && !path.starts_with("/api/docs") {
-            assert!(r.status == 400 || r.status == 404, "{path}: {} {body}", r.status);
+            assert!(
+                r.status == 400 || r.status == 404,
+                "{path}: {} {body}",
+                r.status
+            );
         }
     }
 }

@@ -5,19 +5,28 @@ use retake_store::Store;
 use serde_json::json;
 use std::sync::Arc;
 
-retake_store::contract_tests!(metrics_count_attempts_rescues_escalations_gpu_budget_queue_and_latency);
+retake_store::contract_tests!(
+    metrics_count_attempts_rescues_escalations_gpu_budget_queue_and_latency
+);
 
 fn value(text: &str, series: &str) -> f64 {
     let line = text
         .lines()
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
         .unwrap_or_else(|| panic!("no `{series}` in\n{text}"));
-    line[series.len()..].trim().parse().unwrap_or_else(|e| panic!("`{line}`: {e}"))
+    line[series.len()..]
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("`{line}`: {e}"))
 }
 
-async fn metrics_count_attempts_rescues_escalations_gpu_budget_queue_and_latency(store: Arc<dyn Store>) {
+async fn metrics_count_attempts_rescues_escalations_gpu_budget_queue_and_latency(
+    store: Arc<dyn Store>,
+) {
     let app = TestApp::spawn(store).await;
-    let p = app.project(json!({"name": "Budgeted \"quoted\"", "gpu_budget_seconds": 1000.0})).await;
+    let p = app
+        .project(json!({"name": "Budgeted \"quoted\"", "gpu_budget_seconds": 1000.0}))
+        .await;
     let st = id(&app.retrying_scene_type(id(&p), 2).await);
     app.run_scripted(st, &[0.3, 0.9]).await; // rescued
     app.run_scripted(st, &[0.3, 0.3]).await; // escalated: all attempts failed
@@ -29,10 +38,24 @@ async fn metrics_count_attempts_rescues_escalations_gpu_budget_queue_and_latency
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
     let t = r.text();
-    for family in ["retake_attempts", "retake_segments", "retake_rescues", "retake_escalations", "retake_gpu_seconds_spent",
-        "retake_budget_remaining_seconds", "retake_queue_depth", "retake_decision_latency_seconds"] {
-        assert!(t.contains(&format!("# TYPE {family} ")), "no TYPE line for {family}:\n{t}");
-        assert!(t.contains(&format!("# HELP {family} ")), "no HELP line for {family}:\n{t}");
+    for family in [
+        "retake_attempts",
+        "retake_segments",
+        "retake_rescues",
+        "retake_escalations",
+        "retake_gpu_seconds_spent",
+        "retake_budget_remaining_seconds",
+        "retake_queue_depth",
+        "retake_decision_latency_seconds",
+    ] {
+        assert!(
+            t.contains(&format!("# TYPE {family} ")),
+            "no TYPE line for {family}:\n{t}"
+        );
+        assert!(
+            t.contains(&format!("# HELP {family} ")),
+            "no HELP line for {family}:\n{t}"
+        );
     }
     assert_eq!(value(&t, "retake_attempts{status=\"passed\"}"), 2.0);
     assert_eq!(value(&t, "retake_attempts{status=\"failed\"}"), 3.0);
@@ -40,28 +63,49 @@ async fn metrics_count_attempts_rescues_escalations_gpu_budget_queue_and_latency
     assert_eq!(value(&t, "retake_segments{status=\"passed\"}"), 2.0);
     assert_eq!(value(&t, "retake_segments{status=\"needs_review\"}"), 1.0);
     assert_eq!(value(&t, "retake_rescues"), 1.0);
-    assert_eq!(value(&t, "retake_escalations{reason=\"all_attempts_failed\"}"), 1.0);
+    assert_eq!(
+        value(&t, "retake_escalations{reason=\"all_attempts_failed\"}"),
+        1.0
+    );
     assert!((value(&t, "retake_gpu_seconds_spent") - 5.0 * SCRIPTED_GPU).abs() < 1e-6);
     // Label values are escaped.
-    assert!((value(&t, "retake_budget_remaining_seconds{project=\"Budgeted \\\"quoted\\\"\"}") - (1000.0 - 5.0 * SCRIPTED_GPU)).abs() < 1e-6);
+    assert!(
+        (value(
+            &t,
+            "retake_budget_remaining_seconds{project=\"Budgeted \\\"quoted\\\"\"}"
+        ) - (1000.0 - 5.0 * SCRIPTED_GPU))
+            .abs()
+            < 1e-6
+    );
     assert_eq!(value(&t, "retake_queue_depth"), 2.0);
     // The histogram is cumulative and has observed the decisions this process made.
     let count = value(&t, "retake_decision_latency_seconds_count");
     assert!(count >= 5.0, "{count}");
-    assert_eq!(value(&t, "retake_decision_latency_seconds_bucket{le=\"+Inf\"}"), count);
+    assert_eq!(
+        value(&t, "retake_decision_latency_seconds_bucket{le=\"+Inf\"}"),
+        count
+    );
     let buckets: Vec<f64> = t
         .lines()
         .filter(|l| l.starts_with("retake_decision_latency_seconds_bucket{"))
         .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
         .collect();
-    assert!(buckets.len() >= 2 && buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+    assert!(
+        buckets.len() >= 2 && buckets.windows(2).all(|w| w[0] <= w[1]),
+        "{buckets:?}"
+    );
     assert!(value(&t, "retake_decision_latency_seconds_sum") >= 0.0);
     // Every sample line is `name{labels} number`.
     for l in t.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
         let v = l.rsplit(' ').next().unwrap();
-        assert!(v.parse::<f64>().is_ok() || v == "+Inf", "bad sample line `{l}`");
+        assert!(
+            v.parse::<f64>().is_ok() || v == "+Inf",
+            "bad sample line `{l}`"
+        );
     }
 
-    let r = app.request(reqwest::Method::GET, "/metrics", None, Body::None, &[]).await;
+    let r = app
+        .request(reqwest::Method::GET, "/metrics", None, Body::None, &[])
+        .await;
     r.expect_error(401, "unauthorized", None);
 }

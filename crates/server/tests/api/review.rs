@@ -26,7 +26,10 @@ async fn escalated_segments_wait_in_the_review_queue_with_their_evidence(store: 
     let h = app.run_scripted(st, &[0.3]).await;
     let sid = h["segment_id"].as_i64().unwrap();
     assert_eq!(h["status"], "needs_review");
-    assert_eq!(h["review_reason"], "retry_disabled", "retries are off unless turned on");
+    assert_eq!(
+        h["review_reason"], "retry_disabled",
+        "retries are off unless turned on"
+    );
     assert!(h["decision_note"].as_str().is_some_and(|n| !n.is_empty()));
     app.run_scripted(st, &[0.9]).await; // passes: not in review
 
@@ -38,18 +41,53 @@ async fn escalated_segments_wait_in_the_review_queue_with_their_evidence(store: 
     assert_eq!(item["segment"]["status"], "needs_review");
     assert_eq!(item["history"]["review_reason"], "retry_disabled");
     assert_eq!(item["history"]["attempts"].as_array().unwrap().len(), 1);
-    assert_eq!(item["history"]["attempts"][0]["checks"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        item["history"]["attempts"][0]["checks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     approx(&item["rerun_estimate_gpu_seconds"], DEFAULT_ESTIMATE);
-    approx(&item["project_remaining_gpu_seconds"], 200.0 - 2.0 * SCRIPTED_GPU);
+    approx(
+        &item["project_remaining_gpu_seconds"],
+        200.0 - 2.0 * SCRIPTED_GPU,
+    );
     assert!(q["next_cursor"].is_null());
 
-    assert_eq!(app.review_queue(&app.viewer, &format!("?project_id={pid}")).await.expect(200)["items"].as_array().unwrap().len(), 1);
-    assert_eq!(app.review_queue(&app.viewer, &format!("?scene_type_id={st}")).await.expect(200)["items"].as_array().unwrap().len(), 1);
-    assert!(app.review_queue(&app.viewer, "?project_id=999999").await.expect(200)["items"].as_array().unwrap().is_empty());
+    assert_eq!(
+        app.review_queue(&app.viewer, &format!("?project_id={pid}"))
+            .await
+            .expect(200)["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        app.review_queue(&app.viewer, &format!("?scene_type_id={st}"))
+            .await
+            .expect(200)["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(app
+        .review_queue(&app.viewer, "?project_id=999999")
+        .await
+        .expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .is_empty());
     let page = app.review_queue(&app.viewer, "?limit=1").await.expect(200);
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
-    app.review_queue(&app.viewer, "?limit=0").await.expect_error(422, "validation_failed", Some("limit"));
-    app.review_queue(&app.viewer, "?status=passed").await.expect_error(400, "bad_request", Some("query"));
+    app.review_queue(&app.viewer, "?limit=0")
+        .await
+        .expect_error(422, "validation_failed", Some("limit"));
+    app.review_queue(&app.viewer, "?status=passed")
+        .await
+        .expect_error(400, "bad_request", Some("query"));
 }
 
 async fn a_reviewer_can_accept_a_failing_attempt_as_an_override(store: Arc<dyn Store>) {
@@ -58,11 +96,26 @@ async fn a_reviewer_can_accept_a_failing_attempt_as_an_override(store: Arc<dyn S
     let h = app.run_scripted(st, &[0.3]).await;
     let sid = h["segment_id"].as_i64().unwrap();
 
-    app.accept(&app.creator, sid, json!({"attempt_number": 2})).await.expect_error(404, "not_found", None);
-    app.accept(&app.creator, sid, json!({})).await.expect_error(400, "bad_request", Some("attempt_number"));
-    app.accept(&app.creator, sid, json!({"attempt_number": -1})).await.expect_error(400, "bad_request", Some("attempt_number"));
+    app.accept(&app.creator, sid, json!({"attempt_number": 2}))
+        .await
+        .expect_error(404, "not_found", None);
+    app.accept(&app.creator, sid, json!({})).await.expect_error(
+        400,
+        "bad_request",
+        Some("attempt_number"),
+    );
+    app.accept(&app.creator, sid, json!({"attempt_number": -1}))
+        .await
+        .expect_error(400, "bad_request", Some("attempt_number"));
 
-    let seg = app.accept(&app.creator, sid, json!({"attempt_number": 1, "note": "the face is fine at this size"})).await.expect(200);
+    let seg = app
+        .accept(
+            &app.creator,
+            sid,
+            json!({"attempt_number": 1, "note": "the face is fine at this size"}),
+        )
+        .await
+        .expect(200);
     assert_eq!(seg["status"], "approved");
     assert_eq!(seg["selected_attempt_number"], 1);
     let h = app.get_retry_history(&app.viewer, sid).await.expect(200);
@@ -71,16 +124,30 @@ async fn a_reviewer_can_accept_a_failing_attempt_as_an_override(store: Arc<dyn S
     assert_eq!(a["is_selected"], true);
     assert_eq!(a["human_override"], true);
     let by = a["selected_by"].as_str().unwrap();
-    assert!(by.contains("creator") && by.contains("the face is fine"), "{by}");
-    assert!(app.review_queue(&app.viewer, "").await.expect(200)["items"].as_array().unwrap().is_empty());
+    assert!(
+        by.contains("creator") && by.contains("the face is fine"),
+        "{by}"
+    );
+    assert!(app.review_queue(&app.viewer, "").await.expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .is_empty());
 
     // Only a segment in review can be accepted.
-    app.accept(&app.creator, sid, json!({"attempt_number": 1})).await.expect_error(422, "validation_failed", Some("status"));
-    let passed = app.run_scripted(st, &[0.9]).await;
-    app.accept(&app.creator, passed["segment_id"].as_i64().unwrap(), json!({"attempt_number": 1}))
+    app.accept(&app.creator, sid, json!({"attempt_number": 1}))
         .await
         .expect_error(422, "validation_failed", Some("status"));
-    app.accept(&app.creator, 999_999, json!({"attempt_number": 1})).await.expect_error(404, "not_found", None);
+    let passed = app.run_scripted(st, &[0.9]).await;
+    app.accept(
+        &app.creator,
+        passed["segment_id"].as_i64().unwrap(),
+        json!({"attempt_number": 1}),
+    )
+    .await
+    .expect_error(422, "validation_failed", Some("status"));
+    app.accept(&app.creator, 999_999, json!({"attempt_number": 1}))
+        .await
+        .expect_error(404, "not_found", None);
 }
 
 async fn a_rerun_creates_an_attempt_the_budget_must_cover(store: Arc<dyn Store>) {
@@ -90,13 +157,36 @@ async fn a_rerun_creates_an_attempt_the_budget_must_cover(store: Arc<dyn Store>)
     let sid = h["segment_id"].as_i64().unwrap();
     assert_eq!(h["status"], "needs_review");
 
-    app.rerun(&app.creator, sid, json!({"jitter_scale": 10})).await.expect_error(422, "validation_failed", Some("jitter_scale"));
-    app.rerun(&app.creator, sid, json!({"jitter_scale": 0.5})).await.expect_error(422, "validation_failed", Some("jitter_scale"));
-    app.rerun(&app.creator, sid, json!({"parameters": {"cfg_scale": 1000}})).await.expect_error(422, "validation_failed", Some("parameters.cfg_scale"));
-    app.rerun(&app.creator, sid, json!({"speed": 2})).await.expect_error(400, "bad_request", Some("speed"));
-    assert_eq!(app.get_segment(&app.viewer, sid).await.expect(200)["attempt_count"], 1, "refused re-runs create nothing");
+    app.rerun(&app.creator, sid, json!({"jitter_scale": 10}))
+        .await
+        .expect_error(422, "validation_failed", Some("jitter_scale"));
+    app.rerun(&app.creator, sid, json!({"jitter_scale": 0.5}))
+        .await
+        .expect_error(422, "validation_failed", Some("jitter_scale"));
+    app.rerun(
+        &app.creator,
+        sid,
+        json!({"parameters": {"cfg_scale": 1000}}),
+    )
+    .await
+    .expect_error(422, "validation_failed", Some("parameters.cfg_scale"));
+    app.rerun(&app.creator, sid, json!({"speed": 2}))
+        .await
+        .expect_error(400, "bad_request", Some("speed"));
+    assert_eq!(
+        app.get_segment(&app.viewer, sid).await.expect(200)["attempt_count"],
+        1,
+        "refused re-runs create nothing"
+    );
 
-    let r = app.rerun(&app.creator, sid, json!({"parameters": {"cfg_scale": 5.0}, "jitter_scale": 2})).await.expect(200);
+    let r = app
+        .rerun(
+            &app.creator,
+            sid,
+            json!({"parameters": {"cfg_scale": 5.0}, "jitter_scale": 2}),
+        )
+        .await
+        .expect(200);
     assert_eq!(r["attempt"]["attempt_number"], 2);
     assert_eq!(r["attempt"]["status"], "queued");
     approx(&r["estimate_gpu_seconds"], DEFAULT_ESTIMATE);
@@ -107,7 +197,9 @@ async fn a_rerun_creates_an_attempt_the_budget_must_cover(store: Arc<dyn Store>)
     let h = app.get_retry_history(&app.viewer, sid).await.expect(200);
     assert_eq!(h["status"], "passed");
     assert_eq!(h["selected_attempt_number"], 2);
-    let cfg = h["attempts"][1]["parameters"]["cfg_scale"].as_f64().unwrap();
+    let cfg = h["attempts"][1]["parameters"]["cfg_scale"]
+        .as_f64()
+        .unwrap();
     assert!((4.0..=6.0).contains(&cfg), "cfg {cfg} is 5.0 ± 2×0.5");
     let p = app.get_project(&app.viewer, pid).await.expect(200);
     approx(&p["gpu_spent_seconds"], 2.0 * SCRIPTED_GPU);
@@ -116,18 +208,38 @@ async fn a_rerun_creates_an_attempt_the_budget_must_cover(store: Arc<dyn Store>)
     let h = app.run_scripted(st, &[0.3]).await;
     let sid = h["segment_id"].as_i64().unwrap();
     let spent = 3.0 * SCRIPTED_GPU;
-    app.update_project(&app.admin, pid, json!({"gpu_budget_seconds": spent + 1.0}), None).await.expect(200);
-    let b = app.rerun(&app.creator, sid, json!({})).await.expect_error(409, "conflict", Some("budget"));
-    assert!(b["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    app.update_project(
+        &app.admin,
+        pid,
+        json!({"gpu_budget_seconds": spent + 1.0}),
+        None,
+    )
+    .await
+    .expect(200);
+    let b =
+        app.rerun(&app.creator, sid, json!({}))
+            .await
+            .expect_error(409, "conflict", Some("budget"));
+    assert!(b["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
     let h = app.get_retry_history(&app.viewer, sid).await.expect(200);
     assert_eq!(h["attempts"].as_array().unwrap().len(), 1);
     assert_eq!(h["status"], "needs_review");
     // Once the budget is raised it goes through.
-    app.update_project(&app.admin, pid, json!({"gpu_budget_seconds": 1000.0}), None).await.expect(200);
+    app.update_project(&app.admin, pid, json!({"gpu_budget_seconds": 1000.0}), None)
+        .await
+        .expect(200);
     app.rerun(&app.creator, sid, json!({})).await.expect(200);
     // Only a segment in review can be re-run.
-    app.rerun(&app.creator, sid, json!({})).await.expect_error(422, "validation_failed", Some("status"));
-    app.rerun(&app.creator, 999_999, json!({})).await.expect_error(404, "not_found", None);
+    app.rerun(&app.creator, sid, json!({})).await.expect_error(
+        422,
+        "validation_failed",
+        Some("status"),
+    );
+    app.rerun(&app.creator, 999_999, json!({}))
+        .await
+        .expect_error(404, "not_found", None);
 }
 
 async fn a_rejected_segment_is_closed(store: Arc<dyn Store>) {
@@ -135,12 +247,33 @@ async fn a_rejected_segment_is_closed(store: Arc<dyn Store>) {
     let (_, st) = reviewed(&app, None).await;
     let h = app.run_scripted(st, &[0.3]).await;
     let sid = h["segment_id"].as_i64().unwrap();
-    let seg = app.reject(&app.creator, sid, json!({"note": "wrong actor"})).await.expect(200);
+    let seg = app
+        .reject(&app.creator, sid, json!({"note": "wrong actor"}))
+        .await
+        .expect(200);
     assert_eq!(seg["status"], "rejected");
-    assert!(seg["decision_note"].as_str().unwrap().contains("wrong actor"));
-    assert!(app.review_queue(&app.viewer, "").await.expect(200)["items"].as_array().unwrap().is_empty());
-    app.reject(&app.creator, sid, json!({})).await.expect_error(422, "validation_failed", Some("status"));
-    app.rerun(&app.creator, sid, json!({})).await.expect_error(422, "validation_failed", Some("status"));
-    app.reject(&app.creator, 999_999, json!({})).await.expect_error(404, "not_found", None);
-    app.reject(&app.creator, sid, json!({"note": 5})).await.expect_error(400, "bad_request", Some("note"));
+    assert!(seg["decision_note"]
+        .as_str()
+        .unwrap()
+        .contains("wrong actor"));
+    assert!(app.review_queue(&app.viewer, "").await.expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    app.reject(&app.creator, sid, json!({})).await.expect_error(
+        422,
+        "validation_failed",
+        Some("status"),
+    );
+    app.rerun(&app.creator, sid, json!({})).await.expect_error(
+        422,
+        "validation_failed",
+        Some("status"),
+    );
+    app.reject(&app.creator, 999_999, json!({}))
+        .await
+        .expect_error(404, "not_found", None);
+    app.reject(&app.creator, sid, json!({"note": 5}))
+        .await
+        .expect_error(400, "bad_request", Some("note"));
 }

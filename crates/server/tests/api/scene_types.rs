@@ -36,15 +36,26 @@ async fn scene_types_are_created_listed_read_updated_and_deleted(store: Arc<dyn 
     assert_eq!(st["retry_policy"]["max_attempts"], 4);
     assert_eq!(st["effective_policy"]["enabled"], true);
     assert_eq!(st["effective_policy"]["max_attempts"], 4);
-    assert_eq!(st["effective_policy"]["seed_variation"], true, "inherited from the project");
+    assert_eq!(
+        st["effective_policy"]["seed_variation"], true,
+        "inherited from the project"
+    );
     let other = app.scene_type(p2, json!({})).await;
 
     let all = app.list_scene_types(&app.viewer, "").await.expect(200);
     assert_eq!(all.as_array().unwrap().len(), 2);
-    let only = app.list_scene_types(&app.viewer, &format!("?project_id={p1}")).await.expect(200);
+    let only = app
+        .list_scene_types(&app.viewer, &format!("?project_id={p1}"))
+        .await
+        .expect(200);
     let ids: Vec<i64> = only.as_array().unwrap().iter().map(id).collect();
     assert_eq!(ids, vec![sid]);
-    assert_eq!(app.list_scene_types(&app.viewer, "?project_id=999999").await.expect(200), json!([]));
+    assert_eq!(
+        app.list_scene_types(&app.viewer, "?project_id=999999")
+            .await
+            .expect(200),
+        json!([])
+    );
 
     let got = app.get_scene_type(&app.viewer, sid).await.expect(200);
     assert_eq!(got["name"], "Close-up");
@@ -60,27 +71,52 @@ async fn scene_types_are_created_listed_read_updated_and_deleted(store: Arc<dyn 
         .expect(200);
     assert_eq!(upd["name"], "Close-up v2");
     assert_eq!(upd["qa_checks"].as_array().unwrap().len(), 2);
-    assert_eq!(upd["backend_config"]["profile"], "portrait", "absent fields are unchanged");
-    app.update_scene_type(&app.admin, sid, json!({"name": "late"}), Some(got["updated_at"].as_str().unwrap()))
-        .await
-        .expect_error(409, "conflict", Some("updated_at"));
+    assert_eq!(
+        upd["backend_config"]["profile"], "portrait",
+        "absent fields are unchanged"
+    );
+    app.update_scene_type(
+        &app.admin,
+        sid,
+        json!({"name": "late"}),
+        Some(got["updated_at"].as_str().unwrap()),
+    )
+    .await
+    .expect_error(409, "conflict", Some("updated_at"));
     // Names are unique within a project.
-    app.update_scene_type(&app.admin, id(&other), json!({"name": "Close-up v2"}), None).await.expect(200);
-    app.create_scene_type(&app.admin, json!({"project_id": p1, "name": "Close-up v2"})).await.expect_error(409, "conflict", Some("name"));
+    app.update_scene_type(&app.admin, id(&other), json!({"name": "Close-up v2"}), None)
+        .await
+        .expect(200);
+    app.create_scene_type(&app.admin, json!({"project_id": p1, "name": "Close-up v2"}))
+        .await
+        .expect_error(409, "conflict", Some("name"));
 
     app.delete_scene_type(&app.admin, sid).await.expect(204);
-    app.get_scene_type(&app.viewer, sid).await.expect_error(404, "not_found", None);
-    app.delete_scene_type(&app.admin, sid).await.expect_error(404, "not_found", None);
-    app.update_scene_type(&app.admin, sid, json!({"name": "x"}), None).await.expect_error(404, "not_found", None);
+    app.get_scene_type(&app.viewer, sid)
+        .await
+        .expect_error(404, "not_found", None);
+    app.delete_scene_type(&app.admin, sid)
+        .await
+        .expect_error(404, "not_found", None);
+    app.update_scene_type(&app.admin, sid, json!({"name": "x"}), None)
+        .await
+        .expect_error(404, "not_found", None);
     // Deleting a project takes its scene types with it.
     app.delete_project(&app.admin, p2).await.expect(204);
-    app.get_scene_type(&app.viewer, id(&other)).await.expect_error(404, "not_found", None);
+    app.get_scene_type(&app.viewer, id(&other))
+        .await
+        .expect_error(404, "not_found", None);
 }
 
 async fn scene_policy_shows_effective_values_and_where_they_come_from(store: Arc<dyn Store>) {
     let app = TestApp::spawn(store).await;
     let pid = id(&app.project(json!({"gpu_budget_seconds": 500.0, "default_retry_policy": {"enabled": false, "max_attempts": 3, "cfg_jitter": 0.7}})).await);
-    let st = app.scene_type(pid, json!({"retry_policy": {"enabled": true, "max_attempts": 5}})).await;
+    let st = app
+        .scene_type(
+            pid,
+            json!({"retry_policy": {"enabled": true, "max_attempts": 5}}),
+        )
+        .await;
     let sid = id(&st);
 
     let v = app.get_scene_policy(&app.viewer, sid).await.expect(200);
@@ -93,13 +129,27 @@ async fn scene_policy_shows_effective_values_and_where_they_come_from(store: Arc
     assert_eq!(v["sources"]["max_attempts"], "scene_type");
     assert_eq!(v["sources"]["cfg_jitter"], "project");
     assert_eq!(v["sources"]["trigger_checks"], "project");
-    for field in ["seed_variation", "denoise_jitter", "extra_jitter", "selection_mode", "target_score", "systematic_detection", "parallelism"] {
+    for field in [
+        "seed_variation",
+        "denoise_jitter",
+        "extra_jitter",
+        "selection_mode",
+        "target_score",
+        "systematic_detection",
+        "parallelism",
+    ] {
         assert_eq!(v["sources"][field], "project", "{field}");
     }
     assert_eq!(v["overrides"]["max_attempts"], 5);
-    assert!(v["overrides"]["cfg_jitter"].is_null(), "inherited values are null overrides");
+    assert!(
+        v["overrides"]["cfg_jitter"].is_null(),
+        "inherited values are null overrides"
+    );
     assert_eq!(v["project_default"]["max_attempts"], 3);
-    assert_eq!(v["available_checks"], json!(["face_confidence", "black_frames"]));
+    assert_eq!(
+        v["available_checks"],
+        json!(["face_confidence", "black_frames"])
+    );
     approx(&v["estimate_gpu_seconds_per_attempt"], DEFAULT_ESTIMATE);
     approx(&v["worst_case_extra_gpu_seconds"], 4.0 * DEFAULT_ESTIMATE);
     approx(&v["project_remaining_gpu_seconds"], 500.0);
@@ -107,7 +157,12 @@ async fn scene_policy_shows_effective_values_and_where_they_come_from(store: Arc
     // Replace the overrides: unset fields inherit again.
     let etag = v["updated_at"].as_str().unwrap().to_owned();
     let put = app
-        .put_scene_policy(&app.admin, sid, json!({"cfg_jitter": 2.0, "trigger_checks": ["black_frames"]}), Some(&etag))
+        .put_scene_policy(
+            &app.admin,
+            sid,
+            json!({"cfg_jitter": 2.0, "trigger_checks": ["black_frames"]}),
+            Some(&etag),
+        )
         .await
         .expect(200);
     assert_eq!(put["effective"]["enabled"], false);
@@ -117,19 +172,46 @@ async fn scene_policy_shows_effective_values_and_where_they_come_from(store: Arc
     assert_eq!(put["sources"]["cfg_jitter"], "scene_type");
     assert_eq!(put["effective"]["trigger_checks"], json!(["black_frames"]));
     approx(&put["worst_case_extra_gpu_seconds"], 0.0);
-    assert_eq!(app.get_scene_policy(&app.viewer, sid).await.expect(200)["effective"], put["effective"]);
+    assert_eq!(
+        app.get_scene_policy(&app.viewer, sid).await.expect(200)["effective"],
+        put["effective"]
+    );
     // The old precondition is stale now.
-    app.put_scene_policy(&app.admin, sid, json!({}), Some(&etag)).await.expect_error(409, "conflict", Some("updated_at"));
+    app.put_scene_policy(&app.admin, sid, json!({}), Some(&etag))
+        .await
+        .expect_error(409, "conflict", Some("updated_at"));
     // Explicit nulls inherit too.
-    let put = app.put_scene_policy(&app.admin, sid, json!({"cfg_jitter": null, "enabled": true}), None).await.expect(200);
+    let put = app
+        .put_scene_policy(
+            &app.admin,
+            sid,
+            json!({"cfg_jitter": null, "enabled": true}),
+            None,
+        )
+        .await
+        .expect(200);
     approx(&put["effective"]["cfg_jitter"], 0.7);
     assert_eq!(put["sources"]["cfg_jitter"], "project");
     // A project-level change reaches scene types that inherit.
     let pp = app.get_project_policy(&app.admin, pid).await.expect(200);
-    app.put_project_policy(&app.admin, pid, json!({"cfg_jitter": 0.25}), Some(pp["updated_at"].as_str().unwrap())).await.expect(200);
-    approx(&app.get_scene_policy(&app.viewer, sid).await.expect(200)["effective"]["cfg_jitter"], 0.25);
-    app.get_scene_policy(&app.viewer, 999_999).await.expect_error(404, "not_found", None);
-    app.put_scene_policy(&app.admin, 999_999, json!({}), None).await.expect_error(404, "not_found", None);
+    app.put_project_policy(
+        &app.admin,
+        pid,
+        json!({"cfg_jitter": 0.25}),
+        Some(pp["updated_at"].as_str().unwrap()),
+    )
+    .await
+    .expect(200);
+    approx(
+        &app.get_scene_policy(&app.viewer, sid).await.expect(200)["effective"]["cfg_jitter"],
+        0.25,
+    );
+    app.get_scene_policy(&app.viewer, 999_999)
+        .await
+        .expect_error(404, "not_found", None);
+    app.put_scene_policy(&app.admin, 999_999, json!({}), None)
+        .await
+        .expect_error(404, "not_found", None);
 }
 
 async fn scene_type_input_is_validated(store: Arc<dyn Store>) {
@@ -146,16 +228,56 @@ async fn scene_type_input_is_validated(store: Arc<dyn Store>) {
         (json!({"backend": "midjourney"}), 422, "backend"),
         (json!({"project_id": 999_999}), 422, "project_id"),
         (json!({"project_id": "one"}), 400, "project_id"),
-        (json!({"parameter_bindings": {"cfg_scale": "nodot"}}), 422, "parameter_bindings.cfg_scale"),
-        (json!({"qa_checks": [{"check": "face_confidence", "warn": 0.7, "fail": 0.5}, {"check": "face_confidence", "warn": 0.7, "fail": 0.5}]}), 422, "qa_checks[1].check"),
-        (json!({"qa_checks": [{"check": "face_confidence", "warn": 1.7, "fail": 0.5}]}), 422, "qa_checks[0].warn"),
-        (json!({"qa_checks": [{"check": "overall", "warn": 0.7, "fail": 0.5}]}), 422, "qa_checks[0].check"),
-        (json!({"qa_checks": [{"check": "face_confidence", "warn": 0.7}]}), 400, "qa_checks[0].fail"),
-        (json!({"default_parameters": {"cfg_scale": -3}}), 422, "default_parameters.cfg_scale"),
-        (json!({"retry_policy": {"trigger_checks": ["black_frames"]}}), 422, "trigger_checks"),
-        (json!({"retry_policy": {"max_attempts": 11}}), 422, "retry_policy.max_attempts"),
-        (json!({"retry_policy": {"cfg_jitter": -1}}), 422, "retry_policy.cfg_jitter"),
-        (json!({"retry_policy": {"selection_mode": "target_score"}}), 422, "target_score"),
+        (
+            json!({"parameter_bindings": {"cfg_scale": "nodot"}}),
+            422,
+            "parameter_bindings.cfg_scale",
+        ),
+        (
+            json!({"qa_checks": [{"check": "face_confidence", "warn": 0.7, "fail": 0.5}, {"check": "face_confidence", "warn": 0.7, "fail": 0.5}]}),
+            422,
+            "qa_checks[1].check",
+        ),
+        (
+            json!({"qa_checks": [{"check": "face_confidence", "warn": 1.7, "fail": 0.5}]}),
+            422,
+            "qa_checks[0].warn",
+        ),
+        (
+            json!({"qa_checks": [{"check": "overall", "warn": 0.7, "fail": 0.5}]}),
+            422,
+            "qa_checks[0].check",
+        ),
+        (
+            json!({"qa_checks": [{"check": "face_confidence", "warn": 0.7}]}),
+            400,
+            "qa_checks[0].fail",
+        ),
+        (
+            json!({"default_parameters": {"cfg_scale": -3}}),
+            422,
+            "default_parameters.cfg_scale",
+        ),
+        (
+            json!({"retry_policy": {"trigger_checks": ["black_frames"]}}),
+            422,
+            "trigger_checks",
+        ),
+        (
+            json!({"retry_policy": {"max_attempts": 11}}),
+            422,
+            "retry_policy.max_attempts",
+        ),
+        (
+            json!({"retry_policy": {"cfg_jitter": -1}}),
+            422,
+            "retry_policy.cfg_jitter",
+        ),
+        (
+            json!({"retry_policy": {"selection_mode": "target_score"}}),
+            422,
+            "target_score",
+        ),
         (json!({"backend": "comfyui"}), 422, "workflow_template"),
         (json!({"colour": "red"}), 400, "colour"),
     ];
@@ -165,20 +287,47 @@ async fn scene_type_input_is_validated(store: Arc<dyn Store>) {
         assert_eq!(r.status, status, "{what}: {}", r.text());
         assert_eq!(r.json()["error"]["field"], field, "{what}: {}", r.text());
     }
-    assert!(app.list_scene_types(a, "").await.expect(200).as_array().unwrap().is_empty(), "nothing invalid was saved");
+    assert!(
+        app.list_scene_types(a, "")
+            .await
+            .expect(200)
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "nothing invalid was saved"
+    );
 
-    let st = app.scene_type(pid, json!({"retry_policy": {"trigger_checks": ["face_confidence"]}})).await;
+    let st = app
+        .scene_type(
+            pid,
+            json!({"retry_policy": {"trigger_checks": ["face_confidence"]}}),
+        )
+        .await;
     let sid = id(&st);
     // Removing a check the policy triggers on would leave the policy pointing at nothing.
-    app.update_scene_type(a, sid, json!({"qa_checks": [{"check": "black_frames", "warn": 0.9, "fail": 0.8}]}), None)
+    app.update_scene_type(
+        a,
+        sid,
+        json!({"qa_checks": [{"check": "black_frames", "warn": 0.9, "fail": 0.8}]}),
+        None,
+    )
+    .await
+    .expect_error(422, "validation_failed", Some("qa_checks"));
+    app.update_scene_type(a, sid, json!({"backend": "nope"}), None)
         .await
-        .expect_error(422, "validation_failed", Some("qa_checks"));
-    app.update_scene_type(a, sid, json!({"backend": "nope"}), None).await.expect_error(422, "validation_failed", Some("backend"));
-    app.update_scene_type(a, sid, json!({"retry_policy": {}}), None).await.expect_error(400, "bad_request", Some("retry_policy"));
+        .expect_error(422, "validation_failed", Some("backend"));
+    app.update_scene_type(a, sid, json!({"retry_policy": {}}), None)
+        .await
+        .expect_error(400, "bad_request", Some("retry_policy"));
     // Policy overrides must name checks this scene type has.
-    let r = app.put_scene_policy(a, sid, json!({"trigger_checks": ["lip_sync"]}), None).await;
+    let r = app
+        .put_scene_policy(a, sid, json!({"trigger_checks": ["lip_sync"]}), None)
+        .await;
     let b = r.expect_error(422, "validation_failed", Some("trigger_checks"));
-    assert!(b["error"]["message"].as_str().unwrap().contains("lip_sync"), "{b}");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("lip_sync"),
+        "{b}"
+    );
 }
 
 async fn failure_patterns_count_failures_and_rescues(store: Arc<dyn Store>) {
@@ -189,20 +338,43 @@ async fn failure_patterns_count_failures_and_rescues(store: Arc<dyn Store>) {
     app.run_scripted(sid, &[0.3, 0.9]).await; // rescued by a retry
     app.run_scripted(sid, &[0.9]).await; // passed first time
 
-    let rows = app.scene_failure_patterns(&app.viewer, sid).await.expect(200);
-    let face = rows.as_array().unwrap().iter().find(|r| r["check"] == "face_confidence").expect("a face_confidence row");
+    let rows = app
+        .scene_failure_patterns(&app.viewer, sid)
+        .await
+        .expect(200);
+    let face = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["check"] == "face_confidence")
+        .expect("a face_confidence row");
     assert_eq!(face["scene_type_id"], sid);
     assert_eq!(face["attempts"], 3);
     assert_eq!(face["failures"], 1);
     assert_eq!(face["failed_segments"], 1);
     assert_eq!(face["rescues"], 1);
-    let black = rows.as_array().unwrap().iter().find(|r| r["check"] == "black_frames").expect("a black_frames row");
+    let black = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["check"] == "black_frames")
+        .expect("a black_frames row");
     assert_eq!(black["failures"], 0);
 
     let other = app.scene_type(pid, json!({})).await;
     app.run_scripted(id(&other), &[0.9]).await;
     let all = app.failure_patterns(&app.viewer).await.expect(200);
-    let scenes: std::collections::BTreeSet<i64> = all.as_array().unwrap().iter().map(|r| r["scene_type_id"].as_i64().unwrap()).collect();
-    assert!(scenes.contains(&sid) && scenes.contains(&id(&other)), "{all}");
-    app.scene_failure_patterns(&app.viewer, 999_999).await.expect_error(404, "not_found", None);
+    let scenes: std::collections::BTreeSet<i64> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["scene_type_id"].as_i64().unwrap())
+        .collect();
+    assert!(
+        scenes.contains(&sid) && scenes.contains(&id(&other)),
+        "{all}"
+    );
+    app.scene_failure_patterns(&app.viewer, 999_999)
+        .await
+        .expect_error(404, "not_found", None);
 }

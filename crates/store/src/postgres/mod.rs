@@ -19,9 +19,9 @@
 mod listen;
 mod queries;
 pub mod rows;
-pub mod tx;
 #[cfg(all(test, feature = "testing"))]
 mod tests;
+pub mod tx;
 
 use crate::model::*;
 use crate::ops::{self, NewEvent};
@@ -93,7 +93,11 @@ impl PgStore {
         MIGRATOR.run(&pool).await?;
         let signals = Signals::default();
         let listener = listen::start(url, signals.clone()).await;
-        Ok(Self { pool, signals, _listener: Arc::new(listener) })
+        Ok(Self {
+            pool,
+            signals,
+            _listener: Arc::new(listener),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -144,7 +148,11 @@ async fn claim_in(t: &mut PgTx, worker: &str, limit: u32, lease: Duration) -> Re
     }
     let mut claimed = Vec::with_capacity(rs.len());
     for r in &rs {
-        claimed.push((rows::attempt(r)?, r.try_get::<i64, _>("project_id")?, r.try_get::<i64, _>("scene_type_id")?));
+        claimed.push((
+            rows::attempt(r)?,
+            r.try_get::<i64, _>("project_id")?,
+            r.try_get::<i64, _>("scene_type_id")?,
+        ));
     }
     claimed.sort_by_key(|c: &(Attempt, i64, i64)| c.0.id);
     let ids: Vec<i64> = claimed.iter().map(|c| c.0.id).collect();
@@ -173,14 +181,32 @@ async fn rescue_in(t: &mut PgTx) -> Result<Vec<i64>> {
     Ok(rescued)
 }
 
-async fn close_segment_in(t: &mut PgTx, segment_id: i64, actor: &str, to: SegmentStatus, note: Option<String>) -> Result<(Segment, Vec<Attempt>)> {
+async fn close_segment_in(
+    t: &mut PgTx,
+    segment_id: i64,
+    actor: &str,
+    to: SegmentStatus,
+    note: Option<String>,
+) -> Result<(Segment, Vec<Attempt>)> {
     t.lock_segment_for_close(segment_id).await?;
     ops::close_segment(t, segment_id, actor, to, note).await
 }
 
-async fn update_project_in(t: &mut PgTx, id: i64, patch: ProjectPatch, if_updated_at: Option<Timestamp>) -> Result<Project> {
-    let cur = sqlx::query("SELECT * FROM projects WHERE id = $1 FOR NO KEY UPDATE").bind(id).fetch_optional(&mut *t.tx).await?;
-    let cur = cur.as_ref().map(rows::project).transpose()?.ok_or_else(|| StoreError::not_found("project", id))?;
+async fn update_project_in(
+    t: &mut PgTx,
+    id: i64,
+    patch: ProjectPatch,
+    if_updated_at: Option<Timestamp>,
+) -> Result<Project> {
+    let cur = sqlx::query("SELECT * FROM projects WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(id)
+        .fetch_optional(&mut *t.tx)
+        .await?;
+    let cur = cur
+        .as_ref()
+        .map(rows::project)
+        .transpose()?
+        .ok_or_else(|| StoreError::not_found("project", id))?;
     if let Some(expected) = if_updated_at {
         if expected != cur.updated_at {
             return Err(StoreError::conflict(
@@ -254,21 +280,43 @@ impl Store for PgStore {
     }
 
     async fn get_project(&self, id: i64) -> Result<Project> {
-        let r = sqlx::query("SELECT * FROM projects WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
-        r.as_ref().map(rows::project).transpose()?.ok_or_else(|| StoreError::not_found("project", id))
+        let r = sqlx::query("SELECT * FROM projects WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref()
+            .map(rows::project)
+            .transpose()?
+            .ok_or_else(|| StoreError::not_found("project", id))
     }
 
     async fn list_projects(&self) -> Result<Vec<Project>> {
-        let rs = sqlx::query("SELECT * FROM projects ORDER BY id").fetch_all(&self.pool).await?;
+        let rs = sqlx::query("SELECT * FROM projects ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
         rs.iter().map(rows::project).collect()
     }
 
-    async fn update_project(&self, id: i64, patch: ProjectPatch, if_updated_at: Option<Timestamp>) -> Result<Project> {
-        in_tx!(self, |t| update_project_in(t, id, patch.clone(), if_updated_at).await)
+    async fn update_project(
+        &self,
+        id: i64,
+        patch: ProjectPatch,
+        if_updated_at: Option<Timestamp>,
+    ) -> Result<Project> {
+        in_tx!(self, |t| update_project_in(
+            t,
+            id,
+            patch.clone(),
+            if_updated_at
+        )
+        .await)
     }
 
     async fn delete_project(&self, id: i64) -> Result<()> {
-        let r = sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(&self.pool).await?;
+        let r = sqlx::query("DELETE FROM projects WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::not_found("project", id));
         }
@@ -280,24 +328,46 @@ impl Store for PgStore {
     }
 
     async fn get_scene_type(&self, id: i64) -> Result<SceneType> {
-        let r = sqlx::query("SELECT * FROM scene_types WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
-        r.as_ref().map(rows::scene_type).transpose()?.ok_or_else(|| StoreError::not_found("scene type", id))
+        let r = sqlx::query("SELECT * FROM scene_types WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref()
+            .map(rows::scene_type)
+            .transpose()?
+            .ok_or_else(|| StoreError::not_found("scene type", id))
     }
 
     async fn list_scene_types(&self, project_id: Option<i64>) -> Result<Vec<SceneType>> {
-        let rs = sqlx::query("SELECT * FROM scene_types WHERE ($1::int8 IS NULL OR project_id = $1) ORDER BY id")
-            .bind(project_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rs = sqlx::query(
+            "SELECT * FROM scene_types WHERE ($1::int8 IS NULL OR project_id = $1) ORDER BY id",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
         rs.iter().map(rows::scene_type).collect()
     }
 
-    async fn update_scene_type(&self, id: i64, patch: SceneTypePatch, if_updated_at: Option<Timestamp>) -> Result<SceneType> {
-        in_tx!(self, |t| queries::update_scene_type(&mut t.tx, id, patch.clone(), if_updated_at).await)
+    async fn update_scene_type(
+        &self,
+        id: i64,
+        patch: SceneTypePatch,
+        if_updated_at: Option<Timestamp>,
+    ) -> Result<SceneType> {
+        in_tx!(self, |t| queries::update_scene_type(
+            &mut t.tx,
+            id,
+            patch.clone(),
+            if_updated_at
+        )
+        .await)
     }
 
     async fn delete_scene_type(&self, id: i64) -> Result<()> {
-        let r = sqlx::query("DELETE FROM scene_types WHERE id = $1").bind(id).execute(&self.pool).await?;
+        let r = sqlx::query("DELETE FROM scene_types WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::not_found("scene type", id));
         }
@@ -305,12 +375,19 @@ impl Store for PgStore {
     }
 
     async fn submit_segments(&self, segments: Vec<NewSegment>) -> Result<Vec<Segment>> {
-        in_tx!(self, |t| queries::submit_segments(t, segments.clone()).await)
+        in_tx!(self, |t| queries::submit_segments(t, segments.clone())
+            .await)
     }
 
     async fn get_segment(&self, id: i64) -> Result<Segment> {
-        let r = sqlx::query("SELECT * FROM segments WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
-        r.as_ref().map(rows::segment).transpose()?.ok_or_else(|| StoreError::not_found("segment", id))
+        let r = sqlx::query("SELECT * FROM segments WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref()
+            .map(rows::segment)
+            .transpose()?
+            .ok_or_else(|| StoreError::not_found("segment", id))
     }
 
     async fn list_segments(&self, f: &SegmentFilter) -> Result<Vec<Segment>> {
@@ -329,16 +406,24 @@ impl Store for PgStore {
     }
 
     async fn list_attempts(&self, segment_id: i64) -> Result<Vec<Attempt>> {
-        let rs = sqlx::query("SELECT * FROM retry_attempts WHERE segment_id = $1 ORDER BY attempt_number")
-            .bind(segment_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rs = sqlx::query(
+            "SELECT * FROM retry_attempts WHERE segment_id = $1 ORDER BY attempt_number",
+        )
+        .bind(segment_id)
+        .fetch_all(&self.pool)
+        .await?;
         rs.iter().map(rows::attempt).collect()
     }
 
     async fn get_attempt(&self, id: i64) -> Result<Attempt> {
-        let r = sqlx::query("SELECT * FROM retry_attempts WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
-        r.as_ref().map(rows::attempt).transpose()?.ok_or_else(|| StoreError::not_found("attempt", id))
+        let r = sqlx::query("SELECT * FROM retry_attempts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref()
+            .map(rows::attempt)
+            .transpose()?
+            .ok_or_else(|| StoreError::not_found("attempt", id))
     }
 
     async fn claim(&self, worker: &str, limit: u32, lease: Duration) -> Result<Vec<Work>> {
@@ -348,7 +433,12 @@ impl Store for PgStore {
         in_tx!(self, |t| claim_in(t, worker, limit, lease).await)
     }
 
-    async fn heartbeat(&self, worker: &str, attempt_ids: &[i64], lease: Duration) -> Result<Vec<i64>> {
+    async fn heartbeat(
+        &self,
+        worker: &str,
+        attempt_ids: &[i64],
+        lease: Duration,
+    ) -> Result<Vec<i64>> {
         if attempt_ids.is_empty() {
             return Ok(vec![]);
         }
@@ -370,14 +460,23 @@ impl Store for PgStore {
     }
 
     async fn extend_reservation(&self, attempt_id: i64, worker: &str, extra: f64) -> Result<bool> {
-        in_tx!(self, |t| queries::extend_reservation(t, attempt_id, worker, extra).await)
+        in_tx!(self, |t| queries::extend_reservation(
+            t, attempt_id, worker, extra
+        )
+        .await)
     }
 
     async fn set_progress(&self, attempt_id: i64, worker: &str, progress: f64) -> Result<()> {
-        in_tx!(self, |t| set_progress_in(t, attempt_id, worker, progress).await)
+        in_tx!(self, |t| set_progress_in(t, attempt_id, worker, progress)
+            .await)
     }
 
-    async fn set_provenance(&self, attempt_id: i64, worker: &str, provenance: serde_json::Value) -> Result<()> {
+    async fn set_provenance(
+        &self,
+        attempt_id: i64,
+        worker: &str,
+        provenance: serde_json::Value,
+    ) -> Result<()> {
         sqlx::query("UPDATE retry_attempts SET provenance = $1 WHERE id = $2 AND worker = $3")
             .bind(json(&provenance))
             .bind(attempt_id)
@@ -391,8 +490,19 @@ impl Store for PgStore {
         in_tx!(self, |t| ops::finish_generation(t, done.clone()).await)
     }
 
-    async fn deliver_verdict(&self, attempt_id: i64, verdict: QaVerdict, worker: Option<&str>) -> Result<Applied> {
-        in_tx!(self, |t| ops::deliver_verdict(t, attempt_id, verdict.clone(), worker).await)
+    async fn deliver_verdict(
+        &self,
+        attempt_id: i64,
+        verdict: QaVerdict,
+        worker: Option<&str>,
+    ) -> Result<Applied> {
+        in_tx!(self, |t| ops::deliver_verdict(
+            t,
+            attempt_id,
+            verdict.clone(),
+            worker
+        )
+        .await)
     }
 
     async fn record_infra_failure(&self, f: InfraFailure) -> Result<Applied> {
@@ -404,9 +514,11 @@ impl Store for PgStore {
     }
 
     async fn pending_work(&self) -> Result<u64> {
-        Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM retry_attempts WHERE overall_status = 'queued'")
-            .fetch_one(&self.pool)
-            .await? as u64)
+        Ok(sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM retry_attempts WHERE overall_status = 'queued'",
+        )
+        .fetch_one(&self.pool)
+        .await? as u64)
     }
 
     async fn wait_for_work(&self, timeout: Duration) {
@@ -417,23 +529,69 @@ impl Store for PgStore {
         let _ = tokio::time::timeout(timeout, self.signals.events.notified()).await;
     }
 
-    async fn select_attempt(&self, segment_id: i64, n: u32, actor: &str, human_override: bool) -> Result<Segment> {
-        in_tx!(self, |t| ops::select_attempt(t, segment_id, n, actor, human_override).await)
+    async fn select_attempt(
+        &self,
+        segment_id: i64,
+        n: u32,
+        actor: &str,
+        human_override: bool,
+    ) -> Result<Segment> {
+        in_tx!(self, |t| ops::select_attempt(
+            t,
+            segment_id,
+            n,
+            actor,
+            human_override
+        )
+        .await)
     }
 
-    async fn reject_segment(&self, segment_id: i64, actor: &str, note: Option<String>) -> Result<(Segment, Vec<Attempt>)> {
-        in_tx!(self, |t| close_segment_in(t, segment_id, actor, SegmentStatus::Rejected, note.clone()).await)
+    async fn reject_segment(
+        &self,
+        segment_id: i64,
+        actor: &str,
+        note: Option<String>,
+    ) -> Result<(Segment, Vec<Attempt>)> {
+        in_tx!(self, |t| close_segment_in(
+            t,
+            segment_id,
+            actor,
+            SegmentStatus::Rejected,
+            note.clone()
+        )
+        .await)
     }
 
-    async fn cancel_segment(&self, segment_id: i64, actor: &str) -> Result<(Segment, Vec<Attempt>)> {
-        in_tx!(self, |t| close_segment_in(t, segment_id, actor, SegmentStatus::Cancelled, None).await)
+    async fn cancel_segment(
+        &self,
+        segment_id: i64,
+        actor: &str,
+    ) -> Result<(Segment, Vec<Attempt>)> {
+        in_tx!(self, |t| close_segment_in(
+            t,
+            segment_id,
+            actor,
+            SegmentStatus::Cancelled,
+            None
+        )
+        .await)
     }
 
-    async fn rerun_segment(&self, segment_id: i64, actor: &str, o: RerunOverrides) -> Result<(Segment, Attempt)> {
+    async fn rerun_segment(
+        &self,
+        segment_id: i64,
+        actor: &str,
+        o: RerunOverrides,
+    ) -> Result<(Segment, Attempt)> {
         in_tx!(self, |t| ops::rerun(t, segment_id, actor, o.clone()).await)
     }
 
-    async fn list_events(&self, after_id: i64, segment_id: Option<i64>, limit: u32) -> Result<Vec<Event>> {
+    async fn list_events(
+        &self,
+        after_id: i64,
+        segment_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Event>> {
         let rs = sqlx::query("SELECT * FROM events WHERE id > $1 AND ($2::int8 IS NULL OR segment_id = $2) ORDER BY id LIMIT $3")
             .bind(after_id)
             .bind(segment_id)
@@ -479,16 +637,27 @@ impl Store for PgStore {
     }
 
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>> {
-        let r = sqlx::query("SELECT * FROM api_tokens WHERE token_hash = $1").bind(token_hash).fetch_optional(&self.pool).await?;
+        let r = sqlx::query("SELECT * FROM api_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
         r.as_ref().map(rows::token).transpose()
     }
 
     async fn list_comfy_servers(&self) -> Result<Vec<ComfyServer>> {
-        let rs = sqlx::query("SELECT * FROM comfy_servers ORDER BY name").fetch_all(&self.pool).await?;
+        let rs = sqlx::query("SELECT * FROM comfy_servers ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
         rs.iter().map(rows::comfy_server).collect()
     }
 
-    async fn upsert_comfy_server(&self, name: &str, url: &str, max_concurrency: u32, drained: bool) -> Result<ComfyServer> {
+    async fn upsert_comfy_server(
+        &self,
+        name: &str,
+        url: &str,
+        max_concurrency: u32,
+        drained: bool,
+    ) -> Result<ComfyServer> {
         let r = sqlx::query(
             "INSERT INTO comfy_servers (name, url, max_concurrency, drained, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
              ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, max_concurrency = EXCLUDED.max_concurrency,
@@ -506,7 +675,10 @@ impl Store for PgStore {
     }
 
     async fn delete_comfy_server(&self, name: &str) -> Result<()> {
-        let r = sqlx::query("DELETE FROM comfy_servers WHERE name = $1").bind(name).execute(&self.pool).await?;
+        let r = sqlx::query("DELETE FROM comfy_servers WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::not_found("ComfyUI server", name));
         }

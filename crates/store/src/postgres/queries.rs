@@ -13,8 +13,12 @@ use std::collections::{BTreeMap, HashMap};
 
 fn scene_type_err(e: sqlx::Error, name: &str) -> StoreError {
     match &e {
-        sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::invalid(Some("project_id"), "project does not exist"),
-        _ => db_err(e, "name", || format!("this project already has a scene type named `{name}`")),
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+            StoreError::invalid(Some("project_id"), "project does not exist")
+        }
+        _ => db_err(e, "name", || {
+            format!("this project already has a scene type named `{name}`")
+        }),
     }
 }
 
@@ -56,8 +60,15 @@ pub async fn update_scene_type(
     p: SceneTypePatch,
     if_updated_at: Option<Timestamp>,
 ) -> Result<SceneType> {
-    let cur = sqlx::query("SELECT * FROM scene_types WHERE id = $1 FOR NO KEY UPDATE").bind(id).fetch_optional(&mut **tx).await?;
-    let cur = cur.as_ref().map(rows::scene_type).transpose()?.ok_or_else(|| StoreError::not_found("scene type", id))?;
+    let cur = sqlx::query("SELECT * FROM scene_types WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let cur = cur
+        .as_ref()
+        .map(rows::scene_type)
+        .transpose()?
+        .ok_or_else(|| StoreError::not_found("scene type", id))?;
     if let Some(expected) = if_updated_at {
         if expected != cur.updated_at {
             return Err(StoreError::conflict(
@@ -105,10 +116,20 @@ pub async fn submit_segments(t: &mut PgTx, segs: Vec<NewSegment>) -> Result<Vec<
     let mut out = Vec::with_capacity(segs.len());
     for s in segs {
         if !scenes.contains_key(&s.scene_type_id) {
-            let r = sqlx::query("SELECT * FROM scene_types WHERE id = $1").bind(s.scene_type_id).fetch_optional(&mut *t.tx).await?;
-            let st = r.as_ref().map(rows::scene_type).transpose()?.ok_or_else(|| {
-                StoreError::invalid(Some("scene_type_id"), format!("scene type {} does not exist", s.scene_type_id))
-            })?;
+            let r = sqlx::query("SELECT * FROM scene_types WHERE id = $1")
+                .bind(s.scene_type_id)
+                .fetch_optional(&mut *t.tx)
+                .await?;
+            let st = r
+                .as_ref()
+                .map(rows::scene_type)
+                .transpose()?
+                .ok_or_else(|| {
+                    StoreError::invalid(
+                        Some("scene_type_id"),
+                        format!("scene type {} does not exist", s.scene_type_id),
+                    )
+                })?;
             scenes.insert(s.scene_type_id, st);
         }
         let scene = &scenes[&s.scene_type_id];
@@ -140,7 +161,10 @@ pub async fn submit_segments(t: &mut PgTx, segs: Vec<NewSegment>) -> Result<Vec<
             segment_id: Some(seg.id),
             attempt_id: Some(attempt_id),
             kind: "segment_submitted",
-            message: format!("segment {} submitted; attempt 1 queued with seed {seed}", seg.id),
+            message: format!(
+                "segment {} submitted; attempt 1 queued with seed {seed}",
+                seg.id
+            ),
             data: serde_json::json!({"scene_type_id": seg.scene_type_id, "label": seg.label}),
         });
         out.push(seg);
@@ -149,7 +173,12 @@ pub async fn submit_segments(t: &mut PgTx, segs: Vec<NewSegment>) -> Result<Vec<
     Ok(out)
 }
 
-pub async fn extend_reservation(t: &mut PgTx, attempt_id: i64, worker: &str, extra: f64) -> Result<bool> {
+pub async fn extend_reservation(
+    t: &mut PgTx,
+    attempt_id: i64,
+    worker: &str,
+    extra: f64,
+) -> Result<bool> {
     let r = sqlx::query("SELECT project_id FROM retry_attempts WHERE id = $1 AND worker = $2 AND overall_status = 'generating' FOR UPDATE")
         .bind(attempt_id)
         .bind(worker)
@@ -160,11 +189,13 @@ pub async fn extend_reservation(t: &mut PgTx, attempt_id: i64, worker: &str, ext
     if !t.try_reserve(project_id, extra).await? {
         return Ok(false);
     }
-    sqlx::query("UPDATE retry_attempts SET reserved_gpu_seconds = reserved_gpu_seconds + $1 WHERE id = $2")
-        .bind(extra)
-        .bind(attempt_id)
-        .execute(&mut *t.tx)
-        .await?;
+    sqlx::query(
+        "UPDATE retry_attempts SET reserved_gpu_seconds = reserved_gpu_seconds + $1 WHERE id = $2",
+    )
+    .bind(extra)
+    .bind(attempt_id)
+    .execute(&mut *t.tx)
+    .await?;
     Ok(true)
 }
 
@@ -218,7 +249,10 @@ pub async fn project_stats(pool: &PgPool, project_id: i64) -> Result<ProjectStat
     Ok(stats)
 }
 
-pub async fn failure_patterns(pool: &PgPool, scene_type_id: Option<i64>) -> Result<Vec<FailurePattern>> {
+pub async fn failure_patterns(
+    pool: &PgPool,
+    scene_type_id: Option<i64>,
+) -> Result<Vec<FailurePattern>> {
     let mut arms: BTreeMap<(i64, String), BTreeMap<String, ArmStats>> = BTreeMap::new();
     for r in sqlx::query(r#"SELECT scene_type_id, "check", arm, tries, rescues FROM scene_arm_stats WHERE ($1::int8 IS NULL OR scene_type_id = $1)"#)
         .bind(scene_type_id)
@@ -240,8 +274,12 @@ pub async fn failure_patterns(pool: &PgPool, scene_type_id: Option<i64>) -> Resu
         .iter()
         .map(|r| {
             let (st, check): (i64, String) = (r.get(0), r.get(1));
-            let (attempts, failures, failed_segments, rescues) =
-                (r.get::<i32, _>(2) as u32, r.get::<i32, _>(3) as u32, r.get::<i32, _>(4) as u32, r.get::<i32, _>(5) as u32);
+            let (attempts, failures, failed_segments, rescues) = (
+                r.get::<i32, _>(2) as u32,
+                r.get::<i32, _>(3) as u32,
+                r.get::<i32, _>(4) as u32,
+                r.get::<i32, _>(5) as u32,
+            );
             FailurePattern {
                 scene_type_id: st,
                 arms: arms.remove(&(st, check.clone())).unwrap_or_default(),
@@ -250,7 +288,11 @@ pub async fn failure_patterns(pool: &PgPool, scene_type_id: Option<i64>) -> Resu
                 failures,
                 failed_segments,
                 rescues,
-                failure_rate: if attempts > 0 { failures as f64 / attempts as f64 } else { 0.0 },
+                failure_rate: if attempts > 0 {
+                    failures as f64 / attempts as f64
+                } else {
+                    0.0
+                },
                 rescue_rate: (failed_segments > 0).then(|| rescues as f64 / failed_segments as f64),
             }
         })
@@ -259,11 +301,20 @@ pub async fn failure_patterns(pool: &PgPool, scene_type_id: Option<i64>) -> Resu
 
 pub async fn metrics(pool: &PgPool) -> Result<MetricsSnapshot> {
     let mut m = MetricsSnapshot::default();
-    for r in sqlx::query("SELECT overall_status, COUNT(*) FROM retry_attempts GROUP BY overall_status").fetch_all(pool).await? {
-        m.attempts_by_status.insert(r.get(0), r.get::<i64, _>(1) as u64);
+    for r in
+        sqlx::query("SELECT overall_status, COUNT(*) FROM retry_attempts GROUP BY overall_status")
+            .fetch_all(pool)
+            .await?
+    {
+        m.attempts_by_status
+            .insert(r.get(0), r.get::<i64, _>(1) as u64);
     }
-    for r in sqlx::query("SELECT status, COUNT(*) FROM segments GROUP BY status").fetch_all(pool).await? {
-        m.segments_by_status.insert(r.get(0), r.get::<i64, _>(1) as u64);
+    for r in sqlx::query("SELECT status, COUNT(*) FROM segments GROUP BY status")
+        .fetch_all(pool)
+        .await?
+    {
+        m.segments_by_status
+            .insert(r.get(0), r.get::<i64, _>(1) as u64);
     }
     for r in sqlx::query("SELECT review_reason, COUNT(*) FROM segments WHERE review_reason IS NOT NULL GROUP BY review_reason")
         .fetch_all(pool)
@@ -277,12 +328,23 @@ pub async fn metrics(pool: &PgPool) -> Result<MetricsSnapshot> {
     )
     .fetch_one(pool)
     .await? as u64;
-    m.gpu_seconds_spent = sqlx::query_scalar::<_, f64>("SELECT COALESCE(SUM(gpu_spent_seconds), 0)::float8 FROM projects").fetch_one(pool).await?;
-    for p in sqlx::query("SELECT * FROM projects ORDER BY id").fetch_all(pool).await? {
+    m.gpu_seconds_spent = sqlx::query_scalar::<_, f64>(
+        "SELECT COALESCE(SUM(gpu_spent_seconds), 0)::float8 FROM projects",
+    )
+    .fetch_one(pool)
+    .await?;
+    for p in sqlx::query("SELECT * FROM projects ORDER BY id")
+        .fetch_all(pool)
+        .await?
+    {
         let p = rows::project(&p)?;
-        m.budget_remaining.push((p.name.clone(), p.remaining_gpu_seconds()));
+        m.budget_remaining
+            .push((p.name.clone(), p.remaining_gpu_seconds()));
     }
-    m.queue_depth =
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM retry_attempts WHERE overall_status = 'queued'").fetch_one(pool).await? as u64;
+    m.queue_depth = sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM retry_attempts WHERE overall_status = 'queued'",
+    )
+    .fetch_one(pool)
+    .await? as u64;
     Ok(m)
 }

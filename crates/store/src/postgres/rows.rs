@@ -6,10 +6,10 @@ use crate::{Result, StoreError};
 use retake_core::{Arm, AttemptStatus, PolicyOverrides, ReviewReason, SegmentStatus};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::borrow::Cow;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::Row;
+use std::borrow::Cow;
 
 /// A domain value as a `JSONB` parameter, NUL-free (see [`text`]).
 pub fn json<T: serde::Serialize>(v: &T) -> Json<Value> {
@@ -39,7 +39,10 @@ fn scrub(v: &mut Value) {
         Value::Array(a) => a.iter_mut().for_each(scrub),
         Value::Object(m) => {
             if m.keys().any(|k| k.contains('\0')) {
-                *m = std::mem::take(m).into_iter().map(|(k, v)| (k.replace('\0', "\u{FFFD}"), v)).collect();
+                *m = std::mem::take(m)
+                    .into_iter()
+                    .map(|(k, v)| (k.replace('\0', "\u{FFFD}"), v))
+                    .collect();
             }
             m.values_mut().for_each(scrub);
         }
@@ -57,7 +60,9 @@ pub fn get_ojson<T: DeserializeOwned>(r: &PgRow, col: &str) -> Result<Option<T>>
     let v: Option<Json<Value>> = r.try_get(col)?;
     match v {
         None | Some(Json(Value::Null)) => Ok(None),
-        Some(Json(v)) => serde_json::from_value(v).map(Some).map_err(|e| StoreError::Corrupt(format!("{col}: {e}"))),
+        Some(Json(v)) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("{col}: {e}"))),
     }
 }
 
@@ -131,10 +136,15 @@ pub fn segment(r: &PgRow) -> Result<Segment> {
         parameters: get_json(r, "parameters")?,
         rng_seed: r.try_get::<i64, _>("rng_seed")? as u64,
         status: parse_enum::<SegmentStatus>(&status)?,
-        review_reason: reason.as_deref().map(parse_enum::<ReviewReason>).transpose()?,
+        review_reason: reason
+            .as_deref()
+            .map(parse_enum::<ReviewReason>)
+            .transpose()?,
         decision_note: r.try_get("decision_note")?,
         review_evidence: r.try_get::<Json<Value>, _>("review_evidence")?.0,
-        selected_attempt_number: r.try_get::<Option<i32>, _>("selected_attempt_number")?.map(|n| n as u32),
+        selected_attempt_number: r
+            .try_get::<Option<i32>, _>("selected_attempt_number")?
+            .map(|n| n as u32),
         output_video_path: r.try_get("output_video_path")?,
         attempt_count: get_u32(r, "attempt_count")?,
         created_at: r.try_get("created_at")?,
@@ -225,14 +235,23 @@ pub struct PolicyColumns {
 pub fn policy_columns(p: &PolicyOverrides) -> PolicyColumns {
     let mut v = serde_json::to_value(p).expect("overrides serialize");
     let m = v.as_object_mut().expect("overrides serialize to an object");
-    for k in ["enabled", "max_attempts", "trigger_checks", "seed_variation", "cfg_jitter"] {
+    for k in [
+        "enabled",
+        "max_attempts",
+        "trigger_checks",
+        "seed_variation",
+        "cfg_jitter",
+    ] {
         m.remove(k);
     }
     m.retain(|_, v| !v.is_null());
     PolicyColumns {
         enabled: p.enabled,
         max_attempts: p.max_attempts.map(i32::from),
-        trigger_checks: p.trigger_checks.as_ref().map(|t| t.iter().map(|c| c.to_string()).collect()),
+        trigger_checks: p
+            .trigger_checks
+            .as_ref()
+            .map(|t| t.iter().map(|c| c.to_string()).collect()),
         seed_variation: p.seed_variation,
         cfg_jitter: p.cfg_jitter,
         extra: Json(v),
@@ -242,7 +261,9 @@ pub fn policy_columns(p: &PolicyOverrides) -> PolicyColumns {
 /// SQLSTATEs after which the whole transaction is worth running again.
 pub fn is_retriable(e: &StoreError) -> bool {
     match e {
-        StoreError::Db(sqlx::Error::Database(d)) => matches!(d.code().as_deref(), Some("40P01" | "40001")),
+        StoreError::Db(sqlx::Error::Database(d)) => {
+            matches!(d.code().as_deref(), Some("40P01" | "40001"))
+        }
         _ => false,
     }
 }
@@ -252,12 +273,22 @@ pub fn is_retriable(e: &StoreError) -> bool {
 /// `field`), anything else stays a database error.
 pub fn db_err(e: sqlx::Error, field: &str, what: impl FnOnce() -> String) -> StoreError {
     match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::conflict(Some(field), what()),
-        sqlx::Error::Database(d) if d.is_check_violation() => {
-            let column = d.constraint().and_then(|c| check_column(d.table(), c)).unwrap_or_else(|| field.to_owned());
-            StoreError::invalid(Some(&column), format!("{}: {column} is out of range", what()))
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::conflict(Some(field), what())
         }
-        sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::invalid(Some(field), what()),
+        sqlx::Error::Database(d) if d.is_check_violation() => {
+            let column = d
+                .constraint()
+                .and_then(|c| check_column(d.table(), c))
+                .unwrap_or_else(|| field.to_owned());
+            StoreError::invalid(
+                Some(&column),
+                format!("{}: {column} is out of range", what()),
+            )
+        }
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+            StoreError::invalid(Some(field), what())
+        }
         _ => StoreError::Db(e),
     }
 }

@@ -28,7 +28,10 @@ async fn scene(s: &PgStore, budget: Option<f64>) -> SceneType {
             name: format!("p-{}", uuid::Uuid::new_v4().simple()),
             gpu_budget_seconds: budget,
             default_gpu_estimate_seconds: 10.0,
-            default_retry_policy: RetryPolicy { enabled: true, ..RetryPolicy::default() },
+            default_retry_policy: RetryPolicy {
+                enabled: true,
+                ..RetryPolicy::default()
+            },
         })
         .await
         .unwrap();
@@ -50,12 +53,27 @@ async fn scene(s: &PgStore, budget: Option<f64>) -> SceneType {
 }
 
 async fn submit(s: &PgStore, st: &SceneType, n: usize) -> Vec<Segment> {
-    let segs = (0..n).map(|i| NewSegment { scene_type_id: st.id, label: None, parameters: Parameters::new(), rng_seed: i as u64 }).collect();
+    let segs = (0..n)
+        .map(|i| NewSegment {
+            scene_type_id: st.id,
+            label: None,
+            parameters: Parameters::new(),
+            rng_seed: i as u64,
+        })
+        .collect();
     s.submit_segments(segs).await.unwrap()
 }
 
 fn verdict(face: f64) -> QaVerdict {
-    QaVerdict { scores: vec![CheckScore { check: "face_confidence".into(), score: face, details: serde_json::Value::Null }], error: None, source: "test".into() }
+    QaVerdict {
+        scores: vec![CheckScore {
+            check: "face_confidence".into(),
+            score: face,
+            details: serde_json::Value::Null,
+        }],
+        error: None,
+        source: "test".into(),
+    }
 }
 
 fn done(a: &Attempt, worker: &str, face: f64) -> GenerationDone {
@@ -78,13 +96,21 @@ async fn drain(s: &PgStore) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_schema_enforces_its_invariants() {
-    let Some((s, _b, _db)) = replicas().await else { return };
+    let Some((s, _b, _db)) = replicas().await else {
+        return;
+    };
     let st = scene(&s, None).await;
     let seg = submit(&s, &st, 1).await.remove(0);
     let w = s.claim("w", 1, LEASE).await.unwrap().remove(0);
-    s.finish_generation(done(&w.attempt, "w", 0.9)).await.unwrap();
+    s.finish_generation(done(&w.attempt, "w", 0.9))
+        .await
+        .unwrap();
     let pool = s.pool();
-    for sql in ["UPDATE gpu_ledger SET spent_seconds = 0", "DELETE FROM gpu_ledger", "TRUNCATE gpu_ledger"] {
+    for sql in [
+        "UPDATE gpu_ledger SET spent_seconds = 0",
+        "DELETE FROM gpu_ledger",
+        "TRUNCATE gpu_ledger",
+    ] {
         let e = sqlx::query(sql).execute(pool).await.unwrap_err();
         assert!(e.to_string().contains("append-only"), "{sql}: {e}");
     }
@@ -96,7 +122,10 @@ async fn the_schema_enforces_its_invariants() {
     .execute(pool)
     .await
     .unwrap_err();
-    assert!(matches!(&dup, sqlx::Error::Database(d) if d.is_unique_violation()), "{dup}");
+    assert!(
+        matches!(&dup, sqlx::Error::Database(d) if d.is_unique_violation()),
+        "{dup}"
+    );
     sqlx::query(
         "INSERT INTO retry_attempts (segment_id, project_id, scene_type_id, attempt_number, seed, parameters, original_parameters, overall_status)
          SELECT segment_id, project_id, scene_type_id, 2, 7, parameters, parameters, 'passed' FROM retry_attempts WHERE id = $1",
@@ -105,8 +134,16 @@ async fn the_schema_enforces_its_invariants() {
     .execute(pool)
     .await
     .unwrap();
-    let two_selected = sqlx::query("UPDATE retry_attempts SET is_selected = true WHERE segment_id = $1").bind(seg.id).execute(pool).await.unwrap_err();
-    assert!(matches!(&two_selected, sqlx::Error::Database(d) if d.constraint() == Some("retry_attempts_one_selected")), "{two_selected}");
+    let two_selected =
+        sqlx::query("UPDATE retry_attempts SET is_selected = true WHERE segment_id = $1")
+            .bind(seg.id)
+            .execute(pool)
+            .await
+            .unwrap_err();
+    assert!(
+        matches!(&two_selected, sqlx::Error::Database(d) if d.constraint() == Some("retry_attempts_one_selected")),
+        "{two_selected}"
+    );
     for sql in [
         "UPDATE scene_types SET auto_retry_max_attempts = 11",
         "UPDATE scene_types SET auto_retry_max_attempts = 0",
@@ -116,32 +153,72 @@ async fn the_schema_enforces_its_invariants() {
         "UPDATE comfy_servers SET max_concurrency = 65",
     ] {
         if let Err(e) = sqlx::query(sql).execute(pool).await {
-            assert!(matches!(&e, sqlx::Error::Database(d) if d.is_check_violation()), "{sql}: {e}");
+            assert!(
+                matches!(&e, sqlx::Error::Database(d) if d.is_check_violation()),
+                "{sql}: {e}"
+            );
         }
     }
-    s.upsert_comfy_server("gpu", "http://x", 1, false).await.unwrap();
-    let bad = s.upsert_comfy_server("gpu", "http://x", 65, false).await.unwrap_err();
-    assert!(matches!(&bad, StoreError::Invalid { field: Some(f), .. } if f == "max_concurrency"), "{bad:?}");
-    let attempts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM retry_attempts").fetch_one(pool).await.unwrap();
+    s.upsert_comfy_server("gpu", "http://x", 1, false)
+        .await
+        .unwrap();
+    let bad = s
+        .upsert_comfy_server("gpu", "http://x", 65, false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&bad, StoreError::Invalid { field: Some(f), .. } if f == "max_concurrency"),
+        "{bad:?}"
+    );
+    let attempts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM retry_attempts")
+        .fetch_one(pool)
+        .await
+        .unwrap();
     s.delete_project(st.project_id).await.unwrap();
-    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM retry_attempts").fetch_one(pool).await.unwrap();
-    assert_eq!((attempts, left), (2, 0), "deleting a project cascades to its attempts");
-    let ledger: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM gpu_ledger").fetch_one(pool).await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM retry_attempts")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        (attempts, left),
+        (2, 0),
+        "deleting a project cascades to its attempts"
+    );
+    let ledger: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM gpu_ledger")
+        .fetch_one(pool)
+        .await
+        .unwrap();
     assert_eq!(ledger, 1, "the ledger outlives the project");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updated_at_round_trips_and_every_update_moves_it_forward() {
-    let Some((s, _b, _db)) = replicas().await else { return };
+    let Some((s, _b, _db)) = replicas().await else {
+        return;
+    };
     let st = scene(&s, Some(100.0)).await;
     let p = s.get_project(st.project_id).await.unwrap();
     // Budget movements are not edits: a precondition taken before a claim still holds.
     submit(&s, &st, 1).await;
     s.claim("w", 1, LEASE).await.unwrap();
     assert!(s.get_project(p.id).await.unwrap().gpu_reserved_seconds > 0.0);
-    let p2 = s.update_project(p.id, ProjectPatch { gpu_budget_seconds: Some(Some(90.0)), ..Default::default() }, Some(p.updated_at)).await.unwrap();
+    let p2 = s
+        .update_project(
+            p.id,
+            ProjectPatch {
+                gpu_budget_seconds: Some(Some(90.0)),
+                ..Default::default()
+            },
+            Some(p.updated_at),
+        )
+        .await
+        .unwrap();
     assert!(p2.updated_at > p.updated_at);
-    assert_eq!(s.get_project(p.id).await.unwrap().updated_at, p2.updated_at, "what was written reads back equal");
+    assert_eq!(
+        s.get_project(p.id).await.unwrap().updated_at,
+        p2.updated_at,
+        "what was written reads back equal"
+    );
     // Writes that do not set it, or set it to the past, still move it strictly forward.
     let pool = s.pool();
     let mut last = p2.updated_at;
@@ -155,22 +232,44 @@ async fn updated_at_round_trips_and_every_update_moves_it_forward() {
         assert!(now > last, "{sql}: {now} after {last}");
         last = now;
     }
-    let stale = s.update_project(p.id, ProjectPatch::default(), Some(p2.updated_at)).await;
-    assert!(matches!(stale, Err(StoreError::Conflict { .. })), "{stale:?}");
+    let stale = s
+        .update_project(p.id, ProjectPatch::default(), Some(p2.updated_at))
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { .. })),
+        "{stale:?}"
+    );
     // Two updates in one transaction (one `now()`) still differ.
-    let seg_before: Timestamp = sqlx::query_scalar("SELECT updated_at FROM segments LIMIT 1").fetch_one(pool).await.unwrap();
+    let seg_before: Timestamp = sqlx::query_scalar("SELECT updated_at FROM segments LIMIT 1")
+        .fetch_one(pool)
+        .await
+        .unwrap();
     let mut tx = pool.begin().await.unwrap();
-    sqlx::query("UPDATE segments SET decision_note = 'a'").execute(&mut *tx).await.unwrap();
-    let first: Timestamp = sqlx::query_scalar("SELECT updated_at FROM segments LIMIT 1").fetch_one(&mut *tx).await.unwrap();
-    sqlx::query("UPDATE segments SET decision_note = 'b'").execute(&mut *tx).await.unwrap();
-    let second: Timestamp = sqlx::query_scalar("SELECT updated_at FROM segments LIMIT 1").fetch_one(&mut *tx).await.unwrap();
+    sqlx::query("UPDATE segments SET decision_note = 'a'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let first: Timestamp = sqlx::query_scalar("SELECT updated_at FROM segments LIMIT 1")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE segments SET decision_note = 'b'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let second: Timestamp = sqlx::query_scalar("SELECT updated_at FROM segments LIMIT 1")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     assert!(seg_before < first && first < second);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_replica_wakes_at_once_when_work_or_events_appear() {
-    let Some((a, b, _db)) = replicas().await else { return };
+    let Some((a, b, _db)) = replicas().await else {
+        return;
+    };
     let st = scene(&a, None).await;
     drain(&b).await;
     let waiter = tokio::spawn(async move {
@@ -185,24 +284,49 @@ async fn another_replica_wakes_at_once_when_work_or_events_appear() {
     submit(&a, &st, 1).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     a.claim("w", 1, LEASE).await.unwrap();
-    let (work, events) = tokio::time::timeout(Duration::from_secs(30), waiter).await.expect("woken").unwrap();
-    assert!(work < Duration::from_secs(30) && events < Duration::from_secs(30), "{work:?} {events:?}");
+    let (work, events) = tokio::time::timeout(Duration::from_secs(30), waiter)
+        .await
+        .expect("woken")
+        .unwrap();
+    assert!(
+        work < Duration::from_secs(30) && events < Duration::from_secs(30),
+        "{work:?} {events:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_listener_reconnects_after_its_connection_drops() {
-    let Some((a, b, _db)) = replicas().await else { return };
+    let Some((a, b, _db)) = replicas().await else {
+        return;
+    };
     let listeners = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1";
-    let before: Vec<i32> = sqlx::query_scalar(listeners).bind(APPLICATION_NAME).fetch_all(a.pool()).await.unwrap();
+    let before: Vec<i32> = sqlx::query_scalar(listeners)
+        .bind(APPLICATION_NAME)
+        .fetch_all(a.pool())
+        .await
+        .unwrap();
     assert_eq!(before.len(), 2, "one listener per store");
-    sqlx::query(&format!("SELECT pg_terminate_backend(pid) FROM ({listeners}) l")).bind(APPLICATION_NAME).execute(a.pool()).await.unwrap();
+    sqlx::query(&format!(
+        "SELECT pg_terminate_backend(pid) FROM ({listeners}) l"
+    ))
+    .bind(APPLICATION_NAME)
+    .execute(a.pool())
+    .await
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let now: Vec<i32> = sqlx::query_scalar(listeners).bind(APPLICATION_NAME).fetch_all(a.pool()).await.unwrap();
+        let now: Vec<i32> = sqlx::query_scalar(listeners)
+            .bind(APPLICATION_NAME)
+            .fetch_all(a.pool())
+            .await
+            .unwrap();
         if now.len() == 2 && now.iter().all(|p| !before.contains(p)) {
             break;
         }
-        assert!(Instant::now() < deadline, "listeners did not come back: {now:?}");
+        assert!(
+            Instant::now() < deadline,
+            "listeners did not come back: {now:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drain(&b).await;
@@ -213,8 +337,14 @@ async fn the_listener_reconnects_after_its_connection_drops() {
         t.elapsed()
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    sqlx::query("SELECT pg_notify('retake_work', '')").execute(a.pool()).await.unwrap();
-    let waited = tokio::time::timeout(Duration::from_secs(30), waiter).await.expect("woken after reconnect").unwrap();
+    sqlx::query("SELECT pg_notify('retake_work', '')")
+        .execute(a.pool())
+        .await
+        .unwrap();
+    let waited = tokio::time::timeout(Duration::from_secs(30), waiter)
+        .await
+        .expect("woken after reconnect")
+        .unwrap();
     assert!(waited < Duration::from_secs(30));
 }
 
@@ -222,7 +352,9 @@ async fn the_listener_reconnects_after_its_connection_drops() {
 /// one: ids are handed out in commit order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_cursor_never_skips_a_late_commit() {
-    let Some((a, b, _db)) = replicas().await else { return };
+    let Some((a, b, _db)) = replicas().await else {
+        return;
+    };
     let st = scene(&a, None).await;
     submit(&a, &st, 8).await;
     let work = a.claim("w", 8, LEASE).await.unwrap();
@@ -231,7 +363,9 @@ async fn an_event_cursor_never_skips_a_late_commit() {
         let s = if i % 2 == 0 { a.clone() } else { b.clone() };
         writers.push(tokio::spawn(async move {
             for k in 0..40 {
-                s.set_progress(w.attempt.id, "w", k as f64 / 40.0).await.unwrap();
+                s.set_progress(w.attempt.id, "w", k as f64 / 40.0)
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -258,8 +392,17 @@ async fn an_event_cursor_never_skips_a_late_commit() {
         w.await.unwrap();
     }
     writing.store(false, SeqCst);
-    let all: Vec<i64> = a.list_events(0, None, 10_000).await.unwrap().into_iter().map(|e| e.id).collect();
-    let seen = tokio::time::timeout(Duration::from_secs(30), reader).await.expect("reader caught up").unwrap();
+    let all: Vec<i64> = a
+        .list_events(0, None, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let seen = tokio::time::timeout(Duration::from_secs(30), reader)
+        .await
+        .expect("reader caught up")
+        .unwrap();
     assert_eq!(all.len(), 8 + 8 + 8 * 40, "submitted, started, progress");
     assert_eq!(seen, all, "the cursor saw every event, in order");
 }
@@ -268,7 +411,9 @@ async fn an_event_cursor_never_skips_a_late_commit() {
 /// the segment, and both succeed whichever commits first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_a_segment_while_its_attempt_finishes_never_fails() {
-    let Some((a, b, _db)) = replicas().await else { return };
+    let Some((a, b, _db)) = replicas().await else {
+        return;
+    };
     let st = scene(&a, None).await;
     submit(&a, &st, 24).await;
     let work = a.claim("w", 24, LEASE).await.unwrap();
@@ -284,20 +429,28 @@ async fn closing_a_segment_while_its_attempt_finishes_never_fails() {
             let seg = a.get_segment(w.attempt.segment_id).await.unwrap();
             assert_eq!(seg.status, SegmentStatus::Cancelled);
             let attempts = a.list_attempts(seg.id).await.unwrap();
-            assert!(attempts.iter().all(|x| x.overall_status.is_terminal()), "{attempts:?}");
+            assert!(
+                attempts.iter().all(|x| x.overall_status.is_terminal()),
+                "{attempts:?}"
+            );
         }));
     }
     for t in tasks {
         t.await.unwrap();
     }
     let p = a.get_project(st.project_id).await.unwrap();
-    assert!(p.gpu_reserved_seconds.abs() < 1e-9, "no reservation leaks: {p:?}");
+    assert!(
+        p.gpu_reserved_seconds.abs() < 1e-9,
+        "no reservation leaks: {p:?}"
+    );
 }
 
 /// A transaction PostgreSQL aborts as a deadlock victim is run again and succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadlock_victim_is_run_again() {
-    let Some((a, _b, _db)) = replicas().await else { return };
+    let Some((a, _b, _db)) = replicas().await else {
+        return;
+    };
     let st = scene(&a, Some(100.0)).await;
     submit(&a, &st, 1).await;
     let w = a.claim("w", 1, LEASE).await.unwrap().remove(0);
@@ -305,16 +458,30 @@ async fn a_deadlock_victim_is_run_again() {
     // for it; then that session asks for the attempt. The finish detects the deadlock first
     // (this session's detection is slowed down) and is aborted.
     let mut other = a.pool().begin().await.unwrap();
-    sqlx::query("SET LOCAL deadlock_timeout = '60s'").execute(&mut *other).await.unwrap();
-    sqlx::query("SELECT id FROM projects WHERE id = $1 FOR NO KEY UPDATE").bind(st.project_id).execute(&mut *other).await.unwrap();
+    sqlx::query("SET LOCAL deadlock_timeout = '60s'")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    sqlx::query("SELECT id FROM projects WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(st.project_id)
+        .execute(&mut *other)
+        .await
+        .unwrap();
     let finish = tokio::spawn({
         let (a, attempt) = (a.clone(), w.attempt.clone());
         async move { a.finish_generation(done(&attempt, "w", 0.9)).await }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    sqlx::query("SELECT id FROM retry_attempts WHERE id = $1 FOR UPDATE").bind(w.attempt.id).execute(&mut *other).await.unwrap();
+    sqlx::query("SELECT id FROM retry_attempts WHERE id = $1 FOR UPDATE")
+        .bind(w.attempt.id)
+        .execute(&mut *other)
+        .await
+        .unwrap();
     other.commit().await.unwrap();
     let r = finish.await.unwrap().expect("the victim was run again");
     assert!(r.applied);
-    assert_eq!(a.get_attempt(w.attempt.id).await.unwrap().overall_status, retake_core::AttemptStatus::Passed);
+    assert_eq!(
+        a.get_attempt(w.attempt.id).await.unwrap().overall_status,
+        retake_core::AttemptStatus::Passed
+    );
 }

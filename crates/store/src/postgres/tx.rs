@@ -31,7 +31,11 @@ pub struct PgTx {
 
 impl PgTx {
     pub fn new(tx: Transaction<'static, Postgres>) -> Self {
-        PgTx { tx, work_queued: false, events: vec![] }
+        PgTx {
+            tx,
+            work_queued: false,
+            events: vec![],
+        }
     }
 
     pub fn push_event(&mut self, e: NewEvent) {
@@ -48,7 +52,10 @@ impl PgTx {
         let events = std::mem::take(&mut self.events);
         let wrote_events = !events.is_empty();
         if wrote_events {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(EVENT_ORDER_LOCK).execute(&mut *self.tx).await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(EVENT_ORDER_LOCK)
+                .execute(&mut *self.tx)
+                .await?;
             let mut project = Vec::with_capacity(events.len());
             let mut segment = Vec::with_capacity(events.len());
             let mut attempt = Vec::with_capacity(events.len());
@@ -82,7 +89,9 @@ impl PgTx {
             .await?;
         }
         let notify = match (self.work_queued, wrote_events) {
-            (true, true) => Some("SELECT pg_notify('retake_work', ''), pg_notify('retake_events', '')"),
+            (true, true) => {
+                Some("SELECT pg_notify('retake_work', ''), pg_notify('retake_events', '')")
+            }
             (true, false) => Some("SELECT pg_notify('retake_work', '')"),
             (false, true) => Some("SELECT pg_notify('retake_events', '')"),
             (false, false) => None,
@@ -126,7 +135,10 @@ impl PgTx {
         .bind(segment_id)
         .execute(&mut *self.tx)
         .await?;
-        sqlx::query("SELECT id FROM segments WHERE id = $1 FOR UPDATE").bind(segment_id).execute(&mut *self.tx).await?;
+        sqlx::query("SELECT id FROM segments WHERE id = $1 FOR UPDATE")
+            .bind(segment_id)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 }
@@ -134,31 +146,51 @@ impl PgTx {
 #[async_trait]
 impl TxOps for PgTx {
     async fn attempt(&mut self, id: i64) -> Result<Option<Attempt>> {
-        let r = sqlx::query("SELECT * FROM retry_attempts WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(&mut *self.tx).await?;
+        let r = sqlx::query("SELECT * FROM retry_attempts WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
         r.as_ref().map(rows::attempt).transpose()
     }
 
     async fn segment(&mut self, id: i64) -> Result<Option<Segment>> {
-        let r = sqlx::query("SELECT * FROM segments WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(&mut *self.tx).await?;
+        let r = sqlx::query("SELECT * FROM segments WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
         r.as_ref().map(rows::segment).transpose()
     }
 
     async fn scene_type(&mut self, id: i64) -> Result<SceneType> {
-        let r = sqlx::query("SELECT * FROM scene_types WHERE id = $1").bind(id).fetch_optional(&mut *self.tx).await?;
-        r.as_ref().map(rows::scene_type).transpose()?.ok_or_else(|| StoreError::not_found("scene type", id))
+        let r = sqlx::query("SELECT * FROM scene_types WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        r.as_ref()
+            .map(rows::scene_type)
+            .transpose()?
+            .ok_or_else(|| StoreError::not_found("scene type", id))
     }
 
     /// The budget view for decisions only; reservations go through [`TxOps::try_reserve`].
     async fn project(&mut self, id: i64) -> Result<Project> {
-        let r = sqlx::query("SELECT * FROM projects WHERE id = $1").bind(id).fetch_optional(&mut *self.tx).await?;
-        r.as_ref().map(rows::project).transpose()?.ok_or_else(|| StoreError::not_found("project", id))
+        let r = sqlx::query("SELECT * FROM projects WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        r.as_ref()
+            .map(rows::project)
+            .transpose()?
+            .ok_or_else(|| StoreError::not_found("project", id))
     }
 
     async fn attempts_of(&mut self, segment_id: i64) -> Result<Vec<Attempt>> {
-        let rs = sqlx::query("SELECT * FROM retry_attempts WHERE segment_id = $1 ORDER BY attempt_number")
-            .bind(segment_id)
-            .fetch_all(&mut *self.tx)
-            .await?;
+        let rs = sqlx::query(
+            "SELECT * FROM retry_attempts WHERE segment_id = $1 ORDER BY attempt_number",
+        )
+        .bind(segment_id)
+        .fetch_all(&mut *self.tx)
+        .await?;
         rs.iter().map(rows::attempt).collect()
     }
 
@@ -196,7 +228,12 @@ impl TxOps for PgTx {
         Ok(())
     }
 
-    async fn insert_attempt(&mut self, a: &Attempt, project_id: i64, scene_type_id: i64) -> Result<i64> {
+    async fn insert_attempt(
+        &mut self,
+        a: &Attempt,
+        project_id: i64,
+        scene_type_id: i64,
+    ) -> Result<i64> {
         insert_attempt(&mut self.tx, a, project_id, scene_type_id).await
     }
 
@@ -245,7 +282,14 @@ impl TxOps for PgTx {
         Ok(())
     }
 
-    async fn ledger(&mut self, project_id: i64, attempt_id: i64, reserved: f64, spent: f64, note: &str) -> Result<()> {
+    async fn ledger(
+        &mut self,
+        project_id: i64,
+        attempt_id: i64,
+        reserved: f64,
+        spent: f64,
+        note: &str,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO gpu_ledger (project_id, attempt_id, reserved_seconds, spent_seconds, note, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -289,18 +333,22 @@ impl TxOps for PgTx {
                 CheckStats { attempts: r.get::<i32, _>(1) as u32, failures: r.get::<i32, _>(2) as u32, rescues: r.get::<i32, _>(3) as u32 },
             );
         }
-        for r in sqlx::query(r#"SELECT "check", arm, tries, rescues FROM scene_arm_stats WHERE scene_type_id = $1"#)
-            .bind(scene_type_id)
-            .fetch_all(&mut *self.tx)
-            .await?
+        for r in sqlx::query(
+            r#"SELECT "check", arm, tries, rescues FROM scene_arm_stats WHERE scene_type_id = $1"#,
+        )
+        .bind(scene_type_id)
+        .fetch_all(&mut *self.tx)
+        .await?
         {
             let arm: String = r.get(1);
             if let Some(arm) = Arm::parse(&arm) {
-                stats
-                    .arms
-                    .entry(r.get(0))
-                    .or_default()
-                    .insert(arm, ArmStats { tries: r.get::<i32, _>(2) as u32, rescues: r.get::<i32, _>(3) as u32 });
+                stats.arms.entry(r.get(0)).or_default().insert(
+                    arm,
+                    ArmStats {
+                        tries: r.get::<i32, _>(2) as u32,
+                        rescues: r.get::<i32, _>(3) as u32,
+                    },
+                );
             }
         }
         if with_scores {
@@ -316,7 +364,9 @@ impl TxOps for PgTx {
                 let st: String = r.get(0);
                 if st == "passed" {
                     passed += 1;
-                    if let Some(q) = rows::get_ojson::<retake_core::QualityScores>(r, "quality_scores")? {
+                    if let Some(q) =
+                        rows::get_ojson::<retake_core::QualityScores>(r, "quality_scores")?
+                    {
                         stats.passing_overall.push(q.overall);
                     }
                 }
@@ -328,7 +378,15 @@ impl TxOps for PgTx {
         Ok(stats)
     }
 
-    async fn bump_check_stats(&mut self, scene_type_id: i64, check: &str, attempts: i64, failures: i64, failed_segments: i64, rescues: i64) -> Result<()> {
+    async fn bump_check_stats(
+        &mut self,
+        scene_type_id: i64,
+        check: &str,
+        attempts: i64,
+        failures: i64,
+        failed_segments: i64,
+        rescues: i64,
+    ) -> Result<()> {
         sqlx::query(
             r#"INSERT INTO scene_check_stats AS s (scene_type_id, "check", attempts, failures, failed_segments, rescues)
                VALUES ($1, $2, $3, $4, $5, $6)
@@ -346,7 +404,14 @@ impl TxOps for PgTx {
         Ok(())
     }
 
-    async fn bump_arm_stats(&mut self, scene_type_id: i64, check: &str, arm: &str, tries: i64, rescues: i64) -> Result<()> {
+    async fn bump_arm_stats(
+        &mut self,
+        scene_type_id: i64,
+        check: &str,
+        arm: &str,
+        tries: i64,
+        rescues: i64,
+    ) -> Result<()> {
         sqlx::query(
             r#"INSERT INTO scene_arm_stats AS s (scene_type_id, "check", arm, tries, rescues) VALUES ($1, $2, $3, $4, $5)
                ON CONFLICT (scene_type_id, "check", arm) DO UPDATE SET tries = s.tries + $4, rescues = s.rescues + $5"#,
@@ -368,7 +433,12 @@ impl TxOps for PgTx {
     }
 }
 
-pub async fn insert_attempt(tx: &mut Transaction<'static, Postgres>, a: &Attempt, project_id: i64, scene_type_id: i64) -> Result<i64> {
+pub async fn insert_attempt(
+    tx: &mut Transaction<'static, Postgres>,
+    a: &Attempt,
+    project_id: i64,
+    scene_type_id: i64,
+) -> Result<i64> {
     let r = sqlx::query(
         "INSERT INTO retry_attempts (segment_id, project_id, scene_type_id, attempt_number, seed, parameters, original_parameters,
          overall_status, jitter, arm, why, provenance, infra_errors, created_at, updated_at)

@@ -33,21 +33,39 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) `sqlite:PATH`, `sqlite://PATH` or a bare path, and migrates it.
     pub async fn open(url: &str) -> Result<Self> {
-        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
         let opts = SqliteConnectOptions::from_str(&format!("sqlite:{path}"))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let writer = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts.clone()).await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(opts.clone())
+            .await?;
         MIGRATOR.run(&writer).await?;
-        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
-        Ok(Self { writer, reader, work: Arc::new(Notify::new()), events: Arc::new(Notify::new()) })
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(Self {
+            writer,
+            reader,
+            work: Arc::new(Notify::new()),
+            events: Arc::new(Notify::new()),
+        })
     }
 
     async fn begin(&self) -> Result<SqliteTx> {
-        Ok(SqliteTx { tx: self.writer.begin().await?, work_queued: false })
+        Ok(SqliteTx {
+            tx: self.writer.begin().await?,
+            work_queued: false,
+        })
     }
 
     async fn commit(&self, t: SqliteTx) -> Result<()> {
@@ -69,8 +87,12 @@ impl SqliteStore {
 
 fn unique_to_conflict(e: sqlx::Error, field: &str, what: String) -> StoreError {
     match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::conflict(Some(field), what),
-        sqlx::Error::Database(d) if d.is_check_violation() => StoreError::invalid(Some(field), format!("{what}: {d}")),
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::conflict(Some(field), what)
+        }
+        sqlx::Error::Database(d) if d.is_check_violation() => {
+            StoreError::invalid(Some(field), format!("{what}: {d}"))
+        }
         _ => StoreError::Db(e),
     }
 }
@@ -101,19 +123,39 @@ impl Store for SqliteStore {
     }
 
     async fn get_project(&self, id: i64) -> Result<Project> {
-        let r = sqlx::query("SELECT * FROM projects WHERE id = ?").bind(id).fetch_optional(&self.reader).await?;
-        r.as_ref().map(rows::project).transpose()?.ok_or_else(|| StoreError::not_found("project", id))
+        let r = sqlx::query("SELECT * FROM projects WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        r.as_ref()
+            .map(rows::project)
+            .transpose()?
+            .ok_or_else(|| StoreError::not_found("project", id))
     }
 
     async fn list_projects(&self) -> Result<Vec<Project>> {
-        let rs = sqlx::query("SELECT * FROM projects ORDER BY id").fetch_all(&self.reader).await?;
+        let rs = sqlx::query("SELECT * FROM projects ORDER BY id")
+            .fetch_all(&self.reader)
+            .await?;
         rs.iter().map(rows::project).collect()
     }
 
-    async fn update_project(&self, id: i64, patch: ProjectPatch, if_updated_at: Option<Timestamp>) -> Result<Project> {
+    async fn update_project(
+        &self,
+        id: i64,
+        patch: ProjectPatch,
+        if_updated_at: Option<Timestamp>,
+    ) -> Result<Project> {
         let mut t = self.begin().await?;
-        let cur = sqlx::query("SELECT * FROM projects WHERE id = ?").bind(id).fetch_optional(&mut *t.tx).await?;
-        let cur = cur.as_ref().map(rows::project).transpose()?.ok_or_else(|| StoreError::not_found("project", id))?;
+        let cur = sqlx::query("SELECT * FROM projects WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *t.tx)
+            .await?;
+        let cur = cur
+            .as_ref()
+            .map(rows::project)
+            .transpose()?
+            .ok_or_else(|| StoreError::not_found("project", id))?;
         if let Some(expected) = if_updated_at {
             if expected != cur.updated_at {
                 return Err(StoreError::conflict(Some("updated_at"), format!(
@@ -122,8 +164,12 @@ impl Store for SqliteStore {
         }
         let name = patch.name.unwrap_or(cur.name);
         let budget = patch.gpu_budget_seconds.unwrap_or(cur.gpu_budget_seconds);
-        let est = patch.default_gpu_estimate_seconds.unwrap_or(cur.default_gpu_estimate_seconds);
-        let policy = patch.default_retry_policy.unwrap_or(cur.default_retry_policy);
+        let est = patch
+            .default_gpu_estimate_seconds
+            .unwrap_or(cur.default_gpu_estimate_seconds);
+        let policy = patch
+            .default_retry_policy
+            .unwrap_or(cur.default_retry_policy);
         let r = sqlx::query(
             "UPDATE projects SET name = ?, gpu_budget_seconds = ?, default_gpu_estimate_seconds = ?, default_retry_policy = ?, updated_at = ?
              WHERE id = ? RETURNING *",
@@ -143,7 +189,10 @@ impl Store for SqliteStore {
     }
 
     async fn delete_project(&self, id: i64) -> Result<()> {
-        let r = sqlx::query("DELETE FROM projects WHERE id = ?").bind(id).execute(&self.writer).await?;
+        let r = sqlx::query("DELETE FROM projects WHERE id = ?")
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::not_found("project", id));
         }
@@ -155,19 +204,32 @@ impl Store for SqliteStore {
     }
 
     async fn get_scene_type(&self, id: i64) -> Result<SceneType> {
-        let r = sqlx::query("SELECT * FROM scene_types WHERE id = ?").bind(id).fetch_optional(&self.reader).await?;
-        r.as_ref().map(rows::scene_type).transpose()?.ok_or_else(|| StoreError::not_found("scene type", id))
+        let r = sqlx::query("SELECT * FROM scene_types WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        r.as_ref()
+            .map(rows::scene_type)
+            .transpose()?
+            .ok_or_else(|| StoreError::not_found("scene type", id))
     }
 
     async fn list_scene_types(&self, project_id: Option<i64>) -> Result<Vec<SceneType>> {
-        let rs = sqlx::query("SELECT * FROM scene_types WHERE (?1 IS NULL OR project_id = ?1) ORDER BY id")
-            .bind(project_id)
-            .fetch_all(&self.reader)
-            .await?;
+        let rs = sqlx::query(
+            "SELECT * FROM scene_types WHERE (?1 IS NULL OR project_id = ?1) ORDER BY id",
+        )
+        .bind(project_id)
+        .fetch_all(&self.reader)
+        .await?;
         rs.iter().map(rows::scene_type).collect()
     }
 
-    async fn update_scene_type(&self, id: i64, patch: SceneTypePatch, if_updated_at: Option<Timestamp>) -> Result<SceneType> {
+    async fn update_scene_type(
+        &self,
+        id: i64,
+        patch: SceneTypePatch,
+        if_updated_at: Option<Timestamp>,
+    ) -> Result<SceneType> {
         let mut t = self.begin().await?;
         let st = queries::update_scene_type(&mut t.tx, id, patch, if_updated_at).await?;
         self.commit(t).await?;
@@ -175,7 +237,10 @@ impl Store for SqliteStore {
     }
 
     async fn delete_scene_type(&self, id: i64) -> Result<()> {
-        let r = sqlx::query("DELETE FROM scene_types WHERE id = ?").bind(id).execute(&self.writer).await?;
+        let r = sqlx::query("DELETE FROM scene_types WHERE id = ?")
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::not_found("scene type", id));
         }
@@ -191,8 +256,14 @@ impl Store for SqliteStore {
     }
 
     async fn get_segment(&self, id: i64) -> Result<Segment> {
-        let r = sqlx::query("SELECT * FROM segments WHERE id = ?").bind(id).fetch_optional(&self.reader).await?;
-        r.as_ref().map(rows::segment).transpose()?.ok_or_else(|| StoreError::not_found("segment", id))
+        let r = sqlx::query("SELECT * FROM segments WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        r.as_ref()
+            .map(rows::segment)
+            .transpose()?
+            .ok_or_else(|| StoreError::not_found("segment", id))
     }
 
     async fn list_segments(&self, f: &SegmentFilter) -> Result<Vec<Segment>> {
@@ -211,16 +282,24 @@ impl Store for SqliteStore {
     }
 
     async fn list_attempts(&self, segment_id: i64) -> Result<Vec<Attempt>> {
-        let rs = sqlx::query("SELECT * FROM retry_attempts WHERE segment_id = ? ORDER BY attempt_number")
-            .bind(segment_id)
-            .fetch_all(&self.reader)
-            .await?;
+        let rs = sqlx::query(
+            "SELECT * FROM retry_attempts WHERE segment_id = ? ORDER BY attempt_number",
+        )
+        .bind(segment_id)
+        .fetch_all(&self.reader)
+        .await?;
         rs.iter().map(rows::attempt).collect()
     }
 
     async fn get_attempt(&self, id: i64) -> Result<Attempt> {
-        let r = sqlx::query("SELECT * FROM retry_attempts WHERE id = ?").bind(id).fetch_optional(&self.reader).await?;
-        r.as_ref().map(rows::attempt).transpose()?.ok_or_else(|| StoreError::not_found("attempt", id))
+        let r = sqlx::query("SELECT * FROM retry_attempts WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        r.as_ref()
+            .map(rows::attempt)
+            .transpose()?
+            .ok_or_else(|| StoreError::not_found("attempt", id))
     }
 
     async fn claim(&self, worker: &str, limit: u32, lease: Duration) -> Result<Vec<Work>> {
@@ -245,7 +324,11 @@ impl Store for SqliteStore {
         }
         let mut claimed = Vec::with_capacity(rs.len());
         for r in &rs {
-            claimed.push((rows::attempt(r)?, r.try_get("project_id")?, r.try_get("scene_type_id")?));
+            claimed.push((
+                rows::attempt(r)?,
+                r.try_get("project_id")?,
+                r.try_get("scene_type_id")?,
+            ));
         }
         claimed.sort_by_key(|c: &(Attempt, i64, i64)| c.0.id);
         let work = ops::reserve_claimed(&mut t, claimed).await?;
@@ -253,7 +336,12 @@ impl Store for SqliteStore {
         Ok(work)
     }
 
-    async fn heartbeat(&self, worker: &str, attempt_ids: &[i64], lease: Duration) -> Result<Vec<i64>> {
+    async fn heartbeat(
+        &self,
+        worker: &str,
+        attempt_ids: &[i64],
+        lease: Duration,
+    ) -> Result<Vec<i64>> {
         if attempt_ids.is_empty() {
             return Ok(vec![]);
         }
@@ -287,16 +375,28 @@ impl Store for SqliteStore {
             .await?;
         if let Some(r) = r {
             let n: i64 = r.get(2);
-            tx::insert_event(&mut t.tx, NewEvent {
-                project_id: Some(r.get(1)), segment_id: Some(r.get(0)), attempt_id: Some(attempt_id), kind: "progress",
-                message: format!("attempt {n}: {:.0}%", progress * 100.0),
-                data: serde_json::json!({"progress": progress, "attempt_number": n}),
-            }).await?;
+            tx::insert_event(
+                &mut t.tx,
+                NewEvent {
+                    project_id: Some(r.get(1)),
+                    segment_id: Some(r.get(0)),
+                    attempt_id: Some(attempt_id),
+                    kind: "progress",
+                    message: format!("attempt {n}: {:.0}%", progress * 100.0),
+                    data: serde_json::json!({"progress": progress, "attempt_number": n}),
+                },
+            )
+            .await?;
         }
         self.commit(t).await
     }
 
-    async fn set_provenance(&self, attempt_id: i64, worker: &str, provenance: serde_json::Value) -> Result<()> {
+    async fn set_provenance(
+        &self,
+        attempt_id: i64,
+        worker: &str,
+        provenance: serde_json::Value,
+    ) -> Result<()> {
         sqlx::query("UPDATE retry_attempts SET provenance = ? WHERE id = ? AND worker = ?")
             .bind(json(&provenance))
             .bind(attempt_id)
@@ -313,7 +413,12 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    async fn deliver_verdict(&self, attempt_id: i64, verdict: QaVerdict, worker: Option<&str>) -> Result<Applied> {
+    async fn deliver_verdict(
+        &self,
+        attempt_id: i64,
+        verdict: QaVerdict,
+        worker: Option<&str>,
+    ) -> Result<Applied> {
         let mut t = self.begin().await?;
         let out = ops::deliver_verdict(&mut t, attempt_id, verdict, worker).await?;
         self.commit(t).await?;
@@ -349,9 +454,11 @@ impl Store for SqliteStore {
     }
 
     async fn pending_work(&self) -> Result<u64> {
-        Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM retry_attempts WHERE overall_status = 'queued'")
-            .fetch_one(&self.writer)
-            .await? as u64)
+        Ok(sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM retry_attempts WHERE overall_status = 'queued'",
+        )
+        .fetch_one(&self.writer)
+        .await? as u64)
     }
 
     async fn wait_for_work(&self, timeout: Duration) {
@@ -362,35 +469,62 @@ impl Store for SqliteStore {
         let _ = tokio::time::timeout(timeout, self.events.notified()).await;
     }
 
-    async fn select_attempt(&self, segment_id: i64, n: u32, actor: &str, human_override: bool) -> Result<Segment> {
+    async fn select_attempt(
+        &self,
+        segment_id: i64,
+        n: u32,
+        actor: &str,
+        human_override: bool,
+    ) -> Result<Segment> {
         let mut t = self.begin().await?;
         let s = ops::select_attempt(&mut t, segment_id, n, actor, human_override).await?;
         self.commit(t).await?;
         Ok(s)
     }
 
-    async fn reject_segment(&self, segment_id: i64, actor: &str, note: Option<String>) -> Result<(Segment, Vec<Attempt>)> {
+    async fn reject_segment(
+        &self,
+        segment_id: i64,
+        actor: &str,
+        note: Option<String>,
+    ) -> Result<(Segment, Vec<Attempt>)> {
         let mut t = self.begin().await?;
-        let s = ops::close_segment(&mut t, segment_id, actor, SegmentStatus::Rejected, note).await?;
+        let s =
+            ops::close_segment(&mut t, segment_id, actor, SegmentStatus::Rejected, note).await?;
         self.commit(t).await?;
         Ok(s)
     }
 
-    async fn cancel_segment(&self, segment_id: i64, actor: &str) -> Result<(Segment, Vec<Attempt>)> {
+    async fn cancel_segment(
+        &self,
+        segment_id: i64,
+        actor: &str,
+    ) -> Result<(Segment, Vec<Attempt>)> {
         let mut t = self.begin().await?;
-        let s = ops::close_segment(&mut t, segment_id, actor, SegmentStatus::Cancelled, None).await?;
+        let s =
+            ops::close_segment(&mut t, segment_id, actor, SegmentStatus::Cancelled, None).await?;
         self.commit(t).await?;
         Ok(s)
     }
 
-    async fn rerun_segment(&self, segment_id: i64, actor: &str, o: RerunOverrides) -> Result<(Segment, Attempt)> {
+    async fn rerun_segment(
+        &self,
+        segment_id: i64,
+        actor: &str,
+        o: RerunOverrides,
+    ) -> Result<(Segment, Attempt)> {
         let mut t = self.begin().await?;
         let s = ops::rerun(&mut t, segment_id, actor, o).await?;
         self.commit(t).await?;
         Ok(s)
     }
 
-    async fn list_events(&self, after_id: i64, segment_id: Option<i64>, limit: u32) -> Result<Vec<Event>> {
+    async fn list_events(
+        &self,
+        after_id: i64,
+        segment_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Event>> {
         let rs = sqlx::query("SELECT * FROM events WHERE id > ?1 AND (?2 IS NULL OR segment_id = ?2) ORDER BY id LIMIT ?3")
             .bind(after_id)
             .bind(segment_id)
@@ -435,16 +569,27 @@ impl Store for SqliteStore {
     }
 
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>> {
-        let r = sqlx::query("SELECT * FROM api_tokens WHERE token_hash = ?").bind(token_hash).fetch_optional(&self.reader).await?;
+        let r = sqlx::query("SELECT * FROM api_tokens WHERE token_hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&self.reader)
+            .await?;
         r.as_ref().map(rows::token).transpose()
     }
 
     async fn list_comfy_servers(&self) -> Result<Vec<ComfyServer>> {
-        let rs = sqlx::query("SELECT * FROM comfy_servers ORDER BY name").fetch_all(&self.reader).await?;
+        let rs = sqlx::query("SELECT * FROM comfy_servers ORDER BY name")
+            .fetch_all(&self.reader)
+            .await?;
         rs.iter().map(rows::comfy_server).collect()
     }
 
-    async fn upsert_comfy_server(&self, name: &str, url: &str, max_concurrency: u32, drained: bool) -> Result<ComfyServer> {
+    async fn upsert_comfy_server(
+        &self,
+        name: &str,
+        url: &str,
+        max_concurrency: u32,
+        drained: bool,
+    ) -> Result<ComfyServer> {
         let t = ts(now());
         let r = sqlx::query(
             "INSERT INTO comfy_servers (name, url, max_concurrency, drained, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
@@ -462,7 +607,10 @@ impl Store for SqliteStore {
     }
 
     async fn delete_comfy_server(&self, name: &str) -> Result<()> {
-        let r = sqlx::query("DELETE FROM comfy_servers WHERE name = ?").bind(name).execute(&self.writer).await?;
+        let r = sqlx::query("DELETE FROM comfy_servers WHERE name = ?")
+            .bind(name)
+            .execute(&self.writer)
+            .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::not_found("ComfyUI server", name));
         }

@@ -5,16 +5,19 @@ use super::tx::{insert_attempt, insert_event, SqliteTx};
 use crate::model::*;
 use crate::ops::NewEvent;
 use crate::{Result, StoreError};
-use retake_core::{AttemptStatus, ArmStats};
+use retake_core::{ArmStats, AttemptStatus};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use std::collections::{BTreeMap, HashMap};
 
 fn conflict_or(e: sqlx::Error, name: &str) -> StoreError {
     match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => {
-            StoreError::conflict(Some("name"), format!("this project already has a scene type named `{name}`"))
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::conflict(
+            Some("name"),
+            format!("this project already has a scene type named `{name}`"),
+        ),
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+            StoreError::invalid(Some("project_id"), "project does not exist")
         }
-        sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::invalid(Some("project_id"), "project does not exist"),
         _ => StoreError::Db(e),
     }
 }
@@ -58,8 +61,15 @@ pub async fn update_scene_type(
     p: SceneTypePatch,
     if_updated_at: Option<Timestamp>,
 ) -> Result<SceneType> {
-    let cur = sqlx::query("SELECT * FROM scene_types WHERE id = ?").bind(id).fetch_optional(&mut **tx).await?;
-    let cur = cur.as_ref().map(rows::scene_type).transpose()?.ok_or_else(|| StoreError::not_found("scene type", id))?;
+    let cur = sqlx::query("SELECT * FROM scene_types WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let cur = cur
+        .as_ref()
+        .map(rows::scene_type)
+        .transpose()?
+        .ok_or_else(|| StoreError::not_found("scene type", id))?;
     if let Some(expected) = if_updated_at {
         if expected != cur.updated_at {
             return Err(StoreError::conflict(
@@ -104,18 +114,33 @@ pub async fn update_scene_type(
 /// Attempt 1's seed: the submitted one, else the first draw of the segment's RNG stream 1.
 pub fn first_seed(params: &retake_core::Parameters, rng_seed: u64) -> u64 {
     use rand::Rng;
-    params.seed().unwrap_or_else(|| retake_core::attempt_rng(rng_seed, 1).random_range(0..=retake_core::params::MAX_SEED))
+    params.seed().unwrap_or_else(|| {
+        retake_core::attempt_rng(rng_seed, 1).random_range(0..=retake_core::params::MAX_SEED)
+    })
 }
 
-pub async fn submit_segments(tx: &mut Transaction<'static, Sqlite>, segs: Vec<NewSegment>) -> Result<Vec<Segment>> {
+pub async fn submit_segments(
+    tx: &mut Transaction<'static, Sqlite>,
+    segs: Vec<NewSegment>,
+) -> Result<Vec<Segment>> {
     let mut scenes: HashMap<i64, SceneType> = HashMap::new();
     let mut out = Vec::with_capacity(segs.len());
     for s in segs {
         if !scenes.contains_key(&s.scene_type_id) {
-            let r = sqlx::query("SELECT * FROM scene_types WHERE id = ?").bind(s.scene_type_id).fetch_optional(&mut **tx).await?;
-            let st = r.as_ref().map(rows::scene_type).transpose()?.ok_or_else(|| {
-                StoreError::invalid(Some("scene_type_id"), format!("scene type {} does not exist", s.scene_type_id))
-            })?;
+            let r = sqlx::query("SELECT * FROM scene_types WHERE id = ?")
+                .bind(s.scene_type_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+            let st = r
+                .as_ref()
+                .map(rows::scene_type)
+                .transpose()?
+                .ok_or_else(|| {
+                    StoreError::invalid(
+                        Some("scene_type_id"),
+                        format!("scene type {} does not exist", s.scene_type_id),
+                    )
+                })?;
             scenes.insert(s.scene_type_id, st);
         }
         let scene = &scenes[&s.scene_type_id];
@@ -142,14 +167,20 @@ pub async fn submit_segments(tx: &mut Transaction<'static, Sqlite>, segs: Vec<Ne
         let seg = rows::segment(&r)?;
         let a = first_attempt(&seg, seed, t);
         let attempt_id = insert_attempt(tx, &a, seg.project_id, seg.scene_type_id).await?;
-        insert_event(tx, NewEvent {
-            project_id: Some(seg.project_id),
-            segment_id: Some(seg.id),
-            attempt_id: Some(attempt_id),
-            kind: "segment_submitted",
-            message: format!("segment {} submitted; attempt 1 queued with seed {seed}", seg.id),
-            data: serde_json::json!({"scene_type_id": seg.scene_type_id, "label": seg.label}),
-        })
+        insert_event(
+            tx,
+            NewEvent {
+                project_id: Some(seg.project_id),
+                segment_id: Some(seg.id),
+                attempt_id: Some(attempt_id),
+                kind: "segment_submitted",
+                message: format!(
+                    "segment {} submitted; attempt 1 queued with seed {seed}",
+                    seg.id
+                ),
+                data: serde_json::json!({"scene_type_id": seg.scene_type_id, "label": seg.label}),
+            },
+        )
         .await?;
         out.push(seg);
     }
@@ -191,7 +222,12 @@ pub fn first_attempt(seg: &Segment, seed: u64, t: Timestamp) -> Attempt {
     }
 }
 
-pub async fn extend_reservation(t: &mut SqliteTx, attempt_id: i64, worker: &str, extra: f64) -> Result<bool> {
+pub async fn extend_reservation(
+    t: &mut SqliteTx,
+    attempt_id: i64,
+    worker: &str,
+    extra: f64,
+) -> Result<bool> {
     let r = sqlx::query("SELECT project_id FROM retry_attempts WHERE id = ? AND worker = ? AND overall_status = 'generating'")
         .bind(attempt_id)
         .bind(worker)
@@ -203,11 +239,13 @@ pub async fn extend_reservation(t: &mut SqliteTx, attempt_id: i64, worker: &str,
     if !t.try_reserve(project_id, extra).await? {
         return Ok(false);
     }
-    sqlx::query("UPDATE retry_attempts SET reserved_gpu_seconds = reserved_gpu_seconds + ? WHERE id = ?")
-        .bind(extra)
-        .bind(attempt_id)
-        .execute(&mut *t.tx)
-        .await?;
+    sqlx::query(
+        "UPDATE retry_attempts SET reserved_gpu_seconds = reserved_gpu_seconds + ? WHERE id = ?",
+    )
+    .bind(extra)
+    .bind(attempt_id)
+    .execute(&mut *t.tx)
+    .await?;
     Ok(true)
 }
 
@@ -260,7 +298,10 @@ pub async fn project_stats(pool: &SqlitePool, project_id: i64) -> Result<Project
     Ok(stats)
 }
 
-pub async fn failure_patterns(pool: &SqlitePool, scene_type_id: Option<i64>) -> Result<Vec<FailurePattern>> {
+pub async fn failure_patterns(
+    pool: &SqlitePool,
+    scene_type_id: Option<i64>,
+) -> Result<Vec<FailurePattern>> {
     let mut arms: BTreeMap<(i64, String), BTreeMap<String, ArmStats>> = BTreeMap::new();
     for r in sqlx::query(r#"SELECT scene_type_id, "check", arm, tries, rescues FROM scene_arm_stats WHERE (?1 IS NULL OR scene_type_id = ?1)"#)
         .bind(scene_type_id)
@@ -282,8 +323,12 @@ pub async fn failure_patterns(pool: &SqlitePool, scene_type_id: Option<i64>) -> 
         .iter()
         .map(|r| {
             let (st, check): (i64, String) = (r.get(0), r.get(1));
-            let (attempts, failures, failed_segments, rescues) =
-                (r.get::<i64, _>(2) as u32, r.get::<i64, _>(3) as u32, r.get::<i64, _>(4) as u32, r.get::<i64, _>(5) as u32);
+            let (attempts, failures, failed_segments, rescues) = (
+                r.get::<i64, _>(2) as u32,
+                r.get::<i64, _>(3) as u32,
+                r.get::<i64, _>(4) as u32,
+                r.get::<i64, _>(5) as u32,
+            );
             FailurePattern {
                 scene_type_id: st,
                 arms: arms.remove(&(st, check.clone())).unwrap_or_default(),
@@ -292,7 +337,11 @@ pub async fn failure_patterns(pool: &SqlitePool, scene_type_id: Option<i64>) -> 
                 failures,
                 failed_segments,
                 rescues,
-                failure_rate: if attempts > 0 { failures as f64 / attempts as f64 } else { 0.0 },
+                failure_rate: if attempts > 0 {
+                    failures as f64 / attempts as f64
+                } else {
+                    0.0
+                },
                 rescue_rate: (failed_segments > 0).then(|| rescues as f64 / failed_segments as f64),
             }
         })
@@ -301,11 +350,20 @@ pub async fn failure_patterns(pool: &SqlitePool, scene_type_id: Option<i64>) -> 
 
 pub async fn metrics(pool: &SqlitePool) -> Result<MetricsSnapshot> {
     let mut m = MetricsSnapshot::default();
-    for r in sqlx::query("SELECT overall_status, COUNT(*) FROM retry_attempts GROUP BY overall_status").fetch_all(pool).await? {
-        m.attempts_by_status.insert(r.get(0), r.get::<i64, _>(1) as u64);
+    for r in
+        sqlx::query("SELECT overall_status, COUNT(*) FROM retry_attempts GROUP BY overall_status")
+            .fetch_all(pool)
+            .await?
+    {
+        m.attempts_by_status
+            .insert(r.get(0), r.get::<i64, _>(1) as u64);
     }
-    for r in sqlx::query("SELECT status, COUNT(*) FROM segments GROUP BY status").fetch_all(pool).await? {
-        m.segments_by_status.insert(r.get(0), r.get::<i64, _>(1) as u64);
+    for r in sqlx::query("SELECT status, COUNT(*) FROM segments GROUP BY status")
+        .fetch_all(pool)
+        .await?
+    {
+        m.segments_by_status
+            .insert(r.get(0), r.get::<i64, _>(1) as u64);
     }
     for r in sqlx::query("SELECT review_reason, COUNT(*) FROM segments WHERE review_reason IS NOT NULL GROUP BY review_reason").fetch_all(pool).await? {
         m.escalations_by_reason.insert(r.get(0), r.get::<i64, _>(1) as u64);
@@ -315,11 +373,22 @@ pub async fn metrics(pool: &SqlitePool) -> Result<MetricsSnapshot> {
     )
     .fetch_one(pool)
     .await? as u64;
-    m.gpu_seconds_spent = sqlx::query_scalar::<_, f64>("SELECT COALESCE(SUM(gpu_spent_seconds), 0.0) FROM projects").fetch_one(pool).await?;
-    for p in sqlx::query("SELECT * FROM projects ORDER BY id").fetch_all(pool).await? {
+    m.gpu_seconds_spent =
+        sqlx::query_scalar::<_, f64>("SELECT COALESCE(SUM(gpu_spent_seconds), 0.0) FROM projects")
+            .fetch_one(pool)
+            .await?;
+    for p in sqlx::query("SELECT * FROM projects ORDER BY id")
+        .fetch_all(pool)
+        .await?
+    {
         let p = rows::project(&p)?;
-        m.budget_remaining.push((p.name.clone(), p.remaining_gpu_seconds()));
+        m.budget_remaining
+            .push((p.name.clone(), p.remaining_gpu_seconds()));
     }
-    m.queue_depth = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM retry_attempts WHERE overall_status = 'queued'").fetch_one(pool).await? as u64;
+    m.queue_depth = sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM retry_attempts WHERE overall_status = 'queued'",
+    )
+    .fetch_one(pool)
+    .await? as u64;
     Ok(m)
 }

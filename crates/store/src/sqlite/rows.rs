@@ -42,7 +42,9 @@ pub fn get_ojson<T: DeserializeOwned>(r: &SqliteRow, col: &str) -> Result<Option
     let s: Option<String> = r.try_get(col)?;
     match s.as_deref() {
         None | Some("null") => Ok(None),
-        Some(s) => serde_json::from_str(s).map(Some).map_err(|e| StoreError::Corrupt(format!("{col}: {e}"))),
+        Some(s) => serde_json::from_str(s)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("{col}: {e}"))),
     }
 }
 
@@ -116,10 +118,15 @@ pub fn segment(r: &SqliteRow) -> Result<Segment> {
         parameters: get_json(r, "parameters")?,
         rng_seed: r.try_get::<i64, _>("rng_seed")? as u64,
         status: parse_enum::<SegmentStatus>(&status)?,
-        review_reason: reason.as_deref().map(parse_enum::<ReviewReason>).transpose()?,
+        review_reason: reason
+            .as_deref()
+            .map(parse_enum::<ReviewReason>)
+            .transpose()?,
         decision_note: r.try_get("decision_note")?,
         review_evidence: get_json(r, "review_evidence")?,
-        selected_attempt_number: r.try_get::<Option<i64>, _>("selected_attempt_number")?.map(|n| n as u32),
+        selected_attempt_number: r
+            .try_get::<Option<i64>, _>("selected_attempt_number")?
+            .map(|n| n as u32),
         output_video_path: r.try_get("output_video_path")?,
         attempt_count: r.try_get::<i64, _>("attempt_count")? as u32,
         created_at: get_ts(r, "created_at")?,
@@ -210,7 +217,13 @@ pub struct PolicyColumns {
 pub fn policy_columns(p: &retake_core::PolicyOverrides) -> PolicyColumns {
     let mut v = serde_json::to_value(p).expect("overrides serialize");
     let m = v.as_object_mut().expect("object");
-    for k in ["enabled", "max_attempts", "trigger_checks", "seed_variation", "cfg_jitter"] {
+    for k in [
+        "enabled",
+        "max_attempts",
+        "trigger_checks",
+        "seed_variation",
+        "cfg_jitter",
+    ] {
         m.remove(k);
     }
     m.retain(|_, v| !v.is_null());

@@ -14,34 +14,53 @@ pub struct SqliteTx {
     pub work_queued: bool,
 }
 
-
 #[async_trait]
 impl TxOps for SqliteTx {
     async fn attempt(&mut self, id: i64) -> Result<Option<Attempt>> {
-        let r = sqlx::query("SELECT * FROM retry_attempts WHERE id = ?").bind(id).fetch_optional(&mut *self.tx).await?;
+        let r = sqlx::query("SELECT * FROM retry_attempts WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
         r.as_ref().map(rows::attempt).transpose()
     }
 
     async fn segment(&mut self, id: i64) -> Result<Option<Segment>> {
-        let r = sqlx::query("SELECT * FROM segments WHERE id = ?").bind(id).fetch_optional(&mut *self.tx).await?;
+        let r = sqlx::query("SELECT * FROM segments WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
         r.as_ref().map(rows::segment).transpose()
     }
 
     async fn scene_type(&mut self, id: i64) -> Result<SceneType> {
-        let r = sqlx::query("SELECT * FROM scene_types WHERE id = ?").bind(id).fetch_optional(&mut *self.tx).await?;
-        r.as_ref().map(rows::scene_type).transpose()?.ok_or_else(|| StoreError::not_found("scene type", id))
+        let r = sqlx::query("SELECT * FROM scene_types WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        r.as_ref()
+            .map(rows::scene_type)
+            .transpose()?
+            .ok_or_else(|| StoreError::not_found("scene type", id))
     }
 
     async fn project(&mut self, id: i64) -> Result<Project> {
-        let r = sqlx::query("SELECT * FROM projects WHERE id = ?").bind(id).fetch_optional(&mut *self.tx).await?;
-        r.as_ref().map(rows::project).transpose()?.ok_or_else(|| StoreError::not_found("project", id))
+        let r = sqlx::query("SELECT * FROM projects WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        r.as_ref()
+            .map(rows::project)
+            .transpose()?
+            .ok_or_else(|| StoreError::not_found("project", id))
     }
 
     async fn attempts_of(&mut self, segment_id: i64) -> Result<Vec<Attempt>> {
-        let rs = sqlx::query("SELECT * FROM retry_attempts WHERE segment_id = ? ORDER BY attempt_number")
-            .bind(segment_id)
-            .fetch_all(&mut *self.tx)
-            .await?;
+        let rs = sqlx::query(
+            "SELECT * FROM retry_attempts WHERE segment_id = ? ORDER BY attempt_number",
+        )
+        .bind(segment_id)
+        .fetch_all(&mut *self.tx)
+        .await?;
         rs.iter().map(rows::attempt).collect()
     }
 
@@ -78,7 +97,12 @@ impl TxOps for SqliteTx {
         Ok(())
     }
 
-    async fn insert_attempt(&mut self, a: &Attempt, project_id: i64, scene_type_id: i64) -> Result<i64> {
+    async fn insert_attempt(
+        &mut self,
+        a: &Attempt,
+        project_id: i64,
+        scene_type_id: i64,
+    ) -> Result<i64> {
         insert_attempt(&mut self.tx, a, project_id, scene_type_id).await
     }
 
@@ -125,7 +149,14 @@ impl TxOps for SqliteTx {
         Ok(())
     }
 
-    async fn ledger(&mut self, project_id: i64, attempt_id: i64, reserved: f64, spent: f64, note: &str) -> Result<()> {
+    async fn ledger(
+        &mut self,
+        project_id: i64,
+        attempt_id: i64,
+        reserved: f64,
+        spent: f64,
+        note: &str,
+    ) -> Result<()> {
         sqlx::query("INSERT INTO gpu_ledger (project_id, attempt_id, reserved_seconds, spent_seconds, note, created_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(project_id)
             .bind(attempt_id)
@@ -166,16 +197,21 @@ impl TxOps for SqliteTx {
                 CheckStats { attempts: r.get::<i64, _>(1) as u32, failures: r.get::<i64, _>(2) as u32, rescues: r.get::<i64, _>(3) as u32 },
             );
         }
-        for r in sqlx::query(r#"SELECT "check", arm, tries, rescues FROM scene_arm_stats WHERE scene_type_id = ?"#)
-            .bind(scene_type_id)
-            .fetch_all(&mut *self.tx)
-            .await?
+        for r in sqlx::query(
+            r#"SELECT "check", arm, tries, rescues FROM scene_arm_stats WHERE scene_type_id = ?"#,
+        )
+        .bind(scene_type_id)
+        .fetch_all(&mut *self.tx)
+        .await?
         {
             let arm: String = r.get(1);
             if let Some(arm) = Arm::parse(&arm) {
                 stats.arms.entry(r.get(0)).or_default().insert(
                     arm,
-                    ArmStats { tries: r.get::<i64, _>(2) as u32, rescues: r.get::<i64, _>(3) as u32 },
+                    ArmStats {
+                        tries: r.get::<i64, _>(2) as u32,
+                        rescues: r.get::<i64, _>(3) as u32,
+                    },
                 );
             }
         }
@@ -192,7 +228,9 @@ impl TxOps for SqliteTx {
                 let st: String = r.get(0);
                 if st == "passed" {
                     passed += 1;
-                    if let Some(q) = rows::get_ojson::<retake_core::QualityScores>(r, "quality_scores")? {
+                    if let Some(q) =
+                        rows::get_ojson::<retake_core::QualityScores>(r, "quality_scores")?
+                    {
                         stats.passing_overall.push(q.overall);
                     }
                 }
@@ -204,7 +242,15 @@ impl TxOps for SqliteTx {
         Ok(stats)
     }
 
-    async fn bump_check_stats(&mut self, scene_type_id: i64, check: &str, attempts: i64, failures: i64, failed_segments: i64, rescues: i64) -> Result<()> {
+    async fn bump_check_stats(
+        &mut self,
+        scene_type_id: i64,
+        check: &str,
+        attempts: i64,
+        failures: i64,
+        failed_segments: i64,
+        rescues: i64,
+    ) -> Result<()> {
         sqlx::query(
             r#"INSERT INTO scene_check_stats (scene_type_id, "check", attempts, failures, failed_segments, rescues) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                ON CONFLICT (scene_type_id, "check") DO UPDATE SET attempts = attempts + ?3, failures = failures + ?4,
@@ -221,7 +267,14 @@ impl TxOps for SqliteTx {
         Ok(())
     }
 
-    async fn bump_arm_stats(&mut self, scene_type_id: i64, check: &str, arm: &str, tries: i64, rescues: i64) -> Result<()> {
+    async fn bump_arm_stats(
+        &mut self,
+        scene_type_id: i64,
+        check: &str,
+        arm: &str,
+        tries: i64,
+        rescues: i64,
+    ) -> Result<()> {
         sqlx::query(
             r#"INSERT INTO scene_arm_stats (scene_type_id, "check", arm, tries, rescues) VALUES (?1, ?2, ?3, ?4, ?5)
                ON CONFLICT (scene_type_id, "check", arm) DO UPDATE SET tries = tries + ?4, rescues = rescues + ?5"#,
@@ -242,7 +295,12 @@ impl TxOps for SqliteTx {
     }
 }
 
-pub async fn insert_attempt(tx: &mut Transaction<'static, Sqlite>, a: &Attempt, project_id: i64, scene_type_id: i64) -> Result<i64> {
+pub async fn insert_attempt(
+    tx: &mut Transaction<'static, Sqlite>,
+    a: &Attempt,
+    project_id: i64,
+    scene_type_id: i64,
+) -> Result<i64> {
     let r = sqlx::query(
         "INSERT INTO retry_attempts (segment_id, project_id, scene_type_id, attempt_number, seed, parameters, original_parameters,
          overall_status, jitter, arm, why, provenance, infra_errors, created_at, updated_at)

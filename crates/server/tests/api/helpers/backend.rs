@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use retake_core::{CheckScore, QaVerdict};
 use retake_engine::backends::{Scenario, SimulatedBackend};
-use retake_engine::{AttemptControl, Backend, GenerationError, GenerationJob, Generated};
+use retake_engine::{AttemptControl, Backend, Generated, GenerationError, GenerationJob};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -41,12 +41,19 @@ pub struct TestBackend {
 
 impl TestBackend {
     pub(super) fn new() -> Self {
-        Self { simulated: SimulatedBackend::new(Scenario::demo(), Some(0.0), None), scripts: Mutex::new(HashMap::new()) }
+        Self {
+            simulated: SimulatedBackend::new(Scenario::demo(), Some(0.0), None),
+            scripts: Mutex::new(HashMap::new()),
+        }
     }
 }
 
 fn external_qa(job: &GenerationJob) -> bool {
-    job.scene_type.backend_config.get("external_qa").and_then(Value::as_bool).unwrap_or(false)
+    job.scene_type
+        .backend_config
+        .get("external_qa")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
 }
 
 #[async_trait]
@@ -55,11 +62,24 @@ impl Backend for TestBackend {
         "simulated"
     }
 
-    async fn generate(&self, job: &GenerationJob, ctl: &dyn AttemptControl) -> Result<Generated, GenerationError> {
-        let script = self.scripts.lock().unwrap().get(&job.attempt.segment_id).cloned();
+    async fn generate(
+        &self,
+        job: &GenerationJob,
+        ctl: &dyn AttemptControl,
+    ) -> Result<Generated, GenerationError> {
+        let script = self
+            .scripts
+            .lock()
+            .unwrap()
+            .get(&job.attempt.segment_id)
+            .cloned();
         let Some(script) = script else {
             if external_qa(job) {
-                return Ok(Generated { output_path: None, gpu_seconds: SCRIPTED_GPU, verdict: None });
+                return Ok(Generated {
+                    output_path: None,
+                    gpu_seconds: SCRIPTED_GPU,
+                    verdict: None,
+                });
             }
             return self.simulated.generate(job, ctl).await;
         };
@@ -69,7 +89,11 @@ impl Backend for TestBackend {
             return Err(GenerationError::StoppedByBudget { gpu_seconds: gpu });
         }
         let n = job.attempt.attempt_number as usize;
-        let face = if script.faces.is_empty() { 0.95 } else { script.faces[(n - 1).min(script.faces.len() - 1)] };
+        let face = if script.faces.is_empty() {
+            0.95
+        } else {
+            script.faces[(n - 1).min(script.faces.len() - 1)]
+        };
         let output_path = match &script.media {
             None => None,
             Some(Media::Path(p)) => Some(p.clone()),
@@ -93,11 +117,23 @@ impl Backend for TestBackend {
                 .qa_checks
                 .iter()
                 .filter(|c| c.enabled)
-                .map(|c| CheckScore { check: c.check.clone(), score: if c.check == "face_confidence" { face } else { 0.99 }, details: Value::Null })
+                .map(|c| CheckScore {
+                    check: c.check.clone(),
+                    score: if c.check == "face_confidence" {
+                        face
+                    } else {
+                        0.99
+                    },
+                    details: Value::Null,
+                })
                 .collect(),
             error: None,
             source: "scripted".into(),
         });
-        Ok(Generated { output_path, gpu_seconds: gpu, verdict })
+        Ok(Generated {
+            output_path,
+            gpu_seconds: gpu,
+            verdict,
+        })
     }
 }
