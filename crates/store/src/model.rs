@@ -367,6 +367,28 @@ pub struct ProjectStats {
     pub rescue_rate: Option<f64>,
 }
 
+impl ProjectStats {
+    /// From the aggregate query both stores run, in this column order: segments, passed first
+    /// time, rescued, in progress, needs review, approved, rejected, escalated after a failure,
+    /// best-of-N beat the first pass, attempts. Escalations by reason are filled in separately.
+    pub fn from_counts(c: [u64; 10]) -> ProjectStats {
+        let failed_terminal = c[2] + c[7];
+        ProjectStats {
+            segments: c[0],
+            passed_first_time: c[1],
+            rescued_by_retry: c[2],
+            in_progress: c[3],
+            needs_review: c[4],
+            approved: c[5],
+            rejected: c[6],
+            best_of_n_beat_first_pass: c[8],
+            attempts: c[9],
+            rescue_rate: (failed_terminal > 0).then(|| c[2] as f64 / failed_terminal as f64),
+            escalations_by_reason: BTreeMap::new(),
+        }
+    }
+}
+
 /// The scene type × check failure-pattern row.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FailurePattern {
@@ -381,6 +403,32 @@ pub struct FailurePattern {
     /// arm → (tries, rescues) for retries after a failure of this check.
     #[schema(value_type = Object)]
     pub arms: BTreeMap<String, retake_core::ArmStats>,
+}
+
+impl FailurePattern {
+    /// A row of counts, with its rates derived.
+    pub fn new(
+        scene_type_id: i64,
+        check: String,
+        [attempts, failures, failed_segments, rescues]: [u32; 4],
+        arms: BTreeMap<String, retake_core::ArmStats>,
+    ) -> FailurePattern {
+        FailurePattern {
+            scene_type_id,
+            check,
+            attempts,
+            failures,
+            failed_segments,
+            rescues,
+            failure_rate: if attempts > 0 {
+                failures as f64 / attempts as f64
+            } else {
+                0.0
+            },
+            rescue_rate: (failed_segments > 0).then(|| rescues as f64 / failed_segments as f64),
+            arms,
+        }
+    }
 }
 
 /// Gauges for `/metrics`.

@@ -221,24 +221,7 @@ pub async fn project_stats(pool: &PgPool, project_id: i64) -> Result<ProjectStat
     .bind(project_id)
     .fetch_one(pool)
     .await?;
-    let g = |i: usize| -> u64 { r.get::<i64, _>(i) as u64 };
-    let mut stats = ProjectStats {
-        segments: g(0),
-        passed_first_time: g(1),
-        rescued_by_retry: g(2),
-        in_progress: g(3),
-        needs_review: g(4),
-        approved: g(5),
-        rejected: g(6),
-        attempts: g(9),
-        best_of_n_beat_first_pass: g(8),
-        rescue_rate: None,
-        escalations_by_reason: BTreeMap::new(),
-    };
-    let failed_terminal = stats.rescued_by_retry + g(7);
-    if failed_terminal > 0 {
-        stats.rescue_rate = Some(stats.rescued_by_retry as f64 / failed_terminal as f64);
-    }
+    let mut stats = ProjectStats::from_counts(std::array::from_fn(|i| r.get::<i64, _>(i) as u64));
     for r in sqlx::query("SELECT review_reason, COUNT(*) FROM segments WHERE project_id = $1 AND review_reason IS NOT NULL GROUP BY review_reason")
         .bind(project_id)
         .fetch_all(pool)
@@ -274,27 +257,9 @@ pub async fn failure_patterns(
         .iter()
         .map(|r| {
             let (st, check): (i64, String) = (r.get(0), r.get(1));
-            let (attempts, failures, failed_segments, rescues) = (
-                r.get::<i32, _>(2) as u32,
-                r.get::<i32, _>(3) as u32,
-                r.get::<i32, _>(4) as u32,
-                r.get::<i32, _>(5) as u32,
-            );
-            FailurePattern {
-                scene_type_id: st,
-                arms: arms.remove(&(st, check.clone())).unwrap_or_default(),
-                check,
-                attempts,
-                failures,
-                failed_segments,
-                rescues,
-                failure_rate: if attempts > 0 {
-                    failures as f64 / attempts as f64
-                } else {
-                    0.0
-                },
-                rescue_rate: (failed_segments > 0).then(|| rescues as f64 / failed_segments as f64),
-            }
+            let counts = std::array::from_fn(|i| r.get::<i32, _>(i + 2) as u32);
+            let arms = arms.remove(&(st, check.clone())).unwrap_or_default();
+            FailurePattern::new(st, check, counts, arms)
         })
         .collect())
 }
