@@ -358,17 +358,23 @@ async fn judge<T: TxOps + ?Sized>(
     a.finished_at = Some(now());
     a.updated_at = now();
     tx.save_attempt(&a).await?;
-    learn(tx, &seg, &a).await?;
-    decide_and_apply(tx, seg.id).await
+    // One read of the segment's attempts serves both the learning tables and the decision.
+    let attempts = tx.attempts_of(seg.id).await?;
+    learn(tx, &seg, &a, &attempts).await?;
+    decide_loaded(tx, seg, &scene, attempts).await
 }
 
 /// Update the scene type's failure-pattern and arm tables with one judged attempt.
-async fn learn<T: TxOps + ?Sized>(tx: &mut T, seg: &Segment, a: &Attempt) -> Result<()> {
+async fn learn<T: TxOps + ?Sized>(
+    tx: &mut T,
+    seg: &Segment,
+    a: &Attempt,
+    attempts: &[Attempt],
+) -> Result<()> {
     let Some(scores) = &a.quality_scores else {
         return Ok(());
     };
-    let earlier = tx.attempts_of(seg.id).await?;
-    let earlier: Vec<&Attempt> = earlier
+    let earlier: Vec<&Attempt> = attempts
         .iter()
         .filter(|e| e.attempt_number < a.attempt_number)
         .collect();
@@ -415,24 +421,43 @@ async fn learn<T: TxOps + ?Sized>(tx: &mut T, seg: &Segment, a: &Attempt) -> Res
 
 /// Run the pure decision for a segment and apply it.
 pub async fn decide_and_apply<T: TxOps + ?Sized>(tx: &mut T, segment_id: i64) -> Result<Applied> {
-    let mut seg = tx
+    let seg = tx
         .segment(segment_id)
         .await?
         .ok_or_else(|| StoreError::not_found("segment", segment_id))?;
     if seg.status.is_terminal() {
-        return Ok(Applied {
-            applied: true,
-            decision: None,
-            segment_status: Some(seg.status),
-            new_attempts: vec![],
-        });
+        return Ok(already_decided(&seg));
     }
     let scene = tx.scene_type(seg.scene_type_id).await?;
+    let attempts = tx.attempts_of(seg.id).await?;
+    decide_loaded(tx, seg, &scene, attempts).await
+}
+
+/// A segment that already ended (cancelled, rejected, passed, in review) takes no new decision.
+fn already_decided(seg: &Segment) -> Applied {
+    Applied {
+        applied: true,
+        decision: None,
+        segment_status: Some(seg.status),
+        new_attempts: vec![],
+    }
+}
+
+/// The decision for a segment whose row, scene type and attempts the caller already read in this
+/// transaction.
+async fn decide_loaded<T: TxOps + ?Sized>(
+    tx: &mut T,
+    mut seg: Segment,
+    scene: &SceneType,
+    attempts: Vec<Attempt>,
+) -> Result<Applied> {
+    if seg.status.is_terminal() {
+        return Ok(already_decided(&seg));
+    }
     let project = tx.project(seg.project_id).await?;
     let policy = EffectivePolicy::resolve(&project.default_retry_policy, &scene.retry_policy)
         .map_err(|e| StoreError::invalid(Some(&e.field), e.message))?
         .policy;
-    let attempts = tx.attempts_of(seg.id).await?;
     let views: Vec<_> = attempts.iter().map(Attempt::view).collect();
     let est = estimate(tx, scene.id, project.default_gpu_estimate_seconds).await?;
     let needs_stats = policy.adaptive_variation
