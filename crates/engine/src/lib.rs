@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod backends;
+pub mod completer;
 pub mod metrics;
 mod worker;
 

@@ -51,3 +51,12 @@ impl Histogram {
 
 /// Time to judge a delivered verdict and apply the retry decision (one store transaction).
 pub static DECISION_LATENCY: Histogram = Histogram::new();
+
+/// Completion batches written, and the completions in them.
+pub static COMPLETION_BATCHES: AtomicU64 = AtomicU64::new(0);
+pub static COMPLETIONS: AtomicU64 = AtomicU64::new(0);
+
+pub fn record_completion_batch(size: usize) {
+    COMPLETION_BATCHES.fetch_add(1, Ordering::Relaxed);
+    COMPLETIONS.fetch_add(size as u64, Ordering::Relaxed);
+}

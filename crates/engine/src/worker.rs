@@ -4,7 +4,8 @@
 
 use crate::backend::{AttemptControl, Backends, GenerationError, GenerationJob, Scorer};
 use async_trait::async_trait;
-use retake_store::{GenerationDone, InfraFailure, SceneType, Store, StoreError, Work};
+use crate::completer::Completer;
+use retake_store::{Applied, Completion, GenerationDone, InfraFailure, SceneType, Store, StoreError, Work};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ pub struct EngineConfig {
     pub data_dir: PathBuf,
     /// Stop `run` once nothing is queued and nothing runs here (benchmarks, batch jobs).
     pub exit_when_idle: bool,
+    /// Completions written per transaction at most (see [`Completer`]).
+    pub completion_batch: usize,
 }
 
 impl EngineConfig {
@@ -46,6 +49,7 @@ impl EngineConfig {
             infra_backoff: Duration::from_millis(500),
             data_dir: data_dir.into(),
             exit_when_idle: false,
+            completion_batch: 64,
         }
     }
 }
@@ -71,6 +75,7 @@ pub struct Engine<S: Store + ?Sized> {
     in_flight: Mutex<HashMap<i64, tokio::task::AbortHandle>>,
     processed: AtomicU64,
     infra: AtomicU64,
+    completer: std::sync::OnceLock<Completer>,
 }
 
 impl<S: Store + ?Sized> Engine<S> {
@@ -89,7 +94,16 @@ impl<S: Store + ?Sized> Engine<S> {
             in_flight: Mutex::new(HashMap::new()),
             processed: AtomicU64::new(0),
             infra: AtomicU64::new(0),
+            completer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Hand a completion to this process's completer and wait until it is written.
+    async fn complete(&self, c: Completion) -> Result<Applied, StoreError> {
+        self.completer
+            .get_or_init(|| Completer::start(self.store.clone(), self.cfg.completion_batch))
+            .complete(c)
+            .await
     }
 
     pub fn store(&self) -> &Arc<S> {
@@ -263,8 +277,19 @@ impl<S: Store + ?Sized> Engine<S> {
 
     async fn rescue_loop(self: Arc<Self>) {
         let mut tick = tokio::time::interval(self.cfg.lease / 2);
+        let mut settle = tokio::time::interval(Duration::from_secs(1));
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = settle.tick() => {
+                    // Fold the budget and statistics deltas finishes appended (claims fold them
+                    // too; this keeps the table short when nothing is being claimed).
+                    if let Err(e) = self.store.settle_pending().await {
+                        tracing::warn!(error = %e, "settling budget deltas failed");
+                    }
+                    continue;
+                }
+            }
             match self.store.rescue_expired().await {
                 Ok(ids) if !ids.is_empty() => {
                     tracing::info!(count = ids.len(), "returned expired leases to the queue")
@@ -294,8 +319,7 @@ impl<S: Store + ?Sized> Engine<S> {
                 scene.backend,
                 self.backends.names().join(", ")
             );
-            self.store
-                .record_infra_failure(self.infra_failure(&w, msg, true, 0.0))
+            self.complete(Completion::Infra(self.infra_failure(&w, msg, true, 0.0)))
                 .await?;
             self.infra.fetch_add(1, Ordering::Relaxed);
             return Ok(());
@@ -343,7 +367,7 @@ impl<S: Store + ?Sized> Engine<S> {
                 };
                 let started = Instant::now();
                 let scored = done.verdict.is_some();
-                let applied = self.store.finish_generation(done).await?;
+                let applied = self.complete(Completion::Generated(done)).await?;
                 if scored {
                     crate::metrics::DECISION_LATENCY.observe(started.elapsed());
                 }
@@ -363,15 +387,17 @@ impl<S: Store + ?Sized> Engine<S> {
                         },
                     };
                     let started = Instant::now();
-                    self.store
-                        .deliver_verdict(w.attempt.id, verdict, Some(&worker))
-                        .await?;
+                    self.complete(Completion::Verdict {
+                        attempt_id: w.attempt.id,
+                        verdict,
+                        worker: Some(worker.clone()),
+                    })
+                    .await?;
                     crate::metrics::DECISION_LATENCY.observe(started.elapsed());
                 }
             }
             Err(GenerationError::StoppedByBudget { gpu_seconds }) => {
-                self.store
-                    .finish_generation(GenerationDone {
+                self.complete(Completion::Generated(GenerationDone {
                         attempt_id: w.attempt.id,
                         worker: worker.clone(),
                         backend: backend.name().to_owned(),
@@ -380,7 +406,7 @@ impl<S: Store + ?Sized> Engine<S> {
                         verdict: None,
                         stopped_by_budget: true,
                         scored_by_worker: false,
-                    })
+                    }))
                     .await?;
             }
             Err(GenerationError::Infra {
@@ -389,9 +415,13 @@ impl<S: Store + ?Sized> Engine<S> {
                 gpu_seconds,
             }) => {
                 self.infra.fetch_add(1, Ordering::Relaxed);
-                self.store
-                    .record_infra_failure(self.infra_failure(&w, message, retriable, gpu_seconds))
-                    .await?;
+                self.complete(Completion::Infra(self.infra_failure(
+                    &w,
+                    message,
+                    retriable,
+                    gpu_seconds,
+                )))
+                .await?;
             }
         }
         Ok(())

@@ -39,6 +39,10 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("{0}")]
     RangeNotSatisfiable(String),
+    /// The database could not take the write (503), or its disk is full (507). Nothing was
+    /// stored; the request can be sent again once the cause is gone.
+    #[error("{message}")]
+    Unavailable { message: String, storage_full: bool },
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -52,7 +56,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable machine-readable code: `validation_failed`, `bad_request`, `not_found`, `conflict`,
     /// `unauthorized`, `forbidden`, `method_not_allowed`, `payload_too_large`, `range_not_satisfiable`,
-    /// `internal`.
+    /// `storage_unavailable`, `storage_full`, `internal`.
     pub code: &'static str,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,6 +97,13 @@ impl ApiError {
                 "range_not_satisfiable",
                 None,
             ),
+            ApiError::Unavailable {
+                storage_full: true,
+                ..
+            } => (StatusCode::INSUFFICIENT_STORAGE, "storage_full", None),
+            ApiError::Unavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", None)
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
         }
     }
@@ -133,6 +144,16 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Conflict { message, field } => ApiError::Conflict { field, message },
             StoreError::Invalid { message, field } => ApiError::Validation { field, message },
+            StoreError::Unavailable {
+                message,
+                storage_full,
+            } => {
+                tracing::warn!(%message, "the database refused a write; answering 503/507");
+                ApiError::Unavailable {
+                    message,
+                    storage_full,
+                }
+            }
             other => ApiError::Internal(anyhow::Error::new(other)),
         }
     }

@@ -9,17 +9,19 @@
 //! attempt per segment (partial unique index), CHECK constraints on states and ranges, an
 //! append-only GPU ledger.
 
+pub mod errors;
 pub mod model;
 pub mod ops;
 pub mod postgres;
 pub mod sqlite;
+pub mod unit;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use model::*;
 
 use async_trait::async_trait;
-use retake_core::{QaVerdict, SegmentStatus};
+use retake_core::QaVerdict;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,11 +41,15 @@ pub enum StoreError {
         field: Option<String>,
     },
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    /// The database could not take the write (disk full, I/O error, connection lost). Nothing
+    /// was acknowledged; the same request can be sent again once the cause is gone.
+    #[error("{message}")]
+    Unavailable { message: String, storage_full: bool },
 }
 
 impl StoreError {
@@ -59,10 +65,70 @@ impl StoreError {
             field: field.map(str::to_owned),
         }
     }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        StoreError::Unavailable {
+            message: message.into(),
+            storage_full: false,
+        }
+    }
+    /// A copy that can be handed to every caller of a failed batch.
+    pub fn shared(&self) -> Self {
+        match self {
+            StoreError::NotFound { entity, id } => StoreError::NotFound {
+                entity,
+                id: id.clone(),
+            },
+            StoreError::Conflict { message, field } => StoreError::Conflict {
+                message: message.clone(),
+                field: field.clone(),
+            },
+            StoreError::Invalid { message, field } => StoreError::Invalid {
+                message: message.clone(),
+                field: field.clone(),
+            },
+            StoreError::Unavailable {
+                message,
+                storage_full,
+            } => StoreError::Unavailable {
+                message: message.clone(),
+                storage_full: *storage_full,
+            },
+            other => StoreError::unavailable(other.to_string()),
+        }
+    }
     pub fn conflict(field: Option<&str>, message: impl Into<String>) -> Self {
         StoreError::Conflict {
             message: message.into(),
             field: field.map(str::to_owned),
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// Errors that say the database cannot take writes right now (disk full, I/O error, the
+    /// server unreachable) become [`StoreError::Unavailable`], naming the cause; the rest stay
+    /// database errors.
+    fn from(e: sqlx::Error) -> Self {
+        let full = |message: String| StoreError::Unavailable {
+            message,
+            storage_full: true,
+        };
+        match &e {
+            sqlx::Error::Database(d) => {
+                let code = d.code().map(|c| c.into_owned()).unwrap_or_default();
+                let sqlite_primary = code.parse::<i64>().ok().map(|c| c & 0xff);
+                if sqlite_primary == Some(13) || code == "53100" {
+                    full(format!("the database's disk is full; nothing was stored ({d})"))
+                } else if sqlite_primary == Some(10) || code.starts_with("53") || code.starts_with("08") || code.starts_with("57P") {
+                    StoreError::unavailable(format!("the database cannot take writes right now; nothing was stored ({d})"))
+                } else {
+                    StoreError::Db(e)
+                }
+            }
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+                StoreError::unavailable(format!("the database is unreachable: {e}"))
+            }
+            _ => StoreError::Db(e),
         }
     }
 }
@@ -137,7 +203,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// Generation ended: charge GPU time, then judge and decide (if the backend scored it) or
     /// wait in `scoring`. Only the lease owner of a generating attempt may finish it.
-    async fn finish_generation(&self, done: GenerationDone) -> Result<Applied>;
+    async fn finish_generation(&self, done: GenerationDone) -> Result<Applied> {
+        single(self.complete(vec![Completion::Generated(done)]).await?)
+    }
+    /// The completer's write: applies a batch of completions in one transaction and answers
+    /// each. A completion that fails on its own (its project vanished, say) fails only itself;
+    /// the outer error means nothing was stored (the database refused the commit).
+    async fn complete(&self, items: Vec<Completion>) -> Result<Vec<Result<Applied>>>;
+    /// Fold the pending budget and statistics deltas into the project rows (claims do this as
+    /// they reserve; the engine also calls it periodically). Returns the deltas folded.
+    async fn settle_pending(&self) -> Result<u64>;
     /// Scores for an attempt in `scoring`, from the built-in runner (`worker` set) or an
     /// external QA service. A second delivery changes nothing.
     async fn deliver_verdict(
@@ -145,8 +220,19 @@ pub trait Store: Send + Sync + 'static {
         attempt_id: i64,
         verdict: QaVerdict,
         worker: Option<&str>,
-    ) -> Result<Applied>;
-    async fn record_infra_failure(&self, failure: InfraFailure) -> Result<Applied>;
+    ) -> Result<Applied> {
+        single(
+            self.complete(vec![Completion::Verdict {
+                attempt_id,
+                verdict,
+                worker: worker.map(str::to_owned),
+            }])
+            .await?,
+        )
+    }
+    async fn record_infra_failure(&self, failure: InfraFailure) -> Result<Applied> {
+        single(self.complete(vec![Completion::Infra(failure)]).await?)
+    }
     /// Returns attempts whose lease expired to the queue, with an event saying so.
     async fn rescue_expired(&self) -> Result<Vec<i64>>;
     /// Attempts waiting in the queue, including those held back by an infrastructure backoff.
@@ -207,6 +293,34 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_comfy_server(&self, name: &str) -> Result<()>;
 }
 
+fn single(mut results: Vec<Result<Applied>>) -> Result<Applied> {
+    results
+        .pop()
+        .unwrap_or_else(|| Err(StoreError::unavailable("the completion was not applied")))
+}
+
+/// Runs a batch of completions with `run`, which applies a slice in one transaction. When the
+/// batch fails for one item's sake, each item runs alone so only that one fails; when the
+/// database itself refused (nothing can be stored), the error is returned for the whole batch.
+pub(crate) async fn complete_isolated<F, Fut>(items: Vec<Completion>, run: F) -> Result<Vec<Result<Applied>>>
+where
+    F: Fn(Vec<Completion>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Applied>>>,
+{
+    match run(items.clone()).await {
+        Ok(v) => Ok(v.into_iter().map(Ok).collect()),
+        Err(e @ (StoreError::Db(_) | StoreError::Unavailable { .. })) => Err(e),
+        Err(_) if items.len() > 1 => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                out.push(run(vec![item]).await.map(|mut v| v.remove(0)));
+            }
+            Ok(out)
+        }
+        Err(e) => Ok(vec![Err(e)]),
+    }
+}
+
 /// Open the store a URL names: `sqlite:PATH` (or a bare path) or `postgres://…`. Migrations run.
 pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -214,9 +328,4 @@ pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {
     } else {
         Ok(std::sync::Arc::new(sqlite::SqliteStore::open(url).await?))
     }
-}
-
-/// Terminal segment statuses, for filters and checks.
-pub fn is_terminal(s: SegmentStatus) -> bool {
-    s.is_terminal()
 }

@@ -184,6 +184,12 @@ pub struct Segment {
     pub attempt_count: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// An attempt failed QA at some point (the project statistics count rescues by it).
+    #[serde(skip)]
+    pub had_failure: bool,
+    /// The first attempt that passed QA, if any.
+    #[serde(skip)]
+    pub first_pass: Option<u32>,
 }
 
 impl Segment {
@@ -371,6 +377,32 @@ impl ProjectStats {
     /// From the aggregate query both stores run, in this column order: segments, passed first
     /// time, rescued, in progress, needs review, approved, rejected, escalated after a failure,
     /// best-of-N beat the first pass, attempts. Escalations by reason are filled in separately.
+    /// From the project's counters (`crate::ops::PROJECT_COUNTERS`): key → count.
+    pub fn from_counters(c: &BTreeMap<String, f64>) -> ProjectStats {
+        let get = |k: &str| c.get(k).copied().unwrap_or(0.0).max(0.0).round() as u64;
+        let mut stats = ProjectStats::from_counts([
+            get("segments"),
+            get("passed_first_time"),
+            get("rescued"),
+            get("status:queued") + get("status:generating") + get("status:retrying"),
+            get("status:needs_review"),
+            get("status:approved"),
+            get("status:rejected"),
+            get("escalated_after_failure"),
+            get("best_beat_first"),
+            get("attempts"),
+        ]);
+        for (k, _) in c.iter().filter(|(k, _)| k.starts_with("reason:")) {
+            let n = get(k);
+            if n > 0 {
+                stats
+                    .escalations_by_reason
+                    .insert(k["reason:".len()..].to_owned(), n);
+            }
+        }
+        stats
+    }
+
     pub fn from_counts(c: [u64; 10]) -> ProjectStats {
         let failed_terminal = c[2] + c[7];
         ProjectStats {
@@ -481,6 +513,31 @@ pub struct InfraFailure {
     pub gpu_seconds_spent: f64,
     pub max_infra_retries: u32,
     pub backoff: std::time::Duration,
+}
+
+/// One finished piece of work for the completer: everything a worker reports about an attempt
+/// it holds, applied with other completions in one transaction.
+#[derive(Debug, Clone)]
+pub enum Completion {
+    Generated(GenerationDone),
+    Verdict {
+        attempt_id: i64,
+        verdict: retake_core::QaVerdict,
+        /// The built-in runner's worker (it must still hold the lease); `None` for an external
+        /// QA service.
+        worker: Option<String>,
+    },
+    Infra(InfraFailure),
+}
+
+impl Completion {
+    pub fn attempt_id(&self) -> i64 {
+        match self {
+            Completion::Generated(d) => d.attempt_id,
+            Completion::Verdict { attempt_id, .. } => *attempt_id,
+            Completion::Infra(f) => f.attempt_id,
+        }
+    }
 }
 
 /// Outcome of finishing or judging an attempt.

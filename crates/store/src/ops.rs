@@ -4,15 +4,17 @@
 //! event that explains it commit together or not at all.
 
 use crate::model::*;
+use crate::unit::Unit;
 use crate::{Result, StoreError};
 use async_trait::async_trait;
 use retake_core::qa::evaluate;
 use retake_core::strategy::SceneStats;
 use retake_core::{
     decide, estimate_gpu_seconds, plan_rerun, AttemptStatus, Decision, DecisionInput,
-    EffectivePolicy, QaVerdict, ReviewReason, SegmentStatus, Verdict,
+    EffectivePolicy, QaVerdict, SegmentStatus, Verdict,
 };
 use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 /// Recent GPU times a reservation estimate looks at.
@@ -28,13 +30,120 @@ pub struct NewEvent {
     pub data: Value,
 }
 
-/// What a backend provides inside one transaction. Reads of attempts and segments lock the row
-/// where the database can (PostgreSQL `FOR UPDATE`); SQLite has one writer at a time.
+/// A ledger row: one attempt's reservation released and GPU time charged.
+#[derive(Debug, Clone)]
+pub struct LedgerRow {
+    pub project_id: i64,
+    pub attempt_id: i64,
+    pub reserved: f64,
+    pub spent: f64,
+    pub note: String,
+    pub at: Timestamp,
+}
+
+/// An append-only change to a project's budget (`gpu_spent`, `gpu_reserved`) or statistics
+/// counters; folded into the project row by claims and the settler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectDelta {
+    pub project_id: i64,
+    pub key: String,
+    pub value: f64,
+}
+
+impl ProjectDelta {
+    pub fn new(project_id: i64, key: String, value: f64) -> Self {
+        ProjectDelta {
+            project_id,
+            key,
+            value,
+        }
+    }
+}
+
+pub const GPU_SPENT: &str = "gpu_spent";
+/// Projects with their pending budget deltas (`$1`-style placeholders; see [`sqlite_sql`]).
+pub const PROJECT_SELECT: &str = "SELECT p.*,
+    (SELECT SUM(d.value) FROM project_deltas d WHERE d.project_id = p.id AND d.key = 'gpu_spent') AS pending_spent,
+    (SELECT SUM(d.value) FROM project_deltas d WHERE d.project_id = p.id AND d.key = 'gpu_reserved') AS pending_reserved
+    FROM projects p";
+
+/// A project's statistics: its folded counters plus the pending deltas.
+pub const PROJECT_COUNTERS: &str = "SELECT key, SUM(value) FROM (
+    SELECT key, value FROM project_counters WHERE project_id = $1
+    UNION ALL SELECT key, value FROM project_deltas WHERE project_id = $1 AND key NOT LIKE 'gpu%') c GROUP BY key";
+
+/// Pending deltas of one project, summed: what a fold moves into the project row and counters.
+#[derive(Debug, Default)]
+pub struct Fold {
+    pub spent: f64,
+    pub reserved: f64,
+    pub counters: BTreeMap<String, f64>,
+}
+
+impl Fold {
+    pub fn of(rows: impl IntoIterator<Item = (String, f64)>) -> Fold {
+        let mut f = Fold::default();
+        for (k, v) in rows {
+            match k.as_str() {
+                GPU_SPENT => f.spent += v,
+                GPU_RESERVED => f.reserved += v,
+                _ => *f.counters.entry(k).or_default() += v,
+            }
+        }
+        f.counters.retain(|_, v| *v != 0.0);
+        f
+    }
+}
+
+/// How many of `wanted`, in order, fit in what the budget leaves after `used` (spent +
+/// reserved). Without a budget, all of them.
+pub fn covered(budget: Option<f64>, used: f64, wanted: &[f64]) -> usize {
+    let Some(budget) = budget else {
+        return wanted.len();
+    };
+    let mut total = used;
+    let mut n = 0;
+    for w in wanted {
+        if total + w > budget + 1e-9 {
+            break;
+        }
+        total += w;
+        n += 1;
+    }
+    n
+}
+
+/// The statistics a batch of new segments (each with attempt 1 queued) adds to their projects.
+pub fn submission_deltas(projects: &[i64]) -> Vec<ProjectDelta> {
+    let mut n: BTreeMap<i64, f64> = BTreeMap::new();
+    for p in projects {
+        *n.entry(*p).or_default() += 1.0;
+    }
+    n.into_iter()
+        .flat_map(|(p, n)| {
+            ["segments", "status:queued", "attempts"]
+                .into_iter()
+                .map(move |k| ProjectDelta::new(p, k.to_owned(), n))
+        })
+        .collect()
+}
+
+/// The same statement for SQLite, which numbers its placeholders `?1`.
+pub fn sqlite_sql(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+pub const GPU_RESERVED: &str = "gpu_reserved";
+
+/// What a backend provides inside one transaction — the dialect. Reads of attempts and segments
+/// lock the rows where the database can (PostgreSQL `FOR UPDATE`); SQLite has one writer at a
+/// time. The decision logic never calls a backend directly: it runs over [`crate::unit::Unit`],
+/// which implements this trait too, reading each row once and writing set-based at the end.
 #[async_trait]
 pub trait TxOps: Send {
     async fn attempt(&mut self, id: i64) -> Result<Option<Attempt>>;
     async fn segment(&mut self, id: i64) -> Result<Option<Segment>>;
     async fn scene_type(&mut self, id: i64) -> Result<SceneType>;
+    /// The project with its pending budget deltas added.
     async fn project(&mut self, id: i64) -> Result<Project>;
     async fn attempts_of(&mut self, segment_id: i64) -> Result<Vec<Attempt>>;
     /// Writes every mutable column of the attempt.
@@ -47,9 +156,21 @@ pub trait TxOps: Send {
     ) -> Result<i64>;
     async fn save_segment(&mut self, s: &Segment) -> Result<()>;
     /// `reserved += seconds` only if the budget still covers it.
-    async fn try_reserve(&mut self, project_id: i64, seconds: f64) -> Result<bool>;
-    /// `reserved -= release; spent += spend`.
-    async fn settle(&mut self, project_id: i64, release: f64, spend: f64) -> Result<()>;
+    async fn try_reserve(&mut self, project_id: i64, seconds: f64) -> Result<bool> {
+        Ok(self.reserve(project_id, &[seconds]).await? == 1)
+    }
+    /// Fold the project's pending deltas into its row, then reserve the longest prefix of
+    /// `wanted` the budget covers, with one conditional write. Returns how many were reserved.
+    async fn reserve(&mut self, project_id: i64, wanted: &[f64]) -> Result<usize>;
+    /// `reserved -= release; spent += spend`, as deltas (no write to the project row).
+    async fn settle(&mut self, project_id: i64, release: f64, spend: f64) -> Result<()> {
+        self.add_deltas(&[
+            ProjectDelta::new(project_id, GPU_RESERVED.into(), -release),
+            ProjectDelta::new(project_id, GPU_SPENT.into(), spend),
+        ])
+        .await
+    }
+    async fn add_deltas(&mut self, deltas: &[ProjectDelta]) -> Result<()>;
     async fn ledger(
         &mut self,
         project_id: i64,
@@ -58,6 +179,13 @@ pub trait TxOps: Send {
         spent: f64,
         note: &str,
     ) -> Result<()>;
+    async fn ledger_rows(&mut self, rows: &[LedgerRow]) -> Result<()> {
+        for r in rows {
+            self.ledger(r.project_id, r.attempt_id, r.reserved, r.spent, &r.note)
+                .await?;
+        }
+        Ok(())
+    }
     async fn event(&mut self, e: NewEvent) -> Result<()>;
     async fn recent_gpu(&mut self, scene_type_id: i64, limit: u32) -> Result<Vec<f64>>;
     async fn scene_stats(&mut self, scene_type_id: i64, with_scores: bool) -> Result<SceneStats>;
@@ -80,6 +208,47 @@ pub trait TxOps: Send {
     ) -> Result<()>;
     /// Tell sleeping workers that attempts were queued (PostgreSQL `NOTIFY`).
     async fn notify_work(&mut self) -> Result<()>;
+
+    // Set-based forms. The defaults go row by row; a backend overrides them with one statement.
+    /// Read and lock attempts, ids ascending.
+    async fn lock_attempts(&mut self, ids: &[i64]) -> Result<Vec<Attempt>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(a) = self.attempt(*id).await? {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+    /// Read and lock segments, ids ascending.
+    async fn lock_segments(&mut self, ids: &[i64]) -> Result<Vec<Segment>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(s) = self.segment(*id).await? {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+    async fn attempts_of_many(&mut self, segment_ids: &[i64]) -> Result<Vec<Attempt>> {
+        let mut out = vec![];
+        for id in segment_ids {
+            out.extend(self.attempts_of(*id).await?);
+        }
+        Ok(out)
+    }
+    async fn save_attempts(&mut self, attempts: &[Attempt]) -> Result<()> {
+        for a in attempts {
+            self.save_attempt(a).await?;
+        }
+        Ok(())
+    }
+    async fn save_segments(&mut self, segments: &[Segment]) -> Result<()> {
+        for s in segments {
+            self.save_segment(s).await?;
+        }
+        Ok(())
+    }
 }
 
 fn ev(
@@ -126,46 +295,62 @@ pub async fn estimate<T: TxOps + ?Sized>(
     Ok(estimate_gpu_seconds(&recent, default))
 }
 
-/// After a backend marked `claimed` as generating for `worker`: reserve each one's budget, or
-/// cancel it and escalate its segment when the budget cannot cover it.
+/// After a backend marked `claimed` as generating for `worker`: reserve each one's budget — one
+/// conditional write per project for the whole batch — or cancel it and escalate its segment
+/// when the budget cannot cover it.
 pub async fn reserve_claimed<T: TxOps + ?Sized>(
     tx: &mut T,
     claimed: Vec<(Attempt, i64, i64)>,
 ) -> Result<Vec<Work>> {
     let mut out = Vec::with_capacity(claimed.len());
-    let mut estimates: std::collections::HashMap<i64, f64> = std::collections::HashMap::new();
-    for (mut a, project_id, scene_type_id) in claimed {
-        let project = tx.project(project_id).await?;
+    let mut estimates: HashMap<i64, f64> = HashMap::new();
+    let mut by_project: BTreeMap<i64, Vec<(Attempt, i64, f64)>> = BTreeMap::new();
+    for (a, project_id, scene_type_id) in claimed {
         let est = match estimates.get(&scene_type_id) {
             Some(e) => *e,
             None => {
-                let e = estimate(tx, scene_type_id, project.default_gpu_estimate_seconds).await?;
+                let default = tx.project(project_id).await?.default_gpu_estimate_seconds;
+                let e = estimate(tx, scene_type_id, default).await?;
                 estimates.insert(scene_type_id, e);
                 e
             }
         };
-        let Some(mut seg) = tx.segment(a.segment_id).await? else {
-            continue;
-        };
-        if tx.try_reserve(project_id, est).await? {
-            a.reserved_gpu_seconds = est;
-            tx.save_attempt(&a).await?;
-            if seg.status == SegmentStatus::Queued {
-                move_segment(&mut seg, SegmentStatus::Generating)?;
-                seg.updated_at = now();
-                tx.save_segment(&seg).await?;
+        by_project
+            .entry(project_id)
+            .or_default()
+            .push((a, scene_type_id, est));
+    }
+    for (project_id, items) in by_project {
+        let wanted: Vec<f64> = items.iter().map(|i| i.2).collect();
+        let covered = tx.reserve(project_id, &wanted).await?;
+        for (i, (mut a, scene_type_id, est)) in items.into_iter().enumerate() {
+            let Some(mut seg) = tx.segment(a.segment_id).await? else {
+                continue;
+            };
+            if i < covered {
+                a.reserved_gpu_seconds = est;
+                tx.save_attempt(&a).await?;
+                if seg.status == SegmentStatus::Queued {
+                    move_segment(&mut seg, SegmentStatus::Generating)?;
+                    seg.updated_at = now();
+                    tx.save_segment(&seg).await?;
+                }
+                tx.event(ev(project_id, seg.id, Some(a.id), "attempt_started",
+                    format!("attempt {} of segment {} started on {} (reserved {est:.1} GPU-s)", a.attempt_number, seg.id, a.worker.as_deref().unwrap_or("?")),
+                    json!({"attempt_number": a.attempt_number, "reserved_gpu_seconds": est, "worker": a.worker}))).await?;
+                out.push(Work {
+                    attempt: a,
+                    project_id,
+                    scene_type_id,
+                    segment_rng_seed: seg.rng_seed,
+                });
+                continue;
             }
-            tx.event(ev(project_id, seg.id, Some(a.id), "attempt_started",
-                format!("attempt {} of segment {} started on {} (reserved {est:.1} GPU-s)", a.attempt_number, seg.id, a.worker.as_deref().unwrap_or("?")),
-                json!({"attempt_number": a.attempt_number, "reserved_gpu_seconds": est, "worker": a.worker}))).await?;
-            out.push(Work {
-                attempt: a,
-                project_id,
-                scene_type_id,
-                segment_rng_seed: seg.rng_seed,
-            });
-        } else {
-            let remaining = project.remaining_gpu_seconds().unwrap_or(0.0);
+            let remaining = tx
+                .project(project_id)
+                .await?
+                .remaining_gpu_seconds()
+                .unwrap_or(0.0);
             let why = format!(
                 "budget refused attempt {}: it needs an estimated {est:.1} GPU-s and {remaining:.1} remain",
                 a.attempt_number
@@ -190,6 +375,35 @@ pub async fn reserve_claimed<T: TxOps + ?Sized>(
             tx.notify_work().await?;
         }
     }
+    Ok(out)
+}
+
+/// Apply a batch of completions (finished generations, QA verdicts, infrastructure failures)
+/// in the caller's transaction: the batch's attempts, their segments and those segments'
+/// attempts are read once, each completion runs the same logic as alone, and every change is
+/// written set-based at the end. An error in any item fails the whole batch, so that the caller
+/// can roll back and apply the items one at a time to isolate it.
+pub async fn complete_batch<T: TxOps + ?Sized>(
+    tx: &mut T,
+    items: &[Completion],
+) -> Result<Vec<Applied>> {
+    let mut u = Unit::new(tx);
+    let ids: Vec<i64> = items.iter().map(Completion::attempt_id).collect();
+    u.preload(&ids).await?;
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let applied = match item.clone() {
+            Completion::Generated(done) => finish_generation(&mut u, done).await?,
+            Completion::Verdict {
+                attempt_id,
+                verdict,
+                worker,
+            } => deliver_verdict(&mut u, attempt_id, verdict, worker.as_deref()).await?,
+            Completion::Infra(f) => record_infra_failure(&mut u, f).await?,
+        };
+        out.push(applied);
+    }
+    u.flush().await?;
     Ok(out)
 }
 
@@ -358,6 +572,16 @@ async fn judge<T: TxOps + ?Sized>(
     a.finished_at = Some(now());
     a.updated_at = now();
     tx.save_attempt(&a).await?;
+    let mut seg = seg;
+    let failed = a.overall_status == AttemptStatus::Failed;
+    let passed = a.overall_status == AttemptStatus::Passed;
+    if (failed && !seg.had_failure) || (passed && seg.first_pass.is_none()) {
+        seg.had_failure |= failed;
+        if passed && seg.first_pass.is_none() {
+            seg.first_pass = Some(a.attempt_number);
+        }
+        tx.save_segment(&seg).await?;
+    }
     // One read of the segment's attempts serves both the learning tables and the decision.
     let attempts = tx.attempts_of(seg.id).await?;
     learn(tx, &seg, &a, &attempts).await?;
@@ -961,5 +1185,45 @@ pub fn lease_until(lease: Duration) -> Timestamp {
     now() + chrono::Duration::from_std(lease).unwrap_or_else(|_| chrono::Duration::seconds(60))
 }
 
-/// The escalation reason a stopped-by-budget attempt leads to, for callers that explain it.
-pub const BUDGET_REASON: ReviewReason = ReviewReason::BudgetExhausted;
+/// Attempt 1's seed: the submitted one, else the first draw of the segment's RNG stream 1.
+pub fn first_seed(params: &retake_core::Parameters, rng_seed: u64) -> u64 {
+    use rand::Rng;
+    params.seed().unwrap_or_else(|| {
+        retake_core::attempt_rng(rng_seed, 1).random_range(0..=retake_core::params::MAX_SEED)
+    })
+}
+
+pub fn first_attempt(seg: &Segment, seed: u64, t: Timestamp) -> Attempt {
+    Attempt {
+        id: 0,
+        segment_id: seg.id,
+        attempt_number: 1,
+        seed,
+        parameters: seg.parameters.clone(),
+        original_parameters: seg.parameters.clone(),
+        output_video_path: None,
+        quality_scores: None,
+        overall_status: AttemptStatus::Queued,
+        is_selected: false,
+        gpu_seconds: 0.0,
+        reserved_gpu_seconds: 0.0,
+        failure_reason: None,
+        jitter: None,
+        arm: None,
+        why: Some("the original generation".into()),
+        backend: None,
+        worker: None,
+        lease_expires_at: None,
+        not_before: None,
+        progress: None,
+        infra_errors: vec![],
+        provenance: serde_json::json!({}),
+        qa_source: None,
+        selected_by: None,
+        human_override: false,
+        started_at: None,
+        finished_at: None,
+        created_at: t,
+        updated_at: t,
+    }
+}

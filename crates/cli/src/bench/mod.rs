@@ -2,6 +2,7 @@
 //! engine, store and QA code; nothing here is a timed test.
 
 pub mod qa;
+pub mod reads;
 pub mod rescue;
 pub mod throughput;
 

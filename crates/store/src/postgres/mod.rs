@@ -24,11 +24,11 @@ mod tests;
 pub mod tx;
 
 use crate::model::*;
-use crate::ops::{self, NewEvent};
+use crate::ops::{self, NewEvent, TxOps};
 use crate::{Result, Store, StoreError};
 use async_trait::async_trait;
 use listen::{ListenerTask, Signals};
-use retake_core::{QaVerdict, SegmentStatus};
+use retake_core::SegmentStatus;
 use rows::{db_err, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
@@ -36,6 +36,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tx::PgTx;
+use crate::unit::Unit;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -75,6 +76,19 @@ macro_rules! in_tx {
                 out => break out,
             }
         }
+    }};
+}
+
+/// Runs an [`ops`] function over a [`Unit`] of the transaction `$t` and flushes the unit's writes.
+macro_rules! unit {
+    ($t:ident, |$u:ident| $body:expr) => {{
+        async {
+            let mut $u = Unit::new(&mut *$t);
+            let out = $body;
+            $u.flush().await?;
+            Ok(out)
+        }
+        .await
     }};
 }
 
@@ -155,9 +169,13 @@ async fn claim_in(t: &mut PgTx, worker: &str, limit: u32, lease: Duration) -> Re
         ));
     }
     claimed.sort_by_key(|c: &(Attempt, i64, i64)| c.0.id);
-    let ids: Vec<i64> = claimed.iter().map(|c| c.0.id).collect();
-    t.lock_parents(&ids).await?;
-    ops::reserve_claimed(t, claimed).await
+    let mut segments: Vec<i64> = claimed.iter().map(|c| c.0.segment_id).collect();
+    segments.sort_unstable();
+    unit!(t, |u| {
+        u.adopt_attempts(claimed.iter().map(|c| c.0.clone()));
+        u.load_segments(&segments).await?;
+        ops::reserve_claimed(&mut u, claimed).await?
+    })
 }
 
 async fn rescue_in(t: &mut PgTx) -> Result<Vec<i64>> {
@@ -171,14 +189,16 @@ async fn rescue_in(t: &mut PgTx) -> Result<Vec<i64>> {
     if ids.is_empty() {
         return Ok(ids);
     }
-    t.lock_parents(&ids).await?;
-    let mut rescued = vec![];
-    for id in ids {
-        if ops::rescue(t, id).await? {
-            rescued.push(id);
+    unit!(t, |u| {
+        u.preload(&ids).await?;
+        let mut rescued = vec![];
+        for id in ids {
+            if ops::rescue(&mut u, id).await? {
+                rescued.push(id);
+            }
         }
-    }
-    Ok(rescued)
+        rescued
+    })
 }
 
 async fn close_segment_in(
@@ -189,7 +209,7 @@ async fn close_segment_in(
     note: Option<String>,
 ) -> Result<(Segment, Vec<Attempt>)> {
     t.lock_segment_for_close(segment_id).await?;
-    ops::close_segment(t, segment_id, actor, to, note).await
+    unit!(t, |u| ops::close_segment(&mut u, segment_id, actor, to, note).await?)
 }
 
 async fn update_project_in(
@@ -267,7 +287,7 @@ impl Store for PgStore {
             "INSERT INTO projects (name, gpu_budget_seconds, default_gpu_estimate_seconds, default_retry_policy, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $5) RETURNING *",
         )
-        .bind(&p.name)
+        .bind(rows::text(&p.name))
         .bind(p.gpu_budget_seconds)
         .bind(p.default_gpu_estimate_seconds)
         .bind(json(&p.default_retry_policy))
@@ -280,7 +300,7 @@ impl Store for PgStore {
     }
 
     async fn get_project(&self, id: i64) -> Result<Project> {
-        let r = sqlx::query("SELECT * FROM projects WHERE id = $1")
+        let r = sqlx::query(&format!("{} WHERE p.id = $1", ops::PROJECT_SELECT))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -291,7 +311,7 @@ impl Store for PgStore {
     }
 
     async fn list_projects(&self) -> Result<Vec<Project>> {
-        let rs = sqlx::query("SELECT * FROM projects ORDER BY id")
+        let rs = sqlx::query(&format!("{} ORDER BY p.id", ops::PROJECT_SELECT))
             .fetch_all(&self.pool)
             .await?;
         rs.iter().map(rows::project).collect()
@@ -313,7 +333,9 @@ impl Store for PgStore {
     }
 
     async fn delete_project(&self, id: i64) -> Result<()> {
-        let r = sqlx::query("DELETE FROM projects WHERE id = $1")
+        let r = sqlx::query(
+            "WITH d AS (DELETE FROM project_deltas WHERE project_id = $1) DELETE FROM projects WHERE id = $1",
+        )
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -486,27 +508,35 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn finish_generation(&self, done: GenerationDone) -> Result<Applied> {
-        in_tx!(self, |t| ops::finish_generation(t, done.clone()).await)
+    async fn complete(&self, items: Vec<Completion>) -> Result<Vec<Result<Applied>>> {
+        crate::complete_isolated(items, |items| async move {
+            in_tx!(self, |t| ops::complete_batch(t, &items).await)
+        })
+        .await
     }
 
-    async fn deliver_verdict(
-        &self,
-        attempt_id: i64,
-        verdict: QaVerdict,
-        worker: Option<&str>,
-    ) -> Result<Applied> {
-        in_tx!(self, |t| ops::deliver_verdict(
-            t,
-            attempt_id,
-            verdict.clone(),
-            worker
+    async fn settle_pending(&self) -> Result<u64> {
+        let projects: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT project_id, COUNT(*) FROM project_deltas GROUP BY project_id",
         )
-        .await)
-    }
-
-    async fn record_infra_failure(&self, f: InfraFailure) -> Result<Applied> {
-        in_tx!(self, |t| ops::record_infra_failure(t, f.clone()).await)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut folded = 0;
+        for (project_id, n) in projects {
+            let r = in_tx!(self, |t| t.reserve(project_id, &[]).await);
+            match r {
+                Ok(_) => folded += n as u64,
+                Err(StoreError::NotFound { .. }) => {
+                    // The project was deleted: its deltas go with it.
+                    sqlx::query("DELETE FROM project_deltas WHERE project_id = $1")
+                        .bind(project_id)
+                        .execute(&self.pool)
+                        .await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(folded)
     }
 
     async fn rescue_expired(&self) -> Result<Vec<i64>> {
@@ -536,14 +566,14 @@ impl Store for PgStore {
         actor: &str,
         human_override: bool,
     ) -> Result<Segment> {
-        in_tx!(self, |t| ops::select_attempt(
-            t,
+        in_tx!(self, |t| unit!(t, |u| ops::select_attempt(
+            &mut u,
             segment_id,
             n,
             actor,
             human_override
         )
-        .await)
+        .await?))
     }
 
     async fn reject_segment(
@@ -583,7 +613,13 @@ impl Store for PgStore {
         actor: &str,
         o: RerunOverrides,
     ) -> Result<(Segment, Attempt)> {
-        in_tx!(self, |t| ops::rerun(t, segment_id, actor, o.clone()).await)
+        in_tx!(self, |t| unit!(t, |u| ops::rerun(
+            &mut u,
+            segment_id,
+            actor,
+            o.clone()
+        )
+        .await?))
     }
 
     async fn list_events(
@@ -592,7 +628,15 @@ impl Store for PgStore {
         segment_id: Option<i64>,
         limit: u32,
     ) -> Result<Vec<Event>> {
-        let rs = sqlx::query("SELECT * FROM events WHERE id > $1 AND ($2::int8 IS NULL OR segment_id = $2) ORDER BY id LIMIT $3")
+        // Only events of transactions older than every running one: any event that becomes visible
+        // later has a larger txid, so following (txid, id) from the last event seen skips none.
+        let rs = sqlx::query(
+            "SELECT * FROM events
+             WHERE (txid, id) > (COALESCE((SELECT txid FROM events WHERE id = $1), '0'::xid8), $1)
+               AND txid < pg_snapshot_xmin(pg_current_snapshot())
+               AND ($2::int8 IS NULL OR segment_id = $2)
+             ORDER BY txid, id LIMIT $3",
+        )
             .bind(after_id)
             .bind(segment_id)
             .bind(limit.clamp(1, 10_000) as i64)
@@ -602,7 +646,11 @@ impl Store for PgStore {
     }
 
     async fn project_stats(&self, project_id: i64) -> Result<ProjectStats> {
-        queries::project_stats(&self.pool, project_id).await
+        let rs: Vec<(String, f64)> = sqlx::query_as(ops::PROJECT_COUNTERS)
+            .bind(project_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(ProjectStats::from_counters(&rs.into_iter().collect()))
     }
 
     async fn failure_patterns(&self, scene_type_id: Option<i64>) -> Result<Vec<FailurePattern>> {

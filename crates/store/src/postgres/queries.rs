@@ -5,7 +5,7 @@ use super::rows::{self, db_err, json, otext, policy_columns};
 use super::tx::{insert_attempt, PgTx};
 use crate::model::*;
 use crate::ops::{NewEvent, TxOps};
-use crate::sqlite::queries::{first_attempt, first_seed};
+use crate::ops::{first_attempt, first_seed};
 use crate::{Result, StoreError};
 use retake_core::ArmStats;
 use sqlx::{PgPool, Postgres, Row, Transaction};
@@ -113,6 +113,7 @@ pub async fn update_scene_type(
 
 pub async fn submit_segments(t: &mut PgTx, segs: Vec<NewSegment>) -> Result<Vec<Segment>> {
     let mut scenes: HashMap<i64, SceneType> = HashMap::new();
+    let mut counters: Vec<i64> = Vec::with_capacity(segs.len());
     let mut out = Vec::with_capacity(segs.len());
     for s in segs {
         if !scenes.contains_key(&s.scene_type_id) {
@@ -167,8 +168,10 @@ pub async fn submit_segments(t: &mut PgTx, segs: Vec<NewSegment>) -> Result<Vec<
             ),
             data: serde_json::json!({"scene_type_id": seg.scene_type_id, "label": seg.label}),
         });
+        counters.push(seg.project_id);
         out.push(seg);
     }
+    t.add_deltas(&crate::ops::submission_deltas(&counters)).await?;
     t.work_queued = !out.is_empty();
     Ok(out)
 }
@@ -197,39 +200,6 @@ pub async fn extend_reservation(
     .execute(&mut *t.tx)
     .await?;
     Ok(true)
-}
-
-pub async fn project_stats(pool: &PgPool, project_id: i64) -> Result<ProjectStats> {
-    let r = sqlx::query(
-        "WITH s AS (
-           SELECT seg.status, seg.selected_attempt_number,
-                  EXISTS (SELECT 1 FROM retry_attempts a WHERE a.segment_id = seg.id AND a.overall_status = 'failed') AS had_failure,
-                  (SELECT MIN(attempt_number) FROM retry_attempts a WHERE a.segment_id = seg.id AND a.overall_status = 'passed') AS first_pass
-           FROM segments seg WHERE seg.project_id = $1)
-         SELECT COUNT(*),
-           COUNT(*) FILTER (WHERE status = 'passed' AND NOT had_failure),
-           COUNT(*) FILTER (WHERE status = 'passed' AND had_failure),
-           COUNT(*) FILTER (WHERE status IN ('queued','generating','retrying')),
-           COUNT(*) FILTER (WHERE status = 'needs_review'),
-           COUNT(*) FILTER (WHERE status = 'approved'),
-           COUNT(*) FILTER (WHERE status = 'rejected'),
-           COUNT(*) FILTER (WHERE status IN ('needs_review','approved','rejected') AND had_failure),
-           COUNT(*) FILTER (WHERE status IN ('passed','approved') AND selected_attempt_number > first_pass),
-           (SELECT COUNT(*) FROM retry_attempts WHERE project_id = $1)
-         FROM s",
-    )
-    .bind(project_id)
-    .fetch_one(pool)
-    .await?;
-    let mut stats = ProjectStats::from_counts(std::array::from_fn(|i| r.get::<i64, _>(i) as u64));
-    for r in sqlx::query("SELECT review_reason, COUNT(*) FROM segments WHERE project_id = $1 AND review_reason IS NOT NULL GROUP BY review_reason")
-        .bind(project_id)
-        .fetch_all(pool)
-        .await?
-    {
-        stats.escalations_by_reason.insert(r.get(0), r.get::<i64, _>(1) as u64);
-    }
-    Ok(stats)
 }
 
 pub async fn failure_patterns(

@@ -74,13 +74,19 @@ fn get_u32(r: &PgRow, col: &str) -> Result<u32> {
     Ok(r.try_get::<i32, _>(col)? as u32)
 }
 
+/// A pending budget delta summed by [`crate::ops::PROJECT_SELECT`]; 0 when the row was read
+/// without it.
+fn pending(r: &PgRow, col: &str) -> f64 {
+    r.try_get::<Option<f64>, _>(col).ok().flatten().unwrap_or(0.0)
+}
+
 pub fn project(r: &PgRow) -> Result<Project> {
     Ok(Project {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         gpu_budget_seconds: r.try_get("gpu_budget_seconds")?,
-        gpu_spent_seconds: r.try_get("gpu_spent_seconds")?,
-        gpu_reserved_seconds: r.try_get::<f64, _>("gpu_reserved_seconds")?.max(0.0),
+        gpu_spent_seconds: r.try_get::<f64, _>("gpu_spent_seconds")? + pending(r, "pending_spent"),
+        gpu_reserved_seconds: (r.try_get::<f64, _>("gpu_reserved_seconds")? + pending(r, "pending_reserved")).max(0.0),
         default_gpu_estimate_seconds: r.try_get("default_gpu_estimate_seconds")?,
         default_retry_policy: get_json(r, "default_retry_policy")?,
         created_at: r.try_get("created_at")?,
@@ -149,6 +155,12 @@ pub fn segment(r: &PgRow) -> Result<Segment> {
         attempt_count: get_u32(r, "attempt_count")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        had_failure: r.try_get::<Option<bool>, _>("had_failure").ok().flatten().unwrap_or(false),
+        first_pass: r
+            .try_get::<Option<i32>, _>("first_pass")
+            .ok()
+            .flatten()
+            .map(|n| n as u32),
     })
 }
 
@@ -268,37 +280,4 @@ pub fn is_retriable(e: &StoreError) -> bool {
     }
 }
 
-/// A database error as the store's error: a unique violation is a `Conflict` naming `field`, a
-/// check or foreign-key violation is `Invalid` naming the column the constraint guards (else
-/// `field`), anything else stays a database error.
-pub fn db_err(e: sqlx::Error, field: &str, what: impl FnOnce() -> String) -> StoreError {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => {
-            StoreError::conflict(Some(field), what())
-        }
-        sqlx::Error::Database(d) if d.is_check_violation() => {
-            let column = d
-                .constraint()
-                .and_then(|c| check_column(d.table(), c))
-                .unwrap_or_else(|| field.to_owned());
-            StoreError::invalid(
-                Some(&column),
-                format!("{}: {column} is out of range", what()),
-            )
-        }
-        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
-            StoreError::invalid(Some(field), what())
-        }
-        _ => StoreError::Db(e),
-    }
-}
-
-/// PostgreSQL names a column's CHECK `<table>_<column>_check`.
-fn check_column(table: Option<&str>, constraint: &str) -> Option<String> {
-    let rest = constraint.strip_suffix("_check")?;
-    let rest = match table {
-        Some(t) => rest.strip_prefix(t)?.strip_prefix('_')?,
-        None => rest,
-    };
-    Some(rest.strip_prefix("auto_retry_").unwrap_or(rest).to_owned())
-}
+pub use crate::errors::db_err;

@@ -6,22 +6,19 @@
 //! PostgreSQL re-checks against the latest committed row after waiting for its lock, so racing
 //! replicas never overspend.
 //!
-//! Events are buffered and inserted at commit under a transaction-scoped advisory lock, so event
-//! ids are assigned in commit order (a reader following `id > cursor` never misses one), and the
-//! `retake_work` / `retake_events` notifications are sent in the same transaction (delivered on
-//! commit).
+//! Events are buffered and inserted in one statement at commit, each stamped with the writing
+//! transaction's id (`txid`); readers follow `(txid, id)` below the oldest running transaction, so
+//! no lock orders the writers (see `list_events`). The `retake_work` / `retake_events`
+//! notifications are sent in the same transaction (delivered on commit).
 
 use super::rows::{self, json, otext, text};
 use crate::model::*;
-use crate::ops::{NewEvent, TxOps};
+use crate::ops::{LedgerRow, NewEvent, ProjectDelta, TxOps, PROJECT_SELECT};
 use crate::{Result, StoreError};
 use async_trait::async_trait;
 use retake_core::strategy::SceneStats;
 use retake_core::{Arm, ArmStats, CheckStats};
 use sqlx::{Postgres, Row, Transaction};
-
-/// Serialises the commit tail of event-writing transactions (see the module docs).
-const EVENT_ORDER_LOCK: i64 = 0x7265_7461_6b65_0001;
 
 pub struct PgTx {
     pub tx: Transaction<'static, Postgres>,
@@ -42,20 +39,12 @@ impl PgTx {
         self.events.push((e, now()));
     }
 
-    pub fn has_events(&self) -> bool {
-        !self.events.is_empty()
-    }
-
     /// Write the buffered events, send the notifications, commit. Returns (work queued, events
     /// written) for the in-process wake-ups.
     pub async fn commit(mut self) -> Result<(bool, bool)> {
         let events = std::mem::take(&mut self.events);
         let wrote_events = !events.is_empty();
         if wrote_events {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(EVENT_ORDER_LOCK)
-                .execute(&mut *self.tx)
-                .await?;
             let mut project = Vec::with_capacity(events.len());
             let mut segment = Vec::with_capacity(events.len());
             let mut attempt = Vec::with_capacity(events.len());
@@ -101,27 +90,6 @@ impl PgTx {
         }
         self.tx.commit().await?;
         Ok((self.work_queued, wrote_events))
-    }
-
-    /// Lock the segments, then the projects, of attempts this transaction holds, each in id
-    /// order: the order every other transaction takes them in (attempt → segment → project), so a
-    /// batch touching several never deadlocks with another.
-    pub async fn lock_parents(&mut self, attempt_ids: &[i64]) -> Result<()> {
-        sqlx::query(
-            "SELECT id FROM segments WHERE id IN (SELECT segment_id FROM retry_attempts WHERE id = ANY($1))
-             ORDER BY id FOR UPDATE",
-        )
-        .bind(attempt_ids)
-        .execute(&mut *self.tx)
-        .await?;
-        sqlx::query(
-            "SELECT id FROM projects WHERE id IN (SELECT project_id FROM retry_attempts WHERE id = ANY($1))
-             ORDER BY id FOR NO KEY UPDATE",
-        )
-        .bind(attempt_ids)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
     }
 
     /// Lock a segment's in-flight attempts, then the segment, before a person closes it: the
@@ -172,9 +140,9 @@ impl TxOps for PgTx {
             .ok_or_else(|| StoreError::not_found("scene type", id))
     }
 
-    /// The budget view for decisions only; reservations go through [`TxOps::try_reserve`].
+    /// The budget view for decisions only; reservations go through [`TxOps::reserve`].
     async fn project(&mut self, id: i64) -> Result<Project> {
-        let r = sqlx::query("SELECT * FROM projects WHERE id = $1")
+        let r = sqlx::query(&format!("{PROJECT_SELECT} WHERE p.id = $1"))
             .bind(id)
             .fetch_optional(&mut *self.tx)
             .await?;
@@ -240,7 +208,8 @@ impl TxOps for PgTx {
     async fn save_segment(&mut self, s: &Segment) -> Result<()> {
         sqlx::query(
             "UPDATE segments SET status = $1, review_reason = $2, decision_note = $3, review_evidence = $4,
-             selected_attempt_number = $5, output_video_path = $6, attempt_count = $7, updated_at = $8 WHERE id = $9",
+             selected_attempt_number = $5, output_video_path = $6, attempt_count = $7, updated_at = $8,
+             had_failure = $10, first_pass = $11 WHERE id = $9",
         )
         .bind(s.status.as_str())
         .bind(s.review_reason.map(|r| r.as_str()))
@@ -251,34 +220,11 @@ impl TxOps for PgTx {
         .bind(s.attempt_count as i32)
         .bind(s.updated_at)
         .bind(s.id)
+        .bind(s.had_failure)
+        .bind(s.first_pass.map(|n| n as i32))
         .execute(&mut *self.tx)
         .await
         .map_err(|e| rows::db_err(e, "status", || format!("segment {}", s.id)))?;
-        Ok(())
-    }
-
-    async fn try_reserve(&mut self, project_id: i64, seconds: f64) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE projects SET gpu_reserved_seconds = gpu_reserved_seconds + $1
-             WHERE id = $2 AND (gpu_budget_seconds IS NULL OR gpu_spent_seconds + gpu_reserved_seconds + $1 <= gpu_budget_seconds + 1e-9)",
-        )
-        .bind(seconds)
-        .bind(project_id)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    async fn settle(&mut self, project_id: i64, release: f64, spend: f64) -> Result<()> {
-        sqlx::query(
-            "UPDATE projects SET gpu_reserved_seconds = GREATEST(0, gpu_reserved_seconds - $1), gpu_spent_seconds = gpu_spent_seconds + $2
-             WHERE id = $3",
-        )
-        .bind(release)
-        .bind(spend)
-        .bind(project_id)
-        .execute(&mut *self.tx)
-        .await?;
         Ok(())
     }
 
@@ -429,6 +375,196 @@ impl TxOps for PgTx {
     /// `pg_notify('retake_work')` is sent once, just before this transaction commits.
     async fn notify_work(&mut self) -> Result<()> {
         self.work_queued = true;
+        Ok(())
+    }
+
+    async fn reserve(&mut self, project_id: i64, wanted: &[f64]) -> Result<usize> {
+        // The project row first: every folder and reserver takes it before the deltas, so they
+        // run one after the other and never fold the same delta twice.
+        let Some(r) = sqlx::query(
+            "SELECT gpu_budget_seconds, gpu_spent_seconds, gpu_reserved_seconds FROM projects WHERE id = $1 FOR NO KEY UPDATE",
+        )
+        .bind(project_id)
+        .fetch_optional(&mut *self.tx)
+        .await?
+        else {
+            return Err(StoreError::not_found("project", project_id));
+        };
+        let budget: Option<f64> = r.get(0);
+        let folded = sqlx::query("DELETE FROM project_deltas WHERE project_id = $1 RETURNING key, value")
+            .bind(project_id)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        let fold = crate::ops::Fold::of(folded.iter().map(|r| (r.get::<String, _>(0), r.get::<f64, _>(1))));
+        let spent = r.get::<f64, _>(1) + fold.spent;
+        let reserved = (r.get::<f64, _>(2) + fold.reserved).max(0.0);
+        let n = crate::ops::covered(budget, spent + reserved, wanted);
+        let add: f64 = wanted[..n].iter().sum();
+        if !folded.is_empty() || add != 0.0 {
+            sqlx::query("UPDATE projects SET gpu_spent_seconds = $1, gpu_reserved_seconds = $2 WHERE id = $3")
+                .bind(spent)
+                .bind(reserved + add)
+                .bind(project_id)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        if !fold.counters.is_empty() {
+            let (keys, values): (Vec<String>, Vec<f64>) = fold.counters.into_iter().unzip();
+            sqlx::query(
+                "INSERT INTO project_counters AS c (project_id, key, value)
+                 SELECT $1, k, v FROM UNNEST($2::text[], $3::float8[]) AS u(k, v)
+                 ON CONFLICT (project_id, key) DO UPDATE SET value = c.value + excluded.value",
+            )
+            .bind(project_id)
+            .bind(keys)
+            .bind(values)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(n)
+    }
+
+    async fn add_deltas(&mut self, deltas: &[ProjectDelta]) -> Result<()> {
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        let project: Vec<i64> = deltas.iter().map(|d| d.project_id).collect();
+        let key: Vec<&str> = deltas.iter().map(|d| d.key.as_str()).collect();
+        let value: Vec<f64> = deltas.iter().map(|d| d.value).collect();
+        sqlx::query(
+            "INSERT INTO project_deltas (project_id, key, value) SELECT * FROM UNNEST($1::int8[], $2::text[], $3::float8[])",
+        )
+        .bind(project)
+        .bind(key)
+        .bind(value)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn ledger_rows(&mut self, rows: &[LedgerRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO gpu_ledger (project_id, attempt_id, reserved_seconds, spent_seconds, note, created_at)
+             SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::float8[], $4::float8[], $5::text[], $6::timestamptz[])",
+        )
+        .bind(rows.iter().map(|r| r.project_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.attempt_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.reserved).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.spent).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| text(&r.note).into_owned()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn lock_attempts(&mut self, ids: &[i64]) -> Result<Vec<Attempt>> {
+        let rs = sqlx::query("SELECT * FROM retry_attempts WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(ids)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rs.iter().map(rows::attempt).collect()
+    }
+
+    async fn lock_segments(&mut self, ids: &[i64]) -> Result<Vec<Segment>> {
+        let rs = sqlx::query("SELECT * FROM segments WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(ids)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rs.iter().map(rows::segment).collect()
+    }
+
+    async fn attempts_of_many(&mut self, segment_ids: &[i64]) -> Result<Vec<Attempt>> {
+        let rs = sqlx::query(
+            "SELECT * FROM retry_attempts WHERE segment_id = ANY($1) ORDER BY segment_id, attempt_number",
+        )
+        .bind(segment_ids)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rs.iter().map(rows::attempt).collect()
+    }
+
+    async fn save_attempts(&mut self, attempts: &[Attempt]) -> Result<()> {
+        if attempts.len() == 1 {
+            return self.save_attempt(&attempts[0]).await;
+        }
+        let col = |f: &dyn Fn(&Attempt) -> Option<String>| attempts.iter().map(f).collect::<Vec<_>>();
+        sqlx::query(
+            "UPDATE retry_attempts a SET output_video_path = u.output_video_path, quality_scores = u.quality_scores,
+                 overall_status = u.overall_status, is_selected = u.is_selected, gpu_seconds = u.gpu_seconds,
+                 reserved_gpu_seconds = u.reserved_gpu_seconds, failure_reason = u.failure_reason, backend = u.backend,
+                 worker = u.worker, lease_expires_at = u.lease_expires_at, not_before = u.not_before, progress = u.progress,
+                 infra_errors = u.infra_errors, provenance = u.provenance, qa_source = u.qa_source,
+                 selected_by = u.selected_by, human_override = u.human_override, started_at = u.started_at,
+                 finished_at = u.finished_at, updated_at = u.updated_at
+             FROM UNNEST($1::int8[], $2::text[], $3::jsonb[], $4::text[], $5::bool[], $6::float8[], $7::float8[], $8::text[],
+                         $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[], $13::float8[], $14::jsonb[],
+                         $15::jsonb[], $16::text[], $17::text[], $18::bool[], $19::timestamptz[], $20::timestamptz[],
+                         $21::timestamptz[])
+                  AS u(id, output_video_path, quality_scores, overall_status, is_selected, gpu_seconds, reserved_gpu_seconds,
+                       failure_reason, backend, worker, lease_expires_at, not_before, progress, infra_errors, provenance,
+                       qa_source, selected_by, human_override, started_at, finished_at, updated_at)
+             WHERE a.id = u.id",
+        )
+        .bind(attempts.iter().map(|a| a.id).collect::<Vec<_>>())
+        .bind(col(&|a| otext(&a.output_video_path).map(|c| c.into_owned())))
+        .bind(attempts.iter().map(|a| a.quality_scores.as_ref().map(json)).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.overall_status.as_str()).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.is_selected).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.gpu_seconds).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.reserved_gpu_seconds).collect::<Vec<_>>())
+        .bind(col(&|a| otext(&a.failure_reason).map(|c| c.into_owned())))
+        .bind(col(&|a| a.backend.clone()))
+        .bind(col(&|a| a.worker.clone()))
+        .bind(attempts.iter().map(|a| a.lease_expires_at).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.not_before).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.progress).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| json(&a.infra_errors)).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| json(&a.provenance)).collect::<Vec<_>>())
+        .bind(col(&|a| a.qa_source.clone()))
+        .bind(col(&|a| a.selected_by.clone()))
+        .bind(attempts.iter().map(|a| a.human_override).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.started_at).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.finished_at).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.updated_at).collect::<Vec<_>>())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| rows::db_err(e, "is_selected", || "a batch of attempts".to_owned()))?;
+        Ok(())
+    }
+
+    async fn save_segments(&mut self, segments: &[Segment]) -> Result<()> {
+        if segments.len() == 1 {
+            return self.save_segment(&segments[0]).await;
+        }
+        sqlx::query(
+            "UPDATE segments s SET status = u.status, review_reason = u.review_reason, decision_note = u.decision_note,
+                 review_evidence = u.review_evidence, selected_attempt_number = u.selected_attempt_number,
+                 output_video_path = u.output_video_path, attempt_count = u.attempt_count, updated_at = u.updated_at,
+                 had_failure = u.had_failure, first_pass = u.first_pass
+             FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::int4[], $7::text[], $8::int4[],
+                         $9::timestamptz[], $10::bool[], $11::int4[])
+                  AS u(id, status, review_reason, decision_note, review_evidence, selected_attempt_number,
+                       output_video_path, attempt_count, updated_at, had_failure, first_pass)
+             WHERE s.id = u.id",
+        )
+        .bind(segments.iter().map(|s| s.id).collect::<Vec<_>>())
+        .bind(segments.iter().map(|s| s.status.as_str()).collect::<Vec<_>>())
+        .bind(segments.iter().map(|s| s.review_reason.map(|r| r.as_str())).collect::<Vec<_>>())
+        .bind(segments.iter().map(|s| otext(&s.decision_note).map(|c| c.into_owned())).collect::<Vec<_>>())
+        .bind(segments.iter().map(|s| json(&s.review_evidence)).collect::<Vec<_>>())
+        .bind(segments.iter().map(|s| s.selected_attempt_number.map(|n| n as i32)).collect::<Vec<_>>())
+        .bind(segments.iter().map(|s| otext(&s.output_video_path).map(|c| c.into_owned())).collect::<Vec<_>>())
+        .bind(segments.iter().map(|s| s.attempt_count as i32).collect::<Vec<_>>())
+        .bind(segments.iter().map(|s| s.updated_at).collect::<Vec<_>>())
+        .bind(segments.iter().map(|s| s.had_failure).collect::<Vec<_>>())
+        .bind(segments.iter().map(|s| s.first_pass.map(|n| n as i32)).collect::<Vec<_>>())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| rows::db_err(e, "status", || "a batch of segments".to_owned()))?;
         Ok(())
     }
 }

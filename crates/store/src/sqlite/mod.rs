@@ -10,15 +10,19 @@ use crate::model::*;
 use crate::ops::{self, NewEvent};
 use crate::{Result, Store, StoreError};
 use async_trait::async_trait;
-use retake_core::{QaVerdict, SegmentStatus};
+use retake_core::SegmentStatus;
 use rows::{json, ts};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tx::SqliteTx;
+use crate::errors::db_err;
+use crate::unit::Unit;
+use crate::ops::TxOps;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -26,6 +30,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// `PRAGMA max_page_count` for the writer (0: SQLite's default), kept across reconnects.
+    page_limit: Arc<AtomicU64>,
     work: Arc<Notify>,
     events: Arc<Notify>,
 }
@@ -42,10 +48,30 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // 64 MiB of page cache and memory-mapped reads: the hot path re-reads the same
+            // attempts, segments and indexes; the 2 MB default kept evicting them.
+            .pragma("cache_size", "-65536")
+            .pragma("mmap_size", "268435456")
+            // After a checkpoint the WAL is truncated back to this size instead of staying as
+            // large as it once grew.
+            .pragma("journal_size_limit", "67108864");
+        let page_limit = Arc::new(AtomicU64::new(0));
+        let limit = page_limit.clone();
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .after_connect(move |conn, _| {
+                let limit = limit.load(Ordering::Relaxed);
+                Box::pin(async move {
+                    if limit > 0 {
+                        sqlx::query(&format!("PRAGMA max_page_count = {limit}"))
+                            .execute(conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(opts.clone())
             .await?;
         MIGRATOR.run(&writer).await?;
@@ -56,21 +82,39 @@ impl SqliteStore {
         Ok(Self {
             writer,
             reader,
+            page_limit,
             work: Arc::new(Notify::new()),
             events: Arc::new(Notify::new()),
         })
     }
 
+    /// Caps the database file at its current size plus `extra_pages` pages (`None` lifts the
+    /// cap): a disk that fills up, for the tests that check no acknowledged write is lost.
+    pub async fn set_page_limit(&self, extra_pages: Option<u64>) -> Result<()> {
+        let mut conn = self.writer.acquire().await?;
+        let limit = match extra_pages {
+            Some(extra) => {
+                let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                pages as u64 + extra
+            }
+            None => 4_294_967_294,
+        };
+        self.page_limit.store(limit, Ordering::Relaxed);
+        sqlx::query(&format!("PRAGMA max_page_count = {limit}"))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
     async fn begin(&self) -> Result<SqliteTx> {
-        Ok(SqliteTx {
-            tx: self.writer.begin().await?,
-            work_queued: false,
-        })
+        SqliteTx::begin(&self.writer).await
     }
 
     async fn commit(&self, t: SqliteTx) -> Result<()> {
         let queued = t.work_queued;
-        t.tx.commit().await?;
+        t.commit().await?;
         if queued {
             // Wake every waiting loop, and leave a permit for one that is about to wait.
             self.work.notify_waiters();
@@ -79,23 +123,8 @@ impl SqliteStore {
         self.events.notify_waiters();
         Ok(())
     }
-
-    pub fn reader(&self) -> &SqlitePool {
-        &self.reader
-    }
 }
 
-fn unique_to_conflict(e: sqlx::Error, field: &str, what: String) -> StoreError {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => {
-            StoreError::conflict(Some(field), what)
-        }
-        sqlx::Error::Database(d) if d.is_check_violation() => {
-            StoreError::invalid(Some(field), format!("{what}: {d}"))
-        }
-        _ => StoreError::Db(e),
-    }
-}
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -117,13 +146,13 @@ impl Store for SqliteStore {
         .bind(&t)
         .fetch_one(&self.writer)
         .await
-        .map_err(|e| unique_to_conflict(e, "name", format!("a project named `{}` already exists", p.name)))?;
+        .map_err(|e| db_err(e, "name", || format!("a project named `{}` already exists", p.name)))?;
         self.events.notify_waiters();
         rows::project(&r)
     }
 
     async fn get_project(&self, id: i64) -> Result<Project> {
-        let r = sqlx::query("SELECT * FROM projects WHERE id = ?")
+        let r = sqlx::query(&ops::sqlite_sql(&format!("{} WHERE p.id = $1", ops::PROJECT_SELECT)))
             .bind(id)
             .fetch_optional(&self.reader)
             .await?;
@@ -134,7 +163,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_projects(&self) -> Result<Vec<Project>> {
-        let rs = sqlx::query("SELECT * FROM projects ORDER BY id")
+        let rs = sqlx::query(&format!("{} ORDER BY p.id", ops::PROJECT_SELECT))
             .fetch_all(&self.reader)
             .await?;
         rs.iter().map(rows::project).collect()
@@ -182,17 +211,23 @@ impl Store for SqliteStore {
         .bind(id)
         .fetch_one(&mut *t.tx)
         .await
-        .map_err(|e| unique_to_conflict(e, "name", format!("a project named `{name}` already exists")))?;
+        .map_err(|e| db_err(e, "name", || format!("a project named `{name}` already exists")))?;
         let p = rows::project(&r)?;
         self.commit(t).await?;
         Ok(p)
     }
 
     async fn delete_project(&self, id: i64) -> Result<()> {
+        let mut t = self.begin().await?;
+        sqlx::query("DELETE FROM project_deltas WHERE project_id = ?")
+            .bind(id)
+            .execute(&mut *t.tx)
+            .await?;
         let r = sqlx::query("DELETE FROM projects WHERE id = ?")
             .bind(id)
-            .execute(&self.writer)
+            .execute(&mut *t.tx)
             .await?;
+        self.commit(t).await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::not_found("project", id));
         }
@@ -319,7 +354,7 @@ impl Store for SqliteStore {
         .fetch_all(&mut *t.tx)
         .await?;
         if rs.is_empty() {
-            t.tx.rollback().await?;
+            t.rollback().await;
             return Ok(vec![]);
         }
         let mut claimed = Vec::with_capacity(rs.len());
@@ -331,7 +366,13 @@ impl Store for SqliteStore {
             ));
         }
         claimed.sort_by_key(|c: &(Attempt, i64, i64)| c.0.id);
-        let work = ops::reserve_claimed(&mut t, claimed).await?;
+        let mut segments: Vec<i64> = claimed.iter().map(|c| c.0.segment_id).collect();
+        segments.sort_unstable();
+        let mut u = Unit::new(&mut t);
+        u.adopt_attempts(claimed.iter().map(|c| c.0.clone()));
+        u.load_segments(&segments).await?;
+        let work = ops::reserve_claimed(&mut u, claimed).await?;
+        u.flush().await?;
         self.commit(t).await?;
         Ok(work)
     }
@@ -406,30 +447,37 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn finish_generation(&self, done: GenerationDone) -> Result<Applied> {
-        let mut t = self.begin().await?;
-        let out = ops::finish_generation(&mut t, done).await?;
-        self.commit(t).await?;
-        Ok(out)
+    async fn complete(&self, items: Vec<Completion>) -> Result<Vec<Result<Applied>>> {
+        crate::complete_isolated(items, |items| async move {
+            let mut t = self.begin().await?;
+            let out = ops::complete_batch(&mut t, &items).await?;
+            self.commit(t).await?;
+            Ok(out)
+        })
+        .await
     }
 
-    async fn deliver_verdict(
-        &self,
-        attempt_id: i64,
-        verdict: QaVerdict,
-        worker: Option<&str>,
-    ) -> Result<Applied> {
-        let mut t = self.begin().await?;
-        let out = ops::deliver_verdict(&mut t, attempt_id, verdict, worker).await?;
-        self.commit(t).await?;
-        Ok(out)
-    }
-
-    async fn record_infra_failure(&self, f: InfraFailure) -> Result<Applied> {
-        let mut t = self.begin().await?;
-        let out = ops::record_infra_failure(&mut t, f).await?;
-        self.commit(t).await?;
-        Ok(out)
+    async fn settle_pending(&self) -> Result<u64> {
+        let projects: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT project_id, COUNT(*) FROM project_deltas GROUP BY project_id")
+                .fetch_all(&self.reader)
+                .await?;
+        let mut folded = 0;
+        for (project_id, n) in projects {
+            let mut t = self.begin().await?;
+            match t.reserve(project_id, &[]).await {
+                Ok(_) => folded += n as u64,
+                Err(StoreError::NotFound { .. }) => {
+                    sqlx::query("DELETE FROM project_deltas WHERE project_id = ?")
+                        .bind(project_id)
+                        .execute(&mut *t.tx)
+                        .await?;
+                }
+                Err(e) => return Err(e),
+            }
+            self.commit(t).await?;
+        }
+        Ok(folded)
     }
 
     async fn rescue_expired(&self) -> Result<Vec<i64>> {
@@ -444,11 +492,14 @@ impl Store for SqliteStore {
         .map(|r| r.get(0))
         .collect();
         let mut rescued = vec![];
+        let mut u = Unit::new(&mut t);
+        u.preload(&ids).await?;
         for id in ids {
-            if ops::rescue(&mut t, id).await? {
+            if ops::rescue(&mut u, id).await? {
                 rescued.push(id);
             }
         }
+        u.flush().await?;
         self.commit(t).await?;
         Ok(rescued)
     }
@@ -477,7 +528,9 @@ impl Store for SqliteStore {
         human_override: bool,
     ) -> Result<Segment> {
         let mut t = self.begin().await?;
-        let s = ops::select_attempt(&mut t, segment_id, n, actor, human_override).await?;
+        let mut u = Unit::new(&mut t);
+        let s = ops::select_attempt(&mut u, segment_id, n, actor, human_override).await?;
+        u.flush().await?;
         self.commit(t).await?;
         Ok(s)
     }
@@ -490,7 +543,12 @@ impl Store for SqliteStore {
     ) -> Result<(Segment, Vec<Attempt>)> {
         let mut t = self.begin().await?;
         let s =
-            ops::close_segment(&mut t, segment_id, actor, SegmentStatus::Rejected, note).await?;
+            {
+            let mut u = Unit::new(&mut t);
+            let out = ops::close_segment(&mut u, segment_id, actor, SegmentStatus::Rejected, note).await?;
+            u.flush().await?;
+            out
+        };
         self.commit(t).await?;
         Ok(s)
     }
@@ -502,7 +560,12 @@ impl Store for SqliteStore {
     ) -> Result<(Segment, Vec<Attempt>)> {
         let mut t = self.begin().await?;
         let s =
-            ops::close_segment(&mut t, segment_id, actor, SegmentStatus::Cancelled, None).await?;
+            {
+            let mut u = Unit::new(&mut t);
+            let out = ops::close_segment(&mut u, segment_id, actor, SegmentStatus::Cancelled, None).await?;
+            u.flush().await?;
+            out
+        };
         self.commit(t).await?;
         Ok(s)
     }
@@ -514,7 +577,9 @@ impl Store for SqliteStore {
         o: RerunOverrides,
     ) -> Result<(Segment, Attempt)> {
         let mut t = self.begin().await?;
-        let s = ops::rerun(&mut t, segment_id, actor, o).await?;
+        let mut u = Unit::new(&mut t);
+        let s = ops::rerun(&mut u, segment_id, actor, o).await?;
+        u.flush().await?;
         self.commit(t).await?;
         Ok(s)
     }
@@ -535,7 +600,11 @@ impl Store for SqliteStore {
     }
 
     async fn project_stats(&self, project_id: i64) -> Result<ProjectStats> {
-        queries::project_stats(&self.reader, project_id).await
+        let rs: Vec<(String, f64)> = sqlx::query_as(&ops::sqlite_sql(ops::PROJECT_COUNTERS))
+            .bind(project_id)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(ProjectStats::from_counters(&rs.into_iter().collect()))
     }
 
     async fn failure_patterns(&self, scene_type_id: Option<i64>) -> Result<Vec<FailurePattern>> {
@@ -564,7 +633,8 @@ impl Store for SqliteStore {
             .bind(token_hash)
             .bind(ts(now()))
             .fetch_one(&self.writer)
-            .await?;
+            .await
+            .map_err(|e| db_err(e, "token", || "a token with this hash already exists".into()))?;
         rows::token(&r)
     }
 
@@ -602,7 +672,7 @@ impl Store for SqliteStore {
         .bind(t)
         .fetch_one(&self.writer)
         .await
-        .map_err(|e| unique_to_conflict(e, "max_concurrency", "invalid server".into()))?;
+        .map_err(|e| db_err(e, "max_concurrency", || "invalid server".into()))?;
         rows::comfy_server(&r)
     }
 

@@ -3,10 +3,10 @@
 use super::rows::{self, json, policy_columns, ts};
 use super::tx::{insert_attempt, insert_event, SqliteTx};
 use crate::model::*;
-use crate::ops::NewEvent;
+use crate::ops::{first_attempt, first_seed, NewEvent};
 use crate::{Result, StoreError};
-use retake_core::{ArmStats, AttemptStatus};
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use retake_core::ArmStats;
+use sqlx::{Row, Sqlite, SqlitePool};
 use std::collections::{BTreeMap, HashMap};
 
 fn conflict_or(e: sqlx::Error, name: &str) -> StoreError {
@@ -18,7 +18,7 @@ fn conflict_or(e: sqlx::Error, name: &str) -> StoreError {
         sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
             StoreError::invalid(Some("project_id"), "project does not exist")
         }
-        _ => StoreError::Db(e),
+        _ => StoreError::from(e),
     }
 }
 
@@ -56,7 +56,7 @@ pub async fn create_scene_type(pool: &SqlitePool, s: NewSceneType) -> Result<Sce
 }
 
 pub async fn update_scene_type(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut sqlx::pool::PoolConnection<Sqlite>,
     id: i64,
     p: SceneTypePatch,
     if_updated_at: Option<Timestamp>,
@@ -111,19 +111,13 @@ pub async fn update_scene_type(
     rows::scene_type(&r)
 }
 
-/// Attempt 1's seed: the submitted one, else the first draw of the segment's RNG stream 1.
-pub fn first_seed(params: &retake_core::Parameters, rng_seed: u64) -> u64 {
-    use rand::Rng;
-    params.seed().unwrap_or_else(|| {
-        retake_core::attempt_rng(rng_seed, 1).random_range(0..=retake_core::params::MAX_SEED)
-    })
-}
 
 pub async fn submit_segments(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut sqlx::pool::PoolConnection<Sqlite>,
     segs: Vec<NewSegment>,
 ) -> Result<Vec<Segment>> {
     let mut scenes: HashMap<i64, SceneType> = HashMap::new();
+    let mut counters: Vec<i64> = Vec::with_capacity(segs.len());
     let mut out = Vec::with_capacity(segs.len());
     for s in segs {
         if !scenes.contains_key(&s.scene_type_id) {
@@ -163,7 +157,12 @@ pub async fn submit_segments(
         .bind(ts(t))
         .bind(ts(t))
         .fetch_one(&mut **tx)
-        .await?;
+        .await
+        .map_err(|e| {
+            crate::errors::db_err(e, "scene_type_id", || {
+                format!("scene type {} cannot take segments", s.scene_type_id)
+            })
+        })?;
         let seg = rows::segment(&r)?;
         let a = first_attempt(&seg, seed, t);
         let attempt_id = insert_attempt(tx, &a, seg.project_id, seg.scene_type_id).await?;
@@ -182,45 +181,13 @@ pub async fn submit_segments(
             },
         )
         .await?;
+        counters.push(seg.project_id);
         out.push(seg);
     }
+    super::tx::insert_deltas(tx, &crate::ops::submission_deltas(&counters)).await?;
     Ok(out)
 }
 
-pub fn first_attempt(seg: &Segment, seed: u64, t: Timestamp) -> Attempt {
-    Attempt {
-        id: 0,
-        segment_id: seg.id,
-        attempt_number: 1,
-        seed,
-        parameters: seg.parameters.clone(),
-        original_parameters: seg.parameters.clone(),
-        output_video_path: None,
-        quality_scores: None,
-        overall_status: AttemptStatus::Queued,
-        is_selected: false,
-        gpu_seconds: 0.0,
-        reserved_gpu_seconds: 0.0,
-        failure_reason: None,
-        jitter: None,
-        arm: None,
-        why: Some("the original generation".into()),
-        backend: None,
-        worker: None,
-        lease_expires_at: None,
-        not_before: None,
-        progress: None,
-        infra_errors: vec![],
-        provenance: serde_json::json!({}),
-        qa_source: None,
-        selected_by: None,
-        human_override: false,
-        started_at: None,
-        finished_at: None,
-        created_at: t,
-        updated_at: t,
-    }
-}
 
 pub async fn extend_reservation(
     t: &mut SqliteTx,
@@ -247,38 +214,6 @@ pub async fn extend_reservation(
     .execute(&mut *t.tx)
     .await?;
     Ok(true)
-}
-
-pub async fn project_stats(pool: &SqlitePool, project_id: i64) -> Result<ProjectStats> {
-    let r = sqlx::query(
-        "WITH s AS (
-           SELECT seg.*, EXISTS (SELECT 1 FROM retry_attempts a WHERE a.segment_id = seg.id AND a.overall_status = 'failed') AS had_failure,
-                  (SELECT MIN(attempt_number) FROM retry_attempts a WHERE a.segment_id = seg.id AND a.overall_status = 'passed') AS first_pass
-           FROM segments seg WHERE seg.project_id = ?1)
-         SELECT COUNT(*),
-           COALESCE(SUM(status = 'passed' AND NOT had_failure), 0),
-           COALESCE(SUM(status = 'passed' AND had_failure), 0),
-           COALESCE(SUM(status IN ('queued','generating','retrying')), 0),
-           COALESCE(SUM(status = 'needs_review'), 0),
-           COALESCE(SUM(status = 'approved'), 0),
-           COALESCE(SUM(status = 'rejected'), 0),
-           COALESCE(SUM(status IN ('needs_review','approved','rejected') AND had_failure), 0),
-           COALESCE(SUM(status IN ('passed','approved') AND selected_attempt_number > first_pass), 0),
-           (SELECT COUNT(*) FROM retry_attempts WHERE project_id = ?1)
-         FROM s",
-    )
-    .bind(project_id)
-    .fetch_one(pool)
-    .await?;
-    let mut stats = ProjectStats::from_counts(std::array::from_fn(|i| r.get::<i64, _>(i) as u64));
-    for r in sqlx::query("SELECT review_reason, COUNT(*) FROM segments WHERE project_id = ? AND review_reason IS NOT NULL GROUP BY review_reason")
-        .bind(project_id)
-        .fetch_all(pool)
-        .await?
-    {
-        stats.escalations_by_reason.insert(r.get(0), r.get::<i64, _>(1) as u64);
-    }
-    Ok(stats)
 }
 
 pub async fn failure_patterns(

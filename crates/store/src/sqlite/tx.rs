@@ -2,16 +2,68 @@
 
 use super::rows::{self, json, ots, ts};
 use crate::model::*;
-use crate::ops::{NewEvent, TxOps};
+use crate::ops::{NewEvent, ProjectDelta, TxOps};
 use crate::{Result, StoreError};
 use async_trait::async_trait;
 use retake_core::strategy::SceneStats;
 use retake_core::{Arm, ArmStats, CheckStats};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Row, Sqlite};
 
+/// A write transaction on the one writer connection, begun and ended by hand rather than with
+/// sqlx's `Transaction`: when a `COMMIT` fails (disk full, I/O error) SQLite may or may not have
+/// rolled back already, and a connection left inside a transaction would silently turn every
+/// later "commit" into the release of a savepoint that is never written. So a transaction that
+/// does not commit cleanly is rolled back and its connection closed; the pool opens a fresh one.
 pub struct SqliteTx {
-    pub tx: Transaction<'static, Sqlite>,
+    pub tx: PoolConnection<Sqlite>,
     pub work_queued: bool,
+    open: bool,
+}
+
+impl SqliteTx {
+    pub async fn begin(pool: &sqlx::SqlitePool) -> Result<SqliteTx> {
+        let mut conn = pool.acquire().await?;
+        if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+            conn.close_on_drop();
+            return Err(e.into());
+        }
+        Ok(SqliteTx {
+            tx: conn,
+            work_queued: false,
+            open: true,
+        })
+    }
+
+    pub async fn commit(mut self) -> Result<()> {
+        match sqlx::query("COMMIT").execute(&mut *self.tx).await {
+            Ok(_) => {
+                self.open = false;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *self.tx).await;
+                // `open` stays set: dropping closes the connection.
+                Err(e.into())
+            }
+        }
+    }
+
+    pub async fn rollback(mut self) {
+        if sqlx::query("ROLLBACK").execute(&mut *self.tx).await.is_ok() {
+            self.open = false;
+        }
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if self.open {
+            // Ended by an error (or never committed): the connection may still be inside the
+            // transaction. Close it rather than hand it back to the pool.
+            self.tx.close_on_drop();
+        }
+    }
 }
 
 #[async_trait]
@@ -44,7 +96,10 @@ impl TxOps for SqliteTx {
     }
 
     async fn project(&mut self, id: i64) -> Result<Project> {
-        let r = sqlx::query("SELECT * FROM projects WHERE id = ?")
+        let r = sqlx::query(&crate::ops::sqlite_sql(&format!(
+            "{} WHERE p.id = $1",
+            crate::ops::PROJECT_SELECT
+        )))
             .bind(id)
             .fetch_optional(&mut *self.tx)
             .await?;
@@ -90,7 +145,7 @@ impl TxOps for SqliteTx {
         .bind(a.human_override)
         .bind(ots(a.started_at))
         .bind(ots(a.finished_at))
-        .bind(ts(now()))
+        .bind(ts(a.updated_at))
         .bind(a.id)
         .execute(&mut *self.tx)
         .await?;
@@ -109,7 +164,8 @@ impl TxOps for SqliteTx {
     async fn save_segment(&mut self, s: &Segment) -> Result<()> {
         sqlx::query(
             "UPDATE segments SET status = ?, review_reason = ?, decision_note = ?, review_evidence = ?,
-             selected_attempt_number = ?, output_video_path = ?, attempt_count = ?, updated_at = ? WHERE id = ?",
+             selected_attempt_number = ?, output_video_path = ?, attempt_count = ?, updated_at = ?,
+             had_failure = ?, first_pass = ? WHERE id = ?",
         )
         .bind(s.status.as_str())
         .bind(s.review_reason.map(|r| r.as_str()))
@@ -119,34 +175,94 @@ impl TxOps for SqliteTx {
         .bind(&s.output_video_path)
         .bind(s.attempt_count as i64)
         .bind(ts(s.updated_at))
+        .bind(s.had_failure)
+        .bind(s.first_pass.map(i64::from))
         .bind(s.id)
         .execute(&mut *self.tx)
         .await?;
         Ok(())
     }
 
-    async fn try_reserve(&mut self, project_id: i64, seconds: f64) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE projects SET gpu_reserved_seconds = gpu_reserved_seconds + ?1
-             WHERE id = ?2 AND (gpu_budget_seconds IS NULL OR gpu_spent_seconds + gpu_reserved_seconds + ?1 <= gpu_budget_seconds + 1e-9)",
+    async fn reserve(&mut self, project_id: i64, wanted: &[f64]) -> Result<usize> {
+        // One writer: nothing else changes the project or its deltas until this commits.
+        let Some(r) = sqlx::query(
+            "SELECT gpu_budget_seconds, gpu_spent_seconds, gpu_reserved_seconds FROM projects WHERE id = ?",
         )
-        .bind(seconds)
         .bind(project_id)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        .fetch_optional(&mut *self.tx)
+        .await?
+        else {
+            return Err(StoreError::not_found("project", project_id));
+        };
+        let budget: Option<f64> = r.get(0);
+        let folded = sqlx::query("DELETE FROM project_deltas WHERE project_id = ? RETURNING key, value")
+            .bind(project_id)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        let fold = crate::ops::Fold::of(
+            folded
+                .iter()
+                .map(|r| (r.get::<String, _>(0), r.get::<f64, _>(1))),
+        );
+        let spent = r.get::<f64, _>(1) + fold.spent;
+        let reserved = (r.get::<f64, _>(2) + fold.reserved).max(0.0);
+        let n = crate::ops::covered(budget, spent + reserved, wanted);
+        let add: f64 = wanted[..n].iter().sum();
+        if !folded.is_empty() || add != 0.0 {
+            sqlx::query("UPDATE projects SET gpu_spent_seconds = ?, gpu_reserved_seconds = ? WHERE id = ?")
+                .bind(spent)
+                .bind(reserved + add)
+                .bind(project_id)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        for (key, value) in fold.counters {
+            sqlx::query(
+                "INSERT INTO project_counters (project_id, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (project_id, key) DO UPDATE SET value = value + ?3",
+            )
+            .bind(project_id)
+            .bind(key)
+            .bind(value)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(n)
     }
 
-    async fn settle(&mut self, project_id: i64, release: f64, spend: f64) -> Result<()> {
-        sqlx::query(
-            "UPDATE projects SET gpu_reserved_seconds = MAX(0, gpu_reserved_seconds - ?1), gpu_spent_seconds = gpu_spent_seconds + ?2 WHERE id = ?3",
+    async fn add_deltas(&mut self, deltas: &[ProjectDelta]) -> Result<()> {
+        insert_deltas(&mut self.tx, deltas).await
+    }
+
+    async fn lock_attempts(&mut self, ids: &[i64]) -> Result<Vec<Attempt>> {
+        let rs = sqlx::query(
+            "SELECT * FROM retry_attempts WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
         )
-        .bind(release)
-        .bind(spend)
-        .bind(project_id)
-        .execute(&mut *self.tx)
+        .bind(id_list(ids))
+        .fetch_all(&mut *self.tx)
         .await?;
-        Ok(())
+        rs.iter().map(rows::attempt).collect()
+    }
+
+    async fn lock_segments(&mut self, ids: &[i64]) -> Result<Vec<Segment>> {
+        let rs = sqlx::query(
+            "SELECT * FROM segments WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
+        )
+        .bind(id_list(ids))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rs.iter().map(rows::segment).collect()
+    }
+
+    async fn attempts_of_many(&mut self, segment_ids: &[i64]) -> Result<Vec<Attempt>> {
+        let rs = sqlx::query(
+            "SELECT * FROM retry_attempts WHERE segment_id IN (SELECT value FROM json_each(?))
+             ORDER BY segment_id, attempt_number",
+        )
+        .bind(id_list(segment_ids))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rs.iter().map(rows::attempt).collect()
     }
 
     async fn ledger(
@@ -296,7 +412,7 @@ impl TxOps for SqliteTx {
 }
 
 pub async fn insert_attempt(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut PoolConnection<Sqlite>,
     a: &Attempt,
     project_id: i64,
     scene_type_id: i64,
@@ -322,17 +438,15 @@ pub async fn insert_attempt(
     .bind(ts(a.updated_at))
     .fetch_one(&mut **tx)
     .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::conflict(
-            Some("attempt_number"),
-            format!("segment {} already has attempt {}", a.segment_id, a.attempt_number),
-        ),
-        _ => StoreError::Db(e),
+    .map_err(|e| {
+        crate::errors::db_err(e, "attempt_number", || {
+            format!("segment {} already has attempt {}", a.segment_id, a.attempt_number)
+        })
     })?;
     Ok(r.get(0))
 }
 
-pub async fn insert_event(tx: &mut Transaction<'static, Sqlite>, e: NewEvent) -> Result<()> {
+pub async fn insert_event(tx: &mut PoolConnection<Sqlite>, e: NewEvent) -> Result<()> {
     sqlx::query("INSERT INTO events (project_id, segment_id, attempt_id, kind, message, data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
         .bind(e.project_id)
         .bind(e.segment_id)
@@ -343,5 +457,25 @@ pub async fn insert_event(tx: &mut Transaction<'static, Sqlite>, e: NewEvent) ->
         .bind(ts(now()))
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// Ids as a JSON array, for `IN (SELECT value FROM json_each(?))`.
+fn id_list(ids: &[i64]) -> String {
+    serde_json::to_string(ids).expect("ids serialize")
+}
+
+pub async fn insert_deltas(
+    tx: &mut PoolConnection<Sqlite>,
+    deltas: &[ProjectDelta],
+) -> Result<()> {
+    for d in deltas {
+        sqlx::query("INSERT INTO project_deltas (project_id, key, value) VALUES (?, ?, ?)")
+            .bind(d.project_id)
+            .bind(&d.key)
+            .bind(d.value)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }
