@@ -128,6 +128,24 @@ pub fn submission_deltas(projects: &[i64]) -> Vec<ProjectDelta> {
         .collect()
 }
 
+/// Rebuild a project's statistics counters from its segments (after segments were deleted in
+/// bulk, as deleting a scene type does). Run in one transaction, in this order.
+pub const RECOUNT_PROJECT: [&str; 3] = [
+    "DELETE FROM project_counters WHERE project_id = $1",
+    "DELETE FROM project_deltas WHERE project_id = $1 AND key NOT LIKE 'gpu%'",
+    "INSERT INTO project_counters (project_id, key, value)
+     SELECT $1, k, COUNT(*) FROM (
+         SELECT 'segments' AS k FROM segments WHERE project_id = $1
+         UNION ALL SELECT 'status:' || status FROM segments WHERE project_id = $1
+         UNION ALL SELECT 'passed_first_time' FROM segments WHERE project_id = $1 AND status = 'passed' AND NOT had_failure
+         UNION ALL SELECT 'rescued' FROM segments WHERE project_id = $1 AND status = 'passed' AND had_failure
+         UNION ALL SELECT 'escalated_after_failure' FROM segments WHERE project_id = $1 AND status IN ('needs_review','approved','rejected') AND had_failure
+         UNION ALL SELECT 'best_beat_first' FROM segments WHERE project_id = $1 AND status IN ('passed','approved') AND selected_attempt_number > first_pass
+         UNION ALL SELECT 'reason:' || review_reason FROM segments WHERE project_id = $1 AND review_reason IS NOT NULL
+         UNION ALL SELECT 'attempts' FROM retry_attempts WHERE project_id = $1) c
+     GROUP BY k",
+];
+
 /// The same statement for SQLite, which numbers its placeholders `?1`.
 pub fn sqlite_sql(sql: &str) -> String {
     sql.replace('$', "?")

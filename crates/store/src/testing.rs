@@ -152,7 +152,12 @@ pub struct BudgetAudit {
 /// connection of its own (not through the store under test).
 pub async fn budget_audit(url: &str, project_id: i64) -> BudgetAudit {
     use sqlx::Row;
-    const SQL: &str = "SELECT gpu_budget_seconds, gpu_spent_seconds, gpu_reserved_seconds,
+    // The budget as readers see it: the project row plus the deltas finishes appended that no
+    // claim has folded yet (folding them never raises spent + reserved: a finish releases at
+    // least what it spends).
+    const SQL: &str = "SELECT gpu_budget_seconds,
+        gpu_spent_seconds + COALESCE((SELECT SUM(value) FROM project_deltas WHERE project_id = p.id AND key = 'gpu_spent'), 0.0),
+        gpu_reserved_seconds + COALESCE((SELECT SUM(value) FROM project_deltas WHERE project_id = p.id AND key = 'gpu_reserved'), 0.0),
         (SELECT COALESCE(SUM(spent_seconds), 0.0) FROM gpu_ledger WHERE project_id = p.id) AS ledger_spent,
         (SELECT COUNT(*) FROM gpu_ledger WHERE project_id = p.id) AS ledger_rows
         FROM projects p WHERE id = $1";

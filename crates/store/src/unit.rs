@@ -132,8 +132,14 @@ impl<'a, T: TxOps + ?Sized> Unit<'a, T> {
             .into_iter()
             .filter_map(|id| self.attempts.remove(&id))
             .collect();
-        if !attempts.is_empty() {
-            self.inner.save_attempts(&attempts).await?;
+        // Unselected first: "one selected attempt per segment" is checked row by row, so moving
+        // the selection must clear the old one before it sets the new one.
+        let (selected, others): (Vec<Attempt>, Vec<Attempt>) =
+            attempts.into_iter().partition(|a| a.is_selected);
+        for group in [others, selected] {
+            if !group.is_empty() {
+                self.inner.save_attempts(&group).await?;
+            }
         }
         let mut segments = vec![];
         for id in std::mem::take(&mut self.dirty_segments) {

@@ -252,6 +252,27 @@ async fn update_project_in(
     rows::project(&r)
 }
 
+async fn delete_scene_type_in(t: &mut PgTx, id: i64) -> Result<()> {
+    let project: Option<i64> =
+        sqlx::query_scalar("DELETE FROM scene_types WHERE id = $1 RETURNING project_id")
+            .bind(id)
+            .fetch_optional(&mut *t.tx)
+            .await?;
+    let Some(project) = project else {
+        return Err(StoreError::not_found("scene type", id));
+    };
+    // Its segments went with it: count the project's statistics again (the project row lock
+    // keeps a fold from running in between).
+    sqlx::query("SELECT id FROM projects WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(project)
+        .execute(&mut *t.tx)
+        .await?;
+    for sql in ops::RECOUNT_PROJECT {
+        sqlx::query(sql).bind(project).execute(&mut *t.tx).await?;
+    }
+    Ok(())
+}
+
 async fn set_progress_in(t: &mut PgTx, attempt_id: i64, worker: &str, progress: f64) -> Result<()> {
     let r = sqlx::query(
         "UPDATE retry_attempts SET progress = $1 WHERE id = $2 AND worker = $3 RETURNING segment_id, project_id, attempt_number",
@@ -386,14 +407,7 @@ impl Store for PgStore {
     }
 
     async fn delete_scene_type(&self, id: i64) -> Result<()> {
-        let r = sqlx::query("DELETE FROM scene_types WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        if r.rows_affected() == 0 {
-            return Err(StoreError::not_found("scene type", id));
-        }
-        Ok(())
+        in_tx!(self, |t| delete_scene_type_in(t, id).await)
     }
 
     async fn submit_segments(&self, segments: Vec<NewSegment>) -> Result<Vec<Segment>> {
@@ -630,13 +644,19 @@ impl Store for PgStore {
     ) -> Result<Vec<Event>> {
         // Only events of transactions older than every running one: any event that becomes visible
         // later has a larger txid, so following (txid, id) from the last event seen skips none.
-        let rs = sqlx::query(
+        //
+        // One segment's events are written under its row lock, so their ids are already in commit
+        // order, and a segment's history shows what has committed at once.
+        let sql = if segment_id.is_some() {
+            "SELECT * FROM events WHERE id > $1 AND segment_id = $2 ORDER BY id LIMIT $3"
+        } else {
             "SELECT * FROM events
              WHERE (txid, id) > (COALESCE((SELECT txid FROM events WHERE id = $1), '0'::xid8), $1)
                AND txid < pg_snapshot_xmin(pg_current_snapshot())
                AND ($2::int8 IS NULL OR segment_id = $2)
-             ORDER BY txid, id LIMIT $3",
-        )
+             ORDER BY txid, id LIMIT $3"
+        };
+        let rs = sqlx::query(sql)
             .bind(after_id)
             .bind(segment_id)
             .bind(limit.clamp(1, 10_000) as i64)

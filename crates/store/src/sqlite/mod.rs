@@ -272,14 +272,23 @@ impl Store for SqliteStore {
     }
 
     async fn delete_scene_type(&self, id: i64) -> Result<()> {
-        let r = sqlx::query("DELETE FROM scene_types WHERE id = ?")
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
-        if r.rows_affected() == 0 {
+        let mut t = self.begin().await?;
+        let project: Option<i64> =
+            sqlx::query_scalar("DELETE FROM scene_types WHERE id = ? RETURNING project_id")
+                .bind(id)
+                .fetch_optional(&mut *t.tx)
+                .await?;
+        let Some(project) = project else {
             return Err(StoreError::not_found("scene type", id));
+        };
+        // Its segments went with it: count the project's statistics again.
+        for sql in ops::RECOUNT_PROJECT {
+            sqlx::query(&ops::sqlite_sql(sql))
+                .bind(project)
+                .execute(&mut *t.tx)
+                .await?;
         }
-        Ok(())
+        self.commit(t).await
     }
 
     async fn submit_segments(&self, segments: Vec<NewSegment>) -> Result<Vec<Segment>> {
