@@ -161,7 +161,11 @@ async fn replicas_killed_at_random_lose_nothing() {
     assert_eq!(r.get::<i64, _>(0), 0, "seeds within a segment are distinct");
     let r = q("SELECT COUNT(*) FROM retry_attempts WHERE overall_status IN ('queued','generating','scoring') OR (worker IS NOT NULL)").await;
     assert_eq!(r.get::<i64, _>(0), 0, "no attempt is left running or owned");
-    let r = q("SELECT gpu_budget_seconds, gpu_spent_seconds, gpu_reserved_seconds, (SELECT COALESCE(SUM(spent_seconds), 0) FROM gpu_ledger) FROM projects").await;
+    // The budget as readers see it: the project row plus the deltas not folded into it yet.
+    let r = q("SELECT gpu_budget_seconds,
+        gpu_spent_seconds + COALESCE((SELECT SUM(value) FROM project_deltas WHERE key = 'gpu_spent'), 0),
+        gpu_reserved_seconds + COALESCE((SELECT SUM(value) FROM project_deltas WHERE key = 'gpu_reserved'), 0),
+        (SELECT COALESCE(SUM(spent_seconds), 0) FROM gpu_ledger) FROM projects").await;
     let (b, spent, reserved, ledger): (f64, f64, f64, f64) =
         (r.get(0), r.get(1), r.get(2), r.get(3));
     assert!(spent <= b + 1e-6, "spent {spent} within budget {b}");

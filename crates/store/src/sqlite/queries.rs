@@ -274,10 +274,11 @@ pub async fn metrics(pool: &SqlitePool) -> Result<MetricsSnapshot> {
     .fetch_one(pool)
     .await? as u64;
     m.gpu_seconds_spent =
-        sqlx::query_scalar::<_, f64>("SELECT COALESCE(SUM(gpu_spent_seconds), 0.0) FROM projects")
+        sqlx::query_scalar::<_, f64>("SELECT COALESCE((SELECT SUM(gpu_spent_seconds) FROM projects), 0.0)
+            + COALESCE((SELECT SUM(value) FROM project_deltas WHERE key = 'gpu_spent'), 0.0)")
             .fetch_one(pool)
             .await?;
-    for p in sqlx::query("SELECT * FROM projects ORDER BY id")
+    for p in sqlx::query(&format!("{} ORDER BY p.id", crate::ops::PROJECT_SELECT))
         .fetch_all(pool)
         .await?
     {
