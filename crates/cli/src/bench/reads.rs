@@ -129,7 +129,20 @@ async fn setup(store: &dyn Store) -> anyhow::Result<(i64, i64)> {
 /// builds them.
 async fn fill(url: &str, project: i64, scene: i64, attempts: u64) -> anyhow::Result<()> {
     let segments = (attempts / 2).max(1) as i64;
-    let scores = json!({"overall": 0.8, "checks": {"face_confidence": {"score": 0.8, "pass": 0.7, "fail": 0.5, "verdict": "pass"}}}).to_string();
+    // Real scores, as the store records them.
+    let verdict = retake_core::QaVerdict {
+        scores: vec![retake_core::CheckScore {
+            check: "face_confidence".into(),
+            score: 0.8,
+            details: serde_json::Value::Null,
+        }],
+        error: None,
+        source: "bench".into(),
+    };
+    let scores = serde_json::to_string(
+        &retake_core::qa::evaluate(&verdict, &[CheckConfig::new("face_confidence", 0.7, 0.5)])
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    )?;
     let stmts = [
         format!(
             "INSERT INTO segments (project_id, scene_type_id, parameters, rng_seed, status, attempt_count, had_failure,
