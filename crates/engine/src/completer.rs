@@ -74,7 +74,11 @@ async fn run<S: Store + ?Sized>(
             }
         };
         crate::metrics::record_completion_batch(size);
-        tracing::debug!(size, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "completion batch written");
+        tracing::debug!(
+            size,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "completion batch written"
+        );
         match result {
             Ok(results) => {
                 for ((_, reply), r) in batch.drain(..).zip(results) {

@@ -3,9 +3,11 @@
 //! expired leases to the queue. No transaction is held across a generation call.
 
 use crate::backend::{AttemptControl, Backends, GenerationError, GenerationJob, Scorer};
-use async_trait::async_trait;
 use crate::completer::Completer;
-use retake_store::{Applied, Completion, GenerationDone, InfraFailure, SceneType, Store, StoreError, Work};
+use async_trait::async_trait;
+use retake_store::{
+    Applied, Completion, GenerationDone, InfraFailure, SceneType, Store, StoreError, Work,
+};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -398,16 +400,16 @@ impl<S: Store + ?Sized> Engine<S> {
             }
             Err(GenerationError::StoppedByBudget { gpu_seconds }) => {
                 self.complete(Completion::Generated(GenerationDone {
-                        attempt_id: w.attempt.id,
-                        worker: worker.clone(),
-                        backend: backend.name().to_owned(),
-                        output_video_path: None,
-                        gpu_seconds,
-                        verdict: None,
-                        stopped_by_budget: true,
-                        scored_by_worker: false,
-                    }))
-                    .await?;
+                    attempt_id: w.attempt.id,
+                    worker: worker.clone(),
+                    backend: backend.name().to_owned(),
+                    output_video_path: None,
+                    gpu_seconds,
+                    verdict: None,
+                    stopped_by_budget: true,
+                    scored_by_worker: false,
+                }))
+                .await?;
             }
             Err(GenerationError::Infra {
                 message,

@@ -100,7 +100,10 @@ async fn a_full_disk_loses_no_acknowledged_write_and_work_resumes() {
         .await
         .unwrap()
         .remove(0);
-    assert_eq!(store.get_segment(late.id).await.unwrap().label.as_deref(), Some("after"));
+    assert_eq!(
+        store.get_segment(late.id).await.unwrap().label.as_deref(),
+        Some("after")
+    );
 
     let backend = SimulatedBackend::new(Scenario::parse(SCENARIO).unwrap(), Some(0.0), None);
     let engine = Engine::new(
@@ -118,7 +121,11 @@ async fn a_full_disk_loses_no_acknowledged_write_and_work_resumes() {
         "every segment reached the end"
     );
     let stats = store.project_stats(p.id).await.unwrap();
-    assert_eq!(stats.segments as usize, done.len(), "statistics count every segment once");
+    assert_eq!(
+        stats.segments as usize,
+        done.len(),
+        "statistics count every segment once"
+    );
     assert_eq!(stats.in_progress, 0);
 }
 

@@ -98,8 +98,7 @@ impl ApiError {
                 None,
             ),
             ApiError::Unavailable {
-                storage_full: true,
-                ..
+                storage_full: true, ..
             } => (StatusCode::INSUFFICIENT_STORAGE, "storage_full", None),
             ApiError::Unavailable { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", None)

@@ -14,9 +14,9 @@ pub mod model;
 pub mod ops;
 pub mod postgres;
 pub mod sqlite;
-pub mod unit;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod unit;
 
 pub use model::*;
 
@@ -118,14 +118,25 @@ impl From<sqlx::Error> for StoreError {
                 let code = d.code().map(|c| c.into_owned()).unwrap_or_default();
                 let sqlite_primary = code.parse::<i64>().ok().map(|c| c & 0xff);
                 if sqlite_primary == Some(13) || code == "53100" {
-                    full(format!("the database's disk is full; nothing was stored ({d})"))
-                } else if sqlite_primary == Some(10) || code.starts_with("53") || code.starts_with("08") || code.starts_with("57P") {
-                    StoreError::unavailable(format!("the database cannot take writes right now; nothing was stored ({d})"))
+                    full(format!(
+                        "the database's disk is full; nothing was stored ({d})"
+                    ))
+                } else if sqlite_primary == Some(10)
+                    || code.starts_with("53")
+                    || code.starts_with("08")
+                    || code.starts_with("57P")
+                {
+                    StoreError::unavailable(format!(
+                        "the database cannot take writes right now; nothing was stored ({d})"
+                    ))
                 } else {
                     StoreError::Db(e)
                 }
             }
-            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_) => {
                 StoreError::unavailable(format!("the database is unreachable: {e}"))
             }
             _ => StoreError::Db(e),
@@ -302,7 +313,10 @@ fn single(mut results: Vec<Result<Applied>>) -> Result<Applied> {
 /// Runs a batch of completions with `run`, which applies a slice in one transaction. When the
 /// batch fails for one item's sake, each item runs alone so only that one fails; when the
 /// database itself refused (nothing can be stored), the error is returned for the whole batch.
-pub(crate) async fn complete_isolated<F, Fut>(items: Vec<Completion>, run: F) -> Result<Vec<Result<Applied>>>
+pub(crate) async fn complete_isolated<F, Fut>(
+    items: Vec<Completion>,
+    run: F,
+) -> Result<Vec<Result<Applied>>>
 where
     F: Fn(Vec<Completion>) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<Applied>>>,

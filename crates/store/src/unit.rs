@@ -267,7 +267,9 @@ impl<'a, T: TxOps + ?Sized> TxOps for Unit<'a, T> {
         // This unit's own budget movements, not yet written.
         for d in self.deltas.iter().filter(|d| d.project_id == id) {
             match d.key.as_str() {
-                GPU_RESERVED => p.gpu_reserved_seconds = (p.gpu_reserved_seconds + d.value).max(0.0),
+                GPU_RESERVED => {
+                    p.gpu_reserved_seconds = (p.gpu_reserved_seconds + d.value).max(0.0)
+                }
                 GPU_SPENT => p.gpu_spent_seconds += d.value,
                 _ => {}
             }
@@ -305,7 +307,10 @@ impl<'a, T: TxOps + ?Sized> TxOps for Unit<'a, T> {
         project_id: i64,
         scene_type_id: i64,
     ) -> Result<i64> {
-        let id = self.inner.insert_attempt(a, project_id, scene_type_id).await?;
+        let id = self
+            .inner
+            .insert_attempt(a, project_id, scene_type_id)
+            .await?;
         let mut stored = a.clone();
         stored.id = id;
         self.attempts.insert(id, stored);

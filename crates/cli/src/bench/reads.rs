@@ -58,7 +58,12 @@ async fn measure(
         data_dir: data_dir.to_owned(),
         database_url: Some(url.to_owned()),
     };
-    let app = retake_server::app(crate::wiring::app_state(&g, store.clone(), Backends::new(), None));
+    let app = retake_server::app(crate::wiring::app_state(
+        &g,
+        store.clone(),
+        Backends::new(),
+        None,
+    ));
     let segment = store
         .list_segments(&retake_store::SegmentFilter {
             project_id: Some(project),
@@ -70,7 +75,10 @@ async fn measure(
         .map(|s| s.id)
         .context("a stored segment")?;
     let mut results = vec![];
-    for path in ["/api/projects".to_owned(), format!("/api/segments/{segment}/retry-history")] {
+    for path in [
+        "/api/projects".to_owned(),
+        format!("/api/segments/{segment}/retry-history"),
+    ] {
         let mut times = Vec::with_capacity(SAMPLES);
         for i in 0..SAMPLES + 20 {
             let req = Request::get(&path)
@@ -125,8 +133,8 @@ async fn setup(store: &dyn Store) -> anyhow::Result<(i64, i64)> {
 }
 
 /// `attempts` attempts: segments of two attempts each (a QA failure, then a pass), with an event
-/// per attempt, in the proportions a real project has; then the counters, as the migration
-/// builds them.
+/// per attempt, in the proportions a real project has; then the project's counters, recounted the way
+/// deleting a scene type recounts them.
 async fn fill(url: &str, project: i64, scene: i64, attempts: u64) -> anyhow::Result<()> {
     let segments = (attempts / 2).max(1) as i64;
     // Real scores, as the store records them.
@@ -163,21 +171,18 @@ async fn fill(url: &str, project: i64, scene: i64, attempts: u64) -> anyhow::Res
              SELECT {project}, a.segment_id, a.id, 'attempt_started', 'attempt started', 'null', NOW_TS
              FROM retry_attempts a WHERE a.project_id = {project}"
         ),
-        format!(
-            "INSERT INTO project_counters (project_id, key, value)
-             SELECT project_id, k, COUNT(*) FROM (
-               SELECT project_id, 'segments' AS k FROM segments WHERE project_id = {project}
-               UNION ALL SELECT project_id, 'status:' || status FROM segments WHERE project_id = {project}
-               UNION ALL SELECT project_id, 'rescued' FROM segments WHERE project_id = {project} AND status = 'passed' AND had_failure
-               UNION ALL SELECT project_id, 'attempts' FROM retry_attempts WHERE project_id = {project}) c
-             GROUP BY project_id, k"
-        ),
     ];
     if url.starts_with("postgres") {
-        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await?;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await?;
         for s in &stmts {
             let s = s.replace("NOW_TS", "now()");
             sqlx::query(&s).execute(&pool).await?;
+        }
+        for sql in retake_store::ops::RECOUNT_PROJECT {
+            sqlx::query(sql).bind(project).execute(&pool).await?;
         }
         sqlx::query("ANALYZE").execute(&pool).await?;
         pool.close().await;
@@ -188,8 +193,16 @@ async fn fill(url: &str, project: i64, scene: i64, attempts: u64) -> anyhow::Res
             .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(path))
             .await?;
         for s in &stmts {
-            let s = s.replace("NOW_TS", "strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')").replace("TRUE", "1");
+            let s = s
+                .replace("NOW_TS", "strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')")
+                .replace("TRUE", "1");
             sqlx::query(&s).execute(&pool).await?;
+        }
+        for sql in retake_store::ops::RECOUNT_PROJECT {
+            sqlx::query(&retake_store::ops::sqlite_sql(sql))
+                .bind(project)
+                .execute(&pool)
+                .await?;
         }
         sqlx::query("ANALYZE").execute(&pool).await?;
         pool.close().await;

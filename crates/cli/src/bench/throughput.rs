@@ -189,7 +189,11 @@ impl PgDb {
         // run with the same settings as the URL given.
         let (path, query) = admin.split_once('?').unwrap_or((admin, ""));
         let base = path.rsplit_once('/').map(|(b, _)| b).unwrap_or(path);
-        let query = if query.is_empty() { String::new() } else { format!("?{query}") };
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
         Ok(PgDb {
             admin: admin.to_owned(),
             url: format!("{base}/{name}{query}"),
@@ -325,7 +329,10 @@ where
             if a.overall_status == retake_core::AttemptStatus::Scoring {
                 break a;
             }
-            anyhow::ensure!(Instant::now() < deadline, "the workers did not pick up work");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the workers did not pick up work"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         };
         let v = QaVerdict {
@@ -493,7 +500,12 @@ async fn loaded_latency_run(
         let mut i = 0;
         while i < n {
             let batch: Vec<NewSegment> = (i..(i + 1000).min(n))
-                .map(|k| NewSegment { scene_type_id: load.id, label: None, parameters: Parameters::new(), rng_seed: k as u64 })
+                .map(|k| NewSegment {
+                    scene_type_id: load.id,
+                    label: None,
+                    parameters: Parameters::new(),
+                    rng_seed: k as u64,
+                })
                 .collect();
             i += batch.len() as u32;
             store.submit_segments(batch).await?;
@@ -540,21 +552,38 @@ pub async fn run(_g: GlobalArgs, a: Args) -> anyhow::Result<()> {
     let mut audit = None;
     if !a.skip_postgres {
         for r in &a.replicas {
-            say(format!("running {} segments on PostgreSQL with {r} worker process(es)…", a.segments));
+            say(format!(
+                "running {} segments on PostgreSQL with {r} worker process(es)…",
+                a.segments
+            ));
             runs.push(postgres_run(&a.postgres_url, a.segments, *r, &scenario).await?);
         }
         say(format!("running {} segments on PostgreSQL, 4 replicas, parallelism 4, with a budget audited every 20 ms…", a.segments));
         let (run, au) = audited_run(&a.postgres_url, a.segments, &scenario).await?;
         runs.push(run);
         audit = Some(au);
-        say(format!("measuring failure-to-dispatch latency, idle ({} samples)…", a.latency_samples));
+        say(format!(
+            "measuring failure-to-dispatch latency, idle ({} samples)…",
+            a.latency_samples
+        ));
         latency = latency_run(&a.postgres_url, a.latency_samples, &scenario).await?;
-        say(format!("measuring failure-to-dispatch latency while 4 replicas drain {} segments…", a.segments));
-        loaded = loaded_latency_run(&a.postgres_url, a.latency_samples, a.segments, &scenario).await?;
+        say(format!(
+            "measuring failure-to-dispatch latency while 4 replicas drain {} segments…",
+            a.segments
+        ));
+        loaded =
+            loaded_latency_run(&a.postgres_url, a.latency_samples, a.segments, &scenario).await?;
     }
     let reads = if a.read_attempts > 0 {
-        say(format!("storing {} attempts for the read-latency case…", a.read_attempts));
-        super::reads::run(a.read_attempts, (!a.skip_postgres).then_some(a.postgres_url.as_str())).await?
+        say(format!(
+            "storing {} attempts for the read-latency case…",
+            a.read_attempts
+        ));
+        super::reads::run(
+            a.read_attempts,
+            (!a.skip_postgres).then_some(a.postgres_url.as_str()),
+        )
+        .await?
     } else {
         vec![]
     };
@@ -562,7 +591,10 @@ pub async fn run(_g: GlobalArgs, a: Args) -> anyhow::Result<()> {
         let path = plot_replicas(dir, &runs)?;
         say(format!("wrote {}", path.display()));
     }
-    let (p50, p99) = (percentile(&mut latency, 0.5), percentile(&mut latency, 0.99));
+    let (p50, p99) = (
+        percentile(&mut latency, 0.5),
+        percentile(&mut latency, 0.99),
+    );
     let (l50, l99) = (percentile(&mut loaded, 0.5), percentile(&mut loaded, 0.99));
     if a.json {
         let runs: Vec<_> = runs
@@ -570,7 +602,11 @@ pub async fn run(_g: GlobalArgs, a: Args) -> anyhow::Result<()> {
             .map(|r| json!({"store": r.store, "replicas": r.replicas, "attempts": r.attempts, "wall_s": round(r.wall_s), "attempts_per_s": round(r.attempts_per_s), "cpu_us_per_attempt": round(r.cpu_us_per_attempt)}))
             .collect();
         let lat = |v: &Vec<f64>, p50: f64, p99: f64| {
-            if v.is_empty() { serde_json::Value::Null } else { json!({"p50": round(p50), "p99": round(p99), "samples": v.len()}) }
+            if v.is_empty() {
+                serde_json::Value::Null
+            } else {
+                json!({"p50": round(p50), "p99": round(p99), "samples": v.len()})
+            }
         };
         println!(
             "{}",
@@ -591,10 +627,16 @@ pub async fn run(_g: GlobalArgs, a: Args) -> anyhow::Result<()> {
     }
     if !latency.is_empty() {
         println!("\nQA failure → retry claimed (PostgreSQL, durable commits, LISTEN/NOTIFY):");
-        println!("  idle:                         p50 {p50:.2} ms, p99 {p99:.2} ms ({} samples)", latency.len());
+        println!(
+            "  idle:                         p50 {p50:.2} ms, p99 {p99:.2} ms ({} samples)",
+            latency.len()
+        );
     }
     if !loaded.is_empty() {
-        println!("  while 4 replicas drain work:  p50 {l50:.2} ms, p99 {l99:.2} ms ({} samples)", loaded.len());
+        println!(
+            "  while 4 replicas drain work:  p50 {l50:.2} ms, p99 {l99:.2} ms ({} samples)",
+            loaded.len()
+        );
     }
     if let Some(au) = &audit {
         println!(
@@ -603,9 +645,15 @@ pub async fn run(_g: GlobalArgs, a: Args) -> anyhow::Result<()> {
         );
     }
     if !reads.is_empty() {
-        println!("\n{:<10}{:>12}{:<40}{:>10}{:>10}", "store", "attempts", "  request (server side, in-process)", "p50 ms", "p99 ms");
+        println!(
+            "\n{:<10}{:>12}{:<40}{:>10}{:>10}",
+            "store", "attempts", "  request (server side, in-process)", "p50 ms", "p99 ms"
+        );
         for r in &reads {
-            println!("{:<10}{:>12}  {:<38}{:>10.2}{:>10.2}", r.store, r.attempts, r.request, r.p50_ms, r.p99_ms);
+            println!(
+                "{:<10}{:>12}  {:<38}{:>10.2}{:>10.2}",
+                r.store, r.attempts, r.request, r.p50_ms, r.p99_ms
+            );
         }
     }
     println!("(CPU is retake's own: this process for SQLite, the worker processes for PostgreSQL; the database server's CPU is not included.)");
@@ -617,8 +665,15 @@ fn plot_replicas(dir: &Path, runs: &[Run]) -> anyhow::Result<std::path::PathBuf>
     use plotters::prelude::*;
     std::fs::create_dir_all(dir)?;
     let path = dir.join("throughput-replicas.svg");
-    let pg: Vec<(u32, f64)> = runs.iter().filter(|r| r.store == "postgres").map(|r| (r.replicas, r.attempts_per_s)).collect();
-    let sqlite = runs.iter().find(|r| r.store == "sqlite").map(|r| r.attempts_per_s);
+    let pg: Vec<(u32, f64)> = runs
+        .iter()
+        .filter(|r| r.store == "postgres")
+        .map(|r| (r.replicas, r.attempts_per_s))
+        .collect();
+    let sqlite = runs
+        .iter()
+        .find(|r| r.store == "sqlite")
+        .map(|r| r.attempts_per_s);
     let ymax = pg.iter().map(|p| p.1).chain(sqlite).fold(100.0, f64::max) * 1.2;
     let xmax = pg.iter().map(|p| p.0).max().unwrap_or(8) + 1;
     let e = |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing the plot failed: {e}");
@@ -626,7 +681,10 @@ fn plot_replicas(dir: &Path, runs: &[Run]) -> anyhow::Result<std::path::PathBuf>
         let root = SVGBackend::new(&path, (800, 500)).into_drawing_area();
         root.fill(&WHITE).map_err(|x| e(&x))?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("attempts/s against worker replicas (2 cores)", ("sans-serif", 20))
+            .caption(
+                "attempts/s against worker replicas (2 cores)",
+                ("sans-serif", 20),
+            )
             .margin(20)
             .x_label_area_size(45)
             .y_label_area_size(60)

@@ -25,6 +25,7 @@ pub mod tx;
 
 use crate::model::*;
 use crate::ops::{self, NewEvent, TxOps};
+use crate::unit::Unit;
 use crate::{Result, Store, StoreError};
 use async_trait::async_trait;
 use listen::{ListenerTask, Signals};
@@ -36,7 +37,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tx::PgTx;
-use crate::unit::Unit;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -209,7 +209,10 @@ async fn close_segment_in(
     note: Option<String>,
 ) -> Result<(Segment, Vec<Attempt>)> {
     t.lock_segment_for_close(segment_id).await?;
-    unit!(t, |u| ops::close_segment(&mut u, segment_id, actor, to, note).await?)
+    unit!(t, |u| ops::close_segment(
+        &mut u, segment_id, actor, to, note
+    )
+    .await?)
 }
 
 async fn update_project_in(
@@ -530,11 +533,10 @@ impl Store for PgStore {
     }
 
     async fn settle_pending(&self) -> Result<u64> {
-        let projects: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT project_id, COUNT(*) FROM project_deltas GROUP BY project_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let projects: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT project_id, COUNT(*) FROM project_deltas GROUP BY project_id")
+                .fetch_all(&self.pool)
+                .await?;
         let mut folded = 0;
         for (project_id, n) in projects {
             let r = in_tx!(self, |t| t.reserve(project_id, &[]).await);

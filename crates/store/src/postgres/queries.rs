@@ -4,8 +4,8 @@
 use super::rows::{self, db_err, json, otext, policy_columns};
 use super::tx::{insert_attempt, PgTx};
 use crate::model::*;
-use crate::ops::{NewEvent, TxOps};
 use crate::ops::{first_attempt, first_seed};
+use crate::ops::{NewEvent, TxOps};
 use crate::{Result, StoreError};
 use retake_core::ArmStats;
 use sqlx::{PgPool, Postgres, Row, Transaction};
@@ -171,7 +171,8 @@ pub async fn submit_segments(t: &mut PgTx, segs: Vec<NewSegment>) -> Result<Vec<
         counters.push(seg.project_id);
         out.push(seg);
     }
-    t.add_deltas(&crate::ops::submission_deltas(&counters)).await?;
+    t.add_deltas(&crate::ops::submission_deltas(&counters))
+        .await?;
     t.work_queued = !out.is_empty();
     Ok(out)
 }

@@ -77,7 +77,10 @@ fn get_u32(r: &PgRow, col: &str) -> Result<u32> {
 /// A pending budget delta summed by [`crate::ops::PROJECT_SELECT`]; 0 when the row was read
 /// without it.
 fn pending(r: &PgRow, col: &str) -> f64 {
-    r.try_get::<Option<f64>, _>(col).ok().flatten().unwrap_or(0.0)
+    r.try_get::<Option<f64>, _>(col)
+        .ok()
+        .flatten()
+        .unwrap_or(0.0)
 }
 
 pub fn project(r: &PgRow) -> Result<Project> {
@@ -86,7 +89,9 @@ pub fn project(r: &PgRow) -> Result<Project> {
         name: r.try_get("name")?,
         gpu_budget_seconds: r.try_get("gpu_budget_seconds")?,
         gpu_spent_seconds: r.try_get::<f64, _>("gpu_spent_seconds")? + pending(r, "pending_spent"),
-        gpu_reserved_seconds: (r.try_get::<f64, _>("gpu_reserved_seconds")? + pending(r, "pending_reserved")).max(0.0),
+        gpu_reserved_seconds: (r.try_get::<f64, _>("gpu_reserved_seconds")?
+            + pending(r, "pending_reserved"))
+        .max(0.0),
         default_gpu_estimate_seconds: r.try_get("default_gpu_estimate_seconds")?,
         default_retry_policy: get_json(r, "default_retry_policy")?,
         created_at: r.try_get("created_at")?,
@@ -155,7 +160,11 @@ pub fn segment(r: &PgRow) -> Result<Segment> {
         attempt_count: get_u32(r, "attempt_count")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
-        had_failure: r.try_get::<Option<bool>, _>("had_failure").ok().flatten().unwrap_or(false),
+        had_failure: r
+            .try_get::<Option<bool>, _>("had_failure")
+            .ok()
+            .flatten()
+            .unwrap_or(false),
         first_pass: r
             .try_get::<Option<i32>, _>("first_pass")
             .ok()

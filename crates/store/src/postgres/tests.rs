@@ -6,7 +6,9 @@ use super::listen::APPLICATION_NAME;
 use super::PgStore;
 use crate::testing::{self, TestDb};
 use crate::*;
-use retake_core::{CheckConfig, CheckScore, Parameters, PolicyOverrides, QaVerdict, RetryPolicy, SegmentStatus};
+use retake_core::{
+    CheckConfig, CheckScore, Parameters, PolicyOverrides, QaVerdict, RetryPolicy, SegmentStatus,
+};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

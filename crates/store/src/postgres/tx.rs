@@ -391,11 +391,16 @@ impl TxOps for PgTx {
             return Err(StoreError::not_found("project", project_id));
         };
         let budget: Option<f64> = r.get(0);
-        let folded = sqlx::query("DELETE FROM project_deltas WHERE project_id = $1 RETURNING key, value")
-            .bind(project_id)
-            .fetch_all(&mut *self.tx)
-            .await?;
-        let fold = crate::ops::Fold::of(folded.iter().map(|r| (r.get::<String, _>(0), r.get::<f64, _>(1))));
+        let folded =
+            sqlx::query("DELETE FROM project_deltas WHERE project_id = $1 RETURNING key, value")
+                .bind(project_id)
+                .fetch_all(&mut *self.tx)
+                .await?;
+        let fold = crate::ops::Fold::of(
+            folded
+                .iter()
+                .map(|r| (r.get::<String, _>(0), r.get::<f64, _>(1))),
+        );
         let spent = r.get::<f64, _>(1) + fold.spent;
         let reserved = (r.get::<f64, _>(2) + fold.reserved).max(0.0);
         let n = crate::ops::covered(budget, spent + reserved, wanted);
@@ -462,10 +467,11 @@ impl TxOps for PgTx {
     }
 
     async fn lock_attempts(&mut self, ids: &[i64]) -> Result<Vec<Attempt>> {
-        let rs = sqlx::query("SELECT * FROM retry_attempts WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(ids)
-            .fetch_all(&mut *self.tx)
-            .await?;
+        let rs =
+            sqlx::query("SELECT * FROM retry_attempts WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                .bind(ids)
+                .fetch_all(&mut *self.tx)
+                .await?;
         rs.iter().map(rows::attempt).collect()
     }
 
@@ -491,7 +497,8 @@ impl TxOps for PgTx {
         if attempts.len() == 1 {
             return self.save_attempt(&attempts[0]).await;
         }
-        let col = |f: &dyn Fn(&Attempt) -> Option<String>| attempts.iter().map(f).collect::<Vec<_>>();
+        let col =
+            |f: &dyn Fn(&Attempt) -> Option<String>| attempts.iter().map(f).collect::<Vec<_>>();
         sqlx::query(
             "UPDATE retry_attempts a SET output_video_path = u.output_video_path, quality_scores = u.quality_scores,
                  overall_status = u.overall_status, is_selected = u.is_selected, gpu_seconds = u.gpu_seconds,

@@ -6,8 +6,11 @@ pub(crate) mod queries;
 pub mod rows;
 mod tx;
 
+use crate::errors::db_err;
 use crate::model::*;
+use crate::ops::TxOps;
 use crate::ops::{self, NewEvent};
+use crate::unit::Unit;
 use crate::{Result, Store, StoreError};
 use async_trait::async_trait;
 use retake_core::SegmentStatus;
@@ -20,9 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tx::SqliteTx;
-use crate::errors::db_err;
-use crate::unit::Unit;
-use crate::ops::TxOps;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -125,7 +125,6 @@ impl SqliteStore {
     }
 }
 
-
 #[async_trait]
 impl Store for SqliteStore {
     fn backend_name(&self) -> &'static str {
@@ -152,10 +151,13 @@ impl Store for SqliteStore {
     }
 
     async fn get_project(&self, id: i64) -> Result<Project> {
-        let r = sqlx::query(&ops::sqlite_sql(&format!("{} WHERE p.id = $1", ops::PROJECT_SELECT)))
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let r = sqlx::query(&ops::sqlite_sql(&format!(
+            "{} WHERE p.id = $1",
+            ops::PROJECT_SELECT
+        )))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
         r.as_ref()
             .map(rows::project)
             .transpose()?
@@ -551,10 +553,10 @@ impl Store for SqliteStore {
         note: Option<String>,
     ) -> Result<(Segment, Vec<Attempt>)> {
         let mut t = self.begin().await?;
-        let s =
-            {
+        let s = {
             let mut u = Unit::new(&mut t);
-            let out = ops::close_segment(&mut u, segment_id, actor, SegmentStatus::Rejected, note).await?;
+            let out = ops::close_segment(&mut u, segment_id, actor, SegmentStatus::Rejected, note)
+                .await?;
             u.flush().await?;
             out
         };
@@ -568,10 +570,10 @@ impl Store for SqliteStore {
         actor: &str,
     ) -> Result<(Segment, Vec<Attempt>)> {
         let mut t = self.begin().await?;
-        let s =
-            {
+        let s = {
             let mut u = Unit::new(&mut t);
-            let out = ops::close_segment(&mut u, segment_id, actor, SegmentStatus::Cancelled, None).await?;
+            let out = ops::close_segment(&mut u, segment_id, actor, SegmentStatus::Cancelled, None)
+                .await?;
             u.flush().await?;
             out
         };

@@ -111,7 +111,6 @@ pub async fn update_scene_type(
     rows::scene_type(&r)
 }
 
-
 pub async fn submit_segments(
     tx: &mut sqlx::pool::PoolConnection<Sqlite>,
     segs: Vec<NewSegment>,
@@ -187,7 +186,6 @@ pub async fn submit_segments(
     super::tx::insert_deltas(tx, &crate::ops::submission_deltas(&counters)).await?;
     Ok(out)
 }
-
 
 pub async fn extend_reservation(
     t: &mut SqliteTx,
@@ -274,11 +272,12 @@ pub async fn metrics(pool: &SqlitePool) -> Result<MetricsSnapshot> {
     )
     .fetch_one(pool)
     .await? as u64;
-    m.gpu_seconds_spent =
-        sqlx::query_scalar::<_, f64>("SELECT COALESCE((SELECT SUM(gpu_spent_seconds) FROM projects), 0.0)
-            + COALESCE((SELECT SUM(value) FROM project_deltas WHERE key = 'gpu_spent'), 0.0)")
-            .fetch_one(pool)
-            .await?;
+    m.gpu_seconds_spent = sqlx::query_scalar::<_, f64>(
+        "SELECT COALESCE((SELECT SUM(gpu_spent_seconds) FROM projects), 0.0)
+            + COALESCE((SELECT SUM(value) FROM project_deltas WHERE key = 'gpu_spent'), 0.0)",
+    )
+    .fetch_one(pool)
+    .await?;
     for p in sqlx::query(&format!("{} ORDER BY p.id", crate::ops::PROJECT_SELECT))
         .fetch_all(pool)
         .await?

@@ -59,7 +59,10 @@ fn parse_enum<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T> {
 /// A pending budget delta summed by [`crate::ops::PROJECT_SELECT`]; 0 when the row was read
 /// without it.
 fn pending(r: &SqliteRow, col: &str) -> f64 {
-    r.try_get::<Option<f64>, _>(col).ok().flatten().unwrap_or(0.0)
+    r.try_get::<Option<f64>, _>(col)
+        .ok()
+        .flatten()
+        .unwrap_or(0.0)
 }
 
 pub fn project(r: &SqliteRow) -> Result<Project> {
@@ -68,7 +71,9 @@ pub fn project(r: &SqliteRow) -> Result<Project> {
         name: r.try_get("name")?,
         gpu_budget_seconds: r.try_get("gpu_budget_seconds")?,
         gpu_spent_seconds: r.try_get::<f64, _>("gpu_spent_seconds")? + pending(r, "pending_spent"),
-        gpu_reserved_seconds: (r.try_get::<f64, _>("gpu_reserved_seconds")? + pending(r, "pending_reserved")).max(0.0),
+        gpu_reserved_seconds: (r.try_get::<f64, _>("gpu_reserved_seconds")?
+            + pending(r, "pending_reserved"))
+        .max(0.0),
         default_gpu_estimate_seconds: r.try_get("default_gpu_estimate_seconds")?,
         default_retry_policy: get_json(r, "default_retry_policy")?,
         created_at: get_ts(r, "created_at")?,
@@ -137,7 +142,11 @@ pub fn segment(r: &SqliteRow) -> Result<Segment> {
         attempt_count: r.try_get::<i64, _>("attempt_count")? as u32,
         created_at: get_ts(r, "created_at")?,
         updated_at: get_ts(r, "updated_at")?,
-        had_failure: r.try_get::<Option<bool>, _>("had_failure").ok().flatten().unwrap_or(false),
+        had_failure: r
+            .try_get::<Option<bool>, _>("had_failure")
+            .ok()
+            .flatten()
+            .unwrap_or(false),
         first_pass: r
             .try_get::<Option<i64>, _>("first_pass")
             .ok()

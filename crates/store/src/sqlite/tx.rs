@@ -100,9 +100,9 @@ impl TxOps for SqliteTx {
             "{} WHERE p.id = $1",
             crate::ops::PROJECT_SELECT
         )))
-            .bind(id)
-            .fetch_optional(&mut *self.tx)
-            .await?;
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
         r.as_ref()
             .map(rows::project)
             .transpose()?
@@ -195,10 +195,11 @@ impl TxOps for SqliteTx {
             return Err(StoreError::not_found("project", project_id));
         };
         let budget: Option<f64> = r.get(0);
-        let folded = sqlx::query("DELETE FROM project_deltas WHERE project_id = ? RETURNING key, value")
-            .bind(project_id)
-            .fetch_all(&mut *self.tx)
-            .await?;
+        let folded =
+            sqlx::query("DELETE FROM project_deltas WHERE project_id = ? RETURNING key, value")
+                .bind(project_id)
+                .fetch_all(&mut *self.tx)
+                .await?;
         let fold = crate::ops::Fold::of(
             folded
                 .iter()
@@ -209,12 +210,14 @@ impl TxOps for SqliteTx {
         let n = crate::ops::covered(budget, spent + reserved, wanted);
         let add: f64 = wanted[..n].iter().sum();
         if !folded.is_empty() || add != 0.0 {
-            sqlx::query("UPDATE projects SET gpu_spent_seconds = ?, gpu_reserved_seconds = ? WHERE id = ?")
-                .bind(spent)
-                .bind(reserved + add)
-                .bind(project_id)
-                .execute(&mut *self.tx)
-                .await?;
+            sqlx::query(
+                "UPDATE projects SET gpu_spent_seconds = ?, gpu_reserved_seconds = ? WHERE id = ?",
+            )
+            .bind(spent)
+            .bind(reserved + add)
+            .bind(project_id)
+            .execute(&mut *self.tx)
+            .await?;
         }
         for (key, value) in fold.counters {
             sqlx::query(
@@ -465,10 +468,7 @@ fn id_list(ids: &[i64]) -> String {
     serde_json::to_string(ids).expect("ids serialize")
 }
 
-pub async fn insert_deltas(
-    tx: &mut PoolConnection<Sqlite>,
-    deltas: &[ProjectDelta],
-) -> Result<()> {
+pub async fn insert_deltas(tx: &mut PoolConnection<Sqlite>, deltas: &[ProjectDelta]) -> Result<()> {
     for d in deltas {
         sqlx::query("INSERT INTO project_deltas (project_id, key, value) VALUES (?, ?, ?)")
             .bind(d.project_id)
