@@ -18,6 +18,9 @@ pub struct GlobalArgs {
     /// `postgres://…` to share work between replicas; defaults to SQLite in the data directory.
     #[arg(long, global = true, env = "RETAKE_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Serve the web UI from this folder instead of the bundle built into the binary (UI work).
+    #[arg(long, global = true, env = "RETAKE_UI_DIR")]
+    pub ui_dir: Option<PathBuf>,
 }
 
 impl GlobalArgs {

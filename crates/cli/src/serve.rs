@@ -35,6 +35,10 @@ pub struct EngineArgs {
     /// Seconds without a heartbeat before another worker takes over an attempt (overrides the config).
     #[arg(long)]
     pub lease_seconds: Option<f64>,
+    /// Serve this process's Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9464), so
+    /// every replica is scraped. `retake serve` has them at its own /metrics already.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -140,6 +144,18 @@ pub async fn worker(g: GlobalArgs, a: EngineArgs) -> anyhow::Result<()> {
         running.engine.config().worker_id,
         store.backend_name()
     );
+    if let Some(addr) = &a.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!("--metrics-listen {addr}: {e} (give host:port, e.g. 0.0.0.0:9464)")
+        })?;
+        eprintln!("metrics at http://{}/metrics", listener.local_addr()?);
+        let app = retake_server::metrics::process_router();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "metrics listener stopped");
+            }
+        });
+    }
     tokio::spawn(ctrl_c(tx));
     running.engine.clone().run(rx).await;
     Ok(())

@@ -112,7 +112,7 @@ pub fn app_state(
         store,
         backends,
         data_dir: g.data_dir.clone(),
-        ui_dir: retake_server::ui::default_ui_dir(),
+        ui_dir: g.ui_dir.clone(),
         workflow_validator: comfy
             .clone()
             .map(|c| c as Arc<dyn retake_server::WorkflowValidator>),
@@ -126,6 +126,11 @@ pub async fn start_http(
     listen: &str,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+    let ui = retake_server::ui::UiSource::resolve(state.ui_dir.clone())
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if ui == retake_server::ui::UiSource::Missing {
+        eprintln!("note: {}", ui.describe());
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;

@@ -73,7 +73,6 @@ async fn run<S: Store + ?Sized>(
                 r => break r,
             }
         };
-        crate::metrics::record_completion_batch(size);
         tracing::debug!(
             size,
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
@@ -81,6 +80,7 @@ async fn run<S: Store + ?Sized>(
         );
         match result {
             Ok(results) => {
+                crate::metrics::completed(&items, &results);
                 for ((_, reply), r) in batch.drain(..).zip(results) {
                     let _ = reply.send(r);
                 }

@@ -171,6 +171,10 @@ impl<S: Store + ?Sized> Engine<S> {
                     Ok(work) => {
                         claimed = work.len();
                         for w in work {
+                            crate::metrics::dispatched(
+                                crate::metrics::ready_wait(&w.attempt),
+                                w.attempt.attempt_number > 1,
+                            );
                             let permit =
                                 slots.clone().acquire_owned().await.expect("semaphore open");
                             let me = self.clone();
@@ -417,6 +421,7 @@ impl<S: Store + ?Sized> Engine<S> {
                 gpu_seconds,
             }) => {
                 self.infra.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::infra_error(backend.name(), None);
                 self.complete(Completion::Infra(self.infra_failure(
                     &w,
                     message,

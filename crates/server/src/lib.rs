@@ -9,6 +9,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod json;
+pub mod metrics;
 mod openapi;
 pub mod routes;
 pub mod state;
@@ -27,6 +28,8 @@ use utoipa::OpenApi;
 
 /// The whole application.
 pub fn app(state: AppState) -> Router {
+    // Install the metrics recorder before anything is measured.
+    metrics::handle();
     let api = Router::new()
         .route("/api/health", get(ops::health))
         .route("/api/me", get(ops::me))
@@ -112,13 +115,58 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A client has this long to send a request's headers; slow-header connections are closed.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// After shutdown is asked for, open connections (event streams) get this long to finish.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Serve until `shutdown` completes. Tests call this with a port-0 listener.
+///
+/// HTTP/1 and HTTP/2 through hyper, with a header read timeout (axum's `serve` sets none, so a
+/// client sending a byte a second would hold its socket forever).
 pub async fn launch(
     state: AppState,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+
+    let service = TowerToHyperService::new(app(state));
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let builder = builder.clone();
+        let service = service.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+    Ok(())
 }

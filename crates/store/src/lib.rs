@@ -184,6 +184,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get_segment(&self, id: i64) -> Result<Segment>;
     async fn list_segments(&self, filter: &SegmentFilter) -> Result<Vec<Segment>>;
     async fn list_attempts(&self, segment_id: i64) -> Result<Vec<Attempt>>;
+    /// The attempts of several segments in one read (a page of segments), ordered by segment
+    /// and attempt number.
+    async fn list_attempts_of(&self, segment_ids: &[i64]) -> Result<Vec<Attempt>>;
     async fn get_attempt(&self, id: i64) -> Result<Attempt>;
 
     // The engine's queue.
@@ -336,10 +339,38 @@ where
 }
 
 /// Open the store a URL names: `sqlite:PATH` (or a bare path) or `postgres://…`. Migrations run.
+///
+/// Any other scheme (`postgress://`, `mysql://`) is refused rather than taken for a file name.
 pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(std::sync::Arc::new(postgres::PgStore::connect(url).await?))
-    } else {
-        Ok(std::sync::Arc::new(sqlite::SqliteStore::open(url).await?))
+    match url_kind(url)? {
+        UrlKind::Postgres => Ok(std::sync::Arc::new(postgres::PgStore::connect(url).await?)),
+        UrlKind::Sqlite => Ok(std::sync::Arc::new(sqlite::SqliteStore::open(url).await?)),
     }
+}
+
+/// Which store a database URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlKind {
+    Sqlite,
+    Postgres,
+}
+
+/// Classifies a database URL: `postgres://`/`postgresql://`, `sqlite:…`, or a bare file path.
+pub fn url_kind(url: &str) -> Result<UrlKind> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(UrlKind::Postgres);
+    }
+    if url.starts_with("sqlite:") {
+        return Ok(UrlKind::Sqlite);
+    }
+    if let Some((scheme, _)) = url.split_once("://") {
+        return Err(StoreError::invalid(
+            Some("database_url"),
+            format!(
+                "unknown database URL scheme `{scheme}://`; use postgres://user@host/db, \
+                 sqlite:PATH or a file path"
+            ),
+        ));
+    }
+    Ok(UrlKind::Sqlite)
 }

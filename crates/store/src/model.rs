@@ -474,6 +474,28 @@ pub struct MetricsSnapshot {
     /// (project name, remaining seconds or None when unlimited)
     pub budget_remaining: Vec<(String, Option<f64>)>,
     pub queue_depth: u64,
+    /// Per project: GPU seconds spent and reserved (pending deltas included), and the budget.
+    pub projects: Vec<ProjectMetrics>,
+    /// Per scene type: retries scheduled and segments rescued.
+    pub scene_types: Vec<SceneTypeMetrics>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ProjectMetrics {
+    pub project: String,
+    pub spent: f64,
+    pub reserved: f64,
+    pub budget: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SceneTypeMetrics {
+    pub project: String,
+    pub scene_type: String,
+    /// Attempts after a segment's first.
+    pub retries: u64,
+    /// Segments that passed after a failed attempt.
+    pub rescues: u64,
 }
 
 /// Work handed to one worker by a claim.

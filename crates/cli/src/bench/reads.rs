@@ -57,6 +57,7 @@ async fn measure(
     let g = GlobalArgs {
         data_dir: data_dir.to_owned(),
         database_url: Some(url.to_owned()),
+        ui_dir: None,
     };
     let app = retake_server::app(crate::wiring::app_state(
         &g,

@@ -41,12 +41,21 @@ pub async fn segment_view(
         }
     };
     let attempts = state.store.list_attempts(s.id).await?;
+    Ok(segment_view_of(s, scene, &attempts))
+}
+
+/// [`segment_view`] with the segment's attempts already read (a page reads them in one query).
+pub fn segment_view_of(
+    s: Segment,
+    scene: &SceneType,
+    attempts: &[retake_store::Attempt],
+) -> SegmentView {
     let views: Vec<_> = attempts.iter().map(|a| a.view()).collect();
     let triggers: Vec<String> = scene.qa_checks.iter().map(|c| c.check.clone()).collect();
-    Ok(SegmentView {
+    SegmentView {
         retry_count: s.retry_count(),
         summary: summary_sentence(s.id, &views, &triggers),
         scene_type_name: scene.name.clone(),
         segment: s,
-    })
+    }
 }

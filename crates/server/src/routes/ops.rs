@@ -14,7 +14,6 @@ use futures::Stream;
 use retake_store::{ComfyServer, Event, Role};
 use serde::Deserialize;
 use std::convert::Infallible;
-use std::fmt::Write;
 use std::time::Duration;
 
 #[utoipa::path(get, path = "/api/health", tag = "operations", responses((status = 200, body = Health)))]
@@ -60,58 +59,13 @@ pub async fn tokens(
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus metrics", content_type = "text/plain")), security(("bearer" = [])))]
 pub async fn metrics(State(state): State<AppState>, _c: Caller) -> ApiResult<impl IntoResponse> {
     let m = state.store.metrics().await?;
-    let mut out = String::new();
-    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    writeln!(
-        out,
-        "# HELP retake_attempts Attempts by status.\n# TYPE retake_attempts gauge"
-    )
-    .ok();
-    for (k, v) in &m.attempts_by_status {
-        writeln!(out, "retake_attempts{{status=\"{}\"}} {v}", esc(k)).ok();
-    }
-    writeln!(
-        out,
-        "# HELP retake_segments Segments by status.\n# TYPE retake_segments gauge"
-    )
-    .ok();
-    for (k, v) in &m.segments_by_status {
-        writeln!(out, "retake_segments{{status=\"{}\"}} {v}", esc(k)).ok();
-    }
-    writeln!(out, "# HELP retake_rescues Segments that passed after a failed attempt.\n# TYPE retake_rescues gauge\nretake_rescues {}", m.rescues).ok();
-    writeln!(out, "# HELP retake_escalations Segments sent to review, by reason.\n# TYPE retake_escalations gauge").ok();
-    for (k, v) in &m.escalations_by_reason {
-        writeln!(out, "retake_escalations{{reason=\"{}\"}} {v}", esc(k)).ok();
-    }
-    writeln!(out, "# HELP retake_gpu_seconds_spent GPU seconds charged to all projects.\n# TYPE retake_gpu_seconds_spent gauge\nretake_gpu_seconds_spent {}", m.gpu_seconds_spent).ok();
-    writeln!(out, "# HELP retake_budget_remaining_seconds GPU seconds left per project (absent when unlimited).\n# TYPE retake_budget_remaining_seconds gauge").ok();
-    for (name, rem) in &m.budget_remaining {
-        if let Some(r) = rem {
-            writeln!(
-                out,
-                "retake_budget_remaining_seconds{{project=\"{}\"}} {r}",
-                esc(name)
-            )
-            .ok();
-        }
-    }
-    writeln!(out, "# HELP retake_queue_depth Attempts waiting to run.\n# TYPE retake_queue_depth gauge\nretake_queue_depth {}", m.queue_depth).ok();
-    let (buckets, count, sum) = retake_engine::metrics::DECISION_LATENCY.snapshot();
-    writeln!(out, "# HELP retake_decision_latency_seconds Time to judge scores and apply the retry decision.\n# TYPE retake_decision_latency_seconds histogram").ok();
-    for (le, c) in buckets {
-        writeln!(
-            out,
-            "retake_decision_latency_seconds_bucket{{le=\"{le}\"}} {c}"
-        )
-        .ok();
-    }
-    writeln!(out, "retake_decision_latency_seconds_bucket{{le=\"+Inf\"}} {count}\nretake_decision_latency_seconds_sum {sum}\nretake_decision_latency_seconds_count {count}").ok();
+    crate::metrics::record_store(&m);
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        out,
+        crate::metrics::render(),
     ))
 }
 

@@ -1,6 +1,6 @@
 //! Segments: submission, listing, detail, retry history, selection, cancellation and media.
 
-use super::{effective, segment_view};
+use super::{effective, segment_view, segment_view_of};
 use crate::auth::Caller;
 use crate::dto::*;
 use crate::error::{ApiError, ApiResult};
@@ -170,6 +170,12 @@ pub async fn list(
     } else {
         None
     };
+    // One read for the page's attempts, one per distinct scene type: never one per segment.
+    let ids: Vec<i64> = segs.iter().map(|s| s.id).collect();
+    let mut attempts: HashMap<i64, Vec<retake_store::Attempt>> = HashMap::new();
+    for a in state.store.list_attempts_of(&ids).await? {
+        attempts.entry(a.segment_id).or_default().push(a);
+    }
     let mut scenes = HashMap::new();
     let mut items = Vec::with_capacity(segs.len());
     for s in segs {
@@ -179,8 +185,9 @@ pub async fn list(
                 state.store.get_scene_type(s.scene_type_id).await?,
             );
         }
-        let scene = scenes.get(&s.scene_type_id);
-        items.push(segment_view(&state, s, scene).await?);
+        let scene = &scenes[&s.scene_type_id];
+        let own = attempts.remove(&s.id).unwrap_or_default();
+        items.push(segment_view_of(s, scene, &own));
     }
     Ok(axum::Json(SegmentPage { items, next_cursor }))
 }

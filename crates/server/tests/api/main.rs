@@ -9,6 +9,7 @@ mod docs;
 mod errors;
 mod events;
 mod external_qa;
+mod hardening;
 mod media;
 mod metrics;
 mod ops;

@@ -6,7 +6,8 @@ use serde_json::json;
 use std::sync::Arc;
 
 retake_store::contract_tests!(
-    metrics_count_attempts_rescues_escalations_gpu_budget_queue_and_latency
+    metrics_count_attempts_rescues_escalations_gpu_budget_queue_and_latency,
+    every_series_the_grafana_dashboard_queries_is_exposed
 );
 
 fn value(text: &str, series: &str) -> f64 {
@@ -108,4 +109,73 @@ async fn metrics_count_attempts_rescues_escalations_gpu_budget_queue_and_latency
         .request(reqwest::Method::GET, "/metrics", None, Body::None, &[])
         .await;
     r.expect_error(401, "unauthorized", None);
+}
+
+/// The metric names a PromQL expression refers to (`retake_…`, without histogram suffixes).
+fn series_in(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find("retake_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        let name = &tail[..end];
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(name);
+        out.push(base.to_owned());
+        rest = &tail[end..];
+    }
+    out
+}
+
+async fn every_series_the_grafana_dashboard_queries_is_exposed(store: Arc<dyn Store>) {
+    let app = TestApp::spawn(store).await;
+    let p = app
+        .project(json!({"name": "dash", "gpu_budget_seconds": 1000.0}))
+        .await;
+    let st = id(&app.retrying_scene_type(id(&p), 2).await);
+    app.run_scripted(st, &[0.3, 0.9]).await;
+    app.run_scripted(st, &[0.3, 0.3]).await;
+    // What a worker counts when a ComfyUI server fails it (the fake-server tests drive the real path).
+    retake_engine::metrics::infra_error("comfyui", Some("gpu-1"));
+    retake_engine::metrics::dispatched(std::time::Duration::from_millis(3), true);
+    let t = app.metrics(&app.viewer).await.text();
+
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/grafana/retake-dashboard.json"
+    );
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut seen = 0;
+    for panel in dash["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let names = series_in(expr);
+            assert!(!names.is_empty(), "{expr} queries no retake series");
+            for n in names {
+                assert!(
+                    retake_server::metrics::SERIES.contains(&n.as_str()),
+                    "the dashboard queries `{n}`, which retake does not define"
+                );
+                assert!(
+                    t.contains(&format!("# TYPE {n} ")),
+                    "the dashboard queries `{n}`, absent from /metrics:\n{t}"
+                );
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 10, "{seen}");
+    // Per-project budgets and per-scene-type counts carry their labels.
+    assert!(
+        (value(&t, "retake_project_gpu_budget_seconds{project=\"dash\"}") - 1000.0).abs() < 1e-9
+    );
+    assert!(
+        t.contains("retake_scene_type_rescues{project=\"dash\","),
+        "{t}"
+    );
 }

@@ -38,6 +38,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tx::PgTx;
 
+/// How long the first connection may take before start-up fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Connections per store: a few engine loops (claim, heartbeat, finish, rescue) plus the API.
@@ -98,6 +101,30 @@ impl PgStore {
         let mut opts = PgConnectOptions::from_str(url)?;
         if opts.get_application_name().is_none() {
             opts = opts.application_name("retake");
+        }
+        // One direct connection first, bounded in time, so a refused, silent or misconfigured
+        // server fails within seconds with its real cause instead of a pool timeout.
+        let target = format!("{}:{}", opts.get_host(), opts.get_port());
+        match tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            <sqlx::PgConnection as sqlx::Connection>::connect_with(&opts),
+        )
+        .await
+        {
+            Ok(Ok(c)) => {
+                let _ = sqlx::Connection::close(c).await;
+            }
+            Ok(Err(e)) => {
+                return Err(StoreError::unavailable(format!(
+                    "cannot connect to PostgreSQL at {target}: {e}"
+                )))
+            }
+            Err(_) => {
+                return Err(StoreError::unavailable(format!(
+                    "PostgreSQL at {target} did not answer within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                )))
+            }
         }
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
@@ -449,6 +476,19 @@ impl Store for PgStore {
             "SELECT * FROM retry_attempts WHERE segment_id = $1 ORDER BY attempt_number",
         )
         .bind(segment_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rs.iter().map(rows::attempt).collect()
+    }
+
+    async fn list_attempts_of(&self, segment_ids: &[i64]) -> Result<Vec<Attempt>> {
+        if segment_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rs = sqlx::query(
+            "SELECT * FROM retry_attempts WHERE segment_id = ANY($1) ORDER BY segment_id, attempt_number",
+        )
+        .bind(segment_ids)
         .fetch_all(&self.pool)
         .await?;
         rs.iter().map(rows::attempt).collect()

@@ -337,6 +337,20 @@ impl Store for SqliteStore {
         rs.iter().map(rows::attempt).collect()
     }
 
+    async fn list_attempts_of(&self, segment_ids: &[i64]) -> Result<Vec<Attempt>> {
+        if segment_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rs = sqlx::query(
+            "SELECT * FROM retry_attempts WHERE segment_id IN (SELECT value FROM json_each(?))
+             ORDER BY segment_id, attempt_number",
+        )
+        .bind(tx::id_list(segment_ids))
+        .fetch_all(&self.reader)
+        .await?;
+        rs.iter().map(rows::attempt).collect()
+    }
+
     async fn get_attempt(&self, id: i64) -> Result<Attempt> {
         let r = sqlx::query("SELECT * FROM retry_attempts WHERE id = ?")
             .bind(id)

@@ -464,7 +464,7 @@ pub async fn insert_event(tx: &mut PoolConnection<Sqlite>, e: NewEvent) -> Resul
 }
 
 /// Ids as a JSON array, for `IN (SELECT value FROM json_each(?))`.
-fn id_list(ids: &[i64]) -> String {
+pub(crate) fn id_list(ids: &[i64]) -> String {
     serde_json::to_string(ids).expect("ids serialize")
 }
 
