@@ -69,7 +69,11 @@ pub async fn build_engine(
     scenario.render_clips |= a.clips;
     let sim = wiring::simulated(scenario, a.speed.or(cfg.simulated.speed));
     let pool = wiring::comfy_pool(store.as_ref(), &cfg.comfyui.servers).await?;
-    let backends = wiring::with_comfy(wiring::backends(sim), &pool);
+    let installation = store
+        .installation_id()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the installation id from the store: {e}"))?;
+    let backends = wiring::with_comfy(wiring::backends(sim), &pool, installation);
     let mut ec = EngineConfig::new(&g.data_dir);
     ec.slots = a.slots.unwrap_or(cfg.engine.slots);
     let lease = a.lease_seconds.unwrap_or(cfg.engine.lease_seconds);

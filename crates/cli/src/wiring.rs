@@ -91,11 +91,17 @@ pub fn backends(sim: Arc<SimulatedBackend>) -> Backends {
 /// Generation timeout of one ComfyUI prompt before it counts as hung.
 pub const COMFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
-pub fn with_comfy(b: Backends, pool: &Arc<retake_comfyui::ComfyPool>) -> Backends {
+/// Adds the ComfyUI backend; `installation` is the store's installation id.
+pub fn with_comfy(
+    b: Backends,
+    pool: &Arc<retake_comfyui::ComfyPool>,
+    installation: String,
+) -> Backends {
     b.with(
         "comfyui",
         Arc::new(retake_engine::backends::comfyui::ComfyBackend::new(
             pool.clone(),
+            installation,
             COMFY_TIMEOUT,
         )),
     )

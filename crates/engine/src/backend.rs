@@ -36,6 +36,10 @@ pub enum GenerationError {
         retriable: bool,
         gpu_seconds: f64,
     },
+    /// The work never reached a generation server (none is healthy): it has not failed. The
+    /// engine returns it to the queue to wait, without using up an infrastructure retry.
+    #[error("{message}")]
+    NoServer { message: String },
     /// The budget could not cover the generation any longer; it was stopped.
     #[error("stopped by the budget after {gpu_seconds:.1} GPU-s")]
     StoppedByBudget { gpu_seconds: f64 },

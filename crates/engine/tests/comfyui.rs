@@ -34,7 +34,7 @@ retake_store::contract_tests!(
     output_missing_from_history_is_retried_with_the_same_workflow,
     output_404_is_retried_with_the_same_workflow,
     hung_prompt_times_out_and_is_retried_with_the_same_workflow,
-    server_down_is_retried_until_it_returns,
+    an_outage_holds_the_queue_until_the_server_is_back,
     server_down_sends_work_to_the_healthy_server,
     rejected_workflow_goes_to_review_without_retry,
     infra_retries_are_bounded,

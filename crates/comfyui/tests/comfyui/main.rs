@@ -3,6 +3,7 @@
 mod cancel;
 mod dispatch;
 mod faults;
+mod fleet;
 mod helpers;
 mod protocol;
 mod reconcile;

@@ -147,6 +147,8 @@ pub struct Rig {
     pub scene: SceneType,
     pub qa: Arc<ScriptedQa>,
     pub data: tempfile::TempDir,
+    /// The store's installation id, part of every prompt id.
+    pub installation: String,
 }
 
 /// Engine knobs a test may change.
@@ -213,7 +215,9 @@ pub async fn rig(store: Arc<dyn Store>, policy: Value) -> Rig {
         })
         .await
         .unwrap();
+    let installation = store.installation_id().await.unwrap();
     Rig {
+        installation,
         store,
         project,
         scene,
@@ -254,7 +258,8 @@ impl Rig {
         cfg.poll = Duration::from_millis(50);
         cfg.max_infra_retries = o.max_infra_retries;
         cfg.infra_backoff = Duration::from_millis(20);
-        let backend = ComfyBackend::new(pool.clone(), o.timeout);
+        cfg.server_wait = Duration::from_millis(50);
+        let backend = ComfyBackend::new(pool.clone(), self.installation.clone(), o.timeout);
         Engine::new(
             self.store.clone(),
             Backends::new().with("comfyui", Arc::new(backend)),
@@ -310,11 +315,6 @@ impl Rig {
     }
 }
 
-/// The prompt id the backend uses for `try_number` of an attempt.
-pub fn prompt_id(a: &Attempt, try_number: u32) -> String {
-    prompt_id_for(&a.id.to_string(), try_number)
-}
-
 /// `(seed, cfg, denoise)` as written into the KSampler of a submitted workflow.
 pub fn sampler_inputs(workflow: &Value) -> (u64, f64, f64) {
     let inputs = &workflow["3"]["inputs"];
@@ -366,19 +366,32 @@ pub fn assert_workflow_carries(workflow: &Value, a: &Attempt, try_number: u32) {
     );
 }
 
-/// The provenance points at the workflow the fake received.
-pub fn assert_provenance_matches(a: &Attempt, workflow: &Value, try_number: u32, server: &str) {
-    let p = &a.provenance;
-    assert_eq!(
-        p["prompt_id"],
-        json!(prompt_id(a, try_number)),
-        "attempt {} provenance {p}",
-        a.attempt_number
-    );
-    assert_eq!(p["try"], json!(try_number));
-    assert_eq!(p["workflow_hash"], json!(canonical_hash(workflow)));
-    assert_eq!(&p["workflow"], workflow);
-    assert_eq!(p["server"], json!(server));
+impl Rig {
+    /// The prompt id the backend uses for `try_number` of an attempt.
+    pub fn prompt_id(&self, a: &Attempt, try_number: u32) -> String {
+        prompt_id_for(&self.installation, &a.id.to_string(), try_number)
+    }
+
+    /// The provenance points at the workflow the fake received.
+    pub fn assert_provenance_matches(
+        &self,
+        a: &Attempt,
+        workflow: &Value,
+        try_number: u32,
+        server: &str,
+    ) {
+        let p = &a.provenance;
+        assert_eq!(
+            p["prompt_id"],
+            json!(self.prompt_id(a, try_number)),
+            "attempt {} provenance {p}",
+            a.attempt_number
+        );
+        assert_eq!(p["try"], json!(try_number));
+        assert_eq!(p["workflow_hash"], json!(canonical_hash(workflow)));
+        assert_eq!(&p["workflow"], workflow);
+        assert_eq!(p["server"], json!(server));
+    }
 }
 
 /// Polls an async condition every 20 ms for up to 20 s.

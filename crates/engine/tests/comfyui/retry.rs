@@ -43,7 +43,7 @@ pub async fn qa_failure_is_retried_with_a_new_seed_and_cfg(store: Arc<dyn Store>
     assert_eq!(submitted.len(), 2);
     for (a, w) in attempts.iter().zip(&submitted) {
         assert_workflow_carries(w, a, 0);
-        assert_provenance_matches(a, w, 0, "gpu-a");
+        rig.assert_provenance_matches(a, w, 0, "gpu-a");
         assert_eq!(a.backend.as_deref(), Some("comfyui"));
     }
     let (seed1, cfg1, _) = sampler_inputs(&submitted[0]);
@@ -63,9 +63,9 @@ pub async fn qa_failure_is_retried_with_a_new_seed_and_cfg(store: Arc<dyn Store>
     let finished = fake.finished();
     for a in &attempts {
         assert!(
-            finished.contains(&prompt_id(a, 0)),
+            finished.contains(&rig.prompt_id(&a, 0)),
             "{} not in {finished:?}",
-            prompt_id(a, 0)
+            rig.prompt_id(&a, 0)
         );
     }
 
