@@ -47,6 +47,9 @@ pub struct ServeArgs {
     /// Serve the API only; run no engine in this process.
     #[arg(long)]
     pub no_engine: bool,
+    /// Serve without the web UI (no built bundle needed).
+    #[arg(long)]
+    pub no_ui: bool,
 }
 
 pub struct Running {
@@ -67,8 +70,14 @@ pub async fn build_engine(
         None => retake_engine::backends::Scenario::demo(),
     };
     scenario.render_clips |= a.clips;
+    let clips = scenario.render_clips;
     let sim = wiring::simulated(scenario, a.speed.or(cfg.simulated.speed));
     let pool = wiring::comfy_pool(store.as_ref(), &cfg.comfyui.servers).await?;
+    if clips {
+        crate::preflight::media_tools("to render the simulated backend's clips and score them")?;
+    } else if !pool.servers().is_empty() {
+        crate::preflight::media_tools("to score ComfyUI outputs with the built-in QA")?;
+    }
     let installation = store
         .installation_id()
         .await
@@ -112,6 +121,14 @@ async fn ctrl_c(tx: tokio::sync::watch::Sender<bool>) {
 }
 
 pub async fn serve(g: GlobalArgs, a: ServeArgs) -> anyhow::Result<()> {
+    let ui_dir = if a.no_ui {
+        None
+    } else {
+        Some(crate::preflight::ui_bundle(
+            retake_server::ui::default_ui_dir(),
+            "--no-ui",
+        )?)
+    };
     let store = open_store(&g).await?;
     let running = build_engine(&g, &a.engine, store.clone()).await?;
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -120,6 +137,7 @@ pub async fn serve(g: GlobalArgs, a: ServeArgs) -> anyhow::Result<()> {
         store.clone(),
         running.backends.clone(),
         Some(&running.pool),
+        ui_dir,
     );
     let (addr, http) = wiring::start_http(state, &a.listen, rx.clone()).await?;
     println!(

@@ -38,6 +38,7 @@ mod job;
 mod link;
 pub mod pool;
 pub mod protocol;
+pub mod validate;
 pub mod workflow;
 
 #[cfg(feature = "fake")]
@@ -52,6 +53,7 @@ pub use pool::{
 pub use protocol::{
     HistoryEntry, HistoryOutcome, OutputFile, PromptState, QueueSnapshot, ServerEvent,
 };
+pub use validate::{validate_workflow, NodeProblem};
 pub use workflow::{
     canonical_hash, inject, validate, BindingError, Bindings, InjectedWorkflow, InputPath,
     WorkflowError,

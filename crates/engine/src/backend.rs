@@ -73,13 +73,22 @@ pub trait Backend: Send + Sync + 'static {
 /// Scores an output video (the built-in QA runner, in `retake-qa`).
 #[async_trait]
 pub trait Scorer: Send + Sync + 'static {
+    /// The verdict on `video` (a video it cannot read is a verdict with an `error`), or
+    /// `QaUnavailable` when the scorer itself cannot run here (ffmpeg cannot be started): an
+    /// infrastructure problem, not a quality failure of the attempt.
     async fn score(
         &self,
         video: &Path,
         checks: &[CheckConfig],
         commands: &[CommandCheck],
-    ) -> QaVerdict;
+    ) -> Result<QaVerdict, QaUnavailable>;
 }
+
+/// The QA runner cannot run on this machine; the message says why (e.g. "ffmpeg: cannot start:
+/// No such file or directory").
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("the QA runner cannot run: {0}")]
+pub struct QaUnavailable(pub String);
 
 /// The backends a process can run, by the name scene types use (`simulated`, `comfyui`).
 #[derive(Clone, Default)]

@@ -386,11 +386,28 @@ impl<S: Store + ?Sized> Engine<S> {
                                 .score(p, &scene.qa_checks, &scene.qa_commands)
                                 .await
                         }
-                        None => retake_core::QaVerdict {
+                        None => Ok(retake_core::QaVerdict {
                             scores: vec![],
                             error: Some("the backend produced no output to score".into()),
                             source: "builtin".into(),
-                        },
+                        }),
+                    };
+                    let verdict = match verdict {
+                        Ok(v) => v,
+                        Err(e) => {
+                            // Not the video's fault: the attempt is retried as an infrastructure
+                            // error (bounded), with the cause on record.
+                            tracing::error!(attempt = w.attempt.id, error = %e, "QA cannot run");
+                            self.infra.fetch_add(1, Ordering::Relaxed);
+                            self.complete(Completion::Infra(self.infra_failure(
+                                &w,
+                                e.to_string(),
+                                true,
+                                0.0,
+                            )))
+                            .await?;
+                            return Ok(());
+                        }
                     };
                     let started = Instant::now();
                     self.complete(Completion::Verdict {

@@ -1265,12 +1265,24 @@ pub fn lease_until(lease: Duration) -> Timestamp {
     now() + chrono::Duration::from_std(lease).unwrap_or_else(|_| chrono::Duration::seconds(60))
 }
 
-/// Attempt 1's seed: the submitted one, else the first draw of the segment's RNG stream 1.
-pub fn first_seed(params: &retake_core::Parameters, rng_seed: u64) -> u64 {
+/// Attempt 1's seed: the submitted one, else the first draw of the segment's RNG stream 1 within
+/// the seed input's range (`domains["seed"]`, as the generation server reported it). A submitted
+/// seed outside that range is refused: the server would refuse it.
+pub fn first_seed(
+    params: &retake_core::Parameters,
+    rng_seed: u64,
+    domains: &BTreeMap<String, retake_core::params::ParamDomain>,
+) -> Result<u64> {
     use rand::Rng;
-    params.seed().unwrap_or_else(|| {
-        retake_core::attempt_rng(rng_seed, 1).random_range(0..=retake_core::params::MAX_SEED)
-    })
+    let [lo, hi] = retake_core::rng::seed_range(domains);
+    match params.seed() {
+        Some(s) if !(lo..=hi).contains(&s) => Err(StoreError::invalid(
+            Some("parameters.seed"),
+            format!("must be an integer in {lo}..={hi}, the range of the scene type's bound seed input; got {s}"),
+        )),
+        Some(s) => Ok(s),
+        None => Ok(retake_core::attempt_rng(rng_seed, 1).random_range(lo..=hi)),
+    }
 }
 
 pub fn first_attempt(seg: &Segment, seed: u64, t: Timestamp) -> Attempt {

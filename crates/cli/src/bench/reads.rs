@@ -63,6 +63,7 @@ async fn measure(
         store.clone(),
         Backends::new(),
         None,
+        None,
     ));
     let segment = store
         .list_segments(&retake_store::SegmentFilter {

@@ -8,7 +8,9 @@ mod exec;
 mod nodes;
 mod routes;
 
-pub use nodes::{core_video_workflow, example_bindings, example_workflow, object_info};
+pub use nodes::{
+    core_video_workflow, example_bindings, example_workflow, object_info, seed32_video_workflow,
+};
 
 use serde_json::Value;
 use std::collections::{HashMap, HashSet, VecDeque};

@@ -8,4 +8,5 @@ mod helpers;
 mod protocol;
 mod reconcile;
 mod run;
+mod validation;
 mod workflow;

@@ -465,3 +465,55 @@ pub async fn infra_retries_are_bounded(store: Arc<dyn Store>) {
     .await;
     assert!(rig.qa.scored().is_empty());
 }
+
+/// The QA runner cannot run here (ffmpeg cannot be started): that is an infrastructure error of
+/// the attempt with the real cause on it, bounded like any other — not a quality failure, not a
+/// QA retry with a new seed, and not `budget_exhausted`.
+pub async fn qa_that_cannot_run_is_an_infrastructure_error(store: Arc<dyn Store>) {
+    let fake = FakeComfy::start("gpu-a").await;
+    let pool = pool_of(&[&fake], 1).await;
+    let rig = rig(
+        store,
+        serde_json::json!({"enabled": true, "max_attempts": 3}),
+    )
+    .await;
+    *rig.qa.unavailable.lock().unwrap() =
+        Some("ffmpeg: cannot start: No such file or directory (os error 2)".into());
+    let seg = rig.submit(vec![vec![PASS]]).await.remove(0);
+
+    rig.run(&rig.engine(
+        &pool,
+        EngineOpts {
+            max_infra_retries: 1,
+            ..Default::default()
+        },
+    ))
+    .await;
+
+    let (seg, attempts) = rig.segment(seg.id).await;
+    assert_eq!(seg.status, SegmentStatus::NeedsReview);
+    assert_eq!(seg.review_reason, Some(ReviewReason::InfraError));
+    assert_eq!(attempts.len(), 1, "no QA retry with a new seed");
+    let a = &attempts[0];
+    assert_eq!(a.overall_status, AttemptStatus::InfraError);
+    assert!(a.quality_scores.is_none(), "nothing was judged");
+    assert_eq!(a.infra_errors.len(), 2, "the first try and its one retry");
+    for e in &a.infra_errors {
+        assert!(
+            e.message.contains("the QA runner cannot run")
+                && e.message.contains("ffmpeg: cannot start"),
+            "{:?}",
+            e.message
+        );
+    }
+    let reason = a.failure_reason.as_deref().unwrap_or("");
+    assert!(reason.contains("cannot start"), "{reason}");
+    // The generations did run on the GPU and are charged.
+    assert!(a.gpu_seconds > 0.0);
+    assert_charged(
+        &retake_store::testing::current_db_url(),
+        rig.project.id,
+        &[a],
+    )
+    .await;
+}

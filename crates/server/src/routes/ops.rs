@@ -19,10 +19,34 @@ use std::time::Duration;
 
 #[utoipa::path(get, path = "/api/health", tag = "operations", responses((status = 200, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> axum::Json<Health> {
+    // Health stays open and answers even when the store cannot: the wait is then unknown.
+    let waiting = match state.store.waiting_for_server().await {
+        Ok(w) => w
+            .since
+            .filter(|_| w.attempts > 0)
+            .map(|since| WaitingForServer {
+                attempts: w.attempts,
+                since,
+                message: format!(
+                    "{} attempt(s) waiting for a healthy ComfyUI server since {}",
+                    w.attempts,
+                    since.format("%Y-%m-%d %H:%M:%S UTC")
+                ),
+            }),
+        Err(e) => {
+            tracing::warn!(error = %e, "health: reading the server wait failed");
+            None
+        }
+    };
     axum::Json(Health {
-        status: "ok",
+        status: if waiting.is_some() {
+            "waiting_for_server"
+        } else {
+            "ok"
+        },
         store: state.store.backend_name(),
         version: env!("CARGO_PKG_VERSION"),
+        waiting_for_server: waiting,
     })
 }
 
@@ -96,6 +120,11 @@ pub async fn metrics(State(state): State<AppState>, _c: Caller) -> ApiResult<imp
         }
     }
     writeln!(out, "# HELP retake_queue_depth Attempts waiting to run.\n# TYPE retake_queue_depth gauge\nretake_queue_depth {}", m.queue_depth).ok();
+    let wait = state.store.waiting_for_server().await?;
+    writeln!(out, "# HELP retake_attempts_waiting_for_server Queued attempts waiting for a healthy ComfyUI server (not failures).\n# TYPE retake_attempts_waiting_for_server gauge\nretake_attempts_waiting_for_server {}", wait.attempts).ok();
+    if let Some(since) = wait.since {
+        writeln!(out, "# HELP retake_waiting_for_server_since_seconds Unix time the longest current wait for a healthy ComfyUI server began.\n# TYPE retake_waiting_for_server_since_seconds gauge\nretake_waiting_for_server_since_seconds {}", since.timestamp()).ok();
+    }
     let (buckets, count, sum) = retake_engine::metrics::DECISION_LATENCY.snapshot();
     writeln!(out, "# HELP retake_decision_latency_seconds Time to judge scores and apply the retry decision.\n# TYPE retake_decision_latency_seconds histogram").ok();
     for (le, c) in buckets {
