@@ -50,9 +50,21 @@ pub fn describe_url(g: &GlobalArgs) -> String {
 pub async fn open_store(g: &GlobalArgs) -> anyhow::Result<Arc<dyn retake_store::Store>> {
     std::fs::create_dir_all(&g.data_dir)
         .with_context(|| format!("creating data directory {}", g.data_dir.display()))?;
-    retake_store::connect(&g.url())
-        .await
-        .with_context(|| format!("opening the database at {}", describe_url(g)))
+    match tokio::time::timeout(
+        crate::preflight::STORE_TIMEOUT,
+        retake_store::connect(&g.url()),
+    )
+    .await
+    {
+        Ok(opened) => {
+            opened.with_context(|| format!("opening the database at {}", describe_url(g)))
+        }
+        Err(_) => anyhow::bail!(
+            "cannot reach the database at {} within {} s (is the server up and reachable?)",
+            describe_url(g),
+            crate::preflight::STORE_TIMEOUT.as_secs()
+        ),
+    }
 }
 
 pub fn init_tracing() {

@@ -112,6 +112,16 @@ pub async fn run(g: GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     if !(speed.is_finite() && (0.0..=10.0).contains(&speed)) {
         anyhow::bail!("--speed must be a number in 0..=10 (real seconds per simulated GPU-second); got {speed}");
     }
+    if clips {
+        crate::preflight::media_tools(
+            "to render the demo's clips and score them (or run `retake demo --no-serve --no-clips`)",
+        )?;
+    }
+    let ui_dir = if serve {
+        crate::preflight::ui_bundle(g.ui_dir.clone(), "--no-serve")?
+    } else {
+        None
+    };
     let store = open_store(&g).await?;
     let (project, scene_ids) = setup(store.as_ref(), &args, &scenario).await?;
 
@@ -132,7 +142,7 @@ pub async fn run(g: GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
             "demo admin",
         )
         .await?;
-        let state = crate::wiring::app_state(&g, store.clone(), backends.clone(), None);
+        let state = crate::wiring::app_state(&g, store.clone(), backends.clone(), None, ui_dir);
         let (addr, h) = crate::wiring::start_http(state, &args.listen, stop_rx.clone()).await?;
         http = Some(h);
         println!("Open the web UI:  http://{addr}/#token={token}");

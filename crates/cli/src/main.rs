@@ -5,6 +5,7 @@ mod bench;
 mod common;
 mod config;
 mod demo;
+mod preflight;
 mod serve;
 mod token;
 mod wiring;

@@ -51,6 +51,9 @@ pub struct ServeArgs {
     /// Serve the API only; run no engine in this process.
     #[arg(long)]
     pub no_engine: bool,
+    /// Start without requiring a web UI bundle (the API serves; `/` says how to build the UI).
+    #[arg(long)]
+    pub no_ui: bool,
 }
 
 pub struct Running {
@@ -71,9 +74,19 @@ pub async fn build_engine(
         None => retake_engine::backends::Scenario::demo(),
     };
     scenario.render_clips |= a.clips;
+    let clips = scenario.render_clips;
     let sim = wiring::simulated(scenario, a.speed.or(cfg.simulated.speed));
     let pool = wiring::comfy_pool(store.as_ref(), &cfg.comfyui.servers).await?;
-    let backends = wiring::with_comfy(wiring::backends(sim), &pool);
+    if clips {
+        crate::preflight::media_tools("to render the simulated backend's clips and score them")?;
+    } else if !pool.servers().is_empty() {
+        crate::preflight::media_tools("to score ComfyUI outputs with the built-in QA")?;
+    }
+    let installation = store
+        .installation_id()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the installation id from the store: {e}"))?;
+    let backends = wiring::with_comfy(wiring::backends(sim), &pool, installation);
     let mut ec = EngineConfig::new(&g.data_dir);
     ec.slots = a.slots.unwrap_or(cfg.engine.slots);
     let lease = a.lease_seconds.unwrap_or(cfg.engine.lease_seconds);
@@ -112,6 +125,11 @@ async fn ctrl_c(tx: tokio::sync::watch::Sender<bool>) {
 }
 
 pub async fn serve(g: GlobalArgs, a: ServeArgs) -> anyhow::Result<()> {
+    let ui_dir = if a.no_ui {
+        None
+    } else {
+        crate::preflight::ui_bundle(g.ui_dir.clone(), "--no-ui")?
+    };
     let store = open_store(&g).await?;
     let running = build_engine(&g, &a.engine, store.clone()).await?;
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -120,6 +138,7 @@ pub async fn serve(g: GlobalArgs, a: ServeArgs) -> anyhow::Result<()> {
         store.clone(),
         running.backends.clone(),
         Some(&running.pool),
+        ui_dir,
     );
     let (addr, http) = wiring::start_http(state, &a.listen, rx.clone()).await?;
     println!(

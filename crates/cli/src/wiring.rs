@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use retake_core::{CheckConfig, CommandCheck, QaVerdict};
 use retake_engine::backends::simulated::{ClipRenderer, Degradation};
 use retake_engine::backends::{Scenario, SimulatedBackend};
-use retake_engine::{Backends, Scorer};
+use retake_engine::{Backends, QaUnavailable, Scorer};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -33,7 +33,7 @@ impl Scorer for BuiltinQa {
         video: &Path,
         checks: &[CheckConfig],
         commands: &[CommandCheck],
-    ) -> QaVerdict {
+    ) -> Result<QaVerdict, QaUnavailable> {
         let mut checks = checks.to_vec();
         if self.default_reference {
             for c in checks
@@ -50,7 +50,12 @@ impl Scorer for BuiltinQa {
                 }
             }
         }
-        self.runner.score(video, &checks, commands).await
+        let verdict = self.runner.score(video, &checks, commands).await;
+        if verdict.error.is_some() {
+            // Was it the video, or can the runner not run at all here?
+            retake_qa::check_tools().map_err(|e| QaUnavailable(e.to_string()))?;
+        }
+        Ok(verdict)
     }
 }
 
@@ -91,28 +96,37 @@ pub fn backends(sim: Arc<SimulatedBackend>) -> Backends {
 /// Generation timeout of one ComfyUI prompt before it counts as hung.
 pub const COMFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
-pub fn with_comfy(b: Backends, pool: &Arc<retake_comfyui::ComfyPool>) -> Backends {
+/// Adds the ComfyUI backend; `installation` is the store's installation id.
+pub fn with_comfy(
+    b: Backends,
+    pool: &Arc<retake_comfyui::ComfyPool>,
+    installation: String,
+) -> Backends {
     b.with(
         "comfyui",
         Arc::new(retake_engine::backends::comfyui::ComfyBackend::new(
             pool.clone(),
+            installation,
             COMFY_TIMEOUT,
         )),
     )
 }
 
+/// `ui_dir`: a checked UI folder (`preflight::ui_bundle`), or `None` for the bundle built into the
+/// binary.
 pub fn app_state(
     g: &GlobalArgs,
     store: Arc<dyn retake_store::Store>,
     backends: Backends,
     pool: Option<&Arc<retake_comfyui::ComfyPool>>,
+    ui_dir: Option<std::path::PathBuf>,
 ) -> retake_server::AppState {
     let comfy = pool.map(|p| Arc::new(ComfyWiring(p.clone())));
     retake_server::AppState {
         store,
         backends,
         data_dir: g.data_dir.clone(),
-        ui_dir: g.ui_dir.clone(),
+        ui_dir,
         workflow_validator: comfy
             .clone()
             .map(|c| c as Arc<dyn retake_server::WorkflowValidator>),
@@ -178,6 +192,8 @@ fn to_config(s: &retake_store::ComfyServer) -> retake_comfyui::ServerConfig {
     c
 }
 
+use retake_server::WorkflowRejection;
+
 /// Validates ComfyUI scene types against a server's `/object_info`, and administers the pool.
 pub struct ComfyWiring(pub Arc<retake_comfyui::ComfyPool>);
 
@@ -187,16 +203,34 @@ impl retake_server::WorkflowValidator for ComfyWiring {
         &self,
         template: &serde_json::Value,
         bindings: &std::collections::BTreeMap<String, String>,
-    ) -> Result<std::collections::BTreeMap<String, retake_store::DomainRecord>, Vec<String>> {
-        let b = retake_engine::backends::comfyui::bindings(bindings).map_err(|e| vec![e])?;
+    ) -> Result<std::collections::BTreeMap<String, retake_store::DomainRecord>, WorkflowRejection>
+    {
+        let reject = |field, problems| WorkflowRejection { field, problems };
+        let b = retake_engine::backends::comfyui::bindings(bindings)
+            .map_err(|e| reject("parameter_bindings", vec![e]))?;
         let info = self.0.object_info().await.map_err(|e| {
-            vec![format!(
-                "cannot validate the workflow: no ComfyUI server answered /object_info ({e})"
-            )]
+            reject(
+                "workflow_template",
+                vec![format!(
+                    "cannot validate the workflow: no ComfyUI server answered /object_info ({e})"
+                )],
+            )
+        })?;
+        // The whole workflow, as ComfyUI validates a prompt, then each binding.
+        retake_comfyui::validate_workflow(template, &info).map_err(|problems| {
+            reject(
+                "workflow_template",
+                problems.iter().map(|p| p.to_string()).collect(),
+            )
         })?;
         retake_comfyui::validate(template, &b, &info)
             .map(|d| d.into_iter().map(|(k, v)| (k, v.into())).collect())
-            .map_err(|errs| errs.iter().map(|e| e.to_string()).collect())
+            .map_err(|errs| {
+                reject(
+                    "parameter_bindings",
+                    errs.iter().map(|e| e.to_string()).collect(),
+                )
+            })
     }
 }
 

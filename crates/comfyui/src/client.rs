@@ -190,18 +190,26 @@ impl ComfyClient {
         Ok(v)
     }
 
-    /// `POST /prompt` with this client's `client_id` and the caller's `prompt_id`. The server does
-    /// not de-duplicate ids; use `submit_once` when the id may already exist.
+    /// `POST /prompt` with this client's `client_id`, the caller's `prompt_id` and `extra_data`
+    /// (an object the server keeps with the prompt and shows in `/queue` and `/history`; `null`
+    /// sends none). The server does not de-duplicate ids; use `submit_once` when the id may
+    /// already exist.
     pub async fn submit(
         &self,
         prompt_id: &str,
         workflow: &Value,
+        extra_data: &Value,
     ) -> Result<Option<i64>, ComfyError> {
+        let extra_data = if extra_data.is_object() {
+            extra_data.clone()
+        } else {
+            json!({})
+        };
         let body = json!({
             "prompt": workflow,
             "client_id": self.client_id,
             "prompt_id": prompt_id,
-            "extra_data": {},
+            "extra_data": extra_data,
         });
         let (status, text) = self.post("prompt", &body).await?;
         let parsed: Result<Value, _> = serde_json::from_str(&text);
@@ -242,12 +250,13 @@ impl ComfyClient {
         &self,
         prompt_id: &str,
         workflow: &Value,
+        extra_data: &Value,
     ) -> Result<Submission, ComfyError> {
         match self.lookup(prompt_id).await? {
             PromptState::Running | PromptState::Pending => Ok(Submission::AlreadyQueued),
             PromptState::Finished(entry) => Ok(Submission::AlreadyFinished(*entry)),
             PromptState::Unknown => Ok(Submission::Submitted {
-                number: self.submit(prompt_id, workflow).await?,
+                number: self.submit(prompt_id, workflow, extra_data).await?,
             }),
         }
     }
@@ -268,16 +277,32 @@ impl ComfyClient {
     /// Where `prompt_id` stands. The queue is read before the history: a prompt leaves the queue
     /// and enters the history atomically, so this order cannot miss one that finishes in between.
     pub async fn lookup(&self, prompt_id: &str) -> Result<PromptState, ComfyError> {
+        Ok(self.find(prompt_id).await?.0)
+    }
+
+    /// `lookup`, with the `extra_data` the prompt was posted with (`null` when unknown), which
+    /// tells whose prompt it is.
+    pub async fn find(&self, prompt_id: &str) -> Result<(PromptState, Value), ComfyError> {
         let queue = self.queue().await?;
+        let extra = || {
+            queue
+                .extra_data
+                .get(prompt_id)
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
         if queue.running.iter().any(|p| p == prompt_id) {
-            return Ok(PromptState::Running);
+            return Ok((PromptState::Running, extra()));
         }
         if queue.pending.iter().any(|p| p == prompt_id) {
-            return Ok(PromptState::Pending);
+            return Ok((PromptState::Pending, extra()));
         }
         Ok(match self.history(prompt_id).await? {
-            Some(entry) => PromptState::Finished(Box::new(entry)),
-            None => PromptState::Unknown,
+            Some(entry) => {
+                let extra = entry.extra_data.clone();
+                (PromptState::Finished(Box::new(entry)), extra)
+            }
+            None => (PromptState::Unknown, Value::Null),
         })
     }
 

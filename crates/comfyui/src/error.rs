@@ -100,6 +100,16 @@ pub enum ComfyError {
     #[error("no healthy ComfyUI server: {message}")]
     NoHealthyServer { message: String },
 
+    /// The server holds a prompt under the job's id that this installation did not submit (its
+    /// `extra_data` names another installation or another workflow). It is never adopted; a
+    /// retry under the next id submits afresh.
+    #[error("{server}: prompt {prompt_id} on the server is not ours: {message}")]
+    ForeignPrompt {
+        server: String,
+        prompt_id: String,
+        message: String,
+    },
+
     /// A second `run` for a prompt id that is already running in this pool.
     #[error("prompt {prompt_id} is already being run by this pool")]
     AlreadyRunning { prompt_id: String },
@@ -118,6 +128,12 @@ impl ComfyError {
     /// workflow the server rejects outright is final.
     pub fn is_retriable(&self) -> bool {
         !matches!(self, ComfyError::NodeErrors { .. })
+    }
+
+    /// Whether the work never reached a server: none was healthy, or the one picked could not
+    /// be reached to post it. Such work has not failed; it waits for a server.
+    pub fn never_reached_a_server(&self) -> bool {
+        matches!(self, ComfyError::NoHealthyServer { .. })
     }
 
     /// GPU time the failed prompt consumed before it failed, when the server's timestamps (or the
@@ -147,6 +163,7 @@ impl ComfyError {
             | ComfyError::Malformed { server, .. }
             | ComfyError::MissingOutput { server, .. }
             | ComfyError::Timeout { server, .. }
+            | ComfyError::ForeignPrompt { server, .. }
             | ComfyError::Io { server, .. } => Some(server),
             ComfyError::NoHealthyServer { .. } | ComfyError::AlreadyRunning { .. } => None,
         }
@@ -171,6 +188,7 @@ impl ComfyError {
             ComfyError::Timeout { .. } => "timeout",
             ComfyError::NoHealthyServer { .. } => "no_healthy_server",
             ComfyError::AlreadyRunning { .. } => "already_running",
+            ComfyError::ForeignPrompt { .. } => "foreign_prompt",
             ComfyError::Io { .. } => "io",
         }
     }

@@ -7,7 +7,8 @@
 use crate::error::{is_out_of_memory, ComfyError};
 use crate::link::ServerLink;
 use crate::pool::{
-    cancel_on, JobSignal, JobSlot, PoolOptions, Progress, PromptJob, PromptOutcome, Shared,
+    cancel_on, is_ours, owner_mark, JobSignal, JobSlot, PoolOptions, Progress, PromptJob,
+    PromptOutcome, Shared,
 };
 use crate::protocol::{gpu_seconds, HistoryEntry, HistoryOutcome, PromptState, ServerEvent};
 use std::collections::BTreeSet;
@@ -50,7 +51,7 @@ pub(crate) async fn run(
         link: None,
     };
 
-    let mut watch = match find_existing(shared, &job.prompt_id).await {
+    let mut watch = match find_existing(shared, &job).await? {
         Some((link, state)) => {
             tracing::info!(server = link.name(), prompt_id = %job.prompt_id, "prompt already on the server; not resubmitting");
             link.attach();
@@ -71,9 +72,19 @@ pub(crate) async fn run(
             if slot.cancelled() {
                 return Err(cancelled_before_start(link.name(), &job.prompt_id));
             }
-            if let Err(e) = link.client().submit(&job.prompt_id, &job.workflow).await {
+            let mark = owner_mark(&job.installation, &job.workflow);
+            if let Err(e) = link
+                .client()
+                .submit(&job.prompt_id, &job.workflow, &mark)
+                .await
+            {
                 if e.is_connection_fault() {
                     link.report_failure(&e.to_string());
+                    // The post did not get through (or, if it did, the next run under the same
+                    // id finds and adopts it): the work has not reached a server.
+                    return Err(ComfyError::NoHealthyServer {
+                        message: e.to_string(),
+                    });
                 }
                 return Err(e);
             }
@@ -124,26 +135,40 @@ impl Drop for SlotGuard<'_> {
     }
 }
 
-/// The healthy server that already has `prompt_id` queued, running or finished, if any.
-async fn find_existing(shared: &Shared, prompt_id: &str) -> Option<(Arc<ServerLink>, PromptState)> {
+/// The healthy server that already has the job's prompt queued, running or finished, if any.
+/// A prompt under that id that this installation did not submit (another installation's, or
+/// another workflow) is never adopted: `ForeignPrompt`.
+async fn find_existing(
+    shared: &Shared,
+    job: &PromptJob,
+) -> Result<Option<(Arc<ServerLink>, PromptState)>, ComfyError> {
     let links: Vec<_> = shared
         .links()
         .into_iter()
         .filter(|l| l.is_healthy())
         .collect();
-    let states =
-        futures::future::join_all(links.iter().map(|l| l.client().lookup(prompt_id))).await;
-    links
-        .into_iter()
-        .zip(states)
-        .find_map(|(link, state)| match state {
-            Ok(PromptState::Unknown) => None,
-            Ok(state) => Some((link, state)),
-            Err(e) => {
-                tracing::debug!(server = link.name(), error = %e, "could not look the prompt up");
-                None
+    let found =
+        futures::future::join_all(links.iter().map(|l| l.client().find(&job.prompt_id))).await;
+    for (link, found) in links.into_iter().zip(found) {
+        match found {
+            Ok((PromptState::Unknown, _)) => {}
+            Ok((state, extra)) if is_ours(&extra, job) => return Ok(Some((link, state))),
+            Ok((_, extra)) => {
+                tracing::warn!(server = link.name(), prompt_id = %job.prompt_id, extra_data = %extra, "a prompt with our id on the server was not submitted by this installation; not adopting it");
+                return Err(ComfyError::ForeignPrompt {
+                    server: link.name().to_owned(),
+                    prompt_id: job.prompt_id.clone(),
+                    message: format!(
+                        "its extra_data {extra} does not carry this installation's mark and workflow hash"
+                    ),
+                });
             }
-        })
+            Err(e) => {
+                tracing::debug!(server = link.name(), error = %e, "could not look the prompt up")
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Waits until some server has room and reserves a slot on it.
@@ -229,6 +254,9 @@ struct Watch<'a> {
     rx: mpsc::UnboundedReceiver<JobSignal>,
     submitted_at: Option<Instant>,
     started_at: Option<Instant>,
+    /// The last moment the server was known to hold the prompt (an event for it, or `/queue`
+    /// listing it): a prompt the server lost is charged until here, not until it was noticed.
+    alive_at: Instant,
     start_ms: Option<i64>,
     end_ms: Option<i64>,
     ws_cached: BTreeSet<String>,
@@ -259,6 +287,7 @@ impl<'a> Watch<'a> {
             rx,
             submitted_at: submitted_now.then_some(now),
             started_at: None,
+            alive_at: now,
             start_ms: None,
             end_ms: None,
             ws_cached: BTreeSet::new(),
@@ -280,10 +309,14 @@ impl<'a> Watch<'a> {
         }
     }
 
-    /// GPU time spent so far: server timestamps, else the wall clock since it started.
+    /// GPU time spent so far: the server's timestamps when it reported both, else the time from
+    /// the start until the server was last known to hold the prompt — a server that went down
+    /// spent nothing on it while it was down.
     fn spent(&self) -> Option<f64> {
-        gpu_seconds(self.start_ms, self.end_ms)
-            .or_else(|| self.started_at.map(|t| t.elapsed().as_secs_f64()))
+        gpu_seconds(self.start_ms, self.end_ms).or_else(|| {
+            self.started_at
+                .map(|t| self.alive_at.saturating_duration_since(t).as_secs_f64())
+        })
     }
 
     async fn follow(&mut self, deadline: Instant) -> Result<PromptOutcome, ComfyError> {
@@ -307,6 +340,7 @@ impl<'a> Watch<'a> {
             let done = match step {
                 Step::Signal(Some(JobSignal::Event(event))) => {
                     self.last_contact = Instant::now();
+                    self.alive_at = self.last_contact;
                     self.on_event(event).await
                 }
                 Step::Signal(Some(JobSignal::Connected)) | Step::Poll => self.reconcile().await,
@@ -375,11 +409,13 @@ impl<'a> Watch<'a> {
         match self.link.client().lookup(&self.job.prompt_id).await {
             Ok(PromptState::Running) => {
                 self.last_contact = Instant::now();
+                self.alive_at = self.last_contact;
                 self.mark_started();
                 None
             }
             Ok(PromptState::Pending) => {
                 self.last_contact = Instant::now();
+                self.alive_at = self.last_contact;
                 None
             }
             Ok(PromptState::Finished(entry)) => Some(self.finish(*entry).await),
@@ -439,6 +475,7 @@ impl<'a> Watch<'a> {
                     outputs,
                     gpu_seconds: spent.unwrap_or(0.0),
                     cached,
+                    adopted: self.submitted_at.is_none(),
                 })
             }
             HistoryOutcome::Error(f) => Err(ComfyError::ExecutionError {

@@ -14,7 +14,8 @@
 //! // per attempt try
 //! let injected = inject(&template, &bindings, &attempt.parameters)?;        // WorkflowError: broken config
 //! let job = PromptJob {
-//!     prompt_id: prompt_id_for(&attempt_id, try_number),                    // stable across crashes
+//!     prompt_id: prompt_id_for(&installation, &attempt_id, try_number),     // stable across crashes
+//!     installation,                                                         // marks the prompt as ours
 //!     workflow: injected.prompt,
 //!     output_dir,
 //!     exclude_server: last_infra_failure_server,
@@ -37,6 +38,7 @@ mod job;
 mod link;
 pub mod pool;
 pub mod protocol;
+pub mod validate;
 pub mod workflow;
 
 #[cfg(feature = "fake")]
@@ -45,12 +47,13 @@ pub mod fake;
 pub use client::{ComfyClient, EventStream, Submission};
 pub use error::{is_out_of_memory, ComfyError};
 pub use pool::{
-    prompt_id_for, ComfyPool, PoolOptions, Progress, PromptJob, PromptOutcome, ServerConfig,
-    ServerStatus,
+    is_ours, owner_mark, prompt_id_for, ComfyPool, PoolOptions, Progress, PromptJob, PromptOutcome,
+    ServerConfig, ServerStatus,
 };
 pub use protocol::{
     HistoryEntry, HistoryOutcome, OutputFile, PromptState, QueueSnapshot, ServerEvent,
 };
+pub use validate::{validate_workflow, NodeProblem};
 pub use workflow::{
     canonical_hash, inject, validate, BindingError, Bindings, InjectedWorkflow, InputPath,
     WorkflowError,

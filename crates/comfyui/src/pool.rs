@@ -93,6 +93,10 @@ impl Default for PoolOptions {
 pub struct PromptJob {
     /// Stable per attempt try (see `prompt_id_for`), so a resumed run finds its earlier submission.
     pub prompt_id: String,
+    /// The submitting installation's id. It is written into the prompt's `extra_data` with the
+    /// workflow's hash (`owner_mark`), and a prompt found on a server under `prompt_id` is
+    /// adopted only when it carries both.
+    pub installation: String,
     pub workflow: Value,
     pub output_dir: PathBuf,
     /// Prefer another server (after an infrastructure failure there).
@@ -110,6 +114,8 @@ pub struct PromptOutcome {
     pub gpu_seconds: f64,
     /// Every output node was answered from ComfyUI's cache: no new file was generated.
     pub cached: bool,
+    /// The job found its prompt already on the server (a resumption) instead of submitting it.
+    pub adopted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -420,12 +426,30 @@ pub(crate) async fn cancel_on(
     }
 }
 
-/// A stable prompt id for one try of one attempt: UUIDv5 of `"attempt:<id>:<try>"`, so a
-/// restarted engine derives the same id and finds its earlier submission.
-pub fn prompt_id_for(attempt_id: &str, try_number: u32) -> String {
+/// A stable prompt id for one try of one attempt of one installation: UUIDv5 of
+/// `"retake:<installation>:attempt:<id>:<try>"`, so a restarted engine derives the same id and
+/// finds its earlier submission, while another installation (a recreated database, staging next
+/// to production) sharing the server derives other ids for its own attempt ids.
+pub fn prompt_id_for(installation: &str, attempt_id: &str, try_number: u32) -> String {
     uuid::Uuid::new_v5(
         &uuid::Uuid::NAMESPACE_OID,
-        format!("attempt:{attempt_id}:{try_number}").as_bytes(),
+        format!("retake:{installation}:attempt:{attempt_id}:{try_number}").as_bytes(),
     )
     .to_string()
+}
+
+/// The `extra_data` retake posts a prompt with: who submitted it and what. ComfyUI keeps it with
+/// the prompt (`/queue` entries and `/history` `prompt[3]`).
+pub fn owner_mark(installation: &str, workflow: &Value) -> Value {
+    serde_json::json!({"retake": {
+        "installation": installation,
+        "workflow_hash": crate::workflow::canonical_hash(workflow),
+    }})
+}
+
+/// Whether a prompt found on a server with this `extra_data` is the one `job` submitted: the
+/// same installation and the same injected workflow.
+pub fn is_ours(extra_data: &Value, job: &PromptJob) -> bool {
+    let mark = owner_mark(&job.installation, &job.workflow);
+    extra_data.get("retake") == mark.get("retake")
 }

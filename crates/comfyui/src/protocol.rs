@@ -252,6 +252,9 @@ pub struct HistoryEntry {
     pub start_ms: Option<i64>,
     pub end_ms: Option<i64>,
     pub cached_nodes: BTreeSet<String>,
+    /// The `extra_data` the prompt was posted with (`prompt[3]`: `client_id` and the
+    /// submitter's own marks), `null` when the server does not say.
+    pub extra_data: Value,
 }
 
 impl HistoryEntry {
@@ -330,6 +333,11 @@ impl HistoryEntry {
             start_ms,
             end_ms,
             cached_nodes,
+            extra_data: entry
+                .get("prompt")
+                .and_then(|p| p.get(3))
+                .cloned()
+                .unwrap_or(Value::Null),
         }))
     }
 
@@ -362,6 +370,8 @@ pub fn gpu_seconds(start_ms: Option<i64>, end_ms: Option<i64>) -> Option<f64> {
 pub struct QueueSnapshot {
     pub running: Vec<String>,
     pub pending: Vec<String>,
+    /// Each listed prompt's `extra_data` (item 3 of a queue entry).
+    pub extra_data: std::collections::HashMap<String, Value>,
 }
 
 impl QueueSnapshot {
@@ -376,9 +386,23 @@ impl QueueSnapshot {
                 .filter_map(|item| str_of_index(item, 1))
                 .collect())
         };
+        let mut extra_data = std::collections::HashMap::new();
+        for key in ["queue_running", "queue_pending"] {
+            for item in body
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let (Some(id), Some(extra)) = (str_of_index(item, 1), item.get(3)) {
+                    extra_data.insert(id, extra.clone());
+                }
+            }
+        }
         Ok(QueueSnapshot {
             running: ids("queue_running")?,
             pending: ids("queue_pending")?,
+            extra_data,
         })
     }
 

@@ -124,6 +124,14 @@ impl ParamDomain {
                 max: 1.0,
                 integer: false,
             },
+            // Seeds are exact in JSON and JavaScript up to 2^53 − 1; a server narrows this to its
+            // own seed input's range (32-bit custom nodes: 2^32 − 1, some 2^24 − 1).
+            SEED => ParamDomain {
+                min: 0.0,
+                min_inclusive: true,
+                max: MAX_SEED as f64,
+                integer: true,
+            },
             "steps" => ParamDomain {
                 min: 1.0,
                 min_inclusive: true,

@@ -106,6 +106,11 @@ pub struct JitterProvenance {
     pub arm: Arm,
     /// Seeds drawn and thrown away because they repeated an earlier seed of the segment.
     pub seed_redraws: u32,
+    /// The inclusive range the seed was drawn from: the bound seed input's range as the
+    /// generation server reported it, within `0..=2^53 − 1`. Absent on attempts drawn before
+    /// ranges were recorded, which used the full range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_range: Option<[u64; 2]>,
     pub draws: Vec<JitterDraw>,
 }
 
@@ -126,13 +131,24 @@ pub fn draw_attempt(input: &DrawInput<'_>) -> (u64, Parameters, JitterProvenance
     let mut rng = attempt_rng(input.rng_seed, input.attempt_number);
     let original_seed = input.original.seed().unwrap_or(0);
     let mut redraws = 0;
+    let [lo, hi] = seed_range(input.domains);
+    let used = |s: u64| s == original_seed || input.previous_seeds.contains(&s);
     let seed = if input.policy.seed_variation {
         loop {
-            let s = rng.random_range(0..=MAX_SEED);
-            if s != original_seed && !input.previous_seeds.contains(&s) {
+            let s = rng.random_range(lo..=hi);
+            if !used(s) {
                 break s;
             }
             redraws += 1;
+            if redraws >= SEED_REDRAW_LIMIT {
+                // A tiny range nearly used up: take the next unused value after the last draw,
+                // still a pure function of the stream (or the draw itself if none is left).
+                let span = hi - lo + 1;
+                break (0..span.min(u64::from(SEED_REDRAW_LIMIT) * 64))
+                    .map(|k| lo + (s - lo + k) % span)
+                    .find(|c| !used(*c))
+                    .unwrap_or(s);
+            }
         }
     } else {
         original_seed
@@ -187,9 +203,32 @@ pub fn draw_attempt(input: &DrawInput<'_>) -> (u64, Parameters, JitterProvenance
         stream: input.attempt_number,
         arm: input.arm,
         seed_redraws: redraws,
+        seed_range: Some([lo, hi]),
         draws,
     };
     (seed, params, prov)
+}
+
+/// Redraws before a repeated seed is replaced by the next unused value.
+const SEED_REDRAW_LIMIT: u32 = 1_000;
+
+/// The inclusive range retry seeds are drawn from: the seed input's domain as the server reported
+/// it (`domains["seed"]`), within `0..=MAX_SEED`.
+pub fn seed_range(domains: &BTreeMap<String, ParamDomain>) -> [u64; 2] {
+    let Some(d) = domains.get(SEED) else {
+        return [0, MAX_SEED];
+    };
+    let hi = if d.max.is_finite() {
+        d.max.floor().clamp(0.0, MAX_SEED as f64) as u64
+    } else {
+        MAX_SEED
+    };
+    let lo = if d.min.is_finite() {
+        d.min.ceil().clamp(0.0, MAX_SEED as f64) as u64
+    } else {
+        0
+    };
+    [lo.min(hi), hi]
 }
 
 /// The range in force and the drawn delta for one parameter under an arm. Every arm consumes the
@@ -221,6 +260,7 @@ fn round6(x: f64) -> f64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use rand::Rng;
 
     fn original() -> Parameters {
         Parameters::new()
@@ -237,6 +277,72 @@ mod tests {
         };
         p.extra_jitter.insert("steps".into(), 3.0);
         p
+    }
+
+    fn seed_domain(max: f64) -> BTreeMap<String, ParamDomain> {
+        [(
+            SEED.to_owned(),
+            ParamDomain::for_param(SEED).narrowed(Some(0.0), Some(max)),
+        )]
+        .into()
+    }
+
+    #[test]
+    fn seeds_stay_in_the_bound_inputs_range_unique_and_reproducible() {
+        let p = policy();
+        let o = original();
+        for max in [16_777_215.0, 4_294_967_295.0] {
+            let d = seed_domain(max);
+            let mut seen = vec![42];
+            for n in 2..=40 {
+                let input = DrawInput {
+                    policy: &p,
+                    original: &o,
+                    rng_seed: 7,
+                    attempt_number: n,
+                    previous_seeds: &seen,
+                    arm: Arm::Jitter,
+                    domains: &d,
+                };
+                let (seed, params, prov) = draw_attempt(&input);
+                assert!(seed as f64 <= max, "{seed} > {max}");
+                assert!(!seen.contains(&seed));
+                assert_eq!(params.seed(), Some(seed));
+                assert_eq!(prov.seed_range, Some([0, max as u64]));
+                assert_eq!(draw_attempt(&input).0, seed, "same record, same seed");
+                seen.push(seed);
+            }
+        }
+        // Without a learnt range the seeds are those drawn before ranges existed.
+        let d = BTreeMap::new();
+        let input = DrawInput {
+            policy: &p,
+            original: &o,
+            rng_seed: 7,
+            attempt_number: 2,
+            previous_seeds: &[42],
+            arm: Arm::Jitter,
+            domains: &d,
+        };
+        let expected = attempt_rng(7, 2).random_range(0..=MAX_SEED);
+        assert_eq!(draw_attempt(&input).0, expected);
+    }
+
+    #[test]
+    fn a_nearly_used_up_seed_range_still_gives_an_unused_seed() {
+        let p = policy();
+        let o = Parameters::new().with("seed", 0).with("cfg_scale", 7.0);
+        let d = seed_domain(3.0);
+        let input = DrawInput {
+            policy: &p,
+            original: &o,
+            rng_seed: 1,
+            attempt_number: 4,
+            previous_seeds: &[1, 3],
+            arm: Arm::SeedOnly,
+            domains: &d,
+        };
+        assert_eq!(draw_attempt(&input).0, 2, "the only value left");
     }
 
     #[test]

@@ -98,6 +98,8 @@ impl AttemptStatus {
             // The backend delivered scores together with the output (simulated backend).
             (Generating, Passed | Failed | QaError | InfraError) => true,
             (Scoring, Passed | Failed | QaError) => true,
+            // The QA runner could not run at all (ffmpeg missing): an infrastructure error.
+            (Scoring, InfraError) => true,
             (Queued | Generating | Scoring, Cancelled) => true,
             _ => false,
         };

@@ -36,6 +36,10 @@ pub enum GenerationError {
         retriable: bool,
         gpu_seconds: f64,
     },
+    /// The work never reached a generation server (none is healthy): it has not failed. The
+    /// engine returns it to the queue to wait, without using up an infrastructure retry.
+    #[error("{message}")]
+    NoServer { message: String },
     /// The budget could not cover the generation any longer; it was stopped.
     #[error("stopped by the budget after {gpu_seconds:.1} GPU-s")]
     StoppedByBudget { gpu_seconds: f64 },
@@ -69,13 +73,22 @@ pub trait Backend: Send + Sync + 'static {
 /// Scores an output video (the built-in QA runner, in `retake-qa`).
 #[async_trait]
 pub trait Scorer: Send + Sync + 'static {
+    /// The verdict on `video` (a video it cannot read is a verdict with an `error`), or
+    /// `QaUnavailable` when the scorer itself cannot run here (ffmpeg cannot be started): an
+    /// infrastructure problem, not a quality failure of the attempt.
     async fn score(
         &self,
         video: &Path,
         checks: &[CheckConfig],
         commands: &[CommandCheck],
-    ) -> QaVerdict;
+    ) -> Result<QaVerdict, QaUnavailable>;
 }
+
+/// The QA runner cannot run on this machine; the message says why (e.g. "ffmpeg: cannot start:
+/// No such file or directory").
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("the QA runner cannot run: {0}")]
+pub struct QaUnavailable(pub String);
 
 /// The backends a process can run, by the name scene types use (`simulated`, `comfyui`).
 #[derive(Clone, Default)]

@@ -12,6 +12,7 @@ pub mod metrics;
 mod worker;
 
 pub use backend::{
-    AttemptControl, Backend, Backends, Generated, GenerationError, GenerationJob, Scorer,
+    AttemptControl, Backend, Backends, Generated, GenerationError, GenerationJob, QaUnavailable,
+    Scorer,
 };
 pub use worker::{Engine, EngineConfig, RunStats};

@@ -31,6 +31,9 @@ pub struct EngineConfig {
     pub poll: Duration,
     pub max_infra_retries: u32,
     pub infra_backoff: Duration,
+    /// How often work that found no healthy generation server looks again (it waits in the
+    /// queue meanwhile, without using up an infrastructure retry).
+    pub server_wait: Duration,
     pub data_dir: PathBuf,
     /// Stop `run` once nothing is queued and nothing runs here (benchmarks, batch jobs).
     pub exit_when_idle: bool,
@@ -49,6 +52,7 @@ impl EngineConfig {
             poll: Duration::from_millis(500),
             max_infra_retries: 3,
             infra_backoff: Duration::from_millis(500),
+            server_wait: Duration::from_secs(2),
             data_dir: data_dir.into(),
             exit_when_idle: false,
             completion_batch: 64,
@@ -386,11 +390,28 @@ impl<S: Store + ?Sized> Engine<S> {
                                 .score(p, &scene.qa_checks, &scene.qa_commands)
                                 .await
                         }
-                        None => retake_core::QaVerdict {
+                        None => Ok(retake_core::QaVerdict {
                             scores: vec![],
                             error: Some("the backend produced no output to score".into()),
                             source: "builtin".into(),
-                        },
+                        }),
+                    };
+                    let verdict = match verdict {
+                        Ok(v) => v,
+                        Err(e) => {
+                            // Not the video's fault: the attempt is retried as an infrastructure
+                            // error (bounded), with the cause on record.
+                            tracing::error!(attempt = w.attempt.id, error = %e, "QA cannot run");
+                            self.infra.fetch_add(1, Ordering::Relaxed);
+                            self.complete(Completion::Infra(self.infra_failure(
+                                &w,
+                                e.to_string(),
+                                true,
+                                0.0,
+                            )))
+                            .await?;
+                            return Ok(());
+                        }
                     };
                     let started = Instant::now();
                     self.complete(Completion::Verdict {
@@ -414,6 +435,12 @@ impl<S: Store + ?Sized> Engine<S> {
                     scored_by_worker: false,
                 }))
                 .await?;
+            }
+            Err(GenerationError::NoServer { message }) => {
+                let mut f = self.infra_failure(&w, message, true, 0.0);
+                f.reached_server = false;
+                f.backoff = self.cfg.server_wait;
+                self.complete(Completion::Infra(f)).await?;
             }
             Err(GenerationError::Infra {
                 message,
@@ -443,6 +470,7 @@ impl<S: Store + ?Sized> Engine<S> {
             gpu_seconds_spent: gpu,
             max_infra_retries: self.cfg.max_infra_retries,
             backoff: self.cfg.infra_backoff,
+            reached_server: true,
         }
     }
 }

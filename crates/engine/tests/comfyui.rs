@@ -26,6 +26,7 @@ use retry::*;
 
 retake_store::contract_tests!(
     qa_failure_is_retried_with_a_new_seed_and_cfg,
+    retry_seeds_stay_inside_a_32_bit_seed_input,
     execution_error_is_retried_with_the_same_workflow,
     out_of_memory_is_retried_with_the_same_workflow,
     interruption_at_the_server_is_retried_with_the_same_workflow,
@@ -34,8 +35,9 @@ retake_store::contract_tests!(
     output_missing_from_history_is_retried_with_the_same_workflow,
     output_404_is_retried_with_the_same_workflow,
     hung_prompt_times_out_and_is_retried_with_the_same_workflow,
-    server_down_is_retried_until_it_returns,
+    an_outage_holds_the_queue_until_the_server_is_back,
     server_down_sends_work_to_the_healthy_server,
+    qa_that_cannot_run_is_an_infrastructure_error,
     rejected_workflow_goes_to_review_without_retry,
     infra_retries_are_bounded,
     websocket_drop_mid_run_is_reconciled_from_history,

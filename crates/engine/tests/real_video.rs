@@ -8,7 +8,7 @@ use retake_core::{
 };
 use retake_engine::{
     AttemptControl, Backend, Backends, Engine, EngineConfig, Generated, GenerationError,
-    GenerationJob, Scorer,
+    GenerationJob, QaUnavailable, Scorer,
 };
 use retake_store::{NewProject, NewSceneType, NewSegment};
 use std::path::Path;
@@ -63,8 +63,8 @@ impl Scorer for Qa {
         video: &Path,
         checks: &[CheckConfig],
         commands: &[CommandCheck],
-    ) -> QaVerdict {
-        self.0.score(video, checks, commands).await
+    ) -> Result<QaVerdict, QaUnavailable> {
+        Ok(self.0.score(video, checks, commands).await)
     }
 }
 

@@ -23,6 +23,7 @@ mod runner;
 pub mod technical;
 
 pub use clip::{reference_image_path, render_clip, ClipSpec};
+pub use process::check_tools;
 pub use retake_core::qa::{CheckConfig, CheckScore, CommandCheck, QaVerdict};
 pub use runner::{score_with_timings, QaRunner, QaSettings, QaTimings, BUILTIN_CHECKS};
 

@@ -27,6 +27,33 @@ pub(crate) struct ToolOutput {
 ///
 /// Standard output beyond `max_stdout` bytes is an error (the caller sized it from what it
 /// expects), so a misbehaving tool cannot exhaust memory.
+/// The programs this crate starts: `ffmpeg` (decoding, rendering) and `ffprobe` (probing).
+pub const MEDIA_TOOLS: [&str; 2] = ["ffmpeg", "ffprobe"];
+
+/// Whether `ffmpeg` and `ffprobe` can be started here (`-version`), for start-up checks and to
+/// tell a QA runner that cannot run from a video it cannot read. The error names the program
+/// and why it cannot start.
+pub fn check_tools() -> Result<(), QaError> {
+    for program in MEDIA_TOOLS {
+        run_tool(
+            program,
+            &["-version".to_owned()],
+            Duration::from_secs(10),
+            1 << 20,
+        )
+        .map_err(|e| match e {
+            QaError::Tool { tool, message } if message.starts_with("cannot start") => {
+                QaError::Tool {
+                    tool,
+                    message: format!("{message} (is it installed and on PATH?)"),
+                }
+            }
+            other => other,
+        })?;
+    }
+    Ok(())
+}
+
 pub(crate) fn run_tool(
     program: &str,
     args: &[String],

@@ -273,6 +273,10 @@ pub struct AttemptView {
     pub has_media: bool,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Set while the attempt waits for a healthy ComfyUI server (it has not reached one; this
+    /// is not a failure): since when. `failure_reason` then reads "waiting for a healthy
+    /// ComfyUI server since …".
+    pub waiting_since: Option<DateTime<Utc>>,
 }
 
 pub fn attempt_view(a: &Attempt, triggers: &std::collections::BTreeSet<String>) -> AttemptView {
@@ -326,6 +330,7 @@ pub fn attempt_view(a: &Attempt, triggers: &std::collections::BTreeSet<String>) 
         has_media: a.output_video_path.is_some(),
         started_at: a.started_at,
         finished_at: a.finished_at,
+        waiting_since: a.waiting_since,
     }
 }
 
@@ -352,6 +357,9 @@ pub struct RetryHistory {
     pub total_gpu_seconds: f64,
     pub summary: String,
     pub rng_seed: u64,
+    /// Since when the segment's queued attempt has been waiting for a healthy ComfyUI server;
+    /// `null` when it is not waiting.
+    pub waiting_for_server_since: Option<DateTime<Utc>>,
     pub attempts: Vec<AttemptView>,
 }
 
@@ -413,9 +421,21 @@ pub struct QaAccepted {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Health {
+    /// `ok`, or `waiting_for_server` while queued work waits for a healthy ComfyUI server.
     pub status: &'static str,
     pub store: &'static str,
     pub version: &'static str,
+    /// Present while attempts wait for a healthy ComfyUI server: how many and since when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_for_server: Option<WaitingForServer>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WaitingForServer {
+    pub attempts: u64,
+    pub since: chrono::DateTime<chrono::Utc>,
+    /// "waiting for a healthy ComfyUI server since …"
+    pub message: String,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -16,7 +16,7 @@ pub mod state;
 pub mod ui;
 
 pub use openapi::ApiDoc;
-pub use state::{AppState, ComfyAdmin, WorkflowValidator};
+pub use state::{AppState, ComfyAdmin, WorkflowRejection, WorkflowValidator};
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};

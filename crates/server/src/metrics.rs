@@ -50,6 +50,8 @@ const PROJECT_RESERVED: &str = "retake_project_gpu_reserved_seconds";
 const PROJECT_BUDGET: &str = "retake_project_gpu_budget_seconds";
 const SCENE_RETRIES: &str = "retake_scene_type_retries";
 const SCENE_RESCUES: &str = "retake_scene_type_rescues";
+const WAITING: &str = "retake_attempts_waiting_for_server";
+const WAITING_SINCE: &str = "retake_waiting_for_server_since_seconds";
 
 /// Every series name `/metrics` can show (the Grafana dashboard's test checks against these).
 pub const SERIES: &[&str] = &[
@@ -65,6 +67,8 @@ pub const SERIES: &[&str] = &[
     PROJECT_BUDGET,
     SCENE_RETRIES,
     SCENE_RESCUES,
+    WAITING,
+    WAITING_SINCE,
     m::DECISION_LATENCY_NAME,
     m::DISPATCH_LATENCY,
     m::ATTEMPTS_FINISHED,
@@ -104,6 +108,15 @@ fn describe_store_gauges() {
         PROJECT_BUDGET,
         Unit::Seconds,
         "GPU budget per project (absent when unlimited)."
+    );
+    describe_gauge!(
+        WAITING,
+        "Queued attempts waiting for a healthy ComfyUI server (not failures)."
+    );
+    describe_gauge!(
+        WAITING_SINCE,
+        Unit::Seconds,
+        "Unix time the longest current wait for a healthy ComfyUI server began (0: none)."
     );
     describe_gauge!(SCENE_RETRIES, "Retry attempts scheduled, per scene type.");
     describe_gauge!(
@@ -147,6 +160,12 @@ pub fn record_store(s: &MetricsSnapshot) {
         gauge!(SCENE_RETRIES, &labels).set(st.retries as f64);
         gauge!(SCENE_RESCUES, &labels).set(st.rescues as f64);
     }
+}
+
+/// Sets the gauges of work waiting for a healthy ComfyUI server.
+pub fn record_waiting(attempts: u64, since: Option<chrono::DateTime<chrono::Utc>>) {
+    metrics::gauge!(WAITING).set(attempts as f64);
+    metrics::gauge!(WAITING_SINCE).set(since.map_or(0.0, |t| t.timestamp() as f64));
 }
 
 /// The exposition text.

@@ -33,7 +33,7 @@ impl Modify for Bearer {
         crate::error::ErrorBody, crate::error::ErrorDetail, CreateProject, UpdateProject, ProjectView, CreateSceneType, UpdateSceneType,
         SceneTypeView, SceneTypePolicyView, ProjectPolicyView, NewSegmentBody, SubmitSegments, SegmentView, SegmentPage, SubmittedSegments,
         CheckView, ParamChange, AttemptView, RetryHistory, AcceptBody, RejectBody, ReviewItem, ReviewQueue, RerunResult, ExternalQa,
-        QaAccepted, Health, Me, ComfyServerBody, CreateTokenBody, CreatedToken,
+        QaAccepted, Health, WaitingForServer, Me, ComfyServerBody, CreateTokenBody, CreatedToken,
         retake_store::Project, retake_store::ProjectStats, retake_store::SceneType, retake_store::Segment, retake_store::Event,
         retake_store::InfraErrorRecord, retake_store::FailurePattern, retake_store::ComfyServer, retake_store::Role, retake_store::RerunOverrides,
         retake_store::DomainRecord,

@@ -27,7 +27,16 @@ pub trait WorkflowValidator: Send + Sync {
         &self,
         template: &serde_json::Value,
         bindings: &std::collections::BTreeMap<String, String>,
-    ) -> Result<std::collections::BTreeMap<String, retake_store::DomainRecord>, Vec<String>>;
+    ) -> Result<std::collections::BTreeMap<String, retake_store::DomainRecord>, WorkflowRejection>;
+}
+
+/// Why a scene type's workflow cannot be saved: the request field at fault
+/// (`workflow_template` or `parameter_bindings`) and every problem found, each naming its node
+/// and input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowRejection {
+    pub field: &'static str,
+    pub problems: Vec<String>,
 }
 
 /// Live view and control of the ComfyUI server pool.

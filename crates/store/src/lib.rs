@@ -209,6 +209,8 @@ pub trait Store: Send + Sync + 'static {
         extra_seconds: f64,
     ) -> Result<bool>;
     async fn set_progress(&self, attempt_id: i64, worker: &str, progress: f64) -> Result<()>;
+    /// Records what was submitted. A provenance naming a `server` means a server accepted the
+    /// work, which ends the attempt's wait for one (`waiting_since`).
     async fn set_provenance(
         &self,
         attempt_id: i64,
@@ -305,6 +307,12 @@ pub trait Store: Send + Sync + 'static {
         drained: bool,
     ) -> Result<ComfyServer>;
     async fn delete_comfy_server(&self, name: &str) -> Result<()>;
+
+    /// The id this database was created with (migration 0004): generation servers shared by
+    /// several installations tell their work apart by it.
+    async fn installation_id(&self) -> Result<String>;
+    /// Queued attempts waiting for a healthy generation server, and since when.
+    async fn waiting_for_server(&self) -> Result<ServerWait>;
 }
 
 fn single(mut results: Vec<Result<Applied>>) -> Result<Applied> {

@@ -243,6 +243,9 @@ pub struct Attempt {
     pub worker: Option<String>,
     pub lease_expires_at: Option<DateTime<Utc>>,
     pub not_before: Option<DateTime<Utc>>,
+    /// Since when the attempt has been waiting for a healthy generation server (it has not
+    /// reached one yet); `None` otherwise. A wait is not an infrastructure failure.
+    pub waiting_since: Option<DateTime<Utc>>,
     pub progress: Option<f64>,
     pub infra_errors: Vec<InfraErrorRecord>,
     /// What was submitted: for ComfyUI the injected workflow's hash, server and prompt id.
@@ -535,6 +538,27 @@ pub struct InfraFailure {
     pub gpu_seconds_spent: f64,
     pub max_infra_retries: u32,
     pub backoff: std::time::Duration,
+    /// False when the work never reached a generation server (none was healthy, or the one
+    /// picked refused the connection): the attempt waits in the queue (`waiting_since`) and
+    /// comes back after `backoff`, without using up an infrastructure retry.
+    pub reached_server: bool,
+}
+
+/// The text an attempt carries while it waits for a healthy generation server.
+pub fn waiting_reason(since: DateTime<Utc>, message: &str) -> String {
+    format!(
+        "waiting for a healthy ComfyUI server since {}: {message}",
+        since.format("%Y-%m-%d %H:%M:%S UTC")
+    )
+}
+
+/// Attempts waiting for a healthy generation server (`/api/health`, metrics).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ServerWait {
+    /// Queued attempts that have not reached a server because none is healthy.
+    pub attempts: u64,
+    /// When the longest of those waits began.
+    pub since: Option<DateTime<Utc>>,
 }
 
 /// One finished piece of work for the completer: everything a worker reports about an attempt

@@ -339,13 +339,23 @@ pub async fn reserve_claimed<T: TxOps + ?Sized>(
             .push((a, scene_type_id, est));
     }
     for (project_id, items) in by_project {
+        // A rescued attempt whose prompt may still run on its server kept its reservation
+        // (`rescue`): it is covered already and reserves nothing more here.
+        let (kept, items): (Vec<_>, Vec<_>) = items
+            .into_iter()
+            .partition(|i| i.0.reserved_gpu_seconds > 0.0);
         let wanted: Vec<f64> = items.iter().map(|i| i.2).collect();
         let covered = tx.reserve(project_id, &wanted).await?;
-        for (i, (mut a, scene_type_id, est)) in items.into_iter().enumerate() {
+        let fresh = items.len();
+        let kept = kept.into_iter().map(|(a, s, _)| {
+            let r = a.reserved_gpu_seconds;
+            (a, s, r)
+        });
+        for (i, (mut a, scene_type_id, est)) in items.into_iter().chain(kept).enumerate() {
             let Some(mut seg) = tx.segment(a.segment_id).await? else {
                 continue;
             };
-            if i < covered {
+            if i < covered || i >= fresh {
                 a.reserved_gpu_seconds = est;
                 tx.save_attempt(&a).await?;
                 if seg.status == SegmentStatus::Queued {
@@ -444,6 +454,7 @@ pub async fn finish_generation<T: TxOps + ?Sized>(
         .ok_or_else(|| StoreError::not_found("segment", a.segment_id))?;
     let gpu = done.gpu_seconds.max(0.0);
     charge(tx, &mut a, seg.project_id, gpu, "generation finished").await?;
+    a.waiting_since = None;
     a.output_video_path = done.output_video_path.clone();
     a.backend = Some(done.backend.clone());
     a.progress = Some(1.0);
@@ -771,6 +782,7 @@ async fn apply<T: TxOps + ?Sized>(
                     worker: None,
                     lease_expires_at: None,
                     not_before: None,
+                    waiting_since: None,
                     progress: None,
                     infra_errors: vec![],
                     provenance: json!({}),
@@ -926,6 +938,9 @@ pub async fn record_infra_failure<T: TxOps + ?Sized>(
         .segment(a.segment_id)
         .await?
         .ok_or_else(|| StoreError::not_found("segment", a.segment_id))?;
+    if !f.reached_server && f.retriable {
+        return wait_for_server(tx, a, &seg, &f).await;
+    }
     charge(
         tx,
         &mut a,
@@ -934,6 +949,7 @@ pub async fn record_infra_failure<T: TxOps + ?Sized>(
         "infrastructure error",
     )
     .await?;
+    a.waiting_since = None;
     let tries = a.infra_errors.len() as u32;
     let retry = f.retriable && tries < f.max_infra_retries;
     a.infra_errors.push(InfraErrorRecord {
@@ -992,6 +1008,43 @@ pub async fn record_infra_failure<T: TxOps + ?Sized>(
     decide_and_apply(tx, seg.id).await
 }
 
+/// Work that never reached a generation server has not failed: it goes back to the queue with
+/// its reservation released (nothing ran), no infrastructure retry used, and `waiting_since` set
+/// on the first wait, so the API and metrics can say since when it waits. One event marks the
+/// start of a wait, not every look.
+async fn wait_for_server<T: TxOps + ?Sized>(
+    tx: &mut T,
+    mut a: Attempt,
+    seg: &Segment,
+    f: &InfraFailure,
+) -> Result<Applied> {
+    tx.settle(seg.project_id, a.reserved_gpu_seconds, 0.0)
+        .await?;
+    a.reserved_gpu_seconds = 0.0;
+    let first = a.waiting_since.is_none();
+    let since = *a.waiting_since.get_or_insert_with(now);
+    move_attempt(&mut a, AttemptStatus::Queued)?;
+    a.worker = None;
+    a.lease_expires_at = None;
+    a.progress = None;
+    a.not_before = Some(now() + chrono::Duration::from_std(f.backoff).unwrap_or_default());
+    a.failure_reason = Some(waiting_reason(since, &f.message));
+    a.updated_at = now();
+    tx.save_attempt(&a).await?;
+    if first {
+        tx.event(ev(seg.project_id, seg.id, Some(a.id), "waiting_for_server",
+            format!("attempt {} is waiting for a healthy ComfyUI server; it resumes by itself when one is back: {}", a.attempt_number, f.message),
+            json!({"message": f.message, "since": since}))).await?;
+    }
+    tx.notify_work().await?;
+    Ok(Applied {
+        applied: true,
+        decision: Some("waiting_for_server".into()),
+        segment_status: Some(seg.status),
+        new_attempts: vec![],
+    })
+}
+
 /// Return one expired lease to the queue.
 pub async fn rescue<T: TxOps + ?Sized>(tx: &mut T, attempt_id: i64) -> Result<bool> {
     let Some(mut a) = tx.attempt(attempt_id).await? else {
@@ -1012,9 +1065,17 @@ pub async fn rescue<T: TxOps + ?Sized>(tx: &mut T, attempt_id: i64) -> Result<bo
         .ok_or_else(|| StoreError::not_found("segment", a.segment_id))?;
     let owner = a.worker.clone().unwrap_or_default();
     let was = a.overall_status;
-    tx.settle(seg.project_id, a.reserved_gpu_seconds, 0.0)
-        .await?;
-    a.reserved_gpu_seconds = 0.0;
+    // A prompt a generation server accepted keeps running there when the worker that follows it
+    // dies: its reservation stays, so the budget still covers that GPU time, until the attempt's
+    // next run re-attaches to the prompt and charges what the server reports.
+    let on_server = was == AttemptStatus::Generating
+        && a.provenance.get("server").is_some()
+        && a.provenance.get("prompt_id").is_some();
+    if !on_server {
+        tx.settle(seg.project_id, a.reserved_gpu_seconds, 0.0)
+            .await?;
+        a.reserved_gpu_seconds = 0.0;
+    }
     move_attempt(&mut a, AttemptStatus::Queued)?;
     a.worker = None;
     a.lease_expires_at = None;
@@ -1022,8 +1083,9 @@ pub async fn rescue<T: TxOps + ?Sized>(tx: &mut T, attempt_id: i64) -> Result<bo
     a.updated_at = now();
     tx.save_attempt(&a).await?;
     tx.event(ev(seg.project_id, seg.id, Some(a.id), "lease_rescued",
-        format!("attempt {} was {was} on {owner}, whose lease expired; returned to the queue with the same parameters", a.attempt_number),
-        json!({"worker": owner, "was": was.as_str()}))).await?;
+        format!("attempt {} was {was} on {owner}, whose lease expired; returned to the queue with the same parameters{}", a.attempt_number,
+            if on_server { format!(", keeping its {:.1} GPU-s reservation while its prompt may still run on {}", a.reserved_gpu_seconds, a.provenance["server"].as_str().unwrap_or("its server")) } else { String::new() }),
+        json!({"worker": owner, "was": was.as_str(), "kept_reservation": on_server.then_some(a.reserved_gpu_seconds)}))).await?;
     tx.notify_work().await?;
     Ok(true)
 }
@@ -1203,12 +1265,24 @@ pub fn lease_until(lease: Duration) -> Timestamp {
     now() + chrono::Duration::from_std(lease).unwrap_or_else(|_| chrono::Duration::seconds(60))
 }
 
-/// Attempt 1's seed: the submitted one, else the first draw of the segment's RNG stream 1.
-pub fn first_seed(params: &retake_core::Parameters, rng_seed: u64) -> u64 {
+/// Attempt 1's seed: the submitted one, else the first draw of the segment's RNG stream 1 within
+/// the seed input's range (`domains["seed"]`, as the generation server reported it). A submitted
+/// seed outside that range is refused: the server would refuse it.
+pub fn first_seed(
+    params: &retake_core::Parameters,
+    rng_seed: u64,
+    domains: &BTreeMap<String, retake_core::params::ParamDomain>,
+) -> Result<u64> {
     use rand::Rng;
-    params.seed().unwrap_or_else(|| {
-        retake_core::attempt_rng(rng_seed, 1).random_range(0..=retake_core::params::MAX_SEED)
-    })
+    let [lo, hi] = retake_core::rng::seed_range(domains);
+    match params.seed() {
+        Some(s) if !(lo..=hi).contains(&s) => Err(StoreError::invalid(
+            Some("parameters.seed"),
+            format!("must be an integer in {lo}..={hi}, the range of the scene type's bound seed input; got {s}"),
+        )),
+        Some(s) => Ok(s),
+        None => Ok(retake_core::attempt_rng(rng_seed, 1).random_range(lo..=hi)),
+    }
 }
 
 pub fn first_attempt(seg: &Segment, seed: u64, t: Timestamp) -> Attempt {
@@ -1233,6 +1307,7 @@ pub fn first_attempt(seg: &Segment, seed: u64, t: Timestamp) -> Attempt {
         worker: None,
         lease_expires_at: None,
         not_before: None,
+        waiting_since: None,
         progress: None,
         infra_errors: vec![],
         provenance: serde_json::json!({}),

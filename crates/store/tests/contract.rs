@@ -590,6 +590,7 @@ async fn infra_errors_requeue_then_escalate(store: Arc<dyn Store>) {
                 gpu_seconds_spent: 1.5,
                 max_infra_retries: 2,
                 backoff: Duration::ZERO,
+                reached_server: true,
             })
             .await
             .unwrap();
@@ -778,6 +779,7 @@ async fn text_from_outside_with_a_nul_character_is_stored(store: Arc<dyn Store>)
             gpu_seconds_spent: 0.5,
             max_infra_retries: 2,
             backoff: Duration::ZERO,
+            reached_server: true,
         })
         .await
         .unwrap();

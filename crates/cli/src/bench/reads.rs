@@ -64,6 +64,7 @@ async fn measure(
         store.clone(),
         Backends::new(),
         None,
+        None,
     ));
     let segment = store
         .list_segments(&retake_store::SegmentFilter {

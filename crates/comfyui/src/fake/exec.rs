@@ -24,6 +24,7 @@ pub(super) async fn scheduler(state: Arc<FakeState>) {
                 prompt_id: task.prompt_id.clone(),
                 prompt: task.prompt.clone(),
                 client_id: task.client_id.clone(),
+                extra_data: task.extra_data.clone(),
                 number: task.number,
                 outputs: task.outputs.clone(),
                 fault: task.fault,
@@ -50,6 +51,7 @@ struct Run {
     prompt_id: String,
     prompt: Value,
     client_id: Option<String>,
+    extra_data: Value,
     number: i64,
     outputs: Vec<String>,
     fault: Option<Fault>,
@@ -147,7 +149,7 @@ impl Run {
             }
         };
         let entry = json!({
-            "prompt": [self.number, self.prompt_id, self.prompt, {"client_id": self.client_id}, self.outputs],
+            "prompt": [self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs],
             "outputs": outputs,
             "status": {"status_str": status_str, "completed": status_str == "success", "messages": messages},
             "meta": {},

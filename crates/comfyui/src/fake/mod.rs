@@ -8,7 +8,9 @@ mod exec;
 mod nodes;
 mod routes;
 
-pub use nodes::{core_video_workflow, example_bindings, example_workflow, object_info};
+pub use nodes::{
+    core_video_workflow, example_bindings, example_workflow, object_info, seed32_video_workflow,
+};
 
 use serde_json::Value;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -55,6 +57,8 @@ pub(crate) struct Task {
     pub prompt_id: String,
     pub prompt: Value,
     pub client_id: Option<String>,
+    /// The posted `extra_data` with `client_id` added, as ComfyUI keeps it.
+    pub extra_data: Value,
     pub outputs: Vec<String>,
     pub fault: Option<Fault>,
     pub interrupt: Arc<AtomicBool>,
@@ -62,7 +66,13 @@ pub(crate) struct Task {
 
 impl Task {
     pub fn queue_entry(&self) -> Value {
-        serde_json::json!([self.number, self.prompt_id, self.prompt, {"client_id": self.client_id}, self.outputs])
+        serde_json::json!([
+            self.number,
+            self.prompt_id,
+            self.prompt,
+            self.extra_data,
+            self.outputs
+        ])
     }
 }
 

@@ -148,6 +148,18 @@ pub fn object_info() -> Value {
             "ImageAddNoise",
         ),
     );
+    // A custom node with a 32-bit seed input, as many custom samplers and noise nodes have.
+    add(
+        "NoiseSeed32",
+        node(
+            "custom/noise",
+            json!({"image": ["IMAGE"], "seed": ["INT", {"default": 0, "min": 0, "max": 4_294_967_295u64, "control_after_generate": true}], "strength": ["FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01}]}),
+            json!({}),
+            &["IMAGE"],
+            false,
+            "NoiseSeed32",
+        ),
+    );
     add(
         "CreateVideo",
         node(
@@ -439,6 +451,14 @@ pub fn example_bindings() -> crate::workflow::Bindings {
         "seed": "3.seed", "cfg_scale": "3.cfg", "denoise_strength": "3.denoise", "steps": "3.steps", "prompt": "6.text"
     }))
     .expect("static bindings parse")
+}
+
+/// `core_video_workflow` with the noise made by `NoiseSeed32`, whose seed input takes only
+/// `0..=2^32 − 1`. The seed is `2.seed`.
+pub fn seed32_video_workflow() -> Value {
+    let mut w = core_video_workflow();
+    w["2"] = json!({"class_type": "NoiseSeed32", "inputs": {"image": ["1", 0], "seed": 1, "strength": 0.5}});
+    w
 }
 
 /// The weight-free core graph from the ComfyUI notes, saved by core SaveVideo (`images` +

@@ -87,6 +87,15 @@ async fn submit(State(state): Shared, body: Bytes) -> Response {
         .get("client_id")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    // ComfyUI keeps the posted extra_data with the prompt and adds the client id to it.
+    let mut extra_data = body
+        .get("extra_data")
+        .filter(|v| v.is_object())
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    if let Some(c) = &client_id {
+        extra_data["client_id"] = json!(c);
+    }
     let number = {
         let mut inner = state.inner.lock().unwrap();
         let number = inner.number;
@@ -96,6 +105,7 @@ async fn submit(State(state): Shared, body: Bytes) -> Response {
             prompt_id: prompt_id.clone(),
             prompt,
             client_id,
+            extra_data,
             outputs,
             fault,
             interrupt: Arc::new(AtomicBool::new(false)),

@@ -4,6 +4,7 @@ use crate::helpers::*;
 use retake_comfyui::client::http_client;
 use retake_comfyui::fake::{FakeComfy, Fault};
 use retake_comfyui::{ComfyClient, ComfyError, ComfyPool, PromptJob};
+use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 
@@ -185,7 +186,7 @@ async fn a_server_that_stopped_listening_refuses_and_is_skipped_by_the_pool() {
 
     let client = ComfyClient::new("gpu-a", &fake.url(), "probe", http_client()).unwrap();
     let err = client
-        .submit("direct", &workflow(1, 7.0))
+        .submit("direct", &workflow(1, 7.0), &Value::Null)
         .await
         .unwrap_err();
     assert!(

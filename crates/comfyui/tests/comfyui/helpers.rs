@@ -39,9 +39,13 @@ pub fn workflow(seed: u64, cfg: f64) -> Value {
         .prompt
 }
 
+/// The installation the crate's tests submit as.
+pub const INSTALLATION: &str = "test-installation";
+
 pub fn job(prompt_id: &str, workflow: Value, dir: &Path) -> PromptJob {
     PromptJob {
         prompt_id: prompt_id.to_owned(),
+        installation: INSTALLATION.to_owned(),
         workflow,
         output_dir: dir.join(prompt_id),
         exclude_server: None,

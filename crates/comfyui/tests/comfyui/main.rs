@@ -3,8 +3,10 @@
 mod cancel;
 mod dispatch;
 mod faults;
+mod fleet;
 mod helpers;
 mod protocol;
 mod reconcile;
 mod run;
+mod validation;
 mod workflow;

@@ -14,7 +14,10 @@ async fn events_arrive_in_comfyuis_order_for_the_submitting_client_only() {
     let bystander = ComfyClient::new("gpu-a", &fake.url(), "client-2", http_client()).unwrap();
     let mut events = client.connect_events().await.unwrap();
     let mut other = bystander.connect_events().await.unwrap();
-    client.submit("ordered", &workflow(3, 7.0)).await.unwrap();
+    client
+        .submit("ordered", &workflow(3, 7.0), &Value::Null)
+        .await
+        .unwrap();
 
     let mut kinds = Vec::new();
     while let Some(event) = tokio::time::timeout(Duration::from_secs(15), events.next())
@@ -161,8 +164,14 @@ async fn like_comfyui_the_fake_does_not_deduplicate_prompt_ids() {
     let fake = FakeComfy::start("gpu-a").await;
     fake.set_exec_time(Duration::from_millis(500));
     let client = ComfyClient::new("gpu-a", &fake.url(), "c", http_client()).unwrap();
-    client.submit("twice", &workflow(1, 7.0)).await.unwrap();
-    client.submit("twice", &workflow(1, 7.0)).await.unwrap();
+    client
+        .submit("twice", &workflow(1, 7.0), &Value::Null)
+        .await
+        .unwrap();
+    client
+        .submit("twice", &workflow(1, 7.0), &Value::Null)
+        .await
+        .unwrap();
     let queue = client.queue().await.unwrap();
     assert_eq!(
         queue
@@ -176,7 +185,7 @@ async fn like_comfyui_the_fake_does_not_deduplicate_prompt_ids() {
     // submit_once is what a resuming client uses: it sees the id and posts nothing.
     assert_eq!(
         client
-            .submit_once("twice", &workflow(1, 7.0))
+            .submit_once("twice", &workflow(1, 7.0), &Value::Null)
             .await
             .unwrap(),
         retake_comfyui::Submission::AlreadyQueued

@@ -15,13 +15,20 @@ use std::time::{Duration, Instant};
 
 pub struct ComfyBackend {
     pool: Arc<ComfyPool>,
+    /// The store's installation id (`Store::installation_id`): part of every prompt id and of
+    /// the mark a prompt carries, so installations sharing a server never take each other's.
+    installation: String,
     /// Longest one generation may take before it counts as hung.
     pub timeout: Duration,
 }
 
 impl ComfyBackend {
-    pub fn new(pool: Arc<ComfyPool>, timeout: Duration) -> Self {
-        Self { pool, timeout }
+    pub fn new(pool: Arc<ComfyPool>, installation: String, timeout: Duration) -> Self {
+        Self {
+            pool,
+            installation,
+            timeout,
+        }
     }
 
     pub fn pool(&self) -> &Arc<ComfyPool> {
@@ -43,6 +50,11 @@ pub fn bindings(map: &std::collections::BTreeMap<String, String>) -> Result<Bind
 /// `/history`, a download that broke) do not know the GPU time the prompt spent; it ran, so the
 /// wall time — an upper bound — is charged rather than nothing.
 fn infra(e: &ComfyError, ran_for: Option<f64>) -> GenerationError {
+    if e.never_reached_a_server() {
+        return GenerationError::NoServer {
+            message: format!("{} — {e}", e.kind()),
+        };
+    }
     let message = match e {
         ComfyError::NodeErrors { details, .. } => format!("{e}; node errors: {details}"),
         _ => format!("{} — {e}", e.kind()),
@@ -102,7 +114,7 @@ impl Backend for ComfyBackend {
             retry_output_names(&mut injected.prompt, try_number);
             injected.hash = canonical_hash(&injected.prompt);
         }
-        let prompt_id = prompt_id_for(&job.attempt.id.to_string(), try_number);
+        let prompt_id = prompt_id_for(&self.installation, &job.attempt.id.to_string(), try_number);
         let exclude = if try_number > 0 {
             job.attempt
                 .provenance
@@ -137,6 +149,7 @@ impl Backend for ComfyBackend {
         let run = self.pool.run(
             PromptJob {
                 prompt_id: prompt_id.clone(),
+                installation: self.installation.clone(),
                 workflow: injected.prompt.clone(),
                 output_dir: job.output_dir.clone(),
                 exclude_server: exclude,
@@ -178,6 +191,9 @@ impl Backend for ComfyBackend {
             Ok(outcome) => {
                 prov["server"] = json!(outcome.server);
                 prov["cached"] = json!(outcome.cached);
+                if outcome.adopted {
+                    prov["adopted"] = json!(true);
+                }
                 prov["outputs"] = json!(outcome.outputs);
                 ctl.provenance(prov).await;
                 let output = outcome
@@ -202,6 +218,7 @@ impl Backend for ComfyBackend {
                     verdict: None,
                 })
             }
+            Err(e) if e.never_reached_a_server() => Err(infra(&e, None)),
             Err(e) => {
                 if let Some(s) = e.server().map(str::to_owned).or(server) {
                     prov["server"] = json!(s);

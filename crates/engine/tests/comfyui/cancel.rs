@@ -34,7 +34,7 @@ pub async fn cancelling_segments_stops_their_prompts_on_the_server(store: Arc<dy
     let mut by_prompt: Vec<(String, Segment)> = vec![];
     for s in &segs {
         let (_, attempts) = rig.segment(s.id).await;
-        by_prompt.push((prompt_id(&attempts[0], 0), s.clone()));
+        by_prompt.push((rig.prompt_id(&attempts[0], 0), s.clone()));
     }
     let running_id = fake.running()[0].clone();
     let pending_id = fake.pending()[0].clone();

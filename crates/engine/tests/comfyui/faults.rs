@@ -94,8 +94,8 @@ async fn fault_is_retried_with_the_same_workflow(
     );
     assert_workflow_carries(&submitted[0], a, 0);
     assert_workflow_carries(&submitted[1], a, 1);
-    assert_provenance_matches(a, &submitted[1], 1, "gpu-a");
-    assert!(fake.finished().contains(&prompt_id(a, 1)));
+    rig.assert_provenance_matches(a, &submitted[1], 1, "gpu-a");
+    assert!(fake.finished().contains(&rig.prompt_id(&a, 1)));
     rig.assert_output_in_attempt_folder(a);
     assert_eq!(rig.qa.scored().len(), 1, "only the good output was scored");
 
@@ -208,73 +208,103 @@ pub async fn hung_prompt_times_out_and_is_retried_with_the_same_workflow(store: 
         .await;
 }
 
-/// The only server is down: the attempt records why (refused, or no healthy server) and runs
-/// once the server is back, still as attempt 1.
-pub async fn server_down_is_retried_until_it_returns(store: Arc<dyn Store>) {
+/// The only server is down, then comes back without its queue (a restart): every queued
+/// segment waits — none goes to review, no infrastructure retry is used up, the wait is visible
+/// on the attempts and in `waiting_for_server` — and all resume by themselves, each as its
+/// attempt 1.
+pub async fn an_outage_holds_the_queue_until_the_server_is_back(store: Arc<dyn Store>) {
     let fake = FakeComfy::start("gpu-a").await;
-    let pool = pool_of(&[&fake], 1).await;
+    let pool = pool_of(&[&fake], 2).await;
     let rig = rig(store, serde_json::json!({"enabled": true})).await;
-    let seg = rig.submit(vec![vec![PASS]]).await.remove(0);
-    fake.inject(Fault::ConnectionRefused, 1);
+    fake.stop().await;
+    let segs = rig.submit(vec![vec![PASS]; 8]).await;
 
+    // One infrastructure retry would have sent every segment to review within a few tries.
     let engine = rig.engine(
         &pool,
         EngineOpts {
-            max_infra_retries: 8,
+            max_infra_retries: 1,
             ..Default::default()
         },
     );
     let run = tokio::spawn(async move { engine.run_until_idle().await });
-    eventually("the attempt recorded the server being down", || {
+    eventually("every attempt waits for a server", || {
         let store = rig.store.clone();
-        async move {
-            !store.list_attempts(seg.id).await.unwrap()[0]
-                .infra_errors
-                .is_empty()
-        }
+        async move { store.waiting_for_server().await.unwrap().attempts == 8 }
     })
     .await;
-    fake.restart().await;
-    tokio::time::timeout(Duration::from_secs(30), run)
+    let wait = rig.store.waiting_for_server().await.unwrap();
+    let since = wait.since.expect("since when");
+    for s in &segs {
+        let (seg, attempts) = rig.segment(s.id).await;
+        assert!(
+            !matches!(seg.status, SegmentStatus::NeedsReview),
+            "segment {} went to review during the outage",
+            s.id
+        );
+        assert_eq!(attempts.len(), 1);
+        let a = &attempts[0];
+        assert!(a.infra_errors.is_empty(), "{:#?}", a.infra_errors);
+        assert!(a.waiting_since.is_some_and(|t| t >= since));
+        let reason = a.failure_reason.as_deref().unwrap_or("");
+        assert!(
+            reason.starts_with("waiting for a healthy ComfyUI server since ")
+                && reason.contains("gpu-a"),
+            "{reason}"
+        );
+        assert_eq!(
+            a.reserved_gpu_seconds, 0.0,
+            "a waiting attempt holds no budget"
+        );
+    }
+    let events = rig
+        .store
+        .list_events(0, Some(segs[0].id), 1000)
         .await
-        .expect("idle within 30 s")
+        .unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind == "waiting_for_server")
+            .count(),
+        1,
+        "one event when the wait begins, not one per look"
+    );
+    assert!(fake.submitted().is_empty());
+
+    fake.restart().await;
+    tokio::time::timeout(Duration::from_secs(40), run)
+        .await
+        .expect("idle within 40 s")
         .unwrap()
         .unwrap();
 
-    let (seg, attempts) = rig.segment(seg.id).await;
-    assert_eq!(attempts.len(), 1);
-    let a = &attempts[0];
-    assert_eq!(
-        a.overall_status,
-        AttemptStatus::Passed,
-        "{:?} {:#?}",
-        a.failure_reason,
-        a.infra_errors
-    );
-    assert_eq!(seg.status, SegmentStatus::Passed);
-    assert!(!a.infra_errors.is_empty());
-    for e in &a.infra_errors {
-        assert!(e.retried);
-        let refused = e.message.starts_with("connection_refused")
-            && e.message.contains("gpu-a: connection refused");
-        let none = e.message.starts_with("no_healthy_server") && e.message.contains("gpu-a");
-        assert!(refused || none, "{:?}", e.message);
-        assert_eq!(e.gpu_seconds, 0.0, "nothing ran while the server was down");
+    for s in &segs {
+        let (seg, attempts) = rig.segment(s.id).await;
+        assert_eq!(seg.status, SegmentStatus::Passed);
+        assert_eq!(attempts.len(), 1);
+        let a = &attempts[0];
+        assert_eq!(a.overall_status, AttemptStatus::Passed);
+        assert!(a.infra_errors.is_empty(), "{:#?}", a.infra_errors);
+        assert_eq!(
+            a.waiting_since, None,
+            "the wait ended when a server took it"
+        );
+        rig.assert_output_in_attempt_folder(a);
     }
-    let submitted = fake.submitted();
-    assert_eq!(
-        submitted.len(),
-        1,
-        "nothing reached the server while it was down"
-    );
-    let tries = a.infra_errors.len() as u32;
-    assert_workflow_carries(&submitted[0], a, tries);
-    assert_provenance_matches(a, &submitted[0], tries, "gpu-a");
-    rig.assert_output_in_attempt_folder(a);
+    assert_eq!(fake.submitted().len(), 8, "each ran once");
+    assert_eq!(rig.store.waiting_for_server().await.unwrap().attempts, 0);
+    let attempts: Vec<_> = {
+        let mut all = vec![];
+        for s in &segs {
+            all.extend(rig.segment(s.id).await.1);
+        }
+        all
+    };
     assert_charged(
         &retake_store::testing::current_db_url(),
         rig.project.id,
-        &[a],
+        &attempts.iter().collect::<Vec<_>>(),
     )
     .await;
 }
@@ -308,7 +338,7 @@ pub async fn server_down_sends_work_to_the_healthy_server(store: Arc<dyn Store>)
     assert_eq!(submitted.len(), 1);
     let tries = a.infra_errors.len() as u32;
     assert_workflow_carries(&submitted[0], a, tries);
-    assert_provenance_matches(a, &submitted[0], tries, "gpu-b");
+    rig.assert_provenance_matches(a, &submitted[0], tries, "gpu-b");
     rig.assert_output_in_attempt_folder(a);
 }
 
@@ -421,7 +451,7 @@ pub async fn infra_retries_are_bounded(store: Arc<dyn Store>) {
     let finished = fake.finished();
     for t in 0..3 {
         assert!(
-            finished.contains(&prompt_id(a, t)),
+            finished.contains(&rig.prompt_id(&a, t)),
             "try {t} ran under its own prompt id"
         );
     }
@@ -434,4 +464,56 @@ pub async fn infra_retries_are_bounded(store: Arc<dyn Store>) {
     )
     .await;
     assert!(rig.qa.scored().is_empty());
+}
+
+/// The QA runner cannot run here (ffmpeg cannot be started): that is an infrastructure error of
+/// the attempt with the real cause on it, bounded like any other — not a quality failure, not a
+/// QA retry with a new seed, and not `budget_exhausted`.
+pub async fn qa_that_cannot_run_is_an_infrastructure_error(store: Arc<dyn Store>) {
+    let fake = FakeComfy::start("gpu-a").await;
+    let pool = pool_of(&[&fake], 1).await;
+    let rig = rig(
+        store,
+        serde_json::json!({"enabled": true, "max_attempts": 3}),
+    )
+    .await;
+    *rig.qa.unavailable.lock().unwrap() =
+        Some("ffmpeg: cannot start: No such file or directory (os error 2)".into());
+    let seg = rig.submit(vec![vec![PASS]]).await.remove(0);
+
+    rig.run(&rig.engine(
+        &pool,
+        EngineOpts {
+            max_infra_retries: 1,
+            ..Default::default()
+        },
+    ))
+    .await;
+
+    let (seg, attempts) = rig.segment(seg.id).await;
+    assert_eq!(seg.status, SegmentStatus::NeedsReview);
+    assert_eq!(seg.review_reason, Some(ReviewReason::InfraError));
+    assert_eq!(attempts.len(), 1, "no QA retry with a new seed");
+    let a = &attempts[0];
+    assert_eq!(a.overall_status, AttemptStatus::InfraError);
+    assert!(a.quality_scores.is_none(), "nothing was judged");
+    assert_eq!(a.infra_errors.len(), 2, "the first try and its one retry");
+    for e in &a.infra_errors {
+        assert!(
+            e.message.contains("the QA runner cannot run")
+                && e.message.contains("ffmpeg: cannot start"),
+            "{:?}",
+            e.message
+        );
+    }
+    let reason = a.failure_reason.as_deref().unwrap_or("");
+    assert!(reason.contains("cannot start"), "{reason}");
+    // The generations did run on the GPU and are charged.
+    assert!(a.gpu_seconds > 0.0);
+    assert_charged(
+        &retake_store::testing::current_db_url(),
+        rig.project.id,
+        &[a],
+    )
+    .await;
 }

@@ -9,7 +9,7 @@ use retake_core::{
     CheckConfig, CheckScore, CommandCheck, Parameters, PolicyOverrides, QaVerdict, RetryPolicy,
 };
 use retake_engine::backends::comfyui::{bindings, ComfyBackend};
-use retake_engine::{Backends, Engine, EngineConfig, Scorer};
+use retake_engine::{Backends, Engine, EngineConfig, QaUnavailable, Scorer};
 use retake_store::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -63,6 +63,8 @@ pub struct ScriptedQa {
     scripts: Mutex<HashMap<i64, Vec<f64>>>,
     /// Every video scored, with its size in bytes (0 when missing).
     pub scored: Mutex<Vec<(PathBuf, u64)>>,
+    /// When set, the scorer cannot run (as QA without ffmpeg): this is its reason.
+    pub unavailable: Mutex<Option<String>>,
 }
 
 impl ScriptedQa {
@@ -101,24 +103,27 @@ impl Scorer for ScriptedQa {
         video: &Path,
         _checks: &[CheckConfig],
         _commands: &[CommandCheck],
-    ) -> QaVerdict {
+    ) -> Result<QaVerdict, QaUnavailable> {
+        if let Some(why) = self.unavailable.lock().unwrap().clone() {
+            return Err(QaUnavailable(why));
+        }
         let size = std::fs::metadata(video).map(|m| m.len()).unwrap_or(0);
         self.scored.lock().unwrap().push((video.to_owned(), size));
         // Never panic here (it would strand the attempt in `scoring`): a verdict error shows up
         // as a `qa_error` attempt, which the tests assert against.
         if size == 0 {
-            return QaVerdict {
+            return Ok(QaVerdict {
                 scores: vec![],
                 error: Some(format!("{} is missing or empty", video.display())),
                 source: "scripted".into(),
-            };
+            });
         }
         let Some((segment, n)) = segment_and_attempt(video) else {
-            return QaVerdict {
+            return Ok(QaVerdict {
                 scores: vec![],
                 error: Some(format!("{} is not in an attempt folder", video.display())),
                 source: "scripted".into(),
-            };
+            });
         };
         let faces = self
             .scripts
@@ -128,7 +133,7 @@ impl Scorer for ScriptedQa {
             .cloned()
             .unwrap_or_else(|| vec![PASS]);
         let face = faces[(n as usize - 1).min(faces.len() - 1)];
-        QaVerdict {
+        Ok(QaVerdict {
             scores: vec![CheckScore {
                 check: "face_confidence".into(),
                 score: face,
@@ -136,7 +141,7 @@ impl Scorer for ScriptedQa {
             }],
             error: None,
             source: "scripted".into(),
-        }
+        })
     }
 }
 
@@ -147,6 +152,8 @@ pub struct Rig {
     pub scene: SceneType,
     pub qa: Arc<ScriptedQa>,
     pub data: tempfile::TempDir,
+    /// The store's installation id, part of every prompt id.
+    pub installation: String,
 }
 
 /// Engine knobs a test may change.
@@ -174,6 +181,16 @@ impl Default for EngineOpts {
 }
 
 pub async fn rig(store: Arc<dyn Store>, policy: Value) -> Rig {
+    rig_with(store, policy, example_workflow(), parameter_bindings()).await
+}
+
+/// `rig` with another workflow and bindings.
+pub async fn rig_with(
+    store: Arc<dyn Store>,
+    policy: Value,
+    workflow: Value,
+    map: BTreeMap<String, String>,
+) -> Rig {
     let project = store
         .create_project(NewProject {
             name: "comfy".into(),
@@ -184,24 +201,20 @@ pub async fn rig(store: Arc<dyn Store>, policy: Value) -> Rig {
         .await
         .unwrap();
     let overrides: PolicyOverrides = serde_json::from_value(policy).unwrap();
-    let map = parameter_bindings();
     // As the server does when a scene type is saved: jitter stays inside the nodes' ranges.
-    let domains = retake_comfyui::validate(
-        &example_workflow(),
-        &bindings(&map).unwrap(),
-        &object_info(),
-    )
-    .expect("the bindings fit the fake's nodes")
-    .into_iter()
-    .map(|(k, d)| (k, DomainRecord::from(d)))
-    .collect();
+    retake_comfyui::validate_workflow(&workflow, &object_info()).expect("a valid workflow");
+    let domains = retake_comfyui::validate(&workflow, &bindings(&map).unwrap(), &object_info())
+        .expect("the bindings fit the fake's nodes")
+        .into_iter()
+        .map(|(k, d)| (k, DomainRecord::from(d)))
+        .collect();
     let scene = store
         .create_scene_type(NewSceneType {
             project_id: project.id,
             name: "lighthouse".into(),
             backend: "comfyui".into(),
             backend_config: json!({}),
-            workflow_template: example_workflow(),
+            workflow_template: workflow,
             parameter_bindings: map,
             default_parameters: Parameters::new()
                 .with("cfg_scale", ORIGINAL_CFG)
@@ -213,7 +226,9 @@ pub async fn rig(store: Arc<dyn Store>, policy: Value) -> Rig {
         })
         .await
         .unwrap();
+    let installation = store.installation_id().await.unwrap();
     Rig {
+        installation,
         store,
         project,
         scene,
@@ -254,7 +269,8 @@ impl Rig {
         cfg.poll = Duration::from_millis(50);
         cfg.max_infra_retries = o.max_infra_retries;
         cfg.infra_backoff = Duration::from_millis(20);
-        let backend = ComfyBackend::new(pool.clone(), o.timeout);
+        cfg.server_wait = Duration::from_millis(50);
+        let backend = ComfyBackend::new(pool.clone(), self.installation.clone(), o.timeout);
         Engine::new(
             self.store.clone(),
             Backends::new().with("comfyui", Arc::new(backend)),
@@ -310,11 +326,6 @@ impl Rig {
     }
 }
 
-/// The prompt id the backend uses for `try_number` of an attempt.
-pub fn prompt_id(a: &Attempt, try_number: u32) -> String {
-    prompt_id_for(&a.id.to_string(), try_number)
-}
-
 /// `(seed, cfg, denoise)` as written into the KSampler of a submitted workflow.
 pub fn sampler_inputs(workflow: &Value) -> (u64, f64, f64) {
     let inputs = &workflow["3"]["inputs"];
@@ -366,19 +377,32 @@ pub fn assert_workflow_carries(workflow: &Value, a: &Attempt, try_number: u32) {
     );
 }
 
-/// The provenance points at the workflow the fake received.
-pub fn assert_provenance_matches(a: &Attempt, workflow: &Value, try_number: u32, server: &str) {
-    let p = &a.provenance;
-    assert_eq!(
-        p["prompt_id"],
-        json!(prompt_id(a, try_number)),
-        "attempt {} provenance {p}",
-        a.attempt_number
-    );
-    assert_eq!(p["try"], json!(try_number));
-    assert_eq!(p["workflow_hash"], json!(canonical_hash(workflow)));
-    assert_eq!(&p["workflow"], workflow);
-    assert_eq!(p["server"], json!(server));
+impl Rig {
+    /// The prompt id the backend uses for `try_number` of an attempt.
+    pub fn prompt_id(&self, a: &Attempt, try_number: u32) -> String {
+        prompt_id_for(&self.installation, &a.id.to_string(), try_number)
+    }
+
+    /// The provenance points at the workflow the fake received.
+    pub fn assert_provenance_matches(
+        &self,
+        a: &Attempt,
+        workflow: &Value,
+        try_number: u32,
+        server: &str,
+    ) {
+        let p = &a.provenance;
+        assert_eq!(
+            p["prompt_id"],
+            json!(self.prompt_id(a, try_number)),
+            "attempt {} provenance {p}",
+            a.attempt_number
+        );
+        assert_eq!(p["try"], json!(try_number));
+        assert_eq!(p["workflow_hash"], json!(canonical_hash(workflow)));
+        assert_eq!(&p["workflow"], workflow);
+        assert_eq!(p["server"], json!(server));
+    }
 }
 
 /// Polls an async condition every 20 ms for up to 20 s.

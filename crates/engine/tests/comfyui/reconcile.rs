@@ -37,7 +37,7 @@ pub async fn websocket_drop_mid_run_is_reconciled_from_history(store: Arc<dyn St
         1,
         "picked up from /history, not resubmitted"
     );
-    assert_provenance_matches(a, &submitted[0], 0, "gpu-a");
+    rig.assert_provenance_matches(a, &submitted[0], 0, "gpu-a");
     rig.assert_output_in_attempt_folder(a);
     assert!(
         a.gpu_seconds > 0.0,
@@ -65,7 +65,7 @@ pub async fn restarted_engine_reattaches_to_the_running_prompt(store: Arc<dyn St
     let rig = rig(store, serde_json::json!({"enabled": true})).await;
     let seg = rig.submit(vec![vec![PASS]]).await.remove(0);
     let attempt = rig.segment(seg.id).await.1.remove(0);
-    let pid = prompt_id(&attempt, 0);
+    let pid = rig.prompt_id(&attempt, 0);
 
     // A short lease kept alive by heartbeats while the engine lives.
     let old_pool = pool_of(&[&fake], 1).await;
@@ -111,6 +111,23 @@ pub async fn restarted_engine_reattaches_to_the_running_prompt(store: Arc<dyn St
         }
     })
     .await;
+    // Its prompt still runs on the GPU: the reservation stays, so the budget keeps covering it.
+    let rescued = rig.store.get_attempt(attempt.id).await.unwrap();
+    assert!(
+        rescued.reserved_gpu_seconds > 0.0,
+        "the rescued attempt kept its reservation"
+    );
+    let audit = retake_store::testing::budget_audit(
+        &retake_store::testing::current_db_url(),
+        rig.project.id,
+    )
+    .await;
+    assert!(
+        (audit.reserved - rescued.reserved_gpu_seconds).abs() < 1e-9,
+        "the project still holds it: {} vs {}",
+        audit.reserved,
+        rescued.reserved_gpu_seconds
+    );
 
     let new_pool = pool_of(&[&fake], 1).await;
     rig.run(&rig.engine(
@@ -139,7 +156,28 @@ pub async fn restarted_engine_reattaches_to_the_running_prompt(store: Arc<dyn St
         "the new engine re-attached instead of submitting the prompt again"
     );
     assert_eq!(fake.finished(), vec![pid.clone()], "the prompt ran once");
-    assert_provenance_matches(a, &submitted[0], 0, "gpu-a");
+    rig.assert_provenance_matches(a, &submitted[0], 0, "gpu-a");
+    assert_eq!(a.provenance["adopted"], serde_json::json!(true));
+    // Charged what the server reports the prompt ran, the part before the crash included.
+    let probe = retake_comfyui::ComfyClient::new(
+        "gpu-a",
+        &fake.url(),
+        "probe",
+        retake_comfyui::client::http_client(),
+    )
+    .unwrap();
+    let ran = probe
+        .history(&pid)
+        .await
+        .unwrap()
+        .and_then(|e| e.gpu_seconds())
+        .expect("the server's timestamps");
+    assert!(ran >= 2.0, "the fake ran it for its 2.5 s: {ran}");
+    assert!(
+        (a.gpu_seconds - ran).abs() < 1e-9,
+        "charged {} for a prompt that ran {ran} s",
+        a.gpu_seconds
+    );
     rig.assert_output_in_attempt_folder(a);
     let events = rig.store.list_events(0, Some(seg.id), 1000).await.unwrap();
     assert_eq!(

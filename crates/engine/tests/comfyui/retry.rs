@@ -43,7 +43,7 @@ pub async fn qa_failure_is_retried_with_a_new_seed_and_cfg(store: Arc<dyn Store>
     assert_eq!(submitted.len(), 2);
     for (a, w) in attempts.iter().zip(&submitted) {
         assert_workflow_carries(w, a, 0);
-        assert_provenance_matches(a, w, 0, "gpu-a");
+        rig.assert_provenance_matches(a, w, 0, "gpu-a");
         assert_eq!(a.backend.as_deref(), Some("comfyui"));
     }
     let (seed1, cfg1, _) = sampler_inputs(&submitted[0]);
@@ -63,9 +63,9 @@ pub async fn qa_failure_is_retried_with_a_new_seed_and_cfg(store: Arc<dyn Store>
     let finished = fake.finished();
     for a in &attempts {
         assert!(
-            finished.contains(&prompt_id(a, 0)),
+            finished.contains(&rig.prompt_id(&a, 0)),
             "{} not in {finished:?}",
-            prompt_id(a, 0)
+            rig.prompt_id(&a, 0)
         );
     }
 
@@ -100,4 +100,59 @@ pub async fn qa_failure_is_retried_with_a_new_seed_and_cfg(store: Arc<dyn Store>
         &attempts.iter().collect::<Vec<_>>(),
     )
     .await;
+}
+
+/// A seed bound to a custom node's 32-bit seed input: the learnt range is recorded on the scene
+/// type, every retry seed is drawn inside it (and the server accepts it), seeds stay distinct,
+/// and each attempt records the range it was drawn from.
+pub async fn retry_seeds_stay_inside_a_32_bit_seed_input(store: Arc<dyn Store>) {
+    let fake = FakeComfy::start("gpu-a").await;
+    let pool = pool_of(&[&fake], 1).await;
+    let map = [("seed".to_owned(), "2.seed".to_owned())].into();
+    let rig = rig_with(
+        store,
+        serde_json::json!({"enabled": true, "max_attempts": 4}),
+        retake_comfyui::fake::seed32_video_workflow(),
+        map,
+    )
+    .await;
+    const MAX: u64 = 4_294_967_295;
+    let domain = &rig.scene.parameter_domains["seed"];
+    assert_eq!(
+        (domain.min, domain.max, domain.integer),
+        (0.0, MAX as f64, true)
+    );
+    let segs = rig.submit(vec![vec![FAIL, FAIL, FAIL, PASS]; 3]).await;
+
+    rig.run(&rig.engine(&pool, EngineOpts::default())).await;
+
+    for s in &segs {
+        let (seg, attempts) = rig.segment(s.id).await;
+        assert_eq!(seg.status, SegmentStatus::Passed, "{:?}", seg.review_reason);
+        assert_eq!(attempts.len(), 4);
+        let mut seeds = vec![];
+        for a in &attempts {
+            assert!(a.infra_errors.is_empty(), "{:#?}", a.infra_errors);
+            assert!(
+                a.seed <= MAX,
+                "attempt {} seed {}",
+                a.attempt_number,
+                a.seed
+            );
+            seeds.push(a.seed);
+            if a.attempt_number > 1 {
+                let jitter = a.jitter.as_ref().expect("a retry records its draw");
+                assert_eq!(jitter.seed_range, Some([0, MAX]));
+            }
+        }
+        seeds.sort();
+        seeds.dedup();
+        assert_eq!(seeds.len(), 4, "distinct seeds");
+    }
+    // Every workflow the server received carried the attempt's seed, inside the input's range.
+    for w in fake.submitted() {
+        let seed = w["2"]["inputs"]["seed"].as_u64().unwrap();
+        assert!(seed <= MAX);
+    }
+    assert_eq!(fake.submitted().len(), 12);
 }

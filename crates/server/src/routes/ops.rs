@@ -18,10 +18,34 @@ use std::time::Duration;
 
 #[utoipa::path(get, path = "/api/health", tag = "operations", responses((status = 200, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> axum::Json<Health> {
+    // Health stays open and answers even when the store cannot: the wait is then unknown.
+    let waiting = match state.store.waiting_for_server().await {
+        Ok(w) => w
+            .since
+            .filter(|_| w.attempts > 0)
+            .map(|since| WaitingForServer {
+                attempts: w.attempts,
+                since,
+                message: format!(
+                    "{} attempt(s) waiting for a healthy ComfyUI server since {}",
+                    w.attempts,
+                    since.format("%Y-%m-%d %H:%M:%S UTC")
+                ),
+            }),
+        Err(e) => {
+            tracing::warn!(error = %e, "health: reading the server wait failed");
+            None
+        }
+    };
     axum::Json(Health {
-        status: "ok",
+        status: if waiting.is_some() {
+            "waiting_for_server"
+        } else {
+            "ok"
+        },
         store: state.store.backend_name(),
         version: env!("CARGO_PKG_VERSION"),
+        waiting_for_server: waiting,
     })
 }
 
@@ -60,6 +84,8 @@ pub async fn tokens(
 pub async fn metrics(State(state): State<AppState>, _c: Caller) -> ApiResult<impl IntoResponse> {
     let m = state.store.metrics().await?;
     crate::metrics::record_store(&m);
+    let wait = state.store.waiting_for_server().await?;
+    crate::metrics::record_waiting(wait.attempts, wait.since);
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

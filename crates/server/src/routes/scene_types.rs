@@ -101,10 +101,7 @@ async fn comfy_domains(
     };
     match v.validate(template, bindings).await {
         Ok(d) => Ok(Some(d)),
-        Err(errors) => Err(ApiError::validation(
-            "parameter_bindings",
-            errors.join("; "),
-        )),
+        Err(r) => Err(ApiError::validation(r.field, r.problems.join("; "))),
     }
 }
 

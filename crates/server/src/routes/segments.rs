@@ -228,6 +228,11 @@ pub async fn history(state: &AppState, id: i64) -> ApiResult<RetryHistory> {
             / 1000.0,
         summary: summary_sentence(s.id, &views, &names),
         rng_seed: s.rng_seed,
+        waiting_for_server_since: attempts
+            .iter()
+            .filter(|a| a.overall_status == retake_core::AttemptStatus::Queued)
+            .filter_map(|a| a.waiting_since)
+            .min(),
         attempts: attempts
             .iter()
             .map(|a| attempt_view(a, &eff.policy.trigger_checks))

@@ -556,10 +556,11 @@ impl Store for PgStore {
         worker: &str,
         provenance: serde_json::Value,
     ) -> Result<()> {
-        sqlx::query("UPDATE retry_attempts SET provenance = $1 WHERE id = $2 AND worker = $3")
+        sqlx::query("UPDATE retry_attempts SET provenance = $1, waiting_since = CASE WHEN $4 THEN NULL ELSE waiting_since END WHERE id = $2 AND worker = $3")
             .bind(json(&provenance))
             .bind(attempt_id)
             .bind(worker)
+            .bind(provenance.get("server").is_some())
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -752,6 +753,24 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .await?;
         r.as_ref().map(rows::token).transpose()
+    }
+
+    async fn installation_id(&self) -> Result<String> {
+        Ok(sqlx::query_scalar("SELECT id FROM installation")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn waiting_for_server(&self) -> Result<ServerWait> {
+        let (attempts, since): (i64, Option<chrono::DateTime<chrono::Utc>>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(waiting_since) FROM retry_attempts WHERE waiting_since IS NOT NULL AND overall_status = 'queued'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ServerWait {
+            attempts: attempts.max(0) as u64,
+            since,
+        })
     }
 
     async fn list_comfy_servers(&self) -> Result<Vec<ComfyServer>> {

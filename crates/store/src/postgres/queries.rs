@@ -138,7 +138,7 @@ pub async fn submit_segments(t: &mut PgTx, segs: Vec<NewSegment>) -> Result<Vec<
         for (k, v) in s.parameters.0 {
             params.set(&k, v);
         }
-        let seed = first_seed(&params, s.rng_seed);
+        let seed = first_seed(&params, s.rng_seed, &scene.domains())?;
         params.set("seed", serde_json::Value::from(seed));
         let now = now();
         let r = sqlx::query(

@@ -197,6 +197,7 @@ pub fn attempt(r: &PgRow) -> Result<Attempt> {
         worker: r.try_get("worker")?,
         lease_expires_at: r.try_get("lease_expires_at")?,
         not_before: r.try_get("not_before")?,
+        waiting_since: r.try_get("waiting_since")?,
         progress: r.try_get("progress")?,
         infra_errors: get_json(r, "infra_errors")?,
         provenance: r.try_get::<Json<Value>, _>("provenance")?.0,

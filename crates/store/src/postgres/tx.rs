@@ -167,7 +167,7 @@ impl TxOps for PgTx {
             "UPDATE retry_attempts SET output_video_path = $1, quality_scores = $2, overall_status = $3, is_selected = $4,
              gpu_seconds = $5, reserved_gpu_seconds = $6, failure_reason = $7, backend = $8, worker = $9, lease_expires_at = $10,
              not_before = $11, progress = $12, infra_errors = $13, provenance = $14, qa_source = $15, selected_by = $16,
-             human_override = $17, started_at = $18, finished_at = $19, updated_at = $20 WHERE id = $21",
+             human_override = $17, started_at = $18, finished_at = $19, updated_at = $20, waiting_since = $22 WHERE id = $21",
         )
         .bind(otext(&a.output_video_path))
         .bind(a.quality_scores.as_ref().map(json))
@@ -190,6 +190,7 @@ impl TxOps for PgTx {
         .bind(a.finished_at)
         .bind(a.updated_at)
         .bind(a.id)
+        .bind(a.waiting_since)
         .execute(&mut *self.tx)
         .await
         .map_err(|e| rows::db_err(e, "is_selected", || format!("attempt {} of segment {}", a.attempt_number, a.segment_id)))?;
@@ -506,14 +507,14 @@ impl TxOps for PgTx {
                  worker = u.worker, lease_expires_at = u.lease_expires_at, not_before = u.not_before, progress = u.progress,
                  infra_errors = u.infra_errors, provenance = u.provenance, qa_source = u.qa_source,
                  selected_by = u.selected_by, human_override = u.human_override, started_at = u.started_at,
-                 finished_at = u.finished_at, updated_at = u.updated_at
+                 finished_at = u.finished_at, updated_at = u.updated_at, waiting_since = u.waiting_since
              FROM UNNEST($1::int8[], $2::text[], $3::jsonb[], $4::text[], $5::bool[], $6::float8[], $7::float8[], $8::text[],
                          $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[], $13::float8[], $14::jsonb[],
                          $15::jsonb[], $16::text[], $17::text[], $18::bool[], $19::timestamptz[], $20::timestamptz[],
-                         $21::timestamptz[])
+                         $21::timestamptz[], $22::timestamptz[])
                   AS u(id, output_video_path, quality_scores, overall_status, is_selected, gpu_seconds, reserved_gpu_seconds,
                        failure_reason, backend, worker, lease_expires_at, not_before, progress, infra_errors, provenance,
-                       qa_source, selected_by, human_override, started_at, finished_at, updated_at)
+                       qa_source, selected_by, human_override, started_at, finished_at, updated_at, waiting_since)
              WHERE a.id = u.id",
         )
         .bind(attempts.iter().map(|a| a.id).collect::<Vec<_>>())
@@ -537,6 +538,7 @@ impl TxOps for PgTx {
         .bind(attempts.iter().map(|a| a.started_at).collect::<Vec<_>>())
         .bind(attempts.iter().map(|a| a.finished_at).collect::<Vec<_>>())
         .bind(attempts.iter().map(|a| a.updated_at).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.waiting_since).collect::<Vec<_>>())
         .execute(&mut *self.tx)
         .await
         .map_err(|e| rows::db_err(e, "is_selected", || "a batch of attempts".to_owned()))?;

@@ -463,8 +463,9 @@ impl Store for SqliteStore {
         worker: &str,
         provenance: serde_json::Value,
     ) -> Result<()> {
-        sqlx::query("UPDATE retry_attempts SET provenance = ? WHERE id = ? AND worker = ?")
+        sqlx::query("UPDATE retry_attempts SET provenance = ?, waiting_since = CASE WHEN ? THEN NULL ELSE waiting_since END WHERE id = ? AND worker = ?")
             .bind(json(&provenance))
+            .bind(provenance.get("server").is_some())
             .bind(attempt_id)
             .bind(worker)
             .execute(&self.writer)
@@ -669,6 +670,24 @@ impl Store for SqliteStore {
             .fetch_optional(&self.reader)
             .await?;
         r.as_ref().map(rows::token).transpose()
+    }
+
+    async fn installation_id(&self) -> Result<String> {
+        Ok(sqlx::query_scalar("SELECT id FROM installation")
+            .fetch_one(&self.reader)
+            .await?)
+    }
+
+    async fn waiting_for_server(&self) -> Result<ServerWait> {
+        let (attempts, since): (i64, Option<String>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(waiting_since) FROM retry_attempts WHERE waiting_since IS NOT NULL AND overall_status = 'queued'",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(ServerWait {
+            attempts: attempts.max(0) as u64,
+            since: since.as_deref().map(rows::parse_ts).transpose()?,
+        })
     }
 
     async fn list_comfy_servers(&self) -> Result<Vec<ComfyServer>> {

@@ -17,7 +17,7 @@ pub fn ots(t: Option<Timestamp>) -> Option<String> {
     t.map(ts)
 }
 
-fn parse_ts(s: &str) -> Result<Timestamp> {
+pub fn parse_ts(s: &str) -> Result<Timestamp> {
     DateTime::parse_from_rfc3339(s)
         .map(|d| d.with_timezone(&Utc))
         .map_err(|e| StoreError::Corrupt(format!("timestamp `{s}`: {e}")))
@@ -179,6 +179,7 @@ pub fn attempt(r: &SqliteRow) -> Result<Attempt> {
         worker: r.try_get("worker")?,
         lease_expires_at: get_ots(r, "lease_expires_at")?,
         not_before: get_ots(r, "not_before")?,
+        waiting_since: get_ots(r, "waiting_since")?,
         progress: r.try_get("progress")?,
         infra_errors: get_json(r, "infra_errors")?,
         provenance: get_json(r, "provenance")?,

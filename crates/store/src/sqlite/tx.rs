@@ -124,7 +124,7 @@ impl TxOps for SqliteTx {
             "UPDATE retry_attempts SET output_video_path = ?, quality_scores = ?, overall_status = ?, is_selected = ?,
              gpu_seconds = ?, reserved_gpu_seconds = ?, failure_reason = ?, backend = ?, worker = ?, lease_expires_at = ?,
              not_before = ?, progress = ?, infra_errors = ?, provenance = ?, qa_source = ?, selected_by = ?, human_override = ?,
-             started_at = ?, finished_at = ?, updated_at = ? WHERE id = ?",
+             started_at = ?, finished_at = ?, updated_at = ?, waiting_since = ? WHERE id = ?",
         )
         .bind(&a.output_video_path)
         .bind(a.quality_scores.as_ref().map(json))
@@ -146,6 +146,7 @@ impl TxOps for SqliteTx {
         .bind(ots(a.started_at))
         .bind(ots(a.finished_at))
         .bind(ts(a.updated_at))
+        .bind(ots(a.waiting_since))
         .bind(a.id)
         .execute(&mut *self.tx)
         .await?;
