@@ -453,6 +453,10 @@ impl<'a, T: TxOps + ?Sized> TxOps for Unit<'a, T> {
         Ok(())
     }
 
+    async fn notify_work(&mut self) -> Result<()> {
+        self.inner.notify_work().await
+    }
+
     async fn rescue_rows(&mut self, scene_type_id: i64, limit: u32) -> Result<Vec<RescueRow>> {
         if let Some(v) = self.rescue_rows.get(&(scene_type_id, limit)) {
             return Ok(v.clone());
