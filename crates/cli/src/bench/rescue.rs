@@ -229,7 +229,9 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
     }
     if let Some(b) = a.budget_per_segment {
         if !(b.is_finite() && b > 0.0) {
-            anyhow::bail!("--budget-per-segment must be a number > 0 (GPU-seconds per segment); got {b}");
+            anyhow::bail!(
+                "--budget-per-segment must be a number > 0 (GPU-seconds per segment); got {b}"
+            );
         }
     }
     let started = Instant::now();
@@ -413,19 +415,24 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
             .filter(|o| o.failed_first())
             .count();
         let window = (failed / 8).clamp(20, 200);
-        let series: Vec<(&str, Vec<(f64, f64)>)> = ["retake_default", "retake_adaptive", "retake_smart", "oracle"]
-            .iter()
-            .filter_map(|name| {
-                let i = result
-                    .strategies
-                    .iter()
-                    .position(|(m, _)| m.name == *name)?;
-                Some((
-                    *name,
-                    metrics::rolling_rescue_rate(&result.outcomes[i], window),
-                ))
-            })
-            .collect();
+        let series: Vec<(&str, Vec<(f64, f64)>)> = [
+            "retake_default",
+            "retake_adaptive",
+            "retake_smart",
+            "oracle",
+        ]
+        .iter()
+        .filter_map(|name| {
+            let i = result
+                .strategies
+                .iter()
+                .position(|(m, _)| m.name == *name)?;
+            Some((
+                *name,
+                metrics::rolling_rescue_rate(&result.outcomes[i], window),
+            ))
+        })
+        .collect();
         let p2 = plots::learning(dir, &title, window, &series)?;
         plot_paths = vec![p1, p2];
         if let Some(i) = result

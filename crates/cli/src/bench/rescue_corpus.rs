@@ -63,9 +63,16 @@ pub fn mix(a: u64, b: u64) -> u64 {
 }
 
 /// Every behaviour a check has in a profile: the profile's own and each class's.
-fn behaviours(p: &Profile, check: &str) -> Vec<(f64, retake_engine::backends::scenario::CheckProfile)> {
+fn behaviours(
+    p: &Profile,
+    check: &str,
+) -> Vec<(f64, retake_engine::backends::scenario::CheckProfile)> {
     if p.classes.is_empty() {
-        return p.check_for(check, None).map(|c| (1.0, c)).into_iter().collect();
+        return p
+            .check_for(check, None)
+            .map(|c| (1.0, c))
+            .into_iter()
+            .collect();
     }
     p.classes
         .iter()
@@ -97,8 +104,7 @@ pub fn scenes(scenario: &Scenario) -> Vec<SceneSetup> {
         .profiles
         .iter()
         .map(|(name, p)| {
-            let checks: Vec<CheckConfig> =
-                p.checks.keys().map(|c| check_config(p, c)).collect();
+            let checks: Vec<CheckConfig> = p.checks.keys().map(|c| check_config(p, c)).collect();
             let mut triggers: BTreeSet<String> = p
                 .checks
                 .iter()
@@ -202,7 +208,13 @@ pub fn describe(c: &Corpus) -> Vec<String> {
                 s.name,
                 s.profile.gpu_seconds.mean,
                 s.profile.gpu_seconds.sd,
-                if s.profile.gpu_seconds.shape == retake_engine::backends::scenario::Shape::LogNormal { " log-normal" } else { "" },
+                if s.profile.gpu_seconds.shape
+                    == retake_engine::backends::scenario::Shape::LogNormal
+                {
+                    " log-normal"
+                } else {
+                    ""
+                },
                 checks.join(", ")
             )
         })

@@ -189,7 +189,9 @@ pub fn print(a: &Args, r: &BenchResult) {
                 m.name, m.rescued, m.passed, m.spent_gpu_s, m.judged_first, m.budget_exhausted
             );
         }
-        println!("  (oracle: bench-local, its attempts in segment order cut where the budget ends)");
+        println!(
+            "  (oracle: bench-local, its attempts in segment order cut where the budget ends)"
+        );
     }
     println!("\nDefinitions");
     for line in [

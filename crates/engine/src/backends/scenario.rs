@@ -223,7 +223,9 @@ impl Scenario {
         }
         if let Some(b) = self.budget_per_segment {
             if !(b.is_finite() && b > 0.0) {
-                return Err(format!("budget_per_segment must be a number > 0 (GPU-seconds per segment); got {b}"));
+                return Err(format!(
+                    "budget_per_segment must be a number > 0 (GPU-seconds per segment); got {b}"
+                ));
             }
         }
         if self.profiles.is_empty() {
@@ -249,20 +251,30 @@ impl Scenario {
                 }
                 let total: f64 = p.classes.iter().map(|c| c.share).sum();
                 if (total - 1.0).abs() > 1e-6 {
-                    return Err(format!("profiles.{name}.classes: shares must sum to 1; they sum to {total}"));
+                    return Err(format!(
+                        "profiles.{name}.classes: shares must sum to 1; they sum to {total}"
+                    ));
                 }
                 for c in &p.classes {
                     if !(0.0..=1.0).contains(&c.share) {
-                        return Err(format!("profiles.{name}.classes.{}.share must be in 0..=1", c.name));
+                        return Err(format!(
+                            "profiles.{name}.classes.{}.share must be in 0..=1",
+                            c.name
+                        ));
                     }
                     for (check, cc) in &c.checks {
                         if !p.checks.contains_key(check) {
                             return Err(format!("profiles.{name}.classes.{}.checks names `{check}`, which has no [profiles.{name}.checks.{check}]", c.name));
                         }
-                        if cc.fail_probability.is_some_and(|x| !(0.0..=1.0).contains(&x)) {
+                        if cc
+                            .fail_probability
+                            .is_some_and(|x| !(0.0..=1.0).contains(&x))
+                        {
                             return Err(format!("profiles.{name}.classes.{}.checks.{check}.fail_probability must be in 0..=1", c.name));
                         }
-                        for (field, r) in [("fail_score", cc.fail_score), ("pass_score", cc.pass_score)] {
+                        for (field, r) in
+                            [("fail_score", cc.fail_score), ("pass_score", cc.pass_score)]
+                        {
                             if let Some(r) = r {
                                 if !(0.0 <= r[0] && r[0] <= r[1] && r[1] <= 1.0) {
                                     return Err(format!("profiles.{name}.classes.{}.checks.{check}.{field} must be [low, high] within 0..=1", c.name));
