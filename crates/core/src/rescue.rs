@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// Failing scores are counted in this many equal bins over 0..=1.
-pub const SCORE_BINS: usize = 20;
+pub const SCORE_BINS: usize = 32;
 /// Unrescued segments are counted by retries made, 0..=9 (`max_attempts` ≤ 10).
 pub const RETRY_SLOTS: usize = 10;
 /// Evidence halves in weight for every this many newer failed segments of the same scene type

@@ -271,6 +271,26 @@ fn smart_targets(r: &BenchResult, naive: &Metrics, oracle: &Metrics) {
             mark(bs.rescued > bn.rescued)
         );
     }
+    if let Some(i) = r.strategies.iter().position(|(x, _)| x.name == "retake_smart") {
+        for (scene, setup) in r.corpus.scenes.iter().enumerate() {
+            let os: Vec<_> = r.outcomes[i].iter().filter(|o| o.scene == scene).collect();
+            let failed = os.iter().filter(|o| o.failed_first()).count();
+            let rescued = os.iter().filter(|o| o.rescued()).count();
+            let broken: Vec<_> = os.iter().filter(|o| o.systematic).collect();
+            let flags: Vec<_> = os
+                .iter()
+                .filter(|o| o.review_reason.as_deref() == Some("systematic_failure"))
+                .collect();
+            println!(
+                "    {}: rescued {rescued}/{failed}, retries per broken {:.2} ({} broken), systematic flags {} ({} false)",
+                setup.name,
+                broken.iter().map(|o| o.retries()).sum::<usize>() as f64 / broken.len().max(1) as f64,
+                broken.len(),
+                flags.len(),
+                flags.iter().filter(|o| !o.systematic).count()
+            );
+        }
+    }
     println!(
         "  summary | retake_smart | trigger rescue {:.2} / {:.2} | GPU-s per rescue {}× naive | {}× oracle | retries per broken {:.2} | false flags {}/{} | budget rescues {} / {}",
         m.rescue_rate_trigger_failures,
