@@ -271,7 +271,11 @@ fn smart_targets(r: &BenchResult, naive: &Metrics, oracle: &Metrics) {
             mark(bs.rescued > bn.rescued)
         );
     }
-    if let Some(i) = r.strategies.iter().position(|(x, _)| x.name == "retake_smart") {
+    if let Some(i) = r
+        .strategies
+        .iter()
+        .position(|(x, _)| x.name == "retake_smart")
+    {
         for (scene, setup) in r.corpus.scenes.iter().enumerate() {
             let os: Vec<_> = r.outcomes[i].iter().filter(|o| o.scene == scene).collect();
             let failed = os.iter().filter(|o| o.failed_first()).count();
