@@ -36,7 +36,9 @@ pub const EXPLORATION_SHARE: f64 = 0.05;
 /// Scores of each kind needed before failing scores count as evidence.
 pub const MIN_SCORES: f64 = 10.0;
 /// A single score can shift the odds by at most this factor either way.
-pub const MAX_SCORE_RATIO: f64 = 10.0;
+pub const MAX_SCORE_RATIO: f64 = 6.0;
+/// Pseudo-scores pulling each score density towards all failing scores of the check.
+pub const SCORE_PRIOR: f64 = 30.0;
 
 /// What one finished segment whose attempt 1 failed contributes.
 #[derive(Debug, Clone, PartialEq)]
@@ -357,15 +359,28 @@ pub fn fit(c: &RescueCounts) -> RescueModel {
                 fr[b] = r;
                 fh[b] = (c.scores_unrescued[b] - unresc_scores * share_rescuable * r).max(0.0);
             }
-            let smooth = |v: &mut [f64; SCORE_BINS], n: f64| {
+            // Both densities shrink towards the pooled failing scores (SCORE_PRIOR pseudo-scores),
+            // then get a little uniform mass: when few segments are hopeless, what is left after
+            // taking the unlucky ones out is mostly noise, and it must not read as evidence.
+            let pooled_total = rescued_scores + unresc_scores;
+            let pooled: Vec<f64> = (0..SCORE_BINS)
+                .map(|b| (c.scores_rescued[b] + c.scores_unrescued[b]) / pooled_total)
+                .collect();
+            let shrink = |v: &mut [f64; SCORE_BINS], n: f64| {
                 let total: f64 = v.iter().sum::<f64>().max(1e-12);
-                // Half a pseudo-count per bin, spread like the neighbours, keeps ratios finite.
-                for x in v.iter_mut() {
-                    *x = (*x / total * n + 0.5) / (n + 0.5 * SCORE_BINS as f64);
+                for (b, x) in v.iter_mut().enumerate() {
+                    let own = *x / total;
+                    let p = (n * own + SCORE_PRIOR * pooled[b]) / (n + SCORE_PRIOR);
+                    *x = 0.95 * p + 0.05 / SCORE_BINS as f64;
                 }
             };
-            smooth(&mut fr, rescued_scores);
-            smooth(&mut fh, hopeless_scores);
+            shrink(&mut fr, rescued_scores);
+            // The residual's noise comes from all unrescued scores, not only the hopeless ones:
+            // weigh it by its signal-to-noise (hopeless² / unrescued).
+            shrink(
+                &mut fh,
+                hopeless_scores * hopeless_scores / unresc_scores.max(1.0),
+            );
             (fr, fh)
         });
     RescueModel {

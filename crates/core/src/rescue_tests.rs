@@ -298,3 +298,14 @@ fn the_chosen_arm_pass_rate_is_used() {
         up.explain()
     );
 }
+
+#[test]
+fn scores_are_no_evidence_where_nothing_is_hopeless() {
+    // Every failed segment is rescuable; the unlucky unrescued ones score like the rescued.
+    let h = history(&records(1500, 0.0, 0.5, 3, 10));
+    let m = fit(&h.checks[CHECK]);
+    for s in [0.12, 0.2, 0.31, 0.4, 0.47] {
+        let r = m.score_ratio(s);
+        assert!((0.5..=2.0).contains(&r), "score {s}: ratio {r} ({m:?})");
+    }
+}
