@@ -315,3 +315,85 @@ impl Scenario {
             .expect("the shipped demo scenario is valid")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_scenario_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/scenarios");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                Scenario::load(&p).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 5, "{n} scenario files");
+    }
+
+    const CLASSES: &str = r#"
+max_attempts = 5
+budget_per_segment = 30.0
+[profiles.p]
+gpu_seconds = { mean = 30.0, sd = 20.0, shape = "log_normal" }
+[profiles.p.checks.face]
+fail_probability = 0.1
+[[profiles.p.classes]]
+name = "ok"
+share = 0.7
+[[profiles.p.classes]]
+name = "hopeless"
+share = 0.3
+hopeless = true
+checks = { face = { fail_score = [0.2, 0.4] } }
+"#;
+
+    #[test]
+    fn classes_log_normal_and_bench_settings_parse() {
+        let s = Scenario::parse(CLASSES).unwrap();
+        assert_eq!(s.max_attempts, Some(5));
+        assert_eq!(s.budget_per_segment, Some(30.0));
+        let p = &s.profiles["p"];
+        assert_eq!(p.gpu_seconds.shape, Shape::LogNormal);
+        assert_eq!(p.classes.len(), 2);
+        let hopeless = &p.classes[1];
+        assert_eq!(p.broken_checks(Some(hopeless)), vec!["face"]);
+        assert_eq!(
+            p.check_for("face", Some(hopeless))
+                .unwrap()
+                .systematic_score,
+            [0.2, 0.4]
+        );
+    }
+
+    #[test]
+    fn bad_classes_name_the_field() {
+        let e = Scenario::parse(&CLASSES.replace("share = 0.3", "share = 0.2")).unwrap_err();
+        assert!(
+            e.contains("profiles.p.classes: shares must sum to 1"),
+            "{e}"
+        );
+        let e = Scenario::parse(&CLASSES.replace("checks = { face =", "checks = { teeth ="))
+            .unwrap_err();
+        assert!(e.contains("classes.hopeless.checks names `teeth`"), "{e}");
+        let e = Scenario::parse(
+            &CLASSES
+                .replace(
+                    "[profiles.p.checks.face]",
+                    "[profiles.p.checks.face]\nsystematic_score = [0.3, 0.33]",
+                )
+                .replace(
+                    "[profiles.p]\n",
+                    "[profiles.p]\nsystematic_fraction = 0.1\n",
+                ),
+        )
+        .unwrap_err();
+        assert!(e.contains("either classes or systematic_fraction"), "{e}");
+        let e =
+            Scenario::parse(&CLASSES.replace("max_attempts = 5", "max_attempts = 11")).unwrap_err();
+        assert!(e.contains("max_attempts must be in 2..=10"), "{e}");
+    }
+}

@@ -327,4 +327,36 @@ mod tests {
             assert!(o.systematic);
         }
     }
+
+    #[test]
+    fn classes_take_their_shares_and_hopeless_segments_always_fail() {
+        let s = Scenario::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/scenarios/rescue-classes.toml"
+        )))
+        .unwrap();
+        let p = &s.profiles["establishing"];
+        let checks = vec![CheckConfig::new("sharpness", 0.6, 0.5)];
+        let params = Parameters::new();
+        let hopeless: Vec<u64> = (0..4000u64)
+            .filter(|seed| is_systematic(p, *seed))
+            .collect();
+        let share = hopeless.len() as f64 / 4000.0;
+        assert!((share - 0.15).abs() < 0.02, "hopeless share {share}");
+        for seg in hopeless.iter().take(20) {
+            for seed in 0..10 {
+                let o = simulate(p, &checks, *seg, seed, &params);
+                let score = o.scores[0].score;
+                assert!((0.15..=0.32).contains(&score), "{score}");
+            }
+        }
+        // Log-normal GPU time: a long right tail (max well above twice the mean).
+        let gpu: Vec<f64> = (0..4000u64)
+            .map(|seed| simulate(p, &checks, 1, seed, &params).gpu_seconds)
+            .collect();
+        let mean = gpu.iter().sum::<f64>() / gpu.len() as f64;
+        let max = gpu.iter().cloned().fold(0.0, f64::max);
+        assert!((mean - 18.0).abs() < 1.5, "mean {mean}");
+        assert!(max > 3.0 * mean, "max {max}");
+    }
 }
