@@ -34,11 +34,11 @@ pub const MIN_EVIDENCE: f64 = 20.0;
 /// the model says, so the evidence keeps coming when the model would stop everything.
 pub const EXPLORATION_SHARE: f64 = 0.05;
 /// Scores of each kind needed before failing scores count as evidence.
-pub const MIN_SCORES: f64 = 10.0;
+pub const MIN_SCORES: f64 = 20.0;
 /// A single score can shift the odds by at most this factor either way.
 pub const MAX_SCORE_RATIO: f64 = 6.0;
 /// Pseudo-scores pulling each score density towards all failing scores of the check.
-pub const SCORE_PRIOR: f64 = 30.0;
+pub const SCORE_PRIOR: f64 = 60.0;
 
 /// What one finished segment whose attempt 1 failed contributes.
 #[derive(Debug, Clone, PartialEq)]
@@ -350,8 +350,11 @@ pub fn fit(c: &RescueCounts) -> RescueModel {
         0.0
     };
     let hopeless_scores = unresc_scores * (1.0 - share_rescuable);
+    // The residual's noise comes from all unrescued scores, not only the hopeless ones: its
+    // worth in scores is its signal-to-noise (hopeless² / unrescued).
+    let hopeless_weight = hopeless_scores * hopeless_scores / unresc_scores.max(1.0);
     let score_density =
-        (rescued_scores >= MIN_SCORES && hopeless_scores >= MIN_SCORES).then(|| {
+        (rescued_scores >= MIN_SCORES && hopeless_weight >= MIN_SCORES).then(|| {
             let mut fr = [0.0; SCORE_BINS];
             let mut fh = [0.0; SCORE_BINS];
             for b in 0..SCORE_BINS {

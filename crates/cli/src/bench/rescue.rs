@@ -435,6 +435,9 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
         .collect();
         let p2 = plots::learning(dir, &title, window, &series)?;
         plot_paths = vec![p1, p2];
+        if !result.budget.is_empty() {
+            plot_paths.push(plots::budget(dir, &title, &result.budget)?);
+        }
         if let Some(i) = result
             .strategies
             .iter()
