@@ -291,6 +291,10 @@ pub struct RescueModel {
 }
 
 const MAX_PASS_RATE: f64 = 0.95;
+/// The largest pass rate a failed retry is judged against (see [`assess`]).
+const PAST_PASS_RATE_CAP: f64 = 0.85;
+/// Retries of the pooled rate an arm's own rate is shrunk towards.
+const ARM_PRIOR: f64 = 20.0;
 const MIN_PASS_RATE: f64 = 0.02;
 
 /// Fit the two-class model to decayed counts (EM over the latent "hopeless" class, with a
@@ -327,7 +331,7 @@ pub fn fit(c: &RescueCounts) -> RescueModel {
         let pooled = passes / tries;
         for (arm, t) in &c.arm_tries {
             let p = c.arm_passes.get(arm).copied().unwrap_or(0.0);
-            let shrunk = (p + 5.0 * pooled) / (t + 5.0);
+            let shrunk = (p + ARM_PRIOR * pooled) / (t + ARM_PRIOR);
             arm_pass_rate.insert(
                 *arm,
                 (q * shrunk / pooled).clamp(MIN_PASS_RATE, MAX_PASS_RATE),
@@ -552,11 +556,13 @@ pub fn assess(
         .collect();
     let score_ratio: f64 = scores.iter().map(|s| model.score_ratio(*s)).product();
     // Odds hopeless : rescuable. Each failed retry was a miss a rescuable segment makes with
-    // probability 1 − (its arm's pass rate); a hopeless one always misses.
+    // probability 1 − (pass rate); a hopeless one always misses. The pooled rate, capped, not
+    // the arm's: an arm's rate rests on fewer retries, and an optimistic one would turn two
+    // unlucky misses into near-certainty.
+    let miss = 1.0 - model.pass_rate.min(PAST_PASS_RATE_CAP);
     let mut odds = model.hopeless_share / (1.0 - model.hopeless_share) * score_ratio;
-    for a in failed.iter().filter(|a| a.attempt_number >= 2) {
-        odds /= 1.0 - model.pass_rate_of(a.arm.unwrap_or(Arm::Jitter));
-    }
+    let failed_retries = failed.iter().filter(|a| a.attempt_number >= 2).count();
+    odds /= miss.powi(failed_retries as i32);
     let p_hopeless = odds / (1.0 + odds);
     let arm_pass_rate = model.pass_rate_of(next_arm);
     let p_pass = (1.0 - p_hopeless) * arm_pass_rate;
