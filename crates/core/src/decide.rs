@@ -6,6 +6,7 @@ use crate::budget::BudgetView;
 use crate::params::{ParamDomain, Parameters};
 use crate::policy::{RetryPolicy, SelectionMode};
 use crate::qa::QualityScores;
+use crate::rescue;
 use crate::rng::{draw_attempt, Arm, DrawInput, JitterProvenance};
 use crate::select::{best_passing, first_passing};
 use crate::status::{AttemptStatus, ReviewReason};
@@ -67,6 +68,8 @@ pub enum Decision {
     Retry {
         attempts: Vec<PlannedAttempt>,
         why: String,
+        /// The stopping rule's numbers when it was consulted (`Null` otherwise), for replay.
+        evidence: Value,
     },
     /// The segment passes with this attempt as its output.
     Select { attempt_number: u32, why: String },
@@ -287,6 +290,48 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
         }
     }
 
+    let mut seeds: Vec<u64> = owned.iter().map(|a| a.seed).collect();
+    let failed_check = latest
+        .scores
+        .as_ref()
+        .and_then(|s| s.failed_checks().first().map(|c| c.to_string()));
+    let arm_for = |n: u32| {
+        if policy.adaptive_variation {
+            strategy::choose_arm(input.rng_seed, n, failed_check.as_deref(), input.stats)
+        } else {
+            (
+                Arm::Jitter,
+                "default: new seed and uniform jitter within the configured ranges".to_owned(),
+            )
+        }
+    };
+    let first_arm = arm_for(count + 1);
+
+    // The stopping rule: go on only while the next attempt is likely enough to pass.
+    let mut assessment = None;
+    if let (Some(min_p), None) = (policy.min_rescue_probability, best) {
+        if let Some(a) = rescue::assess(
+            &input.stats.rescue,
+            &owned,
+            input.rng_seed,
+            first_arm.0,
+            min_p,
+        ) {
+            if a.stop() {
+                return Decision::Escalate {
+                    reason: ReviewReason::SystematicFailure,
+                    why: format!(
+                        "stopping: {}; one more attempt (~{:.1} GPU-s) is not worth it",
+                        a.explain(),
+                        input.estimate_gpu_seconds
+                    ),
+                    evidence: a.to_json(),
+                };
+            }
+            assessment = Some(a);
+        }
+    }
+
     let wanted = (policy.parallelism as u32).min(policy.max_attempts as u32 - count);
     let affordable = input.budget.affordable(input.estimate_gpu_seconds, wanted);
     if affordable == 0 {
@@ -308,21 +353,13 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
         };
     }
 
-    let mut seeds: Vec<u64> = owned.iter().map(|a| a.seed).collect();
-    let failed_check = latest
-        .scores
-        .as_ref()
-        .and_then(|s| s.failed_checks().first().map(|c| c.to_string()));
     let mut planned = Vec::new();
     for i in 0..affordable {
         let n = count + 1 + i;
-        let (arm, arm_why) = if policy.adaptive_variation {
-            strategy::choose_arm(input.rng_seed, n, failed_check.as_deref(), input.stats)
+        let (arm, arm_why) = if i == 0 {
+            first_arm.clone()
         } else {
-            (
-                Arm::Jitter,
-                "default: new seed and uniform jitter within the configured ranges".to_owned(),
-            )
+            arm_for(n)
         };
         let (seed, parameters, jitter) = draw_attempt(&DrawInput {
             policy,
@@ -355,6 +392,10 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
             describe_failures(latest)
         )
     };
+    let reason = match &assessment {
+        Some(a) => format!("{reason}; {}", a.explain()),
+        None => reason,
+    };
     let numbers: Vec<String> = planned
         .iter()
         .map(|p| p.attempt_number.to_string())
@@ -371,6 +412,7 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
             changes.join("; ")
         ),
         attempts: planned,
+        evidence: assessment.map(|a| a.to_json()).unwrap_or(Value::Null),
     }
 }
 

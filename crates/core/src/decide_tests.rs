@@ -255,7 +255,7 @@ fn retry_explains_itself_and_changes_seed() {
         &[attempt(1, 1, 0.42, 1.0)],
         BudgetView::unlimited(),
     ) {
-        Decision::Retry { attempts, why } => {
+        Decision::Retry { attempts, why, .. } => {
             assert!(why.contains("face_confidence 0.42 < fail 0.50"), "{why}");
             assert!(why.contains("attempt 2 of up to 3"), "{why}");
             assert_ne!(attempts[0].seed, 1);

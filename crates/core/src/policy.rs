@@ -81,6 +81,11 @@ pub struct RetryPolicy {
     pub min_gain_per_gpu_second: Option<f64>,
     /// Up to this many retries run at once (1..=4); the budget is reserved for all of them.
     pub parallelism: u8,
+    /// The stopping rule: retry a failed segment only while the probability that the next
+    /// attempt passes, learnt per scene type and check, is at least this (0.01..=0.9). `None`
+    /// retries up to `max_attempts`. With no history it retries like `None`.
+    #[schema(minimum = 0.01, maximum = 0.9)]
+    pub min_rescue_probability: Option<f64>,
 }
 
 impl Default for RetryPolicy {
@@ -101,6 +106,7 @@ impl Default for RetryPolicy {
             adaptive_variation: false,
             min_gain_per_gpu_second: None,
             parallelism: 1,
+            min_rescue_probability: None,
         }
     }
 }
@@ -159,6 +165,8 @@ pub struct RetryPolicyRaw {
     pub min_gain_per_gpu_second: Option<f64>,
     #[serde(default = "d_par")]
     pub parallelism: i64,
+    #[serde(default)]
+    pub min_rescue_probability: Option<f64>,
 }
 
 fn d_max() -> i64 {
@@ -241,6 +249,24 @@ fn check_gain(v: Option<f64>) -> Result<Option<f64>, PolicyError> {
     }
 }
 
+/// Bounds of `min_rescue_probability`.
+pub const MIN_RESCUE_PROBABILITY_RANGE: (f64, f64) = (0.01, 0.9);
+/// What the "smart" preset sets.
+pub const SMART_MIN_RESCUE_PROBABILITY: f64 = 0.1;
+
+fn check_rescue_probability(v: Option<f64>) -> Result<Option<f64>, PolicyError> {
+    let (lo, hi) = MIN_RESCUE_PROBABILITY_RANGE;
+    match v {
+        Some(p) if !(p.is_finite() && (lo..=hi).contains(&p)) => Err(PolicyError::new(
+            "min_rescue_probability",
+            format!(
+                "must be null (retry up to max_attempts) or a probability in {lo}..={hi}; got {p}"
+            ),
+        )),
+        other => Ok(other),
+    }
+}
+
 fn check_parallelism(v: i64) -> Result<u8, PolicyError> {
     if (1..=MAX_PARALLELISM as i64).contains(&v) {
         Ok(v as u8)
@@ -298,6 +324,7 @@ impl TryFrom<RetryPolicyRaw> for RetryPolicy {
             adaptive_variation: r.adaptive_variation,
             min_gain_per_gpu_second: check_gain(r.min_gain_per_gpu_second)?,
             parallelism: check_parallelism(r.parallelism)?,
+            min_rescue_probability: check_rescue_probability(r.min_rescue_probability)?,
         })
     }
 }
@@ -320,6 +347,8 @@ pub struct PolicyOverrides {
     pub adaptive_variation: Option<bool>,
     pub min_gain_per_gpu_second: Option<f64>,
     pub parallelism: Option<u8>,
+    #[schema(minimum = 0.01, maximum = 0.9)]
+    pub min_rescue_probability: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
@@ -339,6 +368,7 @@ pub struct PolicyOverridesRaw {
     pub adaptive_variation: Option<bool>,
     pub min_gain_per_gpu_second: Option<f64>,
     pub parallelism: Option<i64>,
+    pub min_rescue_probability: Option<f64>,
 }
 
 impl TryFrom<PolicyOverridesRaw> for PolicyOverrides {
@@ -371,6 +401,7 @@ impl TryFrom<PolicyOverridesRaw> for PolicyOverrides {
             adaptive_variation: r.adaptive_variation,
             min_gain_per_gpu_second: check_gain(r.min_gain_per_gpu_second)?,
             parallelism: r.parallelism.map(check_parallelism).transpose()?,
+            min_rescue_probability: check_rescue_probability(r.min_rescue_probability)?,
         })
     }
 }
@@ -458,6 +489,14 @@ impl EffectivePolicy {
             None => PolicySource::Project,
         };
         sources.insert("min_gain_per_gpu_second".into(), src);
+        let src = match scene.min_rescue_probability {
+            Some(v) => {
+                p.min_rescue_probability = Some(v);
+                PolicySource::SceneType
+            }
+            None => PolicySource::Project,
+        };
+        sources.insert("min_rescue_probability".into(), src);
         check_target(p.selection_mode, p.target_score)?;
         Ok(EffectivePolicy { policy: p, sources })
     }

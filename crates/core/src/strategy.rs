@@ -38,6 +38,8 @@ pub struct SceneStats {
     pub passing_overall: Vec<f64>,
     /// Recent share of attempts that pass (0..=1), when known.
     pub pass_rate: Option<f64>,
+    /// Decayed evidence of the stopping rule (`min_rescue_probability`), per check.
+    pub rescue: crate::rescue::RescueHistory,
 }
 
 /// Judged attempts of a check before its failure rate can call a workflow broken.

@@ -25,6 +25,7 @@ retake_store::contract_tests!(
     cost_aware_stopping_ends_best_of_n_early,
     parallel_retries_never_exceed_the_budget_or_max_attempts,
     every_choice_is_explained,
+    the_stopping_rule_learns_per_scene_type,
 );
 
 type Rule = dyn Fn(&GenerationJob) -> Vec<(&'static str, f64)> + Send + Sync;
@@ -662,4 +663,149 @@ async fn every_choice_is_explained(store: Arc<dyn Store>) {
     let (seg, _) = f.segment(segs[4].id).await;
     assert_eq!(seg.review_reason, Some(ReviewReason::NonRetriableCheck));
     assert!(seg.decision_note.unwrap().contains("black_frames"));
+}
+
+/// The stopping rule (`min_rescue_probability`): a scene type whose failures never pass stops
+/// retrying once it has evidence, one whose failures pass on the next seed keeps retrying, and a
+/// third scene type with no history of its own still retries like fixed-N.
+async fn the_stopping_rule_learns_per_scene_type(store: Arc<dyn Store>) {
+    let policy =
+        serde_json::json!({"enabled": true, "max_attempts": 4, "min_rescue_probability": 0.1});
+    let f = fixture(store.clone(), None, policy.clone(), face_only()).await;
+    let mut scenes = vec![f.scene.clone()];
+    for name in ["lucky", "fresh"] {
+        let st = store
+            .create_scene_type(NewSceneType {
+                project_id: f.project.id,
+                name: name.into(),
+                backend: "simulated".into(),
+                backend_config: serde_json::json!({}),
+                workflow_template: serde_json::json!({}),
+                parameter_bindings: Default::default(),
+                default_parameters: f.scene.default_parameters.clone(),
+                qa_checks: face_only(),
+                qa_commands: vec![],
+                retry_policy: serde_json::from_value(policy.clone()).unwrap(),
+                parameter_domains: Default::default(),
+            })
+            .await
+            .unwrap();
+        scenes.push(st);
+    }
+    let (broken, lucky, fresh) = (scenes[0].id, scenes[1].id, scenes[2].id);
+    // "crowd" never passes; "lucky" fails attempt 1 and passes any retry; "fresh" never passes.
+    let engine = f.engine(
+        Arc::new(RuleBackend::new(8.0, |job| {
+            let score = match (job.scene_type.name.as_str(), job.attempt.attempt_number) {
+                ("lucky", 1) => 0.3,
+                ("lucky", _) => 0.9,
+                _ => scattered_failure(job.attempt.seed),
+            };
+            vec![("face_confidence", score)]
+        })),
+        "w1",
+        1,
+    );
+    let non_exploring: Vec<u64> = (1u64..)
+        .filter(|s| !retake_core::rescue::explores(*s))
+        .take(90)
+        .collect();
+    let submit = |scene: i64, seeds: &[u64]| {
+        let store = store.clone();
+        let seeds = seeds.to_vec();
+        async move {
+            store
+                .submit_segments(
+                    seeds
+                        .iter()
+                        .map(|s| NewSegment {
+                            scene_type_id: scene,
+                            label: None,
+                            parameters: Parameters::new(),
+                            rng_seed: *s,
+                        })
+                        .collect(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let mut early = vec![];
+    for wave in non_exploring[..60].chunks(10) {
+        early.extend(submit(broken, &wave[..5]).await);
+        submit(lucky, &wave[5..]).await;
+        engine.run_until_idle().await.unwrap();
+    }
+    // No history yet: the first broken segments ran every attempt, like fixed-N.
+    for s in &early[..5] {
+        let (seg, attempts) = f.segment(s.id).await;
+        assert_eq!(
+            attempts.len(),
+            4,
+            "segment {} (early) was not retried like fixed-N",
+            seg.id
+        );
+        assert_eq!(seg.review_reason, Some(ReviewReason::AllAttemptsFailed));
+    }
+    let late_broken = submit(broken, &non_exploring[60..70]).await;
+    let late_lucky = submit(lucky, &non_exploring[70..80]).await;
+    let late_fresh = submit(fresh, &non_exploring[80..90]).await;
+    engine.run_until_idle().await.unwrap();
+    for s in &late_broken {
+        let (seg, attempts) = f.segment(s.id).await;
+        assert!(
+            attempts.len() < 4,
+            "segment {} ran {} attempts",
+            seg.id,
+            attempts.len()
+        );
+        assert_eq!(seg.review_reason, Some(ReviewReason::SystematicFailure));
+        let ev = &seg.review_evidence;
+        assert_eq!(ev["rule"], "rescue_model");
+        assert!(ev["p_pass_next"].as_f64().unwrap() < 0.1, "{ev}");
+        assert!(
+            ev["model"]["hopeless_share"].as_f64().unwrap() > 0.5,
+            "{ev}"
+        );
+        let note = seg.decision_note.unwrap();
+        assert!(note.starts_with("stopping: P(pass next) 0.0"), "{note}");
+        assert!(note.contains("of this scene type's"), "{note}");
+    }
+    for s in &late_lucky {
+        let (seg, attempts) = f.segment(s.id).await;
+        assert_eq!(seg.status, SegmentStatus::Passed, "segment {}", seg.id);
+        assert_eq!(attempts.len(), 2);
+        // The retry's reason carries the rule's numbers.
+        assert!(
+            attempts[1]
+                .why
+                .as_deref()
+                .unwrap()
+                .contains("P(pass next) 0."),
+            "{:?}",
+            attempts[1].why
+        );
+    }
+    // The broken scene type's history does not leak: "fresh" retries like fixed-N.
+    for s in &late_fresh {
+        let (seg, attempts) = f.segment(s.id).await;
+        assert_eq!(
+            attempts.len(),
+            4,
+            "segment {} of a scene type without history",
+            seg.id
+        );
+        assert_eq!(seg.review_reason, Some(ReviewReason::AllAttemptsFailed));
+    }
+    // Each retry event records the numbers it used, for replay.
+    for s in &late_lucky {
+        let events = store.list_events(0, Some(s.id), 100).await.unwrap();
+        let retry = events
+            .iter()
+            .find(|e| e.kind == "retry_scheduled")
+            .expect("a retry event");
+        let m = &retry.data["rescue_model"];
+        assert!(m["p_pass_next"].as_f64().unwrap() >= 0.1, "{m}");
+        assert!(m["model"]["pass_rate"].as_f64().unwrap() > 0.5, "{m}");
+    }
 }

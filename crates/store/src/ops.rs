@@ -30,6 +30,22 @@ pub struct NewEvent {
     pub data: Value,
 }
 
+/// One counter of the stopping rule's evidence (`scene_rescue_evidence`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RescueRow {
+    pub scene_type_id: i64,
+    pub check: String,
+    /// Segment id / [`RESCUE_BUCKET_SEGMENTS`]: newer segments, larger buckets.
+    pub bucket: i64,
+    pub key: String,
+    pub value: f64,
+}
+
+/// Segment ids per evidence bucket.
+pub const RESCUE_BUCKET_SEGMENTS: i64 = 64;
+/// Evidence rows a decision reads (newest first); older ones weigh next to nothing after decay.
+pub const RESCUE_READ_LIMIT: u32 = 6000;
+
 /// A ledger row: one attempt's reservation released and GPU time charged.
 #[derive(Debug, Clone)]
 pub struct LedgerRow {
@@ -224,6 +240,10 @@ pub trait TxOps: Send {
         tries: i64,
         rescues: i64,
     ) -> Result<()>;
+    /// The newest rows of a scene type's rescue evidence (newest bucket first, at most `limit`).
+    async fn rescue_rows(&mut self, scene_type_id: i64, limit: u32) -> Result<Vec<RescueRow>>;
+    /// Add each row's value to its stored row (inserting it when new).
+    async fn bump_rescue(&mut self, rows: &[RescueRow]) -> Result<()>;
     /// Tell sleeping workers that attempts were queued (PostgreSQL `NOTIFY`).
     async fn notify_work(&mut self) -> Result<()>;
 
@@ -716,12 +736,15 @@ async fn decide_loaded<T: TxOps + ?Sized>(
     let needs_stats = policy.adaptive_variation
         || policy.systematic_detection
         || policy.min_gain_per_gpu_second.is_some();
-    let stats = if needs_stats {
+    let mut stats = if needs_stats {
         tx.scene_stats(scene.id, policy.min_gain_per_gpu_second.is_some())
             .await?
     } else {
         SceneStats::default()
     };
+    if policy.min_rescue_probability.is_some() {
+        stats.rescue = rescue_history(tx, scene.id).await?;
+    }
     let domains = scene.domains();
     let decision = decide(&DecisionInput {
         policy: &policy,
@@ -733,7 +756,63 @@ async fn decide_loaded<T: TxOps + ?Sized>(
         domains: &domains,
         stats: &stats,
     });
-    apply(tx, &mut seg, &attempts, decision, Some(est)).await
+    let learn_rescue = policy.enabled;
+    let applied = apply(tx, &mut seg, &attempts, decision, Some(est)).await?;
+    if learn_rescue && seg.had_failure && seg.status.is_terminal() {
+        record_rescue(tx, &seg, &attempts).await?;
+    }
+    Ok(applied)
+}
+
+/// A scene type's decayed rescue evidence, per check.
+async fn rescue_history<T: TxOps + ?Sized>(
+    tx: &mut T,
+    scene_type_id: i64,
+) -> Result<retake_core::rescue::RescueHistory> {
+    use retake_core::rescue::{decayed, RescueCounts, RescueHistory};
+    let rows = tx.rescue_rows(scene_type_id, RESCUE_READ_LIMIT).await?;
+    let mut buckets: BTreeMap<String, BTreeMap<i64, RescueCounts>> = BTreeMap::new();
+    for r in rows {
+        buckets
+            .entry(r.check)
+            .or_default()
+            .entry(r.bucket)
+            .or_default()
+            .add_entry(&r.key, r.value);
+    }
+    Ok(RescueHistory {
+        checks: buckets
+            .into_iter()
+            .map(|(check, b)| (check, decayed(&b.into_iter().collect::<Vec<_>>())))
+            .collect(),
+    })
+}
+
+/// Teach the stopping rule how a segment whose attempt 1 failed ended.
+async fn record_rescue<T: TxOps + ?Sized>(
+    tx: &mut T,
+    seg: &Segment,
+    attempts: &[Attempt],
+) -> Result<()> {
+    let views: Vec<_> = attempts.iter().map(Attempt::view).collect();
+    let passed = seg.status == SegmentStatus::Passed;
+    let Some(record) = retake_core::rescue::RescueRecord::from_attempts(&views, passed) else {
+        return Ok(());
+    };
+    let mut counts = retake_core::rescue::RescueCounts::default();
+    counts.add(&record);
+    let rows: Vec<RescueRow> = counts
+        .entries()
+        .into_iter()
+        .map(|(key, value)| RescueRow {
+            scene_type_id: seg.scene_type_id,
+            check: record.check.clone(),
+            bucket: seg.id / RESCUE_BUCKET_SEGMENTS,
+            key,
+            value,
+        })
+        .collect();
+    tx.bump_rescue(&rows).await
 }
 
 async fn apply<T: TxOps + ?Sized>(
@@ -758,6 +837,7 @@ async fn apply<T: TxOps + ?Sized>(
         Decision::Retry {
             attempts: planned,
             why,
+            evidence,
         } => {
             let original_params = seg.parameters.clone();
             for p in &planned {
@@ -811,6 +891,7 @@ async fn apply<T: TxOps + ?Sized>(
                     "arm": p.jitter.arm.as_str(), "arm_why": p.why,
                 })).collect::<Vec<_>>(),
                 "estimate_gpu_seconds": est,
+                "rescue_model": evidence,
             });
             tx.event(ev(
                 seg.project_id,
@@ -1248,6 +1329,7 @@ pub async fn rerun<T: TxOps + ?Sized>(
     let decision = Decision::Retry {
         attempts: vec![planned],
         why,
+        evidence: Value::Null,
     };
     seg.review_reason = None;
     seg.review_evidence = Value::Null;

@@ -18,7 +18,7 @@
 //! which is what a rolled-back transaction wants.
 
 use crate::model::*;
-use crate::ops::{LedgerRow, NewEvent, ProjectDelta, TxOps, GPU_RESERVED, GPU_SPENT};
+use crate::ops::{LedgerRow, NewEvent, ProjectDelta, RescueRow, TxOps, GPU_RESERVED, GPU_SPENT};
 use crate::Result;
 use async_trait::async_trait;
 use retake_core::strategy::SceneStats;
@@ -42,6 +42,8 @@ pub struct Unit<'a, T: TxOps + ?Sized> {
     deltas: Vec<ProjectDelta>,
     check_bumps: BTreeMap<(i64, String), [i64; 4]>,
     arm_bumps: BTreeMap<(i64, String, String), [i64; 2]>,
+    rescue_rows: HashMap<(i64, u32), Vec<RescueRow>>,
+    rescue_bumps: BTreeMap<(i64, String, i64, String), f64>,
 }
 
 impl<'a, T: TxOps + ?Sized> Unit<'a, T> {
@@ -62,6 +64,8 @@ impl<'a, T: TxOps + ?Sized> Unit<'a, T> {
             deltas: vec![],
             check_bumps: BTreeMap::new(),
             arm_bumps: BTreeMap::new(),
+            rescue_rows: HashMap::new(),
+            rescue_bumps: BTreeMap::new(),
         }
     }
 
@@ -168,6 +172,19 @@ impl<'a, T: TxOps + ?Sized> Unit<'a, T> {
         }
         for ((scene, check, arm), [t, r]) in std::mem::take(&mut self.arm_bumps) {
             self.inner.bump_arm_stats(scene, &check, &arm, t, r).await?;
+        }
+        let rescue: Vec<RescueRow> = std::mem::take(&mut self.rescue_bumps)
+            .into_iter()
+            .map(|((scene_type_id, check, bucket, key), value)| RescueRow {
+                scene_type_id,
+                check,
+                bucket,
+                key,
+                value,
+            })
+            .collect();
+        if !rescue.is_empty() {
+            self.inner.bump_rescue(&rescue).await?;
         }
         Ok(())
     }
@@ -438,6 +455,25 @@ impl<'a, T: TxOps + ?Sized> TxOps for Unit<'a, T> {
 
     async fn notify_work(&mut self) -> Result<()> {
         self.inner.notify_work().await
+    }
+
+    async fn rescue_rows(&mut self, scene_type_id: i64, limit: u32) -> Result<Vec<RescueRow>> {
+        if let Some(v) = self.rescue_rows.get(&(scene_type_id, limit)) {
+            return Ok(v.clone());
+        }
+        let v = self.inner.rescue_rows(scene_type_id, limit).await?;
+        self.rescue_rows.insert((scene_type_id, limit), v.clone());
+        Ok(v)
+    }
+
+    async fn bump_rescue(&mut self, rows: &[RescueRow]) -> Result<()> {
+        for r in rows {
+            *self
+                .rescue_bumps
+                .entry((r.scene_type_id, r.check.clone(), r.bucket, r.key.clone()))
+                .or_default() += r.value;
+        }
+        Ok(())
     }
 
     async fn add_deltas(&mut self, d: &[ProjectDelta]) -> Result<()> {

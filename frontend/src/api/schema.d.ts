@@ -651,7 +651,7 @@ export interface components {
             /**
              * @description Stable machine-readable code: `validation_failed`, `bad_request`, `not_found`, `conflict`,
              *     `unauthorized`, `forbidden`, `method_not_allowed`, `payload_too_large`, `range_not_satisfiable`,
-             *     `internal`.
+             *     `storage_unavailable`, `storage_full`, `internal`.
              */
             code: string;
             field?: string | null;
@@ -791,6 +791,8 @@ export interface components {
             max_attempts?: number | null;
             /** Format: double */
             min_gain_per_gpu_second?: number | null;
+            /** Format: double */
+            min_rescue_probability?: number | null;
             /** Format: int32 */
             parallelism?: number | null;
             seed_variation?: boolean | null;
@@ -963,6 +965,13 @@ export interface components {
              *     GPU-second exceeds this. `None` always runs to `max_attempts`.
              */
             min_gain_per_gpu_second?: number | null;
+            /**
+             * Format: double
+             * @description The stopping rule: retry a failed segment only while the probability that the next
+             *     attempt passes, learnt per scene type and check, is at least this (0.01..=0.9). `None`
+             *     retries up to `max_attempts`. With no history it retries like `None`.
+             */
+            min_rescue_probability?: number | null;
             /**
              * Format: int32
              * @description Up to this many retries run at once (1..=4); the budget is reserved for all of them.

@@ -46,9 +46,20 @@ pub struct Args {
     /// Write SVG figures into this directory.
     #[arg(long)]
     pub plots: Option<PathBuf>,
-    /// All attempts per segment, the original included (the same for every strategy).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(2..=10))]
-    pub max_attempts: u8,
+    /// All attempts per segment, the original included (the same for every strategy; default:
+    /// the scenario's `max_attempts`, else 4).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(2..=10))]
+    pub max_attempts: Option<u8>,
+    /// `min_rescue_probability` of `retake_smart` (default: the "smart" preset's).
+    #[arg(long)]
+    pub min_rescue_probability: Option<f64>,
+    /// GPU budget of the budget-limited runs, in GPU-seconds per segment (default: the
+    /// scenario's `budget_per_segment`, else what the oracle spends in all).
+    #[arg(long)]
+    pub budget_per_segment: Option<f64>,
+    /// Skip the budget-limited runs.
+    #[arg(long)]
+    pub no_budget: bool,
     /// Retries of one segment at once in the "with parallelism" runs (1 skips them).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=4))]
     pub parallelism: u8,
@@ -88,8 +99,7 @@ struct Strategy {
     runner: Runner,
 }
 
-fn strategies(a: &Args) -> Vec<Strategy> {
-    let n = a.max_attempts;
+fn strategies(a: &Args, n: u8) -> Vec<Strategy> {
     let base = RetryPolicy {
         enabled: true,
         max_attempts: n,
@@ -111,7 +121,16 @@ fn strategies(a: &Args) -> Vec<Strategy> {
         Runner::Engine(EnginePlan {
             policy,
             all_checks_trigger: false,
+            budget: None,
         })
+    };
+    let smart = RetryPolicy {
+        adaptive_variation: true,
+        min_rescue_probability: Some(
+            a.min_rescue_probability
+                .unwrap_or(retake_core::policy::SMART_MIN_RESCUE_PROBABILITY),
+        ),
+        ..base.clone()
     };
     let mut v = vec![
         Strategy {
@@ -122,7 +141,7 @@ fn strategies(a: &Args) -> Vec<Strategy> {
         Strategy {
             name: "naive_fixed_n",
             about: "any failed check retried (new seed + jitter) until a pass or max_attempts",
-            runner: Runner::Engine(EnginePlan { policy: base.clone(), all_checks_trigger: true }),
+            runner: Runner::Engine(EnginePlan { policy: base.clone(), all_checks_trigger: true, budget: None }),
         },
         Strategy {
             name: "always_best_of_n",
@@ -139,6 +158,11 @@ fn strategies(a: &Args) -> Vec<Strategy> {
             name: "retake_adaptive",
             about: "+ adaptive_variation (Thompson sampling per scene type × check), + systematic_detection, first pass",
             runner: plan(adaptive.clone()),
+        },
+        Strategy {
+            name: "retake_smart",
+            about: "the \"smart\" preset: min_rescue_probability (stopping rule learnt per scene type × check) + adaptive_variation, first pass",
+            runner: plan(smart),
         },
         Strategy {
             name: "oracle",
@@ -176,8 +200,14 @@ pub struct BenchResult {
     pub strategies: Vec<(Metrics, &'static str)>,
     pub outcomes: Vec<Vec<SegmentOutcome>>,
     pub oracle_arms: Vec<local::OracleArm>,
+    pub max_attempts: u8,
+    /// The budget-limited runs (empty with `--no-budget`).
+    pub budget: Vec<metrics::BudgetMetrics>,
     pub elapsed_s: f64,
 }
+
+/// Strategies that also run within a fixed budget.
+const BUDGET_STRATEGIES: [&str; 3] = ["naive_fixed_n", "retake_default", "retake_smart"];
 
 pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
     if !(a.min_gain.is_finite() && (0.0..=1.0).contains(&a.min_gain)) {
@@ -191,6 +221,19 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
             anyhow::bail!("--systematic-max-spread must be a number in 0..=1; got {s}");
         }
     }
+    if let Some(p) = a.min_rescue_probability {
+        let (lo, hi) = retake_core::policy::MIN_RESCUE_PROBABILITY_RANGE;
+        if !(p.is_finite() && (lo..=hi).contains(&p)) {
+            anyhow::bail!("--min-rescue-probability must be a number in {lo}..={hi}; got {p}");
+        }
+    }
+    if let Some(b) = a.budget_per_segment {
+        if !(b.is_finite() && b > 0.0) {
+            anyhow::bail!(
+                "--budget-per-segment must be a number > 0 (GPU-seconds per segment); got {b}"
+            );
+        }
+    }
     let started = Instant::now();
     let (scenario, scenario_path) = match &a.scenario {
         Some(p) => (Scenario::load(p)?, p.display().to_string()),
@@ -199,20 +242,46 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
             "examples/scenarios/demo.toml (built in)".to_owned(),
         ),
     };
+    let max_attempts = a.max_attempts.or(scenario.max_attempts).unwrap_or(4);
     let corpus = Arc::new(corpus::build(&scenario, a.segments as usize, a.seed));
-    let scenario = Arc::new(scenario);
-    let list = strategies(&a);
+    let list = strategies(&a, max_attempts);
     let par = a.parallelism as usize;
+    let naive_policy = RetryPolicy {
+        enabled: true,
+        max_attempts,
+        ..RetryPolicy::default()
+    };
+    // The oracle first: its spending sets the default budget of the budget-limited runs.
+    let (oracle_outcomes, oracle_arms) = local::oracle(&corpus, &naive_policy);
+    let budget = if a.no_budget {
+        None
+    } else {
+        let per_segment = a.budget_per_segment.or(scenario.budget_per_segment);
+        Some(match per_segment {
+            Some(b) => b * corpus.segments.len() as f64,
+            None => oracle_outcomes
+                .iter()
+                .flat_map(|o| o.attempts.iter().map(|x| x.gpu_seconds))
+                .sum::<f64>(),
+        })
+    };
+    let scenario = Arc::new(scenario);
 
-    // Engine runs: each strategy at parallelism 1, and again at `par` unless it is 1.
-    let mut jobs: Vec<(usize, bool, EnginePlan)> = Vec::new();
+    // Engine runs: each strategy at parallelism 1, again at `par` unless it is 1, and within
+    // the budget. Kind 0 = sequential, 1 = parallel, 2 = budget-limited.
+    let mut jobs: Vec<(usize, u8, EnginePlan)> = Vec::new();
     for (i, s) in list.iter().enumerate() {
         if let Runner::Engine(plan) = &s.runner {
-            jobs.push((i, false, plan.clone()));
+            jobs.push((i, 0, plan.clone()));
             if par > 1 && plan.policy.enabled {
                 let mut p = plan.clone();
                 p.policy.parallelism = a.parallelism;
-                jobs.push((i, true, p));
+                jobs.push((i, 1, p));
+            }
+            if let (Some(b), true) = (budget, BUDGET_STRATEGIES.contains(&s.name)) {
+                let mut p = plan.clone();
+                p.budget = Some(b);
+                jobs.push((i, 2, p));
             }
         }
     }
@@ -244,29 +313,40 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
     }
     let mut sequential: Vec<Option<Vec<SegmentOutcome>>> = vec![None; list.len()];
     let mut parallel: Vec<Option<Vec<SegmentOutcome>>> = vec![None; list.len()];
+    let mut budgeted: Vec<metrics::BudgetMetrics> = Vec::new();
     while let Some(j) = set.join_next().await {
-        let (i, is_par, r, secs) = j.context("an engine run panicked")?;
+        let (i, kind, r, secs) = j.context("an engine run panicked")?;
         let outcomes = r.with_context(|| format!("engine run of {}", list[i].name))?;
         tracing::info!(
             strategy = list[i].name,
-            parallel = is_par,
+            kind,
             seconds = secs,
             "engine run finished"
         );
-        if is_par {
-            parallel[i] = Some(outcomes);
-        } else {
-            sequential[i] = Some(outcomes);
+        match kind {
+            0 => sequential[i] = Some(outcomes),
+            1 => parallel[i] = Some(outcomes),
+            _ => budgeted.push(metrics::measure_budget(
+                list[i].name,
+                budget.unwrap_or(0.0),
+                &corpus,
+                &outcomes,
+            )),
         }
     }
+    budgeted.sort_by_key(|b| BUDGET_STRATEGIES.iter().position(|n| *n == b.name));
+    if budget.is_some() {
+        let mut o = oracle_outcomes.clone();
+        budgeted.push(metrics::measure_budget(
+            "oracle",
+            budget.unwrap_or(0.0),
+            &corpus,
+            &metrics::within_budget(&mut o, budget.unwrap_or(0.0)),
+        ));
+    }
 
-    let naive_policy = RetryPolicy {
-        enabled: true,
-        max_attempts: a.max_attempts,
-        ..RetryPolicy::default()
-    };
     let firsts = local::first_attempts(&corpus);
-    let mut oracle_arms = Vec::new();
+    let mut oracle_outcomes = Some(oracle_outcomes);
     let mut results = Vec::new();
     let mut all_outcomes = Vec::new();
     for (i, s) in list.iter().enumerate() {
@@ -279,11 +359,10 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
                 local::always_best_of_n(&corpus, &naive_policy),
                 "bench-local",
             ),
-            Runner::Oracle => {
-                let (o, arms) = local::oracle(&corpus, &naive_policy);
-                oracle_arms = arms;
-                (o, "bench-local")
-            }
+            Runner::Oracle => (
+                oracle_outcomes.take().context("the oracle runs once")?,
+                "bench-local",
+            ),
         };
         // Every strategy must have judged the very same attempt 1 of every segment.
         for (o, f) in outcomes.iter().zip(&firsts) {
@@ -317,6 +396,8 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
         strategies: results,
         outcomes: all_outcomes,
         oracle_arms,
+        max_attempts,
+        budget: budgeted,
         elapsed_s: started.elapsed().as_secs_f64(),
     };
 
@@ -334,21 +415,29 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
             .filter(|o| o.failed_first())
             .count();
         let window = (failed / 8).clamp(20, 200);
-        let series: Vec<(&str, Vec<(f64, f64)>)> = ["retake_default", "retake_adaptive", "oracle"]
-            .iter()
-            .filter_map(|name| {
-                let i = result
-                    .strategies
-                    .iter()
-                    .position(|(m, _)| m.name == *name)?;
-                Some((
-                    *name,
-                    metrics::rolling_rescue_rate(&result.outcomes[i], window),
-                ))
-            })
-            .collect();
+        let series: Vec<(&str, Vec<(f64, f64)>)> = [
+            "retake_default",
+            "retake_adaptive",
+            "retake_smart",
+            "oracle",
+        ]
+        .iter()
+        .filter_map(|name| {
+            let i = result
+                .strategies
+                .iter()
+                .position(|(m, _)| m.name == *name)?;
+            Some((
+                *name,
+                metrics::rolling_rescue_rate(&result.outcomes[i], window),
+            ))
+        })
+        .collect();
         let p2 = plots::learning(dir, &title, window, &series)?;
         plot_paths = vec![p1, p2];
+        if !result.budget.is_empty() {
+            plot_paths.push(plots::budget(dir, &title, &result.budget)?);
+        }
         if let Some(i) = result
             .strategies
             .iter()
@@ -375,7 +464,10 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
     }
     if a.json {
         let v: Vec<&Metrics> = result.strategies.iter().map(|(m, _)| m).collect();
-        println!("{}", serde_json::json!({ "strategies": v }));
+        println!(
+            "{}",
+            serde_json::json!({ "strategies": v, "budget": result.budget, "max_attempts": result.max_attempts })
+        );
     } else {
         report::print(&a, &result);
         for p in &plot_paths {

@@ -62,9 +62,37 @@ pub fn mix(a: u64, b: u64) -> u64 {
     crate::common::mix(a, b)
 }
 
-fn check_config(name: &str, cp: &retake_engine::backends::scenario::CheckProfile) -> CheckConfig {
-    let failing_top = cp.fail_score[1].max(cp.systematic_score[1]);
-    let pass_bottom = cp.pass_score[0];
+/// Every behaviour a check has in a profile: the profile's own and each class's.
+fn behaviours(
+    p: &Profile,
+    check: &str,
+) -> Vec<(f64, retake_engine::backends::scenario::CheckProfile)> {
+    if p.classes.is_empty() {
+        return p
+            .check_for(check, None)
+            .map(|c| (1.0, c))
+            .into_iter()
+            .collect();
+    }
+    p.classes
+        .iter()
+        .filter_map(|class| {
+            let mut cp = p.check_for(check, Some(class))?;
+            if class.hopeless && p.broken_checks(Some(class)).contains(&check) {
+                cp.fail_probability = 1.0;
+            }
+            Some((class.share, cp))
+        })
+        .collect()
+}
+
+fn check_config(p: &Profile, name: &str) -> CheckConfig {
+    let b = behaviours(p, name);
+    let failing_top = b
+        .iter()
+        .map(|(_, cp)| cp.fail_score[1].max(cp.systematic_score[1]))
+        .fold(0.0, f64::max);
+    let pass_bottom = b.iter().map(|(_, cp)| cp.pass_score[0]).fold(1.0, f64::min);
     let fail = ((failing_top + pass_bottom) / 2.0 * 1000.0).round() / 1000.0;
     let warn = pass_bottom.max(fail);
     CheckConfig::new(name, warn, fail)
@@ -76,14 +104,16 @@ pub fn scenes(scenario: &Scenario) -> Vec<SceneSetup> {
         .profiles
         .iter()
         .map(|(name, p)| {
-            let checks: Vec<CheckConfig> =
-                p.checks.iter().map(|(c, cp)| check_config(c, cp)).collect();
+            let checks: Vec<CheckConfig> = p.checks.keys().map(|c| check_config(p, c)).collect();
             let mut triggers: BTreeSet<String> = p
                 .checks
                 .iter()
-                .filter(|(_, cp)| {
-                    cp.fail_probability >= TRIGGER_MIN_FAIL_PROBABILITY
-                        || !cp.sensitivity.is_empty()
+                .filter(|(c, cp)| {
+                    let mean_fail: f64 = behaviours(p, c)
+                        .iter()
+                        .map(|(share, b)| share * b.fail_probability)
+                        .sum();
+                    mean_fail >= TRIGGER_MIN_FAIL_PROBABILITY || !cp.sensitivity.is_empty()
                 })
                 .map(|(c, _)| c.clone())
                 .collect();
@@ -155,11 +185,36 @@ pub fn describe(c: &Corpus) -> Vec<String> {
                     format!("{} (fail < {:.3}, {t})", k.check, k.fail)
                 })
                 .collect();
+            let classes: Vec<String> = s
+                .profile
+                .classes
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{} {:.0}%{}",
+                        k.name,
+                        k.share * 100.0,
+                        if k.hopeless { " hopeless" } else { "" }
+                    )
+                })
+                .collect();
+            let classes = if classes.is_empty() {
+                String::new()
+            } else {
+                format!(" [classes: {}]", classes.join(", "))
+            };
             format!(
-                "{}: {n} segments ({sys} systematically broken), GPU ~{:.0}±{:.0} s; {}",
+                "{}: {n} segments ({sys} systematically broken){classes}, GPU ~{:.0}±{:.0} s{}; {}",
                 s.name,
                 s.profile.gpu_seconds.mean,
                 s.profile.gpu_seconds.sd,
+                if s.profile.gpu_seconds.shape
+                    == retake_engine::backends::scenario::Shape::LogNormal
+                {
+                    " log-normal"
+                } else {
+                    ""
+                },
                 checks.join(", ")
             )
         })

@@ -19,6 +19,8 @@ pub struct EnginePlan {
     pub policy: RetryPolicy,
     /// Every check is a trigger (the naive baseline) instead of the scene type's trigger checks.
     pub all_checks_trigger: bool,
+    /// The project's GPU budget (GPU-seconds); `None` is unlimited.
+    pub budget: Option<f64>,
 }
 
 pub async fn run(
@@ -35,7 +37,7 @@ pub async fn run(
     let project = store
         .create_project(NewProject {
             name: "rescue bench".into(),
-            gpu_budget_seconds: None,
+            gpu_budget_seconds: plan.budget,
             default_gpu_estimate_seconds: 30.0,
             default_retry_policy: plan.policy.clone(),
         })
@@ -152,6 +154,9 @@ async fn collect(
             "segment {id}'s stored parameters differ from the corpus (first seed convention changed?)"
         );
         let attempts = store.list_attempts(*id).await?;
+        if std::env::var_os("RESCUE_DEBUG").is_some() && !spec.systematic && seg.review_reason.map(|r| r.as_str()) == Some("systematic_failure") {
+            eprintln!("FALSE {} {:?}", spec.scene, seg.decision_note);
+        }
         out.push(outcome(spec, &seg, &attempts));
     }
     Ok(out)
@@ -168,6 +173,10 @@ fn outcome(
             number: a.attempt_number,
             gpu_seconds: a.gpu_seconds,
             passed: a.overall_status == AttemptStatus::Passed,
+            judged: matches!(
+                a.overall_status,
+                AttemptStatus::Passed | AttemptStatus::Failed
+            ),
             overall: a.quality_scores.as_ref().map(|q| q.overall),
             failed_checks: a
                 .quality_scores

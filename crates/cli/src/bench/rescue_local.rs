@@ -37,6 +37,7 @@ fn judge(
         number,
         gpu_seconds: sim.gpu_seconds,
         passed,
+        judged: true,
         overall: Some(q.overall),
         failed_checks: q.failed_checks().into_iter().map(str::to_owned).collect(),
         arm,

@@ -86,7 +86,8 @@ fn ratio(a: usize, b: usize) -> f64 {
 
 pub fn trigger_failure(corpus: &Corpus, o: &SegmentOutcome) -> bool {
     o.first().is_some_and(|a| {
-        !a.passed
+        a.judged
+            && !a.passed
             && a.failed_checks
                 .iter()
                 .all(|c| corpus.scenes[o.scene].triggers.contains(c))
@@ -220,6 +221,76 @@ pub fn add_parallel(m: &mut Metrics, outcomes: &[SegmentOutcome]) {
             .filter(|o| !o.systematic && o.review_reason.as_deref() == Some("systematic_failure"))
             .count(),
     );
+}
+
+/// One strategy run within a fixed GPU budget: what it got done before the money ran out.
+#[derive(Debug, Clone, Serialize)]
+pub struct BudgetMetrics {
+    pub name: String,
+    pub budget_gpu_s: f64,
+    pub spent_gpu_s: f64,
+    /// Segments whose attempt 1 ran and failed QA, and that ended passed.
+    pub rescued: usize,
+    /// Segments that ended passed.
+    pub passed: usize,
+    /// Segments whose attempt 1 ran and was judged.
+    pub judged_first: usize,
+    /// Segments escalated because the budget could not pay for an attempt.
+    pub budget_exhausted: usize,
+}
+
+pub fn measure_budget(
+    name: &str,
+    budget: f64,
+    _corpus: &Corpus,
+    outcomes: &[SegmentOutcome],
+) -> BudgetMetrics {
+    BudgetMetrics {
+        name: name.to_owned(),
+        budget_gpu_s: round(budget, 1),
+        spent_gpu_s: round(
+            outcomes
+                .iter()
+                .flat_map(|o| o.attempts.iter().map(|a| a.gpu_seconds))
+                .sum(),
+            1,
+        ),
+        rescued: outcomes.iter().filter(|o| o.rescued()).count(),
+        passed: outcomes.iter().filter(|o| o.passed).count(),
+        judged_first: outcomes
+            .iter()
+            .filter(|o| o.first().is_some_and(|a| a.judged))
+            .count(),
+        budget_exhausted: outcomes
+            .iter()
+            .filter(|o| o.review_reason.as_deref() == Some("budget_exhausted"))
+            .count(),
+    }
+}
+
+/// A bench-local strategy's outcomes cut at a budget: attempts run in segment order (a segment's
+/// retries before the next segment) until the next one does not fit.
+pub fn within_budget(outcomes: &mut [SegmentOutcome], budget: f64) -> Vec<SegmentOutcome> {
+    let mut left = budget;
+    let mut out = Vec::with_capacity(outcomes.len());
+    for o in outcomes.iter() {
+        let mut kept = o.clone();
+        kept.attempts.clear();
+        for a in &o.attempts {
+            if a.gpu_seconds > left {
+                break;
+            }
+            left -= a.gpu_seconds;
+            kept.attempts.push(a.clone());
+        }
+        if kept.attempts.len() < o.attempts.len() {
+            kept.passed = kept.attempts.last().is_some_and(|a| a.passed);
+            kept.selected = kept.passed.then(|| kept.attempts.len() as u32);
+            kept.review_reason = (!kept.passed).then(|| "budget_exhausted".to_owned());
+        }
+        out.push(kept);
+    }
+    out
 }
 
 /// Rounded to `digits` decimals; never `-0` (an empty `f64` sum is `-0.0`).
@@ -401,6 +472,7 @@ mod tests {
                     number: i as u32 + 1,
                     gpu_seconds: *g,
                     passed: i + 1 == gpu.len(),
+                    judged: true,
                     overall: Some(0.8),
                     failed_checks: vec![],
                     arm: None,

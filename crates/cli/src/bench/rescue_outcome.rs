@@ -8,6 +8,8 @@ pub struct AttemptOutcome {
     pub number: u32,
     pub gpu_seconds: f64,
     pub passed: bool,
+    /// QA judged it (not refused by the budget or lost to an error).
+    pub judged: bool,
     pub overall: Option<f64>,
     pub failed_checks: Vec<String>,
     pub arm: Option<Arm>,
@@ -32,7 +34,7 @@ impl SegmentOutcome {
     }
 
     pub fn failed_first(&self) -> bool {
-        self.first().is_some_and(|a| !a.passed)
+        self.first().is_some_and(|a| a.judged && !a.passed)
     }
 
     pub fn rescued(&self) -> bool {

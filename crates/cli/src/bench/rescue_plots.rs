@@ -84,6 +84,66 @@ pub fn gpu_vs_rescue(dir: &Path, title: &str, strategies: &[Metrics]) -> anyhow:
     Ok(path)
 }
 
+/// Rescued segments within the fixed budget, one bar per strategy.
+pub fn budget(
+    dir: &Path,
+    title: &str,
+    runs: &[super::metrics::BudgetMetrics],
+) -> anyhow::Result<PathBuf> {
+    let path = dir.join("rescue-budget.svg");
+    let ymax = runs.iter().map(|r| r.rescued).max().unwrap_or(1).max(1) as f64 * 1.2;
+    let budget = runs.first().map(|r| r.budget_gpu_s).unwrap_or(0.0);
+    {
+        let root = SVGBackend::new(&path, (960, 520)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("Rescued within a budget of {budget:.0} GPU-s — {title}"),
+                ("sans-serif", 20),
+            )
+            .margin(20)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..runs.len() as f64, 0f64..ymax)
+            .map_err(err)?;
+        let names: Vec<String> = runs.iter().map(|r| r.name.clone()).collect();
+        chart
+            .configure_mesh()
+            .light_line_style(WHITE)
+            .x_labels(runs.len() * 2 + 1)
+            .x_label_formatter(&|x| {
+                let i = (*x - 0.5).round();
+                if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 {
+                    names.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .y_desc("segments rescued (failed attempt 1 → passed)")
+            .draw()
+            .map_err(err)?;
+        for (i, r) in runs.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let x = i as f64;
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x + 0.15, 0.0), (x + 0.85, r.rescued as f64)],
+                    color.filled(),
+                )))
+                .map_err(err)?;
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    format!("{} rescued, {} passed", r.rescued, r.passed),
+                    (x + 0.2, r.rescued as f64 + ymax * 0.03),
+                    ("sans-serif", 13),
+                )))
+                .map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(path)
+}
+
 /// Rolling rescue rate over segment order, one line per strategy.
 pub fn learning(
     dir: &Path,

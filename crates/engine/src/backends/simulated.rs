@@ -3,12 +3,12 @@
 //! a scenario replays exactly. With `render_clips` it renders a real short clip per attempt whose
 //! degradations follow the simulated outcome, and leaves scoring to the real QA runner.
 
-use super::scenario::{CheckProfile, Distribution, Profile, Scenario};
+use super::scenario::{CheckProfile, Distribution, Profile, Scenario, SegmentClass, Shape};
 use crate::backend::{AttemptControl, Backend, Generated, GenerationError, GenerationJob};
 use async_trait::async_trait;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha12Rng;
-use rand_distr::{Distribution as _, Normal};
+use rand_distr::{Distribution as _, LogNormal, Normal};
 use retake_core::{CheckConfig, CheckScore, Parameters, QaVerdict};
 use serde_json::json;
 use std::path::Path;
@@ -57,16 +57,42 @@ fn uniform(rng: &mut ChaCha12Rng, r: [f64; 2]) -> f64 {
 }
 
 fn draw(rng: &mut ChaCha12Rng, d: Distribution) -> f64 {
-    let x = if d.sd > 0.0 {
-        Normal::new(d.mean, d.sd).expect("valid normal").sample(rng)
-    } else {
+    let x = if d.sd <= 0.0 {
         d.mean
+    } else if d.shape == Shape::LogNormal {
+        // The log-normal with this mean and standard deviation.
+        let s2 = (1.0 + (d.sd / d.mean).powi(2)).ln();
+        LogNormal::new(d.mean.ln() - s2 / 2.0, s2.sqrt())
+            .expect("valid log-normal")
+            .sample(rng)
+    } else {
+        Normal::new(d.mean, d.sd).expect("valid normal").sample(rng)
     };
     x.clamp(d.min.max(0.01), d.max)
 }
 
-/// Whether a segment is systematically broken under this profile.
+/// The class a segment belongs to (profiles with `classes`), a fixed function of its RNG seed.
+pub fn segment_class(profile: &Profile, segment_rng_seed: u64) -> Option<&SegmentClass> {
+    if profile.classes.is_empty() {
+        return None;
+    }
+    let mut rng = ChaCha12Rng::seed_from_u64(mix(segment_rng_seed, 0xC1A5_5E5));
+    let u: f64 = rng.random();
+    let mut acc = 0.0;
+    for c in &profile.classes {
+        acc += c.share;
+        if u < acc {
+            return Some(c);
+        }
+    }
+    profile.classes.last()
+}
+
+/// Whether a segment is systematically broken (hopeless) under this profile.
 pub fn is_systematic(profile: &Profile, segment_rng_seed: u64) -> bool {
+    if !profile.classes.is_empty() {
+        return segment_class(profile, segment_rng_seed).is_some_and(|c| c.hopeless);
+    }
     let mut rng = ChaCha12Rng::seed_from_u64(mix(segment_rng_seed, 0x5157_E3A7));
     rng.random::<f64>() < profile.systematic_fraction
 }
@@ -80,15 +106,8 @@ pub fn simulate(
     params: &Parameters,
 ) -> SimOutcome {
     let systematic = is_systematic(profile, segment_rng_seed);
-    let broken: Vec<&str> = if profile.systematic_checks.is_empty() {
-        profile.checks.keys().take(1).map(String::as_str).collect()
-    } else {
-        profile
-            .systematic_checks
-            .iter()
-            .map(String::as_str)
-            .collect()
-    };
+    let class = segment_class(profile, segment_rng_seed);
+    let broken: Vec<&str> = profile.broken_checks(class);
     let mut rng = ChaCha12Rng::seed_from_u64(mix(segment_rng_seed, attempt_seed));
     let gpu_seconds = (draw(&mut rng, profile.gpu_seconds) * 1000.0).round() / 1000.0;
     let default = CheckProfile {
@@ -105,7 +124,10 @@ pub fn simulate(
         ..Default::default()
     };
     for c in checks.iter().filter(|c| c.enabled) {
-        let cp = profile.checks.get(&c.check).unwrap_or(&default);
+        let cp = profile
+            .check_for(&c.check, class)
+            .unwrap_or_else(|| default.clone());
+        let cp = &cp;
         let u: f64 = rng.random();
         let mut p = cp.fail_probability;
         for s in &cp.sensitivity {
@@ -304,5 +326,37 @@ mod tests {
             let o = simulate(p, &checks, broken, seed, &params);
             assert!(o.systematic);
         }
+    }
+
+    #[test]
+    fn classes_take_their_shares_and_hopeless_segments_always_fail() {
+        let s = Scenario::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/scenarios/rescue-classes.toml"
+        )))
+        .unwrap();
+        let p = &s.profiles["establishing"];
+        let checks = vec![CheckConfig::new("sharpness", 0.6, 0.5)];
+        let params = Parameters::new();
+        let hopeless: Vec<u64> = (0..4000u64)
+            .filter(|seed| is_systematic(p, *seed))
+            .collect();
+        let share = hopeless.len() as f64 / 4000.0;
+        assert!((share - 0.15).abs() < 0.02, "hopeless share {share}");
+        for seg in hopeless.iter().take(20) {
+            for seed in 0..10 {
+                let o = simulate(p, &checks, *seg, seed, &params);
+                let score = o.scores[0].score;
+                assert!((0.15..=0.32).contains(&score), "{score}");
+            }
+        }
+        // Log-normal GPU time: a long right tail (max well above twice the mean).
+        let gpu: Vec<f64> = (0..4000u64)
+            .map(|seed| simulate(p, &checks, 1, seed, &params).gpu_seconds)
+            .collect();
+        let mean = gpu.iter().sum::<f64>() / gpu.len() as f64;
+        let max = gpu.iter().cloned().fold(0.0, f64::max);
+        assert!((mean - 18.0).abs() < 1.5, "mean {mean}");
+        assert!(max > 3.0 * mean, "max {max}");
     }
 }

@@ -13,7 +13,7 @@
 
 use super::rows::{self, json, otext, text};
 use crate::model::*;
-use crate::ops::{LedgerRow, NewEvent, ProjectDelta, TxOps, PROJECT_SELECT};
+use crate::ops::{LedgerRow, NewEvent, ProjectDelta, RescueRow, TxOps, PROJECT_SELECT};
 use crate::{Result, StoreError};
 use async_trait::async_trait;
 use retake_core::strategy::SceneStats;
@@ -368,6 +368,60 @@ impl TxOps for PgTx {
         .bind(arm)
         .bind(tries as i32)
         .bind(rescues as i32)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn rescue_rows(&mut self, scene_type_id: i64, limit: u32) -> Result<Vec<RescueRow>> {
+        let rs = sqlx::query(
+            r#"SELECT "check", bucket, key, value FROM scene_rescue_evidence WHERE scene_type_id = $1
+               ORDER BY bucket DESC LIMIT $2"#,
+        )
+        .bind(scene_type_id)
+        .bind(limit as i64)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(rs
+            .iter()
+            .map(|r| RescueRow {
+                scene_type_id,
+                check: r.get(0),
+                bucket: r.get(1),
+                key: r.get(2),
+                value: r.get(3),
+            })
+            .collect())
+    }
+
+    async fn bump_rescue(&mut self, rows: &[RescueRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut scene = Vec::with_capacity(rows.len());
+        let mut check = Vec::with_capacity(rows.len());
+        let mut bucket = Vec::with_capacity(rows.len());
+        let mut key = Vec::with_capacity(rows.len());
+        let mut value = Vec::with_capacity(rows.len());
+        for r in rows {
+            scene.push(r.scene_type_id);
+            check.push(r.check.clone());
+            bucket.push(r.bucket);
+            key.push(r.key.clone());
+            value.push(r.value);
+        }
+        // Rows arrive sorted by key (the unit aggregates them in a BTreeMap), so concurrent
+        // batches lock them in the same order.
+        sqlx::query(
+            r#"INSERT INTO scene_rescue_evidence AS e (scene_type_id, "check", bucket, key, value)
+               SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[], $4::text[], $5::float8[])
+               ON CONFLICT (scene_type_id, "check", bucket, key) DO UPDATE SET value = e.value + EXCLUDED.value"#,
+        )
+        .bind(&scene)
+        .bind(&check)
+        .bind(&bucket)
+        .bind(&key)
+        .bind(&value)
         .execute(&mut *self.tx)
         .await?;
         Ok(())

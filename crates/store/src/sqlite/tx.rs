@@ -2,7 +2,7 @@
 
 use super::rows::{self, json, ots, ts};
 use crate::model::*;
-use crate::ops::{NewEvent, ProjectDelta, TxOps};
+use crate::ops::{NewEvent, ProjectDelta, RescueRow, TxOps};
 use crate::{Result, StoreError};
 use async_trait::async_trait;
 use retake_core::strategy::SceneStats;
@@ -406,6 +406,44 @@ impl TxOps for SqliteTx {
         .bind(rescues)
         .execute(&mut *self.tx)
         .await?;
+        Ok(())
+    }
+
+    async fn rescue_rows(&mut self, scene_type_id: i64, limit: u32) -> Result<Vec<RescueRow>> {
+        let rs = sqlx::query(
+            r#"SELECT "check", bucket, key, value FROM scene_rescue_evidence WHERE scene_type_id = ?
+               ORDER BY bucket DESC LIMIT ?"#,
+        )
+        .bind(scene_type_id)
+        .bind(limit as i64)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(rs
+            .iter()
+            .map(|r| RescueRow {
+                scene_type_id,
+                check: r.get(0),
+                bucket: r.get(1),
+                key: r.get(2),
+                value: r.get(3),
+            })
+            .collect())
+    }
+
+    async fn bump_rescue(&mut self, rows: &[RescueRow]) -> Result<()> {
+        for r in rows {
+            sqlx::query(
+                r#"INSERT INTO scene_rescue_evidence (scene_type_id, "check", bucket, key, value) VALUES (?1, ?2, ?3, ?4, ?5)
+                   ON CONFLICT (scene_type_id, "check", bucket, key) DO UPDATE SET value = value + ?5"#,
+            )
+            .bind(r.scene_type_id)
+            .bind(&r.check)
+            .bind(r.bucket)
+            .bind(&r.key)
+            .bind(r.value)
+            .execute(&mut *self.tx)
+            .await?;
+        }
         Ok(())
     }
 

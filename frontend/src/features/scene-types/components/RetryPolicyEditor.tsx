@@ -9,7 +9,7 @@ import { PolicyRow } from './PolicyRow';
 import { RangeNumber, Switch } from './controls';
 import { UnsavedChangesGuard } from './UnsavedChangesGuard';
 import { WorstCasePreview } from './WorstCasePreview';
-import { LIMITS, changedFields, effectiveOf, fieldOfError, isDirty, sourceOf, toDraft, type PolicyField } from './policy-draft';
+import { LIMITS, SMART_MIN_RESCUE_PROBABILITY, applySmart, changedFields, effectiveOf, fieldOfError, isDirty, isSmart, sourceOf, toDraft, type PolicyField } from './policy-draft';
 
 export interface RetryPolicyEditorProps {
   view: SceneTypePolicyView;
@@ -193,6 +193,46 @@ export function RetryPolicyEditor({ view, readOnly, roleName, parameterNames = [
           </PolicyRow>
 
           <h3 className="h-small strategies-title">Strategies (opt-in)</h3>
+
+          <div className="policy-preset" role="group" aria-label="Strategy preset">
+            <button
+              type="button"
+              className={isSmart(eff) ? 'btn btn-sm btn-primary' : 'btn btn-sm'}
+              aria-pressed={isSmart(eff)}
+              disabled={readOnly}
+              onClick={() => {
+                if (readOnly) return;
+                save.reset();
+                setDraft((d) => applySmart(d));
+              }}
+            >
+              Smart (recommended)
+            </button>{' '}
+            <span className="muted small" data-testid="smart-help">
+              Stops retrying a segment once the next attempt is unlikely to pass (learnt per scene type and check from finished
+              segments; with no history it retries like fixed-N) and picks each retry’s variation adaptively. The knobs below stay
+              editable. Auto-retry itself stays {eff.enabled ? 'on' : 'off'}.
+            </span>
+          </div>
+
+          <PolicyRow {...row('min_rescue_probability')} label="Stop when unlikely to pass" htmlFor="p-rescue" hint={`Retry only while P(next attempt passes) is at least this (${LIMITS.min_rescue_probability.min}–${LIMITS.min_rescue_probability.max}); each decision records its numbers. Off retries up to max attempts.`}>
+            <div className="inline-controls">
+              <Switch id="p-rescue-on" checked={eff.min_rescue_probability !== null && eff.min_rescue_probability !== undefined} onChange={(v) => set('min_rescue_probability', v ? SMART_MIN_RESCUE_PROBABILITY : null)} label="Stopping rule" />
+              <input
+                id="p-rescue"
+                type="number"
+                className="num-input"
+                step={0.01}
+                min={LIMITS.min_rescue_probability.min}
+                max={LIMITS.min_rescue_probability.max}
+                value={eff.min_rescue_probability ?? ''}
+                placeholder="off"
+                disabled={readOnly || eff.min_rescue_probability === null || eff.min_rescue_probability === undefined}
+                onChange={(e) => set('min_rescue_probability', e.target.value === '' ? null : e.target.valueAsNumber)}
+                aria-label="Minimum probability that the next attempt passes"
+              />
+            </div>
+          </PolicyRow>
 
           <PolicyRow {...row('systematic_detection')} label="Systematic failure detection" htmlFor="p-systematic" hint="Stop early when a new seed does not move the failing score.">
             <Switch id="p-systematic" checked={eff.systematic_detection} onChange={(v) => set('systematic_detection', v)} label="Systematic failure detection" />

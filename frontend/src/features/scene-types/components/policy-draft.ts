@@ -21,6 +21,7 @@ export const POLICY_FIELDS: readonly PolicyField[] = [
   'adaptive_variation',
   'min_gain_per_gpu_second',
   'parallelism',
+  'min_rescue_probability',
 ];
 
 /** Limits the server enforces (crates/core/src/policy.rs), shown beside each control. */
@@ -32,7 +33,29 @@ export const LIMITS = {
   systematic_max_spread: { min: 0, max: 1 },
   min_gain_per_gpu_second: { min: 0, max: 1 },
   parallelism: { min: 1, max: 4 },
+  min_rescue_probability: { min: 0.01, max: 0.9 },
 } as const;
+
+/** The stopping rule's threshold the "smart" preset sets (SMART_MIN_RESCUE_PROBABILITY in core). */
+export const SMART_MIN_RESCUE_PROBABILITY = 0.1;
+
+/**
+ * The recommended "smart" preset: the evidence-based stopping rule plus adaptive variation arms.
+ * It changes strategy knobs only; auto-retry itself stays as it is (opt-in).
+ */
+export function applySmart(draft: Required<PolicyOverrides>): Required<PolicyOverrides> {
+  return {
+    ...draft,
+    min_rescue_probability: draft.min_rescue_probability ?? SMART_MIN_RESCUE_PROBABILITY,
+    adaptive_variation: true,
+    systematic_detection: false,
+  };
+}
+
+/** Whether the policy in force is the smart preset (any threshold counts). */
+export function isSmart(p: Pick<RetryPolicy, 'min_rescue_probability' | 'adaptive_variation' | 'systematic_detection'>): boolean {
+  return p.min_rescue_probability !== null && p.min_rescue_probability !== undefined && p.adaptive_variation && !p.systematic_detection;
+}
 
 /** The largest jitter range for an extra parameter (`steps` 50, anything else 1000). */
 export function extraJitterMax(param: string): number {

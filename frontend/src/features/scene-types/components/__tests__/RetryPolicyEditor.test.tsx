@@ -71,6 +71,26 @@ describe('RetryPolicyEditor', () => {
     expect(put.body).toMatchObject({ enabled: true, cfg_jitter: 12, max_attempts: null, denoise_jitter: null });
   });
 
+  it('offers the smart preset as one choice with its knobs underneath, and saves them', async () => {
+    const { calls } = mockApi({ 'PUT /api/scene-types/1/retry-policy': { status: 422, body: { error: { code: 'validation_failed', message: 'min_rescue_probability: must be null (retry up to max_attempts) or a probability in 0.01..=0.9; got 0.95', field: 'min_rescue_probability' } } } });
+    setup();
+    const smart = screen.getByRole('button', { name: 'Smart (recommended)' });
+    expect(smart).toHaveAttribute('aria-pressed', 'false');
+    expect(screen.getByRole('switch', { name: 'Stopping rule' })).not.toBeChecked();
+    await userEvent.click(smart);
+    expect(smart).toHaveAttribute('aria-pressed', 'true');
+    expect(screen.getByRole('switch', { name: 'Stopping rule' })).toBeChecked();
+    expect(screen.getByRole('switch', { name: 'Adaptive variation' })).toBeChecked();
+    // Still opt-in: the preset does not turn auto-retry on or off.
+    expect(screen.getByRole('switch', { name: 'Enable auto-retry' })).toBeChecked();
+    const p = screen.getByRole('spinbutton', { name: 'Minimum probability that the next attempt passes' });
+    expect(p).toHaveValue(0.1);
+    fireEvent.change(p, { target: { value: '0.95' } });
+    await userEvent.click(screen.getByRole('button', { name: 'Save policy' }));
+    await waitFor(() => expect(within(row('min_rescue_probability')).getByRole('alert')).toHaveTextContent('0.01..=0.9'));
+    expect(calls.find((c) => c.method === 'PUT')!.body).toMatchObject({ min_rescue_probability: 0.95, adaptive_variation: true, systematic_detection: false });
+  });
+
   it('explains a 409 as a stale policy and offers a reload', async () => {
     mockApi({ 'PUT /api/scene-types/1/retry-policy': { status: 409, body: fixtures.error409Stale() } });
     const { onReload } = setup();
