@@ -41,7 +41,9 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/api/projects/{id}/retry-policy",
-            get(projects::get_policy).put(projects::put_policy),
+            get(projects::get_policy)
+                .put(projects::put_policy)
+                .patch(projects::patch_policy),
         )
         .route(
             "/api/scene-types",
@@ -55,7 +57,9 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/api/scene-types/{id}/retry-policy",
-            get(scene_types::get_policy).put(scene_types::put_policy),
+            get(scene_types::get_policy)
+                .put(scene_types::put_policy)
+                .patch(scene_types::patch_policy),
         )
         .route(
             "/api/scene-types/{id}/failure-patterns",
