@@ -524,7 +524,8 @@ pub fn plan_rerun(
     jitter_scale: Option<f64>,
 ) -> Result<PlannedAttempt, RerunError> {
     let scale = jitter_scale.unwrap_or(1.0);
-    if !(scale.is_finite() && (1.0..=4.0).contains(&scale)) {
+    let (lo, hi) = crate::limits::JITTER_SCALE;
+    if !(scale.is_finite() && (lo..=hi).contains(&scale)) {
         return Err(RerunError::JitterScale(scale));
     }
     if input.budget.affordable(input.estimate_gpu_seconds, 1) == 0 {

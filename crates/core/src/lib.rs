@@ -4,6 +4,7 @@
 
 pub mod budget;
 pub mod decide;
+pub mod limits;
 pub mod params;
 pub mod policy;
 pub mod qa;

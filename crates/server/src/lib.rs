@@ -14,7 +14,7 @@ pub mod routes;
 pub mod state;
 pub mod ui;
 
-pub use openapi::ApiDoc;
+pub use openapi::{document as openapi_document, ApiDoc};
 pub use state::{AppState, ComfyAdmin, WorkflowValidator};
 
 use axum::extract::DefaultBodyLimit;
@@ -23,7 +23,6 @@ use axum::Router;
 use routes::{ops, projects, review, scene_types, segments};
 use std::future::Future;
 use tokio::net::TcpListener;
-use utoipa::OpenApi;
 
 /// The whole application.
 pub fn app(state: AppState) -> Router {
@@ -97,7 +96,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route(
             "/api/openapi.json",
-            get(|| async { axum::Json(ApiDoc::openapi()) }),
+            get(|| async { axum::Json(openapi_document()) }),
         )
         .route(
             "/api/{*rest}",
@@ -106,7 +105,7 @@ pub fn app(state: AppState) -> Router {
         // After every route: a known path with another method gets the one error shape too.
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed });
     let docs = utoipa_swagger_ui::SwaggerUi::new("/api/docs")
-        .url("/api/docs/openapi.json", ApiDoc::openapi());
+        .external_url_unchecked("/api/docs/openapi.json", openapi_document());
     Router::new()
         .merge(api)
         .merge(docs)

@@ -9,19 +9,22 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use retake_core::{PolicyOverrides, RetryPolicy};
+use retake_core::{limits, PolicyOverrides, RetryPolicy};
 use retake_store::{NewProject, ProjectPatch, Role};
 
 fn check_name(name: &str) -> ApiResult<()> {
-    if name.trim().is_empty() || name.len() > 200 {
-        return Err(ApiError::validation("name", "must have 1..=200 characters"));
+    if name.trim().is_empty() || name.chars().count() > limits::NAME_LEN {
+        return Err(ApiError::validation(
+            "name",
+            format!("must have 1..={} characters", limits::NAME_LEN),
+        ));
     }
     Ok(())
 }
 
 fn check_budget(b: Option<f64>) -> ApiResult<()> {
     if let Some(b) = b {
-        if !(b.is_finite() && (0.0..=1e12).contains(&b)) {
+        if !(b.is_finite() && (0.0..=limits::GPU_BUDGET_MAX).contains(&b)) {
             return Err(ApiError::validation(
                 "gpu_budget_seconds",
                 format!("must be null (unlimited) or a number in 0..=1e12; got {b}"),
@@ -32,7 +35,7 @@ fn check_budget(b: Option<f64>) -> ApiResult<()> {
 }
 
 fn check_estimate(e: f64) -> ApiResult<()> {
-    if !(e.is_finite() && e > 0.0 && e <= 1e6) {
+    if !(e.is_finite() && e > 0.0 && e <= limits::GPU_ESTIMATE_MAX) {
         return Err(ApiError::validation(
             "default_gpu_estimate_seconds",
             format!("must be a number in (0, 1e6]; got {e}"),

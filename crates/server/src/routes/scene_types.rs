@@ -31,10 +31,16 @@ fn check_checks(checks: &[CheckConfig], commands: &[CommandCheck]) -> ApiResult<
     for (i, c) in commands.iter().enumerate() {
         c.validate(i).map_err(|(f, m)| ApiError::validation(f, m))?;
     }
-    if checks.len() > 32 || commands.len() > 16 {
+    if checks.len() > retake_core::limits::MAX_QA_CHECKS
+        || commands.len() > retake_core::limits::MAX_QA_COMMANDS
+    {
         return Err(ApiError::validation(
             "qa_checks",
-            "at most 32 checks and 16 command checks",
+            format!(
+                "at most {} checks and {} command checks",
+                retake_core::limits::MAX_QA_CHECKS,
+                retake_core::limits::MAX_QA_COMMANDS
+            ),
         ));
     }
     Ok(())
@@ -61,8 +67,11 @@ fn check_common(
     params: Option<&Parameters>,
 ) -> ApiResult<()> {
     if let Some(n) = name {
-        if n.trim().is_empty() || n.len() > 200 {
-            return Err(ApiError::validation("name", "must have 1..=200 characters"));
+        if n.trim().is_empty() || n.chars().count() > retake_core::limits::NAME_LEN {
+            return Err(ApiError::validation(
+                "name",
+                format!("must have 1..={} characters", retake_core::limits::NAME_LEN),
+            ));
         }
     }
     if let Some(b) = backend {

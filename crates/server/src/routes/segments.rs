@@ -17,7 +17,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use tower::ServiceExt;
 
-pub const MAX_BATCH: usize = 1000;
+pub const MAX_BATCH: usize = retake_core::limits::SUBMIT_BATCH_MAX;
 
 /// [`SubmitSegments::Batch`].
 #[derive(Deserialize)]
@@ -83,10 +83,13 @@ pub async fn submit(
             .validate_for_scene(&scene.default_parameters, &scene.domains())
             .map_err(|(f, m)| ApiError::validation(field(&f), m))?;
         if let Some(l) = &s.label {
-            if l.len() > 200 {
+            if l.chars().count() > retake_core::limits::NAME_LEN {
                 return Err(ApiError::validation(
                     field("label"),
-                    "must have at most 200 characters",
+                    format!(
+                        "must have at most {} characters",
+                        retake_core::limits::NAME_LEN
+                    ),
                 ));
             }
         }
@@ -141,12 +144,13 @@ pub fn parse_status(s: Option<&str>) -> ApiResult<Option<SegmentStatus>> {
 }
 
 pub fn check_limit(l: Option<u32>) -> ApiResult<u32> {
+    let (lo, hi) = retake_core::limits::PAGE_LIMIT;
     match l {
         None => Ok(50),
-        Some(v) if (1..=200).contains(&v) => Ok(v),
+        Some(v) if (lo..=hi).contains(&v) => Ok(v),
         Some(v) => Err(ApiError::validation(
             "limit",
-            format!("must be in 1..=200; got {v}"),
+            format!("must be in {lo}..={hi}; got {v}"),
         )),
     }
 }

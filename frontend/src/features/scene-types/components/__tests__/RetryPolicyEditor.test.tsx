@@ -71,8 +71,8 @@ describe('RetryPolicyEditor', () => {
     expect(put.body).toMatchObject({ enabled: true, cfg_jitter: 12, max_attempts: null, denoise_jitter: null });
   });
 
-  it('explains a 409 as a stale policy and offers a reload', async () => {
-    mockApi({ 'PUT /api/scene-types/1/retry-policy': { status: 409, body: fixtures.error409Stale() } });
+  it('explains a 412 as a stale policy and offers a reload', async () => {
+    mockApi({ 'PUT /api/scene-types/1/retry-policy': { status: 412, body: fixtures.error412Stale() } });
     const { onReload } = setup();
     await userEvent.click(screen.getByRole('switch', { name: 'Seed variation' }));
     await userEvent.click(screen.getByRole('button', { name: 'Save policy' }));
