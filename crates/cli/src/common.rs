@@ -48,6 +48,12 @@ pub fn describe_url(g: &GlobalArgs) -> String {
 }
 
 pub async fn open_store(g: &GlobalArgs) -> anyhow::Result<Arc<dyn retake_store::Store>> {
+    if g.data_dir.exists() && !g.data_dir.is_dir() {
+        anyhow::bail!(
+            "--data-dir {} is a file, not a directory; name a directory (it is created when missing)",
+            g.data_dir.display()
+        );
+    }
     std::fs::create_dir_all(&g.data_dir)
         .with_context(|| format!("creating data directory {}", g.data_dir.display()))?;
     match tokio::time::timeout(
@@ -69,7 +75,10 @@ pub async fn open_store(g: &GlobalArgs) -> anyhow::Result<Arc<dyn retake_store::
 
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("RETAKE_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    // Without RETAKE_LOG only warnings are shown, and not sqlx's "slow statement" notes (a busy
+    // SQLite writer makes them common and they say nothing a user can act on).
+    let filter = EnvFilter::try_from_env("RETAKE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("warn,sqlx::query=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

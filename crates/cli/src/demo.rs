@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use retake_core::{
-    summary_sentence, CheckConfig, Parameters, PolicyOverrides, RetryPolicy, SegmentStatus,
+    summary_sentence_with, CheckConfig, Parameters, PolicyOverrides, RetryPolicy, SegmentStatus,
 };
 use retake_engine::backends::Scenario;
 use retake_engine::{Engine, EngineConfig};
@@ -188,8 +188,17 @@ pub async fn run(g: GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
         .progress_chars("=> "),
     );
     let runner = tokio::spawn(engine.clone().run(stop_rx.clone()));
+    let mut deleted = false;
     loop {
-        let stats = store.project_stats(project.id).await?;
+        let stats = match store.project_stats(project.id).await {
+            Ok(s) => s,
+            // Someone deleted the demo project through the API: the server stays up.
+            Err(retake_store::StoreError::NotFound { .. }) => {
+                deleted = true;
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let done = stats.segments - stats.in_progress;
         bar.set_position(done);
         bar.set_message(format!(
@@ -202,7 +211,26 @@ pub async fn run(g: GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     bar.finish();
-    print_report(store.as_ref(), project.id, first_id).await?;
+    if deleted {
+        println!(
+            "\nThe demo project was deleted (through the API); nothing left to report.{}",
+            if http.is_some() {
+                " The server keeps running."
+            } else {
+                ""
+            }
+        );
+    } else {
+        match print_report(store.as_ref(), project.id, first_id).await {
+            Err(e)
+                if e.downcast_ref::<retake_store::StoreError>()
+                    .is_some_and(|s| matches!(s, retake_store::StoreError::NotFound { .. })) =>
+            {
+                println!("\nThe demo project was deleted (through the API) while the report was being written.");
+            }
+            other => other?,
+        }
+    }
     match http {
         Some(h) => {
             println!(
@@ -313,7 +341,8 @@ async fn print_report(store: &dyn Store, project_id: i64, first_id: i64) -> anyh
         let triggers: Vec<String> = scene
             .map(|t| t.qa_checks.iter().map(|c| c.check.clone()).collect())
             .unwrap_or_default();
-        let mut line = summary_sentence(s.id, &views, &triggers);
+        let actions = retake_store::human_actions(&attempts);
+        let mut line = summary_sentence_with(s.id, &views, &actions, &triggers);
         if let Some(r) = s.review_reason {
             line.push_str(&format!(" → needs review ({r})"));
         } else if let Some(n) = s.selected_attempt_number {

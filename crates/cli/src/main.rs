@@ -49,7 +49,19 @@ enum Command {
     Openapi,
 }
 
-fn main() -> anyhow::Result<()> {
+/// Errors are printed as their chain of causes (`error: opening …: cause`), never with the
+/// `Debug` form, which adds a backtrace when `RUST_BACKTRACE` is set.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     common::init_tracing();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -63,9 +75,10 @@ fn main() -> anyhow::Result<()> {
             Command::Token { command } => token::run(cli.global, command).await,
             Command::Bench { command } => bench::run(cli.global, command).await,
             Command::Openapi => {
-                use retake_server::ApiDoc;
-                use utoipa::OpenApi;
-                println!("{}", ApiDoc::openapi().to_pretty_json()?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&retake_server::openapi_document())?
+                );
                 Ok(())
             }
             Command::Migrate => {

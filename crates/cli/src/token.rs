@@ -8,8 +8,13 @@ use retake_store::Role;
 pub enum TokenCommand {
     /// Print a new token on stdout (and nothing else). It cannot be shown again.
     Create {
+        /// What the token may do: `viewer` reads; `creator` also submits segments, selects
+        /// attempts and acts on reviews; `admin` also changes policies, budgets, scene types,
+        /// servers and tokens.
         #[arg(long, value_parser = ["viewer", "creator", "admin"])]
         role: String,
+        /// Who or what uses the token (a person, a pipeline); it is recorded as the actor of
+        /// every action taken with it.
         #[arg(long, default_value = "cli")]
         name: String,
     },

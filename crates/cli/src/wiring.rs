@@ -145,9 +145,15 @@ pub async fn start_http(
     if ui == retake_server::ui::UiSource::Missing {
         eprintln!("note: {}", ui.describe());
     }
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    if listen.parse::<std::net::SocketAddr>().is_err() && listen.rsplit_once(':').is_none() {
+        anyhow::bail!(
+            "--listen takes host:port, e.g. 127.0.0.1:{0} (this machine only) or 0.0.0.0:{0} (every interface); got `{listen}`",
+            if listen.parse::<u16>().is_ok() { listen } else { "8080" }
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {listen} (host:port, e.g. 127.0.0.1:8080): {e}")
+    })?;
     let addr = listener.local_addr()?;
     let mut rx = shutdown;
     let h = tokio::spawn(async move {

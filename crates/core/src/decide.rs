@@ -26,6 +26,9 @@ pub struct AttemptView {
     pub arm: Option<Arm>,
     /// An infrastructure error that is the workflow's fault (the server refused it).
     pub workflow_error: bool,
+    /// 1 for the automatic attempts after submission; each human re-run starts the next round.
+    /// Only the latest round's attempts decide what happens next.
+    pub round: u32,
 }
 
 impl AttemptView {
@@ -60,6 +63,13 @@ pub struct PlannedAttempt {
     pub jitter: JitterProvenance,
     /// Why this variation was chosen (the adaptive strategy's reasoning, or the default).
     pub why: String,
+    /// The round it belongs to: the current one for an automatic retry, the next for a re-run.
+    #[serde(default = "first_round")]
+    pub round: u32,
+}
+
+fn first_round() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -119,21 +129,30 @@ fn describe_failures(a: &AttemptView) -> String {
 /// Decide what happens next. See ARCHITECTURE.md for the rules in prose.
 pub fn decide(input: &DecisionInput<'_>) -> Decision {
     let policy = input.policy;
-    let mut attempts: Vec<&AttemptView> = input.attempts.iter().collect();
-    attempts.sort_by_key(|a| a.attempt_number);
-    let owned: Vec<AttemptView> = attempts.iter().map(|a| (*a).clone()).collect();
-
-    if let Some(a) = attempts.iter().find(|a| a.status.is_in_flight()) {
+    if let Some(a) = input.attempts.iter().find(|a| a.status.is_in_flight()) {
         return Decision::Wait {
             why: format!("attempt {} is still {}", a.attempt_number, a.status),
         };
     }
+    // A human re-run starts a new round: what happened before it was already judged by a person,
+    // so only the current round's attempts count towards the limits and the escalations.
+    let round = current_round(input.attempts);
+    let mut attempts: Vec<&AttemptView> =
+        input.attempts.iter().filter(|a| a.round == round).collect();
+    attempts.sort_by_key(|a| a.attempt_number);
+    let owned: Vec<AttemptView> = attempts.iter().map(|a| (*a).clone()).collect();
     let Some(latest) = attempts.last() else {
         return Decision::Wait {
             why: "no attempt has run yet".into(),
         };
     };
-    let count = latest.attempt_number;
+    // Attempts of this round so far; `max_attempts` bounds each round.
+    let count = attempts.len() as u32;
+    let round_prefix = if round > 1 {
+        format!("round {round}: ")
+    } else {
+        String::new()
+    };
 
     if let Some(a) = attempts
         .iter()
@@ -260,11 +279,12 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
             None => Decision::Escalate {
                 reason: ReviewReason::AllAttemptsFailed,
                 why: format!(
-                    "all {count} attempts failed (max_attempts {} counts the original); last: {}",
+                    "{round_prefix}all {count} attempts failed (max_attempts {} counts the {}); last: {}",
                     policy.max_attempts,
+                    if round > 1 { "re-run" } else { "original" },
                     describe_failures(latest)
                 ),
-                evidence: json!({"attempts": count}),
+                evidence: json!({"attempts": count, "round": round}),
             },
         };
     }
@@ -290,7 +310,15 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
         }
     }
 
-    let mut seeds: Vec<u64> = owned.iter().map(|a| a.seed).collect();
+    // Seeds stay unique over the whole segment, every round included; numbers continue.
+    let mut seeds: Vec<u64> = input.attempts.iter().map(|a| a.seed).collect();
+    let next_number = input
+        .attempts
+        .iter()
+        .map(|a| a.attempt_number)
+        .max()
+        .unwrap_or(0)
+        + 1;
     let failed_check = latest
         .scores
         .as_ref()
@@ -305,7 +333,7 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
             )
         }
     };
-    let first_arm = arm_for(count + 1);
+    let first_arm = arm_for(next_number);
 
     // The stopping rule: go on only while the next attempt is likely enough to pass.
     let mut assessment = None;
@@ -355,7 +383,7 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
 
     let mut planned = Vec::new();
     for i in 0..affordable {
-        let n = count + 1 + i;
+        let n = next_number + i;
         let (arm, arm_why) = if i == 0 {
             first_arm.clone()
         } else {
@@ -377,6 +405,7 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
             parameters,
             jitter,
             why: arm_why,
+            round,
         });
     }
     let reason = if let Some(b) = best {
@@ -404,15 +433,68 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
         .iter()
         .map(|p| describe_change(p, input.original))
         .collect();
-    Decision::Retry {
-        why: format!(
-            "{reason}; scheduling attempt {} of up to {} ({})",
+    let scheduling = if round > 1 {
+        let retries: Vec<String> = (0..planned.len() as u32)
+            .map(|i| (count + i).to_string())
+            .collect();
+        format!(
+            "scheduling attempt {} (round {round}: retry {} of up to {})",
             numbers.join(", "),
-            policy.max_attempts,
-            changes.join("; ")
-        ),
+            retries.join(", "),
+            policy.max_attempts - 1
+        )
+    } else {
+        format!(
+            "scheduling attempt {} of up to {}",
+            numbers.join(", "),
+            policy.max_attempts
+        )
+    };
+    Decision::Retry {
+        why: format!("{reason}; {scheduling} ({})", changes.join("; ")),
         attempts: planned,
         evidence: assessment.map(|a| a.to_json()).unwrap_or(Value::Null),
+    }
+}
+
+/// The round the latest attempt belongs to (1 when there are none).
+pub fn current_round(attempts: &[AttemptView]) -> u32 {
+    attempts.iter().map(|a| a.round).max().unwrap_or(1).max(1)
+}
+
+/// Where a segment stands within its current round, for "round 2: retries 1 of up to 3".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoundCount {
+    pub round: u32,
+    /// Attempts of the round (the original or the re-run included).
+    pub attempts: u32,
+    /// Automatic retries of the round: its attempts beyond the first.
+    pub retries: u32,
+}
+
+impl RoundCount {
+    pub fn of(attempts: &[AttemptView]) -> RoundCount {
+        let round = current_round(attempts);
+        let n = attempts.iter().filter(|a| a.round == round).count() as u32;
+        RoundCount {
+            round,
+            attempts: n,
+            retries: n.saturating_sub(1),
+        }
+    }
+
+    /// "retries 2 of up to 3", with "round 2: " in front after a human re-run.
+    pub fn describe(&self, max_attempts: u32) -> String {
+        let core = format!(
+            "retries {} of up to {}",
+            self.retries,
+            max_attempts.saturating_sub(1)
+        );
+        if self.round > 1 {
+            format!("round {}: {core}", self.round)
+        } else {
+            core
+        }
     }
 }
 
@@ -423,7 +505,7 @@ fn select(policy: &RetryPolicy, attempts: &[AttemptView], n: u32, count: u32) ->
         .expect("selected attempt exists");
     let overall = a.overall().unwrap_or(0.0);
     let why = match policy.selection_mode {
-        _ if count == 1 => format!("attempt 1 passed (overall {overall:.2})"),
+        _ if count == 1 => format!("attempt {n} passed (overall {overall:.2})"),
         SelectionMode::FirstPass => {
             format!("attempt {n} is the first to pass (overall {overall:.2})")
         }
@@ -484,7 +566,8 @@ pub fn plan_rerun(
     jitter_scale: Option<f64>,
 ) -> Result<PlannedAttempt, RerunError> {
     let scale = jitter_scale.unwrap_or(1.0);
-    if !(scale.is_finite() && (1.0..=4.0).contains(&scale)) {
+    let (lo, hi) = crate::limits::JITTER_SCALE;
+    if !(scale.is_finite() && (lo..=hi).contains(&scale)) {
         return Err(RerunError::JitterScale(scale));
     }
     if input.budget.affordable(input.estimate_gpu_seconds, 1) == 0 {
@@ -495,11 +578,11 @@ pub fn plan_rerun(
     }
     let mut base = input.original.clone();
     if let Some(o) = parameter_overrides {
+        o.validate_for_scene(input.original, input.domains)
+            .map_err(|(f, m)| RerunError::Parameter(m, f))?;
         for (k, v) in &o.0 {
             base.set(k, v.clone());
         }
-        base.validate()
-            .map_err(|(f, m)| RerunError::Parameter(m, f))?;
     }
     let mut policy = input.policy.clone();
     policy.seed_variation = true;
@@ -531,6 +614,7 @@ pub fn plan_rerun(
         parameters,
         jitter,
         why: format!("re-run requested in review (jitter ×{scale})"),
+        round: current_round(input.attempts) + 1,
     })
 }
 

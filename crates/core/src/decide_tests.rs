@@ -39,6 +39,7 @@ fn attempt(n: u32, seed: u64, face: f64, black: f64) -> AttemptView {
         gpu_seconds: 10.0,
         arm: None,
         workflow_error: false,
+        round: 1,
     }
 }
 
@@ -274,4 +275,131 @@ fn qa_error_goes_to_review() {
         Decision::Escalate { reason, .. } => assert_eq!(reason, ReviewReason::QaError),
         d => panic!("{d:?}"),
     }
+}
+
+fn infra(n: u32) -> AttemptView {
+    AttemptView {
+        attempt_number: n,
+        seed: n as u64,
+        status: AttemptStatus::InfraError,
+        scores: None,
+        gpu_seconds: 0.0,
+        arm: None,
+        workflow_error: false,
+        round: 1,
+    }
+}
+
+fn in_round(mut a: AttemptView, round: u32) -> AttemptView {
+    a.round = round;
+    a
+}
+
+#[test]
+fn a_passing_rerun_after_an_infra_error_is_selected() {
+    // Round 1 ended in review on an infrastructure error; a reviewer re-ran it and attempt 2
+    // passed. Only round 2 decides, so the old infra error no longer escalates it.
+    let a = [infra(1), in_round(attempt(2, 2, 0.9, 1.0), 2)];
+    match run(&enabled(), &a, BudgetView::unlimited()) {
+        Decision::Select {
+            attempt_number,
+            why,
+            ..
+        } => {
+            assert_eq!(attempt_number, 2);
+            assert_eq!(why, "attempt 2 passed (overall 0.95)");
+        }
+        d => panic!("{d:?}"),
+    }
+    // The same attempts in one round still escalate on the infra error.
+    let one_round = [infra(1), attempt(2, 2, 0.9, 1.0)];
+    match run(&enabled(), &one_round, BudgetView::unlimited()) {
+        Decision::Escalate { reason, .. } => assert_eq!(reason, ReviewReason::InfraError),
+        d => panic!("{d:?}"),
+    }
+}
+
+#[test]
+fn each_round_has_its_own_max_attempts() {
+    let p = RetryPolicy {
+        max_attempts: 2,
+        ..enabled()
+    };
+    // Round 1 used both attempts; the reviewer's re-run (attempt 3) failed: one retry is left
+    // in round 2, numbered after every earlier attempt, with a seed none of them used.
+    let a = [
+        attempt(1, 11, 0.3, 1.0),
+        attempt(2, 12, 0.3, 1.0),
+        in_round(attempt(3, 13, 0.3, 1.0), 2),
+    ];
+    match run(&p, &a, BudgetView::unlimited()) {
+        Decision::Retry { attempts, why } => {
+            assert_eq!(attempts.len(), 1);
+            assert_eq!(attempts[0].attempt_number, 4);
+            assert_eq!(attempts[0].round, 2);
+            assert!(![11, 12, 13].contains(&attempts[0].seed));
+            assert!(
+                why.contains("scheduling attempt 4 (round 2: retry 1 of up to 1)"),
+                "{why}"
+            );
+        }
+        d => panic!("{d:?}"),
+    }
+    let b = [
+        attempt(1, 11, 0.3, 1.0),
+        attempt(2, 12, 0.3, 1.0),
+        in_round(attempt(3, 13, 0.3, 1.0), 2),
+        in_round(attempt(4, 14, 0.3, 1.0), 2),
+    ];
+    match run(&p, &b, BudgetView::unlimited()) {
+        Decision::Escalate { reason, why, .. } => {
+            assert_eq!(reason, ReviewReason::AllAttemptsFailed);
+            assert!(
+                why.starts_with(
+                    "round 2: all 2 attempts failed (max_attempts 2 counts the re-run)"
+                ),
+                "{why}"
+            );
+        }
+        d => panic!("{d:?}"),
+    }
+}
+
+#[test]
+fn a_rerun_starts_the_next_round_and_counts_show_it() {
+    let a = [attempt(1, 1, 0.3, 1.0), attempt(2, 2, 0.3, 1.0)];
+    let o = original();
+    let d = BTreeMap::new();
+    let stats = SceneStats::default();
+    let p = enabled();
+    let planned = plan_rerun(
+        &DecisionInput {
+            policy: &p,
+            original: &o,
+            rng_seed: 77,
+            attempts: &a,
+            budget: BudgetView::unlimited(),
+            estimate_gpu_seconds: 10.0,
+            domains: &d,
+            stats: &stats,
+        },
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!((planned.attempt_number, planned.round), (3, 2));
+    assert_eq!(
+        RoundCount::of(&a).describe(p.max_attempts as u32),
+        "retries 1 of up to 2"
+    );
+    let after = [
+        attempt(1, 1, 0.3, 1.0),
+        attempt(2, 2, 0.3, 1.0),
+        in_round(attempt(3, 3, 0.3, 1.0), 2),
+        in_round(attempt(4, 4, 0.3, 1.0), 2),
+    ];
+    assert_eq!(
+        RoundCount::of(&after).describe(p.max_attempts as u32),
+        "round 2: retries 1 of up to 2"
+    );
 }

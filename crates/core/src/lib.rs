@@ -4,6 +4,7 @@
 
 pub mod budget;
 pub mod decide;
+pub mod limits;
 pub mod params;
 pub mod policy;
 pub mod qa;
@@ -16,7 +17,8 @@ pub mod summary;
 
 pub use budget::{estimate_gpu_seconds, BudgetView};
 pub use decide::{
-    decide, plan_rerun, AttemptView, Decision, DecisionInput, PlannedAttempt, RerunError,
+    current_round, decide, plan_rerun, AttemptView, Decision, DecisionInput, PlannedAttempt,
+    RerunError, RoundCount,
 };
 pub use params::{ParamDomain, Parameters};
 pub use policy::{
@@ -30,4 +32,4 @@ pub use rng::Arm;
 pub use rng::{attempt_rng, draw_attempt, JitterDraw, JitterProvenance};
 pub use status::{AttemptStatus, ReviewReason, SegmentStatus, TransitionError};
 pub use strategy::{ArmStats, CheckStats, SceneStats};
-pub use summary::summary_sentence;
+pub use summary::{summary_sentence, summary_sentence_with, HumanAction, HumanActionKind};

@@ -91,6 +91,74 @@ impl Parameters {
     }
 }
 
+/// The JSON type a value has, for messages: `a number`, `a string`, …
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Parameters retake itself varies, which must be numbers whatever the scene type says.
+const NUMERIC: [&str; 4] = [SEED, CFG_SCALE, DENOISE_STRENGTH, "steps"];
+
+impl Parameters {
+    /// Validate submitted parameters against a scene type: the parameters retake varies and any
+    /// parameter whose default (in `reference`) is a number must be numbers within their domain
+    /// (the server-learnt `domains` where known, else the built-in one); any other parameter must
+    /// have its default's JSON type. Returns `(field, message)` naming the first one refused.
+    pub fn validate_for_scene(
+        &self,
+        reference: &Parameters,
+        domains: &BTreeMap<String, ParamDomain>,
+    ) -> Result<(), (String, String)> {
+        for (k, v) in &self.0 {
+            let field = format!("parameters.{k}");
+            let default = reference.0.get(k);
+            let numeric = NUMERIC.contains(&k.as_str())
+                || domains.contains_key(k)
+                || default.is_some_and(Value::is_number);
+            if numeric {
+                let domain = domains.get(k).copied().unwrap_or_else(|| {
+                    if k == SEED {
+                        ParamDomain {
+                            min: 0.0,
+                            min_inclusive: true,
+                            max: MAX_SEED as f64,
+                            integer: true,
+                        }
+                    } else {
+                        ParamDomain::for_param(k)
+                    }
+                });
+                let ok = match v.as_f64() {
+                    Some(x) => domain.contains(x) && (!domain.integer || v.is_u64() || v.is_i64()),
+                    None => false,
+                };
+                if !ok {
+                    return Err((field, format!("must be {}; got {v}", domain.describe())));
+                }
+            } else if let Some(d) = default {
+                if !d.is_null() && std::mem::discriminant(d) != std::mem::discriminant(v) {
+                    return Err((
+                        field,
+                        format!(
+                            "must be {} like the scene type's default ({d}); got {}",
+                            json_kind(d),
+                            json_kind(v)
+                        ),
+                    ));
+                }
+            }
+        }
+        self.validate()
+    }
+}
+
 fn numbers_equal(a: &Value, b: &Value) -> bool {
     match (a.as_f64(), b.as_f64()) {
         (Some(x), Some(y)) => x == y,
@@ -220,6 +288,59 @@ mod tests {
         let d = b.diff(&a);
         assert_eq!(d.len(), 1);
         assert_eq!(d["seed"], (json!(1), json!(2)));
+    }
+
+    #[test]
+    fn scene_validation_checks_types_and_ranges() {
+        let defaults = Parameters::new()
+            .with("cfg_scale", 7.0)
+            .with("prompt", "a face")
+            .with("frames", 48);
+        let none = BTreeMap::new();
+        let bad = |p: Parameters, domains: &BTreeMap<String, ParamDomain>| {
+            p.validate_for_scene(&defaults, domains).unwrap_err()
+        };
+        // The case: words where numbers belong.
+        let (f, m) = bad(Parameters::new().with("cfg_scale", "high"), &none);
+        assert_eq!(f, "parameters.cfg_scale");
+        assert!(
+            m.contains("a number in (0, 100]") && m.contains("\"high\""),
+            "{m}"
+        );
+        let (f, m) = bad(Parameters::new().with("steps", "many"), &none);
+        assert_eq!(f, "parameters.steps");
+        assert!(m.contains("an integer"), "{m}");
+        assert_eq!(
+            bad(Parameters::new().with("steps", 20.5), &none).0,
+            "parameters.steps"
+        );
+        // A parameter whose default is a number must be one; a string default wants a string.
+        assert_eq!(
+            bad(Parameters::new().with("frames", "lots"), &none).0,
+            "parameters.frames"
+        );
+        let (f, m) = bad(Parameters::new().with("prompt", 3), &none);
+        assert_eq!(f, "parameters.prompt");
+        assert!(m.contains("a string"), "{m}");
+        // A domain the generation server reported narrows the range.
+        let domains = BTreeMap::from([(
+            "steps".to_owned(),
+            ParamDomain::for_param("steps").narrowed(Some(1.0), Some(150.0)),
+        )]);
+        let (f, m) = bad(Parameters::new().with("steps", 400), &domains);
+        assert_eq!(f, "parameters.steps");
+        assert!(m.contains("150"), "{m}");
+        assert!(Parameters::new()
+            .with("steps", 30)
+            .with("cfg_scale", 6.5)
+            .with("prompt", "another face")
+            .with("lora", "unknown to the defaults")
+            .validate_for_scene(&defaults, &domains)
+            .is_ok());
+        assert_eq!(
+            bad(Parameters::new().with("seed", -1), &none).0,
+            "parameters.seed"
+        );
     }
 
     #[test]

@@ -8,8 +8,10 @@ use crate::params::{CFG_SCALE, DENOISE_STRENGTH};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-pub const MAX_ATTEMPTS_LIMIT: u8 = 10;
-pub const MAX_PARALLELISM: u8 = 4;
+use crate::limits;
+
+pub const MAX_ATTEMPTS_LIMIT: u8 = limits::MAX_ATTEMPTS.1 as u8;
+pub const MAX_PARALLELISM: u8 = limits::PARALLELISM.1 as u8;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, utoipa::ToSchema)]
 #[error("{field}: {message}")]
@@ -42,10 +44,10 @@ pub enum SelectionMode {
 /// The largest jitter range allowed for a parameter; beyond it a "jitter" is a different shot.
 pub fn max_jitter(param: &str) -> f64 {
     match param {
-        CFG_SCALE => 10.0,
-        DENOISE_STRENGTH => 0.5,
-        "steps" => 50.0,
-        _ => 1_000.0,
+        CFG_SCALE => limits::CFG_JITTER_MAX,
+        DENOISE_STRENGTH => limits::DENOISE_JITTER_MAX,
+        "steps" => limits::STEPS_JITTER_MAX,
+        _ => limits::OTHER_JITTER_MAX,
     }
 }
 
@@ -192,12 +194,15 @@ fn d_par() -> i64 {
 }
 
 fn check_max_attempts(v: i64) -> Result<u8, PolicyError> {
-    if (1..=MAX_ATTEMPTS_LIMIT as i64).contains(&v) {
+    let (lo, hi) = limits::MAX_ATTEMPTS;
+    if (lo..=hi).contains(&v) {
         Ok(v as u8)
     } else {
         Err(PolicyError::new(
             "max_attempts",
-            format!("must be an integer in 1..=10 (all attempts, the original included); got {v}"),
+            format!(
+                "must be an integer in {lo}..={hi} (all attempts, the original included); got {v}"
+            ),
         ))
     }
 }
@@ -217,10 +222,13 @@ fn check_jitter(field: &str, param: &str, v: f64) -> Result<f64, PolicyError> {
 fn check_triggers(v: Vec<String>) -> Result<BTreeSet<String>, PolicyError> {
     let mut out = BTreeSet::new();
     for c in v {
-        if c.trim().is_empty() || c.len() > 64 {
+        if c.trim().is_empty() || c.chars().count() > limits::CHECK_NAME_LEN {
             return Err(PolicyError::new(
                 "trigger_checks",
-                "each check name must have 1..=64 characters",
+                format!(
+                    "each check name must have 1..={} characters",
+                    limits::CHECK_NAME_LEN
+                ),
             ));
         }
         out.insert(c);
@@ -268,12 +276,13 @@ fn check_rescue_probability(v: Option<f64>) -> Result<Option<f64>, PolicyError> 
 }
 
 fn check_parallelism(v: i64) -> Result<u8, PolicyError> {
-    if (1..=MAX_PARALLELISM as i64).contains(&v) {
+    let (lo, hi) = limits::PARALLELISM;
+    if (lo..=hi).contains(&v) {
         Ok(v as u8)
     } else {
         Err(PolicyError::new(
             "parallelism",
-            format!("must be an integer in 1..=4; got {v}"),
+            format!("must be an integer in {lo}..={hi}; got {v}"),
         ))
     }
 }

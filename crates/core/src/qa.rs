@@ -42,10 +42,16 @@ impl CheckConfig {
 
     pub fn validate(&self, index: usize) -> Result<(), (String, String)> {
         let field = |f: &str| format!("qa_checks[{index}].{f}");
-        if self.check.trim().is_empty() || self.check == "overall" || self.check.len() > 64 {
+        if self.check.trim().is_empty()
+            || self.check == "overall"
+            || self.check.chars().count() > crate::limits::CHECK_NAME_LEN
+        {
             return Err((
                 field("check"),
-                "must be a name of 1..=64 characters other than `overall`".into(),
+                format!(
+                    "must be a name of 1..={} characters other than `overall`",
+                    crate::limits::CHECK_NAME_LEN
+                ),
             ));
         }
         for (name, v) in [("warn", self.warn), ("fail", self.fail)] {
@@ -276,19 +282,26 @@ fn default_command_timeout() -> f64 {
 impl CommandCheck {
     pub fn validate(&self, index: usize) -> Result<(), (String, String)> {
         let field = |f: &str| format!("qa_commands[{index}].{f}");
-        if self.name.trim().is_empty() || self.name.len() > 64 {
-            return Err((field("name"), "must have 1..=64 characters".into()));
+        if self.name.trim().is_empty() || self.name.chars().count() > crate::limits::CHECK_NAME_LEN
+        {
+            return Err((
+                field("name"),
+                format!("must have 1..={} characters", crate::limits::CHECK_NAME_LEN),
+            ));
         }
         if self.program.trim().is_empty() {
             return Err((field("program"), "must name a program".into()));
         }
         if !(self.timeout_seconds.is_finite()
             && self.timeout_seconds > 0.0
-            && self.timeout_seconds <= 3600.0)
+            && self.timeout_seconds <= crate::limits::COMMAND_TIMEOUT_MAX)
         {
             return Err((
                 field("timeout_seconds"),
-                "must be a number in (0, 3600]".into(),
+                format!(
+                    "must be a number in (0, {}]",
+                    crate::limits::COMMAND_TIMEOUT_MAX
+                ),
             ));
         }
         Ok(())

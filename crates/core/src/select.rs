@@ -49,6 +49,7 @@ mod tests {
             gpu_seconds: 1.0,
             arm: None,
             workflow_error: false,
+            round: 1,
         }
     }
 

@@ -245,6 +245,7 @@ mod tests {
             gpu_seconds: 10.0,
             arm: None,
             workflow_error: false,
+            round: 1,
         }
     }
 

@@ -40,6 +40,29 @@ pub struct UpdateProject {
     pub gpu_budget_seconds: Option<Option<f64>>,
     #[serde(default)]
     pub default_gpu_estimate_seconds: Option<f64>,
+    /// Set a budget below what is already spent and reserved (no further attempt can run);
+    /// without it such a budget is a 409.
+    #[serde(default)]
+    pub allow_below_spent: bool,
+}
+
+/// `?force=true`: do it although work is in flight (delete) or the budget is below what is
+/// spent (update).
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ForceQuery {
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// The precondition on writes: the `updated_at` value the client read.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IfMatchHeader {
+    /// The resource's `updated_at` (RFC 3339) from GET. Missing: 428; stale: 412.
+    #[param(rename = "If-Match")]
+    pub if_match: String,
 }
 
 /// Distinguishes an absent field from an explicit `null`.
@@ -203,6 +226,11 @@ pub struct SegmentView {
     #[serde(flatten)]
     pub segment: Segment,
     pub retry_count: u32,
+    /// The current round: 1, plus one for each re-run from review.
+    #[schema(minimum = 1)]
+    pub round: u32,
+    /// Automatic retries within the current round.
+    pub round_retry_count: u32,
     /// `Segment 5: failed attempt 1 (face 0.42), passed attempt 3 (face 0.87)`.
     pub summary: String,
     pub scene_type_name: String,
@@ -264,6 +292,11 @@ pub struct AttemptView {
     pub infra_errors: Vec<InfraErrorRecord>,
     pub human_override: bool,
     pub selected_by: Option<String>,
+    /// 1 for the attempts after submission; each re-run from review starts the next round.
+    #[schema(minimum = 1)]
+    pub round: u32,
+    /// Who re-ran the segment from review to create this attempt; `null` for automatic attempts.
+    pub requested_by: Option<String>,
     pub qa_source: Option<String>,
     pub backend: Option<String>,
     pub worker: Option<String>,
@@ -323,6 +356,8 @@ pub fn attempt_view(a: &Attempt, triggers: &std::collections::BTreeSet<String>) 
         infra_errors: a.infra_errors.clone(),
         human_override: a.human_override,
         selected_by: a.selected_by.clone(),
+        round: a.round,
+        requested_by: a.requested_by.clone(),
         qa_source: a.qa_source.clone(),
         backend: a.backend.clone(),
         worker: a.worker.clone(),
@@ -348,9 +383,18 @@ pub struct RetryHistory {
     pub decision_note: Option<String>,
     /// What the escalation is based on; `null` when not escalated.
     pub review_evidence: Value,
-    /// Retries so far (attempts beyond the original).
+    /// Retries so far (attempts beyond the original), every round included.
     pub retry_count: u32,
-    /// The effective policy's limit; it counts the original attempt.
+    /// The current round: 1, plus one for each re-run from review.
+    #[schema(minimum = 1)]
+    pub round: u32,
+    /// Automatic retries within the current round; `max_attempts − 1` bounds them.
+    pub round_retry_count: u32,
+    /// `retries 1 of up to 3`, or `round 2: retries 1 of up to 3` after a re-run.
+    pub round_summary: String,
+    /// Re-runs and acceptances by people, in attempt order.
+    pub human_actions: Vec<HumanActionView>,
+    /// The effective policy's limit per round; it counts the round's first attempt.
     pub max_attempts: u8,
     pub trigger_checks: Vec<String>,
     pub selected_attempt_number: Option<u32>,
@@ -361,6 +405,29 @@ pub struct RetryHistory {
     /// `null` when it is not waiting.
     pub waiting_for_server_since: Option<DateTime<Utc>>,
     pub attempts: Vec<AttemptView>,
+}
+
+/// Something a person did to the segment.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HumanActionView {
+    /// `rerun`: the person re-ran the segment, starting a round with this attempt;
+    /// `accepted`: the person accepted this attempt as the output.
+    pub kind: String,
+    pub attempt_number: u32,
+    pub actor: String,
+}
+
+impl From<retake_core::HumanAction> for HumanActionView {
+    fn from(h: retake_core::HumanAction) -> Self {
+        HumanActionView {
+            kind: match h.kind {
+                retake_core::HumanActionKind::Rerun => "rerun".into(),
+                retake_core::HumanActionKind::Accepted => "accepted".into(),
+            },
+            attempt_number: h.attempt_number,
+            actor: h.actor,
+        }
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

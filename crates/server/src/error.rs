@@ -28,6 +28,12 @@ pub enum ApiError {
         field: Option<String>,
         message: String,
     },
+    /// A write without `If-Match` (428): it could silently overwrite someone else's change.
+    #[error("this write needs `If-Match: <updated_at>` with the updated_at value from GET, so that it cannot overwrite a change made since")]
+    PreconditionRequired,
+    /// `If-Match` no longer matches: someone changed the resource since it was read (412).
+    #[error("{0}")]
+    PreconditionFailed(String),
     #[error("missing or invalid API token")]
     Unauthorized,
     #[error("{0}")]
@@ -55,8 +61,9 @@ pub struct ErrorBody {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code: `validation_failed`, `bad_request`, `not_found`, `conflict`,
-    /// `unauthorized`, `forbidden`, `method_not_allowed`, `payload_too_large`, `range_not_satisfiable`,
-    /// `storage_unavailable`, `storage_full`, `internal`.
+    /// `precondition_failed`, `precondition_required`, `unauthorized`, `forbidden`,
+    /// `method_not_allowed`, `payload_too_large`, `range_not_satisfiable`, `storage_unavailable`,
+    /// `storage_full`, `internal`.
     pub code: &'static str,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -86,6 +93,16 @@ impl ApiError {
             }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
             ApiError::Conflict { field, .. } => (StatusCode::CONFLICT, "conflict", field.clone()),
+            ApiError::PreconditionRequired => (
+                StatusCode::PRECONDITION_REQUIRED,
+                "precondition_required",
+                Some("If-Match".into()),
+            ),
+            ApiError::PreconditionFailed(_) => (
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                Some("If-Match".into()),
+            ),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
             ApiError::MethodNotAllowed => {
@@ -140,6 +157,10 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound { entity, id } => {
                 ApiError::NotFound(format!("{entity} {id} does not exist"))
+            }
+            // The store reports a stale `updated_at` precondition as a conflict on that field.
+            StoreError::Conflict { message, field } if field.as_deref() == Some("updated_at") => {
+                ApiError::PreconditionFailed(message)
             }
             StoreError::Conflict { message, field } => ApiError::Conflict { field, message },
             StoreError::Invalid { message, field } => ApiError::Validation { field, message },

@@ -35,7 +35,16 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Query<T
     }
 }
 
-/// The optimistic-concurrency precondition: `If-Match: <updated_at>` as returned by a GET.
+/// The optimistic-concurrency precondition every write to a project, scene type or policy needs:
+/// `If-Match: <updated_at>` as returned by a GET. Missing is a 428; a stale value becomes a 412
+/// when the store compares it.
+pub fn require_if_match(
+    headers: &axum::http::HeaderMap,
+) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    if_match(headers)?.ok_or(ApiError::PreconditionRequired)
+}
+
+/// `If-Match: <updated_at>` when present.
 pub fn if_match(
     headers: &axum::http::HeaderMap,
 ) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {

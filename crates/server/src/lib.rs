@@ -15,7 +15,7 @@ pub mod routes;
 pub mod state;
 pub mod ui;
 
-pub use openapi::ApiDoc;
+pub use openapi::{document as openapi_document, ApiDoc};
 pub use state::{AppState, ComfyAdmin, WorkflowRejection, WorkflowValidator};
 
 use axum::extract::DefaultBodyLimit;
@@ -24,7 +24,6 @@ use axum::Router;
 use routes::{ops, projects, review, scene_types, segments};
 use std::future::Future;
 use tokio::net::TcpListener;
-use utoipa::OpenApi;
 
 /// The whole application.
 pub fn app(state: AppState) -> Router {
@@ -44,7 +43,9 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/api/projects/{id}/retry-policy",
-            get(projects::get_policy).put(projects::put_policy),
+            get(projects::get_policy)
+                .put(projects::put_policy)
+                .patch(projects::patch_policy),
         )
         .route(
             "/api/scene-types",
@@ -58,7 +59,9 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/api/scene-types/{id}/retry-policy",
-            get(scene_types::get_policy).put(scene_types::put_policy),
+            get(scene_types::get_policy)
+                .put(scene_types::put_policy)
+                .patch(scene_types::patch_policy),
         )
         .route(
             "/api/scene-types/{id}/failure-patterns",
@@ -96,7 +99,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route(
             "/api/openapi.json",
-            get(|| async { axum::Json(ApiDoc::openapi()) }),
+            get(|| async { axum::Json(openapi_document()) }),
         )
         .route(
             "/api/{*rest}",
@@ -105,7 +108,7 @@ pub fn app(state: AppState) -> Router {
         // After every route: a known path with another method gets the one error shape too.
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed });
     let docs = utoipa_swagger_ui::SwaggerUi::new("/api/docs")
-        .url("/api/docs/openapi.json", ApiDoc::openapi());
+        .external_url_unchecked("/api/docs/openapi.json", openapi_document());
     Router::new()
         .merge(api)
         .merge(docs)

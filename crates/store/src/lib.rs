@@ -164,7 +164,10 @@ pub trait Store: Send + Sync + 'static {
         patch: ProjectPatch,
         if_updated_at: Option<Timestamp>,
     ) -> Result<Project>;
-    async fn delete_project(&self, id: i64) -> Result<()>;
+    /// Deletes the project and everything in it. While it has work in flight this is a
+    /// Conflict giving the counts, unless `force`: then the in-flight attempts go with it and
+    /// are returned, so that their generations can be stopped on the servers.
+    async fn delete_project(&self, id: i64, force: bool) -> Result<Vec<Attempt>>;
 
     // Scene types.
     async fn create_scene_type(&self, s: NewSceneType) -> Result<SceneType>;
@@ -176,7 +179,8 @@ pub trait Store: Send + Sync + 'static {
         patch: SceneTypePatch,
         if_updated_at: Option<Timestamp>,
     ) -> Result<SceneType>;
-    async fn delete_scene_type(&self, id: i64) -> Result<()>;
+    /// As [`Store::delete_project`], for one scene type and its segments.
+    async fn delete_scene_type(&self, id: i64, force: bool) -> Result<Vec<Attempt>>;
 
     // Segments and attempts.
     /// Creates each segment with its attempt 1 queued, in one transaction.

@@ -254,6 +254,10 @@ pub struct Attempt {
     pub qa_source: Option<String>,
     pub selected_by: Option<String>,
     pub human_override: bool,
+    /// 1 for the attempts after submission; each human re-run from review starts the next round.
+    pub round: u32,
+    /// Who re-ran the segment from review to create this attempt; `null` for automatic attempts.
+    pub requested_by: Option<String>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -273,8 +277,35 @@ impl Attempt {
                 .failure_reason
                 .as_deref()
                 .is_some_and(|r| r.starts_with(WORKFLOW_ERROR_PREFIX)),
+            round: self.round,
         }
     }
+}
+
+/// What people did to a segment, from its attempts: re-runs (`requested_by`) and acceptances
+/// (a human override's `selected_by`), in attempt order.
+pub fn human_actions(attempts: &[Attempt]) -> Vec<retake_core::HumanAction> {
+    use retake_core::{HumanAction, HumanActionKind};
+    let mut out = vec![];
+    for a in attempts {
+        if let Some(actor) = &a.requested_by {
+            out.push(HumanAction {
+                attempt_number: a.attempt_number,
+                actor: actor.clone(),
+                kind: HumanActionKind::Rerun,
+            });
+        }
+    }
+    for a in attempts {
+        if let (true, Some(actor)) = (a.human_override, &a.selected_by) {
+            out.push(HumanAction {
+                attempt_number: a.attempt_number,
+                actor: actor.clone(),
+                kind: HumanActionKind::Accepted,
+            });
+        }
+    }
+    out
 }
 
 /// Prefix of `failure_reason` for a workflow the generation server refused (not retriable).

@@ -162,6 +162,42 @@ pub const RECOUNT_PROJECT: [&str; 3] = [
      GROUP BY k",
 ];
 
+/// A project's (`project_id`) or scene type's (`scene_type_id`) attempts still in flight, which a
+/// delete would take from under the workers.
+pub fn in_flight_attempts_sql(owner_column: &str) -> String {
+    format!(
+        "SELECT * FROM retry_attempts WHERE {owner_column} = $1 \
+         AND overall_status IN ('queued', 'generating', 'scoring') ORDER BY id"
+    )
+}
+
+/// Its segments still in progress (not yet passed, in review or closed).
+pub fn segments_in_progress_sql(owner_column: &str) -> String {
+    format!(
+        "SELECT COUNT(*) FROM segments WHERE {owner_column} = $1 \
+         AND status IN ('queued', 'generating', 'retrying')"
+    )
+}
+
+/// The 409 a delete without `force` answers while work is in flight, with the counts.
+pub fn in_flight_refusal(what: &str, segments: i64, attempts: &[Attempt]) -> StoreError {
+    let count = |s: AttemptStatus| attempts.iter().filter(|a| a.overall_status == s).count();
+    StoreError::conflict(
+        Some("force"),
+        format!(
+            "{what} has work in flight: {segments} segment{} in progress, {} attempt{} \
+             ({} generating, {} scoring, {} queued); cancel them first, or delete with \
+             ?force=true to cancel them and delete",
+            if segments == 1 { "" } else { "s" },
+            attempts.len(),
+            if attempts.len() == 1 { "" } else { "s" },
+            count(AttemptStatus::Generating),
+            count(AttemptStatus::Scoring),
+            count(AttemptStatus::Queued),
+        ),
+    )
+}
+
 /// The same statement for SQLite, which numbers its placeholders `?1`.
 pub fn sqlite_sql(sql: &str) -> String {
     sql.replace('$', "?")
@@ -311,7 +347,7 @@ fn move_segment(seg: &mut Segment, to: SegmentStatus) -> Result<()> {
     seg.status = seg
         .status
         .transition(to)
-        .map_err(|e| StoreError::invalid(Some("status"), e.to_string()))?;
+        .map_err(|e| StoreError::conflict(Some("status"), e.to_string()))?;
     Ok(())
 }
 
@@ -319,7 +355,7 @@ fn move_attempt(a: &mut Attempt, to: AttemptStatus) -> Result<()> {
     a.overall_status = a
         .overall_status
         .transition(to)
-        .map_err(|e| StoreError::invalid(Some("overall_status"), e.to_string()))?;
+        .map_err(|e| StoreError::conflict(Some("overall_status"), e.to_string()))?;
     Ok(())
 }
 
@@ -461,7 +497,9 @@ pub async fn finish_generation<T: TxOps + ?Sized>(
     done: GenerationDone,
 ) -> Result<Applied> {
     let Some(mut a) = tx.attempt(done.attempt_id).await? else {
-        return Err(StoreError::not_found("attempt", done.attempt_id));
+        // Its project or scene type was deleted while it ran: nothing is left to record.
+        tracing::info!(attempt = done.attempt_id, "a finished attempt no longer exists (its project or scene type was deleted); nothing recorded");
+        return Ok(Applied::ignored());
     };
     if a.overall_status != AttemptStatus::Generating
         || a.worker.as_deref() != Some(done.worker.as_str())
@@ -554,14 +592,19 @@ pub async fn deliver_verdict<T: TxOps + ?Sized>(
     worker: Option<&str>,
 ) -> Result<Applied> {
     let Some(a) = tx.attempt(attempt_id).await? else {
+        if worker.is_some() {
+            // The built-in runner scored an attempt whose project or scene type was deleted.
+            tracing::info!(attempt = attempt_id, "a scored attempt no longer exists (its project or scene type was deleted); nothing recorded");
+            return Ok(Applied::ignored());
+        }
         return Err(StoreError::not_found("attempt", attempt_id));
     };
     if a.overall_status != AttemptStatus::Scoring {
         if a.overall_status.is_terminal() {
             return Ok(Applied::ignored());
         }
-        return Err(StoreError::invalid(
-            None,
+        return Err(StoreError::conflict(
+            Some("status"),
             format!(
                 "attempt {attempt_id} is {}; scores are accepted once it is scoring",
                 a.overall_status
@@ -757,7 +800,7 @@ async fn decide_loaded<T: TxOps + ?Sized>(
         stats: &stats,
     });
     let learn_rescue = policy.enabled;
-    let applied = apply(tx, &mut seg, &attempts, decision, Some(est)).await?;
+    let applied = apply(tx, &mut seg, &attempts, decision, Some(est), None).await?;
     if learn_rescue && seg.had_failure && seg.status.is_terminal() {
         record_rescue(tx, &seg, &attempts).await?;
     }
@@ -821,6 +864,8 @@ async fn apply<T: TxOps + ?Sized>(
     attempts: &[Attempt],
     decision: Decision,
     est: Option<f64>,
+    // The person whose re-run this decision carries out, recorded on the attempts it queues.
+    requested_by: Option<&str>,
 ) -> Result<Applied> {
     let kind = decision.kind();
     let mut new_attempts = vec![];
@@ -869,6 +914,8 @@ async fn apply<T: TxOps + ?Sized>(
                     qa_source: None,
                     selected_by: None,
                     human_override: false,
+                    round: p.round,
+                    requested_by: requested_by.map(str::to_owned),
                     started_at: None,
                     finished_at: None,
                     created_at: t,
@@ -1006,7 +1053,8 @@ pub async fn record_infra_failure<T: TxOps + ?Sized>(
     f: InfraFailure,
 ) -> Result<Applied> {
     let Some(mut a) = tx.attempt(f.attempt_id).await? else {
-        return Err(StoreError::not_found("attempt", f.attempt_id));
+        tracing::info!(attempt = f.attempt_id, "a failed attempt no longer exists (its project or scene type was deleted); nothing recorded");
+        return Ok(Applied::ignored());
     };
     if !matches!(
         a.overall_status,
@@ -1188,13 +1236,13 @@ pub async fn select_attempt<T: TxOps + ?Sized>(
         .find(|a| a.attempt_number == n)
         .ok_or_else(|| StoreError::not_found("attempt", format!("{segment_id}/{n}")))?;
     if !human_override && target.overall_status != AttemptStatus::Passed {
-        return Err(StoreError::invalid(
+        return Err(StoreError::conflict(
             Some("attempt_number"),
             format!("attempt {n} is {}; only a passing attempt can be selected (a reviewer can accept it from the review queue as an override)", target.overall_status),
         ));
     }
     if human_override && !target.overall_status.is_terminal() {
-        return Err(StoreError::invalid(
+        return Err(StoreError::conflict(
             Some("attempt_number"),
             format!("attempt {n} is still {}", target.overall_status),
         ));
@@ -1205,7 +1253,7 @@ pub async fn select_attempt<T: TxOps + ?Sized>(
         (SegmentStatus::NeedsReview | SegmentStatus::Passed, true) => SegmentStatus::Approved,
         (SegmentStatus::NeedsReview, false) => SegmentStatus::Approved,
         (s, _) => {
-            return Err(StoreError::invalid(Some("status"), format!("segment {segment_id} is {s}; attempts can be selected once it has passed or is in review")))
+            return Err(StoreError::conflict(Some("status"), format!("segment {segment_id} is {s}; attempts can be selected once it has passed or is in review")))
         }
     };
     let before = seg.selected_attempt_number;
@@ -1284,7 +1332,7 @@ pub async fn rerun<T: TxOps + ?Sized>(
         .await?
         .ok_or_else(|| StoreError::not_found("segment", segment_id))?;
     if seg.status != SegmentStatus::NeedsReview {
-        return Err(StoreError::invalid(
+        return Err(StoreError::conflict(
             Some("status"),
             format!(
                 "segment {segment_id} is {}; only a segment in review can be re-run",
@@ -1333,7 +1381,7 @@ pub async fn rerun<T: TxOps + ?Sized>(
     };
     seg.review_reason = None;
     seg.review_evidence = Value::Null;
-    let applied = apply(tx, &mut seg, &attempts, decision, Some(est)).await?;
+    let applied = apply(tx, &mut seg, &attempts, decision, Some(est), Some(actor)).await?;
     let id = applied.new_attempts[0];
     let a = tx
         .attempt(id)
@@ -1396,6 +1444,8 @@ pub fn first_attempt(seg: &Segment, seed: u64, t: Timestamp) -> Attempt {
         qa_source: None,
         selected_by: None,
         human_override: false,
+        round: 1,
+        requested_by: None,
         started_at: None,
         finished_at: None,
         created_at: t,

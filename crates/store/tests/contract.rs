@@ -26,6 +26,7 @@ retake_store::contract_tests!(
     tokens_and_servers,
     racing_workers_never_overspend_the_budget,
     text_from_outside_with_a_nul_character_is_stored,
+    deleting_with_work_in_flight_needs_force,
 );
 
 const W: &str = "worker-a";
@@ -150,7 +151,7 @@ async fn projects_crud_and_conflicts(store: Arc<dyn Store>) {
         Err(StoreError::NotFound { .. })
     ));
     assert_eq!(store.list_projects().await.unwrap().len(), 1);
-    store.delete_project(p.id).await.unwrap();
+    store.delete_project(p.id, false).await.unwrap();
     assert!(store.list_projects().await.unwrap().is_empty());
 }
 
@@ -491,7 +492,7 @@ async fn selection_and_review_actions(store: Arc<dyn Store>) {
         .select_attempt(a.id, 1, "alice", false)
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
     let a = store.select_attempt(a.id, 2, "alice", false).await.unwrap();
     assert_eq!(a.selected_attempt_number, Some(2));
     let attempts = store.list_attempts(a.id).await.unwrap();
@@ -526,21 +527,40 @@ async fn selection_and_review_actions(store: Arc<dyn Store>) {
     assert_eq!(b.status, SegmentStatus::Retrying);
     assert_eq!(a4.attempt_number, 4);
     assert!(a4.why.as_deref().unwrap().contains("bob"));
+    // The re-run starts round 2 and records who asked for it.
+    assert_eq!((a4.round, a4.requested_by.as_deref()), (2, Some("bob")));
     let bad = store
         .rerun_segment(b.id, "bob", RerunOverrides::default())
         .await;
     assert!(
-        matches!(bad, Err(StoreError::Invalid { .. })),
+        matches!(bad, Err(StoreError::Conflict { .. })),
         "only a segment in review can be re-run"
     );
-    let w = store.claim(W, 1, LEASE).await.unwrap().remove(0);
-    assert_eq!(w.attempt.id, a4.id);
-    store
-        .finish_generation(done(&w.attempt, W, Some(verdict(0.25, 1.0))))
-        .await
-        .unwrap();
+    // Round 2 has its own max_attempts (3): the re-run and two automatic retries.
+    for n in 4..=6 {
+        let w = store.claim(W, 1, LEASE).await.unwrap().remove(0);
+        assert_eq!((w.attempt.attempt_number, w.attempt.round), (n, 2));
+        if n == 4 {
+            assert_eq!(w.attempt.id, a4.id);
+        } else {
+            assert_eq!(w.attempt.requested_by, None, "an automatic retry");
+        }
+        store
+            .finish_generation(done(&w.attempt, W, Some(verdict(0.25, 1.0))))
+            .await
+            .unwrap();
+    }
     let b = store.get_segment(b.id).await.unwrap();
     assert_eq!(b.status, SegmentStatus::NeedsReview);
+    assert_eq!(b.review_reason, Some(ReviewReason::AllAttemptsFailed));
+    assert!(
+        b.decision_note
+            .as_deref()
+            .unwrap()
+            .starts_with("round 2: all 3 attempts failed"),
+        "{:?}",
+        b.decision_note
+    );
     let b = store.select_attempt(b.id, 2, "carol", true).await.unwrap();
     assert_eq!(b.status, SegmentStatus::Approved);
     let sel = store
@@ -566,7 +586,7 @@ async fn selection_and_review_actions(store: Arc<dyn Store>) {
         .iter()
         .find(|f| f.check == "face_confidence")
         .unwrap();
-    assert_eq!(face.failures, 5);
+    assert_eq!(face.failures, 7);
     assert_eq!(face.failed_segments, 2);
     assert_eq!(face.rescues, 1);
 }
@@ -616,6 +636,23 @@ async fn infra_errors_requeue_then_escalate(store: Arc<dyn Store>) {
         "GPU spent on failed tries is charged"
     );
     let _ = a;
+
+    // A reviewer re-runs it once the outage is over: the re-run passes, and the old
+    // infrastructure error (round 1) no longer sends the segment back to review.
+    let (_, rerun) = store
+        .rerun_segment(seg.id, "dana", RerunOverrides::default())
+        .await
+        .unwrap();
+    assert_eq!((rerun.attempt_number, rerun.round), (2, 2));
+    let w = store.claim(W, 1, LEASE).await.unwrap().remove(0);
+    assert_eq!(w.attempt.id, rerun.id);
+    store
+        .finish_generation(done(&w.attempt, W, Some(verdict(0.9, 1.0))))
+        .await
+        .unwrap();
+    let seg = store.get_segment(seg.id).await.unwrap();
+    assert_eq!(seg.status, SegmentStatus::Passed);
+    assert_eq!(seg.selected_attempt_number, Some(2));
 }
 
 async fn tokens_and_servers(store: Arc<dyn Store>) {
@@ -792,4 +829,64 @@ async fn text_from_outside_with_a_nul_character_is_stored(store: Arc<dyn Store>)
     assert!(a.infra_errors[0].message.starts_with("node 3: bad"));
     let seg = store.get_segment(a.segment_id).await.unwrap();
     assert_eq!(seg.review_reason, Some(ReviewReason::WorkflowError));
+}
+
+async fn deleting_with_work_in_flight_needs_force(store: Arc<dyn Store>) {
+    let p = project(&store, None, true).await;
+    let st = scene(&store, &p, PolicyOverrides::default()).await;
+    submit(&store, &st, 2).await;
+    let w = store.claim(W, 1, LEASE).await.unwrap().remove(0);
+
+    // Without force both deletes refuse, with the counts, and delete nothing.
+    for refused in [
+        store.delete_scene_type(st.id, false).await,
+        store.delete_project(p.id, false).await,
+    ] {
+        match refused {
+            Err(StoreError::Conflict { message, .. }) => assert!(
+                message.contains(
+                    "2 segments in progress, 2 attempts (1 generating, 0 scoring, 1 queued)"
+                ),
+                "{message}"
+            ),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+    assert_eq!(store.get_scene_type(st.id).await.unwrap().id, st.id);
+
+    // Forced, the in-flight attempts go with the project and are returned to be stopped.
+    let gone = store.delete_project(p.id, true).await.unwrap();
+    let mut ids: Vec<i64> = gone.iter().map(|a| a.id).collect();
+    ids.sort();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&w.attempt.id));
+    assert!(matches!(
+        store.get_project(p.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // The worker that was generating finishes later: nothing is recorded, nothing fails.
+    let late = store
+        .finish_generation(done(&w.attempt, W, Some(verdict(0.9, 1.0))))
+        .await
+        .unwrap();
+    assert!(!late.applied);
+    let late = store
+        .record_infra_failure(InfraFailure {
+            attempt_id: w.attempt.id,
+            worker: W.into(),
+            message: "connection refused".into(),
+            retriable: true,
+            gpu_seconds_spent: 1.0,
+            max_infra_retries: 2,
+            backoff: Duration::ZERO,
+        })
+        .await
+        .unwrap();
+    assert!(!late.applied);
+    assert!(store.claim(W, 4, LEASE).await.unwrap().is_empty());
+    assert!(matches!(
+        store.delete_scene_type(st.id, true).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }

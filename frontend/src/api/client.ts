@@ -21,6 +21,10 @@ export class ApiError extends Error {
   get isConflict(): boolean {
     return this.status === 409;
   }
+  /** The resource changed since it was read (`If-Match` no longer matches). */
+  get isStale(): boolean {
+    return this.status === 412;
+  }
   get isValidation(): boolean {
     return this.status === 422;
   }

@@ -54,6 +54,7 @@ fn judge(
         gpu_seconds: sim.gpu_seconds,
         arm,
         workflow_error: false,
+        round: 1,
     };
     (outcome, view)
 }

@@ -9,7 +9,7 @@ pub mod segments;
 use crate::dto::SegmentView;
 use crate::error::ApiResult;
 use crate::state::AppState;
-use retake_core::{estimate_gpu_seconds, summary_sentence, EffectivePolicy};
+use retake_core::{estimate_gpu_seconds, summary_sentence_with, EffectivePolicy, RoundCount};
 use retake_store::{Project, SceneType, Segment};
 
 /// The scene type's effective policy and the GPU estimate one attempt reserves now.
@@ -52,9 +52,13 @@ pub fn segment_view_of(
 ) -> SegmentView {
     let views: Vec<_> = attempts.iter().map(|a| a.view()).collect();
     let triggers: Vec<String> = scene.qa_checks.iter().map(|c| c.check.clone()).collect();
+    let rounds = RoundCount::of(&views);
+    let actions = retake_store::human_actions(attempts);
     SegmentView {
         retry_count: s.retry_count(),
-        summary: summary_sentence(s.id, &views, &triggers),
+        round: rounds.round,
+        round_retry_count: rounds.retries,
+        summary: summary_sentence_with(s.id, &views, &actions, &triggers),
         scene_type_name: scene.name.clone(),
         segment: s,
     }

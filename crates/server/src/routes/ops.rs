@@ -220,10 +220,11 @@ pub async fn put_server(
             "must be an http:// or https:// URL",
         ));
     }
-    if !(1..=64).contains(&b.max_concurrency) {
+    let (lo, hi) = retake_core::limits::SERVER_CONCURRENCY;
+    if !(lo..=hi).contains(&b.max_concurrency) {
         return Err(ApiError::validation(
             "max_concurrency",
-            format!("must be in 1..=64; got {}", b.max_concurrency),
+            format!("must be in {lo}..={hi}; got {}", b.max_concurrency),
         ));
     }
     let s = state

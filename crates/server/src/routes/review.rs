@@ -72,13 +72,13 @@ pub async fn accept(
     caller.require(Role::Creator)?;
     let seg = state.store.get_segment(id).await?;
     if seg.status != SegmentStatus::NeedsReview {
-        return Err(ApiError::validation(
-            "status",
-            format!(
+        return Err(ApiError::Conflict {
+            field: Some("status".into()),
+            message: format!(
                 "segment {id} is {}; only a segment in review can be accepted",
                 seg.status
             ),
-        ));
+        });
     }
     let actor = match &b.note {
         Some(n) => format!("{} — {n}", caller.actor()),
@@ -158,12 +158,48 @@ pub async fn external_qa(
                 format!("must be a number in 0..=1; got {}", s.score),
             ));
         }
-        if s.check.trim().is_empty() || s.check.len() > 64 {
+        if s.check.trim().is_empty()
+            || s.check.chars().count() > retake_core::limits::CHECK_NAME_LEN
+        {
             return Err(ApiError::validation(
                 format!("scores[{i}].check"),
-                "must have 1..=64 characters",
+                format!(
+                    "must have 1..={} characters",
+                    retake_core::limits::CHECK_NAME_LEN
+                ),
             ));
         }
+        if let Some(j) = b.scores[..i].iter().position(|e| e.check == s.check) {
+            return Err(ApiError::validation(
+                format!("scores[{i}].check"),
+                format!(
+                    "`{}` is scored twice (scores[{j}] and scores[{i}]); send each check once",
+                    s.check
+                ),
+            ));
+        }
+    }
+    // Every score must be for a check the attempt's scene type has: a misspelt name would
+    // otherwise be ignored and the check reported missing.
+    let attempt = state.store.get_attempt(id).await?;
+    let segment = state.store.get_segment(attempt.segment_id).await?;
+    let scene = state.store.get_scene_type(segment.scene_type_id).await?;
+    let known = scene.check_names();
+    if let Some((i, s)) = b
+        .scores
+        .iter()
+        .enumerate()
+        .find(|(_, s)| !known.contains(&s.check))
+    {
+        return Err(ApiError::validation(
+            format!("scores[{i}].check"),
+            format!(
+                "`{}` is not a QA check of scene type \"{}\"; its checks: [{}]",
+                s.check,
+                scene.name,
+                known.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        ));
     }
     let started = std::time::Instant::now();
     let v = QaVerdict {

@@ -4,7 +4,7 @@ use super::effective;
 use crate::auth::Caller;
 use crate::dto::*;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{if_match, Path, Query};
+use crate::extract::{require_if_match, Path, Query};
 use crate::json::Json;
 use crate::state::AppState;
 use axum::extract::State;
@@ -31,10 +31,16 @@ fn check_checks(checks: &[CheckConfig], commands: &[CommandCheck]) -> ApiResult<
     for (i, c) in commands.iter().enumerate() {
         c.validate(i).map_err(|(f, m)| ApiError::validation(f, m))?;
     }
-    if checks.len() > 32 || commands.len() > 16 {
+    if checks.len() > retake_core::limits::MAX_QA_CHECKS
+        || commands.len() > retake_core::limits::MAX_QA_COMMANDS
+    {
         return Err(ApiError::validation(
             "qa_checks",
-            "at most 32 checks and 16 command checks",
+            format!(
+                "at most {} checks and {} command checks",
+                retake_core::limits::MAX_QA_CHECKS,
+                retake_core::limits::MAX_QA_COMMANDS
+            ),
         ));
     }
     Ok(())
@@ -61,8 +67,11 @@ fn check_common(
     params: Option<&Parameters>,
 ) -> ApiResult<()> {
     if let Some(n) = name {
-        if n.trim().is_empty() || n.len() > 200 {
-            return Err(ApiError::validation("name", "must have 1..=200 characters"));
+        if n.trim().is_empty() || n.chars().count() > retake_core::limits::NAME_LEN {
+            return Err(ApiError::validation(
+                "name",
+                format!("must have 1..={} characters", retake_core::limits::NAME_LEN),
+            ));
         }
     }
     if let Some(b) = backend {
@@ -190,8 +199,11 @@ pub async fn get(
     Ok(axum::Json(view(&state, st).await?))
 }
 
-#[utoipa::path(patch, path = "/api/scene-types/{id}", tag = "scene types", params(("id" = i64, Path)), request_body = UpdateSceneType,
-    responses((status = 200, body = SceneTypeView), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+/// Change a scene type's fields (those present). Send `If-Match: <updated_at>` from GET:
+/// missing is a 428, stale a 412.
+#[utoipa::path(patch, path = "/api/scene-types/{id}", tag = "scene types", params(("id" = i64, Path), IfMatchHeader), request_body = UpdateSceneType,
+    responses((status = 200, body = SceneTypeView), (status = 409, description = "the name is taken", body = crate::error::ErrorBody),
+        (status = 412, description = "If-Match is stale", body = crate::error::ErrorBody), (status = 428, description = "If-Match is missing", body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update(
     State(state): State<AppState>,
@@ -201,6 +213,7 @@ pub async fn update(
     Json(b): Json<UpdateSceneType>,
 ) -> ApiResult<axum::Json<SceneTypeView>> {
     caller.require(Role::Admin)?;
+    let expected = require_if_match(&headers)?;
     let cur = state.store.get_scene_type(id).await?;
     check_common(
         b.name.as_deref(),
@@ -255,20 +268,36 @@ pub async fn update(
                 retry_policy: None,
                 parameter_domains: domains,
             },
-            if_match(&headers)?,
+            Some(expected),
         )
         .await?;
     Ok(axum::Json(view(&state, st).await?))
 }
 
-#[utoipa::path(delete, path = "/api/scene-types/{id}", tag = "scene types", params(("id" = i64, Path)), responses((status = 204)), security(("bearer" = [])))]
+/// Delete a scene type with its segments and attempts. While it has work in flight this is a
+/// 409 giving the counts, unless `?force=true`: then its work is cancelled and it is deleted.
+#[utoipa::path(delete, path = "/api/scene-types/{id}", tag = "scene types", params(("id" = i64, Path), ForceQuery),
+    responses((status = 204, description = "deleted"), (status = 409, description = "work in flight; the message gives the counts", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
+    Query(q): Query<ForceQuery>,
 ) -> ApiResult<StatusCode> {
     caller.require(Role::Admin)?;
-    state.store.delete_scene_type(id).await?;
+    let cancelled = state.store.delete_scene_type(id, q.force).await?;
+    if !cancelled.is_empty() {
+        tracing::info!(
+            scene_type = id,
+            attempts = cancelled.len(),
+            "scene type deleted with work in flight; stopping its generations"
+        );
+        state
+            .backends
+            .cancel_all(state.store.as_ref(), &cancelled)
+            .await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -284,10 +313,12 @@ pub async fn get_policy(
     Ok(axum::Json(scene_policy_view(&st, &project, eff, est)))
 }
 
-/// Replace the scene type's overrides: each field set here overrides the project default; a
-/// missing or `null` field inherits it. Send `If-Match: <updated_at>`; a stale value is a 409.
-#[utoipa::path(put, path = "/api/scene-types/{id}/retry-policy", tag = "policy", params(("id" = i64, Path)), request_body = PolicyOverrides,
-    responses((status = 200, body = SceneTypePolicyView), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+/// Replace all of the scene type's overrides with this document: each field set here overrides
+/// the project default; a missing or `null` field inherits it. To change some fields and keep
+/// the others, use PATCH. Send `If-Match: <updated_at>`: missing is a 428, stale a 412.
+#[utoipa::path(put, path = "/api/scene-types/{id}/retry-policy", tag = "policy", params(("id" = i64, Path), IfMatchHeader), request_body = PolicyOverrides,
+    responses((status = 200, body = SceneTypePolicyView), (status = 412, description = "If-Match is stale", body = crate::error::ErrorBody),
+        (status = 428, description = "If-Match is missing", body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn put_policy(
     State(state): State<AppState>,
@@ -297,7 +328,39 @@ pub async fn put_policy(
     Json(o): Json<PolicyOverrides>,
 ) -> ApiResult<axum::Json<SceneTypePolicyView>> {
     caller.require(Role::Admin)?;
+    let expected = require_if_match(&headers)?;
     let st = state.store.get_scene_type(id).await?;
+    save_policy(&state, st, o, expected).await
+}
+
+/// Change only the overrides in the body: a value overrides the project default, `null` returns
+/// that field to inheriting it, and fields not in the body keep their current override.
+/// `If-Match` as for PUT.
+#[utoipa::path(patch, path = "/api/scene-types/{id}/retry-policy", tag = "policy", params(("id" = i64, Path), IfMatchHeader), request_body = PolicyOverrides,
+    responses((status = 200, body = SceneTypePolicyView), (status = 412, description = "If-Match is stale", body = crate::error::ErrorBody),
+        (status = 428, description = "If-Match is missing", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn patch_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    Json(patch): Json<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult<axum::Json<SceneTypePolicyView>> {
+    caller.require(Role::Admin)?;
+    let expected = require_if_match(&headers)?;
+    let st = state.store.get_scene_type(id).await?;
+    let o: PolicyOverrides = super::projects::merge_patch(&st.retry_policy, patch)?;
+    save_policy(&state, st, o, expected).await
+}
+
+async fn save_policy(
+    state: &AppState,
+    st: SceneType,
+    o: PolicyOverrides,
+    expected: chrono::DateTime<chrono::Utc>,
+) -> ApiResult<axum::Json<SceneTypePolicyView>> {
+    let id = st.id;
     o.check_triggers_known(&st.check_names())?;
     let project = state.store.get_project(st.project_id).await?;
     retake_core::EffectivePolicy::resolve(&project.default_retry_policy, &o)?;
@@ -309,10 +372,10 @@ pub async fn put_policy(
                 retry_policy: Some(o),
                 ..Default::default()
             },
-            if_match(&headers)?,
+            Some(expected),
         )
         .await?;
-    let (project, eff, est) = effective(&state, &st).await?;
+    let (project, eff, est) = effective(state, &st).await?;
     Ok(axum::Json(scene_policy_view(&st, &project, eff, est)))
 }
 

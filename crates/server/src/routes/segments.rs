@@ -11,13 +11,13 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use retake_core::{summary_sentence, SegmentStatus};
+use retake_core::{summary_sentence_with, RoundCount, SegmentStatus};
 use retake_store::{NewSegment, Role, SegmentFilter};
 use serde::Deserialize;
 use std::collections::HashMap;
 use tower::ServiceExt;
 
-pub const MAX_BATCH: usize = 1000;
+pub const MAX_BATCH: usize = retake_core::limits::SUBMIT_BATCH_MAX;
 
 /// [`SubmitSegments::Batch`].
 #[derive(Deserialize)]
@@ -78,14 +78,18 @@ pub async fn submit(
                 })?;
             scenes.insert(s.scene_type_id, st);
         }
+        let scene = &scenes[&s.scene_type_id];
         s.parameters
-            .validate()
+            .validate_for_scene(&scene.default_parameters, &scene.domains())
             .map_err(|(f, m)| ApiError::validation(field(&f), m))?;
         if let Some(l) = &s.label {
-            if l.len() > 200 {
+            if l.chars().count() > retake_core::limits::NAME_LEN {
                 return Err(ApiError::validation(
                     field("label"),
-                    "must have at most 200 characters",
+                    format!(
+                        "must have at most {} characters",
+                        retake_core::limits::NAME_LEN
+                    ),
                 ));
             }
         }
@@ -140,12 +144,13 @@ pub fn parse_status(s: Option<&str>) -> ApiResult<Option<SegmentStatus>> {
 }
 
 pub fn check_limit(l: Option<u32>) -> ApiResult<u32> {
+    let (lo, hi) = retake_core::limits::PAGE_LIMIT;
     match l {
         None => Ok(50),
-        Some(v) if (1..=200).contains(&v) => Ok(v),
+        Some(v) if (lo..=hi).contains(&v) => Ok(v),
         Some(v) => Err(ApiError::validation(
             "limit",
-            format!("must be in 1..=200; got {v}"),
+            format!("must be in {lo}..={hi}; got {v}"),
         )),
     }
 }
@@ -210,6 +215,8 @@ pub async fn history(state: &AppState, id: i64) -> ApiResult<RetryHistory> {
     let attempts = state.store.list_attempts(id).await?;
     let views: Vec<_> = attempts.iter().map(|a| a.view()).collect();
     let names: Vec<String> = st.qa_checks.iter().map(|c| c.check.clone()).collect();
+    let rounds = RoundCount::of(&views);
+    let actions = retake_store::human_actions(&attempts);
     Ok(RetryHistory {
         segment_id: s.id,
         project_id: s.project_id,
@@ -221,12 +228,16 @@ pub async fn history(state: &AppState, id: i64) -> ApiResult<RetryHistory> {
         decision_note: s.decision_note.clone(),
         review_evidence: s.review_evidence.clone(),
         retry_count: s.retry_count(),
+        round: rounds.round,
+        round_retry_count: rounds.retries,
+        round_summary: rounds.describe(eff.policy.max_attempts as u32),
+        human_actions: actions.iter().cloned().map(HumanActionView::from).collect(),
         max_attempts: eff.policy.max_attempts,
         trigger_checks: eff.policy.trigger_checks.iter().cloned().collect(),
         selected_attempt_number: s.selected_attempt_number,
         total_gpu_seconds: (attempts.iter().map(|a| a.gpu_seconds).sum::<f64>() * 1000.0).round()
             / 1000.0,
-        summary: summary_sentence(s.id, &views, &names),
+        summary: summary_sentence_with(s.id, &views, &actions, &names),
         rng_seed: s.rng_seed,
         waiting_for_server_since: attempts
             .iter()

@@ -1,5 +1,5 @@
 //! Optimistic concurrency: two admins saving against the same `If-Match` — one wins, one gets a
-//! 409 and must reload.
+//! 412 and must reload.
 
 use crate::helpers::*;
 use retake_store::Store;
@@ -18,11 +18,11 @@ retake_store::contract_tests!(
 fn one_wins(a: &Resp, b: &Resp) -> usize {
     let mut statuses = [a.status, b.status];
     statuses.sort();
-    assert_eq!(statuses, [200, 409], "a: {} b: {}", a.text(), b.text());
-    let loser = if a.status == 409 { a } else { b };
+    assert_eq!(statuses, [200, 412], "a: {} b: {}", a.text(), b.text());
+    let loser = if a.status == 412 { a } else { b };
     let e = loser.json();
-    assert_eq!(e["error"]["code"], "conflict");
-    assert_eq!(e["error"]["field"], "updated_at");
+    assert_eq!(e["error"]["code"], "precondition_failed");
+    assert_eq!(e["error"]["field"], "If-Match");
     if a.status == 200 {
         0
     } else {
@@ -125,7 +125,7 @@ async fn concurrent_reruns_create_one_attempt(store: Arc<dyn Store>) {
         assert_eq!(statuses[0], 200, "a: {} b: {}", a.text(), b.text());
         assert_eq!(
             statuses[1],
-            422,
+            409,
             "the second re-run finds the segment no longer in review: a: {} b: {}",
             a.text(),
             b.text()
@@ -192,7 +192,7 @@ async fn concurrent_review_actions_leave_one_outcome(store: Arc<dyn Store>) {
         statuses.sort();
         assert_eq!(
             statuses,
-            [200, 422],
+            [200, 409],
             "accept: {} reject: {}",
             a.text(),
             r.text()

@@ -3,12 +3,14 @@
 use crate::helpers::*;
 use reqwest::Method;
 use retake_store::Store;
+use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 retake_store::contract_tests!(
     openapi_document_lists_every_route,
-    api_docs_load_without_external_urls
+    api_docs_load_without_external_urls,
+    the_document_states_the_servers_limits_and_statuses,
 );
 
 /// Every operation the router serves, as `(method, path template)`.
@@ -24,6 +26,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/projects/{id}"),
     ("get", "/api/projects/{id}/retry-policy"),
     ("put", "/api/projects/{id}/retry-policy"),
+    ("patch", "/api/projects/{id}/retry-policy"),
     ("get", "/api/scene-types"),
     ("post", "/api/scene-types"),
     ("get", "/api/scene-types/{id}"),
@@ -31,6 +34,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/scene-types/{id}"),
     ("get", "/api/scene-types/{id}/retry-policy"),
     ("put", "/api/scene-types/{id}/retry-policy"),
+    ("patch", "/api/scene-types/{id}/retry-policy"),
     ("get", "/api/scene-types/{id}/failure-patterns"),
     ("get", "/api/failure-patterns"),
     ("get", "/api/segments"),
@@ -201,4 +205,75 @@ async fn api_docs_load_without_external_urls(store: Arc<dyn Store>) {
         .expect("a swagger-initializer script");
     assert!(init.contains("/api/docs/openapi.json"), "{init}");
     assert!(!init.contains("petstore"), "{init}");
+}
+
+/// Issue 15 item 6/7: the limits in the document are the ones the server enforces (one source:
+/// `retake_core::limits`), and each operation lists the statuses it can answer.
+async fn the_document_states_the_servers_limits_and_statuses(store: Arc<dyn Store>) {
+    use retake_core::limits;
+    let app = TestApp::spawn(store).await;
+    let doc = app.openapi().await.expect(200);
+    let schemas = &doc["components"]["schemas"];
+    for s in ["RetryPolicy", "PolicyOverrides"] {
+        let p = &schemas[s]["properties"];
+        assert_eq!(p["max_attempts"]["minimum"], limits::MAX_ATTEMPTS.0, "{s}");
+        assert_eq!(p["max_attempts"]["maximum"], limits::MAX_ATTEMPTS.1, "{s}");
+        assert_eq!(p["parallelism"]["maximum"], limits::PARALLELISM.1, "{s}");
+        assert_eq!(p["cfg_jitter"]["maximum"], limits::CFG_JITTER_MAX, "{s}");
+    }
+    // What the document says is what the server does: one past each bound is refused.
+    let pid = id(&app.project(json!({})).await);
+    for (v, ok) in [
+        (limits::MAX_ATTEMPTS.0, true),
+        (limits::MAX_ATTEMPTS.1, true),
+        (limits::MAX_ATTEMPTS.1 + 1, false),
+        (limits::MAX_ATTEMPTS.0 - 1, false),
+    ] {
+        let r = app
+            .patch_project_policy(&app.admin, pid, json!({"max_attempts": v}), None)
+            .await;
+        assert_eq!(r.status == 200, ok, "max_attempts {v}: {}", r.text());
+    }
+    let limit = doc["paths"]["/api/segments"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap()["schema"]
+        .clone();
+    assert_eq!(
+        (limit["minimum"].as_u64(), limit["maximum"].as_u64()),
+        (Some(1), Some(200))
+    );
+    app.list_segments(&app.viewer, "?limit=0")
+        .await
+        .expect_error(422, "validation_failed", Some("limit"));
+    assert_eq!(schemas["ExternalQa"]["minProperties"], 1);
+    assert_eq!(schemas["ExternalQa"]["properties"]["scores"]["minItems"], 1);
+
+    let responses = |method: &str, path: &str| -> Vec<String> {
+        doc["paths"][path][method]["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    for code in ["400", "401", "403", "404", "412", "422", "428", "503"] {
+        assert!(
+            responses("patch", "/api/scene-types/{id}/retry-policy").contains(&code.to_owned()),
+            "{code}"
+        );
+    }
+    for code in ["400", "401", "403", "404", "409"] {
+        assert!(
+            responses("delete", "/api/projects/{id}").contains(&code.to_owned()),
+            "{code}"
+        );
+    }
+    assert!(responses("get", "/api/segments").contains(&"422".to_owned()));
+    assert!(
+        !responses("get", "/api/segments").contains(&"403".to_owned()),
+        "any token reads"
+    );
 }

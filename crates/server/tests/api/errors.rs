@@ -101,8 +101,18 @@ async fn policy_values_out_of_range_are_refused_with_their_field(store: Arc<dyn 
     ];
     for (body, status, field) in &cases {
         for path in [&project, &scene] {
+            let etag = app.get(path, &app.admin).await.json()["updated_at"]
+                .as_str()
+                .unwrap()
+                .to_owned();
             let r = app
-                .request(Method::PUT, path, Some(&app.admin), raw(body), &[])
+                .request(
+                    Method::PUT,
+                    path,
+                    Some(&app.admin),
+                    raw(body),
+                    &[("if-match", &etag)],
+                )
                 .await;
             assert_eq!(r.status, *status, "PUT {path} {body}: {}", r.text());
             let b = r.json();

@@ -114,7 +114,7 @@ async fn external_qa_input_is_validated(store: Arc<dyn Store>) {
     let queued = id(&app.get_retry_history(&app.viewer, id(&s)).await.expect(200)["attempts"][0]);
     app.external_qa(&app.creator, queued, scores(0.9))
         .await
-        .expect_error(422, "validation_failed", None);
+        .expect_error(409, "conflict", Some("status"));
     app.run().await;
 
     let c = &app.creator;
@@ -156,6 +156,36 @@ async fn external_qa_input_is_validated(store: Arc<dyn Store>) {
     app.external_qa(c, queued, json!({"verdict": "pass"}))
         .await
         .expect_error(400, "bad_request", Some("verdict"));
+    // The case: a check scored twice would pass with the better score. Refused.
+    let twice = app
+        .external_qa(
+            c,
+            queued,
+            json!({"scores": [{"check": "face_confidence", "score": 0.1}, {"check": "face_confidence", "score": 0.9}, {"check": "black_frames", "score": 0.99}]}),
+        )
+        .await
+        .expect_error(422, "validation_failed", Some("scores[1].check"));
+    assert!(
+        twice["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`face_confidence` is scored twice"),
+        "{twice}"
+    );
+    // A check the scene type does not have (a misspelling) is named, with the allowed ones.
+    let unknown = app
+        .external_qa(
+            c,
+            queued,
+            json!({"scores": [{"check": "black_frames", "score": 0.99}, {"check": "face_confidense", "score": 0.9}]}),
+        )
+        .await
+        .expect_error(422, "validation_failed", Some("scores[1].check"));
+    let msg = unknown["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("`face_confidense` is not a QA check") && msg.contains("face_confidence"),
+        "{msg}"
+    );
     app.external_qa(c, 999_999, scores(0.9))
         .await
         .expect_error(404, "not_found", None);

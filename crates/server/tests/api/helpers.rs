@@ -132,9 +132,11 @@ pub fn assert_error_shape(status: u16, body: &[u8], what: &str) {
         404 => "not_found",
         405 => "method_not_allowed",
         409 => "conflict",
+        412 => "precondition_failed",
         413 => "payload_too_large",
         416 => "range_not_satisfiable",
         422 => "validation_failed",
+        428 => "precondition_required",
         other => panic!("{what}: unexpected error status {other}: {v}"),
     };
     assert_eq!(
@@ -469,6 +471,21 @@ impl TestApp {
             .await
     }
 
+    /// The `updated_at` a write's `If-Match` needs: the one given, else the resource's current
+    /// one (read with GET at `read_path`), else a placeholder for a resource that does not exist
+    /// (the write then answers 404). Tests of the precondition itself use `put`/`patch` directly.
+    async fn etag(&self, given: Option<&str>, read_path: &str) -> String {
+        if let Some(g) = given {
+            return g.to_owned();
+        }
+        let r = self.get(read_path, &self.admin).await;
+        if r.status == 200 {
+            r.json()["updated_at"].as_str().unwrap().to_owned()
+        } else {
+            "2000-01-01T00:00:00Z".to_owned()
+        }
+    }
+
     // ---- one helper per endpoint ----
 
     pub async fn health(&self) -> Resp {
@@ -498,8 +515,9 @@ impl TestApp {
         body: Value,
         if_match: Option<&str>,
     ) -> Resp {
-        self.patch(&format!("/api/projects/{id}"), token, body, if_match)
-            .await
+        let path = format!("/api/projects/{id}");
+        let etag = self.etag(if_match, &path).await;
+        self.patch(&path, token, body, Some(&etag)).await
     }
     pub async fn delete_project(&self, token: &str, id: i64) -> Resp {
         self.delete(&format!("/api/projects/{id}"), token).await
@@ -515,13 +533,20 @@ impl TestApp {
         body: Value,
         if_match: Option<&str>,
     ) -> Resp {
-        self.put(
-            &format!("/api/projects/{id}/retry-policy"),
-            token,
-            body,
-            if_match,
-        )
-        .await
+        let path = format!("/api/projects/{id}/retry-policy");
+        let etag = self.etag(if_match, &path).await;
+        self.put(&path, token, body, Some(&etag)).await
+    }
+    pub async fn patch_project_policy(
+        &self,
+        token: &str,
+        id: i64,
+        body: Value,
+        if_match: Option<&str>,
+    ) -> Resp {
+        let path = format!("/api/projects/{id}/retry-policy");
+        let etag = self.etag(if_match, &path).await;
+        self.patch(&path, token, body, Some(&etag)).await
     }
 
     pub async fn create_scene_type(&self, token: &str, body: Value) -> Resp {
@@ -540,8 +565,9 @@ impl TestApp {
         body: Value,
         if_match: Option<&str>,
     ) -> Resp {
-        self.patch(&format!("/api/scene-types/{id}"), token, body, if_match)
-            .await
+        let path = format!("/api/scene-types/{id}");
+        let etag = self.etag(if_match, &path).await;
+        self.patch(&path, token, body, Some(&etag)).await
     }
     pub async fn delete_scene_type(&self, token: &str, id: i64) -> Resp {
         self.delete(&format!("/api/scene-types/{id}"), token).await
@@ -557,13 +583,20 @@ impl TestApp {
         body: Value,
         if_match: Option<&str>,
     ) -> Resp {
-        self.put(
-            &format!("/api/scene-types/{id}/retry-policy"),
-            token,
-            body,
-            if_match,
-        )
-        .await
+        let path = format!("/api/scene-types/{id}/retry-policy");
+        let etag = self.etag(if_match, &path).await;
+        self.put(&path, token, body, Some(&etag)).await
+    }
+    pub async fn patch_scene_policy(
+        &self,
+        token: &str,
+        id: i64,
+        body: Value,
+        if_match: Option<&str>,
+    ) -> Resp {
+        let path = format!("/api/scene-types/{id}/retry-policy");
+        let etag = self.etag(if_match, &path).await;
+        self.patch(&path, token, body, Some(&etag)).await
     }
     pub async fn scene_failure_patterns(&self, token: &str, id: i64) -> Resp {
         self.get(&format!("/api/scene-types/{id}/failure-patterns"), token)

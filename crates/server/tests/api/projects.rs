@@ -11,6 +11,8 @@ retake_store::contract_tests!(
     budget_shows_spent_reserved_and_remaining,
     project_input_is_validated,
     project_retry_policy_is_read_and_replaced,
+    a_budget_below_what_is_spent_needs_to_be_meant,
+    deleting_a_project_with_work_in_flight_needs_force,
 );
 
 async fn projects_are_created_listed_read_updated_and_deleted(store: Arc<dyn Store>) {
@@ -79,7 +81,7 @@ async fn projects_are_created_listed_read_updated_and_deleted(store: Arc<dyn Sto
     let stale = p["updated_at"].as_str().unwrap();
     app.update_project(&app.admin, pid, json!({"name": "late"}), Some(stale))
         .await
-        .expect_error(409, "conflict", Some("updated_at"));
+        .expect_error(412, "precondition_failed", Some("If-Match"));
     let fresh = upd["updated_at"].as_str().unwrap();
     app.update_project(&app.admin, pid, json!({"name": "on time"}), Some(fresh))
         .await
@@ -266,7 +268,7 @@ async fn project_retry_policy_is_read_and_replaced(store: Arc<dyn Store>) {
     // Saving against the old precondition is a conflict and changes nothing.
     app.put_project_policy(&app.admin, pid, json!({"max_attempts": 2}), Some(&etag))
         .await
-        .expect_error(409, "conflict", Some("updated_at"));
+        .expect_error(412, "precondition_failed", Some("If-Match"));
     assert_eq!(
         app.get_project_policy(&app.viewer, pid).await.expect(200)["policy"]["max_attempts"],
         5
@@ -281,6 +283,108 @@ async fn project_retry_policy_is_read_and_replaced(store: Arc<dyn Store>) {
         .await
         .expect_error(404, "not_found", None);
     app.put_project_policy(&app.admin, 999_999, json!({}), None)
+        .await
+        .expect_error(404, "not_found", None);
+}
+
+/// Issue 12 item 8: lowering a budget below spent + reserved is a 409 giving both figures,
+/// unless the request says it means it.
+async fn a_budget_below_what_is_spent_needs_to_be_meant(store: Arc<dyn Store>) {
+    let app = TestApp::spawn(store).await;
+    let pid = id(&app.project(json!({"gpu_budget_seconds": 1000.0})).await);
+    let st = id(&app.scene_type(pid, json!({})).await);
+    app.run_scripted(st, &[0.9]).await;
+    app.run_scripted(st, &[0.9]).await;
+    let spent = 2.0 * SCRIPTED_GPU;
+    let e = app
+        .update_project(&app.admin, pid, json!({"gpu_budget_seconds": 10.0}), None)
+        .await
+        .expect_error(409, "conflict", Some("gpu_budget_seconds"));
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("spent (16.0 GPU-s)")
+            && msg.contains("reserved (0.0 GPU-s)")
+            && msg.contains("allow_below_spent"),
+        "{msg}"
+    );
+    approx(
+        &app.get_project(&app.viewer, pid).await.expect(200)["gpu_budget_seconds"],
+        1000.0,
+    );
+    // Exactly what is spent, or more, is fine.
+    app.update_project(&app.admin, pid, json!({"gpu_budget_seconds": spent}), None)
+        .await
+        .expect(200);
+    // Meant: the body says so, or the query forces it.
+    let p = app
+        .update_project(
+            &app.admin,
+            pid,
+            json!({"gpu_budget_seconds": 10.0, "allow_below_spent": true}),
+            None,
+        )
+        .await
+        .expect(200);
+    approx(&p["gpu_budget_seconds"], 10.0);
+    let etag = p["updated_at"].as_str().unwrap().to_owned();
+    let p = app
+        .patch(
+            &format!("/api/projects/{pid}?force=true"),
+            &app.admin,
+            json!({"gpu_budget_seconds": 5.0}),
+            Some(&etag),
+        )
+        .await
+        .expect(200);
+    approx(&p["gpu_budget_seconds"], 5.0);
+    approx(&p["gpu_remaining_seconds"], 0.0);
+}
+
+/// Issue 15 item 3: a delete with work in flight is refused with the counts unless forced;
+/// forcing cancels the work, and the engine and server carry on.
+async fn deleting_a_project_with_work_in_flight_needs_force(store: Arc<dyn Store>) {
+    let app = TestApp::spawn(store).await;
+    let pid = id(&app.project(json!({})).await);
+    let st = id(&app.scene_type(pid, json!({})).await);
+    let other_pid = id(&app.project(json!({})).await);
+    let other_st = id(&app.scene_type(other_pid, json!({})).await);
+    app.submit(st).await;
+    app.submit(st).await;
+    let e =
+        app.delete_scene_type(&app.admin, st)
+            .await
+            .expect_error(409, "conflict", Some("force"));
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("2 segments in progress, 2 attempts (0 generating, 0 scoring, 2 queued)"),
+        "{msg}"
+    );
+    assert!(msg.contains("?force=true"), "{msg}");
+    app.delete_project(&app.admin, pid)
+        .await
+        .expect_error(409, "conflict", Some("force"));
+    app.get_project(&app.viewer, pid).await.expect(200);
+
+    app.delete(&format!("/api/projects/{pid}?force=true"), &app.admin)
+        .await
+        .expect(204);
+    app.get_project(&app.viewer, pid)
+        .await
+        .expect_error(404, "not_found", None);
+    // The engine runs on: the deleted project's work is gone, other projects' work runs.
+    let other = app.run_scripted(other_st, &[0.9]).await;
+    assert_eq!(other["status"], "passed");
+    // A scene type with nothing in flight deletes without force.
+    app.delete_scene_type(&app.admin, other_st)
+        .await
+        .expect(204);
+    app.delete(
+        &format!("/api/projects/{other_pid}?force=maybe"),
+        &app.admin,
+    )
+    .await
+    .expect_error(400, "bad_request", Some("query"));
+    app.delete_project(&app.admin, 999_999)
         .await
         .expect_error(404, "not_found", None);
 }

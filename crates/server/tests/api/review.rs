@@ -11,6 +11,7 @@ retake_store::contract_tests!(
     a_reviewer_can_accept_a_failing_attempt_as_an_override,
     a_rerun_creates_an_attempt_the_budget_must_cover,
     a_rejected_segment_is_closed,
+    a_rerun_starts_a_round_the_api_shows,
 );
 
 /// A scene type with retries off: a failing segment goes straight to review.
@@ -136,7 +137,7 @@ async fn a_reviewer_can_accept_a_failing_attempt_as_an_override(store: Arc<dyn S
     // Only a segment in review can be accepted.
     app.accept(&app.creator, sid, json!({"attempt_number": 1}))
         .await
-        .expect_error(422, "validation_failed", Some("status"));
+        .expect_error(409, "conflict", Some("status"));
     let passed = app.run_scripted(st, &[0.9]).await;
     app.accept(
         &app.creator,
@@ -144,7 +145,7 @@ async fn a_reviewer_can_accept_a_failing_attempt_as_an_override(store: Arc<dyn S
         json!({"attempt_number": 1}),
     )
     .await
-    .expect_error(422, "validation_failed", Some("status"));
+    .expect_error(409, "conflict", Some("status"));
     app.accept(&app.creator, 999_999, json!({"attempt_number": 1}))
         .await
         .expect_error(404, "not_found", None);
@@ -232,11 +233,9 @@ async fn a_rerun_creates_an_attempt_the_budget_must_cover(store: Arc<dyn Store>)
         .expect(200);
     app.rerun(&app.creator, sid, json!({})).await.expect(200);
     // Only a segment in review can be re-run.
-    app.rerun(&app.creator, sid, json!({})).await.expect_error(
-        422,
-        "validation_failed",
-        Some("status"),
-    );
+    app.rerun(&app.creator, sid, json!({}))
+        .await
+        .expect_error(409, "conflict", Some("status"));
     app.rerun(&app.creator, 999_999, json!({}))
         .await
         .expect_error(404, "not_found", None);
@@ -260,20 +259,82 @@ async fn a_rejected_segment_is_closed(store: Arc<dyn Store>) {
         .as_array()
         .unwrap()
         .is_empty());
-    app.reject(&app.creator, sid, json!({})).await.expect_error(
-        422,
-        "validation_failed",
-        Some("status"),
-    );
-    app.rerun(&app.creator, sid, json!({})).await.expect_error(
-        422,
-        "validation_failed",
-        Some("status"),
-    );
+    app.reject(&app.creator, sid, json!({}))
+        .await
+        .expect_error(409, "conflict", Some("status"));
+    app.rerun(&app.creator, sid, json!({}))
+        .await
+        .expect_error(409, "conflict", Some("status"));
     app.reject(&app.creator, 999_999, json!({}))
         .await
         .expect_error(404, "not_found", None);
     app.reject(&app.creator, sid, json!({"note": 5}))
         .await
         .expect_error(400, "bad_request", Some("note"));
+}
+
+/// Issue 15 item 5 and issue 12 item 2: after a human re-run the counts are per round, the API
+/// shows each attempt's round and who acted, and only the new round decides.
+async fn a_rerun_starts_a_round_the_api_shows(store: Arc<dyn Store>) {
+    let app = TestApp::spawn(store).await;
+    let pid = id(&app.project(json!({})).await);
+    let st = id(&app.retrying_scene_type(pid, 2).await);
+    let h = app.run_scripted(st, &[0.3, 0.35, 0.2, 0.9]).await;
+    let sid = h["segment_id"].as_i64().unwrap();
+    assert_eq!(h["status"], "needs_review");
+    assert_eq!(h["round"], 1);
+    assert_eq!(h["round_retry_count"], 1);
+    assert_eq!(h["round_summary"], "retries 1 of up to 1");
+
+    app.rerun(&app.creator, sid, json!({})).await.expect(200);
+    app.run().await;
+    let h = app.get_retry_history(&app.viewer, sid).await.expect(200);
+    let rounds: Vec<i64> = h["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["round"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        rounds,
+        [1, 1, 2, 2],
+        "the re-run and its own retry are round 2"
+    );
+    assert_eq!(h["attempts"][2]["requested_by"], "creator (creator)");
+    assert!(h["attempts"][3]["requested_by"].is_null());
+    assert_eq!(
+        h["status"], "passed",
+        "round 2 has its own max_attempts: its retry passed"
+    );
+    assert_eq!(h["selected_attempt_number"], 4);
+    assert_eq!(h["round"], 2);
+    assert_eq!(h["round_retry_count"], 1);
+    assert_eq!(h["round_summary"], "round 2: retries 1 of up to 1");
+    assert_eq!(h["retry_count"], 3);
+    assert_eq!(
+        h["human_actions"],
+        json!([{"kind": "rerun", "attempt_number": 3, "actor": "creator (creator)"}])
+    );
+    assert_eq!(
+        h["summary"],
+        format!("Segment {sid}: failed attempt 1 (face 0.30), failed attempt 2 (face 0.35); re-run by creator (creator): failed attempt 3 (face 0.20), passed attempt 4 (face 0.90)")
+    );
+    let seg = app.get_segment(&app.viewer, sid).await.expect(200);
+    assert_eq!(
+        (seg["round"].as_i64(), seg["round_retry_count"].as_i64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(seg["summary"], h["summary"]);
+
+    // An acceptance is named in the sentence too.
+    let h = app.run_scripted(st, &[0.3, 0.4]).await;
+    let sid = h["segment_id"].as_i64().unwrap();
+    app.accept(&app.creator, sid, json!({"attempt_number": 2}))
+        .await
+        .expect(200);
+    let h = app.get_retry_history(&app.viewer, sid).await.expect(200);
+    assert_eq!(
+        h["summary"],
+        format!("Segment {sid}: failed attempt 1 (face 0.30), failed attempt 2 (face 0.40); attempt 2 accepted by creator (creator)")
+    );
 }

@@ -10,6 +10,7 @@ retake_store::contract_tests!(
     scene_policy_shows_effective_values_and_where_they_come_from,
     scene_type_input_is_validated,
     failure_patterns_count_failures_and_rescues,
+    policy_patch_changes_only_the_fields_sent,
 );
 
 async fn scene_types_are_created_listed_read_updated_and_deleted(store: Arc<dyn Store>) {
@@ -82,7 +83,7 @@ async fn scene_types_are_created_listed_read_updated_and_deleted(store: Arc<dyn 
         Some(got["updated_at"].as_str().unwrap()),
     )
     .await
-    .expect_error(409, "conflict", Some("updated_at"));
+    .expect_error(412, "precondition_failed", Some("If-Match"));
     // Names are unique within a project.
     app.update_scene_type(&app.admin, id(&other), json!({"name": "Close-up v2"}), None)
         .await
@@ -179,7 +180,7 @@ async fn scene_policy_shows_effective_values_and_where_they_come_from(store: Arc
     // The old precondition is stale now.
     app.put_scene_policy(&app.admin, sid, json!({}), Some(&etag))
         .await
-        .expect_error(409, "conflict", Some("updated_at"));
+        .expect_error(412, "precondition_failed", Some("If-Match"));
     // Explicit nulls inherit too.
     let put = app
         .put_scene_policy(
@@ -375,6 +376,137 @@ async fn failure_patterns_count_failures_and_rescues(store: Arc<dyn Store>) {
         "{all}"
     );
     app.scene_failure_patterns(&app.viewer, 999_999)
+        .await
+        .expect_error(404, "not_found", None);
+}
+
+/// The case: `PUT {"max_attempts": 5}` without `If-Match` turned auto-retry off. Now a
+/// write without `If-Match` is a 428, and PATCH changes only the fields it names.
+async fn policy_patch_changes_only_the_fields_sent(store: Arc<dyn Store>) {
+    let app = TestApp::spawn(store).await;
+    let pid = id(&app.project(json!({})).await);
+    let sid = id(&app.retrying_scene_type(pid, 3).await);
+    let path = format!("/api/scene-types/{sid}/retry-policy");
+    for r in [
+        app.put(&path, &app.admin, json!({"max_attempts": 5}), None)
+            .await,
+        app.patch(&path, &app.admin, json!({"max_attempts": 5}), None)
+            .await,
+        app.patch(
+            &format!("/api/scene-types/{sid}"),
+            &app.admin,
+            json!({"name": "x"}),
+            None,
+        )
+        .await,
+        app.patch(
+            &format!("/api/projects/{pid}"),
+            &app.admin,
+            json!({"name": "x"}),
+            None,
+        )
+        .await,
+        app.put(
+            &format!("/api/projects/{pid}/retry-policy"),
+            &app.admin,
+            json!({}),
+            None,
+        )
+        .await,
+        app.patch(
+            &format!("/api/projects/{pid}/retry-policy"),
+            &app.admin,
+            json!({}),
+            None,
+        )
+        .await,
+    ] {
+        let e = r.expect_error(428, "precondition_required", Some("If-Match"));
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("updated_at"),
+            "{e}"
+        );
+    }
+    let before = app.get_scene_policy(&app.viewer, sid).await.expect(200);
+    assert_eq!(before["effective"]["enabled"], true);
+    assert_eq!(before["effective"]["max_attempts"], 3);
+
+    let patched = app
+        .patch_scene_policy(&app.admin, sid, json!({"max_attempts": 5}), None)
+        .await
+        .expect(200);
+    assert_eq!(patched["effective"]["max_attempts"], 5);
+    assert_eq!(
+        patched["effective"]["enabled"], true,
+        "untouched fields keep their overrides"
+    );
+    assert_eq!(patched["sources"]["enabled"], "scene_type");
+    assert_eq!(
+        patched["effective"]["trigger_checks"],
+        json!(["face_confidence"])
+    );
+    // `null` returns a field to inheriting the project's value.
+    let patched = app
+        .patch_scene_policy(&app.admin, sid, json!({"enabled": null}), None)
+        .await
+        .expect(200);
+    assert_eq!(patched["effective"]["enabled"], false);
+    assert_eq!(patched["sources"]["enabled"], "project");
+    assert_eq!(patched["effective"]["max_attempts"], 5);
+    // Bad values and unknown fields name the field; stale preconditions lose.
+    app.patch_scene_policy(&app.admin, sid, json!({"max_attempts": 11}), None)
+        .await
+        .expect_error(422, "validation_failed", Some("max_attempts"));
+    app.patch_scene_policy(
+        &app.admin,
+        sid,
+        json!({"max_attempts": 2, "bogus": 1}),
+        None,
+    )
+    .await
+    .expect_error(400, "bad_request", Some("bogus"));
+    app.patch_scene_policy(
+        &app.admin,
+        sid,
+        json!({"trigger_checks": ["lip_sync"]}),
+        None,
+    )
+    .await
+    .expect_error(422, "validation_failed", Some("trigger_checks"));
+    let stale = before["updated_at"].as_str().unwrap();
+    app.patch_scene_policy(&app.admin, sid, json!({"max_attempts": 2}), Some(stale))
+        .await
+        .expect_error(412, "precondition_failed", Some("If-Match"));
+    assert_eq!(
+        app.get_scene_policy(&app.viewer, sid).await.expect(200)["effective"]["max_attempts"],
+        5
+    );
+
+    // The project default has PATCH too: one field changes, the rest stay.
+    let pp = app
+        .patch_project_policy(&app.admin, pid, json!({"cfg_jitter": 0.25}), None)
+        .await
+        .expect(200);
+    approx(&pp["policy"]["cfg_jitter"], 0.25);
+    assert_eq!(pp["policy"]["max_attempts"], 3);
+    let pp = app
+        .patch_project_policy(
+            &app.admin,
+            pid,
+            json!({"selection_mode": "target_score", "target_score": 0.8}),
+            None,
+        )
+        .await
+        .expect(200);
+    approx(&pp["policy"]["cfg_jitter"], 0.25);
+    assert_eq!(pp["policy"]["selection_mode"], "target_score");
+    app.patch_project_policy(&app.admin, pid, json!({"max_attempts": 0}), None)
+        .await
+        .expect_error(422, "validation_failed", Some("max_attempts"));
+    app.patch_project_policy(&app.admin, 999_999, json!({}), None)
         .await
         .expect_error(404, "not_found", None);
 }

@@ -13,6 +13,7 @@ retake_store::contract_tests!(
     retry_history_explains_every_attempt,
     only_a_passing_attempt_can_be_selected,
     queued_segments_can_be_cancelled,
+    parameters_are_checked_against_the_scene_type,
 );
 
 async fn segments_are_submitted_one_at_a_time_or_in_batches(store: Arc<dyn Store>) {
@@ -393,7 +394,7 @@ async fn only_a_passing_attempt_can_be_selected(store: Arc<dyn Store>) {
 
     // A failed attempt cannot be selected (the review queue can accept it as an override).
     let r = app.select_attempt(&app.creator, sid, 1).await;
-    r.expect_error(422, "validation_failed", Some("attempt_number"));
+    r.expect_error(409, "conflict", Some("attempt_number"));
     assert_eq!(
         app.get_segment(&app.viewer, sid).await.expect(200)["selected_attempt_number"],
         2
@@ -429,16 +430,87 @@ async fn queued_segments_can_be_cancelled(store: Arc<dyn Store>) {
     approx(&p["gpu_spent_seconds"], 0.0);
     approx(&p["gpu_reserved_seconds"], 0.0);
     // A finished segment cannot be cancelled.
-    app.cancel_segment(&app.creator, sid).await.expect_error(
-        422,
-        "validation_failed",
-        Some("status"),
-    );
+    app.cancel_segment(&app.creator, sid)
+        .await
+        .expect_error(409, "conflict", Some("status"));
     let done = app.run_scripted(id(&st), &[0.9]).await;
     app.cancel_segment(&app.creator, done["segment_id"].as_i64().unwrap())
         .await
-        .expect_error(422, "validation_failed", Some("status"));
+        .expect_error(409, "conflict", Some("status"));
     app.cancel_segment(&app.creator, 999_999)
         .await
         .expect_error(404, "not_found", None);
+}
+
+/// Issue 15 item 4: `{"cfg_scale": "high", "steps": "many"}` was accepted and its retries
+/// skipped cfg jitter. Types and ranges are checked at submission, naming the field.
+async fn parameters_are_checked_against_the_scene_type(store: Arc<dyn Store>) {
+    let app = TestApp::spawn(store).await;
+    let pid = id(&app.project(json!({})).await);
+    let st = id(&app
+        .scene_type(pid, json!({"default_parameters": {"cfg_scale": 7.0, "denoise_strength": 0.9, "frames": 48, "prompt": "a face"}}))
+        .await);
+    let submit = |params: serde_json::Value| {
+        let app = &app;
+        async move {
+            app.submit_segments(
+                &app.creator,
+                json!({"scene_type_id": st, "parameters": params}),
+            )
+            .await
+        }
+    };
+    let e = submit(json!({"cfg_scale": "high", "steps": "many"}))
+        .await
+        .expect_error(422, "validation_failed", Some("parameters.cfg_scale"));
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("a number in (0, 100]"),
+        "{e}"
+    );
+    submit(json!({"steps": "many"})).await.expect_error(
+        422,
+        "validation_failed",
+        Some("parameters.steps"),
+    );
+    submit(json!({"steps": 12.5})).await.expect_error(
+        422,
+        "validation_failed",
+        Some("parameters.steps"),
+    );
+    submit(json!({"frames": "lots"})).await.expect_error(
+        422,
+        "validation_failed",
+        Some("parameters.frames"),
+    );
+    submit(json!({"prompt": 42})).await.expect_error(
+        422,
+        "validation_failed",
+        Some("parameters.prompt"),
+    );
+    submit(json!({"denoise_strength": 2})).await.expect_error(
+        422,
+        "validation_failed",
+        Some("parameters.denoise_strength"),
+    );
+    // In a batch, the field names the segment.
+    app.submit_segments(
+        &app.creator,
+        json!({"segments": [{"scene_type_id": st}, {"scene_type_id": st, "parameters": {"cfg_scale": "high"}}]}),
+    )
+    .await
+    .expect_error(422, "validation_failed", Some("segments[1].parameters.cfg_scale"));
+    assert!(
+        app.list_segments(&app.viewer, "").await.expect(200)["items"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "refused submissions store nothing"
+    );
+    let ok = submit(json!({"cfg_scale": 6.5, "steps": 30, "prompt": "another face", "lora": "x"}))
+        .await
+        .expect(201);
+    approx(&ok["segments"][0]["parameters"]["cfg_scale"], 6.5);
 }

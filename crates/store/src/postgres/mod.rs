@@ -282,7 +282,34 @@ async fn update_project_in(
     rows::project(&r)
 }
 
-async fn delete_scene_type_in(t: &mut PgTx, id: i64) -> Result<()> {
+/// The in-flight attempts a delete would take with it (locked); refused unless `force`.
+async fn in_flight(
+    t: &mut PgTx,
+    owner_column: &str,
+    id: i64,
+    force: bool,
+    what: impl FnOnce() -> String,
+) -> Result<Vec<Attempt>> {
+    let rs = sqlx::query(&format!(
+        "{} FOR UPDATE",
+        ops::in_flight_attempts_sql(owner_column)
+    ))
+    .bind(id)
+    .fetch_all(&mut *t.tx)
+    .await?;
+    let attempts: Vec<Attempt> = rs.iter().map(rows::attempt).collect::<Result<_>>()?;
+    let segments: i64 = sqlx::query_scalar(&ops::segments_in_progress_sql(owner_column))
+        .bind(id)
+        .fetch_one(&mut *t.tx)
+        .await?;
+    if !force && (segments > 0 || !attempts.is_empty()) {
+        return Err(ops::in_flight_refusal(&what(), segments, &attempts));
+    }
+    Ok(attempts)
+}
+
+async fn delete_scene_type_in(t: &mut PgTx, id: i64, force: bool) -> Result<Vec<Attempt>> {
+    let in_flight = in_flight(t, "scene_type_id", id, force, || format!("scene type {id}")).await?;
     let project: Option<i64> =
         sqlx::query_scalar("DELETE FROM scene_types WHERE id = $1 RETURNING project_id")
             .bind(id)
@@ -300,7 +327,7 @@ async fn delete_scene_type_in(t: &mut PgTx, id: i64) -> Result<()> {
     for sql in ops::RECOUNT_PROJECT {
         sqlx::query(sql).bind(project).execute(&mut *t.tx).await?;
     }
-    Ok(())
+    Ok(in_flight)
 }
 
 async fn set_progress_in(t: &mut PgTx, attempt_id: i64, worker: &str, progress: f64) -> Result<()> {
@@ -383,17 +410,22 @@ impl Store for PgStore {
         .await)
     }
 
-    async fn delete_project(&self, id: i64) -> Result<()> {
-        let r = sqlx::query(
-            "WITH d AS (DELETE FROM project_deltas WHERE project_id = $1) DELETE FROM projects WHERE id = $1",
-        )
+    async fn delete_project(&self, id: i64, force: bool) -> Result<Vec<Attempt>> {
+        in_tx!(self, |t| {
+            let in_flight =
+                in_flight(t, "project_id", id, force, || format!("project {id}")).await?;
+            let r = sqlx::query(
+                "WITH d AS (DELETE FROM project_deltas WHERE project_id = $1) DELETE FROM projects WHERE id = $1",
+            )
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *t.tx)
             .await?;
-        if r.rows_affected() == 0 {
-            return Err(StoreError::not_found("project", id));
-        }
-        Ok(())
+            if r.rows_affected() == 0 {
+                Err(StoreError::not_found("project", id))
+            } else {
+                Ok(in_flight)
+            }
+        })
     }
 
     async fn create_scene_type(&self, s: NewSceneType) -> Result<SceneType> {
@@ -436,8 +468,8 @@ impl Store for PgStore {
         .await)
     }
 
-    async fn delete_scene_type(&self, id: i64) -> Result<()> {
-        in_tx!(self, |t| delete_scene_type_in(t, id).await)
+    async fn delete_scene_type(&self, id: i64, force: bool) -> Result<Vec<Attempt>> {
+        in_tx!(self, |t| delete_scene_type_in(t, id, force).await)
     }
 
     async fn submit_segments(&self, segments: Vec<NewSegment>) -> Result<Vec<Segment>> {

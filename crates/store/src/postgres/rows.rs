@@ -204,6 +204,8 @@ pub fn attempt(r: &PgRow) -> Result<Attempt> {
         qa_source: r.try_get("qa_source")?,
         selected_by: r.try_get("selected_by")?,
         human_override: r.try_get("human_override")?,
+        round: r.try_get::<i32, _>("round")? as u32,
+        requested_by: r.try_get("requested_by")?,
         started_at: r.try_get("started_at")?,
         finished_at: r.try_get("finished_at")?,
         created_at: r.try_get("created_at")?,

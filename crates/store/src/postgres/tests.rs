@@ -176,7 +176,7 @@ async fn the_schema_enforces_its_invariants() {
         .fetch_one(pool)
         .await
         .unwrap();
-    s.delete_project(st.project_id).await.unwrap();
+    s.delete_project(st.project_id, true).await.unwrap();
     let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM retry_attempts")
         .fetch_one(pool)
         .await

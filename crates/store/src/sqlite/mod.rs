@@ -219,8 +219,16 @@ impl Store for SqliteStore {
         Ok(p)
     }
 
-    async fn delete_project(&self, id: i64) -> Result<()> {
+    async fn delete_project(&self, id: i64, force: bool) -> Result<Vec<Attempt>> {
         let mut t = self.begin().await?;
+        let in_flight =
+            match in_flight(&mut t, "project_id", id, force, || format!("project {id}")).await {
+                Ok(v) => v,
+                Err(e) => {
+                    t.rollback().await;
+                    return Err(e);
+                }
+            };
         sqlx::query("DELETE FROM project_deltas WHERE project_id = ?")
             .bind(id)
             .execute(&mut *t.tx)
@@ -233,7 +241,7 @@ impl Store for SqliteStore {
         if r.rows_affected() == 0 {
             return Err(StoreError::not_found("project", id));
         }
-        Ok(())
+        Ok(in_flight)
     }
 
     async fn create_scene_type(&self, s: NewSceneType) -> Result<SceneType> {
@@ -273,14 +281,26 @@ impl Store for SqliteStore {
         Ok(st)
     }
 
-    async fn delete_scene_type(&self, id: i64) -> Result<()> {
+    async fn delete_scene_type(&self, id: i64, force: bool) -> Result<Vec<Attempt>> {
         let mut t = self.begin().await?;
+        let in_flight = match in_flight(&mut t, "scene_type_id", id, force, || {
+            format!("scene type {id}")
+        })
+        .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                t.rollback().await;
+                return Err(e);
+            }
+        };
         let project: Option<i64> =
             sqlx::query_scalar("DELETE FROM scene_types WHERE id = ? RETURNING project_id")
                 .bind(id)
                 .fetch_optional(&mut *t.tx)
                 .await?;
         let Some(project) = project else {
+            t.rollback().await;
             return Err(StoreError::not_found("scene type", id));
         };
         // Its segments went with it: count the project's statistics again.
@@ -290,7 +310,8 @@ impl Store for SqliteStore {
                 .execute(&mut *t.tx)
                 .await?;
         }
-        self.commit(t).await
+        self.commit(t).await?;
+        Ok(in_flight)
     }
 
     async fn submit_segments(&self, segments: Vec<NewSegment>) -> Result<Vec<Segment>> {
@@ -730,4 +751,29 @@ impl Store for SqliteStore {
         }
         Ok(())
     }
+}
+
+/// The in-flight attempts a delete would take with it; refused unless `force`.
+async fn in_flight(
+    t: &mut SqliteTx,
+    owner_column: &str,
+    id: i64,
+    force: bool,
+    what: impl FnOnce() -> String,
+) -> Result<Vec<Attempt>> {
+    let rs = sqlx::query(&ops::sqlite_sql(&ops::in_flight_attempts_sql(owner_column)))
+        .bind(id)
+        .fetch_all(&mut *t.tx)
+        .await?;
+    let attempts: Vec<Attempt> = rs.iter().map(rows::attempt).collect::<Result<_>>()?;
+    let segments: i64 = sqlx::query_scalar(&ops::sqlite_sql(&ops::segments_in_progress_sql(
+        owner_column,
+    )))
+    .bind(id)
+    .fetch_one(&mut *t.tx)
+    .await?;
+    if !force && (segments > 0 || !attempts.is_empty()) {
+        return Err(ops::in_flight_refusal(&what(), segments, &attempts));
+    }
+    Ok(attempts)
 }

@@ -7,7 +7,7 @@ import { sceneTypesKey } from './get-scene-types';
 export interface UpdateRetryPolicyInput {
   sceneTypeId: number;
   overrides: PolicyOverrides;
-  /** `updated_at` from the GET this draft started from; a stale one is a 409. */
+  /** `updated_at` from the GET this draft started from (required); a stale one is a 412. */
   ifMatch: string;
 }
 

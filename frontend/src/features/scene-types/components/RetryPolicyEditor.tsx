@@ -19,7 +19,7 @@ export interface RetryPolicyEditorProps {
   roleName?: string;
   /** Numeric parameters of the scene type, offered for extra jitter. */
   parameterNames?: string[];
-  /** Reload the policy from the server (after a 409). */
+  /** Reload the policy from the server (after a 412: someone else saved first). */
   onReload: () => void;
 }
 
@@ -58,7 +58,7 @@ export function RetryPolicyEditor({ view, readOnly, roleName, parameterNames = [
   const dirty = !readOnly && isDirty(draft, view.overrides);
   const changed = new Set(changedFields(draft, view.overrides));
   const err = save.error instanceof ApiError ? save.error : null;
-  const conflict = err?.isConflict ?? false;
+  const conflict = err?.isStale ?? false;
   const errField = err && !conflict ? fieldOfError(err.field) : null;
 
   const set = <K extends PolicyField>(f: K, v: PolicyOverrides[K]) => {
@@ -129,7 +129,7 @@ export function RetryPolicyEditor({ view, readOnly, roleName, parameterNames = [
             <Switch id="p-enabled" checked={eff.enabled} onChange={(v) => set('enabled', v)} label="Enable auto-retry" />
           </PolicyRow>
 
-          <PolicyRow {...row('max_attempts')} label="Max attempts" htmlFor="p-max" hint="All attempts, the original included: 1–10.">
+          <PolicyRow {...row('max_attempts')} label="Max attempts" htmlFor="p-max" hint={`All attempts of a round, the original (or a re-run) included: ${LIMITS.max_attempts.min}–${LIMITS.max_attempts.max}.`}>
             <div className="slider-line">
               <input id="p-max" type="range" min={LIMITS.max_attempts.min} max={LIMITS.max_attempts.max} step={1} value={maxN} onChange={(e) => set('max_attempts', e.target.valueAsNumber)} aria-valuetext={`up to ${maxN} attempts`} />
               <output htmlFor="p-max" data-testid="max-attempts-text">
@@ -163,11 +163,11 @@ export function RetryPolicyEditor({ view, readOnly, roleName, parameterNames = [
             <Switch id="p-seed" checked={eff.seed_variation} onChange={(v) => set('seed_variation', v)} label="Seed variation" />
           </PolicyRow>
 
-          <PolicyRow {...row('cfg_jitter')} label="cfg_scale jitter (±)" htmlFor="p-cfg" hint="Valid range 0–10. 0 keeps cfg_scale fixed.">
+          <PolicyRow {...row('cfg_jitter')} label="cfg_scale jitter (±)" htmlFor="p-cfg" hint={`Valid range ${LIMITS.cfg_jitter.min}–${LIMITS.cfg_jitter.max}. 0 keeps cfg_scale fixed.`}>
             <RangeNumber id="p-cfg" value={eff.cfg_jitter} min={0} max={10} step={0.05} onChange={(v) => set('cfg_jitter', v)} label="cfg_scale jitter" />
           </PolicyRow>
 
-          <PolicyRow {...row('denoise_jitter')} label="denoise_strength jitter (±)" htmlFor="p-denoise" hint="Valid range 0–0.5.">
+          <PolicyRow {...row('denoise_jitter')} label="denoise_strength jitter (±)" htmlFor="p-denoise" hint={`Valid range ${LIMITS.denoise_jitter.min}–${LIMITS.denoise_jitter.max}.`}>
             <RangeNumber id="p-denoise" value={eff.denoise_jitter} min={0} max={0.5} step={0.005} onChange={(v) => set('denoise_jitter', v)} label="denoise_strength jitter" />
           </PolicyRow>
 
@@ -188,7 +188,7 @@ export function RetryPolicyEditor({ view, readOnly, roleName, parameterNames = [
             </div>
           </PolicyRow>
 
-          <PolicyRow {...row('target_score')} label="Target score" htmlFor="p-target" hint="Overall score 0–1 that ends the search (target-score mode).">
+          <PolicyRow {...row('target_score')} label="Target score" htmlFor="p-target" hint={`Overall score ${LIMITS.target_score.min}–${LIMITS.target_score.max} that ends the search (target-score mode).`}>
             <RangeNumber id="p-target" value={eff.target_score ?? 0.9} min={0} max={1} step={0.01} onChange={(v) => set('target_score', v)} label="Target score" disabled={readOnly || eff.selection_mode !== 'target_score'} />
           </PolicyRow>
 
@@ -238,7 +238,7 @@ export function RetryPolicyEditor({ view, readOnly, roleName, parameterNames = [
             <Switch id="p-systematic" checked={eff.systematic_detection} onChange={(v) => set('systematic_detection', v)} label="Systematic failure detection" />
           </PolicyRow>
 
-          <PolicyRow {...row('systematic_max_spread')} label="Max score spread" htmlFor="p-spread" hint="Scores within this spread across seeds count as “not moving” (0–1).">
+          <PolicyRow {...row('systematic_max_spread')} label="Max score spread" htmlFor="p-spread" hint={`Scores within this spread across seeds count as “not moving” (${LIMITS.systematic_max_spread.min}–${LIMITS.systematic_max_spread.max}).`}>
             <RangeNumber id="p-spread" value={eff.systematic_max_spread} min={0} max={1} step={0.01} onChange={(v) => set('systematic_max_spread', v)} label="Systematic max spread" disabled={readOnly || !eff.systematic_detection} />
           </PolicyRow>
 
@@ -246,7 +246,7 @@ export function RetryPolicyEditor({ view, readOnly, roleName, parameterNames = [
             <Switch id="p-adaptive" checked={eff.adaptive_variation} onChange={(v) => set('adaptive_variation', v)} label="Adaptive variation" />
           </PolicyRow>
 
-          <PolicyRow {...row('min_gain_per_gpu_second')} label="Cost-aware (best of N)" htmlFor="p-gain" hint="Keep retrying after a pass only while the expected gain per GPU-second exceeds this (0–1). Off runs to the limit.">
+          <PolicyRow {...row('min_gain_per_gpu_second')} label="Cost-aware (best of N)" htmlFor="p-gain" hint={`Keep retrying after a pass only while the expected gain per GPU-second exceeds this (${LIMITS.min_gain_per_gpu_second.min}–${LIMITS.min_gain_per_gpu_second.max}). Off runs to the limit.`}>
             <div className="inline-controls">
               <Switch id="p-gain-on" checked={eff.min_gain_per_gpu_second !== null && eff.min_gain_per_gpu_second !== undefined} onChange={(v) => set('min_gain_per_gpu_second', v ? 0.001 : null)} label="Cost-aware retries" />
               <input
@@ -265,7 +265,7 @@ export function RetryPolicyEditor({ view, readOnly, roleName, parameterNames = [
             </div>
           </PolicyRow>
 
-          <PolicyRow {...row('parallelism')} label="Parallel retries" htmlFor="p-par" hint="Up to this many retries run at once (1–4).">
+          <PolicyRow {...row('parallelism')} label="Parallel retries" htmlFor="p-par" hint={`Up to this many retries run at once (${LIMITS.parallelism.min}–${LIMITS.parallelism.max}).`}>
             <div className="slider-line">
               <input id="p-par" type="range" min={1} max={4} step={1} value={eff.parallelism} onChange={(e) => set('parallelism', e.target.valueAsNumber)} />
               <output htmlFor="p-par">{eff.parallelism}</output>

@@ -3,6 +3,7 @@
  * "inherit the project default". No React here.
  */
 import type { PolicyOverrides, PolicySource, RetryPolicy } from '@/api/types';
+import openapi from '../../../../openapi.json';
 
 export type PolicyField = keyof PolicyOverrides & keyof RetryPolicy;
 
@@ -24,16 +25,32 @@ export const POLICY_FIELDS: readonly PolicyField[] = [
   'min_rescue_probability',
 ];
 
-/** Limits the server enforces (crates/core/src/policy.rs), shown beside each control. */
+type Bound = { min: number; max: number };
+
+/** A limit of the retry policy as the server's OpenAPI document states it (one source:
+ * `retake_core::limits`, which the server validates with). */
+function bound(field: PolicyField): Bound {
+  const props = openapi.components.schemas.RetryPolicy.properties as unknown as Record<
+    string,
+    { minimum?: number; maximum?: number }
+  >;
+  const p = props[field];
+  if (p?.minimum === undefined || p.maximum === undefined) {
+    throw new Error(`openapi.json states no limits for RetryPolicy.${field}; regenerate it`);
+  }
+  return { min: p.minimum, max: p.maximum };
+}
+
+/** Limits the server enforces, shown beside each control; read from the generated schema. */
 export const LIMITS = {
-  max_attempts: { min: 1, max: 10 },
-  cfg_jitter: { min: 0, max: 10 },
-  denoise_jitter: { min: 0, max: 0.5 },
-  target_score: { min: 0, max: 1 },
-  systematic_max_spread: { min: 0, max: 1 },
-  min_gain_per_gpu_second: { min: 0, max: 1 },
-  parallelism: { min: 1, max: 4 },
-  min_rescue_probability: { min: 0.01, max: 0.9 },
+  max_attempts: bound('max_attempts'),
+  cfg_jitter: bound('cfg_jitter'),
+  denoise_jitter: bound('denoise_jitter'),
+  target_score: bound('target_score'),
+  systematic_max_spread: bound('systematic_max_spread'),
+  min_gain_per_gpu_second: bound('min_gain_per_gpu_second'),
+  parallelism: bound('parallelism'),
+  min_rescue_probability: bound('min_rescue_probability'),
 } as const;
 
 /** The stopping rule's threshold the "smart" preset sets (SMART_MIN_RESCUE_PROBABILITY in core). */

@@ -42,9 +42,28 @@ export function RetryHistoryPanel({ history: h, canSelect, onSelect, selecting =
         <div>
           <dt>Retries</dt>
           <dd data-testid="retry-count">
-            {h.retry_count} <span className="muted">of up to {Math.max(0, h.max_attempts - 1)} (max {plural(h.max_attempts, 'attempt')})</span>
+            {h.round > 1 ? `Round ${h.round}: ` : ''}
+            {h.round_retry_count}{' '}
+            <span className="muted">
+              of up to {Math.max(0, h.max_attempts - 1)} (max {plural(h.max_attempts, 'attempt')}
+              {h.round > 1 ? ' per round' : ''})
+            </span>
           </dd>
         </div>
+        {h.human_actions.length ? (
+          <div>
+            <dt>People</dt>
+            <dd data-testid="human-actions">
+              {h.human_actions
+                .map((a) =>
+                  a.kind === 'rerun'
+                    ? `re-run by ${a.actor} (round ${roundOf(h, a.attempt_number)} from attempt ${a.attempt_number})`
+                    : `attempt ${a.attempt_number} accepted by ${a.actor}`,
+                )
+                .join('; ')}
+            </dd>
+          </div>
+        ) : null}
         <div>
           <dt>Total GPU time</dt>
           <dd data-testid="total-gpu">{fmtGpu(h.total_gpu_seconds)}</dd>
@@ -114,4 +133,9 @@ export function RetryHistoryPanel({ history: h, canSelect, onSelect, selecting =
       ) : null}
     </section>
   );
+}
+
+/** The round an attempt belongs to. */
+function roundOf(h: RetryHistory, attemptNumber: number): number {
+  return h.attempts.find((a) => a.attempt_number === attemptNumber)?.round ?? 1;
 }

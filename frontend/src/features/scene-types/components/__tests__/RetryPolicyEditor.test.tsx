@@ -91,8 +91,8 @@ describe('RetryPolicyEditor', () => {
     expect(calls.find((c) => c.method === 'PUT')!.body).toMatchObject({ min_rescue_probability: 0.95, adaptive_variation: true, systematic_detection: false });
   });
 
-  it('explains a 409 as a stale policy and offers a reload', async () => {
-    mockApi({ 'PUT /api/scene-types/1/retry-policy': { status: 409, body: fixtures.error409Stale() } });
+  it('explains a 412 as a stale policy and offers a reload', async () => {
+    mockApi({ 'PUT /api/scene-types/1/retry-policy': { status: 412, body: fixtures.error412Stale() } });
     const { onReload } = setup();
     await userEvent.click(screen.getByRole('switch', { name: 'Seed variation' }));
     await userEvent.click(screen.getByRole('button', { name: 'Save policy' }));

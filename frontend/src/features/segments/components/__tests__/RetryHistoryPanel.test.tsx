@@ -18,6 +18,20 @@ describe('RetryHistoryPanel', () => {
     expect(screen.getByTestId('decision-note')).toHaveTextContent('attempt 2 has the best overall (0.98) of 4 attempts');
   });
 
+  it('counts the retries of the current round and names the people who acted', () => {
+    const h = fixtures.historyEscalated();
+    // A reviewer re-ran it from attempt 3: round 2, its first automatic retry at attempt 4.
+    h.round = 2;
+    h.round_retry_count = 1;
+    h.human_actions = [{ kind: 'rerun', attempt_number: 3, actor: 'ana' }];
+    h.attempts = h.attempts.map((a) => ({ ...a, round: a.attempt_number >= 3 ? 2 : 1 }));
+    render(<RetryHistoryPanel history={h} canSelect />);
+    expect(screen.getByTestId('retry-count')).toHaveTextContent(
+      `Round 2: 1 of up to ${h.max_attempts - 1} (max ${h.max_attempts} attempts per round)`,
+    );
+    expect(screen.getByTestId('human-actions')).toHaveTextContent('re-run by ana (round 2 from attempt 3)');
+  });
+
   it('highlights the parameters that changed against the original', () => {
     render(<RetryHistoryPanel history={fixtures.historyBestOfN()} canSelect />);
     const second = attemptItem(2);
