@@ -106,12 +106,14 @@ pub fn app_state(
     store: Arc<dyn retake_store::Store>,
     backends: Backends,
     pool: Option<&Arc<retake_comfyui::ComfyPool>>,
+    media: retake_engine::media::MediaStore,
 ) -> retake_server::AppState {
     let comfy = pool.map(|p| Arc::new(ComfyWiring(p.clone())));
     retake_server::AppState {
         store,
         backends,
         data_dir: g.data_dir.clone(),
+        media,
         ui_dir: retake_server::ui::default_ui_dir(),
         workflow_validator: comfy
             .clone()

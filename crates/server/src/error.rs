@@ -30,6 +30,9 @@ pub enum ApiError {
     },
     #[error("missing or invalid API token")]
     Unauthorized,
+    /// A known token (or its session) that can no longer be used: revoked or expired (401).
+    #[error("{0}")]
+    TokenRefused(String),
     #[error("{0}")]
     Forbidden(String),
     /// The path exists but not with this method (405; axum's own 405 has no body).
@@ -86,7 +89,9 @@ impl ApiError {
             }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
             ApiError::Conflict { field, .. } => (StatusCode::CONFLICT, "conflict", field.clone()),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
+            ApiError::Unauthorized | ApiError::TokenRefused(_) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized", None)
+            }
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
             ApiError::MethodNotAllowed => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)

@@ -63,6 +63,7 @@ async fn measure(
         store.clone(),
         Backends::new(),
         None,
+        retake_engine::media::MediaStore::local(&data_dir.join("media"))?,
     ));
     let segment = store
         .list_segments(&retake_store::SegmentFilter {
