@@ -230,6 +230,10 @@ impl MediaStore {
             }
         }
         let _ = tokio::fs::remove_dir_all(work_dir).await;
+        // The segment's staging folder too, once its last attempt is uploaded.
+        if let Some(parent) = work_dir.parent() {
+            let _ = tokio::fs::remove_dir(parent).await;
+        }
         reference.ok_or_else(|| store_err(&self.url, "the output was not uploaded"))
     }
 

@@ -11,8 +11,8 @@ export function getTokens(): Promise<ApiToken[]> {
 
 export const tokensQueryOptions = () => queryOptions({ queryKey: tokensKey, queryFn: getTokens });
 
-export function useTokens() {
-  return useQuery(tokensQueryOptions());
+export function useTokens(enabled = true) {
+  return useQuery({ ...tokensQueryOptions(), enabled });
 }
 
 /** The new token is in the answer once; the server keeps only its hash. */

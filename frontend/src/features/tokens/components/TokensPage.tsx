@@ -29,7 +29,7 @@ const TONE = { active: 'tone-ok', expired: 'badge-ghost', revoked: 'tone-bad' } 
 /** Admins see every token, create one (shown once) and revoke any. */
 export function TokensPage() {
   const { can } = useAuth();
-  const q = useTokens();
+  const q = useTokens(can('admin'));
   const revoke = useRevokeToken();
   if (!can('admin')) return <ReadOnlyNotice>Only admins manage API tokens.</ReadOnlyNotice>;
   return (
