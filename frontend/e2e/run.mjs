@@ -220,6 +220,75 @@ async function main() {
     await passed.getByTestId('selected-marker').waitFor();
   });
 
+  await step('a shared segment link opens in a new tab, videos and live updates with no token in any URL', async () => {
+    const tab = await browser.context.newPage();
+    tab.setDefaultTimeout(UI_TIMEOUT);
+    tab.on('pageerror', (e) => pageErrors.push(e.message));
+    const urls = [];
+    tab.on('request', (r) => urls.push(r.url()));
+    const link = `${server.base}/segments/${ctx.rescued.id}`;
+    await tab.goto(link);
+    await tab.getByTestId('summary-sentence').filter({ hasText: `Segment ${ctx.rescued.id}:` }).waitFor();
+    await tab.locator('.live-live').waitFor();
+    // Which worker ran each attempt is on the page.
+    await tab.getByRole('listitem', { name: /^Attempt 1,/ }).getByText('worker', { exact: true }).waitFor();
+    const play = tab.getByRole('button', { name: /^Play: attempt \d+$/ }).first();
+    if (await play.count()) {
+      const video = tab.waitForResponse((r) => r.url().includes('/media') && r.status() < 300);
+      await play.click();
+      await video;
+    }
+    const leaked = urls.filter((u) => /access_token=|token=rtk_/.test(u));
+    if (leaked.length) throw new Error(`a token is in a URL: ${leaked.join(', ')}`);
+    const cookies = await browser.context.cookies(server.base);
+    const session = cookies.find((c) => c.name === 'retake_session');
+    if (!session || !session.httpOnly || session.sameSite !== 'Lax') throw new Error(`session cookie: ${JSON.stringify(session)}`);
+    await tab.close();
+
+    // A colleague's browser: sign in once, land on the shared page.
+    const other = await launchBrowser({ width: 1280, height: 900 });
+    try {
+      const p = other.page;
+      p.setDefaultTimeout(UI_TIMEOUT);
+      p.on('pageerror', (e) => pageErrors.push(e.message));
+      await p.goto(link);
+      await p.getByRole('heading', { name: 'Sign in' }).waitFor();
+      await p.getByLabel('API token').fill(ctx.viewer);
+      await p.getByRole('button', { name: 'Sign in' }).click();
+      await p.getByTestId('summary-sentence').filter({ hasText: `Segment ${ctx.rescued.id}:` }).waitFor();
+      if (new URL(p.url()).pathname !== `/segments/${ctx.rescued.id}`) throw new Error(`landed on ${p.url()}`);
+      // And in a second tab of that browser, no sign-in.
+      const p2 = await other.context.newPage();
+      p2.setDefaultTimeout(UI_TIMEOUT);
+      await p2.goto(link);
+      await p2.getByTestId('summary-sentence').filter({ hasText: `Segment ${ctx.rescued.id}:` }).waitFor();
+    } finally {
+      await other.close();
+    }
+  });
+
+  await step('admins create, see and revoke tokens', async () => {
+    const { page } = browser;
+    await page.getByRole('link', { name: 'Tokens' }).click();
+    await page.getByRole('heading', { name: 'API tokens' }).waitFor();
+    await page.getByLabel('Name').fill('e2e-laptop');
+    await page.getByLabel('Role').selectOption('creator');
+    await page.getByLabel('Expires').selectOption('7d');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    const made = await page.getByLabel('new token').textContent();
+    if (!made?.startsWith('rtk_')) throw new Error(`new token shows ${made}`);
+    const row = page.locator('tr.seg-row', { hasText: 'e2e-laptop' });
+    await row.getByText('active').waitFor();
+    await shot(page, '09-tokens.png');
+    const me = await fetch(`${server.base}/api/me`, { headers: { authorization: `Bearer ${made}` } });
+    if (me.status !== 200) throw new Error(`the new token got ${me.status}`);
+    page.once('dialog', (d) => d.accept());
+    await row.getByRole('button', { name: /^Revoke token/ }).click();
+    await row.getByText('revoked').waitFor();
+    const after = await fetch(`${server.base}/api/me`, { headers: { authorization: `Bearer ${made}` } });
+    if (after.status !== 401) throw new Error(`a revoked token got ${after.status}`);
+  });
+
   await step('select a different passing attempt as best', async () => {
     const { page } = browser;
     if (!ctx.twoPassing) throw new Error('no segment had two passing attempts');

@@ -14,6 +14,10 @@
 //! name = "gpu-1"
 //! url = "http://10.0.0.5:8188"
 //! max_concurrency = 2
+//!
+//! [storage]
+//! url = "s3://bucket/prefix"          # default: DATA_DIR/media; credentials from AWS_* variables
+//! endpoint = "http://10.0.0.9:9000"   # an S3-compatible server (MinIO, Ceph, …)
 //! ```
 
 use anyhow::Context;
@@ -29,6 +33,9 @@ pub struct Config {
     pub simulated: SimulatedSection,
     #[serde(default)]
     pub comfyui: ComfySection,
+    /// Where attempt outputs are stored (default: `DATA_DIR/media`).
+    #[serde(default)]
+    pub storage: retake_engine::media::StorageConfig,
 }
 
 #[derive(Debug, Deserialize)]

@@ -43,6 +43,10 @@ pub struct DemoArgs {
     /// Skip real clips: the simulated backend reports scores directly (default with --no-serve).
     #[arg(long)]
     pub no_clips: bool,
+    /// Run no engine here: set up and submit, then wait while other processes (`retake worker`
+    /// on a shared PostgreSQL) run the segments, and print the summary (`scripts/cluster-demo`).
+    #[arg(long)]
+    pub no_engine: bool,
 }
 
 struct DemoScene {
@@ -142,7 +146,9 @@ pub async fn run(g: GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
             "demo admin",
         )
         .await?;
-        let state = crate::wiring::app_state(&g, store.clone(), backends.clone(), None, ui_dir);
+        let media = engine.media().map_err(anyhow::Error::msg)?.clone();
+        let state =
+            crate::wiring::app_state(&g, store.clone(), backends.clone(), None, media, ui_dir);
         let (addr, h) = crate::wiring::start_http(state, &args.listen, stop_rx.clone()).await?;
         http = Some(h);
         println!("Open the web UI:  http://{addr}/#token={token}");
@@ -187,7 +193,12 @@ pub async fn run(g: GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
         )?
         .progress_chars("=> "),
     );
-    let runner = tokio::spawn(engine.clone().run(stop_rx.clone()));
+    let runner = if args.no_engine {
+        println!("no engine in this process: waiting for workers to run the segments");
+        tokio::spawn(async {})
+    } else {
+        tokio::spawn(engine.clone().run(stop_rx.clone()))
+    };
     let mut deleted = false;
     loop {
         let stats = match store.project_stats(project.id).await {

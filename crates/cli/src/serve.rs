@@ -60,6 +60,7 @@ pub struct Running {
     pub engine: Arc<Engine<dyn retake_store::Store>>,
     pub backends: retake_engine::Backends,
     pub pool: Arc<retake_comfyui::ComfyPool>,
+    pub media: retake_engine::media::MediaStore,
 }
 
 pub async fn build_engine(
@@ -87,7 +88,10 @@ pub async fn build_engine(
         .await
         .map_err(|e| anyhow::anyhow!("reading the installation id from the store: {e}"))?;
     let backends = wiring::with_comfy(wiring::backends(sim), &pool, installation);
+    let media = retake_engine::media::MediaStore::open(&cfg.storage, &g.data_dir)
+        .map_err(|e| anyhow::anyhow!("cannot open the media store: {e}"))?;
     let mut ec = EngineConfig::new(&g.data_dir);
+    ec.media = Some(media.clone());
     ec.slots = a.slots.unwrap_or(cfg.engine.slots);
     let lease = a.lease_seconds.unwrap_or(cfg.engine.lease_seconds);
     if !(lease.is_finite() && (0.5..=3600.0).contains(&lease)) {
@@ -113,6 +117,7 @@ pub async fn build_engine(
         engine,
         backends,
         pool,
+        media,
     })
 }
 
@@ -138,13 +143,15 @@ pub async fn serve(g: GlobalArgs, a: ServeArgs) -> anyhow::Result<()> {
         store.clone(),
         running.backends.clone(),
         Some(&running.pool),
+        running.media.clone(),
         ui_dir,
     );
     let (addr, http) = wiring::start_http(state, &a.listen, rx.clone()).await?;
     println!(
-        "retake serving on http://{addr} ({} store: {})",
+        "retake serving on http://{addr} ({} store: {}; media: {})",
         store.backend_name(),
-        crate::common::describe_url(&g)
+        crate::common::describe_url(&g),
+        running.media.describe()
     );
     tokio::spawn(ctrl_c(tx));
     if !a.no_engine {
@@ -159,9 +166,10 @@ pub async fn worker(g: GlobalArgs, a: EngineArgs) -> anyhow::Result<()> {
     let running = build_engine(&g, &a, store.clone()).await?;
     let (tx, rx) = tokio::sync::watch::channel(false);
     eprintln!(
-        "retake worker {} running ({} store)",
+        "retake worker {} running ({} store; media: {})",
         running.engine.config().worker_id,
-        store.backend_name()
+        store.backend_name(),
+        running.media.describe()
     );
     if let Some(addr) = &a.metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {

@@ -119,6 +119,7 @@ pub fn app_state(
     store: Arc<dyn retake_store::Store>,
     backends: Backends,
     pool: Option<&Arc<retake_comfyui::ComfyPool>>,
+    media: retake_engine::media::MediaStore,
     ui_dir: Option<std::path::PathBuf>,
 ) -> retake_server::AppState {
     let comfy = pool.map(|p| Arc::new(ComfyWiring(p.clone())));
@@ -126,6 +127,7 @@ pub fn app_state(
         store,
         backends,
         data_dir: g.data_dir.clone(),
+        media,
         ui_dir,
         workflow_validator: comfy
             .clone()

@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod backends;
 pub mod completer;
+pub mod media;
 pub mod metrics;
 mod worker;
 

@@ -39,6 +39,8 @@ pub struct EngineConfig {
     pub exit_when_idle: bool,
     /// Completions written per transaction at most (see [`Completer`]).
     pub completion_batch: usize,
+    /// Where outputs are stored; `None`: the local directory `DATA_DIR/media`.
+    pub media: Option<crate::media::MediaStore>,
 }
 
 impl EngineConfig {
@@ -56,6 +58,7 @@ impl EngineConfig {
             data_dir: data_dir.into(),
             exit_when_idle: false,
             completion_batch: 64,
+            media: None,
         }
     }
 }
@@ -82,6 +85,7 @@ pub struct Engine<S: Store + ?Sized> {
     processed: AtomicU64,
     infra: AtomicU64,
     completer: std::sync::OnceLock<Completer>,
+    media: std::sync::OnceLock<Result<crate::media::MediaStore, String>>,
 }
 
 impl<S: Store + ?Sized> Engine<S> {
@@ -101,6 +105,7 @@ impl<S: Store + ?Sized> Engine<S> {
             processed: AtomicU64::new(0),
             infra: AtomicU64::new(0),
             completer: std::sync::OnceLock::new(),
+            media: std::sync::OnceLock::new(),
         })
     }
 
@@ -110,6 +115,18 @@ impl<S: Store + ?Sized> Engine<S> {
             .get_or_init(|| Completer::start(self.store.clone(), self.cfg.completion_batch))
             .complete(c)
             .await
+    }
+
+    /// The media store outputs go to (the configured one, or `DATA_DIR/media`).
+    pub fn media(&self) -> Result<&crate::media::MediaStore, String> {
+        self.media
+            .get_or_init(|| match &self.cfg.media {
+                Some(m) => Ok(m.clone()),
+                None => crate::media::MediaStore::local(&self.cfg.data_dir.join("media"))
+                    .map_err(|e| e.to_string()),
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     pub fn store(&self) -> &Arc<S> {
@@ -334,12 +351,17 @@ impl<S: Store + ?Sized> Engine<S> {
             self.infra.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         };
-        let output_dir = self
-            .cfg
-            .data_dir
-            .join("media")
-            .join(format!("segment-{}", w.attempt.segment_id))
-            .join(format!("attempt-{}", w.attempt.attempt_number));
+        let media = match self.media() {
+            Ok(m) => m.clone(),
+            Err(msg) => {
+                let msg = format!("cannot open the media store: {msg}");
+                self.complete(Completion::Infra(self.infra_failure(&w, msg, true, 0.0)))
+                    .await?;
+                self.infra.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+        };
+        let output_dir = media.work_dir(w.attempt.segment_id, w.attempt.attempt_number);
         let job = GenerationJob {
             attempt: w.attempt.clone(),
             scene_type: scene.clone(),
@@ -353,9 +375,32 @@ impl<S: Store + ?Sized> Engine<S> {
             reserved: Mutex::new(w.attempt.reserved_gpu_seconds),
             last_progress: Mutex::new(-1.0),
         };
-        let result = backend.generate(&job, &ctl).await;
+        let result = match backend.generate(&job, &ctl).await {
+            // Store what was produced (uploading it when the store is not local) before
+            // anything is recorded: a reference is only ever written for a stored video.
+            Ok(g) => match &g.output_path {
+                Some(p) => match media
+                    .publish(
+                        w.attempt.segment_id,
+                        w.attempt.attempt_number,
+                        &job.output_dir,
+                        p,
+                    )
+                    .await
+                {
+                    Ok(reference) => Ok((g, Some(reference))),
+                    Err(e) => Err(GenerationError::Infra {
+                        message: format!("cannot store the output: {e}"),
+                        retriable: true,
+                        gpu_seconds: g.gpu_seconds,
+                    }),
+                },
+                None => Ok((g, None)),
+            },
+            Err(e) => Err(e),
+        };
         match result {
-            Ok(mut g) => {
+            Ok((mut g, reference)) => {
                 if external_qa(&scene) {
                     // Scores for this scene type come from the external QA service only.
                     g.verdict = None;
@@ -366,10 +411,7 @@ impl<S: Store + ?Sized> Engine<S> {
                     attempt_id: w.attempt.id,
                     worker: worker.clone(),
                     backend: backend.name().to_owned(),
-                    output_video_path: g
-                        .output_path
-                        .as_ref()
-                        .map(|p| p.to_string_lossy().into_owned()),
+                    output_video_path: reference.clone(),
                     gpu_seconds: g.gpu_seconds,
                     verdict: g.verdict.clone(),
                     stopped_by_budget: false,
@@ -382,14 +424,24 @@ impl<S: Store + ?Sized> Engine<S> {
                     crate::metrics::DECISION_LATENCY.observe(started.elapsed());
                 }
                 if needs_builtin && applied.applied {
-                    let verdict = match &g.output_path {
-                        Some(p) => {
+                    // QA reads the stored video through the media store (a temporary local
+                    // copy when the store is remote), so it scores exactly what is served.
+                    let local = match &reference {
+                        Some(r) => Some(media.local_copy(r).await),
+                        None => None,
+                    };
+                    let verdict = match &local {
+                        Some(Ok(copy)) => {
                             self.scorer
                                 .as_ref()
                                 .expect("checked")
-                                .score(p, &scene.qa_checks, &scene.qa_commands)
+                                .score(copy.path(), &scene.qa_checks, &scene.qa_commands)
                                 .await
                         }
+                        // The stored output cannot be read back: an infrastructure problem, retried.
+                        Some(Err(e)) => Err(crate::backend::QaUnavailable(format!(
+                            "cannot read the output from the media store: {e}"
+                        ))),
                         None => Ok(retake_core::QaVerdict {
                             scores: vec![],
                             error: Some("the backend produced no output to score".into()),

@@ -300,6 +300,8 @@ pub struct AttemptView {
     pub qa_source: Option<String>,
     pub backend: Option<String>,
     pub worker: Option<String>,
+    /// The worker that generated it (kept after its lease ends); `null` until one has.
+    pub ran_on: Option<String>,
     #[schema(value_type = Object)]
     pub provenance: Value,
     /// `GET /api/segments/{id}/attempts/{n}/media` serves a video.
@@ -361,6 +363,12 @@ pub fn attempt_view(a: &Attempt, triggers: &std::collections::BTreeSet<String>) 
         qa_source: a.qa_source.clone(),
         backend: a.backend.clone(),
         worker: a.worker.clone(),
+        ran_on: a.worker.clone().or_else(|| {
+            a.provenance
+                .get("worker")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        }),
         provenance: a.provenance.clone(),
         has_media: a.output_video_path.is_some(),
         started_at: a.started_at,
@@ -530,12 +538,18 @@ fn one() -> u32 {
 pub struct CreateTokenBody {
     pub name: String,
     pub role: retake_store::Role,
+    /// How long the token works, e.g. `30d`, `12h`, `90m` (1 minute to 10 years); absent: until
+    /// revoked.
+    #[serde(default)]
+    pub expires_in: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     /// Shown once; only its hash is stored.
     pub token: String,
+    pub id: i64,
     pub name: String,
     pub role: retake_store::Role,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }

@@ -36,6 +36,9 @@ pub enum ApiError {
     PreconditionFailed(String),
     #[error("missing or invalid API token")]
     Unauthorized,
+    /// A known token (or its session) that can no longer be used: revoked or expired (401).
+    #[error("{0}")]
+    TokenRefused(String),
     #[error("{0}")]
     Forbidden(String),
     /// The path exists but not with this method (405; axum's own 405 has no body).
@@ -103,7 +106,9 @@ impl ApiError {
                 "precondition_failed",
                 Some("If-Match".into()),
             ),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
+            ApiError::Unauthorized | ApiError::TokenRefused(_) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized", None)
+            }
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
             ApiError::MethodNotAllowed => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod json;
 pub mod metrics;
+pub mod media;
 mod openapi;
 pub mod routes;
 pub mod state;
@@ -19,9 +20,9 @@ pub use openapi::{document as openapi_document, ApiDoc};
 pub use state::{AppState, ComfyAdmin, WorkflowRejection, WorkflowValidator};
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
-use routes::{ops, projects, review, scene_types, segments};
+use routes::{ops, projects, review, scene_types, segments, tokens};
 use std::future::Future;
 use tokio::net::TcpListener;
 
@@ -32,7 +33,12 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/health", get(ops::health))
         .route("/api/me", get(ops::me))
-        .route("/api/tokens", post(ops::tokens))
+        .route("/api/tokens", get(tokens::list).post(tokens::create))
+        .route("/api/tokens/{id}", delete(tokens::revoke))
+        .route(
+            "/api/session",
+            post(tokens::sign_in).delete(tokens::sign_out),
+        )
         .route("/api/events", get(ops::events))
         .route("/api/projects", get(projects::list).post(projects::create))
         .route(
@@ -114,7 +120,7 @@ pub fn app(state: AppState) -> Router {
         .merge(docs)
         .fallback_service(ui::service(state.ui_dir.clone()))
         .layer(DefaultBodyLimit::max(json::MAX_BODY))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }
 
@@ -122,6 +128,33 @@ pub fn app(state: AppState) -> Router {
 pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// After shutdown is asked for, open connections (event streams) get this long to finish.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The span every request is logged in: method and path, and the query string with the value
+/// of `access_token` (and any other credential-looking key) replaced, so a token never reaches
+/// a log line.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        query = %req.uri().query().map(redact_query).unwrap_or_default(),
+    )
+}
+
+/// `a=1&access_token=rtk_…` → `a=1&access_token=[redacted]`.
+pub fn redact_query(q: &str) -> String {
+    q.split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if is_secret_key(k) => format!("{k}=[redacted]"),
+            _ => kv.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn is_secret_key(k: &str) -> bool {
+    let k = k.to_ascii_lowercase();
+    k.contains("token") || k.contains("secret") || k.contains("password") || k == "key"
+}
 
 /// Serve until `shutdown` completes. Tests call this with a port-0 listener.
 ///

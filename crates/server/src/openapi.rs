@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
 use crate::dto::*;
-use crate::routes::{ops, projects, review, scene_types, segments};
+use crate::routes::{ops, projects, review, scene_types, segments, tokens};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -22,7 +22,7 @@ impl Modify for Bearer {
     info(title = "retake", description = "Opt-in, transparent, bounded, budget-aware auto-retry for generated video segments. Every attempt and decision is visible here."),
     modifiers(&Bearer),
     paths(
-        ops::health, ops::me, ops::tokens, ops::metrics, ops::events, ops::list_servers, ops::put_server, ops::delete_server,
+        ops::health, ops::me, tokens::create, tokens::list, tokens::revoke, tokens::sign_in, tokens::sign_out, ops::metrics, ops::events, ops::list_servers, ops::put_server, ops::delete_server,
         projects::create, projects::list, projects::get, projects::update, projects::delete, projects::get_policy, projects::put_policy, projects::patch_policy,
         scene_types::create, scene_types::list, scene_types::get, scene_types::update, scene_types::delete, scene_types::get_policy,
         scene_types::put_policy, scene_types::patch_policy, scene_types::failure_patterns, scene_types::all_failure_patterns,
@@ -33,7 +33,7 @@ impl Modify for Bearer {
         crate::error::ErrorBody, crate::error::ErrorDetail, CreateProject, UpdateProject, ProjectView, CreateSceneType, UpdateSceneType,
         SceneTypeView, SceneTypePolicyView, ProjectPolicyView, NewSegmentBody, SubmitSegments, SegmentView, SegmentPage, SubmittedSegments,
         CheckView, ParamChange, AttemptView, RetryHistory, HumanActionView, AcceptBody, RejectBody, ReviewItem, ReviewQueue, RerunResult, ExternalQa,
-        QaAccepted, Health, WaitingForServer, Me, ComfyServerBody, CreateTokenBody, CreatedToken,
+        QaAccepted, Health, WaitingForServer, Me, ComfyServerBody, CreateTokenBody, CreatedToken, tokens::SessionBody, tokens::SessionView, retake_store::ApiToken,
         retake_store::Project, retake_store::ProjectStats, retake_store::SceneType, retake_store::Segment, retake_store::Event,
         retake_store::InfraErrorRecord, retake_store::FailurePattern, retake_store::ComfyServer, retake_store::Role, retake_store::RerunOverrides,
         retake_store::DomainRecord,

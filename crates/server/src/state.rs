@@ -10,8 +10,10 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Used to stop generations when a segment is cancelled or rejected.
     pub backends: Backends,
-    /// Media is only ever served from inside this directory.
+    /// The data directory (SQLite database, staging). Nothing in it is served.
     pub data_dir: PathBuf,
+    /// Attempt outputs; the media route serves only what is inside it.
+    pub media: retake_engine::media::MediaStore,
     /// The built web UI (`frontend/dist`), if any.
     pub ui_dir: Option<PathBuf>,
     /// Validates ComfyUI workflow bindings when a scene type is saved.

@@ -661,6 +661,11 @@ fn malformed_requests_never_get_a_5xx_and_errors_have_one_shape() {
                     .unwrap()
                     .keys()
                     .filter(|k| METHODS.iter().any(|m| m.eq_ignore_ascii_case(k)))
+                    // Revoking the run's own tokens would leave the rest of it at the front door
+                    // (401); revocation has its own tests (`tests/api/tokens.rs`).
+                    .filter(|k| {
+                        !(p.as_str() == "/api/tokens/{id}" && k.eq_ignore_ascii_case("delete"))
+                    })
                     .cloned()
                     .collect(),
             )

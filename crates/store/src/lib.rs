@@ -146,6 +146,9 @@ impl From<sqlx::Error> for StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// `last_used_at` is written at most this often per token.
+pub const TOKEN_TOUCH_INTERVAL_SECONDS: i64 = 60;
+
 /// Everything retake reads and writes. Both backends pass the same contract suite
 /// (`tests/contract.rs`).
 #[async_trait]
@@ -300,8 +303,34 @@ pub trait Store: Send + Sync + 'static {
     async fn recent_gpu_seconds(&self, scene_type_id: i64, limit: u32) -> Result<Vec<f64>>;
 
     // Tokens and servers.
-    async fn create_token(&self, name: &str, role: Role, token_hash: &str) -> Result<ApiToken>;
+    async fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        token_hash: &str,
+        expires_at: Option<Timestamp>,
+    ) -> Result<ApiToken>;
+    /// The token with this hash, revoked or expired ones included (the caller says why it is
+    /// refused: [`ApiToken::refusal`]).
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>>;
+    /// Every token, revoked and expired ones included, oldest first.
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>>;
+    /// Revoke a token and end its sessions. Revoking a revoked token keeps the first time.
+    async fn revoke_token(&self, id: i64) -> Result<ApiToken>;
+    /// Record that the token was used at `at`, unless that was already recorded less than
+    /// [`TOKEN_TOUCH_INTERVAL_SECONDS`] before (so a busy token costs one write a minute).
+    async fn touch_token(&self, id: i64, at: Timestamp) -> Result<()>;
+    /// Start a browser session for a token; expired sessions are purged on the way.
+    async fn create_session(
+        &self,
+        token_id: i64,
+        session_hash: &str,
+        expires_at: Timestamp,
+    ) -> Result<Session>;
+    /// The session with this hash and its token, if the session has not expired (the token's
+    /// own state is the caller's to check).
+    async fn session_by_hash(&self, session_hash: &str) -> Result<Option<(Session, ApiToken)>>;
+    async fn delete_session(&self, session_hash: &str) -> Result<()>;
     async fn list_comfy_servers(&self) -> Result<Vec<ComfyServer>>;
     async fn upsert_comfy_server(
         &self,

@@ -368,6 +368,43 @@ pub struct ApiToken {
     pub name: String,
     pub role: Role,
     pub created_at: DateTime<Utc>,
+    /// After this instant the token (and every session signed in with it) is refused.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When a request last used it, to the minute (it is written at most once a minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Revoked tokens stay listed, so the list says who had access until when.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl ApiToken {
+    /// Why this token cannot be used at `at`, if it cannot.
+    pub fn refusal(&self, at: DateTime<Utc>) -> Option<String> {
+        if let Some(r) = self.revoked_at {
+            return Some(format!(
+                "the token `{}` was revoked at {}",
+                self.name,
+                r.to_rfc3339()
+            ));
+        }
+        match self.expires_at {
+            Some(e) if e <= at => Some(format!(
+                "the token `{}` expired at {}",
+                self.name,
+                e.to_rfc3339()
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// A browser session signed in with a token (`POST /api/session`); the cookie holds a random
+/// value whose SHA-256 is `session_hash`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub id: i64,
+    pub token_id: i64,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

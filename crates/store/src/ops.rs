@@ -515,6 +515,11 @@ pub async fn finish_generation<T: TxOps + ?Sized>(
     a.waiting_since = None;
     a.output_video_path = done.output_video_path.clone();
     a.backend = Some(done.backend.clone());
+    // Who ran it stays on the attempt after the lease (`worker`) is released.
+    if !a.provenance.is_object() {
+        a.provenance = json!({});
+    }
+    a.provenance["worker"] = json!(done.worker);
     a.progress = Some(1.0);
     a.updated_at = now();
     if done.stopped_by_budget {

@@ -657,7 +657,7 @@ async fn infra_errors_requeue_then_escalate(store: Arc<dyn Store>) {
 
 async fn tokens_and_servers(store: Arc<dyn Store>) {
     let t = store
-        .create_token("ci", Role::Creator, "abc123")
+        .create_token("ci", Role::Creator, "abc123", None)
         .await
         .unwrap();
     assert_eq!(

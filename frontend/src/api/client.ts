@@ -1,9 +1,9 @@
 /**
- * The one fetch client: adds the bearer token, parses JSON, and turns the server's error body
- * `{"error": {"code", "message", "field"}}` into an `ApiError`. A 401 anywhere signs the user out.
+ * The one fetch client: requests carry the session cookie (same origin), bodies are JSON, and the
+ * server's error body `{"error": {"code", "message", "field"}}` becomes an `ApiError`. A 401
+ * anywhere signs the user out.
  */
 import type { ErrorBody } from './types';
-import { readToken } from '@/lib/token';
 
 export class ApiError extends Error {
   readonly status: number;
@@ -30,11 +30,11 @@ export class ApiError extends Error {
   }
 }
 
-/** `hadToken`: whether a token was sent (and refused) or there was none. */
-type UnauthorizedHandler = (hadToken: boolean) => void;
+/** `message`: the server's reason (session ended, token revoked or expired). */
+type UnauthorizedHandler = (message: string) => void;
 let onUnauthorized: UnauthorizedHandler = () => {};
 
-/** The auth provider registers what a 401 does (forget the token, go to sign-in). */
+/** The auth provider registers what a 401 does (go to sign-in, saying why). */
 export function setUnauthorizedHandler(h: UnauthorizedHandler): void {
   onUnauthorized = h;
 }
@@ -46,8 +46,8 @@ export interface RequestOptions {
   serialize?: (body: unknown) => string;
   headers?: Record<string, string>;
   signal?: AbortSignal;
-  /** Use this token instead of the stored one (sign-in checks a token before keeping it). */
-  token?: string;
+  /** A 401 to this request is its caller's to handle (sign-in), not a signal to sign out. */
+  quiet401?: boolean;
   query?: Record<string, string | number | undefined | null>;
 }
 
@@ -66,9 +66,7 @@ export function buildUrl(path: string, query?: RequestOptions['query']): string 
 }
 
 export async function api<T>(path: string, opts: RequestOptions = {}): Promise<T> {
-  const token = opts.token ?? readToken();
   const headers: Record<string, string> = { Accept: 'application/json', ...opts.headers };
-  if (token) headers.Authorization = `Bearer ${token}`;
   let body: string | undefined;
   if (opts.body !== undefined) {
     headers['Content-Type'] = 'application/json';
@@ -76,7 +74,13 @@ export async function api<T>(path: string, opts: RequestOptions = {}): Promise<T
   }
   let res: Response;
   try {
-    res = await fetch(buildUrl(path, opts.query), { method: opts.method ?? 'GET', headers, body, signal: opts.signal });
+    res = await fetch(buildUrl(path, opts.query), {
+      method: opts.method ?? 'GET',
+      headers,
+      body,
+      signal: opts.signal,
+      credentials: 'same-origin',
+    });
   } catch (e) {
     if ((e as Error).name === 'AbortError') throw e;
     throw new ApiError(0, 'network', 'Cannot reach the retake server. Is it running?');
@@ -94,7 +98,7 @@ export async function api<T>(path: string, opts: RequestOptions = {}): Promise<T
     const err = isErrorBody(parsed)
       ? new ApiError(res.status, parsed.error.code, parsed.error.message, parsed.error.field)
       : new ApiError(res.status, 'http', `${res.status} ${res.statusText}`.trim());
-    if (res.status === 401 && opts.token === undefined) onUnauthorized(Boolean(token));
+    if (res.status === 401 && !opts.quiet401) onUnauthorized(err.message);
     throw err;
   }
   return parsed as T;

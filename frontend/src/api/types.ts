@@ -48,3 +48,7 @@ export const SEGMENT_STATUSES: readonly SegmentStatus[] = [
   'rejected',
   'cancelled',
 ];
+export type ApiToken = S['ApiToken'];
+export type CreateTokenBody = S['CreateTokenBody'];
+export type CreatedToken = S['CreatedToken'];
+export type SessionView = S['SessionView'];

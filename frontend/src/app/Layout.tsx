@@ -17,12 +17,20 @@ function LiveIndicator({ state }: { state: LiveState }) {
 
 /** The signed-in shell: navigation, who you are, the live-update status and the page. */
 export function Layout() {
-  const { token, me, signOut } = useAuth();
+  const { status, me, signOut, can } = useAuth();
   const loc = useLocation();
-  const live = useLiveEvents(token !== null);
-  const projects = useQuery({ ...projectsQueryOptions(), enabled: token !== null });
+  const signedIn = status === 'signed-in';
+  const live = useLiveEvents(signedIn);
+  const projects = useQuery({ ...projectsQueryOptions(), enabled: signedIn });
   const toReview = projects.data?.reduce((n, p) => n + p.stats.needs_review, 0);
-  if (!token) return <Navigate to="/sign-in" replace state={{ from: loc.pathname + loc.search }} />;
+  if (status === 'checking') {
+    return (
+      <main className="page" aria-busy="true">
+        <p className="muted">Checking your session…</p>
+      </main>
+    );
+  }
+  if (!signedIn) return <Navigate to="/sign-in" replace state={{ from: loc.pathname + loc.search }} />;
   return (
     <div className="shell">
       <header className="topbar">
@@ -41,6 +49,7 @@ export function Layout() {
             </span>
           </NavLink>
           <NavLink to="/scene-types">Scene types</NavLink>
+          {can('admin') ? <NavLink to="/tokens">Tokens</NavLink> : null}
         </nav>
         <div className="topbar-right">
           <LiveIndicator state={live} />

@@ -7,6 +7,7 @@ import { SegmentDetailPage } from '@/features/segments/components/SegmentDetailP
 import { SceneTypesPage } from '@/features/scene-types/components/SceneTypesPage';
 import { SceneTypeSettingsPage } from '@/features/scene-types/components/SceneTypeSettingsPage';
 import { ReviewQueuePage } from '@/features/review/components/ReviewQueuePage';
+import { TokensPage } from '@/features/tokens/components/TokensPage';
 import { NotFound } from './NotFound';
 
 export const routes: RouteObject[] = [
@@ -20,6 +21,7 @@ export const routes: RouteObject[] = [
       { path: '/scene-types', element: <SceneTypesPage /> },
       { path: '/scene-types/:sceneTypeId', element: <SceneTypeSettingsPage /> },
       { path: '/review', element: <ReviewQueuePage /> },
+      { path: '/tokens', element: <TokensPage /> },
       { path: '*', element: <NotFound /> },
     ],
   },

@@ -5,7 +5,6 @@ import { RouterProvider, createMemoryRouter } from 'react-router';
 import type { Role } from '@/api/types';
 import { AuthProvider } from '@/features/auth/hooks/auth-context';
 import { meKey } from '@/features/auth/api/get-me';
-import { storeToken } from '@/lib/token';
 
 interface Options {
   role?: Role;
@@ -18,7 +17,6 @@ interface Options {
 
 /** Render as a signed-in user of `role`, inside a data router (so blockers work). */
 export function renderWithApp(ui: ReactElement, { role = 'admin', path = '/', url = path, extraRoutes = [] }: Options = {}) {
-  storeToken('rtk_test');
   const qc = new QueryClient({ defaultOptions: { queries: { retry: false, staleTime: Infinity }, mutations: { retry: false } } });
   qc.setQueryData(meKey, { name: `test ${role}`, role });
   const router = createMemoryRouter(

@@ -64,7 +64,7 @@ async fn measure(
         store.clone(),
         Backends::new(),
         None,
-        None,
+        retake_engine::media::MediaStore::local(&data_dir.join("media"))?,
     ));
     let segment = store
         .list_segments(&retake_store::SegmentFilter {

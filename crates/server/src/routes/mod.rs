@@ -5,6 +5,7 @@ pub mod projects;
 pub mod review;
 pub mod scene_types;
 pub mod segments;
+pub mod tokens;
 
 use crate::dto::SegmentView;
 use crate::error::ApiResult;

@@ -1,6 +1,6 @@
 //! Health, the caller, metrics, the live event stream, tokens and ComfyUI servers.
 
-use crate::auth::{create_token, Caller};
+use crate::auth::Caller;
 use crate::dto::*;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
@@ -55,28 +55,6 @@ pub async fn me(caller: Caller) -> axum::Json<Me> {
         name: caller.0.name,
         role: caller.0.role,
     })
-}
-
-/// Create an API token (admin). The token is in the response once and never again.
-#[utoipa::path(post, path = "/api/tokens", tag = "operations", request_body = CreateTokenBody, responses((status = 201, body = CreatedToken)), security(("bearer" = [])))]
-pub async fn tokens(
-    State(state): State<AppState>,
-    caller: Caller,
-    Json(b): Json<CreateTokenBody>,
-) -> ApiResult<impl IntoResponse> {
-    caller.require(Role::Admin)?;
-    if b.name.trim().is_empty() || b.name.len() > 100 {
-        return Err(ApiError::validation("name", "must have 1..=100 characters"));
-    }
-    let token = create_token(state.store.as_ref(), b.role, &b.name).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(CreatedToken {
-            token,
-            name: b.name,
-            role: b.role,
-        }),
-    ))
 }
 
 /// Prometheus text format.

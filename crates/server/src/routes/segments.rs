@@ -7,15 +7,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
 use crate::json::Json;
 use crate::state::AppState;
-use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use retake_core::{summary_sentence_with, RoundCount, SegmentStatus};
 use retake_store::{NewSegment, Role, SegmentFilter};
 use serde::Deserialize;
 use std::collections::HashMap;
-use tower::ServiceExt;
 
 pub const MAX_BATCH: usize = retake_core::limits::SUBMIT_BATCH_MAX;
 
@@ -295,7 +293,9 @@ pub async fn cancel(
     Ok(axum::Json(segment_view(&state, s, None).await?))
 }
 
-/// The attempt's video, with HTTP Range support. Only files inside the data directory are served.
+/// The attempt's video, streamed from the media store (local directory or S3-compatible), with
+/// HTTP Range support. Only objects inside the media store are served, never another file of
+/// the data directory.
 #[utoipa::path(get, path = "/api/segments/{id}/attempts/{n}/media", tag = "segments", params(("id" = i64, Path), ("n" = u32, Path)),
     responses((status = 200, description = "the video", content_type = "video/mp4"), (status = 206, description = "a byte range"), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
@@ -303,53 +303,17 @@ pub async fn media(
     State(state): State<AppState>,
     _c: Caller,
     Path((id, n)): Path<(i64, u32)>,
-    req: Request,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult<Response> {
     let attempts = state.store.list_attempts(id).await?;
     let a = attempts
         .iter()
         .find(|a| a.attempt_number == n)
         .ok_or_else(|| ApiError::not_found(format!("segment {id} has no attempt {n}")))?;
-    let Some(path) = &a.output_video_path else {
+    let Some(reference) = &a.output_video_path else {
         return Err(ApiError::not_found(format!(
             "attempt {n} of segment {id} has no video"
         )));
     };
-    let path = confine(&state.data_dir, std::path::Path::new(path))?;
-    let res = tower_http::services::ServeFile::new(path)
-        .oneshot(req)
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("serving media: {e}")))?;
-    if res.status() == StatusCode::RANGE_NOT_SATISFIABLE {
-        return Err(ApiError::RangeNotSatisfiable(
-            "the requested byte range is outside the file".into(),
-        ));
-    }
-    Ok(res.map(Body::new))
-}
-
-/// Resolve `path` and refuse anything outside `root` (symlinks and `..` included).
-pub fn confine(root: &std::path::Path, path: &std::path::Path) -> ApiResult<std::path::PathBuf> {
-    let root = root
-        .canonicalize()
-        .map_err(|_| ApiError::not_found("the data directory does not exist"))?;
-    let full = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        root.join(path)
-    };
-    let real = full
-        .canonicalize()
-        .map_err(|_| ApiError::not_found("the video file no longer exists"))?;
-    if !real.starts_with(&root) {
-        tracing::warn!(path = %full.display(), "refused to serve a file outside the data directory");
-        return Err(ApiError::not_found(
-            "the video is not inside the data directory",
-        ));
-    }
-    // A directory (the data directory itself, say) would start a 200 that fails mid-body.
-    if !real.is_file() {
-        return Err(ApiError::not_found("the video is not a file"));
-    }
-    Ok(real)
+    crate::media::serve(&state.media, reference, &headers).await
 }

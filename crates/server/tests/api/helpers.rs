@@ -229,6 +229,14 @@ impl Drop for TestApp {
 
 impl TestApp {
     pub async fn spawn(store: Arc<dyn Store>) -> TestApp {
+        Self::spawn_with_storage(store, None).await
+    }
+
+    /// With outputs in the media store `storage` names (default: the data directory's).
+    pub async fn spawn_with_storage(
+        store: Arc<dyn Store>,
+        storage: Option<retake_engine::media::StorageConfig>,
+    ) -> TestApp {
         let root = tempfile::tempdir().expect("temp dir");
         let data_dir = root.path().join("data");
         let ui_dir = root.path().join("ui");
@@ -240,12 +248,15 @@ impl TestApp {
         )
         .unwrap();
 
+        let media = retake_engine::media::MediaStore::open(&storage.unwrap_or_default(), &data_dir)
+            .expect("open the media store");
         let backend = Arc::new(TestBackend::new());
         let backends = Backends::new().with("simulated", backend.clone());
         let state = AppState {
             store: store.clone(),
             backends: backends.clone(),
             data_dir: data_dir.clone(),
+            media: media.clone(),
             ui_dir: Some(ui_dir),
             workflow_validator: None,
             comfy_admin: None,
@@ -262,6 +273,7 @@ impl TestApp {
         let mut cfg = EngineConfig::new(&data_dir);
         cfg.worker_id = "test-worker".into();
         cfg.infra_backoff = Duration::ZERO;
+        cfg.media = Some(media);
         let engine = Engine::new(store.clone(), backends, None, cfg);
 
         let token = |role, name: &'static str| {

@@ -18,3 +18,4 @@ mod projects;
 mod review;
 mod scene_types;
 mod segments;
+mod tokens;

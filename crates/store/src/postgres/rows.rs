@@ -233,6 +233,18 @@ pub fn token(r: &PgRow) -> Result<ApiToken> {
         name: r.try_get("name")?,
         role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role `{role}`")))?,
         created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        last_used_at: r.try_get("last_used_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+pub fn session(r: &PgRow) -> Result<Session> {
+    Ok(Session {
+        id: r.try_get("session_id")?,
+        token_id: r.try_get("id")?,
+        created_at: r.try_get("session_created_at")?,
+        expires_at: r.try_get("session_expires_at")?,
     })
 }
 

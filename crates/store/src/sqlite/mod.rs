@@ -673,12 +673,19 @@ impl Store for SqliteStore {
         Ok(rs.iter().map(|r| r.get::<f64, _>(0)).collect())
     }
 
-    async fn create_token(&self, name: &str, role: Role, token_hash: &str) -> Result<ApiToken> {
-        let r = sqlx::query("INSERT INTO api_tokens (name, role, token_hash, created_at) VALUES (?, ?, ?, ?) RETURNING *")
+    async fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        token_hash: &str,
+        expires_at: Option<Timestamp>,
+    ) -> Result<ApiToken> {
+        let r = sqlx::query("INSERT INTO api_tokens (name, role, token_hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING *")
             .bind(name)
             .bind(role.as_str())
             .bind(token_hash)
             .bind(ts(now()))
+            .bind(expires_at.map(ts))
             .fetch_one(&self.writer)
             .await
             .map_err(|e| db_err(e, "token", || "a token with this hash already exists".into()))?;
@@ -686,7 +693,7 @@ impl Store for SqliteStore {
     }
 
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>> {
-        let r = sqlx::query("SELECT * FROM api_tokens WHERE token_hash = ?")
+        let r = sqlx::query("SELECT * FROM api_tokens WHERE token_hash = ?1")
             .bind(token_hash)
             .fetch_optional(&self.reader)
             .await?;
@@ -709,6 +716,95 @@ impl Store for SqliteStore {
             attempts: attempts.max(0) as u64,
             since: since.as_deref().map(rows::parse_ts).transpose()?,
         })
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
+        let rs = sqlx::query("SELECT * FROM api_tokens ORDER BY id")
+            .fetch_all(&self.reader)
+            .await?;
+        rs.iter().map(rows::token).collect()
+    }
+
+    async fn revoke_token(&self, id: i64) -> Result<ApiToken> {
+        let r = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1 RETURNING *",
+        )
+        .bind(id)
+        .bind(ts(now()))
+        .fetch_optional(&self.writer)
+        .await?
+        .ok_or_else(|| StoreError::not_found("token", id))?;
+        sqlx::query("DELETE FROM sessions WHERE token_id = ?1")
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        rows::token(&r)
+    }
+
+    async fn touch_token(&self, id: i64, at: Timestamp) -> Result<()> {
+        let since = at - chrono::Duration::seconds(crate::TOKEN_TOUCH_INTERVAL_SECONDS);
+        sqlx::query(
+            "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?3)",
+        )
+        .bind(id)
+        .bind(ts(at))
+        .bind(ts(since))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn create_session(
+        &self,
+        token_id: i64,
+        session_hash: &str,
+        expires_at: Timestamp,
+    ) -> Result<Session> {
+        let created = now();
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= ?1")
+            .bind(ts(created))
+            .execute(&self.writer)
+            .await?;
+        let r = sqlx::query(
+            "INSERT INTO sessions (token_id, session_hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+        )
+        .bind(token_id)
+        .bind(session_hash)
+        .bind(ts(created))
+        .bind(ts(expires_at))
+        .fetch_one(&self.writer)
+        .await
+        .map_err(|e| db_err(e, "token", || "this session exists already".into()))?;
+        Ok(Session {
+            id: r.try_get("id")?,
+            token_id,
+            created_at: created,
+            expires_at,
+        })
+    }
+
+    async fn session_by_hash(&self, session_hash: &str) -> Result<Option<(Session, ApiToken)>> {
+        let r = sqlx::query(
+            "SELECT t.*, s.id AS session_id, s.created_at AS session_created_at, s.expires_at AS session_expires_at
+             FROM sessions s JOIN api_tokens t ON t.id = s.token_id
+             WHERE s.session_hash = ?1 AND s.expires_at > ?2",
+        )
+        .bind(session_hash)
+        .bind(ts(now()))
+        .fetch_optional(&self.reader)
+        .await?;
+        match r {
+            Some(r) => Ok(Some((rows::session(&r)?, rows::token(&r)?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn delete_session(&self, session_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE session_hash = ?1")
+            .bind(session_hash)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     async fn list_comfy_servers(&self) -> Result<Vec<ComfyServer>> {

@@ -215,6 +215,18 @@ pub fn token(r: &SqliteRow) -> Result<ApiToken> {
         name: r.try_get("name")?,
         role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role `{role}`")))?,
         created_at: get_ts(r, "created_at")?,
+        expires_at: get_ots(r, "expires_at")?,
+        last_used_at: get_ots(r, "last_used_at")?,
+        revoked_at: get_ots(r, "revoked_at")?,
+    })
+}
+
+pub fn session(r: &SqliteRow) -> Result<Session> {
+    Ok(Session {
+        id: r.try_get("session_id")?,
+        token_id: r.try_get("id")?,
+        created_at: get_ts(r, "session_created_at")?,
+        expires_at: get_ts(r, "session_expires_at")?,
     })
 }
 

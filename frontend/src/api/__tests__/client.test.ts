@@ -1,16 +1,16 @@
 import { describe, expect, it, vi } from 'vitest';
 import { fixtures } from '@/test/fixtures';
 import { mockApi } from '@/test/mock-api';
-import { storeToken } from '@/lib/token';
 import { ApiError, api, setUnauthorizedHandler } from '../client';
 
 describe('api client', () => {
-  it('sends the bearer token and JSON, and parses the response', async () => {
-    storeToken('rtk_x');
-    const { calls } = mockApi({ 'POST /api/review/5/reject': { body: fixtures.segmentPage().items[0] } });
+  it('sends JSON with the session cookie and no token, and parses the response', async () => {
+    sessionStorage.setItem('retake.token', 'rtk_left_over');
+    const { calls, fetchMock } = mockApi({ 'POST /api/review/5/reject': { body: fixtures.segmentPage().items[0] } });
     const r = await api<{ id: number }>('/api/review/5/reject', { method: 'POST', body: { note: 'n' } });
     expect(r.id).toBe(60);
-    expect(calls[0]!.headers.authorization).toBe('Bearer rtk_x');
+    expect(calls[0]!.headers.authorization).toBeUndefined();
+    expect(fetchMock.mock.calls[0]![1]).toMatchObject({ credentials: 'same-origin' });
     expect(calls[0]!.headers['content-type']).toBe('application/json');
     expect(calls[0]!.body).toEqual({ note: 'n' });
   });
@@ -27,7 +27,7 @@ describe('api client', () => {
     setUnauthorizedHandler(onUnauthorized);
     mockApi({ 'GET /api/projects': { status: 401, body: { error: { code: 'unauthorized', message: 'missing or invalid API token' } } } });
     await expect(api('/api/projects')).rejects.toMatchObject({ status: 401 });
-    expect(onUnauthorized).toHaveBeenCalledOnce();
+    expect(onUnauthorized).toHaveBeenCalledWith('missing or invalid API token');
     setUnauthorizedHandler(() => {});
   });
 

@@ -4,8 +4,9 @@ import type { Me } from '@/api/types';
 
 export const meKey = ['me'] as const;
 
-export function getMe(token?: string): Promise<Me> {
-  return api<Me>('/api/me', { token });
+/** Who the session cookie belongs to; a 401 means not signed in (handled by the caller). */
+export function getMe(): Promise<Me> {
+  return api<Me>('/api/me', { quiet401: true });
 }
 
 export const meQueryOptions = () => queryOptions({ queryKey: meKey, queryFn: () => getMe(), staleTime: 5 * 60_000 });

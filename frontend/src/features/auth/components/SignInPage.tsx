@@ -1,12 +1,14 @@
 import { useState, type FormEvent } from 'react';
 import { Navigate, useLocation, useNavigate } from 'react-router';
 import { ApiError } from '@/api/client';
-import { getMe } from '../api/get-me';
 import { useAuth } from '../hooks/auth-context';
 
-/** Paste an API token; it is checked with `GET /api/me` and kept for this browser tab only. */
+/**
+ * Paste an API token once: the server answers with a session cookie (HttpOnly, so no script can
+ * read it) and the page keeps nothing. Links to any page work in every tab until the session ends.
+ */
 export function SignInPage() {
-  const { token, signIn, signedOutReason } = useAuth();
+  const { status, signIn, signedOutReason } = useAuth();
   const navigate = useNavigate();
   const loc = useLocation();
   const from = (loc.state as { from?: string } | null)?.from ?? '/';
@@ -14,7 +16,7 @@ export function SignInPage() {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
-  if (token) return <Navigate to={from} replace />;
+  if (status === 'signed-in') return <Navigate to={from} replace />;
 
   async function submit(e: FormEvent) {
     e.preventDefault();
@@ -26,13 +28,12 @@ export function SignInPage() {
     setBusy(true);
     setError(null);
     try {
-      const me = await getMe(t);
-      signIn(t, me);
+      await signIn(t);
       navigate(from, { replace: true });
     } catch (err) {
       setError(
         err instanceof ApiError && err.status === 401
-          ? 'The server does not know this token. Check that you copied all of it.'
+          ? `${err.message}. Check that you copied all of it, or ask an admin for a new token.`
           : err instanceof Error
             ? err.message
             : String(err),
@@ -78,7 +79,10 @@ export function SignInPage() {
         <button type="submit" className="btn btn-primary" disabled={busy}>
           {busy ? 'Checking…' : 'Sign in'}
         </button>
-        <p className="muted small">The token is kept in this tab’s session storage and forgotten when the tab closes.</p>
+        <p className="muted small">
+          The token is not kept: this browser gets a session (7 days at most, ended by signing out or by revoking the token), so links
+          you open or share work after signing in once.
+        </p>
       </form>
     </main>
   );

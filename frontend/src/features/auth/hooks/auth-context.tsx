@@ -2,58 +2,77 @@ import { createContext, useCallback, useContext, useEffect, useMemo, useState, t
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { setUnauthorizedHandler } from '@/api/client';
 import type { Me, Role } from '@/api/types';
-import { clearToken, readToken, storeToken } from '@/lib/token';
 import { atLeast } from '@/lib/roles';
 import { getMe, meKey } from '../api/get-me';
+import { createSession, deleteSession } from '../api/session';
+
+/** `checking`: asking the server whether this browser has a session. */
+export type AuthStatus = 'checking' | 'signed-in' | 'signed-out';
 
 export interface AuthState {
-  token: string | null;
+  status: AuthStatus;
   me: Me | undefined;
   /** Why the user was sent back to sign-in, if they were. */
   signedOutReason: string | null;
-  signIn: (token: string, me: Me) => void;
+  /** Start a session with a token; rejects with the server's reason. */
+  signIn: (token: string) => Promise<Me>;
   signOut: (reason?: string) => void;
   can: (min: Role) => boolean;
 }
 
 const AuthContext = createContext<AuthState | null>(null);
 
-export function AuthProvider({ children, onSignedOut }: { children: ReactNode; onSignedOut?: () => void }) {
+/**
+ * The session lives in an HttpOnly cookie the page cannot read: whether we are signed in is what
+ * `GET /api/me` answers. `initialToken` (from a `#token=` link) is exchanged for a session first.
+ */
+export function AuthProvider({ children, initialToken = null }: { children: ReactNode; initialToken?: string | null }) {
   const qc = useQueryClient();
-  const [token, setToken] = useState<string | null>(() => readToken());
+  const [pendingToken, setPendingToken] = useState<string | null>(initialToken);
+  const [signedOut, setSignedOut] = useState(false);
   const [signedOutReason, setReason] = useState<string | null>(null);
-  const me = useQuery({ queryKey: meKey, queryFn: () => getMe(), enabled: token !== null, staleTime: 5 * 60_000 });
+  const me = useQuery({ queryKey: meKey, queryFn: () => getMe(), enabled: pendingToken === null && !signedOut, staleTime: 5 * 60_000, retry: false });
 
   const signOut = useCallback(
     (reason?: string) => {
-      clearToken();
-      setToken(null);
-      setReason(reason ?? null);
+      void deleteSession().catch(() => {});
       qc.clear();
-      onSignedOut?.();
+      setReason(reason ?? null);
+      setSignedOut(true);
     },
-    [qc, onSignedOut],
+    [qc],
   );
 
   const signIn = useCallback(
-    (t: string, who: Me) => {
-      storeToken(t);
+    async (token: string) => {
+      const s = await createSession(token.trim());
+      const who: Me = { name: s.name, role: s.role };
       qc.clear();
       qc.setQueryData(meKey, who);
       setReason(null);
-      setToken(t.trim());
+      setSignedOut(false);
+      return who;
     },
     [qc],
   );
 
   useEffect(() => {
-    setUnauthorizedHandler((hadToken) => signOut(hadToken ? 'The server did not accept your token (401). Sign in again.' : undefined));
+    if (pendingToken === null) return;
+    signIn(pendingToken)
+      .catch((e: unknown) => setReason(e instanceof Error ? `The sign-in link did not work: ${e.message}` : null))
+      .finally(() => setPendingToken(null));
+  }, [pendingToken, signIn]);
+
+  useEffect(() => {
+    setUnauthorizedHandler((message) => signOut(`${message} (401). Sign in again.`));
     return () => setUnauthorizedHandler(() => {});
   }, [signOut]);
 
+  const status: AuthStatus =
+    pendingToken !== null ? 'checking' : signedOut ? 'signed-out' : me.data ? 'signed-in' : me.isError ? 'signed-out' : 'checking';
   const value = useMemo<AuthState>(
-    () => ({ token, me: me.data, signedOutReason, signIn, signOut, can: (min) => atLeast(me.data?.role, min) }),
-    [token, me.data, signedOutReason, signIn, signOut],
+    () => ({ status, me: signedOut ? undefined : me.data, signedOutReason, signIn, signOut, can: (min) => atLeast(me.data?.role, min) }),
+    [status, signedOut, me.data, signedOutReason, signIn, signOut],
   );
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
 }

@@ -1,7 +1,6 @@
 import { useEffect, useState } from 'react';
 import { useQueryClient } from '@tanstack/react-query';
 import type { StoredEvent } from '@/api/types';
-import { withAccessToken } from '@/lib/token';
 import { meKey } from '@/features/auth/api/get-me';
 import { InvalidationBatcher } from './invalidation-batcher';
 import { EVENT_KINDS, keysForEvent } from './event-routing';
@@ -43,7 +42,7 @@ export function useLiveEvents(enabled: boolean): LiveState {
 
     const open = () => {
       const path = lastId ? `/api/events?after=${encodeURIComponent(lastId)}` : '/api/events';
-      es = new EventSource(withAccessToken(path));
+      es = new EventSource(path, { withCredentials: true });
       es.onopen = () => {
         backoff = 1000;
         setState('live');

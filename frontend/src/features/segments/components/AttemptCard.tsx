@@ -104,6 +104,16 @@ export function AttemptCard({ attempt: a, checkRows, multiplePassing, canSelect,
         <div className="kv">
           <span className="k">GPU</span> <span className="num">{fmtGpu(a.gpu_seconds)}</span>
         </div>
+        {a.ran_on ? (
+          <div className="kv small" title="the retake worker that generated this attempt">
+            <span className="k">worker</span> <span className="mono">{a.ran_on}</span>
+          </div>
+        ) : null}
+        {typeof a.provenance?.server === 'string' ? (
+          <div className="kv small" title="the ComfyUI server it ran on">
+            <span className="k">server</span> <span className="mono">{a.provenance.server}</span>
+          </div>
+        ) : null}
         <div className="attempt-actions">
           {a.has_media && onPlay ? (
             <button type="button" className="btn btn-sm" aria-pressed={playing} onClick={() => onPlay(a.attempt_number)} aria-label={`${playing ? 'Hide video' : 'Play'}: attempt ${a.attempt_number}`}>

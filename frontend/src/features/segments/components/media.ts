@@ -1,6 +1,4 @@
-import { withAccessToken } from '@/lib/token';
-
-/** The attempt's video; `<video>` cannot send headers, so the token rides in the query. */
+/** The attempt's video. The session cookie authenticates it: no token in the URL. */
 export function mediaUrl(segmentId: number, attemptNumber: number): string {
-  return withAccessToken(`/api/segments/${segmentId}/attempts/${attemptNumber}/media`);
+  return `/api/segments/${segmentId}/attempts/${attemptNumber}/media`;
 }
