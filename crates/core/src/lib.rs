@@ -7,6 +7,7 @@ pub mod decide;
 pub mod params;
 pub mod policy;
 pub mod qa;
+pub mod queue;
 pub mod rng;
 pub mod select;
 pub mod status;

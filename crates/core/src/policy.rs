@@ -10,6 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub const MAX_ATTEMPTS_LIMIT: u8 = 10;
 pub const MAX_PARALLELISM: u8 = 4;
+/// The highest queue priority a retry can be given (originals are queued at 0).
+pub const MAX_RETRY_PRIORITY: u8 = 100;
+/// Retries go ahead of new originals unless a policy says otherwise.
+pub const DEFAULT_RETRY_PRIORITY: u8 = 10;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, utoipa::ToSchema)]
 #[error("{field}: {message}")]
@@ -81,6 +85,10 @@ pub struct RetryPolicy {
     pub min_gain_per_gpu_second: Option<f64>,
     /// Up to this many retries run at once (1..=4); the budget is reserved for all of them.
     pub parallelism: u8,
+    /// Queue priority of retries and re-runs (0..=100); originals are queued at 0 and workers
+    /// take the highest priority first, so a failure is retried soon instead of after the whole
+    /// backlog. 0 keeps plain first-in-first-out order.
+    pub retry_priority: u8,
 }
 
 impl Default for RetryPolicy {
@@ -101,6 +109,7 @@ impl Default for RetryPolicy {
             adaptive_variation: false,
             min_gain_per_gpu_second: None,
             parallelism: 1,
+            retry_priority: DEFAULT_RETRY_PRIORITY,
         }
     }
 }
@@ -159,6 +168,8 @@ pub struct RetryPolicyRaw {
     pub min_gain_per_gpu_second: Option<f64>,
     #[serde(default = "d_par")]
     pub parallelism: i64,
+    #[serde(default = "d_priority")]
+    pub retry_priority: i64,
 }
 
 fn d_max() -> i64 {
@@ -181,6 +192,20 @@ fn d_spread() -> f64 {
 }
 fn d_par() -> i64 {
     1
+}
+fn d_priority() -> i64 {
+    DEFAULT_RETRY_PRIORITY as i64
+}
+
+fn check_retry_priority(v: i64) -> Result<u8, PolicyError> {
+    if (0..=MAX_RETRY_PRIORITY as i64).contains(&v) {
+        Ok(v as u8)
+    } else {
+        Err(PolicyError::new(
+            "retry_priority",
+            format!("must be an integer in 0..={MAX_RETRY_PRIORITY} (originals are queued at 0); got {v}"),
+        ))
+    }
 }
 
 fn check_max_attempts(v: i64) -> Result<u8, PolicyError> {
@@ -298,6 +323,7 @@ impl TryFrom<RetryPolicyRaw> for RetryPolicy {
             adaptive_variation: r.adaptive_variation,
             min_gain_per_gpu_second: check_gain(r.min_gain_per_gpu_second)?,
             parallelism: check_parallelism(r.parallelism)?,
+            retry_priority: check_retry_priority(r.retry_priority)?,
         })
     }
 }
@@ -320,6 +346,7 @@ pub struct PolicyOverrides {
     pub adaptive_variation: Option<bool>,
     pub min_gain_per_gpu_second: Option<f64>,
     pub parallelism: Option<u8>,
+    pub retry_priority: Option<u8>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
@@ -339,6 +366,7 @@ pub struct PolicyOverridesRaw {
     pub adaptive_variation: Option<bool>,
     pub min_gain_per_gpu_second: Option<f64>,
     pub parallelism: Option<i64>,
+    pub retry_priority: Option<i64>,
 }
 
 impl TryFrom<PolicyOverridesRaw> for PolicyOverrides {
@@ -371,6 +399,7 @@ impl TryFrom<PolicyOverridesRaw> for PolicyOverrides {
             adaptive_variation: r.adaptive_variation,
             min_gain_per_gpu_second: check_gain(r.min_gain_per_gpu_second)?,
             parallelism: r.parallelism.map(check_parallelism).transpose()?,
+            retry_priority: r.retry_priority.map(check_retry_priority).transpose()?,
         })
     }
 }
@@ -440,7 +469,8 @@ impl EffectivePolicy {
             systematic_detection,
             systematic_max_spread,
             adaptive_variation,
-            parallelism
+            parallelism,
+            retry_priority
         );
         let src = match scene.target_score {
             Some(t) => {

@@ -722,7 +722,15 @@ async fn decide_loaded<T: TxOps + ?Sized>(
         domains: &domains,
         stats: &stats,
     });
-    apply(tx, &mut seg, &attempts, decision, Some(est)).await
+    apply(
+        tx,
+        &mut seg,
+        &attempts,
+        decision,
+        Some(est),
+        policy.retry_priority,
+    )
+    .await
 }
 
 async fn apply<T: TxOps + ?Sized>(
@@ -731,6 +739,7 @@ async fn apply<T: TxOps + ?Sized>(
     attempts: &[Attempt],
     decision: Decision,
     est: Option<f64>,
+    retry_priority: u8,
 ) -> Result<Applied> {
     let kind = decision.kind();
     let mut new_attempts = vec![];
@@ -777,6 +786,7 @@ async fn apply<T: TxOps + ?Sized>(
                     qa_source: None,
                     selected_by: None,
                     human_override: false,
+                    priority: retry_priority,
                     started_at: None,
                     finished_at: None,
                     created_at: t,
@@ -1189,7 +1199,15 @@ pub async fn rerun<T: TxOps + ?Sized>(
     };
     seg.review_reason = None;
     seg.review_evidence = Value::Null;
-    let applied = apply(tx, &mut seg, &attempts, decision, Some(est)).await?;
+    let applied = apply(
+        tx,
+        &mut seg,
+        &attempts,
+        decision,
+        Some(est),
+        policy.retry_priority,
+    )
+    .await?;
     let id = applied.new_attempts[0];
     let a = tx
         .attempt(id)
@@ -1239,6 +1257,7 @@ pub fn first_attempt(seg: &Segment, seed: u64, t: Timestamp) -> Attempt {
         qa_source: None,
         selected_by: None,
         human_override: false,
+        priority: 0,
         started_at: None,
         finished_at: None,
         created_at: t,

@@ -11,6 +11,7 @@ mod events;
 mod external_qa;
 mod media;
 mod metrics;
+mod operators;
 mod ops;
 mod permissions;
 mod projects;

@@ -203,6 +203,7 @@ pub fn attempt(r: &PgRow) -> Result<Attempt> {
         qa_source: r.try_get("qa_source")?,
         selected_by: r.try_get("selected_by")?,
         human_override: r.try_get("human_override")?,
+        priority: r.try_get::<i32, _>("priority")? as u8,
         started_at: r.try_get("started_at")?,
         finished_at: r.try_get("finished_at")?,
         created_at: r.try_get("created_at")?,

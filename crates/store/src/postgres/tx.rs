@@ -584,8 +584,8 @@ pub async fn insert_attempt(
 ) -> Result<i64> {
     let r = sqlx::query(
         "INSERT INTO retry_attempts (segment_id, project_id, scene_type_id, attempt_number, seed, parameters, original_parameters,
-         overall_status, jitter, arm, why, provenance, infra_errors, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '[]', $13, $14) RETURNING id",
+         overall_status, jitter, arm, why, provenance, infra_errors, created_at, updated_at, priority)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '[]', $13, $14, $15) RETURNING id",
     )
     .bind(a.segment_id)
     .bind(project_id)
@@ -601,6 +601,7 @@ pub async fn insert_attempt(
     .bind(json(&a.provenance))
     .bind(a.created_at)
     .bind(a.updated_at)
+    .bind(a.priority as i32)
     .fetch_one(&mut **tx)
     .await
     .map_err(|e| {

@@ -185,6 +185,7 @@ pub fn attempt(r: &SqliteRow) -> Result<Attempt> {
         qa_source: r.try_get("qa_source")?,
         selected_by: r.try_get("selected_by")?,
         human_override: r.try_get("human_override")?,
+        priority: r.try_get::<i64, _>("priority")? as u8,
         started_at: get_ots(r, "started_at")?,
         finished_at: get_ots(r, "finished_at")?,
         created_at: get_ts(r, "created_at")?,
