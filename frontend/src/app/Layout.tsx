@@ -40,6 +40,7 @@ export function Layout() {
               {toReview ? toReview : ''}
             </span>
           </NavLink>
+          <NavLink to="/queue">Operations</NavLink>
           <NavLink to="/scene-types">Scene types</NavLink>
         </nav>
         <div className="topbar-right">

@@ -7,6 +7,8 @@ import { SegmentDetailPage } from '@/features/segments/components/SegmentDetailP
 import { SceneTypesPage } from '@/features/scene-types/components/SceneTypesPage';
 import { SceneTypeSettingsPage } from '@/features/scene-types/components/SceneTypeSettingsPage';
 import { ReviewQueuePage } from '@/features/review/components/ReviewQueuePage';
+import { QueuePage } from '@/features/operations/components/QueuePage';
+import { ProjectBudgetPage } from '@/features/projects/components/ProjectBudgetPage';
 import { NotFound } from './NotFound';
 
 export const routes: RouteObject[] = [
@@ -20,6 +22,8 @@ export const routes: RouteObject[] = [
       { path: '/scene-types', element: <SceneTypesPage /> },
       { path: '/scene-types/:sceneTypeId', element: <SceneTypeSettingsPage /> },
       { path: '/review', element: <ReviewQueuePage /> },
+      { path: '/queue', element: <QueuePage /> },
+      { path: '/projects/:projectId/budget', element: <ProjectBudgetPage /> },
       { path: '*', element: <NotFound /> },
     ],
   },

@@ -21,6 +21,7 @@ export const POLICY_FIELDS: readonly PolicyField[] = [
   'adaptive_variation',
   'min_gain_per_gpu_second',
   'parallelism',
+  'retry_priority',
 ];
 
 /** Limits the server enforces (crates/core/src/policy.rs), shown beside each control. */
@@ -32,6 +33,7 @@ export const LIMITS = {
   systematic_max_spread: { min: 0, max: 1 },
   min_gain_per_gpu_second: { min: 0, max: 1 },
   parallelism: { min: 1, max: 4 },
+  retry_priority: { min: 0, max: 100 },
 } as const;
 
 /** The largest jitter range for an extra parameter (`steps` 50, anything else 1000). */
