@@ -360,18 +360,18 @@ async function main() {
 
   await step('create a project and a scene type from the UI', async () => {
     const { page } = browser;
-    await page.getByRole('link', { name: 'Projects' }).click();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Projects' }).click();
     await page.getByRole('button', { name: 'New project…' }).click();
     const pf = page.getByRole('form', { name: 'Create a project' });
-    await pf.getByLabel('Name').fill('UI-made studio');
+    await pf.getByLabel('Name', { exact: true }).fill('UI-made studio');
     await pf.getByLabel('GPU budget (GPU-s, blank = unlimited)').fill('1500');
     await pf.getByRole('button', { name: 'Create project' }).click();
     await page.getByRole('article', { name: 'UI-made studio' }).waitFor();
     await page.getByRole('link', { name: 'Scene types' }).click();
     await page.getByRole('button', { name: 'New scene type…' }).click();
     const sf = page.getByRole('form', { name: 'Create a scene type' });
-    await sf.getByLabel('Project').selectOption({ label: 'UI-made studio' });
-    await sf.getByLabel('Name').fill('Crowd wide');
+    await sf.getByLabel('Project', { exact: true }).selectOption({ label: 'UI-made studio' });
+    await sf.getByLabel('Name', { exact: true }).fill('Crowd wide');
     await sf.getByLabel('Scenario profile (optional)').fill('crowd');
     await sf.getByRole('button', { name: 'Add a check' }).click();
     await sf.getByLabel('Check 2 name').fill('frozen_frames');
