@@ -153,7 +153,7 @@ async function main() {
     await page.getByText('up to 4 attempts (1 original + 3 retries)').waitFor();
     await page.getByRole('radio', { name: /Best of N/ }).check();
     await page.getByText('Unsaved changes').waitFor();
-    await page.getByTestId('worst-case-extra').filter({ hasText: '+90.0 s' }).waitFor(); // 3 × 30 s default estimate
+    await page.getByTestId('worst-case-extra').filter({ hasText: '+90.0 GPU-s' }).waitFor(); // 3 × 30 s default estimate
     await page.getByRole('button', { name: 'Save policy' }).click();
     await page.getByText('Saved', { exact: true }).waitFor();
     const enabledRow = page.locator('.policy-row[data-field="enabled"]');
@@ -348,6 +348,107 @@ async function main() {
     const rescued = Number(await card.locator('.stat', { hasText: 'rescued by retry' }).locator('.stat-value').textContent());
     if (!(rescued >= 1)) throw new Error(`rescued by retry shows ${rescued}`);
     await shot(page, '02-projects.png');
+  });
+
+  await step('operations view: what runs where, the line in claim order, cancel from the UI', async () => {
+    const { page } = browser;
+    const api = apiClient(server.base, ctx.admin);
+    const sub = await api('POST', '/api/segments', { segments: Array.from({ length: 40 }, (_, i) => ({ scene_type_id: ctx.portrait, label: `ops-${i + 1}` })) });
+    ctx.opsIds = sub.segments.map((x) => x.id);
+    await page.getByRole('link', { name: 'Operations' }).click();
+    await page.getByRole('heading', { name: 'Operations' }).waitFor();
+    const waiting = page.getByRole('table', { name: 'Waiting in line' });
+    const running = page.getByRole('table', { name: 'Running now' });
+    await waitFor('attempts running and waiting', async () => (await running.locator('tr[data-attempt-id]').count()) > 0 && (await waiting.locator('tr[data-attempt-id]').count()) > 3, { timeoutMs: 20_000, intervalMs: 150 });
+    await running.locator('tr[data-attempt-id]').first().getByText('e2e', { exact: false }).or(running.locator('tr[data-attempt-id] td.mono').first()).first().waitFor();
+    await shot(page, '09-operations.png');
+    const last = waiting.locator('tr[data-attempt-id]').last();
+    const sid = Number((await last.locator('a.seg-link .mono').textContent()).replace('#', ''));
+    await last.getByRole('button', { name: `Cancel segment ${sid}` }).click();
+    await page.getByRole('button', { name: `Confirm cancel #${sid}` }).click();
+    await page.getByRole('status').filter({ hasText: `Segment ${sid} cancelled` }).waitFor();
+    const h = await api('GET', `/api/segments/${sid}/retry-history`);
+    if (h.status !== 'cancelled') throw new Error(`segment ${sid} is ${h.status} after cancel`);
+    const q = await api('GET', '/api/queue?limit=200');
+    const retries = q.queued.filter((e) => e.attempt_number > 1);
+    const originals = q.queued.filter((e) => e.attempt_number === 1);
+    if (retries.length && originals.length && retries[0].position > originals[0].position) throw new Error('a retry waits behind new originals');
+    log(`    queue: ${q.running_total} running, ${q.queued_total} queued (${retries.length} retries on this page)`);
+  });
+
+  await step('review at scale: filter by reason and label, shortcuts, bulk accept', async () => {
+    const { page } = browser;
+    const api = apiClient(server.base, ctx.admin);
+    const sub = await api('POST', '/api/segments', { segments: [1, 2, 3].map((i) => ({ scene_type_id: ctx.strict, label: `bulk-${i}` })) });
+    const ids = sub.segments.map((x) => x.id);
+    await waitFor('the bulk segments to reach review', async () => {
+      const r = await Promise.all(ids.map((id) => api('GET', `/api/segments/${id}`)));
+      return r.every((x) => x.status === 'needs_review');
+    }, { timeoutMs: 60_000, intervalMs: 250 });
+    await page.getByRole('link', { name: 'Segments', exact: true }).click();
+    await page.getByRole('heading', { name: 'Segments' }).waitFor();
+    await page.getByLabel('Review reason').selectOption('retry_disabled');
+    await page.getByLabel('Label contains').fill('BULK-');
+    await waitFor('only the three bulk segments listed', async () => {
+      const r = await rows(page);
+      return r.length === 3 && r.every((x) => ids.includes(x.id));
+    }, { timeoutMs: 10_000, intervalMs: 150 });
+    await page.locator('tr.seg-row [data-testid="reason"]').filter({ hasText: 'Auto-retry is off' }).first().waitFor();
+    await page.locator('h1').click();
+    await page.keyboard.press('?');
+    await page.getByRole('dialog', { name: 'Keyboard shortcuts' }).waitFor();
+    await shot(page, '10-shortcuts.png');
+    await page.keyboard.press('Escape');
+    await page.getByRole('button', { name: 'Select all in review' }).click();
+    await page.getByRole('group', { name: 'Bulk review actions' }).getByText('3 of 3 in review selected').waitFor();
+    await shot(page, '11-review-at-scale.png');
+    await page.getByRole('button', { name: 'Accept best attempts' }).click();
+    await page.getByTestId('bulk-result').filter({ hasText: '3 accepted.' }).waitFor();
+    const after = await Promise.all(ids.map((id) => api('GET', `/api/segments/${id}`)));
+    if (!after.every((x) => x.status === 'approved')) throw new Error(`after bulk accept: ${after.map((x) => x.status)}`);
+    // Every attempt shows when it was queued, started and finished.
+    await page.goto(`${server.base}/segments/${ids[0]}`);
+    await page.getByRole('definition').filter({ hasText: /s$/ }).first().waitFor();
+    await page.getByLabel('Timing of attempt 1').getByTestId('attempt-duration').filter({ hasText: /\d/ }).waitFor();
+  });
+
+  await step('budget over time: burn-down by scene type and the ledger', async () => {
+    const { page } = browser;
+    await page.getByRole('link', { name: 'Projects' }).click();
+    await page.getByRole('article', { name: 'E2E studio' }).getByRole('link', { name: 'Budget over time and ledger' }).click();
+    await page.getByRole('heading', { name: 'E2E studio: budget over time' }).waitFor();
+    const chart = page.getByRole('img', { name: /GPU budget over time/ });
+    await chart.waitFor();
+    if ((await chart.locator('path[data-scene-type]').count()) < 2) throw new Error('expected spend of two scene types');
+    await page.getByRole('table', { name: 'GPU ledger' }).locator('tr.seg-row').first().waitFor();
+    await shot(page, '12-budget.png');
+    const csv = await fetch(`${server.base}/api/projects/${ctx.projectId}/ledger`, { headers: { Authorization: `Bearer ${ctx.admin}`, Accept: 'text/csv' } });
+    const text = await csv.text();
+    if (!text.startsWith('id,created_at,attempt_id')) throw new Error(`CSV export: ${text.slice(0, 80)}`);
+  });
+
+  await step('create a project and a scene type from the UI', async () => {
+    const { page } = browser;
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Projects' }).click();
+    await page.getByRole('button', { name: 'New project…' }).click();
+    const pf = page.getByRole('form', { name: 'Create a project' });
+    await pf.getByLabel('Name', { exact: true }).fill('UI-made studio');
+    await pf.getByLabel('GPU budget (GPU-s, blank = unlimited)').fill('1500');
+    await pf.getByRole('button', { name: 'Create project' }).click();
+    await page.getByRole('article', { name: 'UI-made studio' }).waitFor();
+    await page.getByRole('link', { name: 'Scene types' }).click();
+    await page.getByRole('button', { name: 'New scene type…' }).click();
+    const sf = page.getByRole('form', { name: 'Create a scene type' });
+    await sf.getByLabel('Project', { exact: true }).selectOption({ label: 'UI-made studio' });
+    await sf.getByLabel('Name', { exact: true }).fill('Crowd wide');
+    await sf.getByLabel('Scenario profile (optional)').fill('crowd');
+    await sf.getByRole('button', { name: 'Add a check' }).click();
+    await sf.getByLabel('Check 2 name').fill('frozen_frames');
+    await sf.getByLabel('Turn auto-retry on for this scene type').check();
+    await shot(page, '13-create-scene-type.png');
+    await sf.getByRole('button', { name: 'Create scene type' }).click();
+    await page.getByRole('heading', { name: 'Retry policy' }).waitFor();
+    if (!(await page.getByRole('switch', { name: 'Enable auto-retry' }).isChecked())) throw new Error('the new scene type should retry');
   });
 
   await step('a viewer sees everything read-only', async () => {

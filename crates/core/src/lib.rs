@@ -9,6 +9,7 @@ pub mod params;
 pub mod policy;
 pub mod qa;
 pub mod rescue;
+pub mod queue;
 pub mod rng;
 pub mod select;
 pub mod status;

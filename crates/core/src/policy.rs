@@ -12,6 +12,10 @@ use crate::limits;
 
 pub const MAX_ATTEMPTS_LIMIT: u8 = limits::MAX_ATTEMPTS.1 as u8;
 pub const MAX_PARALLELISM: u8 = limits::PARALLELISM.1 as u8;
+/// The highest queue priority a retry can be given (originals are queued at 0).
+pub const MAX_RETRY_PRIORITY: u8 = 100;
+/// Retries go ahead of new originals unless a policy says otherwise.
+pub const DEFAULT_RETRY_PRIORITY: u8 = 10;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, utoipa::ToSchema)]
 #[error("{field}: {message}")]
@@ -88,6 +92,10 @@ pub struct RetryPolicy {
     /// retries up to `max_attempts`. With no history it retries like `None`.
     #[schema(minimum = 0.01, maximum = 0.9)]
     pub min_rescue_probability: Option<f64>,
+    /// Queue priority of retries and re-runs (0..=100); originals are queued at 0 and workers
+    /// take the highest priority first, so a failure is retried soon instead of after the whole
+    /// backlog. 0 keeps plain first-in-first-out order.
+    pub retry_priority: u8,
 }
 
 impl Default for RetryPolicy {
@@ -109,6 +117,7 @@ impl Default for RetryPolicy {
             min_gain_per_gpu_second: None,
             parallelism: 1,
             min_rescue_probability: None,
+            retry_priority: DEFAULT_RETRY_PRIORITY,
         }
     }
 }
@@ -169,6 +178,8 @@ pub struct RetryPolicyRaw {
     pub parallelism: i64,
     #[serde(default)]
     pub min_rescue_probability: Option<f64>,
+    #[serde(default = "d_priority")]
+    pub retry_priority: i64,
 }
 
 fn d_max() -> i64 {
@@ -191,6 +202,20 @@ fn d_spread() -> f64 {
 }
 fn d_par() -> i64 {
     1
+}
+fn d_priority() -> i64 {
+    DEFAULT_RETRY_PRIORITY as i64
+}
+
+fn check_retry_priority(v: i64) -> Result<u8, PolicyError> {
+    if (0..=MAX_RETRY_PRIORITY as i64).contains(&v) {
+        Ok(v as u8)
+    } else {
+        Err(PolicyError::new(
+            "retry_priority",
+            format!("must be an integer in 0..={MAX_RETRY_PRIORITY} (originals are queued at 0); got {v}"),
+        ))
+    }
 }
 
 fn check_max_attempts(v: i64) -> Result<u8, PolicyError> {
@@ -334,6 +359,7 @@ impl TryFrom<RetryPolicyRaw> for RetryPolicy {
             min_gain_per_gpu_second: check_gain(r.min_gain_per_gpu_second)?,
             parallelism: check_parallelism(r.parallelism)?,
             min_rescue_probability: check_rescue_probability(r.min_rescue_probability)?,
+            retry_priority: check_retry_priority(r.retry_priority)?,
         })
     }
 }
@@ -358,6 +384,7 @@ pub struct PolicyOverrides {
     pub parallelism: Option<u8>,
     #[schema(minimum = 0.01, maximum = 0.9)]
     pub min_rescue_probability: Option<f64>,
+    pub retry_priority: Option<u8>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
@@ -378,6 +405,7 @@ pub struct PolicyOverridesRaw {
     pub min_gain_per_gpu_second: Option<f64>,
     pub parallelism: Option<i64>,
     pub min_rescue_probability: Option<f64>,
+    pub retry_priority: Option<i64>,
 }
 
 impl TryFrom<PolicyOverridesRaw> for PolicyOverrides {
@@ -411,6 +439,7 @@ impl TryFrom<PolicyOverridesRaw> for PolicyOverrides {
             min_gain_per_gpu_second: check_gain(r.min_gain_per_gpu_second)?,
             parallelism: r.parallelism.map(check_parallelism).transpose()?,
             min_rescue_probability: check_rescue_probability(r.min_rescue_probability)?,
+            retry_priority: r.retry_priority.map(check_retry_priority).transpose()?,
         })
     }
 }
@@ -480,7 +509,8 @@ impl EffectivePolicy {
             systematic_detection,
             systematic_max_spread,
             adaptive_variation,
-            parallelism
+            parallelism,
+            retry_priority
         );
         let src = match scene.target_score {
             Some(t) => {

@@ -306,12 +306,16 @@ pub struct AttemptView {
     pub provenance: Value,
     /// `GET /api/segments/{id}/attempts/{n}/media` serves a video.
     pub has_media: bool,
+    /// When the attempt was queued.
+    pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     /// Set while the attempt waits for a healthy ComfyUI server (it has not reached one; this
     /// is not a failure): since when. `failure_reason` then reads "waiting for a healthy
     /// ComfyUI server since …".
     pub waiting_since: Option<DateTime<Utc>>,
+    /// Queue priority it was claimed by (0 originals; retries the policy's `retry_priority`).
+    pub priority: u8,
 }
 
 pub fn attempt_view(a: &Attempt, triggers: &std::collections::BTreeSet<String>) -> AttemptView {
@@ -371,9 +375,11 @@ pub fn attempt_view(a: &Attempt, triggers: &std::collections::BTreeSet<String>) 
         }),
         provenance: a.provenance.clone(),
         has_media: a.output_video_path.is_some(),
+        created_at: a.created_at,
         started_at: a.started_at,
         finished_at: a.finished_at,
         waiting_since: a.waiting_since,
+        priority: a.priority,
     }
 }
 

@@ -84,6 +84,19 @@ impl ApiError {
         ApiError::NotFound(what.into())
     }
 
+    /// The status and body this error answers with, for answers that list several results.
+    pub fn detail(&self) -> (StatusCode, ErrorDetail) {
+        let (status, code, field) = self.parts();
+        (
+            status,
+            ErrorDetail {
+                code,
+                message: self.to_string(),
+                field,
+            },
+        )
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, Option<String>) {
         match self {
             ApiError::Validation { field, .. } => (

@@ -22,7 +22,7 @@ pub use state::{AppState, ComfyAdmin, WorkflowRejection, WorkflowValidator};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
-use routes::{ops, projects, review, scene_types, segments, tokens};
+use routes::{bulk, ledger, ops, projects, queue, review, scene_types, segments, tokens};
 use std::future::Future;
 use tokio::net::TcpListener;
 
@@ -93,6 +93,10 @@ pub fn app(state: AppState) -> Router {
             get(segments::media),
         )
         .route("/api/review", get(review::queue))
+        .route("/api/review/bulk", post(bulk::bulk_review))
+        .route("/api/queue", get(queue::queue))
+        .route("/api/projects/{id}/ledger", get(ledger::ledger))
+        .route("/api/projects/{id}/spend", get(ledger::spend))
         .route("/api/review/{segment_id}/accept", post(review::accept))
         .route("/api/review/{segment_id}/rerun", post(review::rerun))
         .route("/api/review/{segment_id}/reject", post(review::reject))

@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
 use crate::dto::*;
-use crate::routes::{ops, projects, review, scene_types, segments, tokens};
+use crate::routes::{bulk, ledger, ops, projects, queue, review, scene_types, segments, tokens};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -28,6 +28,7 @@ impl Modify for Bearer {
         scene_types::put_policy, scene_types::patch_policy, scene_types::failure_patterns, scene_types::all_failure_patterns,
         segments::submit, segments::list, segments::get, segments::retry_history, segments::select, segments::cancel, segments::media,
         review::queue, review::accept, review::rerun, review::reject, review::external_qa,
+        bulk::bulk_review, queue::queue, ledger::ledger, ledger::spend,
     ),
     components(schemas(
         crate::error::ErrorBody, crate::error::ErrorDetail, CreateProject, UpdateProject, ProjectView, CreateSceneType, UpdateSceneType,
@@ -41,6 +42,9 @@ impl Modify for Bearer {
         retake_core::CommandCheck, retake_core::CheckScore, retake_core::Verdict, retake_core::JitterProvenance, retake_core::JitterDraw,
         retake_core::Arm, retake_core::AttemptStatus, retake_core::SegmentStatus, retake_core::ReviewReason, retake_core::Parameters,
         retake_core::ArmStats,
+        bulk::BulkAction, bulk::BulkReviewBody, bulk::BulkItemResult, bulk::BulkReviewResult,
+        queue::QueueView, queue::QueuedAttempt, retake_store::QueueEntry,
+        ledger::LedgerPage, ledger::SpendSeriesView, ledger::SpendSceneType, retake_store::LedgerEntry, retake_store::SpendPoint,
     )),
     tags((name = "policy", description = "Retry policies: the project default and scene-type overrides"))
 )]

@@ -76,6 +76,9 @@ const FIELDS: &[&str] = &[
     "adaptive_variation",
     "min_gain_per_gpu_second",
     "parallelism",
+    "retry_priority",
+    "action",
+    "segment_ids",
     "warn",
     "fail",
     "options",
@@ -96,6 +99,11 @@ const QUERY_KEYS: &[&str] = &[
     "after",
     "segment_id",
     "access_token",
+    "offset",
+    "format",
+    "buckets",
+    "review_reason",
+    "label",
 ];
 
 /// Numbers as JSON text that no i64/u64/f64 holds exactly, or at all.
@@ -153,7 +161,7 @@ const PATH_ODDITIES: &[&str] = &[
 fn templates() -> BTreeMap<(&'static str, &'static str), Value> {
     let policy = json!({"enabled": true, "max_attempts": 3, "trigger_checks": ["face_confidence"], "seed_variation": true, "cfg_jitter": 0.5,
         "denoise_jitter": 0.05, "extra_jitter": {"steps": 2}, "selection_mode": "best_of_n", "target_score": 0.8, "systematic_detection": true,
-        "systematic_max_spread": 0.05, "adaptive_variation": false, "min_gain_per_gpu_second": 0.01, "parallelism": 2});
+        "systematic_max_spread": 0.05, "adaptive_variation": false, "min_gain_per_gpu_second": 0.01, "parallelism": 2, "retry_priority": 10});
     let scene = json!({"project_id": 1, "name": "fuzz scene", "backend": "simulated", "backend_config": {"profile": "portrait"},
         "workflow_template": {}, "parameter_bindings": {"cfg_scale": "3.cfg"}, "default_parameters": {"cfg_scale": 7.0, "steps": 20},
         "qa_checks": [{"check": "face_confidence", "warn": 0.7, "fail": 0.5, "enabled": true, "options": {}}],
@@ -194,6 +202,10 @@ fn templates() -> BTreeMap<(&'static str, &'static str), Value> {
         (
             ("post", "/api/review/{segment_id}/rerun"),
             json!({"parameters": {"cfg_scale": 6.0}, "jitter_scale": 2.0}),
+        ),
+        (
+            ("post", "/api/review/bulk"),
+            json!({"action": "accept", "segment_ids": [1, 2, 3], "note": "fine"}),
         ),
         (
             ("post", "/api/review/{segment_id}/reject"),

@@ -17,8 +17,10 @@ pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod unit;
+pub mod views;
 
 pub use model::*;
+pub use views::*;
 
 use async_trait::async_trait;
 use retake_core::QaVerdict;
@@ -301,6 +303,14 @@ pub trait Store: Send + Sync + 'static {
     async fn failure_patterns(&self, scene_type_id: Option<i64>) -> Result<Vec<FailurePattern>>;
     async fn metrics(&self) -> Result<MetricsSnapshot>;
     async fn recent_gpu_seconds(&self, scene_type_id: i64, limit: u32) -> Result<Vec<f64>>;
+
+    // Operators' views (`views.rs`): plain reads.
+    /// Attempts running now and a page of the queued ones in claim order, with their places.
+    async fn queue_snapshot(&self, filter: &QueueFilter) -> Result<QueueSnapshot>;
+    /// A project's GPU ledger, newest first.
+    async fn list_ledger(&self, filter: &LedgerFilter) -> Result<Vec<LedgerEntry>>;
+    /// A project's charges summed per scene type in `buckets` equal time buckets.
+    async fn spend_series(&self, project_id: i64, buckets: u32) -> Result<SpendSeries>;
 
     // Tokens and servers.
     async fn create_token(

@@ -258,6 +258,9 @@ pub struct Attempt {
     pub round: u32,
     /// Who re-ran the segment from review to create this attempt; `null` for automatic attempts.
     pub requested_by: Option<String>,
+    /// Claim order: higher first, then older. 0 for an original generation; a retry or re-run
+    /// gets the policy's `retry_priority` when it is queued.
+    pub priority: u8,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -425,6 +428,10 @@ pub struct SegmentFilter {
     /// Return segments with an id below this (the previous page's `next_cursor`).
     pub before_id: Option<i64>,
     pub limit: u32,
+    /// Only segments escalated (now or before a human acted) for this reason.
+    pub review_reason: Option<retake_core::ReviewReason>,
+    /// Only segments whose label contains this text, ignoring ASCII case.
+    pub label_contains: Option<String>,
 }
 
 /// Counts a project overview shows.

@@ -805,7 +805,16 @@ async fn decide_loaded<T: TxOps + ?Sized>(
         stats: &stats,
     });
     let learn_rescue = policy.enabled;
-    let applied = apply(tx, &mut seg, &attempts, decision, Some(est), None).await?;
+    let applied = apply(
+        tx,
+        &mut seg,
+        &attempts,
+        decision,
+        Some(est),
+        None,
+        policy.retry_priority,
+    )
+    .await?;
     if learn_rescue && seg.had_failure && seg.status.is_terminal() {
         record_rescue(tx, &seg, &attempts).await?;
     }
@@ -871,6 +880,7 @@ async fn apply<T: TxOps + ?Sized>(
     est: Option<f64>,
     // The person whose re-run this decision carries out, recorded on the attempts it queues.
     requested_by: Option<&str>,
+    retry_priority: u8,
 ) -> Result<Applied> {
     let kind = decision.kind();
     let mut new_attempts = vec![];
@@ -921,6 +931,7 @@ async fn apply<T: TxOps + ?Sized>(
                     human_override: false,
                     round: p.round,
                     requested_by: requested_by.map(str::to_owned),
+                    priority: retry_priority,
                     started_at: None,
                     finished_at: None,
                     created_at: t,
@@ -1386,7 +1397,16 @@ pub async fn rerun<T: TxOps + ?Sized>(
     };
     seg.review_reason = None;
     seg.review_evidence = Value::Null;
-    let applied = apply(tx, &mut seg, &attempts, decision, Some(est), Some(actor)).await?;
+    let applied = apply(
+        tx,
+        &mut seg,
+        &attempts,
+        decision,
+        Some(est),
+        Some(actor),
+        policy.retry_priority,
+    )
+    .await?;
     let id = applied.new_attempts[0];
     let a = tx
         .attempt(id)
@@ -1451,6 +1471,7 @@ pub fn first_attempt(seg: &Segment, seed: u64, t: Timestamp) -> Attempt {
         human_override: false,
         round: 1,
         requested_by: None,
+        priority: 0,
         started_at: None,
         finished_at: None,
         created_at: t,

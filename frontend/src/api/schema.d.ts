@@ -161,6 +161,27 @@ export interface paths {
         patch: operations["update"];
         trace?: never;
     };
+    "/api/projects/{id}/ledger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The project's GPU ledger: one append-only row per charge, newest first. JSON pages, or with
+         *     `?format=csv` / `Accept: text/csv` every row as CSV (`id,created_at,attempt_id,segment_id,
+         *     attempt_number,scene_type_id,scene_type,reserved_seconds,spent_seconds,note`).
+         */
+        get: operations["ledger"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projects/{id}/retry-policy": {
         parameters: {
             query?: never;
@@ -181,6 +202,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects/{id}/spend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Spend over time for the burn-down chart: GPU seconds per scene type in equal buckets from
+         *     the first charge to the last, with the budget and what is spent and reserved now.
+         */
+        get: operations["spend"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/queue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The live queue. Cancel an entry with `POST /api/segments/{id}/cancel`. */
+        get: operations["queue"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/review": {
         parameters: {
             query?: never;
@@ -192,6 +250,28 @@ export interface paths {
         get: operations["queue"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/review/bulk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Accept, re-run or reject many segments in review at once. Each segment is acted on alone
+         *     (its own transaction), exactly as the single-segment action would; the answer lists every
+         *     id with the status that action would have answered, so one segment that moved on meanwhile
+         *     does not stop the others.
+         */
+        post: operations["bulk_review"];
         delete?: never;
         options?: never;
         head?: never;
@@ -489,6 +569,11 @@ export interface components {
             attempt_number: number;
             backend?: string | null;
             checks: components["schemas"]["CheckView"][];
+            /**
+             * Format: date-time
+             * @description When the attempt was queued.
+             */
+            created_at: string;
             failure_reason?: string | null;
             /** Format: date-time */
             finished_at?: string | null;
@@ -510,6 +595,11 @@ export interface components {
                 [key: string]: components["schemas"]["ParamChange"];
             };
             parameters: components["schemas"]["Parameters"];
+            /**
+             * Format: int32
+             * @description Queue priority it was claimed by (0 originals; retries the policy's `retry_priority`).
+             */
+            priority: number;
             /** Format: double */
             progress?: number | null;
             provenance: Record<string, unknown>;
@@ -523,6 +613,42 @@ export interface components {
             /** @description Why this attempt exists (the decision that scheduled it, and its variation). */
             why?: string | null;
             worker?: string | null;
+        };
+        /** @enum {string} */
+        BulkAction: "accept" | "rerun" | "reject";
+        /** @description What happened to one segment of a bulk request. */
+        BulkItemResult: {
+            /**
+             * Format: int32
+             * @description The attempt accepted, or the attempt the re-run queued.
+             */
+            attempt_number?: number | null;
+            error?: null | components["schemas"]["ErrorDetail"];
+            ok: boolean;
+            /** Format: int64 */
+            segment_id: number;
+            segment_status?: null | components["schemas"]["SegmentStatus"];
+            /**
+             * Format: int32
+             * @description The status the single-segment action would have answered (200, 404, 409, 422, …).
+             */
+            status: number;
+        };
+        BulkReviewBody: {
+            action: components["schemas"]["BulkAction"];
+            /** @description Recorded with each action (at most 500 characters). */
+            note?: string | null;
+            /** @description 1..=100 distinct segment ids, each in review. */
+            segment_ids: number[];
+        };
+        BulkReviewResult: {
+            action: components["schemas"]["BulkAction"];
+            /** Format: int32 */
+            failed: number;
+            /** @description One entry per requested id, in the order sent. */
+            results: components["schemas"]["BulkItemResult"][];
+            /** Format: int32 */
+            succeeded: number;
         };
         /** @description One QA check configured on a scene type. */
         CheckConfig: {
@@ -749,6 +875,47 @@ export interface components {
             /** Format: int32 */
             stream: number;
         };
+        /** @description One row of a project's append-only GPU ledger, with what it charged. */
+        LedgerEntry: {
+            /** Format: int64 */
+            attempt_id: number;
+            /** Format: int32 */
+            attempt_number?: number | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: int64 */
+            id: number;
+            note: string;
+            /**
+             * Format: double
+             * @description GPU seconds the attempt had reserved.
+             */
+            reserved_seconds: number;
+            /** Format: int64 */
+            scene_type_id?: number | null;
+            scene_type_name?: string | null;
+            /**
+             * Format: int64
+             * @description Absent when the attempt no longer exists (its segment was deleted).
+             */
+            segment_id?: number | null;
+            /**
+             * Format: double
+             * @description GPU seconds charged against the budget.
+             */
+            spent_seconds: number;
+        };
+        LedgerPage: {
+            /** @description Newest first. */
+            items: components["schemas"]["LedgerEntry"][];
+            /**
+             * Format: int64
+             * @description Pass as `cursor` for the next page; null on the last page.
+             */
+            next_cursor?: number | null;
+            /** Format: int64 */
+            project_id: number;
+        };
         Me: {
             name: string;
             role: components["schemas"]["Role"];
@@ -795,6 +962,8 @@ export interface components {
             min_rescue_probability?: number | null;
             /** Format: int32 */
             parallelism?: number | null;
+            /** Format: int32 */
+            retry_priority?: number | null;
             seed_variation?: boolean | null;
             selection_mode?: null | components["schemas"]["SelectionMode"];
             systematic_detection?: boolean | null;
@@ -879,6 +1048,106 @@ export interface components {
             applied: boolean;
             decision?: string | null;
             segment_status?: null | components["schemas"]["SegmentStatus"];
+        };
+        /** @description One attempt that is running or waiting to run. */
+        QueueEntry: {
+            /** Format: int64 */
+            attempt_id: number;
+            /**
+             * Format: int32
+             * @description 1 is the original generation; above 1 a retry or a re-run.
+             */
+            attempt_number: number;
+            backend?: string | null;
+            /** Format: date-time */
+            created_at: string;
+            label?: string | null;
+            /**
+             * Format: date-time
+             * @description A queued attempt held back by an infrastructure backoff is not claimed before this.
+             */
+            not_before?: string | null;
+            /**
+             * Format: int64
+             * @description Queued attempts: 1-based place in claim order among every queued attempt of every
+             *     project (workers claim across projects).
+             */
+            position?: number | null;
+            /**
+             * Format: int32
+             * @description Claim order: higher first, then older (originals 0, retries the policy's `retry_priority`).
+             */
+            priority: number;
+            /**
+             * Format: double
+             * @description 0..=1 as the backend reports it.
+             */
+            progress?: number | null;
+            /** Format: int64 */
+            project_id: number;
+            /** Format: double */
+            reserved_gpu_seconds: number;
+            /** Format: int64 */
+            scene_type_id: number;
+            scene_type_name: string;
+            /** Format: int64 */
+            segment_id: number;
+            /** @description The ComfyUI server the attempt was sent to, when the backend recorded one. */
+            server?: string | null;
+            /** Format: date-time */
+            started_at?: string | null;
+            /** @description `queued`, `generating` or `scoring`. */
+            status: components["schemas"]["AttemptStatus"];
+            /** @description The worker holding the attempt's lease (running attempts only). */
+            worker?: string | null;
+        };
+        QueueView: {
+            /** @description How the estimates are made, in words. */
+            estimate_basis: string;
+            /** Format: date-time */
+            generated_at: string;
+            /** Format: int32 */
+            limit: number;
+            /**
+             * Format: double
+             * @description Mean wall seconds (claim to finish) of the last 200 finished attempts; null before any.
+             */
+            mean_attempt_seconds?: number | null;
+            /**
+             * Format: int64
+             * @description Pass as `offset` for the next page; null on the last page.
+             */
+            next_offset?: number | null;
+            /** Format: int64 */
+            offset: number;
+            /**
+             * @description One page of the queued attempts, in the order workers claim them: higher `priority`
+             *     first (retries ahead of new originals unless a policy sets `retry_priority` 0), then
+             *     older first.
+             */
+            queued: components["schemas"]["QueuedAttempt"][];
+            /** Format: int64 */
+            queued_total: number;
+            /** @description Attempts generating or being scored now, oldest start first (at most 500 listed). */
+            running: components["schemas"]["QueueEntry"][];
+            /**
+             * Format: int64
+             * @description Attempts running now in every project: the rate the queue drains at.
+             */
+            running_everywhere: number;
+            /** Format: int64 */
+            running_total: number;
+        };
+        /** @description A queued attempt and when it is likely to start. */
+        QueuedAttempt: components["schemas"]["QueueEntry"] & {
+            /** Format: date-time */
+            estimated_start_at?: string | null;
+            /**
+             * Format: double
+             * @description Seconds from now until a worker likely claims it (see `QueueView.estimate_basis`);
+             *     null when there is no rate to go by.
+             */
+            estimated_start_seconds?: number | null;
         };
         RejectBody: {
             note?: string | null;
@@ -977,6 +1246,13 @@ export interface components {
              * @description Up to this many retries run at once (1..=4); the budget is reserved for all of them.
              */
             parallelism: number;
+            /**
+             * Format: int32
+             * @description Queue priority of retries and re-runs (0..=100); originals are queued at 0 and workers
+             *     take the highest priority first, so a failure is retried soon instead of after the whole
+             *     backlog. 0 keeps plain first-in-first-out order.
+             */
+            retry_priority: number;
             /** @description Draw a new seed for each retry. */
             seed_variation: boolean;
             selection_mode: components["schemas"]["SelectionMode"];
@@ -1142,6 +1418,57 @@ export interface components {
         };
         /** @enum {string} */
         SelectionMode: "first_pass" | "best_of_n" | "target_score";
+        /** @description GPU seconds charged in one time bucket to one scene type. */
+        SpendPoint: {
+            /**
+             * Format: int32
+             * @description 0-based index of the bucket, from the first ledger row.
+             */
+            bucket: number;
+            /**
+             * Format: int64
+             * @description Null for charges whose attempt no longer exists.
+             */
+            scene_type_id?: number | null;
+            /** Format: double */
+            spent_seconds: number;
+        };
+        /** @description A scene type named in the spend series. */
+        SpendSceneType: {
+            name: string;
+            /**
+             * Format: int64
+             * @description Null for charges whose attempt no longer exists.
+             */
+            scene_type_id?: number | null;
+            /** Format: double */
+            spent_seconds: number;
+        };
+        SpendSeriesView: {
+            /** Format: double */
+            bucket_seconds: number;
+            /** Format: int32 */
+            buckets: number;
+            /** Format: date-time */
+            end?: string | null;
+            /** Format: double */
+            gpu_budget_seconds?: number | null;
+            /** Format: double */
+            gpu_reserved_seconds: number;
+            /** Format: double */
+            gpu_spent_seconds: number;
+            /** @description GPU seconds charged per bucket and scene type (absent pairs charged nothing). */
+            points: components["schemas"]["SpendPoint"][];
+            /** Format: int64 */
+            project_id: number;
+            /** @description Scene types with charges, most spent first. */
+            scene_types: components["schemas"]["SpendSceneType"][];
+            /**
+             * Format: date-time
+             * @description First and last charge (null when nothing was charged yet).
+             */
+            start?: string | null;
+        };
         /** @description One segment, or a batch under `segments`. */
         SubmitSegments: {
             segments: components["schemas"]["NewSegmentBody"][];
@@ -1524,6 +1851,72 @@ export interface operations {
             };
         };
     };
+    ledger: {
+        parameters: {
+            query?: {
+                /** @description Rows with an id below this: the previous page's `next_cursor`. */
+                cursor?: number | null;
+                /**
+                 * @description Rows per JSON page, 1..=500 (default 100). The CSV export ignores it and sends every row
+                 *     from `cursor` on.
+                 */
+                limit?: number | null;
+                /** @description `json` (default) or `csv`; `Accept: text/csv` also selects CSV. */
+                format?: string | null;
+            };
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a JSON page, or CSV (text/csv) when asked for */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LedgerPage"];
+                };
+            };
+            /** @description a query value of the wrong type or an unknown parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description limit outside 1..=500, or format neither json nor csv */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     get_policy: {
         parameters: {
             query?: never;
@@ -1586,12 +1979,72 @@ export interface operations {
             };
         };
     };
+    spend: {
+        parameters: {
+            query?: {
+                /** @description Equal time buckets from the first charge to the last, 1..=200 (default 40). */
+                buckets?: number | null;
+            };
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SpendSeriesView"];
+                };
+            };
+            /** @description a query value of the wrong type or an unknown parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description buckets outside 1..=200 */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     queue: {
         parameters: {
             query?: {
+                /** @description Only this project's attempts (places in line still count every project's). */
                 project_id?: number | null;
-                scene_type_id?: number | null;
-                cursor?: number | null;
+                /** @description Skip this many queued attempts (in claim order); the previous page's `next_offset`. */
+                offset?: number | null;
+                /** @description Queued attempts per page, 1..=200 (default 50). */
                 limit?: number | null;
             };
             header?: never;
@@ -1605,7 +2058,127 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    "application/json": components["schemas"]["QueueView"];
+                };
+            };
+            /** @description a query value of the wrong type or an unknown parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description project_id names no project */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description limit outside 1..=200 */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    queue: {
+        parameters: {
+            query?: {
+                project_id?: number | null;
+                scene_type_id?: number | null;
+                cursor?: number | null;
+                limit?: number | null;
+                /** @description Only segments escalated for this reason (see `GET /api/segments`). */
+                review_reason?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
                     "application/json": components["schemas"]["ReviewQueue"];
+                };
+            };
+        };
+    };
+    bulk_review: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkReviewBody"];
+            };
+        };
+        responses: {
+            /** @description per-segment results; some may have failed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkReviewResult"];
+                };
+            };
+            /** @description malformed body or unknown action */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description needs the creator role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description segment_ids empty, over 100 or repeated; note over 500 characters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -1961,6 +2534,14 @@ export interface operations {
                 cursor?: number | null;
                 /** @description 1..=200 (default 50). */
                 limit?: number | null;
+                /**
+                 * @description Only segments escalated for this reason: `all_attempts_failed`, `non_retriable_check`,
+                 *     `budget_exhausted`, `retry_disabled`, `systematic_failure`, `qa_error`, `infra_error`,
+                 *     `workflow_error`.
+                 */
+                review_reason?: string | null;
+                /** @description Only segments whose label contains this text (ASCII case ignored), 1..=200 characters. */
+                label?: string | null;
             };
             header?: never;
             path?: never;

@@ -37,6 +37,29 @@ export type ErrorBody = S['ErrorBody'];
 export type ErrorDetail = S['ErrorDetail'];
 export type StoredEvent = S['Event'];
 export type Parameters = S['Parameters'];
+export type QueueView = S['QueueView'];
+export type QueueEntry = S['QueueEntry'];
+export type QueuedAttempt = S['QueuedAttempt'];
+export type BulkAction = S['BulkAction'];
+export type BulkReviewBody = S['BulkReviewBody'];
+export type BulkReviewResult = S['BulkReviewResult'];
+export type LedgerPage = S['LedgerPage'];
+export type LedgerEntry = S['LedgerEntry'];
+export type SpendSeriesView = S['SpendSeriesView'];
+export type CreateProject = S['CreateProject'];
+export type CreateSceneType = S['CreateSceneType'];
+export type CheckConfig = S['CheckConfig'];
+
+export const REVIEW_REASONS: readonly ReviewReason[] = [
+  'all_attempts_failed',
+  'non_retriable_check',
+  'budget_exhausted',
+  'retry_disabled',
+  'systematic_failure',
+  'qa_error',
+  'infra_error',
+  'workflow_error',
+];
 
 export const SEGMENT_STATUSES: readonly SegmentStatus[] = [
   'queued',

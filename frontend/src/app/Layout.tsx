@@ -48,6 +48,7 @@ export function Layout() {
               {toReview ? toReview : ''}
             </span>
           </NavLink>
+          <NavLink to="/queue">Operations</NavLink>
           <NavLink to="/scene-types">Scene types</NavLink>
           {can('admin') ? <NavLink to="/tokens">Tokens</NavLink> : null}
         </nav>

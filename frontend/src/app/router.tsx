@@ -8,6 +8,8 @@ import { SceneTypesPage } from '@/features/scene-types/components/SceneTypesPage
 import { SceneTypeSettingsPage } from '@/features/scene-types/components/SceneTypeSettingsPage';
 import { ReviewQueuePage } from '@/features/review/components/ReviewQueuePage';
 import { TokensPage } from '@/features/tokens/components/TokensPage';
+import { QueuePage } from '@/features/operations/components/QueuePage';
+import { ProjectBudgetPage } from '@/features/projects/components/ProjectBudgetPage';
 import { NotFound } from './NotFound';
 
 export const routes: RouteObject[] = [
@@ -22,6 +24,8 @@ export const routes: RouteObject[] = [
       { path: '/scene-types/:sceneTypeId', element: <SceneTypeSettingsPage /> },
       { path: '/review', element: <ReviewQueuePage /> },
       { path: '/tokens', element: <TokensPage /> },
+      { path: '/queue', element: <QueuePage /> },
+      { path: '/projects/:projectId/budget', element: <ProjectBudgetPage /> },
       { path: '*', element: <NotFound /> },
     ],
   },

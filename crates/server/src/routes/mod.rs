@@ -1,7 +1,10 @@
 //! The HTTP routes, one module per resource.
 
+pub mod bulk;
+pub mod ledger;
 pub mod ops;
 pub mod projects;
+pub mod queue;
 pub mod review;
 pub mod scene_types;
 pub mod segments;

@@ -20,6 +20,8 @@ pub struct ReviewQuery {
     pub scene_type_id: Option<i64>,
     pub cursor: Option<i64>,
     pub limit: Option<u32>,
+    /// Only segments escalated for this reason (see `GET /api/segments`).
+    pub review_reason: Option<String>,
 }
 
 /// Escalated segments with their reason and every attempt.
@@ -38,6 +40,8 @@ pub async fn queue(
             status: Some(SegmentStatus::NeedsReview),
             before_id: q.cursor,
             limit,
+            review_reason: super::bulk::parse_reason(q.review_reason.as_deref())?,
+            label_contains: None,
         })
         .await?;
     let next_cursor = if segs.len() as u32 == limit {

@@ -131,6 +131,12 @@ pub struct ListQuery {
     pub cursor: Option<i64>,
     /// 1..=200 (default 50).
     pub limit: Option<u32>,
+    /// Only segments escalated for this reason: `all_attempts_failed`, `non_retriable_check`,
+    /// `budget_exhausted`, `retry_disabled`, `systematic_failure`, `qa_error`, `infra_error`,
+    /// `workflow_error`.
+    pub review_reason: Option<String>,
+    /// Only segments whose label contains this text (ASCII case ignored), 1..=200 characters.
+    pub label: Option<String>,
 }
 
 pub fn parse_status(s: Option<&str>) -> ApiResult<Option<SegmentStatus>> {
@@ -166,6 +172,8 @@ pub async fn list(
         status: parse_status(q.status.as_deref())?,
         before_id: q.cursor,
         limit,
+        review_reason: super::bulk::parse_reason(q.review_reason.as_deref())?,
+        label_contains: super::bulk::parse_label(q.label)?,
     };
     let segs = state.store.list_segments(&filter).await?;
     let next_cursor = if segs.len() as u32 == limit {

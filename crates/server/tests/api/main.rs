@@ -12,6 +12,7 @@ mod external_qa;
 mod hardening;
 mod media;
 mod metrics;
+mod operators;
 mod ops;
 mod permissions;
 mod projects;

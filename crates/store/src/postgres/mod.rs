@@ -22,10 +22,12 @@ pub mod rows;
 #[cfg(all(test, feature = "testing"))]
 mod tests;
 pub mod tx;
+mod views;
 
 use crate::model::*;
 use crate::ops::{self, NewEvent, TxOps};
 use crate::unit::Unit;
+use crate::views::{LedgerEntry, LedgerFilter, QueueFilter, QueueSnapshot, SpendSeries};
 use crate::{Result, Store, StoreError};
 use async_trait::async_trait;
 use listen::{ListenerTask, Signals};
@@ -171,7 +173,7 @@ async fn claim_in(t: &mut PgTx, worker: &str, limit: u32, lease: Duration) -> Re
         "WITH ready AS (
              SELECT id FROM retry_attempts
              WHERE overall_status = 'queued' AND (not_before IS NULL OR not_before <= $3)
-             ORDER BY id LIMIT $4
+             ORDER BY priority DESC, id LIMIT $4
              FOR UPDATE SKIP LOCKED)
          UPDATE retry_attempts a SET overall_status = 'generating', worker = $1, lease_expires_at = $2,
              started_at = COALESCE(a.started_at, $3), updated_at = $3
@@ -491,13 +493,17 @@ impl Store for PgStore {
     async fn list_segments(&self, f: &SegmentFilter) -> Result<Vec<Segment>> {
         let rs = sqlx::query(
             "SELECT * FROM segments WHERE ($1::int8 IS NULL OR project_id = $1) AND ($2::int8 IS NULL OR scene_type_id = $2)
-             AND ($3::text IS NULL OR status = $3) AND ($4::int8 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
+             AND ($3::text IS NULL OR status = $3) AND ($4::int8 IS NULL OR id < $4)
+             AND ($6::text IS NULL OR review_reason = $6) AND ($7::text IS NULL OR strpos(lower(label), lower($7)) > 0)
+             ORDER BY id DESC LIMIT $5",
         )
         .bind(f.project_id)
         .bind(f.scene_type_id)
         .bind(f.status.map(|s| s.as_str()))
         .bind(f.before_id)
         .bind(f.limit.clamp(1, 1000) as i64)
+        .bind(f.review_reason.map(|r| r.as_str()))
+        .bind(f.label_contains.as_deref())
         .fetch_all(&self.pool)
         .await?;
         rs.iter().map(rows::segment).collect()
@@ -754,6 +760,18 @@ impl Store for PgStore {
 
     async fn metrics(&self) -> Result<MetricsSnapshot> {
         queries::metrics(&self.pool).await
+    }
+
+    async fn queue_snapshot(&self, filter: &QueueFilter) -> Result<QueueSnapshot> {
+        views::queue_snapshot(&self.pool, filter).await
+    }
+
+    async fn list_ledger(&self, filter: &LedgerFilter) -> Result<Vec<LedgerEntry>> {
+        views::list_ledger(&self.pool, filter).await
+    }
+
+    async fn spend_series(&self, project_id: i64, buckets: u32) -> Result<SpendSeries> {
+        views::spend_series(&self.pool, project_id, buckets).await
     }
 
     async fn recent_gpu_seconds(&self, scene_type_id: i64, limit: u32) -> Result<Vec<f64>> {

@@ -206,6 +206,7 @@ pub fn attempt(r: &PgRow) -> Result<Attempt> {
         human_override: r.try_get("human_override")?,
         round: r.try_get::<i32, _>("round")? as u32,
         requested_by: r.try_get("requested_by")?,
+        priority: r.try_get::<i32, _>("priority")? as u8,
         started_at: r.try_get("started_at")?,
         finished_at: r.try_get("finished_at")?,
         created_at: r.try_get("created_at")?,

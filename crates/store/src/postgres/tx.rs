@@ -640,8 +640,8 @@ pub async fn insert_attempt(
 ) -> Result<i64> {
     let r = sqlx::query(
         "INSERT INTO retry_attempts (segment_id, project_id, scene_type_id, attempt_number, seed, parameters, original_parameters,
-         overall_status, jitter, arm, why, provenance, infra_errors, created_at, updated_at, round, requested_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '[]', $13, $14, $15, $16) RETURNING id",
+         overall_status, jitter, arm, why, provenance, infra_errors, created_at, updated_at, round, requested_by, priority)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '[]', $13, $14, $15, $16, $17) RETURNING id",
     )
     .bind(a.segment_id)
     .bind(project_id)
@@ -659,6 +659,7 @@ pub async fn insert_attempt(
     .bind(a.updated_at)
     .bind(a.round as i32)
     .bind(&a.requested_by)
+    .bind(a.priority as i32)
     .fetch_one(&mut **tx)
     .await
     .map_err(|e| {

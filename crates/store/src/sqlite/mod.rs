@@ -5,12 +5,14 @@
 pub(crate) mod queries;
 pub mod rows;
 mod tx;
+mod views;
 
 use crate::errors::db_err;
 use crate::model::*;
 use crate::ops::TxOps;
 use crate::ops::{self, NewEvent};
 use crate::unit::Unit;
+use crate::views::{LedgerEntry, LedgerFilter, QueueFilter, QueueSnapshot, SpendSeries};
 use crate::{Result, Store, StoreError};
 use async_trait::async_trait;
 use retake_core::SegmentStatus;
@@ -336,13 +338,17 @@ impl Store for SqliteStore {
     async fn list_segments(&self, f: &SegmentFilter) -> Result<Vec<Segment>> {
         let rs = sqlx::query(
             "SELECT * FROM segments WHERE (?1 IS NULL OR project_id = ?1) AND (?2 IS NULL OR scene_type_id = ?2)
-             AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?5",
+             AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR id < ?4)
+             AND (?6 IS NULL OR review_reason = ?6) AND (?7 IS NULL OR instr(lower(label), lower(?7)) > 0)
+             ORDER BY id DESC LIMIT ?5",
         )
         .bind(f.project_id)
         .bind(f.scene_type_id)
         .bind(f.status.map(|s| s.as_str()))
         .bind(f.before_id)
         .bind(f.limit.clamp(1, 1000) as i64)
+        .bind(f.review_reason.map(|r| r.as_str()))
+        .bind(f.label_contains.as_deref())
         .fetch_all(&self.reader)
         .await?;
         rs.iter().map(rows::segment).collect()
@@ -390,7 +396,7 @@ impl Store for SqliteStore {
             "UPDATE retry_attempts SET overall_status = 'generating', worker = ?1, lease_expires_at = ?2,
              started_at = COALESCE(started_at, ?3), updated_at = ?3
              WHERE id IN (SELECT id FROM retry_attempts WHERE overall_status = 'queued' AND (not_before IS NULL OR not_before <= ?3)
-                          ORDER BY id LIMIT ?4)
+                          ORDER BY priority DESC, id LIMIT ?4)
              RETURNING *",
         )
         .bind(worker)
@@ -660,6 +666,18 @@ impl Store for SqliteStore {
 
     async fn metrics(&self) -> Result<MetricsSnapshot> {
         queries::metrics(&self.reader).await
+    }
+
+    async fn queue_snapshot(&self, filter: &QueueFilter) -> Result<QueueSnapshot> {
+        views::queue_snapshot(&self.reader, filter).await
+    }
+
+    async fn list_ledger(&self, filter: &LedgerFilter) -> Result<Vec<LedgerEntry>> {
+        views::list_ledger(&self.reader, filter).await
+    }
+
+    async fn spend_series(&self, project_id: i64, buckets: u32) -> Result<SpendSeries> {
+        views::spend_series(&self.reader, project_id, buckets).await
     }
 
     async fn recent_gpu_seconds(&self, scene_type_id: i64, limit: u32) -> Result<Vec<f64>> {

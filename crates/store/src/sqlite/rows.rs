@@ -188,6 +188,7 @@ pub fn attempt(r: &SqliteRow) -> Result<Attempt> {
         human_override: r.try_get("human_override")?,
         round: r.try_get::<i64, _>("round")? as u32,
         requested_by: r.try_get("requested_by")?,
+        priority: r.try_get::<i64, _>("priority")? as u8,
         started_at: get_ots(r, "started_at")?,
         finished_at: get_ots(r, "finished_at")?,
         created_at: get_ts(r, "created_at")?,

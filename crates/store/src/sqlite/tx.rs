@@ -461,8 +461,8 @@ pub async fn insert_attempt(
 ) -> Result<i64> {
     let r = sqlx::query(
         "INSERT INTO retry_attempts (segment_id, project_id, scene_type_id, attempt_number, seed, parameters, original_parameters,
-         overall_status, jitter, arm, why, provenance, infra_errors, created_at, updated_at, round, requested_by)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', ?, ?, ?, ?) RETURNING id",
+         overall_status, jitter, arm, why, provenance, infra_errors, created_at, updated_at, round, requested_by, priority)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(a.segment_id)
     .bind(project_id)
@@ -480,6 +480,7 @@ pub async fn insert_attempt(
     .bind(ts(a.updated_at))
     .bind(a.round as i64)
     .bind(&a.requested_by)
+    .bind(a.priority as i64)
     .fetch_one(&mut **tx)
     .await
     .map_err(|e| {

@@ -1,5 +1,6 @@
 import type { QueryKey } from '@tanstack/react-query';
 import type { StoredEvent } from '@/api/types';
+import { queueKey } from '@/features/operations/api/get-queue';
 import { projectsKey } from '@/features/projects/api/get-projects';
 import { reviewKey } from '@/features/review/api/get-review-queue';
 import { retryHistoryKey } from '@/features/segments/api/get-retry-history';
@@ -33,6 +34,6 @@ export function keysForEvent(kind: string, ev: Pick<StoredEvent, 'segment_id'>):
   const keys: QueryKey[] = [];
   if (ev.segment_id !== null && ev.segment_id !== undefined) keys.push(retryHistoryKey(ev.segment_id));
   if (kind === 'progress') return keys;
-  keys.push(segmentsKey, projectsKey, reviewKey);
+  keys.push(segmentsKey, projectsKey, reviewKey, queueKey);
   return keys;
 }

@@ -1,10 +1,13 @@
+import { useState } from 'react';
 import { Link } from 'react-router';
 import type { ProjectView } from '@/api/types';
 import { ErrorNotice, Loading, SkeletonBlock } from '@/components/Feedback';
 import { reasonText } from '@/components/StatusBadge';
 import { fmtPct } from '@/lib/format';
 import { useProjects } from '../api/get-projects';
+import { useAuth } from '@/features/auth/hooks/auth-context';
 import { BudgetBar } from './BudgetBar';
+import { CreateProjectForm } from './CreateProjectForm';
 
 function Stat({ label, value, tone, to }: { label: string; value: number | string; tone?: string; to?: string }) {
   const body = (
@@ -35,6 +38,9 @@ function ProjectCard({ p }: { p: ProjectView }) {
         </span>
       </header>
       <BudgetBar project={p} />
+      <p className="small">
+        <Link to={`/projects/${p.id}/budget`}>Budget over time and ledger</Link>
+      </p>
       <div className="stats" role="group" aria-label={`${p.name} outcomes`}>
         <Stat label="passed first time" value={s.passed_first_time} tone="pass" to={seg('&status=passed')} />
         <Stat label="rescued by retry" value={s.rescued_by_retry} tone="retry" to={seg('&status=passed')} />
@@ -68,6 +74,9 @@ function ProjectCard({ p }: { p: ProjectView }) {
 
 export function ProjectsOverview() {
   const q = useProjects();
+  const { can } = useAuth();
+  const [formOpen, setFormOpen] = useState(false);
+  const empty = q.data !== undefined && q.data.length === 0;
   return (
     <section aria-labelledby="projects-title">
       <div className="page-head">
@@ -75,6 +84,18 @@ export function ProjectsOverview() {
         <p className="muted">GPU budget burn and what auto-retry did for each project. Updates live.</p>
       </div>
       {q.isError ? <ErrorNotice error={q.error} title="Cannot load projects" /> : null}
+      {can('admin') && !empty ? (
+        <div className="submit-toggle">
+          <button type="button" className="btn" aria-expanded={formOpen} aria-controls="new-project" onClick={() => setFormOpen(!formOpen)}>
+            {formOpen ? 'Hide the new project form' : 'New project…'}
+          </button>
+          {formOpen ? (
+            <div id="new-project">
+              <CreateProjectForm />
+            </div>
+          ) : null}
+        </div>
+      ) : null}
       {q.isPending ? (
         <Loading label="Loading projects">
           <div className="card project-card">
@@ -83,8 +104,14 @@ export function ProjectsOverview() {
             <SkeletonBlock height={72} />
           </div>
         </Loading>
-      ) : q.data && q.data.length === 0 ? (
-        <div className="empty">No projects yet. An admin creates one with POST /api/projects or `retake demo`.</div>
+      ) : empty ? (
+        <div className="empty-start">
+          <p className="empty">
+            No projects yet. A project holds a GPU budget and the scene types whose segments retake generates and checks.
+            {can('admin') ? ' Create the first one here, then add a scene type.' : ' Ask an admin to create one (or run `retake demo`).'}
+          </p>
+          {can('admin') ? <CreateProjectForm /> : null}
+        </div>
       ) : (
         <div className="project-grid">{q.data?.map((p) => <ProjectCard key={p.id} p={p} />)}</div>
       )}

@@ -1,7 +1,7 @@
 import type { AttemptView } from '@/api/types';
 import { ScoreBar } from '@/components/ScoreBar';
 import { AttemptStatusBadge } from '@/components/StatusBadge';
-import { fmtGpu, fmtScore } from '@/lib/format';
+import { fmtDuration, fmtGpu, fmtScore, fmtTime, secondsBetween } from '@/lib/format';
 import { ParameterDiff } from '@/features/segments/components/ParameterDiff';
 import { mediaUrl } from '@/features/segments/components/media';
 
@@ -22,7 +22,10 @@ export function AttemptTile({ segmentId, attempt: a, chosen }: { segmentId: numb
         {a.is_selected ? <span className="selected-mark">★</span> : null}
       </div>
       <div className="tile-meta small">
-        overall <span className="num strong">{fmtScore(a.overall)}</span> · GPU <span className="num">{fmtGpu(a.gpu_seconds)}</span>
+        overall <span className="num strong">{fmtScore(a.overall)}</span> · <span className="num">{fmtGpu(a.gpu_seconds)}</span>
+      </div>
+      <div className="tile-meta small muted">
+        started {fmtTime(a.started_at)} · took <span className="num">{a.started_at ? fmtDuration(secondsBetween(a.started_at, a.finished_at)) : '—'}</span>
       </div>
       <div className="tile-checks">
         {a.checks.map((c) => (

@@ -157,7 +157,7 @@ export function ReviewActions({ item, chosen, onChoose, onDone }: Props) {
             <FieldError id={`rerun-${id}-scale-error`} message={rerunField === 'jitter_scale' ? rerunErr?.message : null} />
           </div>
           <p className={`small${cannotAfford ? ' v-fail' : ' muted'}`} data-testid="rerun-estimate">
-            Estimated cost <span className="num">{fmtGpu(estimate)}</span> of GPU time · project remaining{' '}
+            Estimated cost <span className="num">{fmtGpu(estimate)}</span> · project remaining{' '}
             <span className="num">{remaining === null || remaining === undefined ? 'unlimited' : fmtGpu(remaining)}</span>
             {cannotAfford ? ' — the budget cannot cover another attempt.' : ''}
           </p>

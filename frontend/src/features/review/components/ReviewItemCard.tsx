@@ -27,7 +27,7 @@ export function ReviewItemCard({ item, canAct, onDone }: { item: ReviewItem; can
         </h2>
         {h.review_reason ? <ReasonBadge reason={h.review_reason} /> : null}
         <span className="muted small">
-          {plural(h.attempts.length, 'attempt')} · {fmtGpu(h.total_gpu_seconds)} GPU
+          {plural(h.attempts.length, 'attempt')} · {fmtGpu(h.total_gpu_seconds)}
         </span>
       </header>
       {h.decision_note ? <p className="decision">{h.decision_note}</p> : null}

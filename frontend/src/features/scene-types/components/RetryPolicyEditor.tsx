@@ -271,6 +271,10 @@ export function RetryPolicyEditor({ view, readOnly, roleName, parameterNames = [
               <output htmlFor="p-par">{eff.parallelism}</output>
             </div>
           </PolicyRow>
+
+          <PolicyRow {...row('retry_priority')} label="Retry priority" htmlFor="p-prio" hint="Queue priority of retries and re-runs (0–100); originals wait at 0, so a failure is retried before the backlog. 0 keeps first-in-first-out.">
+            <RangeNumber id="p-prio" value={eff.retry_priority} min={0} max={100} step={1} onChange={(v) => set('retry_priority', v)} label="Retry priority" disabled={readOnly} />
+          </PolicyRow>
         </fieldset>
 
         <aside className="policy-aside">

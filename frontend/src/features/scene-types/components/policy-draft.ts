@@ -23,6 +23,7 @@ export const POLICY_FIELDS: readonly PolicyField[] = [
   'min_gain_per_gpu_second',
   'parallelism',
   'min_rescue_probability',
+  'retry_priority',
 ];
 
 type Bound = { min: number; max: number };
@@ -51,6 +52,7 @@ export const LIMITS = {
   min_gain_per_gpu_second: bound('min_gain_per_gpu_second'),
   parallelism: bound('parallelism'),
   min_rescue_probability: bound('min_rescue_probability'),
+  retry_priority: bound('retry_priority'),
 } as const;
 
 /** The stopping rule's threshold the "smart" preset sets (SMART_MIN_RESCUE_PROBABILITY in core). */

@@ -1,11 +1,14 @@
 import { infiniteQueryOptions, keepPreviousData, useInfiniteQuery } from '@tanstack/react-query';
 import { api } from '@/api/client';
-import type { SegmentPage, SegmentStatus } from '@/api/types';
+import type { ReviewReason, SegmentPage, SegmentStatus } from '@/api/types';
 
 export interface SegmentFilters {
   projectId?: number;
   sceneTypeId?: number;
   status?: SegmentStatus;
+  reviewReason?: ReviewReason;
+  /** Label contains this (case ignored). */
+  label?: string;
 }
 
 export const PAGE_SIZE = 50;
@@ -15,7 +18,7 @@ export const segmentListKey = (f: SegmentFilters) => [...segmentsKey, f] as cons
 
 export function getSegments(f: SegmentFilters, cursor?: number | null, limit = PAGE_SIZE): Promise<SegmentPage> {
   return api<SegmentPage>('/api/segments', {
-    query: { project_id: f.projectId, scene_type_id: f.sceneTypeId, status: f.status, cursor, limit },
+    query: { project_id: f.projectId, scene_type_id: f.sceneTypeId, status: f.status, review_reason: f.reviewReason, label: f.label, cursor, limit },
   });
 }
 

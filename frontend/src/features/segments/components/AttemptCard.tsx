@@ -1,7 +1,7 @@
 import type { AttemptView } from '@/api/types';
 import { ScoreBar } from '@/components/ScoreBar';
 import { AttemptStatusBadge } from '@/components/StatusBadge';
-import { fmtGpu, fmtPct, fmtScore } from '@/lib/format';
+import { fmtDuration, fmtGpu, fmtPct, fmtScore, fmtTime, secondsBetween } from '@/lib/format';
 import { ParameterDiff } from './ParameterDiff';
 
 const RUNNING = new Set(['queued', 'generating', 'scoring']);
@@ -17,6 +17,37 @@ export interface AttemptCardProps {
   onSelect?: (n: number) => void;
   onPlay?: (n: number) => void;
   playing?: boolean;
+}
+
+/** When the attempt was queued, started and finished, how long it waited and ran. */
+export function AttemptTiming({ a }: { a: AttemptView }) {
+  const waited = secondsBetween(a.created_at, a.started_at);
+  const ran = a.started_at ? secondsBetween(a.started_at, a.finished_at) : null;
+  return (
+    <dl className="timing small" aria-label={`Timing of attempt ${a.attempt_number}`}>
+      <div>
+        <dt>queued</dt>
+        <dd className="num">{fmtTime(a.created_at)}</dd>
+      </div>
+      <div>
+        <dt>started</dt>
+        <dd className="num">
+          {fmtTime(a.started_at)}
+          {a.started_at && waited !== null ? <span className="muted"> (waited {fmtDuration(waited)})</span> : null}
+        </dd>
+      </div>
+      <div>
+        <dt>finished</dt>
+        <dd className="num">{fmtTime(a.finished_at)}</dd>
+      </div>
+      <div>
+        <dt>{a.finished_at ? 'took' : 'running for'}</dt>
+        <dd className="num" data-testid="attempt-duration">
+          {a.started_at ? fmtDuration(ran) : '—'}
+        </dd>
+      </div>
+    </dl>
+  );
 }
 
 function SelectionMarker({ a, multiplePassing }: { a: AttemptView; multiplePassing: boolean }) {
@@ -102,7 +133,7 @@ export function AttemptCard({ attempt: a, checkRows, multiplePassing, canSelect,
           <span className="k">overall</span> <span className="num strong">{fmtScore(a.overall)}</span>
         </div>
         <div className="kv">
-          <span className="k">GPU</span> <span className="num">{fmtGpu(a.gpu_seconds)}</span>
+          <span className="k">GPU time</span> <span className="num">{fmtGpu(a.gpu_seconds)}</span>
         </div>
         {a.ran_on ? (
           <div className="kv small" title="the retake worker that generated this attempt">
@@ -114,6 +145,7 @@ export function AttemptCard({ attempt: a, checkRows, multiplePassing, canSelect,
             <span className="k">server</span> <span className="mono">{a.provenance.server}</span>
           </div>
         ) : null}
+        <AttemptTiming a={a} />
         <div className="attempt-actions">
           {a.has_media && onPlay ? (
             <button type="button" className="btn btn-sm" aria-pressed={playing} onClick={() => onPlay(a.attempt_number)} aria-label={`${playing ? 'Hide video' : 'Play'}: attempt ${a.attempt_number}`}>

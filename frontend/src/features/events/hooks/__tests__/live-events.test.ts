@@ -12,8 +12,8 @@ describe('live event routing', () => {
     expect(keysForEvent('progress', { segment_id: 7 })).toEqual([['segments', 'retry-history', 7]]);
   });
 
-  it('a state change touches the history, the lists, the projects and the review queue', () => {
-    expect(keysForEvent('escalated', { segment_id: 7 })).toEqual([['segments', 'retry-history', 7], ['segments', 'list'], ['projects'], ['review']]);
+  it('a state change touches the history, the lists, the projects, the review queue and the operations queue', () => {
+    expect(keysForEvent('escalated', { segment_id: 7 })).toEqual([['segments', 'retry-history', 7], ['segments', 'list'], ['projects'], ['review'], ['queue']]);
   });
 
   it('throttles: many events become one invalidation per query per interval', () => {
@@ -24,12 +24,12 @@ describe('live event routing', () => {
     for (let i = 0; i < 50; i++) for (const k of keysForEvent(i % 2 ? 'progress' : 'attempt_started', { segment_id: 3 })) b.add(k);
     expect(spy).not.toHaveBeenCalled();
     vi.advanceTimersByTime(500);
-    expect(spy).toHaveBeenCalledTimes(4);
+    expect(spy).toHaveBeenCalledTimes(5);
     b.add(['projects']);
     vi.advanceTimersByTime(499);
-    expect(spy).toHaveBeenCalledTimes(4);
-    vi.advanceTimersByTime(1);
     expect(spy).toHaveBeenCalledTimes(5);
+    vi.advanceTimersByTime(1);
+    expect(spy).toHaveBeenCalledTimes(6);
     b.dispose();
   });
 });

@@ -13,7 +13,7 @@ describe('ProjectsOverview', () => {
     renderWithApp(<ProjectsOverview />, { role: 'viewer' });
     const demo = await screen.findByRole('article', { name: 'Demo project' });
     const meter = within(demo).getByRole('meter', { name: 'GPU budget used' });
-    expect(meter).toHaveAttribute('aria-valuetext', '54.2 min spent, 0.0 s reserved, 46.4 s remaining of 55.0 min');
+    expect(meter).toHaveAttribute('aria-valuetext', '3,253.6 GPU-s spent, 0.0 GPU-s reserved, 46.4 GPU-s remaining of 3,300.0 GPU-s');
     const outcomes = within(demo).getByRole('group', { name: 'Demo project outcomes' });
     expect(within(outcomes).getByText('passed first time').previousSibling).toHaveTextContent('24');
     expect(within(outcomes).getByText('rescued by retry').previousSibling).toHaveTextContent('25');
@@ -23,6 +23,6 @@ describe('ProjectsOverview', () => {
     const b = screen.getByRole('article', { name: 'Studio B' });
     expect(within(b).getByText('unlimited budget')).toBeInTheDocument();
     expect(within(b).queryByRole('meter')).toBeNull();
-    expect(within(b).getByText('90.0 s')).toBeInTheDocument();
+    expect(within(b).getByText('90.0 GPU-s')).toBeInTheDocument();
   });
 });

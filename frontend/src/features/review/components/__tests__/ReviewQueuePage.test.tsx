@@ -54,7 +54,7 @@ describe('ReviewQueuePage', () => {
     await screen.findByRole('article', { name: /Segment #57/ });
     const c = card(57);
     await userEvent.click(within(c).getByRole('tab', { name: 'Re-run' }));
-    expect(within(c).getByTestId('rerun-estimate')).toHaveTextContent('Estimated cost 51.4 s of GPU time · project remaining 46.4 s — the budget cannot cover another attempt.');
+    expect(within(c).getByTestId('rerun-estimate')).toHaveTextContent('Estimated cost 51.4 GPU-s · project remaining 46.4 GPU-s — the budget cannot cover another attempt.');
     await userEvent.type(within(c).getByLabelText('cfg_scale'), '6.5');
     await userEvent.click(within(c).getByRole('button', { name: 'Re-run segment' }));
     expect(await within(c).findByRole('alert')).toHaveTextContent('The budget cannot cover another attempt: the budget has 46.4 GPU-s left');

@@ -45,12 +45,12 @@ describe('RetryPolicyEditor', () => {
   it('previews the worst-case extra GPU time against the remaining budget', async () => {
     setup();
     // (3 − 1) × 27.478 s
-    expect(screen.getByTestId('worst-case-extra')).toHaveTextContent('+55.0 s');
-    expect(screen.getByTestId('worst-case')).toHaveTextContent('Project budget remaining: 46.4 s');
+    expect(screen.getByTestId('worst-case-extra')).toHaveTextContent('+55.0 GPU-s');
+    expect(screen.getByTestId('worst-case')).toHaveTextContent('Project budget remaining: 46.4 GPU-s');
     // jsdom has no keyboard model for range inputs; a change event is what the browser fires.
     fireEvent.change(screen.getByRole('slider', { name: 'Max attempts' }), { target: { value: '4' } });
     expect(screen.getByTestId('max-attempts-text')).toHaveTextContent('up to 4 attempts (1 original + 3 retries)');
-    expect(screen.getByTestId('worst-case-extra')).toHaveTextContent('+82.4 s');
+    expect(screen.getByTestId('worst-case-extra')).toHaveTextContent('+82.4 GPU-s');
   });
 
   it('saves the overrides with If-Match and shows a 422 beside the field it names', async () => {

@@ -14,7 +14,7 @@ describe('RetryHistoryPanel', () => {
       'Segment 45: failed attempt 1 (face 0.00), passed attempt 2 (face 0.97), passed attempt 3 (face 0.96), attempt 4 cancelled',
     );
     expect(screen.getByTestId('retry-count')).toHaveTextContent('3 of up to 3 (max 4 attempts)');
-    expect(screen.getByTestId('total-gpu')).toHaveTextContent('117.8 s');
+    expect(screen.getByTestId('total-gpu')).toHaveTextContent('117.8 GPU-s');
     expect(screen.getByTestId('decision-note')).toHaveTextContent('attempt 2 has the best overall (0.98) of 4 attempts');
   });
 
@@ -77,7 +77,7 @@ describe('RetryHistoryPanel', () => {
     expect(face).toHaveAttribute('aria-valuenow', '0');
     expect(face).toHaveAttribute('aria-valuetext', '0.00 (fail; warn 0.65, fail 0.5)');
     expect(within(attemptItem(1)).getByText('0.50')).toBeInTheDocument();
-    expect(within(attemptItem(1)).getByText('39.5 s')).toBeInTheDocument();
+    expect(within(attemptItem(1)).getByText('39.5 GPU-s')).toBeInTheDocument();
   });
 
   it('explains an escalation and has no selectable attempt when all failed', () => {

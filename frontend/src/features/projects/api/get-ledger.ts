@@ -1,0 +1,34 @@
+import { infiniteQueryOptions, useInfiniteQuery } from '@tanstack/react-query';
+import { ApiError, api } from '@/api/client';
+import type { LedgerPage } from '@/api/types';
+import { readToken } from '@/lib/token';
+import { projectsKey } from './get-projects';
+
+export const LEDGER_PAGE = 50;
+export const ledgerKey = (projectId: number) => [...projectsKey, projectId, 'ledger'] as const;
+
+export function getLedger(projectId: number, cursor?: number | null, limit = LEDGER_PAGE): Promise<LedgerPage> {
+  return api<LedgerPage>(`/api/projects/${projectId}/ledger`, { query: { cursor, limit } });
+}
+
+export const ledgerQueryOptions = (projectId: number) =>
+  infiniteQueryOptions({
+    queryKey: ledgerKey(projectId),
+    queryFn: ({ pageParam }) => getLedger(projectId, pageParam),
+    initialPageParam: null as number | null,
+    getNextPageParam: (last) => last.next_cursor ?? undefined,
+  });
+
+export function useLedger(projectId: number) {
+  return useInfiniteQuery(ledgerQueryOptions(projectId));
+}
+
+/** The whole ledger as CSV (`Accept: text/csv`), fetched with the token a plain link cannot send. */
+export async function fetchLedgerCsv(projectId: number): Promise<Blob> {
+  const token = readToken();
+  const res = await fetch(`/api/projects/${projectId}/ledger?format=csv`, {
+    headers: { Accept: 'text/csv', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+  });
+  if (!res.ok) throw new ApiError(res.status, 'http', `Cannot export the ledger (${res.status})`);
+  return res.blob();
+}
