@@ -65,6 +65,7 @@ async fn measure(
         Backends::new(),
         None,
         retake_engine::media::MediaStore::local(&data_dir.join("media"))?,
+        None,
     ));
     let segment = store
         .list_segments(&retake_store::SegmentFilter {
