@@ -240,7 +240,7 @@ pub async fn two_installations_sharing_a_server_keep_their_own_work(store: Arc<d
         (&first, &a, &submitted[..2]),
         (&second, &b, &submitted[2..]),
     ] {
-        for (s, w) in segs.iter().zip(sent) {
+        for s in segs {
             let (seg, attempts) = rig.segment(s.id).await;
             assert_eq!(seg.status, SegmentStatus::Passed);
             let att = &attempts[0];
@@ -248,13 +248,21 @@ pub async fn two_installations_sharing_a_server_keep_their_own_work(store: Arc<d
                 att.provenance.get("adopted").is_none(),
                 "submitted, not adopted"
             );
+            // The workflow this installation posted for the attempt (they run in either order).
+            let w = sent
+                .iter()
+                .find(|w| {
+                    serde_json::json!(retake_comfyui::canonical_hash(w))
+                        == att.provenance["workflow_hash"]
+                })
+                .expect("the attempt's workflow reached the server");
             rig.assert_provenance_matches(att, w, 0, "shared");
             assert_eq!(
                 w["3"]["inputs"]["seed"].as_u64(),
                 Some(att.seed),
                 "the recorded seed is the one the server executed"
             );
-            ids.push((att.id, rig.prompt_id(att, 0)));
+            ids.push((att.id, rig.prompt_id(att, 0), att.seed));
         }
     }
     // Same attempt ids, different prompt ids and seeds.
@@ -265,5 +273,5 @@ pub async fn two_installations_sharing_a_server_keep_their_own_work(store: Arc<d
         submitted[2]["3"]["inputs"]["seed"]
     );
     let finished = fake.finished();
-    assert!(ids.iter().all(|(_, p)| finished.contains(p)));
+    assert!(ids.iter().all(|(_, p, _)| finished.contains(p)));
 }
