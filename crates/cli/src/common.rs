@@ -56,6 +56,7 @@ pub async fn open_store(g: &GlobalArgs) -> anyhow::Result<Arc<dyn retake_store::
     }
     std::fs::create_dir_all(&g.data_dir)
         .with_context(|| format!("creating data directory {}", g.data_dir.display()))?;
+    crate::preflight::store_reachable(&g.url(), &describe_url(g)).await?;
     match tokio::time::timeout(
         crate::preflight::STORE_TIMEOUT,
         retake_store::connect(&g.url()),

@@ -10,6 +10,27 @@ use std::time::Duration;
 /// How long opening the store may take before start-up gives up on it.
 pub const STORE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A PostgreSQL URL must accept a connection now. One plain connection attempt, so that the
+/// error is the server's own (refused, unknown host, authentication) rather than a pool's
+/// time-out after retrying. SQLite files are opened (and created) by the store itself.
+pub async fn store_reachable(url: &str, shown: &str) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Ok(());
+    }
+    match tokio::time::timeout(STORE_TIMEOUT, sqlx::PgConnection::connect(url)).await {
+        Ok(Ok(c)) => {
+            let _ = c.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => bail!("cannot reach the database at {shown}: {e}"),
+        Err(_) => bail!(
+            "cannot reach the database at {shown}: no answer within {} s",
+            STORE_TIMEOUT.as_secs()
+        ),
+    }
+}
+
 /// ffmpeg and ffprobe must start: they render the simulated backend's clips and decode every
 /// video the built-in QA scores. `why` says what needs them, for the message.
 pub fn media_tools(why: &str) -> anyhow::Result<()> {

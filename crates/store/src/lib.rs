@@ -354,7 +354,8 @@ pub trait Store: Send + Sync + 'static {
     /// The id this database was created with (migration 0004): generation servers shared by
     /// several installations tell their work apart by it.
     async fn installation_id(&self) -> Result<String>;
-    /// Queued attempts waiting for a healthy generation server, and since when.
+    /// Attempts waiting for a healthy generation server (queued, or claimed and looking for
+    /// one), and since when.
     async fn waiting_for_server(&self) -> Result<ServerWait>;
 }
 

@@ -630,7 +630,8 @@ pub fn waiting_reason(since: DateTime<Utc>, message: &str) -> String {
 /// Attempts waiting for a healthy generation server (`/api/health`, metrics).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ServerWait {
-    /// Queued attempts that have not reached a server because none is healthy.
+    /// Attempts (queued, or claimed and looking for a server) that have not reached a server
+    /// because none is healthy.
     pub attempts: u64,
     /// When the longest of those waits began.
     pub since: Option<DateTime<Utc>>,

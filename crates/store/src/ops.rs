@@ -1212,10 +1212,10 @@ pub async fn rescue<T: TxOps + ?Sized>(tx: &mut T, attempt_id: i64) -> Result<bo
     let was = a.overall_status;
     // A prompt a generation server accepted keeps running there when the worker that follows it
     // dies: its reservation stays, so the budget still covers that GPU time, until the attempt's
-    // next run re-attaches to the prompt and charges what the server reports.
-    let on_server = was == AttemptStatus::Generating
-        && a.provenance.get("server").is_some()
-        && a.provenance.get("prompt_id").is_some();
+    // next run re-attaches to the prompt and charges what the server reports. A recorded prompt
+    // id is enough: the worker may have died between the server accepting the prompt and
+    // recording which server it was (the next run reuses the reservation either way).
+    let on_server = was == AttemptStatus::Generating && a.provenance.get("prompt_id").is_some();
     if !on_server {
         tx.settle(seg.project_id, a.reserved_gpu_seconds, 0.0)
             .await?;
@@ -1229,7 +1229,7 @@ pub async fn rescue<T: TxOps + ?Sized>(tx: &mut T, attempt_id: i64) -> Result<bo
     tx.save_attempt(&a).await?;
     tx.event(ev(seg.project_id, seg.id, Some(a.id), "lease_rescued",
         format!("attempt {} was {was} on {owner}, whose lease expired; returned to the queue with the same parameters{}", a.attempt_number,
-            if on_server { format!(", keeping its {:.1} GPU-s reservation while its prompt may still run on {}", a.reserved_gpu_seconds, a.provenance["server"].as_str().unwrap_or("its server")) } else { String::new() }),
+            if on_server { format!(", keeping its {:.1} GPU-s reservation while its prompt may still run on {}", a.reserved_gpu_seconds, a.provenance["server"].as_str().unwrap_or("a server")) } else { String::new() }),
         json!({"worker": owner, "was": was.as_str(), "kept_reservation": on_server.then_some(a.reserved_gpu_seconds)}))).await?;
     tx.notify_work().await?;
     Ok(true)

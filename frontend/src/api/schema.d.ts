@@ -610,6 +610,13 @@ export interface components {
             /** Format: date-time */
             started_at?: string | null;
             status: components["schemas"]["AttemptStatus"];
+            /**
+             * Format: date-time
+             * @description Set while the attempt waits for a healthy ComfyUI server (it has not reached one; this
+             *     is not a failure): since when. `failure_reason` then reads "waiting for a healthy
+             *     ComfyUI server since …".
+             */
+            waiting_since?: string | null;
             /** @description Why this attempt exists (the decision that scheduled it, and its variation). */
             why?: string | null;
             worker?: string | null;
@@ -829,9 +836,11 @@ export interface components {
             scene_type_id: number;
         };
         Health: {
+            /** @description `ok`, or `waiting_for_server` while queued work waits for a healthy ComfyUI server. */
             status: string;
             store: string;
             version: string;
+            waiting_for_server?: null | components["schemas"]["WaitingForServer"];
         };
         /** @description One infrastructure failure of an attempt (server down, out of memory, …), kept on the attempt. */
         InfraErrorRecord: {
@@ -867,6 +876,12 @@ export interface components {
             rng: string;
             /** Format: int64 */
             rng_seed: number;
+            /**
+             * @description The inclusive range the seed was drawn from: the bound seed input's range as the
+             *     generation server reported it, within `0..=2^53 − 1`. Absent on attempts drawn before
+             *     ranges were recorded, which used the full range.
+             */
+            seed_range?: number[] | null;
             /**
              * Format: int32
              * @description Seeds drawn and thrown away because they repeated an earlier seed of the segment.
@@ -1202,6 +1217,12 @@ export interface components {
             /** Format: double */
             total_gpu_seconds: number;
             trigger_checks: string[];
+            /**
+             * Format: date-time
+             * @description Since when the segment's queued attempt has been waiting for a healthy ComfyUI server;
+             *     `null` when it is not waiting.
+             */
+            waiting_for_server_since?: string | null;
         };
         /** @description A complete, valid retry policy. */
         RetryPolicy: {
@@ -1500,6 +1521,14 @@ export interface components {
         };
         /** @enum {string} */
         Verdict: "pass" | "warn" | "fail";
+        WaitingForServer: {
+            /** Format: int64 */
+            attempts: number;
+            /** @description "waiting for a healthy ComfyUI server since …" */
+            message: string;
+            /** Format: date-time */
+            since: string;
+        };
     };
     responses: never;
     parameters: never;

@@ -68,7 +68,7 @@ fn ranges_choices_and_links_are_checked_and_every_problem_is_reported() {
     w["3"]["inputs"]["sampler_name"] = json!("eulr"); // not a choice
     w["3"]["inputs"]["latent_image"] = json!(["50", 0]); // no node 50
     w["8"]["inputs"]["vae"] = json!(["4", 7]); // the checkpoint has 3 outputs
-    w["9"]["inputs"]["images"] = json!(["6", 0]); // CONDITIONING into IMAGE
+    w["3"]["inputs"]["positive"] = json!(["5", 0]); // LATENT into CONDITIONING
     let p = problems(&w);
     assert_eq!(p.len(), 6, "{p:#?}");
     for expected in [
@@ -77,7 +77,7 @@ fn ranges_choices_and_links_are_checked_and_every_problem_is_reported() {
         "node 3 (KSampler) input \"sampler_name\": \"eulr\" is not one of the choices",
         "node 3 (KSampler) input \"latent_image\": linked to node 50, which is not in the workflow",
         "node 8 (VAEDecode) input \"vae\": linked to output 7 of node 4 (CheckpointLoaderSimple), which has only 3 output(s)",
-        "node 9 (VHS_VideoCombine) input \"images\": expects IMAGE but is linked to output 0 of node 6 (CLIPTextEncode), which is CONDITIONING",
+        "node 3 (KSampler) input \"positive\": expects CONDITIONING but is linked to output 0 of node 5 (EmptyLatentImage), which is LATENT",
     ] {
         assert!(
             p.iter().any(|m| m.starts_with(expected)),

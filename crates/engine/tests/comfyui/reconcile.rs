@@ -192,3 +192,86 @@ pub async fn restarted_engine_reattaches_to_the_running_prompt(store: Arc<dyn St
     )
     .await;
 }
+
+/// Two installations (this store and a fresh SQLite database, e.g. staging next to production,
+/// or a recreated database) share one ComfyUI server. Their attempt ids are the same numbers, yet
+/// each runs and records its own prompts: the second does not adopt the first one's prompts, and
+/// every recorded seed is the seed the server executed for that attempt's prompt.
+pub async fn two_installations_sharing_a_server_keep_their_own_work(store: Arc<dyn Store>) {
+    let fake = FakeComfy::start("shared").await;
+    let first = rig(store, serde_json::json!({"enabled": true})).await;
+    let (other_store, _other_db) = retake_store::testing::sqlite().await;
+    let second = rig(other_store, serde_json::json!({"enabled": true})).await;
+    assert_ne!(first.installation, second.installation);
+
+    let a = first.submit(vec![vec![PASS]; 2]).await;
+    let pool_a = pool_of(&[&fake], 1).await;
+    first
+        .run(&first.engine(&pool_a, EngineOpts::default()))
+        .await;
+    // Other segments (other seeds) under the same attempt ids.
+    let b = second
+        .store
+        .submit_segments(
+            (0..2)
+                .map(|i| retake_store::NewSegment {
+                    scene_type_id: second.scene.id,
+                    label: None,
+                    parameters: retake_core::Parameters::new(),
+                    rng_seed: 1_000 + i,
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let pool_b = pool_of(&[&fake], 1).await;
+    second
+        .run(&second.engine(&pool_b, EngineOpts::default()))
+        .await;
+
+    let submitted = fake.submitted();
+    assert_eq!(
+        submitted.len(),
+        4,
+        "each installation ran its own two prompts"
+    );
+    let mut ids = vec![];
+    for (rig, segs, sent) in [
+        (&first, &a, &submitted[..2]),
+        (&second, &b, &submitted[2..]),
+    ] {
+        for s in segs {
+            let (seg, attempts) = rig.segment(s.id).await;
+            assert_eq!(seg.status, SegmentStatus::Passed);
+            let att = &attempts[0];
+            assert!(
+                att.provenance.get("adopted").is_none(),
+                "submitted, not adopted"
+            );
+            // The workflow this installation posted for the attempt (they run in either order).
+            let w = sent
+                .iter()
+                .find(|w| {
+                    serde_json::json!(retake_comfyui::canonical_hash(w))
+                        == att.provenance["workflow_hash"]
+                })
+                .expect("the attempt's workflow reached the server");
+            rig.assert_provenance_matches(att, w, 0, "shared");
+            assert_eq!(
+                w["3"]["inputs"]["seed"].as_u64(),
+                Some(att.seed),
+                "the recorded seed is the one the server executed"
+            );
+            ids.push((att.id, rig.prompt_id(att, 0), att.seed));
+        }
+    }
+    // Same attempt ids, different prompt ids and seeds.
+    assert_eq!(ids[0].0, ids[2].0);
+    assert_ne!(ids[0].1, ids[2].1);
+    assert_ne!(
+        submitted[0]["3"]["inputs"]["seed"],
+        submitted[2]["3"]["inputs"]["seed"]
+    );
+    let finished = fake.finished();
+    assert!(ids.iter().all(|(_, p, _)| finished.contains(p)));
+}

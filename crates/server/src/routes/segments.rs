@@ -247,7 +247,12 @@ pub async fn history(state: &AppState, id: i64) -> ApiResult<RetryHistory> {
         rng_seed: s.rng_seed,
         waiting_for_server_since: attempts
             .iter()
-            .filter(|a| a.overall_status == retake_core::AttemptStatus::Queued)
+            .filter(|a| {
+                matches!(
+                    a.overall_status,
+                    retake_core::AttemptStatus::Queued | retake_core::AttemptStatus::Generating
+                )
+            })
             .filter_map(|a| a.waiting_since)
             .min(),
         attempts: attempts

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 retake_store::contract_tests!(
     metrics_count_attempts_rescues_escalations_gpu_budget_queue_and_latency,
-    every_series_the_grafana_dashboard_queries_is_exposed
+    every_series_the_grafana_dashboard_queries_is_exposed,
+    a_wait_for_a_server_shows_in_health_metrics_and_history
 );
 
 fn value(text: &str, series: &str) -> f64 {
@@ -178,4 +179,64 @@ async fn every_series_the_grafana_dashboard_queries_is_exposed(store: Arc<dyn St
         t.contains("retake_scene_type_rescues{project=\"dash\","),
         "{t}"
     );
+/// Work that found no healthy ComfyUI server waits; `/api/health`, `/metrics` and the segment's
+/// retry history say so (and since when), and nothing counts as failed.
+async fn a_wait_for_a_server_shows_in_health_metrics_and_history(store: Arc<dyn Store>) {
+    let app = TestApp::spawn(store.clone()).await;
+    let p = app.project(json!({"name": "waits"})).await;
+    let st = id(&app.retrying_scene_type(id(&p), 2).await);
+    let s = app.submit(st).await;
+    let body = app.health().await.json();
+    assert_eq!(body["status"], json!("ok"));
+    assert!(body.get("waiting_for_server").is_none());
+
+    let work = store
+        .claim("w", 1, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    store
+        .record_infra_failure(retake_store::InfraFailure {
+            attempt_id: work[0].attempt.id,
+            worker: "w".into(),
+            message: "no_healthy_server — no healthy ComfyUI server: gpu-1: connection refused"
+                .into(),
+            retriable: true,
+            gpu_seconds_spent: 0.0,
+            max_infra_retries: 0,
+            backoff: std::time::Duration::from_secs(60),
+            reached_server: false,
+        })
+        .await
+        .unwrap();
+
+    let body = app.health().await.json();
+    assert_eq!(body["status"], json!("waiting_for_server"));
+    let w = &body["waiting_for_server"];
+    assert_eq!(w["attempts"], json!(1));
+    assert!(
+        w["message"]
+            .as_str()
+            .unwrap()
+            .contains("waiting for a healthy ComfyUI server since"),
+        "{w}"
+    );
+    let t = app.metrics(&app.viewer).await.text();
+    assert_eq!(value(&t, "retake_attempts_waiting_for_server"), 1.0);
+    assert!(value(&t, "retake_waiting_for_server_since_seconds") > 1.0e9);
+    let h = app
+        .get(
+            &format!("/api/segments/{}/retry-history", id(&s)),
+            &app.viewer,
+        )
+        .await
+        .json();
+    assert_eq!(h["waiting_for_server_since"], w["since"]);
+    let a = &h["attempts"][0];
+    assert_eq!(a["status"], json!("queued"), "still attempt 1, queued");
+    assert_eq!(a["waiting_since"], w["since"]);
+    assert!(a["infra_errors"].as_array().unwrap().is_empty());
+    assert!(a["failure_reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("waiting for a healthy ComfyUI server since"));
 }

@@ -726,7 +726,7 @@ impl Store for SqliteStore {
 
     async fn waiting_for_server(&self) -> Result<ServerWait> {
         let (attempts, since): (i64, Option<String>) = sqlx::query_as(
-            "SELECT COUNT(*), MIN(waiting_since) FROM retry_attempts WHERE waiting_since IS NOT NULL AND overall_status = 'queued'",
+            "SELECT COUNT(*), MIN(waiting_since) FROM retry_attempts WHERE waiting_since IS NOT NULL AND overall_status IN ('queued', 'generating')",
         )
         .fetch_one(&self.reader)
         .await?;

@@ -80,6 +80,15 @@ export function RetryHistoryPanel({ history: h, canSelect, onSelect, selecting =
             </dd>
           </div>
         ) : null}
+        {h.waiting_for_server_since ? (
+          <div className="fact-wide">
+            <dt>Waiting</dt>
+            <dd data-testid="waiting-for-server">
+              waiting for a healthy ComfyUI server since {new Date(h.waiting_for_server_since).toLocaleString()}{' '}
+              <span className="muted">(not a failure: it resumes by itself when a server is back)</span>
+            </dd>
+          </div>
+        ) : null}
         {h.decision_note ? (
           <div className="fact-wide">
             <dt>Decision</dt>

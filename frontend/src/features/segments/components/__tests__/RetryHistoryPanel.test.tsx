@@ -65,6 +65,16 @@ describe('RetryHistoryPanel', () => {
     expect(onSelect).toHaveBeenCalledWith(3);
   });
 
+  it('says when the segment waits for a healthy ComfyUI server, and only then', () => {
+    const { unmount } = render(
+      <RetryHistoryPanel history={{ ...fixtures.historyRetrying(), waiting_for_server_since: '2026-11-30T21:00:00Z' }} canSelect />,
+    );
+    expect(screen.getByTestId('waiting-for-server')).toHaveTextContent(/waiting for a healthy ComfyUI server since .*resumes by itself/);
+    unmount();
+    render(<RetryHistoryPanel history={fixtures.historyRetrying()} canSelect />);
+    expect(screen.queryByTestId('waiting-for-server')).toBeNull();
+  });
+
   it('offers no selection to a viewer', () => {
     render(<RetryHistoryPanel history={fixtures.historyBestOfN()} canSelect={false} />);
     expect(screen.queryByRole('button', { name: /as best/ })).toBeNull();
