@@ -231,6 +231,8 @@ pub struct BudgetMetrics {
     pub spent_gpu_s: f64,
     /// Segments whose attempt 1 ran and failed QA, and that ended passed.
     pub rescued: usize,
+    /// The same, over segments whose attempt 1 failed trigger checks only.
+    pub rescued_trigger: usize,
     /// Segments that ended passed.
     pub passed: usize,
     /// Segments whose attempt 1 ran and was judged.
@@ -242,7 +244,7 @@ pub struct BudgetMetrics {
 pub fn measure_budget(
     name: &str,
     budget: f64,
-    _corpus: &Corpus,
+    corpus: &Corpus,
     outcomes: &[SegmentOutcome],
 ) -> BudgetMetrics {
     BudgetMetrics {
@@ -256,6 +258,10 @@ pub fn measure_budget(
             1,
         ),
         rescued: outcomes.iter().filter(|o| o.rescued()).count(),
+        rescued_trigger: outcomes
+            .iter()
+            .filter(|o| o.passed && trigger_failure(corpus, o))
+            .count(),
         passed: outcomes.iter().filter(|o| o.passed).count(),
         judged_first: outcomes
             .iter()
