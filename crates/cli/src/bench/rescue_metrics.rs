@@ -508,6 +508,17 @@ mod tests {
     }
 
     #[test]
+    fn a_budget_cuts_attempts_in_segment_order() {
+        let mut o = [seg(0, &[10.0, 5.0, 5.0]), seg(1, &[10.0])];
+        let cut = within_budget(&mut o, 22.0);
+        assert_eq!(cut[0].attempts.len(), 3);
+        assert!(cut[0].passed);
+        assert!(cut[1].attempts.is_empty());
+        assert!(!cut[1].passed);
+        assert_eq!(cut[1].review_reason.as_deref(), Some("budget_exhausted"));
+    }
+
+    #[test]
     fn rolling_window_counts_only_failed_segments() {
         let mut a = seg(0, &[10.0, 5.0]);
         let b = seg(1, &[10.0]);
