@@ -247,6 +247,33 @@ mod tests {
     }
 
     #[test]
+    fn classes_set_thresholds_and_triggers() {
+        let s = Scenario::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/scenarios/rescue-classes.toml"
+        )))
+        .unwrap();
+        let dialogue = scenes(&s)
+            .into_iter()
+            .find(|x| x.name == "dialogue")
+            .unwrap();
+        let face = dialogue
+            .checks
+            .iter()
+            .find(|c| c.check == "face_confidence")
+            .unwrap();
+        // Above every failing range (the classes' too), below every passing one.
+        assert!(face.fail > 0.48 && face.fail <= 0.70, "{}", face.fail);
+        // Face fails a quarter of the time over the classes: a trigger; lip sync rarely: review.
+        assert!(dialogue.triggers.contains("face_confidence"));
+        assert!(!dialogue.triggers.contains("lip_sync"));
+        let c = build(&s, 2000, 5);
+        let broken = c.segments.iter().filter(|g| g.systematic).count();
+        // 8% of dialogue and 15% of establishing segments are hopeless.
+        assert!((180..=280).contains(&broken), "{broken}");
+    }
+
+    #[test]
     fn the_corpus_is_a_function_of_the_seed() {
         let s = Scenario::demo();
         let a = build(&s, 50, 7);

@@ -154,9 +154,6 @@ async fn collect(
             "segment {id}'s stored parameters differ from the corpus (first seed convention changed?)"
         );
         let attempts = store.list_attempts(*id).await?;
-        if std::env::var_os("RESCUE_DEBUG").is_some() && !spec.systematic && seg.review_reason.map(|r| r.as_str()) == Some("systematic_failure") {
-            eprintln!("FALSE {} {:?}", spec.scene, seg.decision_note);
-        }
         out.push(outcome(spec, &seg, &attempts));
     }
     Ok(out)

@@ -231,6 +231,8 @@ pub struct BudgetMetrics {
     pub spent_gpu_s: f64,
     /// Segments whose attempt 1 ran and failed QA, and that ended passed.
     pub rescued: usize,
+    /// The same, over segments whose attempt 1 failed trigger checks only.
+    pub rescued_trigger: usize,
     /// Segments that ended passed.
     pub passed: usize,
     /// Segments whose attempt 1 ran and was judged.
@@ -242,7 +244,7 @@ pub struct BudgetMetrics {
 pub fn measure_budget(
     name: &str,
     budget: f64,
-    _corpus: &Corpus,
+    corpus: &Corpus,
     outcomes: &[SegmentOutcome],
 ) -> BudgetMetrics {
     BudgetMetrics {
@@ -256,6 +258,10 @@ pub fn measure_budget(
             1,
         ),
         rescued: outcomes.iter().filter(|o| o.rescued()).count(),
+        rescued_trigger: outcomes
+            .iter()
+            .filter(|o| o.passed && trigger_failure(corpus, o))
+            .count(),
         passed: outcomes.iter().filter(|o| o.passed).count(),
         judged_first: outcomes
             .iter()
@@ -499,6 +505,17 @@ mod tests {
         assert_eq!(schedule(&o, 4, 3, true), (17.0, Some(17.0)));
         // With fewer GPUs than parallel retries, the round waits for a GPU.
         assert_eq!(schedule(&o, 2, 3, true).0, 21.0);
+    }
+
+    #[test]
+    fn a_budget_cuts_attempts_in_segment_order() {
+        let mut o = [seg(0, &[10.0, 5.0, 5.0]), seg(1, &[10.0])];
+        let cut = within_budget(&mut o, 22.0);
+        assert_eq!(cut[0].attempts.len(), 3);
+        assert!(cut[0].passed);
+        assert!(cut[1].attempts.is_empty());
+        assert!(!cut[1].passed);
+        assert_eq!(cut[1].review_reason.as_deref(), Some("budget_exhausted"));
     }
 
     #[test]

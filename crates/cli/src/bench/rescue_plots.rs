@@ -133,7 +133,10 @@ pub fn budget(
                 .map_err(err)?;
             chart
                 .draw_series(std::iter::once(Text::new(
-                    format!("{} rescued, {} passed", r.rescued, r.passed),
+                    format!(
+                        "{} rescued ({} trigger), {} passed",
+                        r.rescued, r.rescued_trigger, r.passed
+                    ),
                     (x + 0.2, r.rescued as f64 + ymax * 0.03),
                     ("sans-serif", 13),
                 )))

@@ -85,6 +85,16 @@ async fn policy_values_out_of_range_are_refused_with_their_field(store: Arc<dyn 
             422,
             "min_gain_per_gpu_second",
         ),
+        (
+            r#"{"min_rescue_probability": 0.95}"#.into(),
+            422,
+            "min_rescue_probability",
+        ),
+        (
+            r#"{"min_rescue_probability": 0}"#.into(),
+            422,
+            "min_rescue_probability",
+        ),
         (r#"{"enabled": "yes"}"#.into(), 400, "enabled"),
         (
             r#"{"trigger_checks": "face_confidence"}"#.into(),
