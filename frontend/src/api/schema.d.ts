@@ -355,7 +355,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The attempt's video, with HTTP Range support. Only files inside the data directory are served. */
+        /**
+         * The attempt's video, streamed from the media store (local directory or S3-compatible), with
+         *     HTTP Range support. Only objects inside the media store are served, never another file of
+         *     the data directory.
+         */
         get: operations["media"];
         put?: never;
         post?: never;
@@ -415,7 +419,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/tokens": {
+    "/api/session": {
         parameters: {
             query?: never;
             header?: never;
@@ -424,9 +428,52 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /**
+         * Sign a browser in with a token: answers with an HttpOnly, SameSite=Lax session cookie that
+         *     every later request (the event stream and videos included) carries instead of the token.
+         *     The session ends after 7 days, when the token expires or is revoked, or on sign-out.
+         */
+        post: operations["sign_in"];
+        /** Sign out: ends this browser's session and clears its cookie. Answers 204 even without one. */
+        delete: operations["sign_out"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every token (admin): role, expiry, last use (to the minute) and revocation. Never the token. */
+        get: operations["list"];
+        put?: never;
         /** Create an API token (admin). The token is in the response once and never again. */
-        post: operations["tokens"];
+        post: operations["create"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tokens/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke a token (admin): it and every browser session signed in with it stop working at once.
+         *     Revoking a revoked token changes nothing.
+         */
+        delete: operations["revoke"];
         options?: never;
         head?: never;
         patch?: never;
@@ -457,6 +504,29 @@ export interface components {
             /** Format: int32 */
             attempt_number: number;
             note?: string | null;
+        };
+        ApiToken: {
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description After this instant the token (and every session signed in with it) is refused.
+             */
+            expires_at?: string | null;
+            /** Format: int64 */
+            id: number;
+            /**
+             * Format: date-time
+             * @description When a request last used it, to the minute (it is written at most once a minute).
+             */
+            last_used_at?: string | null;
+            name: string;
+            /**
+             * Format: date-time
+             * @description Revoked tokens stay listed, so the list says who had access until when.
+             */
+            revoked_at?: string | null;
+            role: components["schemas"]["Role"];
         };
         /**
          * @description How a retry varies its parameters. The default is [`Arm::Jitter`]; the adaptive strategy picks
@@ -514,6 +584,8 @@ export interface components {
             progress?: number | null;
             provenance: Record<string, unknown>;
             qa_source?: string | null;
+            /** @description The worker that generated it (kept after its lease ends); `null` until one has. */
+            ran_on?: string | null;
             /** Format: int64 */
             seed: number;
             selected_by?: string | null;
@@ -626,10 +698,19 @@ export interface components {
             workflow_template?: Record<string, unknown>;
         };
         CreateTokenBody: {
+            /**
+             * @description How long the token works, e.g. `30d`, `12h`, `90m` (1 minute to 10 years); absent: until
+             *     revoked.
+             */
+            expires_in?: string | null;
             name: string;
             role: components["schemas"]["Role"];
         };
         CreatedToken: {
+            /** Format: date-time */
+            expires_at?: string | null;
+            /** Format: int64 */
+            id: number;
             name: string;
             role: components["schemas"]["Role"];
             /** @description Shown once; only its hash is stored. */
@@ -651,7 +732,7 @@ export interface components {
             /**
              * @description Stable machine-readable code: `validation_failed`, `bad_request`, `not_found`, `conflict`,
              *     `unauthorized`, `forbidden`, `method_not_allowed`, `payload_too_large`, `range_not_satisfiable`,
-             *     `internal`.
+             *     `storage_unavailable`, `storage_full`, `internal`.
              */
             code: string;
             field?: string | null;
@@ -1133,6 +1214,16 @@ export interface components {
         };
         /** @enum {string} */
         SelectionMode: "first_pass" | "best_of_n" | "target_score";
+        SessionBody: {
+            /** @description An API token; the browser keeps only the session cookie, never the token. */
+            token: string;
+        };
+        SessionView: {
+            /** Format: date-time */
+            expires_at: string;
+            name: string;
+            role: components["schemas"]["Role"];
+        };
         /** @description One segment, or a batch under `segments`. */
         SubmitSegments: {
             segments: components["schemas"]["NewSegmentBody"][];
@@ -2163,7 +2254,92 @@ export interface operations {
             };
         };
     };
-    tokens: {
+    sign_in: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SessionBody"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    /** @description retake_session=…; HttpOnly; SameSite=Lax; Path=/ */
+                    "set-cookie"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sign_out: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiToken"][];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create: {
         parameters: {
             query?: never;
             header?: never;
@@ -2182,6 +2358,59 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CreatedToken"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    revoke: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiToken"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

@@ -25,6 +25,7 @@ describe('TokensPage', () => {
     vi.spyOn(window, 'confirm').mockReturnValue(true);
     renderWithApp(<TokensPage />, { path: '/tokens' });
     const table = await screen.findByRole('table', { name: 'API tokens' });
+    await within(table).findByText('render-farm');
     const farm = within(table).getByText('render-farm').closest('tr')!;
     expect(within(farm).getByText('active')).toBeInTheDocument();
     expect(within(within(table).getByText('old-laptop').closest('tr')!).getByText('revoked')).toBeInTheDocument();
