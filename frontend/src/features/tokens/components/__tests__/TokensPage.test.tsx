@@ -46,7 +46,7 @@ describe('TokensPage', () => {
     await userEvent.type(await screen.findByLabelText('Name'), 'ci');
     await userEvent.selectOptions(screen.getByLabelText('Expires'), '7d');
     await userEvent.click(screen.getByRole('button', { name: 'Create token' }));
-    expect(await screen.findByLabelText('new token')).toHaveTextContent('rtk_new_one');
+    expect(await screen.findByLabelText('New token value')).toHaveTextContent('rtk_new_one');
     expect(calls.find((c) => c.method === 'POST')?.body).toEqual({ name: 'ci', role: 'viewer', expires_in: '7d' });
   });
 
