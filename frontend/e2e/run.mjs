@@ -275,7 +275,7 @@ async function main() {
     await page.getByLabel('Role').selectOption('creator');
     await page.getByLabel('Expires').selectOption('7d');
     await page.getByRole('button', { name: 'Create token' }).click();
-    const made = await page.getByLabel('new token').textContent();
+    const made = await page.getByLabel('New token value').textContent();
     if (!made?.startsWith('rtk_')) throw new Error(`new token shows ${made}`);
     const row = page.locator('tr.seg-row', { hasText: 'e2e-laptop' });
     await row.getByText('active').waitFor();

@@ -30,6 +30,8 @@ export function AuthProvider({ children, initialToken = null }: { children: Reac
   const qc = useQueryClient();
   const [pendingToken, setPendingToken] = useState<string | null>(initialToken);
   const [signedOut, setSignedOut] = useState(false);
+  /** Who signed in from this page (the cache is cleared then, so `me` alone would not re-render). */
+  const [signedInAs, setSignedInAs] = useState<Me | null>(null);
   const [signedOutReason, setReason] = useState<string | null>(null);
   const me = useQuery({ queryKey: meKey, queryFn: () => getMe(), enabled: pendingToken === null && !signedOut, staleTime: 5 * 60_000, retry: false });
 
@@ -38,6 +40,7 @@ export function AuthProvider({ children, initialToken = null }: { children: Reac
       void deleteSession().catch(() => {});
       qc.clear();
       setReason(reason ?? null);
+      setSignedInAs(null);
       setSignedOut(true);
     },
     [qc],
@@ -50,6 +53,7 @@ export function AuthProvider({ children, initialToken = null }: { children: Reac
       qc.clear();
       qc.setQueryData(meKey, who);
       setReason(null);
+      setSignedInAs(who);
       setSignedOut(false);
       return who;
     },
@@ -68,11 +72,11 @@ export function AuthProvider({ children, initialToken = null }: { children: Reac
     return () => setUnauthorizedHandler(() => {});
   }, [signOut]);
 
-  const status: AuthStatus =
-    pendingToken !== null ? 'checking' : signedOut ? 'signed-out' : me.data ? 'signed-in' : me.isError ? 'signed-out' : 'checking';
+  const who = signedOut ? undefined : (me.data ?? signedInAs ?? undefined);
+  const status: AuthStatus = pendingToken !== null ? 'checking' : signedOut ? 'signed-out' : who ? 'signed-in' : me.isError ? 'signed-out' : 'checking';
   const value = useMemo<AuthState>(
-    () => ({ status, me: signedOut ? undefined : me.data, signedOutReason, signIn, signOut, can: (min) => atLeast(me.data?.role, min) }),
-    [status, signedOut, me.data, signedOutReason, signIn, signOut],
+    () => ({ status, me: who, signedOutReason, signIn, signOut, can: (min) => atLeast(who?.role, min) }),
+    [status, who, signedOutReason, signIn, signOut],
   );
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
 }

@@ -161,7 +161,7 @@ function CreateTokenForm() {
       {made ? (
         <div className="notice notice-info" role="status">
           <strong>Token {made.id} for {made.name}</strong> — copy it now, it is not shown again:
-          <code className="token-once" aria-label="new token">
+          <code className="token-once" aria-label="New token value">
             {made.token}
           </code>
         </div>

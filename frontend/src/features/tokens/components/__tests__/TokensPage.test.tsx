@@ -25,6 +25,7 @@ describe('TokensPage', () => {
     vi.spyOn(window, 'confirm').mockReturnValue(true);
     renderWithApp(<TokensPage />, { path: '/tokens' });
     const table = await screen.findByRole('table', { name: 'API tokens' });
+    await within(table).findByText('render-farm');
     const farm = within(table).getByText('render-farm').closest('tr')!;
     expect(within(farm).getByText('active')).toBeInTheDocument();
     expect(within(within(table).getByText('old-laptop').closest('tr')!).getByText('revoked')).toBeInTheDocument();
@@ -45,7 +46,7 @@ describe('TokensPage', () => {
     await userEvent.type(await screen.findByLabelText('Name'), 'ci');
     await userEvent.selectOptions(screen.getByLabelText('Expires'), '7d');
     await userEvent.click(screen.getByRole('button', { name: 'Create token' }));
-    expect(await screen.findByLabelText('new token')).toHaveTextContent('rtk_new_one');
+    expect(await screen.findByLabelText('New token value')).toHaveTextContent('rtk_new_one');
     expect(calls.find((c) => c.method === 'POST')?.body).toEqual({ name: 'ci', role: 'viewer', expires_in: '7d' });
   });
 
