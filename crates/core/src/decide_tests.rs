@@ -333,7 +333,7 @@ fn each_round_has_its_own_max_attempts() {
         in_round(attempt(3, 13, 0.3, 1.0), 2),
     ];
     match run(&p, &a, BudgetView::unlimited()) {
-        Decision::Retry { attempts, why } => {
+        Decision::Retry { attempts, why, .. } => {
             assert_eq!(attempts.len(), 1);
             assert_eq!(attempts[0].attempt_number, 4);
             assert_eq!(attempts[0].round, 2);

@@ -39,6 +39,7 @@ fn attempt(n: u32, face: f64, arm: Option<Arm>) -> AttemptView {
         gpu_seconds: 10.0,
         arm,
         workflow_error: false,
+        round: 1,
     }
 }
 

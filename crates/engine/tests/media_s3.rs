@@ -143,10 +143,15 @@ struct RecordingQa(Mutex<Vec<(PathBuf, Vec<u8>)>>);
 
 #[async_trait]
 impl Scorer for RecordingQa {
-    async fn score(&self, video: &Path, _: &[CheckConfig], _: &[CommandCheck]) -> QaVerdict {
+    async fn score(
+        &self,
+        video: &Path,
+        _: &[CheckConfig],
+        _: &[CommandCheck],
+    ) -> Result<QaVerdict, retake_engine::QaUnavailable> {
         let bytes = std::fs::read(video).unwrap_or_default();
         self.0.lock().unwrap().push((video.to_owned(), bytes));
-        QaVerdict {
+        Ok(QaVerdict {
             scores: vec![CheckScore {
                 check: "face_confidence".into(),
                 score: 0.9,
@@ -154,7 +159,7 @@ impl Scorer for RecordingQa {
             }],
             error: None,
             source: "builtin".into(),
-        }
+        })
     }
 }
 

@@ -880,6 +880,7 @@ async fn deleting_with_work_in_flight_needs_force(store: Arc<dyn Store>) {
             gpu_seconds_spent: 1.0,
             max_infra_retries: 2,
             backoff: Duration::ZERO,
+            reached_server: true,
         })
         .await
         .unwrap();

@@ -179,6 +179,8 @@ async fn every_series_the_grafana_dashboard_queries_is_exposed(store: Arc<dyn St
         t.contains("retake_scene_type_rescues{project=\"dash\","),
         "{t}"
     );
+}
+
 /// Work that found no healthy ComfyUI server waits; `/api/health`, `/metrics` and the segment's
 /// retry history say so (and since when), and nothing counts as failed.
 async fn a_wait_for_a_server_shows_in_health_metrics_and_history(store: Arc<dyn Store>) {
