@@ -7,6 +7,10 @@
 pub const MAX_ATTEMPTS: (i64, i64) = (1, 10);
 /// Retries running at once.
 pub const PARALLELISM: (i64, i64) = (1, 4);
+/// Queue priority of retries and re-runs (originals are queued at 0).
+pub const RETRY_PRIORITY: (i64, i64) = (0, 100);
+/// The stopping rule's minimum probability that the next attempt passes.
+pub const MIN_RESCUE_PROBABILITY: (f64, f64) = (0.01, 0.9);
 /// Largest ± range for `cfg_scale` and `denoise_strength`, and for any other parameter.
 pub const CFG_JITTER_MAX: f64 = 10.0;
 pub const DENOISE_JITTER_MAX: f64 = 0.5;

@@ -13,7 +13,7 @@ use crate::limits;
 pub const MAX_ATTEMPTS_LIMIT: u8 = limits::MAX_ATTEMPTS.1 as u8;
 pub const MAX_PARALLELISM: u8 = limits::PARALLELISM.1 as u8;
 /// The highest queue priority a retry can be given (originals are queued at 0).
-pub const MAX_RETRY_PRIORITY: u8 = 100;
+pub const MAX_RETRY_PRIORITY: u8 = limits::RETRY_PRIORITY.1 as u8;
 /// Retries go ahead of new originals unless a policy says otherwise.
 pub const DEFAULT_RETRY_PRIORITY: u8 = 10;
 
@@ -283,7 +283,7 @@ fn check_gain(v: Option<f64>) -> Result<Option<f64>, PolicyError> {
 }
 
 /// Bounds of `min_rescue_probability`.
-pub const MIN_RESCUE_PROBABILITY_RANGE: (f64, f64) = (0.01, 0.9);
+pub const MIN_RESCUE_PROBABILITY_RANGE: (f64, f64) = limits::MIN_RESCUE_PROBABILITY;
 /// What the "smart" preset sets.
 pub const SMART_MIN_RESCUE_PROBABILITY: f64 = 0.1;
 

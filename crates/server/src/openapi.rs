@@ -173,6 +173,18 @@ mod limits {
             set(
                 doc,
                 s,
+                "retry_priority",
+                json!({"minimum": RETRY_PRIORITY.0, "maximum": RETRY_PRIORITY.1}),
+            );
+            set(
+                doc,
+                s,
+                "min_rescue_probability",
+                json!({"minimum": MIN_RESCUE_PROBABILITY.0, "maximum": MIN_RESCUE_PROBABILITY.1}),
+            );
+            set(
+                doc,
+                s,
                 "cfg_jitter",
                 json!({"minimum": 0.0, "maximum": CFG_JITTER_MAX}),
             );

@@ -1,7 +1,6 @@
 import { infiniteQueryOptions, useInfiniteQuery } from '@tanstack/react-query';
 import { ApiError, api } from '@/api/client';
 import type { LedgerPage } from '@/api/types';
-import { readToken } from '@/lib/token';
 import { projectsKey } from './get-projects';
 
 export const LEDGER_PAGE = 50;
@@ -23,11 +22,11 @@ export function useLedger(projectId: number) {
   return useInfiniteQuery(ledgerQueryOptions(projectId));
 }
 
-/** The whole ledger as CSV (`Accept: text/csv`), fetched with the token a plain link cannot send. */
+/** The whole ledger as CSV (`Accept: text/csv`), with the browser's session cookie. */
 export async function fetchLedgerCsv(projectId: number): Promise<Blob> {
-  const token = readToken();
   const res = await fetch(`/api/projects/${projectId}/ledger?format=csv`, {
-    headers: { Accept: 'text/csv', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    headers: { Accept: 'text/csv' },
+    credentials: 'same-origin',
   });
   if (!res.ok) throw new ApiError(res.status, 'http', `Cannot export the ledger (${res.status})`);
   return res.blob();

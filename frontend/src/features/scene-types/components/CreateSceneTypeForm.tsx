@@ -81,7 +81,7 @@ export function buildSceneType(f: {
     body: {
       project_id: Number(f.projectId),
       name: f.name.trim(),
-      backend: f.backend,
+      backend: f.backend === 'comfyui' ? 'comfyui' : 'simulated',
       backend_config: backendConfig,
       workflow_template: workflow,
       parameter_bindings: bindings,
