@@ -34,7 +34,7 @@ pub enum Submission {
     /// The server already had the id queued or running; nothing was posted.
     AlreadyQueued,
     /// The server already finished the id; nothing was posted.
-    AlreadyFinished(HistoryEntry),
+    AlreadyFinished(Box<HistoryEntry>),
 }
 
 pub fn http_client() -> reqwest::Client {
@@ -254,7 +254,7 @@ impl ComfyClient {
     ) -> Result<Submission, ComfyError> {
         match self.lookup(prompt_id).await? {
             PromptState::Running | PromptState::Pending => Ok(Submission::AlreadyQueued),
-            PromptState::Finished(entry) => Ok(Submission::AlreadyFinished(*entry)),
+            PromptState::Finished(entry) => Ok(Submission::AlreadyFinished(entry)),
             PromptState::Unknown => Ok(Submission::Submitted {
                 number: self.submit(prompt_id, workflow, extra_data).await?,
             }),

@@ -100,7 +100,7 @@ pub fn validate_workflow(workflow: &Value, object_info: &Value) -> Result<(), Ve
             }
         }
     }
-    problems.sort_by(|a, b| order_key(&a.node).cmp(&order_key(&b.node)));
+    problems.sort_by_key(|p| order_key(&p.node));
     if problems.is_empty() {
         Ok(())
     } else {
