@@ -55,10 +55,24 @@ fn main() -> std::process::ExitCode {
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cause_chain(&e));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `context: cause: cause`, leaving out a cause whose text the message already holds (errors
+/// that print their source themselves).
+fn cause_chain(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    msg
 }
 
 fn run() -> anyhow::Result<()> {

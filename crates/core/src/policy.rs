@@ -256,7 +256,12 @@ fn check_triggers(v: Vec<String>) -> Result<BTreeSet<String>, PolicyError> {
                 ),
             ));
         }
-        out.insert(c);
+        if !out.insert(c.clone()) {
+            return Err(PolicyError::new(
+                "trigger_checks",
+                format!("`{c}` is listed twice"),
+            ));
+        }
     }
     Ok(out)
 }

@@ -54,6 +54,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 /// Parse JSON, turning shape errors into a 400 (syntax, wrong type) or 422 (a value a policy or
 /// domain type refused), naming the field.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let normalized = integral_numbers(bytes);
+    let bytes = normalized.as_deref().unwrap_or(bytes);
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
@@ -99,6 +101,52 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         }
     }
     Ok(value)
+}
+
+/// Objects whose numbers are the caller's own (generation parameters, workflows, QA details),
+/// where `7.0` and `7` mean different things and are kept as sent.
+const FREE_FORM: [&str; 7] = [
+    "parameters",
+    "default_parameters",
+    "workflow_template",
+    "backend_config",
+    "details",
+    "options",
+    "config",
+];
+
+/// JSON Schema counts `3.0` as an integer; serde does not. The body with every integral number
+/// written as an integer (outside the free-form objects), or `None` when nothing changes or
+/// the body is not JSON (then the parser reports the error itself).
+fn integral_numbers(bytes: &[u8]) -> Option<Vec<u8>> {
+    use serde_json::Value;
+    fn walk(v: &mut Value, changed: &mut bool) {
+        match v {
+            Value::Number(n) if n.is_f64() => {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                if f.fract() == 0.0 && f.abs() <= (1u64 << 53) as f64 {
+                    *v = Value::from(f as i64);
+                    *changed = true;
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, changed)),
+            Value::Object(o) => {
+                for (k, x) in o.iter_mut() {
+                    if !FREE_FORM.contains(&k.as_str()) {
+                        walk(x, changed);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if !bytes.contains(&b'.') && !bytes.iter().any(|b| *b == b'e' || *b == b'E') {
+        return None;
+    }
+    let mut v: Value = serde_json::from_slice(bytes).ok()?;
+    let mut changed = false;
+    walk(&mut v, &mut changed);
+    changed.then(|| serde_json::to_vec(&v).ok()).flatten()
 }
 
 /// The path of the first string or key holding a NUL character.

@@ -317,6 +317,47 @@ mod limits {
         );
         set(doc, "CreateTokenBody", "name", name(100));
 
+        // A policy sent in a request may leave fields out (they take their defaults) and may not
+        // add any; the response always has every field.
+        let mut input = doc["components"]["schemas"]["RetryPolicy"].clone();
+        if let Some(o) = input.as_object_mut() {
+            o.remove("required");
+            o.insert("additionalProperties".into(), json!(false));
+            o.insert(
+                "description".into(),
+                json!("A retry policy as sent: absent fields take their defaults."),
+            );
+        }
+        doc["components"]["schemas"]["RetryPolicyInput"] = input;
+        doc["components"]["schemas"]["PolicyOverrides"]["additionalProperties"] = json!(false);
+        let input_ref = json!({"$ref": "#/components/schemas/RetryPolicyInput"});
+        doc["components"]["schemas"]["CreateProject"]["properties"]["default_retry_policy"] =
+            json!({"oneOf": [{"type": "null"}, input_ref]});
+        for method in ["put", "patch"] {
+            doc["paths"]["/api/projects/{id}/retry-policy"][method]["requestBody"]["content"]
+                ["application/json"]["schema"] = input_ref.clone();
+        }
+        // The batch form of a submission.
+        doc["components"]["schemas"]["SubmitSegments"]["oneOf"][0]["additionalProperties"] =
+            json!(false);
+        doc["components"]["schemas"]["SubmitSegments"]["oneOf"][0]["properties"]["segments"]
+            ["minItems"] = json!(1);
+        doc["components"]["schemas"]["SubmitSegments"]["oneOf"][0]["properties"]["segments"]
+            ["maxItems"] = json!(SUBMIT_BATCH_MAX);
+        // Server-Sent Events: each event's `data` is one Event as JSON.
+        doc["paths"]["/api/events"]["get"]["responses"]["200"]["content"]["text/event-stream"]
+            ["schema"] = json!({
+            "type": "object",
+            "required": ["data"],
+            "properties": {
+                "id": {"type": "string"},
+                "event": {"type": "string"},
+                "data": {"type": "string", "contentMediaType": "application/json",
+                         "contentSchema": {"$ref": "#/components/schemas/Event"}}
+            }
+        });
+        let statuses = json!({"enum": ["queued", "generating", "retrying", "passed", "needs_review", "approved", "rejected", "cancelled"]});
+
         // Query and path parameters.
         if let Some(paths) = doc["paths"].as_object_mut() {
             for (path, item) in paths.iter_mut() {
@@ -338,6 +379,8 @@ mod limits {
                                 json!({"minimum": PAGE_LIMIT.0, "maximum": PAGE_LIMIT.1})
                             }
                             ("n", "path") => json!({"minimum": 1}),
+                            ("status", "query") => statuses.clone(),
+                            ("If-Match", "header") => json!({"format": "date-time"}),
                             ("name", "path") if path.starts_with("/api/comfyui/") => {
                                 json!({"minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9._-]+$"})
                             }

@@ -840,7 +840,7 @@ export interface components {
              * @description What one attempt reserves before a scene type has history (default 30).
              */
             default_gpu_estimate_seconds?: number;
-            default_retry_policy?: null | components["schemas"]["RetryPolicy"];
+            default_retry_policy?: null | components["schemas"]["RetryPolicyInput"];
             /**
              * Format: double
              * @description GPU seconds the project may spend; `null` or absent is unlimited.
@@ -1438,6 +1438,60 @@ export interface components {
             /** @description Checks whose failure may be retried; any other failed check escalates. */
             trigger_checks: string[];
         };
+        /** @description A retry policy as sent: absent fields take their defaults. */
+        RetryPolicyInput: {
+            /** @description Choose each retry's variation with a bandit learned per scene type and check. */
+            adaptive_variation?: boolean;
+            /**
+             * Format: double
+             * @description ± range for `cfg_scale`.
+             */
+            cfg_jitter?: number;
+            /**
+             * Format: double
+             * @description ± range for `denoise_strength`.
+             */
+            denoise_jitter?: number;
+            /** @description Off unless turned on: retake never retries silently. */
+            enabled?: boolean;
+            /** @description ± ranges for other numeric parameters (e.g. `steps`); integers stay integers. */
+            extra_jitter?: {
+                [key: string]: number;
+            };
+            /**
+             * Format: int32
+             * @description All attempts, the original (attempt 1) included: 1..=10.
+             */
+            max_attempts?: number;
+            /**
+             * Format: double
+             * @description In `best_of_n`: keep retrying after a pass only while the expected gain in `overall` per
+             *     GPU-second exceeds this. `None` always runs to `max_attempts`.
+             */
+            min_gain_per_gpu_second?: number | null;
+            /**
+             * Format: int32
+             * @description Up to this many retries run at once (1..=4); the budget is reserved for all of them.
+             */
+            parallelism?: number;
+            /** @description Draw a new seed for each retry. */
+            seed_variation?: boolean;
+            selection_mode?: components["schemas"]["SelectionMode"];
+            /** @description Stop early with `systematic_failure` when the evidence says a new seed will not help. */
+            systematic_detection?: boolean;
+            /**
+             * Format: double
+             * @description Scores of the same failing check within this spread across seeds count as "not moving".
+             */
+            systematic_max_spread?: number;
+            /**
+             * Format: double
+             * @description Required by `target_score`: the `overall` that ends the search (0..=1).
+             */
+            target_score?: number | null;
+            /** @description Checks whose failure may be retried; any other failed check escalates. */
+            trigger_checks?: string[];
+        };
         ReviewItem: {
             history: components["schemas"]["RetryHistory"];
             /** Format: double */
@@ -2023,7 +2077,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["Event"];
+                    "text/event-stream": {
+                        data: string;
+                        event?: string;
+                        id?: string;
+                    };
                 };
             };
             /** @description malformed JSON, a value of the wrong type, or an unknown field or parameter */
@@ -2648,7 +2706,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["RetryPolicy"];
+                "application/json": components["schemas"]["RetryPolicyInput"];
             };
         };
         responses: {
@@ -2766,7 +2824,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["PolicyOverrides"];
+                "application/json": components["schemas"]["RetryPolicyInput"];
             };
         };
         responses: {
@@ -4163,7 +4221,7 @@ export interface operations {
                 project_id?: number | null;
                 scene_type_id?: number | null;
                 /** @description `queued`, `generating`, `retrying`, `passed`, `needs_review`, `approved`, `rejected`, `cancelled`. */
-                status?: string | null;
+                status?: "queued" | "generating" | "retrying" | "passed" | "needs_review" | "approved" | "rejected" | "cancelled" | null;
                 /** @description `next_cursor` from the previous page. */
                 cursor?: number | null;
                 /** @description 1..=200 (default 50). */

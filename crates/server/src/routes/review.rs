@@ -173,6 +173,28 @@ pub async fn external_qa(
                 ),
             ));
         }
+    }
+    // Every score must be for a check the attempt's scene type has: a misspelt name would
+    // otherwise be ignored and the check reported missing.
+    let attempt = state.store.get_attempt(id).await?;
+    let segment = state.store.get_segment(attempt.segment_id).await?;
+    let scene = state.store.get_scene_type(segment.scene_type_id).await?;
+    if matches!(
+        attempt.overall_status,
+        retake_core::AttemptStatus::Queued | retake_core::AttemptStatus::Generating
+    ) {
+        return Err(ApiError::Conflict {
+            field: Some("status".into()),
+            message: format!(
+                "attempt {id} is {}; scores are accepted once it is scoring",
+                attempt.overall_status
+            ),
+        });
+    }
+    // A late delivery for an attempt already judged changes nothing (the store says so); the
+    // names are judged for an attempt waiting for its scores.
+    let judging = attempt.overall_status == retake_core::AttemptStatus::Scoring;
+    for (i, s) in b.scores.iter().enumerate().filter(|_| judging) {
         if let Some(j) = b.scores[..i].iter().position(|e| e.check == s.check) {
             return Err(ApiError::validation(
                 format!("scores[{i}].check"),
@@ -183,17 +205,12 @@ pub async fn external_qa(
             ));
         }
     }
-    // Every score must be for a check the attempt's scene type has: a misspelt name would
-    // otherwise be ignored and the check reported missing.
-    let attempt = state.store.get_attempt(id).await?;
-    let segment = state.store.get_segment(attempt.segment_id).await?;
-    let scene = state.store.get_scene_type(segment.scene_type_id).await?;
     let known = scene.check_names();
     if let Some((i, s)) = b
         .scores
         .iter()
         .enumerate()
-        .find(|(_, s)| !known.contains(&s.check))
+        .find(|(_, s)| judging && !known.contains(&s.check))
     {
         return Err(ApiError::validation(
             format!("scores[{i}].check"),
