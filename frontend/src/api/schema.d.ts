@@ -1470,10 +1470,24 @@ export interface components {
              */
             min_gain_per_gpu_second?: number | null;
             /**
+             * Format: double
+             * @description The stopping rule: retry a failed segment only while the probability that the next
+             *     attempt passes, learnt per scene type and check, is at least this (0.01..=0.9). `None`
+             *     retries up to `max_attempts`. With no history it retries like `None`.
+             */
+            min_rescue_probability?: number | null;
+            /**
              * Format: int32
              * @description Up to this many retries run at once (1..=4); the budget is reserved for all of them.
              */
             parallelism?: number;
+            /**
+             * Format: int32
+             * @description Queue priority of retries and re-runs (0..=100); originals are queued at 0 and workers
+             *     take the highest priority first, so a failure is retried soon instead of after the whole
+             *     backlog. 0 keeps plain first-in-first-out order.
+             */
+            retry_priority?: number;
             /** @description Draw a new seed for each retry. */
             seed_variation?: boolean;
             selection_mode?: components["schemas"]["SelectionMode"];
