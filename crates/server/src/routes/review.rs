@@ -66,7 +66,7 @@ pub async fn queue(
 
 /// Accept an attempt — even a failing one — as a human override. The segment becomes `approved`.
 #[utoipa::path(post, path = "/api/review/{segment_id}/accept", tag = "review", params(("segment_id" = i64, Path)), request_body = AcceptBody,
-    responses((status = 200, body = SegmentView), (status = 422, body = crate::error::ErrorBody)), security(("bearer" = [])))]
+    responses((status = 409, body = crate::error::ErrorBody, description = "the segment is not in a state that allows this"), (status = 200, body = SegmentView), (status = 422, body = crate::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn accept(
     State(state): State<AppState>,
     caller: Caller,
@@ -118,7 +118,7 @@ pub async fn rerun(
 }
 
 #[utoipa::path(post, path = "/api/review/{segment_id}/reject", tag = "review", params(("segment_id" = i64, Path)), request_body = RejectBody,
-    responses((status = 200, body = SegmentView), (status = 422, body = crate::error::ErrorBody)), security(("bearer" = [])))]
+    responses((status = 409, body = crate::error::ErrorBody, description = "the segment is not in a state that allows this"), (status = 200, body = SegmentView), (status = 422, body = crate::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn reject(
     State(state): State<AppState>,
     caller: Caller,

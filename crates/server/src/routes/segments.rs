@@ -274,7 +274,7 @@ pub async fn retry_history(
 
 /// Select a passing attempt as the segment's output, recording who did it.
 #[utoipa::path(post, path = "/api/segments/{id}/attempts/{n}/select", tag = "segments", params(("id" = i64, Path), ("n" = u32, Path)),
-    responses((status = 200, body = SegmentView), (status = 422, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    responses((status = 409, body = crate::error::ErrorBody, description = "the segment is not in a state that allows this"), (status = 200, body = SegmentView), (status = 422, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn select(
     State(state): State<AppState>,
@@ -291,7 +291,7 @@ pub async fn select(
 
 /// Cancel a segment that is still queued or retrying; its running generations are stopped.
 #[utoipa::path(post, path = "/api/segments/{id}/cancel", tag = "segments", params(("id" = i64, Path)),
-    responses((status = 200, body = SegmentView), (status = 422, body = crate::error::ErrorBody)), security(("bearer" = [])))]
+    responses((status = 409, body = crate::error::ErrorBody, description = "the segment is not in a state that allows this"), (status = 200, body = SegmentView), (status = 422, body = crate::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
