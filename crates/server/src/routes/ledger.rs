@@ -14,7 +14,7 @@ use retake_store::{LedgerEntry, LedgerFilter, SpendPoint, Store};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-pub const MAX_LEDGER_PAGE: u32 = 500;
+pub const MAX_LEDGER_PAGE: u32 = retake_core::limits::PAGE_LIMIT.1;
 pub const MAX_BUCKETS: u32 = 200;
 /// Rows read per database round trip while streaming the CSV export.
 const CSV_CHUNK: u32 = 1000;
@@ -114,7 +114,7 @@ fn wants_csv(format: Option<&str>, headers: &HeaderMap) -> ApiResult<bool> {
         (status = 400, body = crate::error::ErrorBody, description = "a query value of the wrong type or an unknown parameter"),
         (status = 401, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody),
-        (status = 422, body = crate::error::ErrorBody, description = "limit outside 1..=500, or format neither json nor csv"),
+        (status = 422, body = crate::error::ErrorBody, description = "limit outside 1..=200, or format neither json nor csv"),
     ),
     security(("bearer" = [])))]
 pub async fn ledger(

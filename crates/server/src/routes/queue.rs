@@ -92,6 +92,12 @@ pub async fn queue(
         state.store.get_project(p).await?;
     }
     let offset = q.offset.unwrap_or(0);
+    if offset > i64::MAX as u64 {
+        return Err(crate::error::ApiError::validation(
+            "offset",
+            format!("must be in 0..={}; got {offset}", i64::MAX),
+        ));
+    }
     let snap = state
         .store
         .queue_snapshot(&QueueFilter {

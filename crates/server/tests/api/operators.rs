@@ -208,6 +208,7 @@ async fn the_queue_pages_in_claim_order_and_checks_its_parameters(store: Arc<dyn
     for (query, status, field) in [
         ("?limit=0", 422, "limit"),
         ("?limit=201", 422, "limit"),
+        ("?offset=9223372036854775808", 422, "offset"),
         ("?offset=-1", 400, "query"),
         ("?limit=many", 400, "query"),
         ("?colour=red", 400, "query"),
@@ -493,7 +494,7 @@ async fn the_ledger_pages_and_exports_csv(store: Arc<dyn Store>) {
         "validation_failed",
         Some("limit"),
     );
-    app.ledger(&app.viewer, pid, "?limit=501")
+    app.ledger(&app.viewer, pid, "?limit=201")
         .await
         .expect_error(422, "validation_failed", Some("limit"));
     app.ledger(&app.viewer, pid, "?format=xml")
