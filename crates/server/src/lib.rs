@@ -124,8 +124,32 @@ pub fn app(state: AppState) -> Router {
         .merge(docs)
         .fallback_service(ui::service(state.ui_dir.clone()))
         .layer(DefaultBodyLimit::max(json::MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(tokio::sync::Semaphore::new(API_CONCURRENCY)),
+            limit_concurrency,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// API requests answered at once; the others wait their turn. A waiting connection costs a few
+/// kilobytes, a request being answered holds its rows and its JSON: without a bound, 2,000
+/// concurrent page reads grew the server by hundreds of megabytes and slowed every one of them.
+/// Event streams and media are not counted (they last long and hold little).
+pub const API_CONCURRENCY: usize = 32;
+
+async fn limit_concurrency(
+    axum::extract::State(permits): axum::extract::State<std::sync::Arc<tokio::sync::Semaphore>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = req.uri().path();
+    if !path.starts_with("/api/") || path == "/api/events" || path.ends_with("/media") {
+        return next.run(req).await;
+    }
+    // The semaphore is never closed, so acquiring only waits.
+    let _permit = permits.acquire().await;
+    next.run(req).await
 }
 
 /// A client has this long to send a request's headers; slow-header connections are closed.
