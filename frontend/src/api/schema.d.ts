@@ -2647,7 +2647,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description limit outside 1..=500, or format neither json nor csv */
+            /** @description limit outside 1..=200, or format neither json nor csv */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3259,6 +3259,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the segment is not in a state that allows this */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description the body is larger than 1 MiB */
             413: {
                 headers: {
@@ -3348,6 +3357,15 @@ export interface operations {
             };
             /** @description what the path names does not exist */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the segment is not in a state that allows this */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3586,6 +3604,15 @@ export interface operations {
             };
             /** @description the token's role does not allow this */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the project already has a scene type of this name */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4535,6 +4562,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the segment is not in a state that allows this */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4611,6 +4647,15 @@ export interface operations {
             };
             /** @description what the path names does not exist */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the segment is not in a state that allows this */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -123,7 +123,8 @@ async fn view(state: &AppState, st: SceneType) -> ApiResult<SceneTypeView> {
 }
 
 #[utoipa::path(post, path = "/api/scene-types", tag = "scene types", request_body = CreateSceneType,
-    responses((status = 201, body = SceneTypeView), (status = 422, body = crate::error::ErrorBody)), security(("bearer" = [])))]
+    responses((status = 201, body = SceneTypeView), (status = 422, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody, description = "the project already has a scene type of this name")), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
