@@ -509,6 +509,12 @@ impl Ctx {
         } else {
             d.method
         };
+        // A random method may still be DELETE on the tokens route: keep the run's own tokens.
+        let method = if template == "/api/tokens/{id}" && method.eq_ignore_ascii_case("delete") {
+            "GET"
+        } else {
+            method
+        };
         let mut path = String::new();
         let mut n = 0;
         for part in template.split('/').skip(1) {
