@@ -144,6 +144,16 @@ pub fn submission_deltas(projects: &[i64]) -> Vec<ProjectDelta> {
         .collect()
 }
 
+/// `/metrics`: per scene type (project name, scene type name, retries scheduled, segments rescued),
+/// from two grouped scans; the same text on both dialects.
+pub const SCENE_TYPE_METRICS: &str = "SELECT p.name, st.name, COALESCE(r.n, 0), COALESCE(s.n, 0)
+     FROM scene_types st JOIN projects p ON p.id = st.project_id
+     LEFT JOIN (SELECT scene_type_id, COUNT(*) AS n FROM retry_attempts WHERE attempt_number > 1
+                GROUP BY scene_type_id) r ON r.scene_type_id = st.id
+     LEFT JOIN (SELECT scene_type_id, COUNT(*) AS n FROM segments WHERE status = 'passed' AND had_failure
+                GROUP BY scene_type_id) s ON s.scene_type_id = st.id
+     ORDER BY st.id";
+
 /// Rebuild a project's statistics counters from its segments (after segments were deleted in
 /// bulk, as deleting a scene type does). Run in one transaction, in this order.
 pub const RECOUNT_PROJECT: [&str; 3] = [

@@ -292,37 +292,16 @@ pub async fn metrics(pool: &SqlitePool) -> Result<MetricsSnapshot> {
             budget: p.gpu_budget_seconds,
         });
     }
-    // Two grouped scans, then names: the same cost however many scene types there are.
-    let mut retries = std::collections::HashMap::new();
-    for r in sqlx::query(
-        "SELECT scene_type_id, COUNT(*) FROM retry_attempts WHERE attempt_number > 1 GROUP BY scene_type_id",
-    )
-    .fetch_all(pool)
-    .await?
+    // Two grouped scans joined to the names: the same cost however many scene types there are.
+    for r in sqlx::query(crate::ops::SCENE_TYPE_METRICS)
+        .fetch_all(pool)
+        .await?
     {
-        retries.insert(r.get::<i64, _>(0), r.get::<i64, _>(1) as u64);
-    }
-    let mut rescues = std::collections::HashMap::new();
-    for r in sqlx::query(
-        "SELECT scene_type_id, COUNT(*) FROM segments WHERE status = 'passed' AND had_failure GROUP BY scene_type_id",
-    )
-    .fetch_all(pool)
-    .await?
-    {
-        rescues.insert(r.get::<i64, _>(0), r.get::<i64, _>(1) as u64);
-    }
-    for r in sqlx::query(
-        "SELECT st.id, p.name, st.name FROM scene_types st JOIN projects p ON p.id = st.project_id ORDER BY st.id",
-    )
-    .fetch_all(pool)
-    .await?
-    {
-        let id: i64 = r.get(0);
         m.scene_types.push(SceneTypeMetrics {
-            project: r.get(1),
-            scene_type: r.get(2),
-            retries: retries.get(&id).copied().unwrap_or(0),
-            rescues: rescues.get(&id).copied().unwrap_or(0),
+            project: r.get(0),
+            scene_type: r.get(1),
+            retries: r.get::<i64, _>(2) as u64,
+            rescues: r.get::<i64, _>(3) as u64,
         });
     }
     m.queue_depth = sqlx::query_scalar::<_, i64>(
