@@ -293,6 +293,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(Segment, Attempt)>;
 
     // Reading what happened.
+    /// Where a new event stream starts so that it sends only what commits after this call: the
+    /// cursor `list_events` continues from, and the ids of events already committed beyond it
+    /// (on PostgreSQL, events of transactions newer than one still running), which the stream
+    /// must skip when they reach it.
+    async fn events_head(&self) -> Result<EventsHead>;
     async fn list_events(
         &self,
         after_id: i64,

@@ -695,3 +695,12 @@ pub struct RerunOverrides {
     #[serde(default)]
     pub jitter_scale: Option<f64>,
 }
+
+/// A new event stream's starting point (`Store::events_head`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventsHead {
+    /// The event id `list_events` continues after.
+    pub after: i64,
+    /// Events already committed that `list_events` will still return after `after`.
+    pub skip: Vec<i64>,
+}

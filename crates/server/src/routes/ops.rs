@@ -100,44 +100,47 @@ pub async fn events(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i64>().ok());
-    let start = match last.or(q.after) {
-        Some(a) => a,
-        None => latest_event_id(&state).await?,
+    // A resuming client continues from its last event; a new one gets what commits from now on.
+    let (start, skip) = match last.or(q.after) {
+        Some(a) => (a, Vec::new()),
+        None => {
+            let head = state.store.events_head().await?;
+            (head.after, head.skip)
+        }
     };
     let store = state.store.clone();
     let segment = q.segment_id;
-    let stream = async_stream(store, start, segment);
+    let stream = async_stream(store, start, skip, segment);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
-}
-
-async fn latest_event_id(state: &AppState) -> ApiResult<i64> {
-    let mut after = 0;
-    loop {
-        let page = state.store.list_events(after, None, 5000).await?;
-        match page.last() {
-            Some(e) if page.len() == 5000 => after = e.id,
-            Some(e) => return Ok(e.id),
-            None => return Ok(after),
-        }
-    }
 }
 
 fn async_stream(
     store: std::sync::Arc<dyn retake_store::Store>,
     start: i64,
+    skip: Vec<i64>,
     segment: Option<i64>,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    // Events committed before the stream opened that the cursor has not passed yet.
+    let skip: std::collections::HashSet<i64> = skip.into_iter().collect();
     futures::stream::unfold(
-        (store, start, std::collections::VecDeque::<Event>::new()),
-        move |(store, mut after, mut buf)| async move {
+        (
+            store,
+            start,
+            std::collections::VecDeque::<Event>::new(),
+            skip,
+        ),
+        move |(store, mut after, mut buf, mut skip)| async move {
             loop {
                 if let Some(e) = buf.pop_front() {
+                    if skip.remove(&e.id) {
+                        continue;
+                    }
                     let ev = SseEvent::default()
                         .id(e.id.to_string())
                         .event(e.kind.clone())
                         .json_data(&e)
                         .unwrap_or_default();
-                    return Some((Ok(ev), (store, after, buf)));
+                    return Some((Ok(ev), (store, after, buf, skip)));
                 }
                 match store.list_events(after, segment, 200).await {
                     Ok(events) if !events.is_empty() => {

@@ -717,6 +717,22 @@ impl Store for PgStore {
         .await?))
     }
 
+    async fn events_head(&self) -> Result<EventsHead> {
+        // One statement, one snapshot: the newest event `list_events` already returns, and the
+        // committed events above the oldest running transaction that it will return later.
+        let (after, skip): (Option<i64>, Vec<i64>) = sqlx::query_as(
+            "WITH x AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+             SELECT (SELECT id FROM events, x WHERE txid < x.xmin ORDER BY txid DESC, id DESC LIMIT 1),
+                    ARRAY(SELECT id FROM events, x WHERE txid >= x.xmin ORDER BY id)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(EventsHead {
+            after: after.unwrap_or(0),
+            skip,
+        })
+    }
+
     async fn list_events(
         &self,
         after_id: i64,

@@ -419,6 +419,49 @@ async fn an_event_cursor_never_skips_a_late_commit() {
     assert_eq!(seen, all, "the cursor saw every event, in order");
 }
 
+/// A stream opened while an older transaction is still running starts after everything committed
+/// so far: events committed beyond the cursor are listed to be skipped, later ones are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_stream_starts_after_everything_committed() {
+    let Some((a, _b, _db)) = replicas().await else {
+        return;
+    };
+    let st = scene(&a, None).await;
+    // An older transaction holds the horizon back while segments are submitted.
+    let mut old = a.pool().begin().await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *old)
+        .await
+        .unwrap();
+    submit(&a, &st, 2).await;
+    let head = a.events_head().await.unwrap();
+    assert_eq!(
+        head.skip.len(),
+        2,
+        "two submissions committed above the horizon: {head:?}"
+    );
+    old.commit().await.unwrap();
+    submit(&a, &st, 1).await;
+    let mut listed = vec![];
+    for _ in 0..300 {
+        listed = a.list_events(head.after, None, 100).await.unwrap();
+        if listed.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let new: Vec<i64> = listed
+        .iter()
+        .map(|e| e.id)
+        .filter(|id| !head.skip.contains(id))
+        .collect();
+    assert_eq!(
+        new.len(),
+        1,
+        "only the submission after the head: {listed:?}"
+    );
+}
+
 /// A person cancelling segments while workers finish their attempts: both touch the attempt and
 /// the segment, and both succeed whichever commits first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

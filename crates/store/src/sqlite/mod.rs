@@ -637,6 +637,17 @@ impl Store for SqliteStore {
         Ok(s)
     }
 
+    async fn events_head(&self) -> Result<EventsHead> {
+        // One writer at a time: ids are in commit order, so the largest id is the head.
+        let (after,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(id), 0) FROM events")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(EventsHead {
+            after,
+            skip: Vec::new(),
+        })
+    }
+
     async fn list_events(
         &self,
         after_id: i64,
