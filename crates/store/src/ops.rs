@@ -267,6 +267,13 @@ pub trait TxOps: Send {
         Ok(())
     }
     async fn event(&mut self, e: NewEvent) -> Result<()>;
+    /// Several events, ids in the order given (one statement where the backend can).
+    async fn events(&mut self, events: Vec<NewEvent>) -> Result<()> {
+        for e in events {
+            self.event(e).await?;
+        }
+        Ok(())
+    }
     async fn recent_gpu(&mut self, scene_type_id: i64, limit: u32) -> Result<Vec<f64>>;
     async fn scene_stats(&mut self, scene_type_id: i64, with_scores: bool) -> Result<SceneStats>;
     async fn bump_check_stats(

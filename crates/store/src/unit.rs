@@ -44,6 +44,8 @@ pub struct Unit<'a, T: TxOps + ?Sized> {
     arm_bumps: BTreeMap<(i64, String, String), [i64; 2]>,
     rescue_rows: HashMap<(i64, u32), Vec<RescueRow>>,
     rescue_bumps: BTreeMap<(i64, String, i64, String), f64>,
+    /// Events, written in the order they were recorded, after the rows they describe.
+    events: Vec<NewEvent>,
 }
 
 impl<'a, T: TxOps + ?Sized> Unit<'a, T> {
@@ -66,6 +68,7 @@ impl<'a, T: TxOps + ?Sized> Unit<'a, T> {
             arm_bumps: BTreeMap::new(),
             rescue_rows: HashMap::new(),
             rescue_bumps: BTreeMap::new(),
+            events: vec![],
         }
     }
 
@@ -160,6 +163,10 @@ impl<'a, T: TxOps + ?Sized> Unit<'a, T> {
         }
         if !self.ledger.is_empty() {
             self.inner.ledger_rows(&self.ledger).await?;
+        }
+        let events = std::mem::take(&mut self.events);
+        if !events.is_empty() {
+            self.inner.events(events).await?;
         }
         let deltas = merge_deltas(std::mem::take(&mut self.deltas));
         if !deltas.is_empty() {
@@ -395,7 +402,13 @@ impl<'a, T: TxOps + ?Sized> TxOps for Unit<'a, T> {
     }
 
     async fn event(&mut self, e: NewEvent) -> Result<()> {
-        self.inner.event(e).await
+        self.events.push(e);
+        Ok(())
+    }
+
+    async fn events(&mut self, events: Vec<NewEvent>) -> Result<()> {
+        self.events.extend(events);
+        Ok(())
     }
 
     async fn recent_gpu(&mut self, scene_type_id: i64, limit: u32) -> Result<Vec<f64>> {

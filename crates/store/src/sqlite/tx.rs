@@ -2,13 +2,13 @@
 
 use super::rows::{self, json, ots, ts};
 use crate::model::*;
-use crate::ops::{NewEvent, ProjectDelta, RescueRow, TxOps};
+use crate::ops::{LedgerRow, NewEvent, ProjectDelta, RescueRow, TxOps};
 use crate::{Result, StoreError};
 use async_trait::async_trait;
 use retake_core::strategy::SceneStats;
 use retake_core::{Arm, ArmStats, CheckStats};
 use sqlx::pool::PoolConnection;
-use sqlx::{Row, Sqlite};
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 /// A write transaction on the one writer connection, begun and ended by hand rather than with
 /// sqlx's `Transaction`: when a `COMMIT` fails (disk full, I/O error) SQLite may or may not have
@@ -160,6 +160,100 @@ impl TxOps for SqliteTx {
         scene_type_id: i64,
     ) -> Result<i64> {
         insert_attempt(&mut self.tx, a, project_id, scene_type_id).await
+    }
+
+    async fn save_attempts(&mut self, attempts: &[Attempt]) -> Result<()> {
+        // One statement per chunk: `UPDATE … FROM (VALUES …)` (each statement is a round trip to
+        // the connection's thread, which costs more than the write itself).
+        for chunk in attempts.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "UPDATE retry_attempts SET output_video_path = v.column2, quality_scores = v.column3,
+                 overall_status = v.column4, is_selected = v.column5, gpu_seconds = v.column6,
+                 reserved_gpu_seconds = v.column7, failure_reason = v.column8, backend = v.column9,
+                 worker = v.column10, lease_expires_at = v.column11, not_before = v.column12,
+                 progress = v.column13, infra_errors = v.column14, provenance = v.column15,
+                 qa_source = v.column16, selected_by = v.column17, human_override = v.column18,
+                 started_at = v.column19, finished_at = v.column20, updated_at = v.column21,
+                 waiting_since = v.column22 FROM (",
+            );
+            q.push_values(chunk, |mut b, a| {
+                b.push_bind(a.id)
+                    .push_bind(a.output_video_path.clone())
+                    .push_bind(a.quality_scores.as_ref().map(json))
+                    .push_bind(a.overall_status.as_str())
+                    .push_bind(a.is_selected)
+                    .push_bind(a.gpu_seconds)
+                    .push_bind(a.reserved_gpu_seconds)
+                    .push_bind(a.failure_reason.clone())
+                    .push_bind(a.backend.clone())
+                    .push_bind(a.worker.clone())
+                    .push_bind(ots(a.lease_expires_at))
+                    .push_bind(ots(a.not_before))
+                    .push_bind(a.progress)
+                    .push_bind(json(&a.infra_errors))
+                    .push_bind(json(&a.provenance))
+                    .push_bind(a.qa_source.clone())
+                    .push_bind(a.selected_by.clone())
+                    .push_bind(a.human_override)
+                    .push_bind(ots(a.started_at))
+                    .push_bind(ots(a.finished_at))
+                    .push_bind(ts(a.updated_at))
+                    .push_bind(ots(a.waiting_since));
+            });
+            q.push(") AS v WHERE retry_attempts.id = v.column1");
+            q.build().persistent(false).execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn save_segments(&mut self, segments: &[Segment]) -> Result<()> {
+        for chunk in segments.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "UPDATE segments SET status = v.column2, review_reason = v.column3,
+                 decision_note = v.column4, review_evidence = v.column5,
+                 selected_attempt_number = v.column6, output_video_path = v.column7,
+                 attempt_count = v.column8, updated_at = v.column9, had_failure = v.column10,
+                 first_pass = v.column11 FROM (",
+            );
+            q.push_values(chunk, |mut b, s| {
+                b.push_bind(s.id)
+                    .push_bind(s.status.as_str())
+                    .push_bind(s.review_reason.map(|r| r.as_str()))
+                    .push_bind(s.decision_note.clone())
+                    .push_bind(json(&s.review_evidence))
+                    .push_bind(s.selected_attempt_number.map(i64::from))
+                    .push_bind(s.output_video_path.clone())
+                    .push_bind(s.attempt_count as i64)
+                    .push_bind(ts(s.updated_at))
+                    .push_bind(s.had_failure)
+                    .push_bind(s.first_pass.map(i64::from));
+            });
+            q.push(") AS v WHERE segments.id = v.column1");
+            q.build().persistent(false).execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn ledger_rows(&mut self, rows: &[LedgerRow]) -> Result<()> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO gpu_ledger (project_id, attempt_id, reserved_seconds, spent_seconds, note, created_at) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.project_id)
+                    .push_bind(r.attempt_id)
+                    .push_bind(r.reserved)
+                    .push_bind(r.spent)
+                    .push_bind(r.note.clone())
+                    .push_bind(ts(r.at));
+            });
+            q.build().persistent(false).execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn events(&mut self, events: Vec<NewEvent>) -> Result<()> {
+        insert_events(&mut self.tx, events).await
     }
 
     async fn save_segment(&mut self, s: &Segment) -> Result<()> {
@@ -431,18 +525,21 @@ impl TxOps for SqliteTx {
     }
 
     async fn bump_rescue(&mut self, rows: &[RescueRow]) -> Result<()> {
-        for r in rows {
-            sqlx::query(
-                r#"INSERT INTO scene_rescue_evidence (scene_type_id, "check", bucket, key, value) VALUES (?1, ?2, ?3, ?4, ?5)
-                   ON CONFLICT (scene_type_id, "check", bucket, key) DO UPDATE SET value = value + ?5"#,
-            )
-            .bind(r.scene_type_id)
-            .bind(&r.check)
-            .bind(r.bucket)
-            .bind(&r.key)
-            .bind(r.value)
-            .execute(&mut *self.tx)
-            .await?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                r#"INSERT INTO scene_rescue_evidence (scene_type_id, "check", bucket, key, value) "#,
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.scene_type_id)
+                    .push_bind(r.check.clone())
+                    .push_bind(r.bucket)
+                    .push_bind(r.key.clone())
+                    .push_bind(r.value);
+            });
+            q.push(
+                r#" ON CONFLICT (scene_type_id, "check", bucket, key) DO UPDATE SET value = value + excluded.value"#,
+            );
+            q.build().persistent(false).execute(&mut *self.tx).await?;
         }
         Ok(())
     }
@@ -511,13 +608,39 @@ pub(crate) fn id_list(ids: &[i64]) -> String {
 }
 
 pub async fn insert_deltas(tx: &mut PoolConnection<Sqlite>, deltas: &[ProjectDelta]) -> Result<()> {
-    for d in deltas {
-        sqlx::query("INSERT INTO project_deltas (project_id, key, value) VALUES (?, ?, ?)")
-            .bind(d.project_id)
-            .bind(&d.key)
-            .bind(d.value)
-            .execute(&mut **tx)
-            .await?;
+    for chunk in deltas.chunks(ROWS_PER_STATEMENT) {
+        let mut q =
+            QueryBuilder::<Sqlite>::new("INSERT INTO project_deltas (project_id, key, value) ");
+        q.push_values(chunk, |mut b, d| {
+            b.push_bind(d.project_id)
+                .push_bind(d.key.clone())
+                .push_bind(d.value);
+        });
+        q.build().persistent(false).execute(&mut **tx).await?;
     }
     Ok(())
 }
+
+/// Events in one statement per chunk, ids in the order given.
+pub async fn insert_events(tx: &mut PoolConnection<Sqlite>, events: Vec<NewEvent>) -> Result<()> {
+    let at = ts(now());
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (project_id, segment_id, attempt_id, kind, message, data, created_at) ",
+        );
+        q.push_values(chunk, |mut b, e| {
+            b.push_bind(e.project_id)
+                .push_bind(e.segment_id)
+                .push_bind(e.attempt_id)
+                .push_bind(e.kind)
+                .push_bind(e.message.clone())
+                .push_bind(json(&e.data))
+                .push_bind(at.clone());
+        });
+        q.build().persistent(false).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Rows per multi-row statement: well under SQLite's 32,766 bound parameters at 22 a row.
+const ROWS_PER_STATEMENT: usize = 256;
