@@ -1,5 +1,6 @@
 //! One error type for every handler, one JSON shape for every error:
-//! `{"error": {"code", "message", "field"?}}`. 5xx details are logged, never sent.
+//! `{"error": {"code", "message", "field"?, "budget"?}}` (`budget`: the figures of a refused
+//! budget). 5xx details are logged, never sent.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
