@@ -427,6 +427,32 @@ async function main() {
     if (!text.startsWith('id,created_at,attempt_id')) throw new Error(`CSV export: ${text.slice(0, 80)}`);
   });
 
+  await step('edit the budget: below what is spent needs a confirmation that shows both figures', async () => {
+    const { page } = browser;
+    const form = page.getByRole('form', { name: 'Edit the GPU budget' });
+    const input = form.getByLabel('GPU budget (GPU-s, blank = unlimited)');
+    if ((await input.inputValue()) !== '20000') throw new Error(`the form should start at the budget, not ${await input.inputValue()}`);
+    const before = await apiClient(server.base, ctx.admin)('GET', `/api/projects/${ctx.projectId}`);
+    if (!(before.gpu_spent_seconds > 10)) throw new Error(`expected some spend by now, got ${before.gpu_spent_seconds}`);
+    await input.fill('10');
+    await form.getByRole('button', { name: 'Save budget' }).click();
+    const alert = form.getByRole('alert', { name: 'Budget below what is spent' });
+    await alert.waitFor();
+    const text = await alert.textContent();
+    if (!/A budget of 10\.0 GPU-s is below what this project has already used: [\d,.]+ GPU-s spent and [\d,.]+ GPU-s reserved/.test(text ?? '')) throw new Error(`409 message: ${text}`);
+    let p = await apiClient(server.base, ctx.admin)('GET', `/api/projects/${ctx.projectId}`);
+    if (p.gpu_budget_seconds !== 20000) throw new Error(`refused, so the budget stays: ${p.gpu_budget_seconds}`);
+    await shot(page, '12b-budget-below-spent.png');
+    await alert.getByRole('button', { name: 'Set 10.0 GPU-s anyway' }).click();
+    await form.getByText('Budget saved: 10.0 GPU-s.').waitFor();
+    p = await apiClient(server.base, ctx.admin)('GET', `/api/projects/${ctx.projectId}`);
+    if (p.gpu_budget_seconds !== 10) throw new Error(`confirmed, so the budget is 10: ${p.gpu_budget_seconds}`);
+    // Back to what it was, with the If-Match of the project as it is now.
+    await input.fill('20000');
+    await form.getByRole('button', { name: 'Save budget' }).click();
+    await form.getByText('Budget saved: 20,000.0 GPU-s.').waitFor();
+  });
+
   await step('create a project and a scene type from the UI', async () => {
     const { page } = browser;
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Projects' }).click();

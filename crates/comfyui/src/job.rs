@@ -56,6 +56,9 @@ pub(crate) async fn run(
             tracing::info!(server = link.name(), prompt_id = %job.prompt_id, "prompt already on the server; not resubmitting");
             link.attach();
             slot.assign(&link);
+            on_progress(Progress::Adopted {
+                server: link.name().to_owned(),
+            });
             let mut watch = Watch::new(shared, link, &job, on_progress, rx, false);
             if let PromptState::Finished(entry) = state {
                 return watch.finish(*entry).await;
@@ -368,6 +371,9 @@ impl<'a> Watch<'a> {
         match event {
             ServerEvent::ExecutionStart { timestamp, .. } => {
                 self.start_ms = timestamp;
+                if let Some(timestamp_ms) = timestamp {
+                    (self.on_progress)(Progress::ExecutionStart { timestamp_ms });
+                }
                 self.mark_started();
             }
             ServerEvent::ExecutionCached { nodes, .. } => self.ws_cached.extend(nodes),

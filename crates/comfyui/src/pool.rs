@@ -126,6 +126,16 @@ pub enum Progress {
     Started {
         server: String,
     },
+    /// The server's `execution_start` timestamp (ms since the epoch, the server's clock): when
+    /// the prompt really began to run there.
+    ExecutionStart {
+        timestamp_ms: i64,
+    },
+    /// The prompt was already on `server` (queued, running or finished) under the job's id: the
+    /// job re-attached to it instead of submitting it again. It may have run for a while before.
+    Adopted {
+        server: String,
+    },
     /// 0–100, of the node currently reporting progress.
     Percent(f64),
 }

@@ -45,5 +45,6 @@ retake_store::contract_tests!(
     infra_retry_goes_to_the_other_server,
     cancelling_segments_stops_their_prompts_on_the_server,
     restarted_engine_reattaches_to_the_running_prompt,
+    reattached_prompt_is_stopped_by_the_budget_from_its_real_start,
     two_installations_sharing_a_server_keep_their_own_work,
 );

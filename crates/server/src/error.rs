@@ -1,5 +1,6 @@
 //! One error type for every handler, one JSON shape for every error:
-//! `{"error": {"code", "message", "field"?}}`. 5xx details are logged, never sent.
+//! `{"error": {"code", "message", "field"?, "budget"?}}` (`budget`: the figures of a refused
+//! budget). 5xx details are logged, never sent.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -27,6 +28,14 @@ pub enum ApiError {
     Conflict {
         field: Option<String>,
         message: String,
+    },
+    /// A budget below what the project has already spent and reserved (409 on
+    /// `gpu_budget_seconds`), answered with the figures so that a client can show them.
+    #[error("a budget of {requested:.1} GPU-s is below what the project has already spent ({spent:.1} GPU-s) and reserved ({reserved:.1} GPU-s); no further attempt could run. Send \"allow_below_spent\": true to set it anyway")]
+    BudgetBelowCommitted {
+        requested: f64,
+        spent: f64,
+        reserved: f64,
     },
     /// A write without `If-Match` (428): it could silently overwrite someone else's change.
     #[error("this write needs `If-Match: <updated_at>` with the updated_at value from GET, so that it cannot overwrite a change made since")]
@@ -71,6 +80,17 @@ pub struct ErrorDetail {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Only on a 409 for a budget below what is spent and reserved: the figures, in GPU-s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetFigures>,
+}
+
+/// Why a budget was refused: the budget asked for, and what the project had spent and reserved.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BudgetFigures {
+    pub requested_seconds: f64,
+    pub spent_seconds: f64,
+    pub reserved_seconds: f64,
 }
 
 impl ApiError {
@@ -93,8 +113,24 @@ impl ApiError {
                 code,
                 message: self.to_string(),
                 field,
+                budget: self.budget_figures(),
             },
         )
+    }
+
+    fn budget_figures(&self) -> Option<BudgetFigures> {
+        match self {
+            ApiError::BudgetBelowCommitted {
+                requested,
+                spent,
+                reserved,
+            } => Some(BudgetFigures {
+                requested_seconds: *requested,
+                spent_seconds: *spent,
+                reserved_seconds: *reserved,
+            }),
+            _ => None,
+        }
     }
 
     fn parts(&self) -> (StatusCode, &'static str, Option<String>) {
@@ -109,6 +145,11 @@ impl ApiError {
             }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
             ApiError::Conflict { field, .. } => (StatusCode::CONFLICT, "conflict", field.clone()),
+            ApiError::BudgetBelowCommitted { .. } => (
+                StatusCode::CONFLICT,
+                "conflict",
+                Some("gpu_budget_seconds".into()),
+            ),
             ApiError::PreconditionRequired => (
                 StatusCode::PRECONDITION_REQUIRED,
                 "precondition_required",
@@ -156,6 +197,7 @@ impl IntoResponse for ApiError {
                     code,
                     message: self.to_string(),
                     field,
+                    budget: self.budget_figures(),
                 },
             }),
         )

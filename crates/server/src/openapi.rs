@@ -31,7 +31,7 @@ impl Modify for Bearer {
         bulk::bulk_review, queue::queue, ledger::ledger, ledger::spend,
     ),
     components(schemas(
-        crate::error::ErrorBody, crate::error::ErrorDetail, CreateProject, UpdateProject, ProjectView, CreateSceneType, UpdateSceneType,
+        crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::BudgetFigures, CreateProject, UpdateProject, ProjectView, CreateSceneType, UpdateSceneType,
         SceneTypeView, SceneTypePolicyView, ProjectPolicyView, NewSegmentBody, SubmitSegments, SegmentView, SegmentPage, SubmittedSegments,
         CheckView, ParamChange, AttemptView, RetryHistory, HumanActionView, AcceptBody, RejectBody, ReviewItem, ReviewQueue, RerunResult, ExternalQa,
         QaAccepted, Health, WaitingForServer, Me, ComfyServerBody, CreateTokenBody, CreatedToken, tokens::SessionBody, tokens::SessionView, retake_store::ApiToken,

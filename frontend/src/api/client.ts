@@ -3,19 +3,22 @@
  * server's error body `{"error": {"code", "message", "field"}}` becomes an `ApiError`. A 401
  * anywhere signs the user out.
  */
-import type { ErrorBody } from './types';
+import type { ErrorBody, ErrorDetail } from './types';
 
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
   readonly field: string | null;
+  /** The server's whole error detail, with any figures it carries (e.g. `budget` on a 409). */
+  readonly detail: ErrorDetail | null;
 
-  constructor(status: number, code: string, message: string, field?: string | null) {
+  constructor(status: number, code: string, message: string, field?: string | null, detail?: ErrorDetail | null) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.field = field ?? null;
+    this.detail = detail ?? null;
   }
 
   get isConflict(): boolean {
@@ -96,7 +99,7 @@ export async function api<T>(path: string, opts: RequestOptions = {}): Promise<T
   }
   if (!res.ok) {
     const err = isErrorBody(parsed)
-      ? new ApiError(res.status, parsed.error.code, parsed.error.message, parsed.error.field)
+      ? new ApiError(res.status, parsed.error.code, parsed.error.message, parsed.error.field, parsed.error)
       : new ApiError(res.status, 'http', `${res.status} ${res.statusText}`.trim());
     if (res.status === 401 && !opts.quiet401) onUnauthorized(err.message);
     throw err;

@@ -729,6 +729,15 @@ export interface components {
             why?: string | null;
             worker?: string | null;
         };
+        /** @description Why a budget was refused: the budget asked for, and what the project had spent and reserved. */
+        BudgetFigures: {
+            /** Format: double */
+            requested_seconds: number;
+            /** Format: double */
+            reserved_seconds: number;
+            /** Format: double */
+            spent_seconds: number;
+        };
         /** @enum {string} */
         BulkAction: "accept" | "rerun" | "reject";
         /** @description What happened to one segment of a bulk request. */
@@ -901,6 +910,7 @@ export interface components {
             error: components["schemas"]["ErrorDetail"];
         };
         ErrorDetail: {
+            budget?: null | components["schemas"]["BudgetFigures"];
             /**
              * @description Stable machine-readable code: `validation_failed`, `bad_request`, `not_found`, `conflict`,
              *     `precondition_failed`, `precondition_required`, `unauthorized`, `forbidden`,

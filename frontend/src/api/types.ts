@@ -47,6 +47,8 @@ export type LedgerPage = S['LedgerPage'];
 export type LedgerEntry = S['LedgerEntry'];
 export type SpendSeriesView = S['SpendSeriesView'];
 export type CreateProject = S['CreateProject'];
+export type UpdateProject = S['UpdateProject'];
+export type BudgetFigures = S['BudgetFigures'];
 export type CreateSceneType = S['CreateSceneType'];
 export type CheckConfig = S['CheckConfig'];
 

@@ -79,6 +79,22 @@ impl Run {
         state.send_to(self.client_id.as_deref(), || WsOut::Text(text.clone()));
     }
 
+    /// Sleeps `d` as a node computing, and tells whether an interrupt arrived meanwhile: like
+    /// ComfyUI, which checks for one at every sampling step, not only between nodes.
+    async fn nap(&self, d: Duration) -> bool {
+        let end = tokio::time::Instant::now() + d;
+        loop {
+            if self.interrupt.load(Ordering::SeqCst) {
+                return true;
+            }
+            let now = tokio::time::Instant::now();
+            if now >= end {
+                return false;
+            }
+            tokio::time::sleep((end - now).min(Duration::from_millis(10))).await;
+        }
+    }
+
     fn class_of(&self, node: &str) -> String {
         self.prompt[node]["class_type"]
             .as_str()
@@ -245,15 +261,23 @@ impl Run {
             if self.prompt[id.as_str()]["inputs"].get("steps").is_some() || *id == fail_at {
                 let steps = 3u32;
                 for value in 1..=steps {
-                    tokio::time::sleep(step / steps).await;
+                    if self.nap(step / steps).await {
+                        return End::Interrupted {
+                            node: id.clone(),
+                            class,
+                        };
+                    }
                     self.send(state, "progress", json!({"value": value, "max": steps, "prompt_id": self.prompt_id, "node": id}));
                 }
                 // A latent preview, as a binary frame (event type 1, PNG header).
                 state.send_to(self.client_id.as_deref(), || {
                     WsOut::Binary(vec![0, 0, 0, 1, 0, 0, 0, 2, 0x89, b'P', b'N', b'G'])
                 });
-            } else {
-                tokio::time::sleep(step).await;
+            } else if self.nap(step).await {
+                return End::Interrupted {
+                    node: id.clone(),
+                    class,
+                };
             }
             let ui = if self.outputs.contains(id) {
                 match self.save(state, id, &class).await {

@@ -203,6 +203,13 @@ pub struct FakeComfy {
 impl FakeComfy {
     /// Starts a fake on 127.0.0.1 on a free port, with 50 ms execution time and concurrency 1.
     pub async fn start(name: &str) -> FakeComfy {
+        Self::start_on(name, SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bind 127.0.0.1:0")
+    }
+
+    /// Starts a fake listening on `addr` (the `fake-comfyui` example, for demos).
+    pub async fn start_on(name: &str, addr: SocketAddr) -> std::io::Result<FakeComfy> {
         let dir = tempfile::tempdir().expect("temporary directory for fake outputs");
         let state = Arc::new(FakeState {
             name: name.to_owned(),
@@ -216,8 +223,8 @@ impl FakeComfy {
             object_info: nodes::object_info(),
         });
         std::fs::create_dir_all(&state.output_dir).expect("fake output directory");
-        let socket = bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind 127.0.0.1:0");
-        let addr = socket.local_addr().expect("bound address");
+        let socket = bind(addr)?;
+        let addr = socket.local_addr()?;
         let fake = FakeComfy {
             state,
             addr,
@@ -225,7 +232,7 @@ impl FakeComfy {
             _dir: dir,
         };
         *fake.listener.lock().await = Some(fake.listen(socket));
-        fake
+        Ok(fake)
     }
 
     fn listen(&self, socket: tokio::net::TcpListener) -> Listener {

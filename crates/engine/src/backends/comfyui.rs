@@ -3,8 +3,10 @@
 //! Server faults come back as infrastructure errors (retried with the same parameters on another
 //! server by the engine); a workflow the server refuses (`node_errors`) is not retriable.
 
+use super::gpu_clock::{extension, needs_more, GpuClock};
 use crate::backend::{AttemptControl, Backend, Generated, GenerationError, GenerationJob};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use retake_comfyui::{
     canonical_hash, inject, prompt_id_for, Bindings, ComfyError, ComfyPool, Progress, PromptJob,
 };
@@ -12,6 +14,10 @@ use retake_store::Attempt;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// How long a generation stopped by the budget waits for its server to report what the stopped
+/// prompt ran (charged exactly when it does).
+const STOP_REPORT_WAIT: Duration = Duration::from_secs(10);
 
 pub struct ComfyBackend {
     pool: Arc<ComfyPool>,
@@ -134,17 +140,21 @@ impl Backend for ComfyBackend {
         });
         ctl.provenance(prov.clone()).await;
 
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Progress, DateTime<Utc>)>();
         let srv = server.clone();
         let began = started_at.clone();
         let on_progress = move |p: Progress| {
-            if let Progress::Queued { server } | Progress::Started { server } = &p {
+            if let Progress::Queued { server }
+            | Progress::Started { server }
+            | Progress::Adopted { server } = &p
+            {
                 *srv.lock().unwrap() = Some(server.clone());
             }
             if let Progress::Started { .. } = &p {
                 began.lock().unwrap().get_or_insert_with(Instant::now);
             }
-            let _ = tx.send(p);
+            // When it happened, for the budget clock (the loop below may hear of it later).
+            let _ = tx.send((p, Utc::now()));
         };
         let run = self.pool.run(
             PromptJob {
@@ -158,16 +168,43 @@ impl Backend for ComfyBackend {
             on_progress,
         );
         tokio::pin!(run);
-        let started = Instant::now();
-        let mut budget_tick = tokio::time::interval(Duration::from_secs(1));
+        let mut clock = GpuClock::default();
         let mut recorded_server = false;
         let result = loop {
+            // The next budget check: when the GPU time reaches 90% of the reservation (at least
+            // once a second, so an extension by another path or a clock change is seen).
+            let until_check = match clock.origin() {
+                Some(_) => (ctl.reserved() * 0.9 - clock.elapsed(Utc::now())).clamp(0.01, 1.0),
+                None => 1.0,
+            };
             tokio::select! {
                 r = &mut run => break r,
-                Some(p) = rx.recv() => {
+                Some((p, at)) = rx.recv() => {
                     match p {
                         Progress::Percent(x) => ctl.progress(x / 100.0).await,
-                        Progress::Queued { server } | Progress::Started { server } if !recorded_server => {
+                        Progress::Queued { server } => {
+                            clock.submitted(at);
+                            recorded_server = true;
+                            prov["server"] = json!(server);
+                            clock.record(&mut prov);
+                            ctl.provenance(prov.clone()).await;
+                        }
+                        Progress::Adopted { server } => {
+                            // It may have run for a while before this process saw it: count from
+                            // its start as the run that submitted it recorded.
+                            clock.adopted(&job.attempt.provenance, &prompt_id, job.attempt.started_at, at);
+                            recorded_server = true;
+                            prov["server"] = json!(server);
+                            prov["adopted"] = json!(true);
+                            clock.record(&mut prov);
+                            ctl.provenance(prov.clone()).await;
+                        }
+                        Progress::ExecutionStart { timestamp_ms } => {
+                            clock.execution_started(timestamp_ms, at);
+                            clock.record(&mut prov);
+                            ctl.provenance(prov.clone()).await;
+                        }
+                        Progress::Started { server } if !recorded_server => {
                             recorded_server = true;
                             prov["server"] = json!(server);
                             ctl.provenance(prov.clone()).await;
@@ -175,13 +212,23 @@ impl Backend for ComfyBackend {
                         _ => {}
                     }
                 }
-                _ = budget_tick.tick() => {
-                    // Wall time is an upper bound on GPU time: keep the reservation ahead of it.
-                    let elapsed = started.elapsed().as_secs_f64();
+                _ = tokio::time::sleep(Duration::from_secs_f64(until_check)) => {
+                    let elapsed = clock.elapsed(Utc::now());
                     let reserved = ctl.reserved();
-                    if elapsed > reserved * 0.9 && !ctl.reserve_more((reserved * 0.5).max(5.0)).await {
+                    if needs_more(reserved, elapsed) && !ctl.reserve_more(extension(reserved, elapsed)).await {
                         let _ = self.pool.cancel(&prompt_id).await;
-                        return Err(GenerationError::StoppedByBudget { gpu_seconds: elapsed.min(reserved) });
+                        // Charge what the server reports the stopped prompt ran when it says so.
+                        match tokio::time::timeout(STOP_REPORT_WAIT, &mut run).await {
+                            // It finished before the stop reached it: a result like any other.
+                            Ok(Ok(outcome)) => break Ok(outcome),
+                            Ok(Err(e)) => {
+                                let gpu_seconds = e.gpu_seconds_spent().unwrap_or(elapsed.min(reserved));
+                                return Err(GenerationError::StoppedByBudget { gpu_seconds });
+                            }
+                            Err(_) => {
+                                return Err(GenerationError::StoppedByBudget { gpu_seconds: elapsed.min(reserved) });
+                            }
+                        }
                     }
                 }
             }
@@ -194,6 +241,7 @@ impl Backend for ComfyBackend {
                 if outcome.adopted {
                     prov["adopted"] = json!(true);
                 }
+                clock.record(&mut prov);
                 prov["outputs"] = json!(outcome.outputs);
                 ctl.provenance(prov).await;
                 let output = outcome

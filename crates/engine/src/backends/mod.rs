@@ -1,6 +1,7 @@
 //! Generation backends that ship with retake.
 
 pub mod comfyui;
+pub mod gpu_clock;
 pub mod scenario;
 pub mod simulated;
 

@@ -275,3 +275,143 @@ pub async fn two_installations_sharing_a_server_keep_their_own_work(store: Arc<d
     let finished = fake.finished();
     assert!(ids.iter().all(|(_, p, _)| finished.contains(p)));
 }
+
+/// The hard cap holds for the GPU time a re-attached prompt really uses. An engine dies while its
+/// prompt runs; nobody watches the prompt until the lease expires and a new engine re-attaches.
+/// The new engine must count the prompt's GPU time from when it started on the server, not from
+/// the re-attach: with a budget that covers one reservation and no extension, it stops the prompt
+/// before its real GPU time passes the budget, and charges what the server reports it ran.
+pub async fn reattached_prompt_is_stopped_by_the_budget_from_its_real_start(store: Arc<dyn Store>) {
+    const BUDGET: f64 = 5.0;
+    let fake = FakeComfy::start("gpu-a").await;
+    // Far longer than the budget: only the budget can end it.
+    fake.set_exec_time(Duration::from_secs(120));
+    let rig = rig(store, serde_json::json!({"enabled": true})).await;
+    let project = rig
+        .store
+        .update_project(
+            rig.project.id,
+            retake_store::ProjectPatch {
+                gpu_budget_seconds: Some(Some(BUDGET)),
+                default_gpu_estimate_seconds: Some(BUDGET),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(project.gpu_budget_seconds, Some(BUDGET));
+    let seg = rig.submit(vec![vec![PASS]]).await.remove(0);
+    let attempt = rig.segment(seg.id).await.1.remove(0);
+    let pid = rig.prompt_id(&attempt, 0);
+
+    // The lease outlives the crash by 2 s: the prompt runs at least that long unwatched.
+    let old_pool = pool_of(&[&fake], 1).await;
+    let old = rig.engine(
+        &old_pool,
+        EngineOpts {
+            worker: "engine-old".into(),
+            lease: Duration::from_secs(2),
+            heartbeat: Duration::from_millis(150),
+            ..Default::default()
+        },
+    );
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(old.clone().run(stopped));
+    eventually("the old engine's prompt runs on the server", || {
+        let (fake, pid) = (&fake, pid.clone());
+        async move { fake.running().contains(&pid) }
+    })
+    .await;
+    run.abort();
+    let _ = run.await;
+    drop(old);
+    drop(old_pool);
+    let claimed = rig.store.get_attempt(attempt.id).await.unwrap();
+    assert!(
+        (claimed.reserved_gpu_seconds - BUDGET).abs() < 1e-9,
+        "the whole budget is its reservation: {}",
+        claimed.reserved_gpu_seconds
+    );
+
+    eventually("the expired lease is rescued", || {
+        let store = rig.store.clone();
+        async move {
+            let _ = store.rescue_expired().await.unwrap();
+            store.get_attempt(attempt.id).await.unwrap().overall_status == AttemptStatus::Queued
+        }
+    })
+    .await;
+    assert!(
+        fake.running().contains(&pid),
+        "the prompt still runs on the GPU"
+    );
+
+    let new_pool = pool_of(&[&fake], 1).await;
+    rig.run(&rig.engine(
+        &new_pool,
+        EngineOpts {
+            worker: "engine-new".into(),
+            ..Default::default()
+        },
+    ))
+    .await;
+
+    assert_eq!(
+        fake.submitted().len(),
+        1,
+        "re-attached, not submitted again"
+    );
+    let (seg, attempts) = rig.segment(seg.id).await;
+    assert_eq!(attempts.len(), 1, "no retry: the budget is used up");
+    let a = &attempts[0];
+    assert_eq!(a.overall_status, AttemptStatus::Cancelled, "{a:#?}");
+    assert!(
+        a.failure_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("stopped by the budget")),
+        "{:?}",
+        a.failure_reason
+    );
+    assert_eq!(seg.status, SegmentStatus::NeedsReview);
+    // What the GPU really ran, as the server's own timestamps say.
+    let probe = retake_comfyui::ComfyClient::new(
+        "gpu-a",
+        &fake.url(),
+        "probe",
+        retake_comfyui::client::http_client(),
+    )
+    .unwrap();
+    let ran = probe
+        .history(&pid)
+        .await
+        .unwrap()
+        .and_then(|e| e.gpu_seconds())
+        .expect("the stopped prompt is in the server's history with its timestamps");
+    assert!(
+        ran <= BUDGET,
+        "the prompt really ran {ran} GPU-s on a budget of {BUDGET}: the re-attached run counted from the re-attach"
+    );
+    assert!(
+        (a.gpu_seconds - ran).abs() < 1e-9,
+        "charged {} for a prompt that ran {ran} GPU-s",
+        a.gpu_seconds
+    );
+    let audit = retake_store::testing::budget_audit(
+        &retake_store::testing::current_db_url(),
+        rig.project.id,
+    )
+    .await;
+    assert!(
+        audit.spent + audit.reserved <= BUDGET + 1e-9,
+        "spent {} + reserved {} within the budget {BUDGET}",
+        audit.spent,
+        audit.reserved
+    );
+    assert_charged(
+        &retake_store::testing::current_db_url(),
+        rig.project.id,
+        &[a],
+    )
+    .await;
+}

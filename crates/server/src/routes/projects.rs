@@ -130,14 +130,10 @@ pub async fn update(
         let cur = state.store.get_project(id).await?;
         let committed = cur.gpu_spent_seconds + cur.gpu_reserved_seconds;
         if budget < committed && !(b.allow_below_spent || force.force) {
-            return Err(ApiError::Conflict {
-                field: Some("gpu_budget_seconds".into()),
-                message: format!(
-                    "a budget of {budget:.1} GPU-s is below what the project has already spent \
-                     ({:.1} GPU-s) and reserved ({:.1} GPU-s); no further attempt could run. \
-                     Send \"allow_below_spent\": true to set it anyway",
-                    cur.gpu_spent_seconds, cur.gpu_reserved_seconds
-                ),
+            return Err(ApiError::BudgetBelowCommitted {
+                requested: budget,
+                spent: cur.gpu_spent_seconds,
+                reserved: cur.gpu_reserved_seconds,
             });
         }
     }

@@ -114,9 +114,19 @@ pub fn assert_error_shape(status: u16, body: &[u8], what: &str) {
     );
     for k in e.keys() {
         assert!(
-            ["code", "message", "field"].contains(&k.as_str()),
+            ["code", "message", "field", "budget"].contains(&k.as_str()),
             "{what}: unexpected key error.{k}: {v}"
         );
+    }
+    // The figures of a refused budget, and only there.
+    if let Some(b) = e.get("budget") {
+        assert!(
+            e["code"] == "conflict" && e["field"] == "gpu_budget_seconds",
+            "{what}: error.budget on another error: {v}"
+        );
+        for k in ["requested_seconds", "spent_seconds", "reserved_seconds"] {
+            assert!(b[k].is_number(), "{what}: error.budget.{k}: {v}");
+        }
     }
     if let Some(f) = e.get("field") {
         let f = f

@@ -307,6 +307,10 @@ async fn a_budget_below_what_is_spent_needs_to_be_meant(store: Arc<dyn Store>) {
             && msg.contains("allow_below_spent"),
         "{msg}"
     );
+    // The same figures as numbers, for a client to show.
+    approx(&e["error"]["budget"]["requested_seconds"], 10.0);
+    approx(&e["error"]["budget"]["spent_seconds"], spent);
+    approx(&e["error"]["budget"]["reserved_seconds"], 0.0);
     approx(
         &app.get_project(&app.viewer, pid).await.expect(200)["gpu_budget_seconds"],
         1000.0,

@@ -5,8 +5,10 @@ import { fmtGpu } from '@/lib/format';
 import { useProjects } from '../api/get-projects';
 import { fetchLedgerCsv, useLedger } from '../api/get-ledger';
 import { useSpend } from '../api/get-spend';
+import { useAuth } from '@/features/auth/hooks/auth-context';
 import { BudgetBar } from './BudgetBar';
 import { BurnDownChart } from './BurnDownChart';
+import { EditBudgetForm } from './EditBudgetForm';
 
 function fmtStamp(iso: string): string {
   return new Date(iso).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
@@ -105,6 +107,7 @@ export function ProjectBudgetPage() {
   const projects = useProjects();
   const spend = useSpend(projectId);
   const project = projects.data?.find((p) => p.id === projectId);
+  const { can } = useAuth();
   return (
     <section aria-labelledby="budget-title">
       <div className="page-head">
@@ -115,6 +118,7 @@ export function ProjectBudgetPage() {
         <p className="muted">Spend by scene type since the first charge, against the budget. All GPU time is in GPU-seconds.</p>
       </div>
       {project ? <BudgetBar project={project} /> : null}
+      {project && can('admin') ? <EditBudgetForm key={project.id} project={project} /> : null}
       {spend.isError ? <ErrorNotice error={spend.error} title="Cannot load spend" /> : null}
       {spend.isPending ? (
         <Loading label="Loading spend">

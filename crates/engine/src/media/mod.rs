@@ -1,6 +1,8 @@
 //! Where attempt outputs live: the media store. By default a local directory (`DATA_DIR/media`,
-//! today's layout); with `[storage] url = "s3://bucket/prefix"` any S3-compatible store, so that
-//! workers on other machines write outputs the server can serve and QA can read.
+//! today's layout); with `[storage] url = "s3://bucket/prefix"` any S3-compatible store (or
+//! `gs://bucket/prefix`, Google Cloud Storage; `az://container/prefix`, Azure Blob Storage), so
+//! that workers on other machines write outputs the server can serve and QA can read. Which URL
+//! opens which client is `open`.
 //!
 //! Every store is an [`object_store::ObjectStore`]; this module adds what retake needs on top:
 //! where a generation writes its files before they are stored, publishing them under
@@ -15,7 +17,6 @@
 use futures::StreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::prefix::PrefixStore;
 use object_store::{GetOptions, GetRange, GetResult, ObjectMeta, ObjectStore, ObjectStoreExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -54,6 +55,9 @@ pub struct MediaStore {
     local_root: Option<PathBuf>,
     /// The store's URL without credentials: `s3://bucket/prefix`, or the local directory.
     url: String,
+    /// The object store client behind it, as it names itself (`AmazonS3(bucket)`,
+    /// `GoogleCloudStorage(bucket)`, `MicrosoftAzure { account, container }`, `LocalFileSystem(…)`).
+    backend: String,
     /// Where generations write before their files are uploaded (remote stores only).
     staging: PathBuf,
 }
@@ -66,7 +70,9 @@ impl std::fmt::Debug for MediaStore {
     }
 }
 
-fn store_err(url: &str, e: impl std::fmt::Display) -> MediaError {
+pub mod open;
+
+pub(crate) fn store_err(url: &str, e: impl std::fmt::Display) -> MediaError {
     MediaError::Store {
         store: url.to_owned(),
         message: e.to_string(),
@@ -81,6 +87,7 @@ impl MediaStore {
         let root = dir.canonicalize().map_err(|e| store_err(&what, e))?;
         let fs = LocalFileSystem::new_with_prefix(&root).map_err(|e| store_err(&what, e))?;
         Ok(Self {
+            backend: fs.to_string(),
             store: Arc::new(fs),
             url: root.display().to_string(),
             staging: root.clone(),
@@ -89,87 +96,46 @@ impl MediaStore {
     }
 
     /// The store `cfg` names, or the local store in `DATA_DIR/media` when it names none.
-    /// S3 credentials come from the usual `AWS_*` environment variables.
+    /// Credentials come from the environment variables each store's client reads (`AWS_*`,
+    /// `GOOGLE_*`, `AZURE_*`; see [`open`]).
     pub fn open(cfg: &StorageConfig, data_dir: &Path) -> Result<Self, MediaError> {
+        Self::open_with(cfg, data_dir, &open::Env::Process)
+    }
+
+    /// [`MediaStore::open`] with the environment given (tests build every backend without
+    /// touching the process's environment).
+    pub fn open_with(
+        cfg: &StorageConfig,
+        data_dir: &Path,
+        env: &open::Env,
+    ) -> Result<Self, MediaError> {
         let Some(url) = cfg.url.as_deref().map(str::trim).filter(|u| !u.is_empty()) else {
             return Self::local(&data_dir.join("media"));
         };
-        let parsed = url::Url::parse(url).map_err(|e| {
-            store_err(
+        match open::remote(url, cfg, env)? {
+            open::Opened::Local(dir) => Self::local(&dir),
+            open::Opened::Remote {
+                store,
                 url,
-                format!("storage.url is not a URL ({e}); e.g. s3://bucket/prefix"),
-            )
-        })?;
-        let staging = data_dir.join("staging");
-        match parsed.scheme() {
-            "file" => {
-                let dir = parsed
-                    .to_file_path()
-                    .map_err(|_| store_err(url, "a file:// URL needs an absolute path"))?;
-                Self::local(&dir)
-            }
-            "s3" | "s3a" => {
-                let bucket = parsed
-                    .host_str()
-                    .filter(|b| !b.is_empty())
-                    .ok_or_else(|| store_err(url, "no bucket in the URL (s3://bucket/prefix)"))?;
-                let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
-                if let Some(e) = cfg.endpoint.as_deref() {
-                    b = b.with_endpoint(e);
-                }
-                let endpoint = cfg
-                    .endpoint
-                    .clone()
-                    .or_else(|| std::env::var("AWS_ENDPOINT").ok())
-                    .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
-                if let Some(e) = &endpoint {
-                    b = b.with_endpoint(e);
-                    // A self-hosted S3-compatible server is often plain HTTP on a private network,
-                    // and addressed by path (`endpoint/bucket/key`).
-                    if e.starts_with("http://") {
-                        b = b.with_allow_http(true);
-                    }
-                    b = b.with_virtual_hosted_style_request(false);
-                }
-                if let Some(r) = cfg.region.as_deref() {
-                    b = b.with_region(r);
-                }
-                let s3 = b.build().map_err(|e| store_err(url, e))?;
-                let prefix = parsed.path().trim_matches('/').to_owned();
-                let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
-                    Arc::new(s3)
-                } else {
-                    let p = ObjectPath::parse(&prefix).map_err(|e| store_err(url, e))?;
-                    Arc::new(PrefixStore::new(s3, p))
-                };
-                let url = if prefix.is_empty() {
-                    format!("s3://{bucket}")
-                } else {
-                    format!("s3://{bucket}/{prefix}")
-                };
-                Ok(Self {
-                    store,
-                    local_root: None,
-                    url,
-                    staging,
-                })
-            }
-            "memory" => Ok(Self {
-                store: Arc::new(object_store::memory::InMemory::new()),
+                backend,
+            } => Ok(Self {
+                store,
                 local_root: None,
-                url: "memory://".into(),
-                staging,
-            }),
-            other => Err(store_err(
                 url,
-                format!("unsupported storage scheme `{other}`: use s3:// (any S3-compatible store) or file://"),
-            )),
+                backend,
+                staging: data_dir.join("staging"),
+            }),
         }
     }
 
     /// `s3://bucket/prefix` or the local directory: for messages and the start-up line.
     pub fn describe(&self) -> &str {
         &self.url
+    }
+
+    /// The object store client in use, as it names itself (e.g. `GoogleCloudStorage(bucket)`).
+    pub fn backend(&self) -> &str {
+        &self.backend
     }
 
     pub fn is_local(&self) -> bool {
