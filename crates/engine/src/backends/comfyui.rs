@@ -161,10 +161,17 @@ impl Backend for ComfyBackend {
         let started = Instant::now();
         let mut budget_tick = tokio::time::interval(Duration::from_secs(1));
         let mut recorded_server = false;
+        let mut found_server = false;
         let result = loop {
             tokio::select! {
                 r = &mut run => break r,
                 Some(p) = rx.recv() => {
+                    if !found_server && !matches!(p, Progress::Percent(_)) {
+                        // A server is up (ours, or busy with others' work): whatever waited
+                        // for one to come back waits for a slot now.
+                        found_server = true;
+                        ctl.server_available().await;
+                    }
                     match p {
                         Progress::Percent(x) => ctl.progress(x / 100.0).await,
                         Progress::Queued { server } | Progress::Started { server } if !recorded_server => {
