@@ -131,11 +131,14 @@ async fn resuming_finds_a_queued_prompt_on_whichever_server_has_it() {
     let queued = b.pending()[0].clone();
     runners.iter().for_each(|r| r.abort());
     drop(crashed);
+    // Either job may have reached the server first: resume the one left in the queue with its
+    // own workflow (another workflow under its id would not be ours).
+    let seed = if queued == "first" { 11 } else { 12 };
 
     // gpu-a is idle and first by name, but the prompt is already queued on gpu-b.
     let pool = pool_of(&[&a, &b], 2).await;
     let outcome = pool
-        .run(job(&queued, workflow(11, 7.0), dir.path()), ignore)
+        .run(job(&queued, workflow(seed, 7.0), dir.path()), ignore)
         .await
         .unwrap();
     assert_eq!(outcome.server, "gpu-b");
