@@ -70,7 +70,7 @@ pub(crate) async fn run(
             watch
         }
         None => {
-            let link = acquire(shared, &job, deadline).await?;
+            let link = acquire(shared, &job, deadline, on_progress).await?;
             slot.assign(&link);
             if slot.cancelled() {
                 return Err(cancelled_before_start(link.name(), &job.prompt_id));
@@ -179,8 +179,10 @@ async fn acquire(
     shared: &Shared,
     job: &PromptJob,
     deadline: Instant,
+    on_progress: OnProgress<'_>,
 ) -> Result<Arc<ServerLink>, ComfyError> {
     let mut rechecked = false;
+    let mut told_busy = false;
     loop {
         if shared
             .jobs
@@ -196,6 +198,10 @@ async fn acquire(
         notified.as_mut().enable();
         match shared.pick(job.exclude_server.as_deref()) {
             Ok(link) => return Ok(link),
+            Err(true) if !told_busy => {
+                told_busy = true;
+                on_progress(Progress::WaitingForSlot);
+            }
             Err(true) => {}
             Err(false) if !rechecked => {
                 // Health may be stale (a server just came back): check every server once now.
@@ -260,6 +266,11 @@ struct Watch<'a> {
     /// The last moment the server was known to hold the prompt (an event for it, or `/queue`
     /// listing it): a prompt the server lost is charged until here, not until it was noticed.
     alive_at: Instant,
+    /// The WebSocket connection that was open when the prompt was last known held: while that
+    /// same connection stays open the server is there, still running it (a node may work for
+    /// many seconds without an event), so it counts as alive until the connection closes. A
+    /// connection opened later (after a restart) proves nothing about the prompt.
+    socket: Option<u64>,
     start_ms: Option<i64>,
     end_ms: Option<i64>,
     ws_cached: BTreeSet<String>,
@@ -284,6 +295,7 @@ impl<'a> Watch<'a> {
     ) -> Self {
         let now = Instant::now();
         Watch {
+            socket: link.open_session(),
             link,
             job,
             on_progress,
@@ -317,9 +329,28 @@ impl<'a> Watch<'a> {
     /// spent nothing on it while it was down.
     fn spent(&self) -> Option<f64> {
         gpu_seconds(self.start_ms, self.end_ms).or_else(|| {
-            self.started_at
-                .map(|t| self.alive_at.saturating_duration_since(t).as_secs_f64())
+            self.started_at.map(|t| {
+                self.alive_until()
+                    .saturating_duration_since(t)
+                    .as_secs_f64()
+            })
         })
+    }
+
+    /// The last moment the server is known to have held the prompt, counting the connection it
+    /// was last seen on as long as that stays open.
+    fn alive_until(&self) -> Instant {
+        match self.socket {
+            Some(s) if self.link.open_session() == Some(s) => Instant::now(),
+            _ => self.alive_at,
+        }
+    }
+
+    /// The server showed it holds the prompt (an event, or `/queue` listing it).
+    fn seen_alive(&mut self, session: Option<u64>) {
+        self.last_contact = Instant::now();
+        self.alive_at = self.last_contact;
+        self.socket = session;
     }
 
     async fn follow(&mut self, deadline: Instant) -> Result<PromptOutcome, ComfyError> {
@@ -341,13 +372,20 @@ impl<'a> Watch<'a> {
                 _ = tokio::time::sleep(poll) => Step::Poll,
             };
             let done = match step {
-                Step::Signal(Some(JobSignal::Event(event))) => {
-                    self.last_contact = Instant::now();
-                    self.alive_at = self.last_contact;
+                Step::Signal(Some(JobSignal::Event { event, session })) => {
+                    self.seen_alive(Some(session));
                     self.on_event(event).await
                 }
                 Step::Signal(Some(JobSignal::Connected)) | Step::Poll => self.reconcile().await,
-                Step::Signal(Some(JobSignal::Disconnected)) => None,
+                Step::Signal(Some(JobSignal::Disconnected { session, at })) => {
+                    // The connection the prompt was last seen on stayed open until `at`: the
+                    // server was there, running it, until then.
+                    if self.socket == Some(session) {
+                        self.alive_at = self.alive_at.max(at);
+                        self.socket = None;
+                    }
+                    None
+                }
                 // Not expected (the slot holds the sender), but never spin on a closed channel.
                 Step::Signal(None) => {
                     tokio::time::sleep(poll).await;
@@ -412,16 +450,15 @@ impl<'a> Watch<'a> {
 
     /// Asks the server where the prompt stands; `Some` once it has ended or is lost.
     async fn reconcile(&mut self) -> Option<Result<PromptOutcome, ComfyError>> {
+        let asked_at = Instant::now();
         match self.link.client().lookup(&self.job.prompt_id).await {
             Ok(PromptState::Running) => {
-                self.last_contact = Instant::now();
-                self.alive_at = self.last_contact;
+                self.seen_alive(self.link.open_session());
                 self.mark_started();
                 None
             }
             Ok(PromptState::Pending) => {
-                self.last_contact = Instant::now();
-                self.alive_at = self.last_contact;
+                self.seen_alive(self.link.open_session());
                 None
             }
             Ok(PromptState::Finished(entry)) => Some(self.finish(*entry).await),
@@ -434,6 +471,10 @@ impl<'a> Watch<'a> {
             Err(e) if transient(&e) => {
                 if e.is_connection_fault() {
                     self.link.report_failure(&e.to_string());
+                    // The server did not answer: an open socket (half-open, say) no longer
+                    // counts as it being there after the question was asked.
+                    self.alive_at = self.alive_at.max(self.alive_until().min(asked_at));
+                    self.socket = None;
                 }
                 let silent = self.last_contact.elapsed();
                 (silent >= self.options.lost_after).then(|| {

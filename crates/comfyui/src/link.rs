@@ -4,11 +4,12 @@
 //! waiting jobs. It decides nothing about which server gets a job.
 
 use crate::client::ComfyClient;
-use crate::pool::{PoolOptions, ServerConfig, ServerStatus, Shared};
+use crate::pool::{JobSignal, PoolOptions, ServerConfig, ServerStatus, Shared};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 struct LinkState {
     config: ServerConfig,
@@ -16,6 +17,9 @@ struct LinkState {
     last_error: Option<String>,
     in_flight: usize,
     ws_connected: bool,
+    /// Numbers the WebSocket's connections: events and the close are told apart by it, so a job
+    /// never takes a socket opened after a restart as proof its prompt still runs.
+    ws_session: u64,
     removed: bool,
 }
 
@@ -39,6 +43,7 @@ impl ServerLink {
                 last_error: None,
                 in_flight: 0,
                 ws_connected: false,
+                ws_session: 0,
                 removed: false,
             }),
             recheck: Notify::new(),
@@ -68,6 +73,12 @@ impl ServerLink {
 
     pub fn ws_connected(&self) -> bool {
         self.state.lock().unwrap().ws_connected
+    }
+
+    /// The WebSocket connection open now, if any.
+    pub fn open_session(&self) -> Option<u64> {
+        let s = self.state.lock().unwrap();
+        s.ws_connected.then_some(s.ws_session)
     }
 
     /// Healthy, not drained, not removed, and configured to run something.
@@ -161,6 +172,8 @@ impl ServerLink {
                     tracing::info!(server = %self.name, "ComfyUI server is healthy");
                 }
                 s.healthy = true;
+                // An old failure next to `healthy: true` reads as a current one.
+                s.last_error = None;
             }
             Ok(Err(e)) => {
                 if s.healthy {
@@ -194,12 +207,18 @@ impl ServerLink {
         }
     }
 
-    fn set_ws_connected(&self, connected: bool, error: Option<String>) {
+    /// A WebSocket connection opened; returns its session number.
+    fn socket_opened(&self) -> u64 {
         let mut s = self.state.lock().unwrap();
-        s.ws_connected = connected;
-        if let Some(e) = error {
-            s.last_error = Some(e);
-        }
+        s.ws_connected = true;
+        s.ws_session += 1;
+        s.ws_session
+    }
+
+    fn set_ws_closed(&self, error: String) {
+        let mut s = self.state.lock().unwrap();
+        s.ws_connected = false;
+        s.last_error = Some(error);
     }
 }
 
@@ -226,22 +245,24 @@ async fn event_loop(link: Arc<ServerLink>, shared: Arc<Shared>) {
         match link.client.connect_events().await {
             Ok(mut events) => {
                 backoff = initial;
-                link.set_ws_connected(true, None);
-                tracing::debug!(server = %link.name, "WebSocket connected");
+                let session = link.socket_opened();
+                tracing::debug!(server = %link.name, session, "WebSocket connected");
                 // A server that accepts a socket is probably back: check it now.
                 if !link.is_healthy() {
                     link.recheck.notify_one();
                 }
-                shared.broadcast(&link.name, true);
+                shared.broadcast(&link.name, || JobSignal::Connected);
                 while let Some(event) = events.next().await {
-                    shared.forward(&link.name, event);
+                    shared.forward(&link.name, session, event);
                 }
-                link.set_ws_connected(false, Some("WebSocket closed".into()));
-                tracing::debug!(server = %link.name, "WebSocket closed");
-                shared.broadcast(&link.name, false);
+                // The server was there until now: a killed process closes its sockets at once.
+                let at = Instant::now();
+                link.set_ws_closed("WebSocket closed".into());
+                tracing::debug!(server = %link.name, session, "WebSocket closed");
+                shared.broadcast(&link.name, || JobSignal::Disconnected { session, at });
             }
             Err(e) => {
-                link.set_ws_connected(false, Some(e.to_string()));
+                link.set_ws_closed(e.to_string());
                 if matches!(e, crate::ComfyError::ConnectionRefused { .. }) && link.is_healthy() {
                     link.report_failure(&e.to_string());
                 }

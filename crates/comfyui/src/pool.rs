@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
 
 /// One ComfyUI server as configured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,14 +139,25 @@ pub enum Progress {
     },
     /// 0–100, of the node currently reporting progress.
     Percent(f64),
+    /// A healthy server exists but every one's slots are taken: the job waits for a free slot
+    /// (not for a server to come back). Sent once, before `Queued`.
+    WaitingForSlot,
 }
 
 /// What a server's connection loop tells the job waiting on it.
 #[derive(Debug)]
 pub(crate) enum JobSignal {
-    Event(ServerEvent),
+    /// An event for the job's prompt, from the server's WebSocket connection `session`.
+    Event {
+        event: ServerEvent,
+        session: u64,
+    },
     Connected,
-    Disconnected,
+    /// The WebSocket connection `session` closed at `at`.
+    Disconnected {
+        session: u64,
+        at: Instant,
+    },
     /// Removed from the queue by `cancel` before it ran.
     Cancelled,
 }
@@ -169,30 +181,26 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Routes an event from `server`'s socket to the job it concerns, if that job runs there.
-    pub fn forward(&self, server: &str, event: ServerEvent) {
+    pub fn forward(&self, server: &str, session: u64, event: ServerEvent) {
         let Some(prompt_id) = event.prompt_id() else {
             return;
         };
         let jobs = self.jobs.lock().unwrap();
         if let Some(slot) = jobs.get(prompt_id) {
             if slot.server.as_deref() == Some(server) {
-                let _ = slot.tx.send(JobSignal::Event(event));
+                let _ = slot.tx.send(JobSignal::Event { event, session });
             }
         }
     }
 
     /// Tells every job on `server` that its socket came up or went down.
-    pub fn broadcast(&self, server: &str, connected: bool) {
+    pub fn broadcast(&self, server: &str, signal: impl Fn() -> JobSignal) {
         let jobs = self.jobs.lock().unwrap();
         for slot in jobs
             .values()
             .filter(|s| s.server.as_deref() == Some(server))
         {
-            let _ = slot.tx.send(if connected {
-                JobSignal::Connected
-            } else {
-                JobSignal::Disconnected
-            });
+            let _ = slot.tx.send(signal());
         }
     }
 

@@ -52,6 +52,9 @@ pub trait AttemptControl: Send + Sync {
     async fn progress(&self, fraction: f64);
     /// Record what was submitted (workflow hash, server, prompt id).
     async fn provenance(&self, value: Value);
+    /// A healthy generation server was found (it accepted the work, or is busy with other
+    /// work): nothing waits for a server to come back any longer.
+    async fn server_available(&self) {}
     /// Ask for `seconds` more GPU budget beyond the reservation; false means stop now.
     async fn reserve_more(&self, seconds: f64) -> bool;
     /// The GPU seconds reserved so far for this attempt.

@@ -585,6 +585,17 @@ impl<S: Store + ?Sized> AttemptControl for Control<S> {
         }
     }
 
+    async fn server_available(&self) {
+        match self.store.end_server_wait().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                attempts = n,
+                "a ComfyUI server is healthy: attempts stop waiting for one"
+            ),
+            Err(e) => tracing::warn!(error = %e, "ending the wait for a server failed"),
+        }
+    }
+
     async fn reserve_more(&self, seconds: f64) -> bool {
         match self
             .store

@@ -36,6 +36,7 @@ retake_store::contract_tests!(
     output_404_is_retried_with_the_same_workflow,
     hung_prompt_times_out_and_is_retried_with_the_same_workflow,
     an_outage_holds_the_queue_until_the_server_is_back,
+    waiting_for_a_slot_on_a_healthy_server_is_not_waiting_for_a_server,
     server_down_sends_work_to_the_healthy_server,
     qa_that_cannot_run_is_an_infrastructure_error,
     rejected_workflow_goes_to_review_without_retry,

@@ -219,13 +219,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
     async fn set_progress(&self, attempt_id: i64, worker: &str, progress: f64) -> Result<()>;
     /// Records what was submitted. A provenance naming a `server` means a server accepted the
-    /// work, which ends the attempt's wait for one (`waiting_since`).
+    /// work, which ends the attempt's wait for one (`waiting_since`, and the reason it carried).
     async fn set_provenance(
         &self,
         attempt_id: i64,
         worker: &str,
         provenance: serde_json::Value,
     ) -> Result<()>;
+    /// A generation server is healthy (it accepted work, or is busy with other work): every
+    /// attempt waiting for one stops waiting — `waiting_since` and its waiting reason are
+    /// cleared, with an event each — and waits for capacity like any queued work. Returns how
+    /// many stopped waiting.
+    async fn end_server_wait(&self) -> Result<u64>;
     /// Generation ended: charge GPU time, then judge and decide (if the backend scored it) or
     /// wait in `scoring`. Only the lease owner of a generating attempt may finish it.
     async fn finish_generation(&self, done: GenerationDone) -> Result<Applied> {

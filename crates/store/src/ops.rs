@@ -529,7 +529,7 @@ pub async fn finish_generation<T: TxOps + ?Sized>(
         .ok_or_else(|| StoreError::not_found("segment", a.segment_id))?;
     let gpu = done.gpu_seconds.max(0.0);
     charge(tx, &mut a, seg.project_id, gpu, "generation finished").await?;
-    a.waiting_since = None;
+    end_wait(&mut a);
     a.output_video_path = done.output_video_path.clone();
     a.backend = Some(done.backend.clone());
     // Who ran it stays on the attempt after the lease (`worker`) is released.
@@ -1111,7 +1111,7 @@ pub async fn record_infra_failure<T: TxOps + ?Sized>(
         "infrastructure error",
     )
     .await?;
-    a.waiting_since = None;
+    end_wait(&mut a);
     let tries = a.infra_errors.len() as u32;
     let retry = f.retriable && tries < f.max_infra_retries;
     a.infra_errors.push(InfraErrorRecord {
@@ -1170,10 +1170,37 @@ pub async fn record_infra_failure<T: TxOps + ?Sized>(
     decide_and_apply(tx, seg.id).await
 }
 
+/// Ends an attempt's wait for a healthy generation server, with the reason it carried while
+/// waiting (a passing attempt must not keep saying it waits).
+fn end_wait(a: &mut Attempt) {
+    if a.waiting_since.take().is_some() {
+        a.failure_reason = None;
+    }
+}
+
+/// The event of an attempt that stops waiting for a healthy generation server because one is
+/// there (each dialect's `end_server_wait` writes it).
+pub(crate) fn wait_over(
+    project_id: i64,
+    segment_id: i64,
+    attempt_id: i64,
+    attempt_number: i64,
+) -> NewEvent {
+    ev(
+        project_id,
+        segment_id,
+        Some(attempt_id),
+        "server_available",
+        format!("attempt {attempt_number} no longer waits for a healthy ComfyUI server: one is up; it runs when a slot is free"),
+        json!({"attempt_number": attempt_number}),
+    )
+}
+
 /// Work that never reached a generation server has not failed: it goes back to the queue with
 /// its reservation released (nothing ran), no infrastructure retry used, and `waiting_since` set
 /// on the first wait, so the API and metrics can say since when it waits. One event marks the
-/// start of a wait, not every look.
+/// start of a wait, not every look. It has not started (`started_at` is cleared: the claim that
+/// finally runs it sets it), and a segment whose only running attempt this was is queued again.
 async fn wait_for_server<T: TxOps + ?Sized>(
     tx: &mut T,
     mut a: Attempt,
@@ -1189,10 +1216,12 @@ async fn wait_for_server<T: TxOps + ?Sized>(
     a.worker = None;
     a.lease_expires_at = None;
     a.progress = None;
+    a.started_at = None;
     a.not_before = Some(now() + chrono::Duration::from_std(f.backoff).unwrap_or_default());
     a.failure_reason = Some(waiting_reason(since, &f.message));
     a.updated_at = now();
     tx.save_attempt(&a).await?;
+    let seg = requeue_segment(tx, seg, a.id).await?;
     if first {
         tx.event(ev(seg.project_id, seg.id, Some(a.id), "waiting_for_server",
             format!("attempt {} is waiting for a healthy ComfyUI server; it resumes by itself when one is back: {}", a.attempt_number, f.message),
@@ -1205,6 +1234,32 @@ async fn wait_for_server<T: TxOps + ?Sized>(
         segment_status: Some(seg.status),
         new_attempts: vec![],
     })
+}
+
+/// A segment shown `generating` whose attempt `back` returned to the queue is queued again
+/// when none of its attempts runs any more: its status follows its work.
+async fn requeue_segment<T: TxOps + ?Sized>(
+    tx: &mut T,
+    seg: &Segment,
+    back: i64,
+) -> Result<Segment> {
+    let mut seg = seg.clone();
+    if seg.status != SegmentStatus::Generating {
+        return Ok(seg);
+    }
+    let running = tx.attempts_of(seg.id).await?.iter().any(|x| {
+        x.id != back
+            && matches!(
+                x.overall_status,
+                AttemptStatus::Generating | AttemptStatus::Scoring
+            )
+    });
+    if !running {
+        move_segment(&mut seg, SegmentStatus::Queued)?;
+        seg.updated_at = now();
+        tx.save_segment(&seg).await?;
+    }
+    Ok(seg)
 }
 
 /// Return one expired lease to the queue.
@@ -1244,6 +1299,7 @@ pub async fn rescue<T: TxOps + ?Sized>(tx: &mut T, attempt_id: i64) -> Result<bo
     a.progress = None;
     a.updated_at = now();
     tx.save_attempt(&a).await?;
+    let seg = requeue_segment(tx, &seg, a.id).await?;
     tx.event(ev(seg.project_id, seg.id, Some(a.id), "lease_rescued",
         format!("attempt {} was {was} on {owner}, whose lease expired; returned to the queue with the same parameters{}", a.attempt_number,
             if on_server { format!(", keeping its {:.1} GPU-s reservation while its prompt may still run on {}", a.reserved_gpu_seconds, a.provenance["server"].as_str().unwrap_or("a server")) } else { String::new() }),

@@ -27,6 +27,8 @@ retake_store::contract_tests!(
     racing_workers_never_overspend_the_budget,
     text_from_outside_with_a_nul_character_is_stored,
     deleting_with_work_in_flight_needs_force,
+    a_wait_for_a_server_ends_when_a_server_takes_the_work,
+    a_healthy_busy_server_ends_every_wait,
 );
 
 const W: &str = "worker-a";
@@ -185,6 +187,29 @@ async fn scene_type_policy_round_trips(store: Arc<dyn Store>) {
         .update_scene_type(st.id, SceneTypePatch::default(), Some(back.updated_at))
         .await;
     assert!(matches!(stale, Err(StoreError::Conflict { .. })));
+
+    // A seed domain's bound comes back exactly (2^53 − 1, not one below: JSON floats are
+    // parsed with correct rounding).
+    let seed = DomainRecord {
+        min: 0.0,
+        min_inclusive: true,
+        max: 9_007_199_254_740_991.0,
+        integer: true,
+    };
+    let with_domain = store
+        .update_scene_type(
+            st.id,
+            SceneTypePatch {
+                parameter_domains: Some([("seed".to_owned(), seed)].into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(with_domain.parameter_domains["seed"], seed);
+    let back = store.get_scene_type(st.id).await.unwrap();
+    assert_eq!(back.parameter_domains["seed"].max, 9_007_199_254_740_991.0);
 }
 
 async fn claim_hands_out_each_attempt_once(store: Arc<dyn Store>) {
@@ -432,6 +457,11 @@ async fn expired_leases_are_rescued(store: Arc<dyn Store>) {
     let a = store.get_attempt(w.attempt.id).await.unwrap();
     assert_eq!(a.overall_status, AttemptStatus::Queued);
     assert!(a.worker.is_none());
+    assert_eq!(
+        store.get_segment(a.segment_id).await.unwrap().status,
+        SegmentStatus::Queued,
+        "nothing of it runs any more"
+    );
     assert!(
         store
             .get_project(p.id)
@@ -890,4 +920,129 @@ async fn deleting_with_work_in_flight_needs_force(store: Arc<dyn Store>) {
         store.delete_scene_type(st.id, true).await,
         Err(StoreError::NotFound { .. })
     ));
+}
+
+/// The wait for a healthy generation server, as it looks on the attempt and its segment.
+fn no_server(a: &Attempt) -> InfraFailure {
+    InfraFailure {
+        attempt_id: a.id,
+        worker: W.into(),
+        message: "no_healthy_server — gpu-a: connection refused".into(),
+        retriable: true,
+        gpu_seconds_spent: 0.0,
+        max_infra_retries: 2,
+        backoff: Duration::ZERO,
+        reached_server: false,
+    }
+}
+
+/// Work that found no healthy server is queued and not started (its segment too); the claim
+/// that runs it later is its start; a server taking it ends the wait and its waiting reason, so
+/// an attempt that then passes does not say it waits.
+async fn a_wait_for_a_server_ends_when_a_server_takes_the_work(store: Arc<dyn Store>) {
+    let p = project(&store, None, true).await;
+    let st = scene(&store, &p, PolicyOverrides::default()).await;
+    let seg = submit(&store, &st, 1).await.remove(0);
+    let w = store.claim(W, 1, LEASE).await.unwrap().remove(0);
+    assert!(w.attempt.started_at.is_some());
+    let r = store
+        .record_infra_failure(no_server(&w.attempt))
+        .await
+        .unwrap();
+    assert_eq!(r.segment_status, Some(SegmentStatus::Queued));
+
+    let a = store.get_attempt(w.attempt.id).await.unwrap();
+    assert_eq!(a.overall_status, AttemptStatus::Queued);
+    let since = a.waiting_since.expect("waiting");
+    assert!(a
+        .failure_reason
+        .as_deref()
+        .unwrap()
+        .starts_with("waiting for a healthy ComfyUI server since"));
+    assert_eq!(a.started_at, None, "nothing ran: it has not started");
+    assert_eq!(
+        store.get_segment(seg.id).await.unwrap().status,
+        SegmentStatus::Queued,
+        "its only attempt is back in the queue"
+    );
+    assert_eq!(store.waiting_for_server().await.unwrap().attempts, 1);
+
+    // Claimed again: it starts now, and still looks for a server.
+    let w = store.claim(W, 1, LEASE).await.unwrap().remove(0);
+    let started = w.attempt.started_at.expect("started at this claim");
+    assert!(started >= since, "started {started}, waiting since {since}");
+    assert_eq!(
+        store.get_segment(seg.id).await.unwrap().status,
+        SegmentStatus::Generating
+    );
+    assert_eq!(store.waiting_for_server().await.unwrap().attempts, 1);
+
+    // A server accepts it: the wait and its reason end.
+    store
+        .set_provenance(
+            w.attempt.id,
+            W,
+            serde_json::json!({"prompt_id": "p-1", "server": "gpu-a"}),
+        )
+        .await
+        .unwrap();
+    let a = store.get_attempt(w.attempt.id).await.unwrap();
+    assert_eq!((a.waiting_since, a.failure_reason.as_deref()), (None, None));
+    assert_eq!(a.started_at, Some(started));
+    assert_eq!(
+        store.waiting_for_server().await.unwrap(),
+        ServerWait::default()
+    );
+
+    store
+        .finish_generation(done(&w.attempt, W, Some(verdict(0.9, 1.0))))
+        .await
+        .unwrap();
+    let a = store.get_attempt(w.attempt.id).await.unwrap();
+    assert_eq!(a.overall_status, AttemptStatus::Passed);
+    assert_eq!(a.failure_reason, None);
+    assert_eq!(a.started_at, Some(started));
+}
+
+/// A server is healthy but busy: whatever waited for a healthy server — queued or claimed and
+/// looking — stops waiting at once (with an event each); the count `/api/health` shows is zero.
+async fn a_healthy_busy_server_ends_every_wait(store: Arc<dyn Store>) {
+    let p = project(&store, None, true).await;
+    let st = scene(&store, &p, PolicyOverrides::default()).await;
+    let segs = submit(&store, &st, 3).await;
+    assert_eq!(store.end_server_wait().await.unwrap(), 0, "nothing waits");
+    for w in store.claim(W, 3, LEASE).await.unwrap() {
+        store
+            .record_infra_failure(no_server(&w.attempt))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.waiting_for_server().await.unwrap().attempts, 3);
+    let looking = store.claim(W, 1, LEASE).await.unwrap().remove(0);
+
+    assert_eq!(store.end_server_wait().await.unwrap(), 3);
+    assert_eq!(
+        store.waiting_for_server().await.unwrap(),
+        ServerWait::default()
+    );
+    for s in &segs {
+        let a = store.list_attempts(s.id).await.unwrap().remove(0);
+        assert_eq!((a.waiting_since, a.failure_reason.as_deref()), (None, None));
+        let events = store.list_events(0, Some(s.id), 100).await.unwrap();
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| e.kind == "server_available")
+                .count(),
+            1,
+            "{events:?}"
+        );
+    }
+    let a = store.get_attempt(looking.attempt.id).await.unwrap();
+    assert_eq!(
+        a.overall_status,
+        AttemptStatus::Generating,
+        "still its worker's"
+    );
+    assert_eq!(store.end_server_wait().await.unwrap(), 0);
 }

@@ -69,7 +69,7 @@ export interface paths {
          *     `event` its kind; `data` the event as JSON). Reconnects resume from `Last-Event-ID`.
          *     Kinds: `segment_submitted`, `attempt_started`, `progress`, `attempt_scoring`, `retry_scheduled`,
          *     `selected`, `accepted`, `escalated`, `budget_refused`, `infra_error`, `lease_rescued`,
-         *     `rejected`, `cancelled`.
+         *     `waiting_for_server`, `server_available`, `rejected`, `cancelled`.
          */
         get: operations["events"];
         put?: never;

@@ -2,7 +2,7 @@
 
 use crate::helpers::*;
 use retake_comfyui::fake::FakeComfy;
-use retake_comfyui::{PromptJob, ServerConfig};
+use retake_comfyui::{Progress, PromptJob, ServerConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,16 +111,43 @@ async fn an_excluded_server_is_avoided_when_another_can_run_the_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_pool_queues_jobs_until_a_slot_frees() {
     let a = FakeComfy::start("gpu-a").await;
+    a.set_exec_time(Duration::from_millis(300));
     let pool = pool_of(&[&a], 1).await;
     let dir = tempfile::tempdir().unwrap();
+    let (seen_x, record_x) = recorder();
+    let (seen_y, record_y) = recorder();
+    let (seen_z, record_z) = recorder();
     let (x, y, z) = tokio::join!(
-        pool.run(job("x", workflow(1, 7.0), dir.path()), ignore),
-        pool.run(job("y", workflow(2, 7.0), dir.path()), ignore),
-        pool.run(job("z", workflow(3, 7.0), dir.path()), ignore),
+        pool.run(job("x", workflow(1, 7.0), dir.path()), record_x),
+        pool.run(job("y", workflow(2, 7.0), dir.path()), record_y),
+        pool.run(job("z", workflow(3, 7.0), dir.path()), record_z),
     );
     assert!(x.is_ok() && y.is_ok() && z.is_ok());
     assert_eq!(a.submitted().len(), 3);
     assert_eq!(pool.servers()[0].in_flight, 0);
+    // The jobs that found the only slot taken said they wait for a slot on a healthy server
+    // (once, before they were queued): that is not waiting for a server to come back.
+    let mut waited = 0;
+    for seen in [seen_x, seen_y, seen_z] {
+        let seen = seen.lock().unwrap().clone();
+        let slot = seen.iter().position(|p| *p == Progress::WaitingForSlot);
+        let queued = seen
+            .iter()
+            .position(|p| matches!(p, Progress::Queued { .. }));
+        assert!(queued.is_some(), "{seen:?}");
+        if slot.is_some() {
+            waited += 1;
+            assert!(slot < queued, "{seen:?}");
+        }
+        assert!(
+            seen.iter()
+                .filter(|p| **p == Progress::WaitingForSlot)
+                .count()
+                <= 1,
+            "{seen:?}"
+        );
+    }
+    assert!(waited >= 1, "one slot, three jobs: someone waited for it");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -207,5 +207,8 @@ async fn a_server_that_stopped_listening_refuses_and_is_skipped_by_the_pool() {
 
     fake.restart().await;
     wait_until("the pool sees the server back", || healthy(&pool, "gpu-a")).await;
+    // Healthy again: the refusal is history, not shown next to `healthy: true`.
+    let status = pool.servers()[0].clone();
+    assert!(status.healthy && status.last_error.is_none(), "{status:?}");
     next_run_succeeds(&pool, dir.path()).await;
 }

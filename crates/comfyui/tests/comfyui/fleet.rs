@@ -167,3 +167,69 @@ async fn a_prompt_lost_in_a_server_restart_is_charged_until_the_server_was_lost(
         "charged {spent:.2} s; it ran about {ran:.2} s before the server died and the server was down {downtime:.2?}"
     );
 }
+
+/// The server is killed while a node works for seconds without sending an event (a video
+/// encoder, say) and the client polls rarely: the prompt was running all along, as the open
+/// WebSocket showed, so it is charged until the server was lost, not until its last event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_lost_during_a_silent_node_is_charged_until_the_socket_closed() {
+    let fake = FakeComfy::start("gpu-a").await;
+    let options = retake_comfyui::PoolOptions {
+        // Only the socket tells whether the server is there while the node works.
+        poll_interval: Duration::from_secs(600),
+        lost_after: Duration::from_millis(500),
+        ..fast_options()
+    };
+    let pool = Arc::new(
+        retake_comfyui::ComfyPool::new(
+            vec![retake_comfyui::ServerConfig::new("gpu-a", &fake.url(), 1)],
+            options,
+        )
+        .await,
+    );
+    wait_until("the WebSocket is up", || {
+        pool.servers()[0].websocket_connected
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    // The sampler node works without a word until the server dies.
+    fake.inject(Fault::Hang, 1);
+    let started = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let on_progress = {
+        let started = Arc::clone(&started);
+        move |p: retake_comfyui::Progress| {
+            if matches!(p, retake_comfyui::Progress::Started { .. }) {
+                started.lock().unwrap().get_or_insert_with(Instant::now);
+            }
+        }
+    };
+    let began = Instant::now();
+    let runner = {
+        let pool = Arc::clone(&pool);
+        let job = job("silent", workflow(5, 7.0), dir.path());
+        tokio::spawn(async move { pool.run(job, on_progress).await })
+    };
+    wait_until("the prompt started", || started.lock().unwrap().is_some()).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let killed_at = Instant::now();
+    fake.stop().await;
+
+    let err = runner.await.unwrap().unwrap_err();
+    let ended = Instant::now();
+    assert!(
+        matches!(&err, ComfyError::WebSocketDropped { .. }),
+        "{err:?}"
+    );
+    let spent = err.gpu_seconds_spent().expect("it had started");
+    let ran = killed_at
+        .duration_since(started.lock().unwrap().expect("started"))
+        .as_secs_f64();
+    assert!(
+        spent >= ran,
+        "charged {spent:.2} s although the server ran the prompt for at least {ran:.2} s"
+    );
+    assert!(
+        spent <= ended.duration_since(began).as_secs_f64(),
+        "charged {spent:.2} s, more than the whole run"
+    );
+}

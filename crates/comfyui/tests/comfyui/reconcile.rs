@@ -128,12 +128,12 @@ async fn resuming_finds_a_queued_prompt_on_whichever_server_has_it() {
         b.running().len() == 1 && b.pending().len() == 1
     })
     .await;
-    // Either prompt may have reached the server first; resume the one left waiting with the
-    // workflow it was submitted with (its hash is part of the ownership mark).
     let queued = b.pending()[0].clone();
-    let seed = if queued == "first" { 11 } else { 12 };
     runners.iter().for_each(|r| r.abort());
     drop(crashed);
+    // Either job may have reached the server first: resume the one left in the queue with its
+    // own workflow (another workflow under its id would not be ours).
+    let seed = if queued == "first" { 11 } else { 12 };
 
     // gpu-a is idle and first by name, but the prompt is already queued on gpu-b.
     let pool = pool_of(&[&a, &b], 2).await;

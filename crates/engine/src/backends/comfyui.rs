@@ -170,6 +170,7 @@ impl Backend for ComfyBackend {
         tokio::pin!(run);
         let mut clock = GpuClock::default();
         let mut recorded_server = false;
+        let mut found_server = false;
         let result = loop {
             // The next budget check: when the GPU time reaches 90% of the reservation (at least
             // once a second, so an extension by another path or a clock change is seen).
@@ -180,6 +181,12 @@ impl Backend for ComfyBackend {
             tokio::select! {
                 r = &mut run => break r,
                 Some((p, at)) = rx.recv() => {
+                    if !found_server && !matches!(p, Progress::Percent(_)) {
+                        // A server is up (ours, or busy with others' work): whatever waited
+                        // for one to come back waits for a slot now.
+                        found_server = true;
+                        ctl.server_available().await;
+                    }
                     match p {
                         Progress::Percent(x) => ctl.progress(x / 100.0).await,
                         Progress::Queued { server } => {

@@ -235,6 +235,7 @@ pub async fn an_outage_holds_the_queue_until_the_server_is_back(store: Arc<dyn S
     .await;
     let wait = rig.store.waiting_for_server().await.unwrap();
     let since = wait.since.expect("since when");
+    let mut waited_since = std::collections::HashMap::new();
     for s in &segs {
         let (seg, attempts) = rig.segment(s.id).await;
         assert!(
@@ -250,6 +251,7 @@ pub async fn an_outage_holds_the_queue_until_the_server_is_back(store: Arc<dyn S
             "{:?}",
             a.waiting_since
         );
+        waited_since.insert(a.id, a.waiting_since.unwrap());
         let reason = a.failure_reason.as_deref().unwrap_or("");
         assert!(
             reason.starts_with("waiting for a healthy ComfyUI server since ")
@@ -295,6 +297,17 @@ pub async fn an_outage_holds_the_queue_until_the_server_is_back(store: Arc<dyn S
         assert_eq!(
             a.waiting_since, None,
             "the wait ended when a server took it"
+        );
+        assert_eq!(
+            a.failure_reason, None,
+            "a passing attempt does not say it waits for a server"
+        );
+        // It started when it was claimed after its wait, not at the claim that found no server.
+        assert!(
+            a.started_at.is_some_and(|t| t >= waited_since[&a.id]),
+            "started {:?}, waiting since {:?}",
+            a.started_at,
+            waited_since[&a.id]
         );
         rig.assert_output_in_attempt_folder(a);
     }
@@ -522,4 +535,70 @@ pub async fn qa_that_cannot_run_is_an_infrastructure_error(store: Arc<dyn Store>
         &[a],
     )
     .await;
+}
+
+/// After an outage the only server is back but runs one prompt at a time, and the first one
+/// hangs: the others wait for its slot, not for a healthy server — `waiting_for_server` (what
+/// `/api/health` and `/metrics` report) drops to zero and their waiting reason goes.
+pub async fn waiting_for_a_slot_on_a_healthy_server_is_not_waiting_for_a_server(
+    store: Arc<dyn Store>,
+) {
+    let fake = FakeComfy::start("gpu-a").await;
+    let pool = pool_of(&[&fake], 1).await;
+    let rig = rig(store, serde_json::json!({"enabled": true})).await;
+    fake.stop().await;
+    let segs = rig.submit(vec![vec![PASS]; 3]).await;
+    let engine = rig.engine(&pool, EngineOpts::default());
+    let run = tokio::spawn(async move { engine.run_until_idle().await });
+    eventually("every attempt waits for a server", || {
+        let store = rig.store.clone();
+        async move { store.waiting_for_server().await.unwrap().attempts == 3 }
+    })
+    .await;
+
+    // The server comes back; its single slot is held by a prompt that does not end.
+    fake.inject(Fault::Hang, 1);
+    fake.restart().await;
+    eventually("a prompt holds the server's only slot", || {
+        let running = fake.running().len();
+        async move { running == 1 }
+    })
+    .await;
+    eventually("nothing waits for a healthy server", || {
+        let store = rig.store.clone();
+        async move { store.waiting_for_server().await.unwrap().attempts == 0 }
+    })
+    .await;
+    let mut unfinished = 0;
+    for s in &segs {
+        let (_, attempts) = rig.segment(s.id).await;
+        assert_eq!(attempts.len(), 1);
+        let a = &attempts[0];
+        assert_eq!(a.waiting_since, None);
+        assert!(
+            !a.failure_reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("waiting for a healthy ComfyUI server")),
+            "{:?}",
+            a.failure_reason
+        );
+        if a.overall_status != AttemptStatus::Passed {
+            unfinished += 1;
+        }
+    }
+    assert_eq!(
+        unfinished, 3,
+        "one hangs on the server, two wait for its slot"
+    );
+    assert_eq!(fake.submitted().len(), 1, "one prompt at a time");
+    let events = rig
+        .store
+        .list_events(0, Some(segs[1].id), 1000)
+        .await
+        .unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == "server_available"),
+        "the end of the wait is in the segment's events"
+    );
+    run.abort();
 }

@@ -87,7 +87,7 @@ pub struct EventsQuery {
 /// `event` its kind; `data` the event as JSON). Reconnects resume from `Last-Event-ID`.
 /// Kinds: `segment_submitted`, `attempt_started`, `progress`, `attempt_scoring`, `retry_scheduled`,
 /// `selected`, `accepted`, `escalated`, `budget_refused`, `infra_error`, `lease_rescued`,
-/// `rejected`, `cancelled`.
+/// `waiting_for_server`, `server_available`, `rejected`, `cancelled`.
 #[utoipa::path(get, path = "/api/events", tag = "operations", params(EventsQuery),
     responses((status = 200, description = "text/event-stream of Event", content_type = "text/event-stream", body = Event)), security(("bearer" = [])))]
 pub async fn events(

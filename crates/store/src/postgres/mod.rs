@@ -332,6 +332,22 @@ async fn delete_scene_type_in(t: &mut PgTx, id: i64, force: bool) -> Result<Vec<
     Ok(in_flight)
 }
 
+async fn end_server_wait_in(t: &mut PgTx) -> Result<u64> {
+    let rs = sqlx::query(
+        "UPDATE retry_attempts SET waiting_since = NULL, failure_reason = NULL, updated_at = $1
+         WHERE waiting_since IS NOT NULL AND overall_status IN ('queued', 'generating')
+         RETURNING id, segment_id, project_id, attempt_number",
+    )
+    .bind(now())
+    .fetch_all(&mut *t.tx)
+    .await?;
+    for r in &rs {
+        let n: i32 = r.get(3);
+        t.push_event(ops::wait_over(r.get(2), r.get(1), r.get(0), n.into()));
+    }
+    Ok(rs.len() as u64)
+}
+
 async fn set_progress_in(t: &mut PgTx, attempt_id: i64, worker: &str, progress: f64) -> Result<()> {
     let r = sqlx::query(
         "UPDATE retry_attempts SET progress = $1 WHERE id = $2 AND worker = $3 RETURNING segment_id, project_id, attempt_number",
@@ -594,14 +610,33 @@ impl Store for PgStore {
         worker: &str,
         provenance: serde_json::Value,
     ) -> Result<()> {
-        sqlx::query("UPDATE retry_attempts SET provenance = $1, waiting_since = CASE WHEN $4 THEN NULL ELSE waiting_since END WHERE id = $2 AND worker = $3")
-            .bind(json(&provenance))
-            .bind(attempt_id)
-            .bind(worker)
-            .bind(provenance.get("server").is_some())
-            .execute(&self.pool)
-            .await?;
+        // A server accepted the work: its wait ends, and so does the reason it carried.
+        sqlx::query(
+            "UPDATE retry_attempts SET provenance = $1,
+             failure_reason = CASE WHEN $4 AND waiting_since IS NOT NULL THEN NULL ELSE failure_reason END,
+             waiting_since = CASE WHEN $4 THEN NULL ELSE waiting_since END
+             WHERE id = $2 AND worker = $3",
+        )
+        .bind(json(&provenance))
+        .bind(attempt_id)
+        .bind(worker)
+        .bind(provenance.get("server").is_some())
+        .execute(&self.pool)
+        .await?;
         Ok(())
+    }
+
+    async fn end_server_wait(&self) -> Result<u64> {
+        // Nearly always nothing waits: look (the partial index) before writing.
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM retry_attempts WHERE waiting_since IS NOT NULL AND overall_status IN ('queued', 'generating'))",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if !waiting {
+            return Ok(0);
+        }
+        in_tx!(self, |t| end_server_wait_in(t).await)
     }
 
     async fn complete(&self, items: Vec<Completion>) -> Result<Vec<Result<Applied>>> {

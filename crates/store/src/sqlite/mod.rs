@@ -490,14 +490,50 @@ impl Store for SqliteStore {
         worker: &str,
         provenance: serde_json::Value,
     ) -> Result<()> {
-        sqlx::query("UPDATE retry_attempts SET provenance = ?, waiting_since = CASE WHEN ? THEN NULL ELSE waiting_since END WHERE id = ? AND worker = ?")
-            .bind(json(&provenance))
-            .bind(provenance.get("server").is_some())
-            .bind(attempt_id)
-            .bind(worker)
-            .execute(&self.writer)
-            .await?;
+        // A server accepted the work: its wait ends, and so does the reason it carried.
+        sqlx::query(
+            "UPDATE retry_attempts SET provenance = ?1,
+             failure_reason = CASE WHEN ?2 AND waiting_since IS NOT NULL THEN NULL ELSE failure_reason END,
+             waiting_since = CASE WHEN ?2 THEN NULL ELSE waiting_since END
+             WHERE id = ?3 AND worker = ?4",
+        )
+        .bind(json(&provenance))
+        .bind(provenance.get("server").is_some())
+        .bind(attempt_id)
+        .bind(worker)
+        .execute(&self.writer)
+        .await?;
         Ok(())
+    }
+
+    async fn end_server_wait(&self) -> Result<u64> {
+        // Nearly always nothing waits: look with the reader (the partial index) before writing.
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM retry_attempts WHERE waiting_since IS NOT NULL AND overall_status IN ('queued', 'generating'))",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        if !waiting {
+            return Ok(0);
+        }
+        let mut t = self.begin().await?;
+        let rs = sqlx::query(
+            "UPDATE retry_attempts SET waiting_since = NULL, failure_reason = NULL, updated_at = ?1
+             WHERE waiting_since IS NOT NULL AND overall_status IN ('queued', 'generating')
+             RETURNING id, segment_id, project_id, attempt_number",
+        )
+        .bind(ts(now()))
+        .fetch_all(&mut *t.tx)
+        .await?;
+        for r in &rs {
+            tx::insert_event(
+                &mut t.tx,
+                ops::wait_over(r.get(2), r.get(1), r.get(0), r.get(3)),
+            )
+            .await?;
+        }
+        self.commit(t).await?;
+        Ok(rs.len() as u64)
     }
 
     async fn complete(&self, items: Vec<Completion>) -> Result<Vec<Result<Applied>>> {

@@ -20,6 +20,8 @@ export const EVENT_KINDS = [
   'infra_error',
   'budget_refused',
   'lease_rescued',
+  'waiting_for_server',
+  'server_available',
   'rejected',
   'accepted',
   'cancelled',
