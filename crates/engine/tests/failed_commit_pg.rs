@@ -6,21 +6,14 @@
 //! writes refused while the disk is full change nothing, and once it frees the engine takes every
 //! segment to the end, no attempt twice, with exact statistics.
 
-use retake_core::{CheckConfig, Parameters, SegmentStatus};
-use retake_engine::backends::{Scenario, SimulatedBackend};
+mod disk;
+
+use retake_core::{Parameters, SegmentStatus};
 use retake_engine::{Backends, Engine, EngineConfig};
-use retake_store::{NewProject, NewSceneType, NewSegment, SegmentFilter, Store, StoreError};
-use serde_json::json;
+use retake_store::{NewSegment, StoreError};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
-
-const SCENARIO: &str = r#"
-[profiles.st]
-gpu_seconds = { mean = 5.0, sd = 1.0, min = 1.0, max = 10.0 }
-[profiles.st.checks.face_confidence]
-fail_probability = 0.5
-"#;
 
 const FAULT: &str = r#"
 CREATE TABLE test_disk_full (on_commit boolean NOT NULL);
@@ -59,32 +52,7 @@ async fn a_failed_commit_loses_no_acknowledged_write_and_work_resumes() {
         .unwrap();
     sqlx::raw_sql(FAULT).execute(&admin).await.unwrap();
 
-    let p = store
-        .create_project(NewProject {
-            name: "disk".into(),
-            gpu_budget_seconds: None,
-            default_gpu_estimate_seconds: 5.0,
-            default_retry_policy: Default::default(),
-        })
-        .await
-        .unwrap();
-    let st = store
-        .create_scene_type(NewSceneType {
-            project_id: p.id,
-            name: "st".into(),
-            backend: "simulated".into(),
-            backend_config: json!({"profile": "st"}),
-            workflow_template: json!({}),
-            parameter_bindings: Default::default(),
-            default_parameters: Parameters::new().with("cfg_scale", 7.0),
-            qa_checks: vec![CheckConfig::new("face_confidence", 0.7, 0.5)],
-            qa_commands: vec![],
-            retry_policy: serde_json::from_value(json!({"enabled": true, "max_attempts": 3}))
-                .unwrap(),
-            parameter_domains: Default::default(),
-        })
-        .await
-        .unwrap();
+    let (p, st) = disk::project(store.as_ref()).await;
 
     // Every third submission meets a full disk at COMMIT.
     let mut acknowledged: Vec<i64> = vec![];
@@ -121,7 +89,7 @@ async fn a_failed_commit_loses_no_acknowledged_write_and_work_resumes() {
     }
     disk(&admin, false).await;
     assert_eq!(refused, 4);
-    let stored = all_segments(store.as_ref(), p.id).await;
+    let stored = disk::all_segments(store.as_ref(), p.id).await;
     assert_eq!(stored.len(), acknowledged.len(), "stored = acknowledged");
     for id in &acknowledged {
         store.get_segment(*id).await.unwrap();
@@ -129,7 +97,7 @@ async fn a_failed_commit_loses_no_acknowledged_write_and_work_resumes() {
 
     // The disk is full when the engine starts: its writes are refused at COMMIT; the disk frees
     // and everything is written, nothing twice.
-    let backend = SimulatedBackend::new(Scenario::parse(SCENARIO).unwrap(), Some(0.0), None);
+    let backend = disk::backend();
     let dir = tempfile::tempdir().unwrap();
     let engine = Arc::new(Engine::new(
         store.clone(),
@@ -175,7 +143,7 @@ async fn a_failed_commit_loses_no_acknowledged_write_and_work_resumes() {
     run.await.unwrap();
     // Anything whose processing gave up is rescued when its lease expires; finish those too.
     for _ in 0..60 {
-        let done = all_segments(store.as_ref(), p.id).await;
+        let done = disk::all_segments(store.as_ref(), p.id).await;
         if done.iter().all(|s| s.status.is_terminal()) {
             break;
         }
@@ -183,7 +151,7 @@ async fn a_failed_commit_loses_no_acknowledged_write_and_work_resumes() {
         engine.run_until_idle().await.unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let done = all_segments(store.as_ref(), p.id).await;
+    let done = disk::all_segments(store.as_ref(), p.id).await;
     assert_eq!(done.len(), acknowledged.len());
     assert!(
         done.iter()
@@ -210,25 +178,4 @@ async fn a_failed_commit_loses_no_acknowledged_write_and_work_resumes() {
     );
     assert_eq!(stats.in_progress, 0);
     admin.close().await;
-}
-
-async fn all_segments(store: &dyn Store, project: i64) -> Vec<retake_store::Segment> {
-    let mut out = vec![];
-    let mut before = None;
-    loop {
-        let page = store
-            .list_segments(&SegmentFilter {
-                project_id: Some(project),
-                before_id: before,
-                limit: 1000,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        if page.is_empty() {
-            return out;
-        }
-        before = page.last().map(|s| s.id);
-        out.extend(page);
-    }
 }

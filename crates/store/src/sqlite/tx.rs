@@ -10,6 +10,13 @@ use retake_core::{Arm, ArmStats, CheckStats};
 use sqlx::pool::PoolConnection;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
+/// The events insert without its rows (one row in `insert_event`, many in `insert_events`).
+macro_rules! insert_events {
+    () => {
+        "INSERT INTO events (project_id, segment_id, attempt_id, kind, message, data, created_at) "
+    };
+}
+
 /// A write transaction on the one writer connection, begun and ended by hand rather than with
 /// sqlx's `Transaction`: when a `COMMIT` fails (disk full, I/O error) SQLite may or may not have
 /// rolled back already, and a connection left inside a transaction would silently turn every
@@ -589,7 +596,7 @@ pub async fn insert_attempt(
 }
 
 pub async fn insert_event(tx: &mut PoolConnection<Sqlite>, e: NewEvent) -> Result<()> {
-    sqlx::query("INSERT INTO events (project_id, segment_id, attempt_id, kind, message, data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+    sqlx::query(concat!(insert_events!(), "VALUES (?, ?, ?, ?, ?, ?, ?)"))
         .bind(e.project_id)
         .bind(e.segment_id)
         .bind(e.attempt_id)
@@ -625,9 +632,7 @@ pub async fn insert_deltas(tx: &mut PoolConnection<Sqlite>, deltas: &[ProjectDel
 pub async fn insert_events(tx: &mut PoolConnection<Sqlite>, events: Vec<NewEvent>) -> Result<()> {
     let at = ts(now());
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (project_id, segment_id, attempt_id, kind, message, data, created_at) ",
-        );
+        let mut q = QueryBuilder::<Sqlite>::new(insert_events!());
         q.push_values(chunk, |mut b, e| {
             b.push_bind(e.project_id)
                 .push_bind(e.segment_id)
