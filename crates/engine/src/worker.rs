@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+/// How long the claim loop waits for more slots to free once one has, while the others still
+/// run (a few milliseconds against generations that take seconds to minutes).
+const CLAIM_GATHER: Duration = Duration::from_millis(2);
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Identifies this worker in leases and events.
@@ -73,6 +77,15 @@ fn hostname() -> String {
 pub struct RunStats {
     pub attempts: u64,
     pub infra_errors: u64,
+    /// Attempts stopped here because their lease had gone to someone else.
+    pub leases_lost: u64,
+}
+
+/// An attempt this process works on: its task, and whether a completion that ends the
+/// attempt here is being written (its lease is then released, not lost).
+struct InFlight {
+    handle: tokio::task::AbortHandle,
+    finishing: bool,
 }
 
 pub struct Engine<S: Store + ?Sized> {
@@ -81,9 +94,10 @@ pub struct Engine<S: Store + ?Sized> {
     scorer: Option<Arc<dyn Scorer>>,
     cfg: EngineConfig,
     scenes: Mutex<HashMap<i64, (Instant, Arc<SceneType>)>>,
-    in_flight: Mutex<HashMap<i64, tokio::task::AbortHandle>>,
+    in_flight: Mutex<HashMap<i64, InFlight>>,
     processed: AtomicU64,
     infra: AtomicU64,
+    leases_lost: AtomicU64,
     completer: std::sync::OnceLock<Completer>,
     media: std::sync::OnceLock<Result<crate::media::MediaStore, String>>,
 }
@@ -104,6 +118,7 @@ impl<S: Store + ?Sized> Engine<S> {
             in_flight: Mutex::new(HashMap::new()),
             processed: AtomicU64::new(0),
             infra: AtomicU64::new(0),
+            leases_lost: AtomicU64::new(0),
             completer: std::sync::OnceLock::new(),
             media: std::sync::OnceLock::new(),
         })
@@ -111,10 +126,25 @@ impl<S: Store + ?Sized> Engine<S> {
 
     /// Hand a completion to this process's completer and wait until it is written.
     async fn complete(&self, c: Completion) -> Result<Applied, StoreError> {
-        self.completer
+        let id = c.attempt_id();
+        // Only a generation whose output this worker scores next keeps the attempt here.
+        let goes_on = matches!(&c, Completion::Generated(d) if d.scored_by_worker);
+        self.set_finishing(id, true);
+        let r = self
+            .completer
             .get_or_init(|| Completer::start(self.store.clone(), self.cfg.completion_batch))
             .complete(c)
-            .await
+            .await;
+        if goes_on && r.as_ref().is_ok_and(|a| a.applied) {
+            self.set_finishing(id, false);
+        }
+        r
+    }
+
+    fn set_finishing(&self, attempt_id: i64, finishing: bool) {
+        if let Some(f) = self.in_flight.lock().unwrap().get_mut(&attempt_id) {
+            f.finishing = finishing;
+        }
     }
 
     /// The media store outputs go to (the configured one, or `DATA_DIR/media`).
@@ -145,6 +175,7 @@ impl<S: Store + ?Sized> Engine<S> {
         RunStats {
             attempts: self.processed.load(Ordering::Relaxed),
             infra_errors: self.infra.load(Ordering::Relaxed),
+            leases_lost: self.leases_lost.load(Ordering::Relaxed),
         }
     }
 
@@ -200,11 +231,21 @@ impl<S: Store + ?Sized> Engine<S> {
                                 slots.clone().acquire_owned().await.expect("semaphore open");
                             let me = self.clone();
                             let id = w.attempt.id;
-                            let h = tasks.spawn(async move {
+                            // Registered under the lock the task takes to deregister, so a
+                            // task that ends at once never leaves a stale entry behind (the
+                            // heartbeat would take it for a lost lease).
+                            let mut map = self.in_flight.lock().unwrap();
+                            let handle = tasks.spawn(async move {
                                 me.process(w).await;
                                 drop(permit);
                             });
-                            self.in_flight.lock().unwrap().insert(id, h);
+                            map.insert(
+                                id,
+                                InFlight {
+                                    handle,
+                                    finishing: false,
+                                },
+                            );
                         }
                     }
                     Err(e) => {
@@ -225,6 +266,18 @@ impl<S: Store + ?Sized> Engine<S> {
                     _ = self.store.wait_for_work(self.cfg.poll) => {}
                     _ = tasks.join_next(), if !tasks.is_empty() => {}
                     _ = shutdown.changed() => {}
+                }
+                // Slots free one at a time while the others still run: wait a moment for a
+                // few more, so that one claim serves several (each claim is a transaction).
+                let want = (self.cfg.slots / 4).max(1);
+                let deadline = tokio::time::Instant::now() + CLAIM_GATHER;
+                while slots.available_permits() < want && !tasks.is_empty() {
+                    if tokio::time::timeout_at(deadline, tasks.join_next())
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
                 }
             }
         }
@@ -270,6 +323,7 @@ impl<S: Store + ?Sized> Engine<S> {
         Ok(RunStats {
             attempts: after.attempts - before.attempts,
             infra_errors: after.infra_errors - before.infra_errors,
+            leases_lost: after.leases_lost - before.leases_lost,
         })
     }
 
@@ -289,11 +343,15 @@ impl<S: Store + ?Sized> Engine<S> {
                 Ok(owned) => {
                     // A lease we lost belongs to someone else now (rescued, or the segment was
                     // cancelled): stop working on it.
+                    // An attempt whose completion is being written is not owned any more
+                    // once that commits: it finished here, it was not lost.
                     let mut map = self.in_flight.lock().unwrap();
                     for id in ids.iter().filter(|id| !owned.contains(id)) {
-                        if let Some(h) = map.remove(id) {
+                        if map.get(id).is_some_and(|f| !f.finishing) {
+                            let f = map.remove(id).expect("present");
                             tracing::warn!(attempt = id, "lease lost; stopping this attempt here");
-                            h.abort();
+                            self.leases_lost.fetch_add(1, Ordering::Relaxed);
+                            f.handle.abort();
                         }
                     }
                 }

@@ -24,6 +24,7 @@ retake_store::contract_tests!(
     attempts_replay_from_the_recorded_rng_seed,
     restart_mid_run_loses_nothing,
     duplicate_external_qa_is_ignored,
+    finished_attempts_are_never_taken_for_lost_leases,
 );
 
 /// Face scores per segment, by attempt (the last one repeats).
@@ -469,4 +470,58 @@ async fn duplicate_external_qa_is_ignored(store: Arc<dyn Store>) {
     let (seg, attempts) = f.segment(s[0].id).await;
     assert_eq!(attempts.len(), 2, "one retry, not two");
     assert_eq!(seg.status, SegmentStatus::Retrying);
+}
+
+/// The heartbeat renews the leases of attempts this process runs. An attempt whose completion
+/// has just been written is no longer leased to anyone: it finished here, and must not be
+/// reported (and aborted) as a lost lease — with instant generations and a heartbeat every
+/// millisecond, every heartbeat races with completions.
+async fn finished_attempts_are_never_taken_for_lost_leases(store: Arc<dyn Store>) {
+    let f = fixture(
+        store,
+        None,
+        serde_json::json!({"enabled": true, "max_attempts": 3}),
+        false,
+    )
+    .await;
+    let segs = f
+        .submit(
+            (0..150)
+                .map(|i| {
+                    if i % 2 == 0 {
+                        vec![FAIL, (0.9, 1.0)]
+                    } else {
+                        vec![(0.9, 1.0)]
+                    }
+                })
+                .collect(),
+        )
+        .await;
+    let mut cfg = EngineConfig::new(std::env::temp_dir());
+    cfg.worker_id = "busy".into();
+    cfg.slots = 8;
+    cfg.heartbeat = Duration::from_millis(1);
+    cfg.exit_when_idle = true;
+    let engine = Engine::new(
+        f.store.clone(),
+        Backends::new().with("simulated", f.backend.clone()),
+        None,
+        cfg,
+    );
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    engine.clone().run(stopped).await;
+    let stats = engine.stats();
+    assert_eq!(stats.leases_lost, 0, "{stats:?}");
+    let mut attempts = 0;
+    for s in &segs {
+        let (seg, list) = f.segment(s.id).await;
+        assert_eq!(seg.status, SegmentStatus::Passed, "segment {}", seg.id);
+        assert!(list.iter().all(|a| a.overall_status.is_terminal()));
+        attempts += list.len() as u64;
+    }
+    assert_eq!(attempts, 225);
+    assert_eq!(
+        stats.attempts, attempts,
+        "every attempt ran to its end here"
+    );
 }

@@ -19,6 +19,7 @@ retake_store::contract_tests!(
     duplicate_qa_delivery_is_ignored,
     concurrent_duplicate_deliveries_make_one_retry,
     budget_refuses_what_it_cannot_cover,
+    reservations_made_without_a_budget_count_once_one_is_set,
     only_the_lease_owner_finishes,
     expired_leases_are_rescued,
     selection_and_review_actions,
@@ -410,6 +411,45 @@ async fn budget_refuses_what_it_cannot_cover(store: Arc<dyn Store>) {
             .unwrap(),
         "a finished attempt cannot grow"
     );
+}
+
+async fn reservations_made_without_a_budget_count_once_one_is_set(store: Arc<dyn Store>) {
+    // No budget: claims reserve without a cap (estimate 10 s each).
+    let p = project(&store, None, true).await;
+    let st = scene(&store, &p, PolicyOverrides::default()).await;
+    submit(&store, &st, 4).await;
+    let first = store.claim(W, 2, LEASE).await.unwrap();
+    assert_eq!(first.len(), 2);
+    let proj = store.get_project(p.id).await.unwrap();
+    assert!((proj.gpu_reserved_seconds - 20.0).abs() < 1e-9, "{proj:?}");
+    // A budget of 35 s leaves room for one more 10 s reservation beside the 20 s running.
+    let proj = store
+        .update_project(
+            p.id,
+            ProjectPatch {
+                gpu_budget_seconds: Some(Some(35.0)),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(proj.gpu_budget_seconds, Some(35.0));
+    let second = store.claim(W, 2, LEASE).await.unwrap();
+    assert_eq!(second.len(), 1, "only one more attempt fits the new budget");
+    let proj = store.get_project(p.id).await.unwrap();
+    assert!((proj.gpu_reserved_seconds - 30.0).abs() < 1e-9, "{proj:?}");
+    assert!(proj.gpu_spent_seconds + proj.gpu_reserved_seconds <= 35.0 + 1e-9);
+    // Finishing releases the reservation and spends what ran, whichever way it was taken.
+    for w in first.iter().chain(&second) {
+        store
+            .finish_generation(done(&w.attempt, W, Some(verdict(0.9, 1.0))))
+            .await
+            .unwrap();
+    }
+    let proj = store.get_project(p.id).await.unwrap();
+    assert!(proj.gpu_reserved_seconds.abs() < 1e-9, "{proj:?}");
+    assert!((proj.gpu_spent_seconds - 24.0).abs() < 1e-9, "{proj:?}");
 }
 
 async fn only_the_lease_owner_finishes(store: Arc<dyn Store>) {

@@ -208,7 +208,8 @@ pub async fn failure_patterns(
     scene_type_id: Option<i64>,
 ) -> Result<Vec<FailurePattern>> {
     let mut arms: BTreeMap<(i64, String), BTreeMap<String, ArmStats>> = BTreeMap::new();
-    for r in sqlx::query(r#"SELECT scene_type_id, "check", arm, tries, rescues FROM scene_arm_stats WHERE ($1::int8 IS NULL OR scene_type_id = $1)"#)
+    for r in sqlx::query(r#"SELECT scene_type_id, "check", arm, SUM(tries)::int4, SUM(rescues)::int4 FROM scene_arm_stats
+        WHERE ($1::int8 IS NULL OR scene_type_id = $1) GROUP BY scene_type_id, "check", arm"#)
         .bind(scene_type_id)
         .fetch_all(pool)
         .await?
@@ -218,8 +219,9 @@ pub async fn failure_patterns(
             .insert(r.get(2), ArmStats { tries: r.get::<i32, _>(3) as u32, rescues: r.get::<i32, _>(4) as u32 });
     }
     let rs = sqlx::query(
-        r#"SELECT scene_type_id, "check", attempts, failures, failed_segments, rescues FROM scene_check_stats
-           WHERE ($1::int8 IS NULL OR scene_type_id = $1) ORDER BY scene_type_id, "check""#,
+        r#"SELECT scene_type_id, "check", SUM(attempts)::int4, SUM(failures)::int4, SUM(failed_segments)::int4,
+           SUM(rescues)::int4 FROM scene_check_stats WHERE ($1::int8 IS NULL OR scene_type_id = $1)
+           GROUP BY scene_type_id, "check" ORDER BY scene_type_id, "check""#,
     )
     .bind(scene_type_id)
     .fetch_all(pool)

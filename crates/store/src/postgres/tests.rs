@@ -540,3 +540,53 @@ async fn a_deadlock_victim_is_run_again() {
         retake_core::AttemptStatus::Passed
     );
 }
+
+/// Learning counters are striped by the writing connection (so replicas do not queue on one
+/// row); every reader sums the stripes.
+#[tokio::test]
+async fn learning_counters_are_summed_over_their_stripes() {
+    let Some((s, _b, _db)) = replicas().await else {
+        return;
+    };
+    let st = scene(&s, None).await;
+    let pool = s.pool();
+    for (stripe, n) in [(0i16, 1i32), (7, 10), (31, 100)] {
+        sqlx::query(
+            r#"INSERT INTO scene_check_stats (scene_type_id, "check", stripe, attempts, failures, failed_segments, rescues)
+               VALUES ($1, 'face_confidence', $2, $3, $3, $3, $3)"#,
+        )
+        .bind(st.id)
+        .bind(stripe)
+        .bind(n)
+        .execute(pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            r#"INSERT INTO scene_arm_stats (scene_type_id, "check", arm, stripe, tries, rescues)
+               VALUES ($1, 'face_confidence', 'seed', $2, $3, $3)"#,
+        )
+        .bind(st.id)
+        .bind(stripe)
+        .bind(n)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    let patterns = s.failure_patterns(Some(st.id)).await.unwrap();
+    assert_eq!(patterns.len(), 1, "{patterns:?}");
+    let p = &patterns[0];
+    assert_eq!(
+        (p.attempts, p.failures, p.failed_segments, p.rescues),
+        (111, 111, 111, 111)
+    );
+    let seed = &p.arms["seed"];
+    assert_eq!((seed.tries, seed.rescues), (111, 111));
+    // A store's own write lands on its connection's stripe and adds to the same sums.
+    let mut tx = s.begin().await.unwrap();
+    crate::ops::TxOps::bump_check_stats(&mut tx, st.id, "face_confidence", 1, 0, 0, 0)
+        .await
+        .unwrap();
+    s.commit(tx).await.unwrap();
+    let p = &s.failure_patterns(Some(st.id)).await.unwrap()[0];
+    assert_eq!(p.attempts, 112);
+}

@@ -61,32 +61,34 @@ impl PgTx {
                 data.push(json(&e.data));
                 at.push(t);
             }
-            sqlx::query(
-                "INSERT INTO events (project_id, segment_id, attempt_id, kind, message, data, created_at)
+            // The wake-ups ride on the same statement (one round trip less per transaction);
+            // PostgreSQL delivers them at commit, or never if the transaction rolls back.
+            const INSERT: &str = "WITH ins AS (INSERT INTO events (project_id, segment_id, attempt_id, kind, message, data, created_at)
                  SELECT p, s, a, k, m, d, t FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[])
                       WITH ORDINALITY AS e(p, s, a, k, m, d, t, n)
-                 ORDER BY n",
-            )
-            .bind(project)
-            .bind(segment)
-            .bind(attempt)
-            .bind(kind)
-            .bind(message)
-            .bind(data)
-            .bind(at)
-            .execute(&mut *self.tx)
-            .await?;
+                 ORDER BY n RETURNING 1)";
+            let sql = if self.work_queued {
+                format!(
+                    "{INSERT} SELECT pg_notify('retake_events', ''), pg_notify('retake_work', '')"
+                )
+            } else {
+                format!("{INSERT} SELECT pg_notify('retake_events', '')")
+            };
+            sqlx::query(&sql)
+                .bind(project)
+                .bind(segment)
+                .bind(attempt)
+                .bind(kind)
+                .bind(message)
+                .bind(data)
+                .bind(at)
+                .execute(&mut *self.tx)
+                .await?;
         }
-        let notify = match (self.work_queued, wrote_events) {
-            (true, true) => {
-                Some("SELECT pg_notify('retake_work', ''), pg_notify('retake_events', '')")
-            }
-            (true, false) => Some("SELECT pg_notify('retake_work', '')"),
-            (false, true) => Some("SELECT pg_notify('retake_events', '')"),
-            (false, false) => None,
-        };
-        if let Some(sql) = notify {
-            sqlx::query(sql).execute(&mut *self.tx).await?;
+        if self.work_queued && !wrote_events {
+            sqlx::query("SELECT pg_notify('retake_work', '')")
+                .execute(&mut *self.tx)
+                .await?;
         }
         self.tx.commit().await?;
         Ok((self.work_queued, wrote_events))
@@ -270,7 +272,7 @@ impl TxOps for PgTx {
 
     async fn scene_stats(&mut self, scene_type_id: i64, with_scores: bool) -> Result<SceneStats> {
         let mut stats = SceneStats::default();
-        for r in sqlx::query(r#"SELECT "check", attempts, failures, rescues FROM scene_check_stats WHERE scene_type_id = $1"#)
+        for r in sqlx::query(r#"SELECT "check", SUM(attempts)::int4, SUM(failures)::int4, SUM(rescues)::int4 FROM scene_check_stats WHERE scene_type_id = $1 GROUP BY "check""#)
             .bind(scene_type_id)
             .fetch_all(&mut *self.tx)
             .await?
@@ -281,7 +283,7 @@ impl TxOps for PgTx {
             );
         }
         for r in sqlx::query(
-            r#"SELECT "check", arm, tries, rescues FROM scene_arm_stats WHERE scene_type_id = $1"#,
+            r#"SELECT "check", arm, SUM(tries)::int4, SUM(rescues)::int4 FROM scene_arm_stats WHERE scene_type_id = $1 GROUP BY "check", arm"#,
         )
         .bind(scene_type_id)
         .fetch_all(&mut *self.tx)
@@ -335,9 +337,9 @@ impl TxOps for PgTx {
         rescues: i64,
     ) -> Result<()> {
         sqlx::query(
-            r#"INSERT INTO scene_check_stats AS s (scene_type_id, "check", attempts, failures, failed_segments, rescues)
-               VALUES ($1, $2, $3, $4, $5, $6)
-               ON CONFLICT (scene_type_id, "check") DO UPDATE SET attempts = s.attempts + $3, failures = s.failures + $4,
+            r#"INSERT INTO scene_check_stats AS s (scene_type_id, "check", stripe, attempts, failures, failed_segments, rescues)
+               VALUES ($1, $2, pg_backend_pid() % 32, $3, $4, $5, $6)
+               ON CONFLICT (scene_type_id, "check", stripe) DO UPDATE SET attempts = s.attempts + $3, failures = s.failures + $4,
                failed_segments = s.failed_segments + $5, rescues = s.rescues + $6"#,
         )
         .bind(scene_type_id)
@@ -360,8 +362,9 @@ impl TxOps for PgTx {
         rescues: i64,
     ) -> Result<()> {
         sqlx::query(
-            r#"INSERT INTO scene_arm_stats AS s (scene_type_id, "check", arm, tries, rescues) VALUES ($1, $2, $3, $4, $5)
-               ON CONFLICT (scene_type_id, "check", arm) DO UPDATE SET tries = s.tries + $4, rescues = s.rescues + $5"#,
+            r#"INSERT INTO scene_arm_stats AS s (scene_type_id, "check", arm, stripe, tries, rescues)
+               VALUES ($1, $2, $3, pg_backend_pid() % 32, $4, $5)
+               ON CONFLICT (scene_type_id, "check", arm, stripe) DO UPDATE SET tries = s.tries + $4, rescues = s.rescues + $5"#,
         )
         .bind(scene_type_id)
         .bind(check)
@@ -375,8 +378,8 @@ impl TxOps for PgTx {
 
     async fn rescue_rows(&mut self, scene_type_id: i64, limit: u32) -> Result<Vec<RescueRow>> {
         let rs = sqlx::query(
-            r#"SELECT "check", bucket, key, value FROM scene_rescue_evidence WHERE scene_type_id = $1
-               ORDER BY bucket DESC LIMIT $2"#,
+            r#"SELECT "check", bucket, key, SUM(value) FROM scene_rescue_evidence WHERE scene_type_id = $1
+               GROUP BY "check", bucket, key ORDER BY bucket DESC LIMIT $2"#,
         )
         .bind(scene_type_id)
         .bind(limit as i64)
@@ -413,9 +416,9 @@ impl TxOps for PgTx {
         // Rows arrive sorted by key (the unit aggregates them in a BTreeMap), so concurrent
         // batches lock them in the same order.
         sqlx::query(
-            r#"INSERT INTO scene_rescue_evidence AS e (scene_type_id, "check", bucket, key, value)
-               SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[], $4::text[], $5::float8[])
-               ON CONFLICT (scene_type_id, "check", bucket, key) DO UPDATE SET value = e.value + EXCLUDED.value"#,
+            r#"INSERT INTO scene_rescue_evidence AS e (scene_type_id, "check", bucket, key, value, stripe)
+               SELECT *, pg_backend_pid() % 32 FROM UNNEST($1::int8[], $2::text[], $3::int8[], $4::text[], $5::float8[])
+               ON CONFLICT (scene_type_id, "check", bucket, key, stripe) DO UPDATE SET value = e.value + EXCLUDED.value"#,
         )
         .bind(&scene)
         .bind(&check)
@@ -434,8 +437,34 @@ impl TxOps for PgTx {
     }
 
     async fn reserve(&mut self, project_id: i64, wanted: &[f64]) -> Result<usize> {
-        // The project row first: every folder and reserver takes it before the deltas, so they
-        // run one after the other and never fold the same delta twice.
+        // A project without a budget has no cap to check: its reservation is appended as a
+        // delta like every settlement, under a share lock so that claims of one project never
+        // queue on its row. The share lock keeps a budget from being set (a row update) until
+        // this claim commits, so a budget set later sees this reservation.
+        if !wanted.is_empty() {
+            let unbudgeted = sqlx::query(
+                "SELECT 1 FROM projects WHERE id = $1 AND gpu_budget_seconds IS NULL FOR SHARE",
+            )
+            .bind(project_id)
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .is_some();
+            if unbudgeted {
+                let add: f64 = wanted.iter().sum();
+                if add != 0.0 {
+                    self.add_deltas(&[ProjectDelta::new(
+                        project_id,
+                        crate::ops::GPU_RESERVED.into(),
+                        add,
+                    )])
+                    .await?;
+                }
+                return Ok(wanted.len());
+            }
+        }
+        // Folding, or a project with a budget: the project row first. Every folder and
+        // reserver takes it before the deltas, so they run one after the other and never fold
+        // the same delta twice, and `spent + reserved <= budget` is checked against one total.
         let Some(r) = sqlx::query(
             "SELECT gpu_budget_seconds, gpu_spent_seconds, gpu_reserved_seconds FROM projects WHERE id = $1 FOR NO KEY UPDATE",
         )
