@@ -12,6 +12,11 @@ mod wiring;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: allocation was ~15% of the hot path's CPU, most of it
+/// glibc's bookkeeping between the runtime's threads (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "retake",

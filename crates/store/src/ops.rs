@@ -175,8 +175,16 @@ pub const RECOUNT_PROJECT: [&str; 3] = [
 /// A project's (`project_id`) or scene type's (`scene_type_id`) attempts still in flight, which a
 /// delete would take from under the workers.
 pub fn in_flight_attempts_sql(owner_column: &str) -> String {
+    // A scene type's attempts are found through its segments (the segments' scene type index,
+    // then the attempts' segment index): the attempts table keeps no index by scene type for
+    // all attempts, which every write would have to maintain.
+    let owner = if owner_column == "scene_type_id" {
+        "segment_id IN (SELECT id FROM segments WHERE scene_type_id = $1)".to_owned()
+    } else {
+        format!("{owner_column} = $1")
+    };
     format!(
-        "SELECT * FROM retry_attempts WHERE {owner_column} = $1 \
+        "SELECT * FROM retry_attempts WHERE {owner} \
          AND overall_status IN ('queued', 'generating', 'scoring') ORDER BY id"
     )
 }

@@ -17,3 +17,7 @@ ALTER TABLE scene_rescue_evidence ADD PRIMARY KEY (scene_type_id, "check", bucke
 -- attempts of a scene type) or scans the table anyway (metrics by status); the full index on
 -- the status only cost an index entry on every write of an attempt.
 DROP INDEX retry_attempts_status;
+
+-- All of a scene type's attempts are reached through its segments; its finished attempts
+-- (the GPU estimate, recent scores) through `retry_attempts_scene_finished`.
+DROP INDEX retry_attempts_scene_recent;
