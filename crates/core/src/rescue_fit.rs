@@ -1,0 +1,288 @@
+//! Fitting the stopping rule's model to one scene type × check's decayed counts: a mixture of
+//! three kinds of failed segment — hopeless (no seed passes them), flaky (rescuable, but a retry
+//! passes less often) and ok (a retry nearly always passes) — and the failing-score densities of
+//! hopeless vs rescuable segments.
+//!
+//! One pass rate per scene type × check made a flaky segment that failed three retries look
+//! hopeless; two rates let its misses count against the ok kind, not only for hopelessness.
+//! Pure: the counts in, the model out.
+
+use super::{bin, RescueCounts, RETRY_SLOTS, SCORE_BINS};
+use crate::rng::Arm;
+use std::collections::BTreeMap;
+
+/// Scores of each kind needed before failing scores count as evidence.
+pub const MIN_SCORES: f64 = 20.0;
+/// A single score can make hopelessness at most this many times likelier…
+pub const MAX_SCORE_RATIO: f64 = 8.0;
+/// …and a rescue at most this many times likelier (a score where hopeless segments never fail
+/// is strong evidence, and a wrong "rescuable" only costs one more attempt).
+pub const MAX_RESCUABLE_SCORE_RATIO: f64 = 12.0;
+/// Pseudo-scores pulling each score density towards all failing scores of the check.
+pub const SCORE_PRIOR: f64 = 30.0;
+
+const MAX_PASS_RATE: f64 = 0.95;
+const MIN_PASS_RATE: f64 = 0.02;
+/// The flaky kind's pass rate stays at or above this: a kind that passes fewer retries than
+/// that is what "hopeless" means to the rule, and letting the flaky kind drift towards zero
+/// would hide hopeless segments in it.
+const MIN_FLAKY_PASS_RATE: f64 = 0.2;
+/// Retries of the pooled rate an arm's own rate is shrunk towards.
+const ARM_PRIOR: f64 = 20.0;
+
+/// One kind of rescuable segment: its share of failed segments and its pass rate per retry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateClass {
+    pub share: f64,
+    pub pass_rate: f64,
+}
+
+/// The fitted model for one scene type and check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RescueModel {
+    /// Weighted informative segments behind the fit (see [`RescueCounts::informative`]).
+    pub evidence: f64,
+    /// Weighted failed segments behind the fit.
+    pub segments: f64,
+    /// Share of failed segments that are hopeless.
+    pub hopeless_share: f64,
+    /// The rescuable kinds: flaky (the lower pass rate) and ok.
+    pub flaky: RateClass,
+    pub ok: RateClass,
+    /// Mean per-attempt pass rate of a rescuable segment (all arms).
+    pub pass_rate: f64,
+    /// Each arm's pass share relative to all arms', for arms with retries on record.
+    pub arm_factor: BTreeMap<Arm, f64>,
+    /// `pass_rate` × the arm's factor.
+    pub arm_pass_rate: BTreeMap<Arm, f64>,
+    /// Failing-score densities by bin (sum 1) of rescued and of hopeless segments, when there are
+    /// enough scores of both.
+    pub score_density: Option<([f64; SCORE_BINS], [f64; SCORE_BINS])>,
+}
+
+/// Rescued segments by retries made (the passing one included), slot 0 unused. Counts written
+/// before the histogram existed only have the total and the sum of retries: they are spread
+/// as a geometric distribution with their mean over the retries segments were given (up to the
+/// most an unrescued segment got).
+fn rescued_by_retries(c: &RescueCounts) -> [f64; RETRY_SLOTS] {
+    let mut r = c.rescued_after;
+    r[0] = 0.0;
+    let known: f64 = r.iter().sum();
+    let rest = c.rescued - known;
+    if rest > 1e-9 {
+        let known_retries: f64 = r.iter().enumerate().map(|(k, x)| k as f64 * x).sum();
+        let p = (rest / (c.rescued_retries - known_retries).max(rest)).clamp(0.05, 1.0);
+        let most = (1..RETRY_SLOTS)
+            .rev()
+            .find(|k| c.unrescued[*k] > 0.0)
+            .unwrap_or(RETRY_SLOTS - 1);
+        let weights: Vec<f64> = (1..=most)
+            .map(|k| (1.0 - p).powi(k as i32 - 1) * p)
+            .collect();
+        let total: f64 = weights.iter().sum();
+        for (k, w) in (1..=most).zip(weights) {
+            r[k] += rest * w / total;
+        }
+    }
+    r
+}
+
+struct Mixture {
+    /// Hopeless, flaky, ok.
+    share: [f64; 3],
+    rate: [f64; 3],
+    /// Per unrescued slot: P(rescuable | ended unrescued after k retries).
+    rescuable_unrescued: [f64; RETRY_SLOTS],
+}
+
+/// EM over the latent kind of each failed segment, with a Dirichlet(1, 1, 1) prior on the
+/// shares and Beta(1, 1) on the rates.
+fn mixture(rescued: &[f64; RETRY_SLOTS], unrescued: &[f64; RETRY_SLOTS]) -> Mixture {
+    let n: f64 = rescued.iter().sum::<f64>() + unrescued.iter().sum::<f64>();
+    let mut share: [f64; 3] = [0.3, 0.2, 0.5];
+    let mut rate: [f64; 3] = [0.0, 0.35, 0.8];
+    let mut post_u = [[0.0f64; 3]; RETRY_SLOTS];
+    let mut post_r = [[0.0f64; 3]; RETRY_SLOTS];
+    for _ in 0..500 {
+        for k in 0..RETRY_SLOTS {
+            // Unrescued after k retries: a hopeless segment always; a rescuable one missed k times.
+            let lu = [
+                share[0],
+                share[1] * (1.0 - rate[1]).powi(k as i32),
+                share[2] * (1.0 - rate[2]).powi(k as i32),
+            ];
+            let t: f64 = lu.iter().sum();
+            post_u[k] = lu.map(|x| x / t);
+            if k >= 1 {
+                let lr = [
+                    0.0,
+                    share[1] * (1.0 - rate[1]).powi(k as i32 - 1) * rate[1],
+                    share[2] * (1.0 - rate[2]).powi(k as i32 - 1) * rate[2],
+                ];
+                let t: f64 = lr.iter().sum::<f64>().max(1e-300);
+                post_r[k] = lr.map(|x| x / t);
+            }
+        }
+        let mut mass = [0.0f64; 3];
+        let mut passes = [0.0f64; 3];
+        let mut tries = [0.0f64; 3];
+        for k in 0..RETRY_SLOTS {
+            for j in 0..3 {
+                let u = unrescued[k] * post_u[k][j];
+                let r = rescued[k] * post_r[k][j];
+                mass[j] += u + r;
+                passes[j] += r;
+                tries[j] += (u + r) * k as f64;
+            }
+        }
+        let share2 = [0, 1, 2].map(|j| (mass[j] + 1.0) / (n + 3.0));
+        let mut rate2 = [0.0, 0.0, 0.0];
+        rate2[1] = ((passes[1] + 1.0) / (tries[1] + 2.0)).clamp(MIN_FLAKY_PASS_RATE, MAX_PASS_RATE);
+        rate2[2] = ((passes[2] + 1.0) / (tries[2] + 2.0)).clamp(MIN_FLAKY_PASS_RATE, MAX_PASS_RATE);
+        let done = (0..3)
+            .all(|j| (share2[j] - share[j]).abs() < 1e-9 && (rate2[j] - rate[j]).abs() < 1e-9);
+        share = share2;
+        rate = rate2;
+        if rate[1] > rate[2] {
+            share.swap(1, 2);
+            rate.swap(1, 2);
+        }
+        if done {
+            break;
+        }
+    }
+    let mut rescuable_unrescued = [0.0; RETRY_SLOTS];
+    for k in 0..RETRY_SLOTS {
+        rescuable_unrescued[k] = 1.0 - post_u[k][0];
+    }
+    Mixture {
+        share,
+        rate,
+        rescuable_unrescued,
+    }
+}
+
+/// Fit the model to decayed counts.
+pub fn fit(c: &RescueCounts) -> RescueModel {
+    let rescued = rescued_by_retries(c);
+    let mix = mixture(&rescued, &c.unrescued);
+    let [h, sf, so] = mix.share;
+    let (qf, qo) = (mix.rate[1], mix.rate[2]);
+    let pass_rate = if sf + so > 0.0 {
+        (sf * qf + so * qo) / (sf + so)
+    } else {
+        qo
+    };
+    // Arms: every arm's raw pass share is diluted by tries on hopeless segments in the same way,
+    // so an arm's share (shrunk towards the pooled one) relative to the pooled share says how
+    // much better or worse it does on rescuable segments.
+    let tries: f64 = c.arm_tries.values().sum();
+    let passes: f64 = c.arm_passes.values().sum();
+    let mut arm_factor = BTreeMap::new();
+    let mut arm_pass_rate = BTreeMap::new();
+    if tries > 0.0 && passes > 0.0 {
+        let pooled = passes / tries;
+        for (arm, t) in &c.arm_tries {
+            let p = c.arm_passes.get(arm).copied().unwrap_or(0.0);
+            let f = (p + ARM_PRIOR * pooled) / (t + ARM_PRIOR) / pooled;
+            arm_factor.insert(*arm, f);
+            arm_pass_rate.insert(*arm, (pass_rate * f).clamp(MIN_PASS_RATE, MAX_PASS_RATE));
+        }
+    }
+    RescueModel {
+        evidence: c.informative(),
+        segments: c.segments(),
+        hopeless_share: h,
+        flaky: RateClass {
+            share: sf,
+            pass_rate: qf,
+        },
+        ok: RateClass {
+            share: so,
+            pass_rate: qo,
+        },
+        pass_rate,
+        arm_factor,
+        arm_pass_rate,
+        score_density: score_density(c, &mix.rescuable_unrescued),
+    }
+}
+
+/// Failing-score densities of rescued and hopeless segments. Unrescued segments' scores mix
+/// hopeless and unlucky rescuable ones; the unlucky ones score like rescued segments' failures,
+/// so their expected share is taken out.
+fn score_density(
+    c: &RescueCounts,
+    rescuable_unrescued: &[f64; RETRY_SLOTS],
+) -> Option<([f64; SCORE_BINS], [f64; SCORE_BINS])> {
+    let rescued_scores: f64 = c.scores_rescued.iter().sum();
+    let unresc_scores: f64 = c.scores_unrescued.iter().sum();
+    let attempts_unresc: f64 = (0..RETRY_SLOTS)
+        .map(|k| c.unrescued[k] * (k + 1) as f64)
+        .sum();
+    let attempts_rescuable: f64 = (0..RETRY_SLOTS)
+        .map(|k| c.unrescued[k] * rescuable_unrescued[k] * (k + 1) as f64)
+        .sum();
+    let share_rescuable = if attempts_unresc > 0.0 {
+        attempts_rescuable / attempts_unresc
+    } else {
+        0.0
+    };
+    let hopeless_scores = unresc_scores * (1.0 - share_rescuable);
+    // The residual's noise comes from all unrescued scores, not only the hopeless ones: its
+    // worth in scores is its signal-to-noise (hopeless² / unrescued).
+    let hopeless_weight = hopeless_scores * hopeless_scores / unresc_scores.max(1.0);
+    if rescued_scores < MIN_SCORES || hopeless_weight < MIN_SCORES {
+        return None;
+    }
+    let mut fr = [0.0; SCORE_BINS];
+    let mut fh = [0.0; SCORE_BINS];
+    for b in 0..SCORE_BINS {
+        let r = c.scores_rescued[b] / rescued_scores;
+        fr[b] = r;
+        fh[b] = (c.scores_unrescued[b] - unresc_scores * share_rescuable * r).max(0.0);
+    }
+    // Both densities shrink towards the pooled failing scores (SCORE_PRIOR pseudo-scores), then
+    // get a little uniform mass: when few segments are hopeless, what is left after taking the
+    // unlucky ones out is mostly noise, and it must not read as evidence.
+    let pooled_total = rescued_scores + unresc_scores;
+    let pooled: Vec<f64> = (0..SCORE_BINS)
+        .map(|b| (c.scores_rescued[b] + c.scores_unrescued[b]) / pooled_total)
+        .collect();
+    let shrink = |v: &mut [f64; SCORE_BINS], n: f64| {
+        let total: f64 = v.iter().sum::<f64>().max(1e-12);
+        for (b, x) in v.iter_mut().enumerate() {
+            let own = *x / total;
+            let p = (n * own + SCORE_PRIOR * pooled[b]) / (n + SCORE_PRIOR);
+            *x = 0.97 * p + 0.03 / SCORE_BINS as f64;
+        }
+    };
+    shrink(&mut fr, rescued_scores);
+    shrink(&mut fh, hopeless_weight);
+    Some((fr, fh))
+}
+
+impl RescueModel {
+    /// The mean rescuable pass rate of `arm`.
+    pub fn pass_rate_of(&self, arm: Arm) -> f64 {
+        self.arm_pass_rate
+            .get(&arm)
+            .copied()
+            .unwrap_or(self.pass_rate)
+    }
+
+    /// A rescuable kind's pass rate with `arm`.
+    pub fn class_rate(&self, class: &RateClass, arm: Arm) -> f64 {
+        (class.pass_rate * self.arm_factor.get(&arm).copied().unwrap_or(1.0))
+            .clamp(MIN_PASS_RATE, MAX_PASS_RATE)
+    }
+
+    /// How much likelier a failing score is from a hopeless segment than from a rescuable one.
+    pub fn score_ratio(&self, score: f64) -> f64 {
+        match &self.score_density {
+            Some((fr, fh)) => (fh[bin(score)] / fr[bin(score)])
+                .clamp(1.0 / MAX_RESCUABLE_SCORE_RATIO, MAX_SCORE_RATIO),
+            None => 1.0,
+        }
+    }
+}
