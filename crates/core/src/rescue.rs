@@ -30,7 +30,7 @@ pub const RETRY_SLOTS: usize = 10;
 pub const HALF_LIFE_SEGMENTS: f64 = 200.0;
 /// Weighted segments that retried at least once (or were rescued) before the rule may stop a
 /// segment; below it the policy retries like fixed-N.
-pub const MIN_EVIDENCE: f64 = 20.0;
+pub const MIN_EVIDENCE: f64 = 10.0;
 /// Share of failed segments (chosen from the segment's `rng_seed`) retried like fixed-N whatever
 /// the model says, so the evidence keeps coming when the model would stop everything.
 pub const EXPLORATION_SHARE: f64 = 0.05;
@@ -59,6 +59,10 @@ pub struct RescueRecord {
     pub failing_scores: Vec<f64>,
     /// Each judged retry's arm and whether it passed.
     pub arms: Vec<(Arm, bool)>,
+    /// When the stopping rule stopped the segment: its failing scores' likelihood ratio
+    /// (hopeless : rescuable) at the stop. The fit weighs the segment with it, so segments the
+    /// rule stopped early on their scores are not taken for unlucky rescuable ones.
+    pub score_ratio: Option<f64>,
 }
 
 fn judged(a: &AttemptView) -> bool {
@@ -115,8 +119,27 @@ impl RescueRecord {
                     )
                 })
                 .collect(),
+            score_ratio: None,
         })
     }
+
+    /// The same, remembering the stopping rule's evidence when it stopped the segment (the
+    /// segment's `review_evidence`; anything else is ignored).
+    pub fn with_stop_evidence(mut self, evidence: &Value) -> RescueRecord {
+        if !self.rescued && evidence["rule"] == "rescue_model" {
+            self.score_ratio = evidence["score_ratio"]
+                .as_f64()
+                .filter(|r| r.is_finite() && *r > 0.0);
+        }
+        self
+    }
+}
+
+/// Likelihood ratios of stopped segments are counted by the nearest power of two, 2^-8..=2^8.
+const LR_BINS: i32 = 8;
+
+fn lr_bin(ratio: f64) -> i32 {
+    (ratio.log2().round() as i32).clamp(-LR_BINS, LR_BINS)
 }
 
 fn bin(score: f64) -> usize {
@@ -135,6 +158,9 @@ pub struct RescueCounts {
     pub rescued_after: [f64; RETRY_SLOTS],
     /// Failed segments that ended without passing, by retries made.
     pub unrescued: [f64; RETRY_SLOTS],
+    /// Of those, the ones the stopping rule stopped, by (retries made, power of two of their
+    /// scores' likelihood ratio).
+    pub unrescued_lr: BTreeMap<(usize, i32), f64>,
     /// Failing scores (of the check) of rescued segments, by bin.
     pub scores_rescued: [f64; SCORE_BINS],
     /// Failing scores of unrescued segments, by bin.
@@ -151,7 +177,11 @@ impl RescueCounts {
             self.rescued_retries += r.retries as f64;
             self.rescued_after[(r.retries as usize).clamp(1, RETRY_SLOTS - 1)] += 1.0;
         } else {
-            self.unrescued[(r.retries as usize).min(RETRY_SLOTS - 1)] += 1.0;
+            let k = (r.retries as usize).min(RETRY_SLOTS - 1);
+            self.unrescued[k] += 1.0;
+            if let Some(ratio) = r.score_ratio {
+                *self.unrescued_lr.entry((k, lr_bin(ratio))).or_default() += 1.0;
+            }
         }
         let hist = if r.rescued {
             &mut self.scores_rescued
@@ -178,7 +208,8 @@ impl RescueCounts {
     }
 
     /// The non-zero counts as `(key, value)`: `rescued`, `rescued_retries`, `rescued_after:K`,
-    /// `unrescued:K`, `score_rescued:B`, `score_unrescued:B`, `arm_tries:ARM`, `arm_passes:ARM`.
+    /// `unrescued:K`, `unrescued_lr:K:B`, `score_rescued:B`, `score_unrescued:B`, `arm_tries:ARM`,
+    /// `arm_passes:ARM`.
     pub fn entries(&self) -> Vec<(String, f64)> {
         let mut v = vec![
             ("rescued".to_owned(), self.rescued),
@@ -189,6 +220,9 @@ impl RescueCounts {
         }
         for (k, x) in self.unrescued.iter().enumerate() {
             v.push((format!("unrescued:{k}"), *x));
+        }
+        for ((k, b), x) in &self.unrescued_lr {
+            v.push((format!("unrescued_lr:{k}:{b}"), *x));
         }
         for (b, x) in self.scores_rescued.iter().enumerate() {
             v.push((format!("score_rescued:{b}"), *x));
@@ -226,6 +260,17 @@ impl RescueCounts {
                 Some(k) => self.unrescued[k] += value,
                 None => return false,
             },
+            ("unrescued_lr", i) => {
+                let kb = i.and_then(|i| i.split_once(':')).and_then(|(k, b)| {
+                    let k = k.parse::<usize>().ok().filter(|k| *k < RETRY_SLOTS)?;
+                    let b = b.parse::<i32>().ok().filter(|b| b.abs() <= LR_BINS)?;
+                    Some((k, b))
+                });
+                match kb {
+                    Some(kb) => *self.unrescued_lr.entry(kb).or_default() += value,
+                    None => return false,
+                }
+            }
             ("score_rescued", i) => match slot(i, SCORE_BINS) {
                 Some(b) => self.scores_rescued[b] += value,
                 None => return false,
@@ -253,6 +298,9 @@ impl RescueCounts {
         for k in 0..RETRY_SLOTS {
             self.rescued_after[k] += w * o.rescued_after[k];
             self.unrescued[k] += w * o.unrescued[k];
+        }
+        for (kb, x) in &o.unrescued_lr {
+            *self.unrescued_lr.entry(*kb).or_default() += w * x;
         }
         for b in 0..SCORE_BINS {
             self.scores_rescued[b] += w * o.scores_rescued[b];

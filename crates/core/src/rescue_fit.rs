@@ -95,50 +95,70 @@ struct Mixture {
     rescuable_unrescued: [f64; RETRY_SLOTS],
 }
 
+/// Unrescued segments as `(retries, likelihood ratio of their scores, count)`: the ones the rule
+/// stopped with the ratio it stopped them on, the rest with 1 (their scores not weighed).
+fn unrescued_cells(c: &RescueCounts) -> Vec<(usize, f64, f64)> {
+    let mut cells = Vec::new();
+    for k in 0..RETRY_SLOTS {
+        let mut plain = c.unrescued[k];
+        for ((kk, b), x) in c.unrescued_lr.range((k, i32::MIN)..=(k, i32::MAX)) {
+            debug_assert_eq!(*kk, k);
+            let x = x.min(plain.max(0.0));
+            plain -= x;
+            cells.push((k, 2f64.powi(*b), x));
+        }
+        cells.push((k, 1.0, plain.max(0.0)));
+    }
+    cells
+}
+
 /// EM over the latent kind of each failed segment, with a Dirichlet(1, 1, 1) prior on the
 /// shares and Beta(1, 1) on the rates.
-fn mixture(rescued: &[f64; RETRY_SLOTS], unrescued: &[f64; RETRY_SLOTS]) -> Mixture {
-    let n: f64 = rescued.iter().sum::<f64>() + unrescued.iter().sum::<f64>();
+fn mixture(rescued: &[f64; RETRY_SLOTS], unrescued: &[(usize, f64, f64)]) -> Mixture {
+    let n: f64 = rescued.iter().sum::<f64>() + unrescued.iter().map(|c| c.2).sum::<f64>();
     let mut share: [f64; 3] = [0.3, 0.2, 0.5];
     let mut rate: [f64; 3] = [0.0, 0.35, 0.8];
-    let mut post_u = [[0.0f64; 3]; RETRY_SLOTS];
-    let mut post_r = [[0.0f64; 3]; RETRY_SLOTS];
+    let unresc_post = |share: &[f64; 3], rate: &[f64; 3], k: usize, lr: f64| {
+        // A hopeless segment always misses; a rescuable one missed k times.
+        let l = [
+            share[0] * lr,
+            share[1] * (1.0 - rate[1]).powi(k as i32),
+            share[2] * (1.0 - rate[2]).powi(k as i32),
+        ];
+        let t: f64 = l.iter().sum::<f64>().max(1e-300);
+        l.map(|x| x / t)
+    };
     for _ in 0..500 {
-        for k in 0..RETRY_SLOTS {
-            // Unrescued after k retries: a hopeless segment always; a rescuable one missed k times.
-            let lu = [
-                share[0],
-                share[1] * (1.0 - rate[1]).powi(k as i32),
-                share[2] * (1.0 - rate[2]).powi(k as i32),
-            ];
-            let t: f64 = lu.iter().sum();
-            post_u[k] = lu.map(|x| x / t);
-            if k >= 1 {
-                let lr = [
-                    0.0,
-                    share[1] * (1.0 - rate[1]).powi(k as i32 - 1) * rate[1],
-                    share[2] * (1.0 - rate[2]).powi(k as i32 - 1) * rate[2],
-                ];
-                let t: f64 = lr.iter().sum::<f64>().max(1e-300);
-                post_r[k] = lr.map(|x| x / t);
-            }
-        }
         let mut mass = [0.0f64; 3];
         let mut passes = [0.0f64; 3];
         let mut tries = [0.0f64; 3];
-        for k in 0..RETRY_SLOTS {
+        for &(k, lr, x) in unrescued {
+            let p = unresc_post(&share, &rate, k, lr);
             for j in 0..3 {
-                let u = unrescued[k] * post_u[k][j];
-                let r = rescued[k] * post_r[k][j];
-                mass[j] += u + r;
+                mass[j] += x * p[j];
+                tries[j] += x * p[j] * k as f64;
+            }
+        }
+        for (k, &x) in rescued.iter().enumerate().skip(1) {
+            let l = [
+                0.0,
+                share[1] * (1.0 - rate[1]).powi(k as i32 - 1) * rate[1],
+                share[2] * (1.0 - rate[2]).powi(k as i32 - 1) * rate[2],
+            ];
+            let t: f64 = l.iter().sum::<f64>().max(1e-300);
+            for j in 1..3 {
+                let r = x * l[j] / t;
+                mass[j] += r;
                 passes[j] += r;
-                tries[j] += (u + r) * k as f64;
+                tries[j] += r * k as f64;
             }
         }
         let share2 = [0, 1, 2].map(|j| (mass[j] + 1.0) / (n + 3.0));
         let mut rate2 = [0.0, 0.0, 0.0];
-        rate2[1] = ((passes[1] + 1.0) / (tries[1] + 2.0)).clamp(MIN_FLAKY_PASS_RATE, MAX_PASS_RATE);
-        rate2[2] = ((passes[2] + 1.0) / (tries[2] + 2.0)).clamp(MIN_FLAKY_PASS_RATE, MAX_PASS_RATE);
+        for j in 1..3 {
+            rate2[j] =
+                ((passes[j] + 1.0) / (tries[j] + 2.0)).clamp(MIN_FLAKY_PASS_RATE, MAX_PASS_RATE);
+        }
         let done = (0..3)
             .all(|j| (share2[j] - share[j]).abs() < 1e-9 && (rate2[j] - rate[j]).abs() < 1e-9);
         share = share2;
@@ -152,8 +172,18 @@ fn mixture(rescued: &[f64; RETRY_SLOTS], unrescued: &[f64; RETRY_SLOTS]) -> Mixt
         }
     }
     let mut rescuable_unrescued = [0.0; RETRY_SLOTS];
+    let mut count = [0.0; RETRY_SLOTS];
+    for &(k, lr, x) in unrescued {
+        let p = unresc_post(&share, &rate, k, lr);
+        rescuable_unrescued[k] += x * (1.0 - p[0]);
+        count[k] += x;
+    }
     for k in 0..RETRY_SLOTS {
-        rescuable_unrescued[k] = 1.0 - post_u[k][0];
+        rescuable_unrescued[k] = if count[k] > 0.0 {
+            rescuable_unrescued[k] / count[k]
+        } else {
+            0.0
+        };
     }
     Mixture {
         share,
@@ -165,7 +195,7 @@ fn mixture(rescued: &[f64; RETRY_SLOTS], unrescued: &[f64; RETRY_SLOTS]) -> Mixt
 /// Fit the model to decayed counts.
 pub fn fit(c: &RescueCounts) -> RescueModel {
     let rescued = rescued_by_retries(c);
-    let mix = mixture(&rescued, &c.unrescued);
+    let mix = mixture(&rescued, &unrescued_cells(c));
     let [h, sf, so] = mix.share;
     let (qf, qo) = (mix.rate[1], mix.rate[2]);
     let pass_rate = if sf + so > 0.0 {

@@ -274,7 +274,17 @@ fn counts_round_trip_through_their_stored_entries() {
         retries: 1,
         failing_scores: vec![0.2],
         arms: vec![(Arm::CfgDown, true)],
+        score_ratio: None,
     });
+    c.add(&RescueRecord {
+        check: CHECK.into(),
+        rescued: false,
+        retries: 1,
+        failing_scores: vec![0.31, 0.32],
+        arms: vec![(Arm::Jitter, false)],
+        score_ratio: Some(9.0),
+    });
+    assert_eq!(c.unrescued_lr.get(&(1, 3)), Some(&1.0));
     let mut back = RescueCounts::default();
     for (k, v) in c.entries() {
         assert!(back.add_entry(&k, v), "{k}");
@@ -282,6 +292,7 @@ fn counts_round_trip_through_their_stored_entries() {
     assert_eq!(back, c);
     assert!(!back.add_entry("unrescued:99", 1.0));
     assert!(!back.add_entry("arm_tries:sideways", 1.0));
+    assert!(!back.add_entry("unrescued_lr:1:99", 1.0));
 }
 
 #[test]
@@ -417,4 +428,37 @@ fn a_low_chance_alone_does_not_stop_a_segment_that_may_be_rescuable() {
     assert!(x.explain().contains("not hopeless enough to stop"), "{}", x.explain());
     x.p_hopeless = 0.95;
     assert!(x.stop());
+}
+
+#[test]
+fn segments_stopped_on_their_scores_are_counted_as_likely_hopeless() {
+    // A policy that stops early: rescuable segments pass 60% of retries; hopeless ones were
+    // stopped after one retry on scores 16× likelier from hopeless segments.
+    let mut plain = RescueCounts::default();
+    let mut remembered = RescueCounts::default();
+    for r in records(800, 0.0, 0.6, 3, 15) {
+        plain.add(&r);
+        remembered.add(&r);
+    }
+    let stopped = RescueRecord {
+        check: CHECK.into(),
+        rescued: false,
+        retries: 1,
+        failing_scores: vec![0.31, 0.32],
+        arms: vec![(Arm::Jitter, false)],
+        score_ratio: None,
+    };
+    let evidence = json!({"rule": "rescue_model", "score_ratio": 16.0});
+    for _ in 0..300 {
+        plain.add(&stopped);
+        remembered.add(&stopped.clone().with_stop_evidence(&evidence));
+    }
+    let (p, r) = (fit(&plain), fit(&remembered));
+    // 300 of 1100 failed segments were stopped hopeless-looking: without their ratio the fit
+    // takes many of them for rescuable segments that missed once.
+    assert!(r.hopeless_share > 0.24, "{r:?}");
+    assert!(r.hopeless_share > p.hopeless_share + 0.03, "{p:?} {r:?}");
+    // Other rules' evidence is no score ratio.
+    let other = stopped.with_stop_evidence(&json!({"rule": "stuck_scores", "score_ratio": 16.0}));
+    assert_eq!(other.score_ratio, None);
 }
