@@ -34,17 +34,14 @@ pub const MIN_EVIDENCE: f64 = 10.0;
 /// Share of failed segments (chosen from the segment's `rng_seed`) retried like fixed-N whatever
 /// the model says, so the evidence keeps coming when the model would stop everything.
 pub const EXPLORATION_SHARE: f64 = 0.05;
-/// The rule stops a segment only when it is at least this likely to be hopeless, whatever
-/// P(pass next) says: a stop of a rescuable segment is a false systematic flag.
-pub const MIN_HOPELESS_TO_STOP: f64 = 0.8;
 /// The largest pass rate a failed retry is judged against (see [`assess`]).
 const PAST_PASS_RATE_CAP: f64 = 0.85;
 
 #[path = "rescue_fit.rs"]
 mod model;
 pub use model::{
-    fit, RateClass, RescueModel, MAX_RESCUABLE_SCORE_RATIO, MAX_SCORE_RATIO, MIN_SCORES,
-    SCORE_PRIOR,
+    fit, RateClass, RescueModel, FLAKY_BELOW, MAX_RESCUABLE_SCORE_RATIO, MAX_SCORE_RATIO,
+    MIN_SCORES, PASS_RATE_GRID, SCORE_PRIOR,
 };
 
 /// What one finished segment whose attempt 1 failed contributes.
@@ -363,12 +360,17 @@ pub struct Assessment {
 }
 
 impl Assessment {
-    /// Stop when the next attempt is unlikely to pass and the segment is likely hopeless (a
-    /// rescuable segment that passes few retries is not stopped on its pass rate alone).
+    /// Stop when the next attempt passes with probability below the threshold *and* the
+    /// segment is rescuable at all with probability below it too: a rescuable segment that
+    /// passes few retries is not stopped on its pass rate alone (its stop would be a false
+    /// systematic flag).
     pub fn stop(&self) -> bool {
-        self.retry_anyway.is_none()
-            && self.p_pass < self.threshold
-            && self.p_hopeless >= MIN_HOPELESS_TO_STOP
+        self.retry_anyway.is_none() && self.p_pass < self.threshold && !self.maybe_rescuable()
+    }
+
+    /// P(rescuable) = 1 − P(hopeless) is still at or above the threshold.
+    fn maybe_rescuable(&self) -> bool {
+        1.0 - self.p_hopeless >= self.threshold
     }
 
     /// "P(pass next) 0.08 < 0.15: 2 failures of face_confidence (scores 0.31, 0.33) …".
@@ -422,9 +424,10 @@ impl Assessment {
         );
         match self.retry_anyway {
             Some(why) => format!("{head}; retrying anyway: {why}"),
-            None if self.p_pass < self.threshold && !self.stop() => format!(
-                "{head}; retrying: not hopeless enough to stop (P(hopeless) {:.2} < {MIN_HOPELESS_TO_STOP})",
-                self.p_hopeless
+            None if self.p_pass < self.threshold && self.maybe_rescuable() => format!(
+                "{head}; retrying: it may still be rescuable (P(hopeless) {:.2} < {:.2})",
+                self.p_hopeless,
+                1.0 - self.threshold
             ),
             None => head,
         }
@@ -440,7 +443,6 @@ impl Assessment {
             "threshold": self.threshold,
             "p_hopeless": round(self.p_hopeless),
             "p_flaky": round(self.p_flaky),
-            "min_hopeless_to_stop": MIN_HOPELESS_TO_STOP,
             "failures": self.failures,
             "scores": self.scores,
             "score_ratio": round(self.score_ratio),
@@ -498,16 +500,23 @@ pub fn assess(
     // probability 1 − (its pass rate, capped); a hopeless segment always misses. The kinds'
     // rates over all arms, not the next arm's: an arm's rate rests on fewer retries.
     let failed_retries = failed.iter().filter(|a| a.attempt_number >= 2).count() as i32;
-    let miss = |c: &RateClass| (1.0 - c.pass_rate.min(PAST_PASS_RATE_CAP)).powi(failed_retries);
-    let wh = model.hopeless_share * score_ratio;
-    let wf = model.flaky.share * miss(&model.flaky);
-    let wo = model.ok.share * miss(&model.ok);
-    let total = (wh + wf + wo).max(1e-300);
-    let (p_hopeless, p_flaky, p_ok) = (wh / total, wf / total, wo / total);
-    let p_pass = p_flaky * model.class_rate(&model.flaky, next_arm)
-        + p_ok * model.class_rate(&model.ok, next_arm);
-    let arm_pass_rate = if p_flaky + p_ok > 0.0 {
-        p_pass / (p_flaky + p_ok)
+    let mut w = model.kinds;
+    w[0] *= score_ratio;
+    for (j, q) in PASS_RATE_GRID.iter().enumerate() {
+        w[j + 1] *= (1.0 - q.min(PAST_PASS_RATE_CAP)).powi(failed_retries);
+    }
+    let total = w.iter().sum::<f64>().max(1e-300);
+    let p_hopeless = w[0] / total;
+    let (mut p_flaky, mut p_pass) = (0.0, 0.0);
+    for (j, q) in PASS_RATE_GRID.iter().enumerate() {
+        let p = w[j + 1] / total;
+        if *q < FLAKY_BELOW {
+            p_flaky += p;
+        }
+        p_pass += p * model.rate_with(*q, next_arm);
+    }
+    let arm_pass_rate = if p_hopeless < 1.0 {
+        p_pass / (1.0 - p_hopeless)
     } else {
         model.pass_rate_of(next_arm)
     };

@@ -23,10 +23,6 @@ pub const SCORE_PRIOR: f64 = 30.0;
 
 const MAX_PASS_RATE: f64 = 0.95;
 const MIN_PASS_RATE: f64 = 0.02;
-/// The flaky kind's pass rate stays at or above this: a kind that passes fewer retries than
-/// that is what "hopeless" means to the rule, and letting the flaky kind drift towards zero
-/// would hide hopeless segments in it.
-const MIN_FLAKY_PASS_RATE: f64 = 0.2;
 /// Retries of the pooled rate an arm's own rate is shrunk towards.
 const ARM_PRIOR: f64 = 20.0;
 
@@ -46,7 +42,9 @@ pub struct RescueModel {
     pub segments: f64,
     /// Share of failed segments that are hopeless.
     pub hopeless_share: f64,
-    /// The rescuable kinds: flaky (the lower pass rate) and ok.
+    /// Shares of failed segments by kind: hopeless, then each rate of [`PASS_RATE_GRID`].
+    pub kinds: [f64; KINDS],
+    /// The rescuable kinds summed: flaky (rates below [`FLAKY_BELOW`]) and ok.
     pub flaky: RateClass,
     pub ok: RateClass,
     /// Mean per-attempt pass rate of a rescuable segment (all arms).
@@ -87,10 +85,27 @@ fn rescued_by_retries(c: &RescueCounts) -> [f64; RETRY_SLOTS] {
     r
 }
 
+/// The pass rates a rescuable segment may have: the fit learns how failed segments spread over
+/// them (and over "hopeless"), not the rates themselves, so it has one best answer (the shares'
+/// EM is convex) and cannot fold two kinds into one. Rates below [`FLAKY_BELOW`] are "flaky".
+pub const PASS_RATE_GRID: [f64; 5] = [0.3, 0.45, 0.6, 0.75, 0.9];
+pub const FLAKY_BELOW: f64 = 0.55;
+/// Pseudo-segments per kind (hopeless and each rate) in the shares' Dirichlet prior.
+const SHARE_PRIOR: f64 = 0.2;
+const KINDS: usize = PASS_RATE_GRID.len() + 1;
+
+/// Pass rate of kind `j`: 0 for hopeless (kind 0), else the grid's.
+fn kind_rate(j: usize) -> f64 {
+    if j == 0 {
+        0.0
+    } else {
+        PASS_RATE_GRID[j - 1]
+    }
+}
+
 struct Mixture {
-    /// Hopeless, flaky, ok.
-    share: [f64; 3],
-    rate: [f64; 3],
+    /// Hopeless, then one share per rate of [`PASS_RATE_GRID`].
+    share: [f64; KINDS],
     /// Per unrescued slot: P(rescuable | ended unrescued after k retries).
     rescuable_unrescued: [f64; RETRY_SLOTS],
 }
@@ -101,8 +116,11 @@ fn unrescued_cells(c: &RescueCounts) -> Vec<(usize, f64, f64)> {
     let mut cells = Vec::new();
     for k in 0..RETRY_SLOTS {
         let mut plain = c.unrescued[k];
-        for ((kk, b), x) in c.unrescued_lr.range((k, i32::MIN)..=(k, i32::MAX)) {
-            debug_assert_eq!(*kk, k);
+        for (_, b, x) in c
+            .unrescued_lr
+            .range((k, i32::MIN)..=(k, i32::MAX))
+            .map(|((k, b), x)| (k, b, x))
+        {
             let x = x.min(plain.max(0.0));
             plain -= x;
             cells.push((k, 2f64.powi(*b), x));
@@ -112,82 +130,69 @@ fn unrescued_cells(c: &RescueCounts) -> Vec<(usize, f64, f64)> {
     cells
 }
 
-/// EM over the latent kind of each failed segment, with a Dirichlet(1, 1, 1) prior on the
-/// shares and Beta(1, 1) on the rates.
+/// P(kind | ended unrescued after `k` retries, scores with likelihood ratio `lr`).
+fn unrescued_posterior(share: &[f64; KINDS], k: usize, lr: f64) -> [f64; KINDS] {
+    let mut l = [0.0; KINDS];
+    for (j, x) in l.iter_mut().enumerate() {
+        // A hopeless segment always misses; a rescuable one missed k times.
+        *x = if j == 0 {
+            share[0] * lr
+        } else {
+            share[j] * (1.0 - kind_rate(j)).powi(k as i32)
+        };
+    }
+    let t: f64 = l.iter().sum::<f64>().max(1e-300);
+    l.map(|x| x / t)
+}
+
+/// EM over the latent kind of each failed segment (the shares only; the rates are the grid's).
 fn mixture(rescued: &[f64; RETRY_SLOTS], unrescued: &[(usize, f64, f64)]) -> Mixture {
     let n: f64 = rescued.iter().sum::<f64>() + unrescued.iter().map(|c| c.2).sum::<f64>();
-    let mut share: [f64; 3] = [0.3, 0.2, 0.5];
-    let mut rate: [f64; 3] = [0.0, 0.35, 0.8];
-    let unresc_post = |share: &[f64; 3], rate: &[f64; 3], k: usize, lr: f64| {
-        // A hopeless segment always misses; a rescuable one missed k times.
-        let l = [
-            share[0] * lr,
-            share[1] * (1.0 - rate[1]).powi(k as i32),
-            share[2] * (1.0 - rate[2]).powi(k as i32),
-        ];
-        let t: f64 = l.iter().sum::<f64>().max(1e-300);
-        l.map(|x| x / t)
-    };
-    for _ in 0..500 {
-        let mut mass = [0.0f64; 3];
-        let mut passes = [0.0f64; 3];
-        let mut tries = [0.0f64; 3];
+    let mut share = [1.0 / KINDS as f64; KINDS];
+    for _ in 0..3000 {
+        let mut mass = [SHARE_PRIOR; KINDS];
         for &(k, lr, x) in unrescued {
-            let p = unresc_post(&share, &rate, k, lr);
-            for j in 0..3 {
+            let p = unrescued_posterior(&share, k, lr);
+            for j in 0..KINDS {
                 mass[j] += x * p[j];
-                tries[j] += x * p[j] * k as f64;
             }
         }
         for (k, &x) in rescued.iter().enumerate().skip(1) {
-            let l = [
-                0.0,
-                share[1] * (1.0 - rate[1]).powi(k as i32 - 1) * rate[1],
-                share[2] * (1.0 - rate[2]).powi(k as i32 - 1) * rate[2],
-            ];
+            if x <= 0.0 {
+                continue;
+            }
+            let mut l = [0.0; KINDS];
+            for (j, y) in l.iter_mut().enumerate().skip(1) {
+                let q = kind_rate(j);
+                *y = share[j] * (1.0 - q).powi(k as i32 - 1) * q;
+            }
             let t: f64 = l.iter().sum::<f64>().max(1e-300);
-            for j in 1..3 {
-                let r = x * l[j] / t;
-                mass[j] += r;
-                passes[j] += r;
-                tries[j] += r * k as f64;
+            for j in 1..KINDS {
+                mass[j] += x * l[j] / t;
             }
         }
-        let share2 = [0, 1, 2].map(|j| (mass[j] + 1.0) / (n + 3.0));
-        let mut rate2 = [0.0, 0.0, 0.0];
-        for j in 1..3 {
-            rate2[j] =
-                ((passes[j] + 1.0) / (tries[j] + 2.0)).clamp(MIN_FLAKY_PASS_RATE, MAX_PASS_RATE);
-        }
-        let done = (0..3)
-            .all(|j| (share2[j] - share[j]).abs() < 1e-9 && (rate2[j] - rate[j]).abs() < 1e-9);
-        share = share2;
-        rate = rate2;
-        if rate[1] > rate[2] {
-            share.swap(1, 2);
-            rate.swap(1, 2);
-        }
-        if done {
+        let total = n + SHARE_PRIOR * KINDS as f64;
+        let next = mass.map(|m| m / total);
+        let change: f64 = (0..KINDS).map(|j| (next[j] - share[j]).abs()).sum();
+        share = next;
+        if change < 1e-9 {
             break;
         }
     }
     let mut rescuable_unrescued = [0.0; RETRY_SLOTS];
     let mut count = [0.0; RETRY_SLOTS];
     for &(k, lr, x) in unrescued {
-        let p = unresc_post(&share, &rate, k, lr);
+        let p = unrescued_posterior(&share, k, lr);
         rescuable_unrescued[k] += x * (1.0 - p[0]);
         count[k] += x;
     }
     for k in 0..RETRY_SLOTS {
-        rescuable_unrescued[k] = if count[k] > 0.0 {
-            rescuable_unrescued[k] / count[k]
-        } else {
-            0.0
-        };
+        if count[k] > 0.0 {
+            rescuable_unrescued[k] /= count[k];
+        }
     }
     Mixture {
         share,
-        rate,
         rescuable_unrescued,
     }
 }
@@ -196,13 +201,22 @@ fn mixture(rescued: &[f64; RETRY_SLOTS], unrescued: &[(usize, f64, f64)]) -> Mix
 pub fn fit(c: &RescueCounts) -> RescueModel {
     let rescued = rescued_by_retries(c);
     let mix = mixture(&rescued, &unrescued_cells(c));
-    let [h, sf, so] = mix.share;
-    let (qf, qo) = (mix.rate[1], mix.rate[2]);
-    let pass_rate = if sf + so > 0.0 {
-        (sf * qf + so * qo) / (sf + so)
-    } else {
-        qo
+    let summary = |flaky: bool| {
+        let (mut share, mut rate) = (0.0, 0.0);
+        for (j, q) in PASS_RATE_GRID.iter().enumerate() {
+            if (*q < FLAKY_BELOW) == flaky {
+                share += mix.share[j + 1];
+                rate += mix.share[j + 1] * q;
+            }
+        }
+        RateClass {
+            share,
+            pass_rate: if share > 0.0 { rate / share } else { 0.0 },
+        }
     };
+    let (flaky, ok) = (summary(true), summary(false));
+    let h = mix.share[0];
+    let pass_rate = (flaky.share * flaky.pass_rate + ok.share * ok.pass_rate) / (1.0 - h);
     // Arms: every arm's raw pass share is diluted by tries on hopeless segments in the same way,
     // so an arm's share (shrunk towards the pooled one) relative to the pooled share says how
     // much better or worse it does on rescuable segments.
@@ -223,14 +237,9 @@ pub fn fit(c: &RescueCounts) -> RescueModel {
         evidence: c.informative(),
         segments: c.segments(),
         hopeless_share: h,
-        flaky: RateClass {
-            share: sf,
-            pass_rate: qf,
-        },
-        ok: RateClass {
-            share: so,
-            pass_rate: qo,
-        },
+        kinds: mix.share,
+        flaky,
+        ok,
         pass_rate,
         arm_factor,
         arm_pass_rate,
@@ -303,7 +312,12 @@ impl RescueModel {
 
     /// A rescuable kind's pass rate with `arm`.
     pub fn class_rate(&self, class: &RateClass, arm: Arm) -> f64 {
-        (class.pass_rate * self.arm_factor.get(&arm).copied().unwrap_or(1.0))
+        self.rate_with(class.pass_rate, arm)
+    }
+
+    /// A pass rate on all arms, scaled to `arm`.
+    pub fn rate_with(&self, rate: f64, arm: Arm) -> f64 {
+        (rate * self.arm_factor.get(&arm).copied().unwrap_or(1.0))
             .clamp(MIN_PASS_RATE, MAX_PASS_RATE)
     }
 

@@ -391,7 +391,7 @@ fn a_flaky_segment_that_failed_three_retries_is_retried() {
     let a = assess(&h, &attempts, seed, Arm::Jitter, 0.1).unwrap();
     // Three misses all but rule out the ok kind; a flaky segment misses three times in five.
     assert!(a.p_flaky > 0.15, "{}", a.explain());
-    assert!(a.p_hopeless < MIN_HOPELESS_TO_STOP, "{}", a.explain());
+    assert!(a.p_hopeless < 0.9, "{}", a.explain());
     assert!(!a.stop());
     assert!(a.explain().contains("P(flaky) 0."), "{}", a.explain());
     let five = RetryPolicy {
@@ -425,7 +425,7 @@ fn a_low_chance_alone_does_not_stop_a_segment_that_may_be_rescuable() {
     x.p_pass = 0.05;
     x.p_hopeless = 0.5;
     assert!(!x.stop());
-    assert!(x.explain().contains("not hopeless enough to stop"), "{}", x.explain());
+    assert!(x.explain().contains("it may still be rescuable"), "{}", x.explain());
     x.p_hopeless = 0.95;
     assert!(x.stop());
 }
