@@ -34,6 +34,9 @@ pub const MIN_EVIDENCE: f64 = 10.0;
 /// Share of failed segments (chosen from the segment's `rng_seed`) retried like fixed-N whatever
 /// the model says, so the evidence keeps coming when the model would stop everything.
 pub const EXPLORATION_SHARE: f64 = 0.05;
+/// Rescues the rule may give up, per failed segment, as a share of its threshold (see
+/// [`Assessment::max_p_rescuable`]).
+pub const LOSS_SHARE: f64 = 0.3;
 /// The largest pass rate a failed retry is judged against (see [`assess`]).
 const PAST_PASS_RATE_CAP: f64 = 0.85;
 
@@ -368,9 +371,17 @@ impl Assessment {
         self.retry_anyway.is_none() && self.p_pass < self.threshold && !self.maybe_rescuable()
     }
 
-    /// P(rescuable) = 1 − P(hopeless) is still at or above the threshold.
+    /// P(rescuable) = 1 − P(hopeless) is still at or above [`Assessment::max_p_rescuable`].
     fn maybe_rescuable(&self) -> bool {
-        1.0 - self.p_hopeless >= self.threshold
+        1.0 - self.p_hopeless >= self.max_p_rescuable()
+    }
+
+    /// The largest P(rescuable) at which the rule stops a segment: the threshold, scaled down
+    /// where most failed segments are hopeless. The rule stops about as many segments as are
+    /// hopeless, so the rescues it gives up per failed segment are about (hopeless share) ×
+    /// P(rescuable at the stop); this keeps them under [`LOSS_SHARE`] × the threshold.
+    pub fn max_p_rescuable(&self) -> f64 {
+        self.threshold * (LOSS_SHARE / self.model.hopeless_share.max(1e-9)).min(1.0)
     }
 
     /// "P(pass next) 0.08 < 0.15: 2 failures of face_confidence (scores 0.31, 0.33) …".
@@ -425,9 +436,9 @@ impl Assessment {
         match self.retry_anyway {
             Some(why) => format!("{head}; retrying anyway: {why}"),
             None if self.p_pass < self.threshold && self.maybe_rescuable() => format!(
-                "{head}; retrying: it may still be rescuable (P(hopeless) {:.2} < {:.2})",
-                self.p_hopeless,
-                1.0 - self.threshold
+                "{head}; retrying: it may still be rescuable (P(rescuable) {:.3} ≥ {:.3})",
+                1.0 - self.p_hopeless,
+                self.max_p_rescuable()
             ),
             None => head,
         }
@@ -443,6 +454,7 @@ impl Assessment {
             "threshold": self.threshold,
             "p_hopeless": round(self.p_hopeless),
             "p_flaky": round(self.p_flaky),
+            "max_p_rescuable": round(self.max_p_rescuable()),
             "failures": self.failures,
             "scores": self.scores,
             "score_ratio": round(self.score_ratio),

@@ -12,7 +12,7 @@ use crate::rng::Arm;
 use std::collections::BTreeMap;
 
 /// Scores of each kind needed before failing scores count as evidence.
-pub const MIN_SCORES: f64 = 20.0;
+pub const MIN_SCORES: f64 = 10.0;
 /// A single score can make hopelessness at most this many times likelier…
 pub const MAX_SCORE_RATIO: f64 = 8.0;
 /// …and a rescue at most this many times likelier (a score where hopeless segments never fail
@@ -88,8 +88,8 @@ fn rescued_by_retries(c: &RescueCounts) -> [f64; RETRY_SLOTS] {
 /// The pass rates a rescuable segment may have: the fit learns how failed segments spread over
 /// them (and over "hopeless"), not the rates themselves, so it has one best answer (the shares'
 /// EM is convex) and cannot fold two kinds into one. Rates below [`FLAKY_BELOW`] are "flaky".
-pub const PASS_RATE_GRID: [f64; 5] = [0.3, 0.45, 0.6, 0.75, 0.9];
-pub const FLAKY_BELOW: f64 = 0.55;
+pub const PASS_RATE_GRID: [f64; 5] = [0.4, 0.55, 0.7, 0.85, 0.95];
+pub const FLAKY_BELOW: f64 = 0.6;
 /// Pseudo-segments per kind (hopeless and each rate) in the shares' Dirichlet prior.
 const SHARE_PRIOR: f64 = 0.2;
 const KINDS: usize = PASS_RATE_GRID.len() + 1;

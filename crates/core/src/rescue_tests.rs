@@ -334,12 +334,7 @@ fn scores_are_no_evidence_where_nothing_is_hopeless() {
 /// A scene type whose failed segments come in kinds `(share, pass rate per retry)`; a pass rate
 /// of 0 is hopeless. Every kind fails with scores in 0.10..0.48 (scores say nothing); every
 /// segment runs up to `max_retries` retries (fixed-N).
-fn mixed_records(
-    n: usize,
-    kinds: &[(f64, f64)],
-    max_retries: u32,
-    seed: u64,
-) -> Vec<RescueRecord> {
+fn mixed_records(n: usize, kinds: &[(f64, f64)], max_retries: u32, seed: u64) -> Vec<RescueRecord> {
     let mut rng = ChaCha12Rng::seed_from_u64(seed);
     (0..n)
         .map(|_| {
@@ -413,7 +408,10 @@ fn counts_without_the_retries_histogram_fit_alike() {
     let mut legacy = c.clone();
     legacy.rescued_after = [0.0; RETRY_SLOTS];
     let (a, b) = (fit(&c), fit(&legacy));
-    assert!((a.hopeless_share - b.hopeless_share).abs() < 0.05, "{a:?} {b:?}");
+    assert!(
+        (a.hopeless_share - b.hopeless_share).abs() < 0.05,
+        "{a:?} {b:?}"
+    );
     assert!((a.pass_rate - b.pass_rate).abs() < 0.1, "{a:?} {b:?}");
 }
 
@@ -425,8 +423,19 @@ fn a_low_chance_alone_does_not_stop_a_segment_that_may_be_rescuable() {
     x.p_pass = 0.05;
     x.p_hopeless = 0.5;
     assert!(!x.stop());
-    assert!(x.explain().contains("it may still be rescuable"), "{}", x.explain());
-    x.p_hopeless = 0.95;
+    assert!(
+        x.explain().contains("it may still be rescuable"),
+        "{}",
+        x.explain()
+    );
+    // Here about a quarter of failed segments are hopeless: a stop needs P(rescuable) below
+    // the threshold × LOSS_SHARE / that share.
+    let h = x.model.hopeless_share;
+    assert!((0.15..0.35).contains(&h), "{h}");
+    assert!((x.max_p_rescuable() - 0.1 * (LOSS_SHARE / h).min(1.0)).abs() < 1e-9);
+    x.p_hopeless = 1.0 - x.max_p_rescuable() - 0.01;
+    assert!(!x.stop());
+    x.p_hopeless = 1.0 - x.max_p_rescuable() / 2.0;
     assert!(x.stop());
 }
 
