@@ -1,11 +1,11 @@
 //! Fitting the stopping rule's model to one scene type × check's decayed counts: a mixture of
-//! three kinds of failed segment — hopeless (no seed passes them), flaky (rescuable, but a retry
-//! passes less often) and ok (a retry nearly always passes) — and the failing-score densities of
-//! hopeless vs rescuable segments.
+//! kinds of failed segment — hopeless (no seed passes them) and rescuable ones at each pass rate
+//! of [`PASS_RATE_GRID`] (summed as flaky, passing few retries, and ok, passing most) — and the
+//! failing-score densities of hopeless vs rescuable segments.
 //!
 //! One pass rate per scene type × check made a flaky segment that failed three retries look
-//! hopeless; two rates let its misses count against the ok kind, not only for hopelessness.
-//! Pure: the counts in, the model out.
+//! hopeless; a spread of rates lets its misses count against the ok kinds, not only for
+//! hopelessness. Pure: the counts in, the model out.
 
 use super::{bin, RescueCounts, RETRY_SLOTS, SCORE_BINS};
 use crate::rng::Arm;
@@ -26,7 +26,8 @@ const MIN_PASS_RATE: f64 = 0.02;
 /// Retries of the pooled rate an arm's own rate is shrunk towards.
 const ARM_PRIOR: f64 = 20.0;
 
-/// One kind of rescuable segment: its share of failed segments and its pass rate per retry.
+/// Rescuable segments of one kind (flaky or ok): their share of failed segments and their mean
+/// pass rate per retry.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateClass {
     pub share: f64,
