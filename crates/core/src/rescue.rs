@@ -1,17 +1,21 @@
 //! The evidence-based stopping rule (`min_rescue_probability`): will the next attempt of a failed
-//! segment pass?
+//! segment pass, and could it be rescued at all?
 //!
 //! Per scene type and per check, the store keeps what finished segments taught (a [`RescueRecord`]
 //! per segment whose attempt 1 failed, folded into [`RescueCounts`] buckets). [`fit`] turns the
-//! decayed counts into a [`RescueModel`]: the share of failed segments that are hopeless (no seed
-//! passes them), the per-attempt pass rate of the rescuable ones (overall and per variation arm),
-//! and the failing-score distributions of hopeless vs rescued segments. [`assess`] combines the
-//! model with one segment's own failures and scores into P(pass next).
+//! decayed counts into a [`RescueModel`] (`rescue_fit.rs`): how failed segments spread over
+//! "hopeless" (no seed passes them) and a grid of per-retry pass rates (flaky segments pass few
+//! retries, ok ones most), scaled per variation arm, and the failing-score distributions of
+//! hopeless vs rescued segments. [`assess`] combines the model with one segment's own failures
+//! and scores into a posterior over those kinds, P(pass next) and P(hopeless).
 //!
 //! Hopelessness is never observed directly: a segment that ended without passing may have been
-//! unlucky. The fit treats it as a latent class (a two-class mixture fitted by EM over the counts
-//! of unrescued segments by how many retries they got), so a policy that stops early does not
-//! bias what it learns. Pure: no I/O, no clock; the store passes the counts in.
+//! unlucky. The fit treats the kind as latent (a mixture fitted by EM over the counts of segments
+//! by how many retries they got, rescued or not); a segment the rule stopped is counted with the
+//! score ratio it was stopped on, so stopping early on scores does not bias what the rule learns.
+//! The rule stops a segment only when both P(pass next) and P(rescuable) are small, the latter
+//! scaled to how many segments the scene type's rule stops ([`Assessment::max_p_rescuable`]).
+//! Pure: no I/O, no clock; the store passes the counts in.
 
 use crate::decide::AttemptView;
 use crate::qa::Verdict;
@@ -29,16 +33,25 @@ pub const RETRY_SLOTS: usize = 10;
 pub const HALF_LIFE_SEGMENTS: f64 = 200.0;
 /// Weighted segments that retried at least once (or were rescued) before the rule may stop a
 /// segment; below it the policy retries like fixed-N.
-pub const MIN_EVIDENCE: f64 = 20.0;
+pub const MIN_EVIDENCE: f64 = 10.0;
 /// Share of failed segments (chosen from the segment's `rng_seed`) retried like fixed-N whatever
 /// the model says, so the evidence keeps coming when the model would stop everything.
 pub const EXPLORATION_SHARE: f64 = 0.05;
-/// Scores of each kind needed before failing scores count as evidence.
-pub const MIN_SCORES: f64 = 20.0;
-/// A single score can shift the odds by at most this factor either way.
-pub const MAX_SCORE_RATIO: f64 = 6.0;
-/// Pseudo-scores pulling each score density towards all failing scores of the check.
-pub const SCORE_PRIOR: f64 = 60.0;
+/// Rescues the rule may give up, per failed segment, as a share of its threshold (see
+/// [`Assessment::max_p_rescuable`]). P(rescuable) at a stop averages about half its bound, so at
+/// the preset's threshold 0.1 the rule gives up one or two rescues per hundred failed segments
+/// (0.2 gave up fewer on the private bench mixes, −0.4 instead of −0.8 points at worst, for 3–9%
+/// more GPU per rescue).
+pub const LOSS_SHARE: f64 = 0.3;
+/// The largest pass rate a failed retry is judged against (see [`assess`]).
+const PAST_PASS_RATE_CAP: f64 = 0.85;
+
+#[path = "rescue_fit.rs"]
+mod model;
+pub use model::{
+    fit, RateClass, RescueModel, FLAKY_BELOW, MAX_RESCUABLE_SCORE_RATIO, MAX_SCORE_RATIO,
+    MIN_SCORES, PASS_RATE_GRID, SCORE_PRIOR,
+};
 
 /// What one finished segment whose attempt 1 failed contributes.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +65,10 @@ pub struct RescueRecord {
     pub failing_scores: Vec<f64>,
     /// Each judged retry's arm and whether it passed.
     pub arms: Vec<(Arm, bool)>,
+    /// When the stopping rule stopped the segment: its failing scores' likelihood ratio
+    /// (hopeless : rescuable) at the stop. The fit weighs the segment with it, so segments the
+    /// rule stopped early on their scores are not taken for unlucky rescuable ones.
+    pub score_ratio: Option<f64>,
 }
 
 fn judged(a: &AttemptView) -> bool {
@@ -108,8 +125,27 @@ impl RescueRecord {
                     )
                 })
                 .collect(),
+            score_ratio: None,
         })
     }
+
+    /// The same, remembering the stopping rule's evidence when it stopped the segment (the
+    /// segment's `review_evidence`; anything else is ignored).
+    pub fn with_stop_evidence(mut self, evidence: &Value) -> RescueRecord {
+        if !self.rescued && evidence["rule"] == "rescue_model" {
+            self.score_ratio = evidence["score_ratio"]
+                .as_f64()
+                .filter(|r| r.is_finite() && *r > 0.0);
+        }
+        self
+    }
+}
+
+/// Likelihood ratios of stopped segments are counted by the nearest power of two, 2^-8..=2^8.
+const LR_BINS: i32 = 8;
+
+fn lr_bin(ratio: f64) -> i32 {
+    (ratio.log2().round() as i32).clamp(-LR_BINS, LR_BINS)
 }
 
 fn bin(score: f64) -> usize {
@@ -124,8 +160,13 @@ pub struct RescueCounts {
     pub rescued: f64,
     /// Retries those segments ran, the passing one included.
     pub rescued_retries: f64,
+    /// The same segments by retries ran (slot 0 unused): how fast rescuable segments pass.
+    pub rescued_after: [f64; RETRY_SLOTS],
     /// Failed segments that ended without passing, by retries made.
     pub unrescued: [f64; RETRY_SLOTS],
+    /// Of those, the ones the stopping rule stopped, by (retries made, power of two of their
+    /// scores' likelihood ratio).
+    pub unrescued_lr: BTreeMap<(usize, i32), f64>,
     /// Failing scores (of the check) of rescued segments, by bin.
     pub scores_rescued: [f64; SCORE_BINS],
     /// Failing scores of unrescued segments, by bin.
@@ -140,8 +181,13 @@ impl RescueCounts {
         if r.rescued {
             self.rescued += 1.0;
             self.rescued_retries += r.retries as f64;
+            self.rescued_after[(r.retries as usize).clamp(1, RETRY_SLOTS - 1)] += 1.0;
         } else {
-            self.unrescued[(r.retries as usize).min(RETRY_SLOTS - 1)] += 1.0;
+            let k = (r.retries as usize).min(RETRY_SLOTS - 1);
+            self.unrescued[k] += 1.0;
+            if let Some(ratio) = r.score_ratio {
+                *self.unrescued_lr.entry((k, lr_bin(ratio))).or_default() += 1.0;
+            }
         }
         let hist = if r.rescued {
             &mut self.scores_rescued
@@ -167,15 +213,22 @@ impl RescueCounts {
         self.rescued + self.unrescued[1..].iter().sum::<f64>()
     }
 
-    /// The non-zero counts as `(key, value)`: `rescued`, `rescued_retries`, `unrescued:K`,
-    /// `score_rescued:B`, `score_unrescued:B`, `arm_tries:ARM`, `arm_passes:ARM`.
+    /// The non-zero counts as `(key, value)`: `rescued`, `rescued_retries`, `rescued_after:K`,
+    /// `unrescued:K`, `unrescued_lr:K:B`, `score_rescued:B`, `score_unrescued:B`, `arm_tries:ARM`,
+    /// `arm_passes:ARM`.
     pub fn entries(&self) -> Vec<(String, f64)> {
         let mut v = vec![
             ("rescued".to_owned(), self.rescued),
             ("rescued_retries".to_owned(), self.rescued_retries),
         ];
+        for (k, x) in self.rescued_after.iter().enumerate() {
+            v.push((format!("rescued_after:{k}"), *x));
+        }
         for (k, x) in self.unrescued.iter().enumerate() {
             v.push((format!("unrescued:{k}"), *x));
+        }
+        for ((k, b), x) in &self.unrescued_lr {
+            v.push((format!("unrescued_lr:{k}:{b}"), *x));
         }
         for (b, x) in self.scores_rescued.iter().enumerate() {
             v.push((format!("score_rescued:{b}"), *x));
@@ -205,10 +258,25 @@ impl RescueCounts {
         match (name, index) {
             ("rescued", None) => self.rescued += value,
             ("rescued_retries", None) => self.rescued_retries += value,
+            ("rescued_after", i) => match slot(i, RETRY_SLOTS) {
+                Some(k) => self.rescued_after[k] += value,
+                None => return false,
+            },
             ("unrescued", i) => match slot(i, RETRY_SLOTS) {
                 Some(k) => self.unrescued[k] += value,
                 None => return false,
             },
+            ("unrescued_lr", i) => {
+                let kb = i.and_then(|i| i.split_once(':')).and_then(|(k, b)| {
+                    let k = k.parse::<usize>().ok().filter(|k| *k < RETRY_SLOTS)?;
+                    let b = b.parse::<i32>().ok().filter(|b| b.abs() <= LR_BINS)?;
+                    Some((k, b))
+                });
+                match kb {
+                    Some(kb) => *self.unrescued_lr.entry(kb).or_default() += value,
+                    None => return false,
+                }
+            }
             ("score_rescued", i) => match slot(i, SCORE_BINS) {
                 Some(b) => self.scores_rescued[b] += value,
                 None => return false,
@@ -234,7 +302,11 @@ impl RescueCounts {
         self.rescued += w * o.rescued;
         self.rescued_retries += w * o.rescued_retries;
         for k in 0..RETRY_SLOTS {
+            self.rescued_after[k] += w * o.rescued_after[k];
             self.unrescued[k] += w * o.unrescued[k];
+        }
+        for (kb, x) in &o.unrescued_lr {
+            *self.unrescued_lr.entry(*kb).or_default() += w * x;
         }
         for b in 0..SCORE_BINS {
             self.scores_rescued[b] += w * o.scores_rescued[b];
@@ -272,153 +344,6 @@ pub struct RescueHistory {
     pub checks: BTreeMap<String, RescueCounts>,
 }
 
-/// The fitted model for one scene type and check.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RescueModel {
-    /// Weighted informative segments behind the fit (see [`RescueCounts::informative`]).
-    pub evidence: f64,
-    /// Weighted failed segments behind the fit.
-    pub segments: f64,
-    /// Share of failed segments that are hopeless.
-    pub hopeless_share: f64,
-    /// Per-attempt pass rate of a rescuable segment (all arms).
-    pub pass_rate: f64,
-    /// The same per arm, for arms with retries on record.
-    pub arm_pass_rate: BTreeMap<Arm, f64>,
-    /// Failing-score densities by bin (sum 1) of rescued and of hopeless segments, when there are
-    /// enough scores of both.
-    pub score_density: Option<([f64; SCORE_BINS], [f64; SCORE_BINS])>,
-}
-
-const MAX_PASS_RATE: f64 = 0.95;
-/// The largest pass rate a failed retry is judged against (see [`assess`]).
-const PAST_PASS_RATE_CAP: f64 = 0.85;
-/// Retries of the pooled rate an arm's own rate is shrunk towards.
-const ARM_PRIOR: f64 = 20.0;
-const MIN_PASS_RATE: f64 = 0.02;
-
-/// Fit the two-class model to decayed counts (EM over the latent "hopeless" class, with a
-/// Beta(1, 1) prior on both rates).
-pub fn fit(c: &RescueCounts) -> RescueModel {
-    let (mut h, mut q) = (0.5f64, 0.5f64);
-    let unresc: f64 = c.unrescued.iter().sum();
-    let mut w = [0.0f64; RETRY_SLOTS];
-    for _ in 0..200 {
-        for (k, wk) in w.iter_mut().enumerate() {
-            let stay = (1.0 - h) * (1.0 - q).powi(k as i32);
-            *wk = h / (h + stay);
-        }
-        let hopeless: f64 = (0..RETRY_SLOTS).map(|k| c.unrescued[k] * w[k]).sum();
-        let tries_rescuable: f64 = c.rescued_retries
-            + (0..RETRY_SLOTS)
-                .map(|k| c.unrescued[k] * (1.0 - w[k]) * k as f64)
-                .sum::<f64>();
-        let h2 = (hopeless + 1.0) / (c.rescued + unresc + 2.0);
-        let q2 = ((c.rescued + 1.0) / (tries_rescuable + 2.0)).clamp(MIN_PASS_RATE, MAX_PASS_RATE);
-        let done = (h2 - h).abs() < 1e-9 && (q2 - q).abs() < 1e-9;
-        h = h2;
-        q = q2;
-        if done {
-            break;
-        }
-    }
-    // Arms: every arm's raw pass share is diluted by tries on hopeless segments in the same way,
-    // so scale each arm's share (shrunk towards the pooled one) by the pooled dilution.
-    let tries: f64 = c.arm_tries.values().sum();
-    let passes: f64 = c.arm_passes.values().sum();
-    let mut arm_pass_rate = BTreeMap::new();
-    if tries > 0.0 && passes > 0.0 {
-        let pooled = passes / tries;
-        for (arm, t) in &c.arm_tries {
-            let p = c.arm_passes.get(arm).copied().unwrap_or(0.0);
-            let shrunk = (p + ARM_PRIOR * pooled) / (t + ARM_PRIOR);
-            arm_pass_rate.insert(
-                *arm,
-                (q * shrunk / pooled).clamp(MIN_PASS_RATE, MAX_PASS_RATE),
-            );
-        }
-    }
-    // Scores: unrescued segments' scores mix hopeless and unlucky rescuable ones; the unlucky
-    // ones score like rescued segments' failures, so take their expected share out.
-    let rescued_scores: f64 = c.scores_rescued.iter().sum();
-    let unresc_scores: f64 = c.scores_unrescued.iter().sum();
-    let attempts_unresc: f64 = (0..RETRY_SLOTS)
-        .map(|k| c.unrescued[k] * (k + 1) as f64)
-        .sum();
-    let attempts_rescuable: f64 = (0..RETRY_SLOTS)
-        .map(|k| c.unrescued[k] * (1.0 - w[k]) * (k + 1) as f64)
-        .sum();
-    let share_rescuable = if attempts_unresc > 0.0 {
-        attempts_rescuable / attempts_unresc
-    } else {
-        0.0
-    };
-    let hopeless_scores = unresc_scores * (1.0 - share_rescuable);
-    // The residual's noise comes from all unrescued scores, not only the hopeless ones: its
-    // worth in scores is its signal-to-noise (hopeless² / unrescued).
-    let hopeless_weight = hopeless_scores * hopeless_scores / unresc_scores.max(1.0);
-    let score_density =
-        (rescued_scores >= MIN_SCORES && hopeless_weight >= MIN_SCORES).then(|| {
-            let mut fr = [0.0; SCORE_BINS];
-            let mut fh = [0.0; SCORE_BINS];
-            for b in 0..SCORE_BINS {
-                let r = c.scores_rescued[b] / rescued_scores;
-                fr[b] = r;
-                fh[b] = (c.scores_unrescued[b] - unresc_scores * share_rescuable * r).max(0.0);
-            }
-            // Both densities shrink towards the pooled failing scores (SCORE_PRIOR pseudo-scores),
-            // then get a little uniform mass: when few segments are hopeless, what is left after
-            // taking the unlucky ones out is mostly noise, and it must not read as evidence.
-            let pooled_total = rescued_scores + unresc_scores;
-            let pooled: Vec<f64> = (0..SCORE_BINS)
-                .map(|b| (c.scores_rescued[b] + c.scores_unrescued[b]) / pooled_total)
-                .collect();
-            let shrink = |v: &mut [f64; SCORE_BINS], n: f64| {
-                let total: f64 = v.iter().sum::<f64>().max(1e-12);
-                for (b, x) in v.iter_mut().enumerate() {
-                    let own = *x / total;
-                    let p = (n * own + SCORE_PRIOR * pooled[b]) / (n + SCORE_PRIOR);
-                    *x = 0.95 * p + 0.05 / SCORE_BINS as f64;
-                }
-            };
-            shrink(&mut fr, rescued_scores);
-            // The residual's noise comes from all unrescued scores, not only the hopeless ones:
-            // weigh it by its signal-to-noise (hopeless² / unrescued).
-            shrink(
-                &mut fh,
-                hopeless_scores * hopeless_scores / unresc_scores.max(1.0),
-            );
-            (fr, fh)
-        });
-    RescueModel {
-        evidence: c.informative(),
-        segments: c.segments(),
-        hopeless_share: h,
-        pass_rate: q,
-        arm_pass_rate,
-        score_density,
-    }
-}
-
-impl RescueModel {
-    pub fn pass_rate_of(&self, arm: Arm) -> f64 {
-        self.arm_pass_rate
-            .get(&arm)
-            .copied()
-            .unwrap_or(self.pass_rate)
-    }
-
-    /// How much likelier a failing score is from a hopeless segment than from a rescuable one.
-    pub fn score_ratio(&self, score: f64) -> f64 {
-        match &self.score_density {
-            Some((fr, fh)) => {
-                (fh[bin(score)] / fr[bin(score)]).clamp(1.0 / MAX_SCORE_RATIO, MAX_SCORE_RATIO)
-            }
-            None => 1.0,
-        }
-    }
-}
-
 /// The stopping rule's verdict on one failed segment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assessment {
@@ -427,8 +352,11 @@ pub struct Assessment {
     pub p_pass: f64,
     /// P(this segment is hopeless), given its own failures and scores.
     pub p_hopeless: f64,
+    /// P(this segment is of the flaky kind), likewise.
+    pub p_flaky: f64,
     pub next_arm: Arm,
-    /// The next arm's pass rate on rescuable segments.
+    /// The next arm's pass rate on this segment if it is rescuable (its kinds weighed by the
+    /// posterior).
     pub arm_pass_rate: f64,
     pub failures: u32,
     pub scores: Vec<f64>,
@@ -441,8 +369,25 @@ pub struct Assessment {
 }
 
 impl Assessment {
+    /// Stop when the next attempt passes with probability below the threshold *and* the
+    /// segment is rescuable at all with probability below it too: a rescuable segment that
+    /// passes few retries is not stopped on its pass rate alone (its stop would be a false
+    /// systematic flag).
     pub fn stop(&self) -> bool {
-        self.retry_anyway.is_none() && self.p_pass < self.threshold
+        self.retry_anyway.is_none() && self.p_pass < self.threshold && !self.maybe_rescuable()
+    }
+
+    /// P(rescuable) = 1 − P(hopeless) is still at or above [`Assessment::max_p_rescuable`].
+    fn maybe_rescuable(&self) -> bool {
+        1.0 - self.p_hopeless >= self.max_p_rescuable()
+    }
+
+    /// The largest P(rescuable) at which the rule stops a segment: the threshold, scaled down
+    /// where most failed segments are hopeless. The rule stops about as many segments as are
+    /// hopeless, so the rescues it gives up per failed segment are about (hopeless share) ×
+    /// P(rescuable at the stop); this keeps them under [`LOSS_SHARE`] × the threshold.
+    pub fn max_p_rescuable(&self) -> f64 {
+        self.threshold * (LOSS_SHARE / self.model.hopeless_share.max(1e-9)).min(1.0)
     }
 
     /// "P(pass next) 0.08 < 0.15: 2 failures of face_confidence (scores 0.31, 0.33) …".
@@ -474,8 +419,9 @@ impl Assessment {
         } else {
             "≥"
         };
+        let arm = self.next_arm.as_str();
         let head = format!(
-            "P(pass next) {:.2} {cmp} {:.2}: {} failure{} of {} (score{} {scores}){ratio}; {:.0}% of this scene type's {} failed segments were hopeless and rescuable ones pass {:.0}% of {} retries (evidence {:.0} segments) → P(hopeless) {:.2}",
+            "P(pass next) {:.2} {cmp} {:.2}: {} failure{} of {} (score{} {scores}){ratio}; {:.0}% of this scene type's {} failed segments were hopeless, {:.0}% flaky (passing {:.0}% of {arm} retries) and {:.0}% ok (passing {:.0}%), so a rescuable one passes {:.0}% of {arm} retries (evidence {:.0} segments) → P(hopeless) {:.2}, P(flaky) {:.2}",
             self.p_pass,
             self.threshold,
             self.failures,
@@ -484,13 +430,22 @@ impl Assessment {
             if self.scores.len() == 1 { "" } else { "s" },
             m.hopeless_share * 100.0,
             self.check,
-            self.arm_pass_rate * 100.0,
-            self.next_arm.as_str(),
+            m.flaky.share * 100.0,
+            m.class_rate(&m.flaky, self.next_arm) * 100.0,
+            m.ok.share * 100.0,
+            m.class_rate(&m.ok, self.next_arm) * 100.0,
+            m.pass_rate_of(self.next_arm) * 100.0,
             m.evidence,
             self.p_hopeless,
+            self.p_flaky,
         );
         match self.retry_anyway {
             Some(why) => format!("{head}; retrying anyway: {why}"),
+            None if self.p_pass < self.threshold && self.maybe_rescuable() => format!(
+                "{head}; retrying: it may still be rescuable (P(rescuable) {:.3} ≥ {:.3})",
+                1.0 - self.p_hopeless,
+                self.max_p_rescuable()
+            ),
             None => head,
         }
     }
@@ -504,6 +459,8 @@ impl Assessment {
             "p_pass_next": round(self.p_pass),
             "threshold": self.threshold,
             "p_hopeless": round(self.p_hopeless),
+            "p_flaky": round(self.p_flaky),
+            "max_p_rescuable": round(self.max_p_rescuable()),
             "failures": self.failures,
             "scores": self.scores,
             "score_ratio": round(self.score_ratio),
@@ -514,6 +471,8 @@ impl Assessment {
                 "evidence_segments": round(m.evidence),
                 "failed_segments": round(m.segments),
                 "hopeless_share": round(m.hopeless_share),
+                "flaky": {"share": round(m.flaky.share), "pass_rate": round(m.flaky.pass_rate)},
+                "ok": {"share": round(m.ok.share), "pass_rate": round(m.ok.pass_rate)},
                 "pass_rate": round(m.pass_rate),
                 "arm_pass_rate": m.arm_pass_rate.iter().map(|(a, p)| (a.as_str().to_owned(), json!(round(*p)))).collect::<serde_json::Map<_, _>>(),
                 "score_evidence": m.score_density.is_some(),
@@ -555,17 +514,30 @@ pub fn assess(
         .filter(|a| a.status == AttemptStatus::Failed)
         .collect();
     let score_ratio: f64 = scores.iter().map(|s| model.score_ratio(*s)).product();
-    // Odds hopeless : rescuable. Each failed retry was a miss a rescuable segment makes with
-    // probability 1 − (pass rate); a hopeless one always misses. The pooled rate, capped, not
-    // the arm's: an arm's rate rests on fewer retries, and an optimistic one would turn two
-    // unlucky misses into near-certainty.
-    let miss = 1.0 - model.pass_rate.min(PAST_PASS_RATE_CAP);
-    let mut odds = model.hopeless_share / (1.0 - model.hopeless_share) * score_ratio;
-    let failed_retries = failed.iter().filter(|a| a.attempt_number >= 2).count();
-    odds /= miss.powi(failed_retries as i32);
-    let p_hopeless = odds / (1.0 + odds);
-    let arm_pass_rate = model.pass_rate_of(next_arm);
-    let p_pass = (1.0 - p_hopeless) * arm_pass_rate;
+    // Posterior over the kinds. Each failed retry was a miss a rescuable kind makes with
+    // probability 1 − (its pass rate, capped); a hopeless segment always misses. The kinds'
+    // rates over all arms, not the next arm's: an arm's rate rests on fewer retries.
+    let failed_retries = failed.iter().filter(|a| a.attempt_number >= 2).count() as i32;
+    let mut w = model.kinds;
+    w[0] *= score_ratio;
+    for (j, q) in PASS_RATE_GRID.iter().enumerate() {
+        w[j + 1] *= (1.0 - q.min(PAST_PASS_RATE_CAP)).powi(failed_retries);
+    }
+    let total = w.iter().sum::<f64>().max(1e-300);
+    let p_hopeless = w[0] / total;
+    let (mut p_flaky, mut p_pass) = (0.0, 0.0);
+    for (j, q) in PASS_RATE_GRID.iter().enumerate() {
+        let p = w[j + 1] / total;
+        if *q < FLAKY_BELOW {
+            p_flaky += p;
+        }
+        p_pass += p * model.rate_with(*q, next_arm);
+    }
+    let arm_pass_rate = if p_hopeless < 1.0 {
+        p_pass / (1.0 - p_hopeless)
+    } else {
+        model.pass_rate_of(next_arm)
+    };
     let retry_anyway = if model.evidence < MIN_EVIDENCE {
         Some("too little evidence yet, retrying like fixed-N")
     } else if explores(rng_seed) {
@@ -577,6 +549,7 @@ pub fn assess(
         check,
         p_pass,
         p_hopeless,
+        p_flaky,
         next_arm,
         arm_pass_rate,
         failures: failed.len() as u32,

@@ -94,6 +94,15 @@ fn policy() -> RetryPolicy {
 }
 
 fn run(attempts: &[AttemptView], rescue: RescueHistory, rng_seed: u64) -> Decision {
+    run_with(&policy(), attempts, rescue, rng_seed)
+}
+
+fn run_with(
+    policy: &RetryPolicy,
+    attempts: &[AttemptView],
+    rescue: RescueHistory,
+    rng_seed: u64,
+) -> Decision {
     let stats = SceneStats {
         rescue,
         ..SceneStats::default()
@@ -101,7 +110,7 @@ fn run(attempts: &[AttemptView], rescue: RescueHistory, rng_seed: u64) -> Decisi
     let original = Parameters::new().with("seed", 1).with("cfg_scale", 7.0);
     let domains = BTreeMap::new();
     decide(&DecisionInput {
-        policy: &policy(),
+        policy,
         original: &original,
         rng_seed,
         attempts,
@@ -265,7 +274,17 @@ fn counts_round_trip_through_their_stored_entries() {
         retries: 1,
         failing_scores: vec![0.2],
         arms: vec![(Arm::CfgDown, true)],
+        score_ratio: None,
     });
+    c.add(&RescueRecord {
+        check: CHECK.into(),
+        rescued: false,
+        retries: 1,
+        failing_scores: vec![0.31, 0.32],
+        arms: vec![(Arm::Jitter, false)],
+        score_ratio: Some(9.0),
+    });
+    assert_eq!(c.unrescued_lr.get(&(1, 3)), Some(&1.0));
     let mut back = RescueCounts::default();
     for (k, v) in c.entries() {
         assert!(back.add_entry(&k, v), "{k}");
@@ -273,6 +292,7 @@ fn counts_round_trip_through_their_stored_entries() {
     assert_eq!(back, c);
     assert!(!back.add_entry("unrescued:99", 1.0));
     assert!(!back.add_entry("arm_tries:sideways", 1.0));
+    assert!(!back.add_entry("unrescued_lr:1:99", 1.0));
 }
 
 #[test]
@@ -309,4 +329,145 @@ fn scores_are_no_evidence_where_nothing_is_hopeless() {
         let r = m.score_ratio(s);
         assert!((0.5..=2.0).contains(&r), "score {s}: ratio {r} ({m:?})");
     }
+}
+
+/// A scene type whose failed segments come in kinds `(share, pass rate per retry)`; a pass rate
+/// of 0 is hopeless. Every kind fails with scores in 0.10..0.48 (scores say nothing); every
+/// segment runs up to `max_retries` retries (fixed-N).
+fn mixed_records(n: usize, kinds: &[(f64, f64)], max_retries: u32, seed: u64) -> Vec<RescueRecord> {
+    let mut rng = ChaCha12Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let u: f64 = rng.random();
+            let mut acc = 0.0;
+            let q = kinds
+                .iter()
+                .find(|(share, _)| {
+                    acc += share;
+                    u < acc
+                })
+                .map_or(0.0, |k| k.1);
+            let mut attempts = vec![attempt(1, rng.random_range(0.10..0.48), None)];
+            let mut passed = false;
+            for k in 2..=max_retries + 1 {
+                if rng.random::<f64>() < q {
+                    attempts.push(attempt(k, 0.8, Some(Arm::Jitter)));
+                    passed = true;
+                    break;
+                }
+                let s = rng.random_range(0.10..0.48);
+                attempts.push(attempt(k, s, Some(Arm::Jitter)));
+            }
+            RescueRecord::from_attempts(&attempts, passed).unwrap()
+        })
+        .collect()
+}
+
+const KINDS: [(f64, f64); 3] = [(0.2, 0.0), (0.35, 0.4), (0.45, 0.9)];
+
+#[test]
+fn the_fit_tells_flaky_segments_from_ok_ones() {
+    let h = history(&mixed_records(6000, &KINDS, 4, 11));
+    let m = fit(&h.checks[CHECK]);
+    assert!((m.hopeless_share - 0.2).abs() < 0.05, "{m:?}");
+    assert!((m.flaky.pass_rate - 0.4).abs() < 0.1, "{m:?}");
+    assert!((m.ok.pass_rate - 0.9).abs() < 0.06, "{m:?}");
+    assert!((m.flaky.share - 0.35).abs() < 0.1, "{m:?}");
+}
+
+#[test]
+fn a_flaky_segment_that_failed_three_retries_is_retried() {
+    let h = history(&mixed_records(1500, &KINDS, 4, 12));
+    let seed = deciding_seed();
+    let mut attempts = vec![attempt(1, 0.3, None)];
+    for n in 2..=4 {
+        attempts.push(attempt(n, 0.3, Some(Arm::Jitter)));
+    }
+    let a = assess(&h, &attempts, seed, Arm::Jitter, 0.1).unwrap();
+    // Three misses all but rule out the ok kind; a flaky segment misses three times in five.
+    assert!(a.p_flaky > 0.15, "{}", a.explain());
+    assert!(a.p_hopeless < 0.9, "{}", a.explain());
+    assert!(!a.stop());
+    assert!(a.explain().contains("P(flaky) 0."), "{}", a.explain());
+    let five = RetryPolicy {
+        max_attempts: 5,
+        ..policy()
+    };
+    match run_with(&five, &attempts, h, seed) {
+        Decision::Retry { evidence, .. } => {
+            assert!(evidence["p_flaky"].as_f64().unwrap() > 0.15, "{evidence}");
+            assert!(evidence["model"]["flaky"]["pass_rate"].as_f64().unwrap() < 0.6);
+        }
+        d => panic!("{d:?}"),
+    }
+}
+
+#[test]
+fn counts_without_the_retries_histogram_fit_alike() {
+    let c = history(&records(1500, 0.3, 0.6, 3, 13)).checks[CHECK].clone();
+    let mut legacy = c.clone();
+    legacy.rescued_after = [0.0; RETRY_SLOTS];
+    let (a, b) = (fit(&c), fit(&legacy));
+    assert!(
+        (a.hopeless_share - b.hopeless_share).abs() < 0.05,
+        "{a:?} {b:?}"
+    );
+    assert!((a.pass_rate - b.pass_rate).abs() < 0.1, "{a:?} {b:?}");
+}
+
+#[test]
+fn a_low_chance_alone_does_not_stop_a_segment_that_may_be_rescuable() {
+    let h = history(&records(600, 0.3, 0.6, 3, 14));
+    let a = [attempt(1, 0.31, None), attempt(2, 0.32, Some(Arm::Jitter))];
+    let mut x = assess(&h, &a, deciding_seed(), Arm::Jitter, 0.1).unwrap();
+    x.p_pass = 0.05;
+    x.p_hopeless = 0.5;
+    assert!(!x.stop());
+    assert!(
+        x.explain().contains("it may still be rescuable"),
+        "{}",
+        x.explain()
+    );
+    // Here about a quarter of failed segments are hopeless: a stop needs P(rescuable) below
+    // the threshold × LOSS_SHARE / that share.
+    let h = x.model.hopeless_share;
+    assert!((0.15..0.35).contains(&h), "{h}");
+    assert!((x.max_p_rescuable() - 0.1 * (LOSS_SHARE / h).min(1.0)).abs() < 1e-9);
+    x.p_hopeless = 1.0 - x.max_p_rescuable() - 0.01;
+    assert!(!x.stop());
+    x.p_hopeless = 1.0 - x.max_p_rescuable() / 2.0;
+    assert!(x.stop());
+}
+
+#[test]
+fn segments_stopped_on_their_scores_are_counted_as_likely_hopeless() {
+    // A policy that stops early: rescuable segments pass 60% of retries; hopeless ones were
+    // stopped after one retry on scores 16× likelier from hopeless segments.
+    let mut plain = RescueCounts::default();
+    let mut remembered = RescueCounts::default();
+    for r in records(800, 0.0, 0.6, 3, 15) {
+        plain.add(&r);
+        remembered.add(&r);
+    }
+    let stopped = RescueRecord {
+        check: CHECK.into(),
+        rescued: false,
+        retries: 1,
+        failing_scores: vec![0.31, 0.32],
+        arms: vec![(Arm::Jitter, false)],
+        score_ratio: None,
+    };
+    let evidence = json!({"rule": "rescue_model", "score_ratio": 16.0});
+    for _ in 0..300 {
+        plain.add(&stopped);
+        remembered.add(&stopped.clone().with_stop_evidence(&evidence));
+    }
+    let (p, r) = (fit(&plain), fit(&remembered));
+    // 300 of 1100 failed segments were stopped hopeless-looking: without their ratio the fit
+    // takes many of them for rescuable segments that missed once.
+    assert!(r.hopeless_share > 0.24, "{r:?}");
+    assert!(r.hopeless_share > p.hopeless_share + 0.03, "{p:?} {r:?}");
+    // Other rules' evidence is no score ratio.
+    let other = stopped.with_stop_evidence(&json!({"rule": "stuck_scores", "score_ratio": 16.0}));
+    assert_eq!(other.score_ratio, None);
 }

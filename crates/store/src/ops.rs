@@ -878,7 +878,9 @@ async fn record_rescue<T: TxOps + ?Sized>(
 ) -> Result<()> {
     let views: Vec<_> = attempts.iter().map(Attempt::view).collect();
     let passed = seg.status == SegmentStatus::Passed;
-    let Some(record) = retake_core::rescue::RescueRecord::from_attempts(&views, passed) else {
+    let Some(record) = retake_core::rescue::RescueRecord::from_attempts(&views, passed)
+        .map(|r| r.with_stop_evidence(&seg.review_evidence))
+    else {
         return Ok(());
     };
     let mut counts = retake_core::rescue::RescueCounts::default();

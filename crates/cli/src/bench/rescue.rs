@@ -83,6 +83,10 @@ pub struct Args {
     /// policy's default, 0.05).
     #[arg(long)]
     pub systematic_max_spread: Option<f64>,
+    /// Run only these strategies (comma-separated names, e.g. `retake_smart`); naive_fixed_n and
+    /// the oracle always run, since the targets are measured against them.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
 }
 
 /// How a strategy runs.
@@ -244,7 +248,23 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
     };
     let max_attempts = a.max_attempts.or(scenario.max_attempts).unwrap_or(4);
     let corpus = Arc::new(corpus::build(&scenario, a.segments as usize, a.seed));
-    let list = strategies(&a, max_attempts);
+    let mut list = strategies(&a, max_attempts);
+    if let Some(bad) = a
+        .only
+        .iter()
+        .find(|o| !list.iter().any(|s| s.name == o.as_str()))
+    {
+        let names: Vec<&str> = list.iter().map(|s| s.name).collect();
+        anyhow::bail!(
+            "--only: no strategy named `{bad}` (strategies: {})",
+            names.join(", ")
+        );
+    }
+    if !a.only.is_empty() {
+        list.retain(|s| {
+            matches!(s.name, "naive_fixed_n" | "oracle") || a.only.iter().any(|o| o == s.name)
+        });
+    }
     let par = a.parallelism as usize;
     let naive_policy = RetryPolicy {
         enabled: true,
