@@ -269,7 +269,7 @@ impl<S: Store + ?Sized> Engine<S> {
                 }
                 // Slots free one at a time while the others still run: wait a moment for a
                 // few more, so that one claim serves several (each claim is a transaction).
-                let want = (self.cfg.slots / 4).max(1);
+                let want = (self.cfg.slots / 2).max(1);
                 let deadline = tokio::time::Instant::now() + CLAIM_GATHER;
                 while slots.available_permits() < want && !tasks.is_empty() {
                     if tokio::time::timeout_at(deadline, tasks.join_next())
