@@ -460,8 +460,13 @@ async fn audited_run(admin: &str, n: u32, scenario: &Path) -> anyhow::Result<(Ru
     result
 }
 
-/// The failure-to-dispatch latency while 4 other worker processes drain `n` segments in a
-/// separate project of the same database.
+/// Segments of the load kept queued while the loaded latency is sampled.
+const LOAD_BACKLOG: u64 = 200;
+/// The load stops after this many segments even if the samples are not all taken.
+const LOAD_CAP: u32 = 200_000;
+
+/// The failure-to-dispatch latency while 4 other worker processes drain up to `n` segments in
+/// a separate project of the same database.
 async fn loaded_latency_run(
     admin: &str,
     samples: u32,
@@ -497,27 +502,49 @@ async fn loaded_latency_run(
                 parameter_domains: Default::default(),
             })
             .await?;
-        let mut i = 0;
-        while i < n {
-            let batch: Vec<NewSegment> = (i..(i + 1000).min(n))
-                .map(|k| NewSegment {
-                    scene_type_id: load.id,
-                    label: None,
-                    parameters: Parameters::new(),
-                    rng_seed: k as u64,
-                })
-                .collect();
-            i += batch.len() as u32;
-            store.submit_segments(batch).await?;
-        }
+        // The load is kept draining, with a short backlog topped up as it goes (up to `n`
+        // segments in all), so a sample's own first attempt does not wait behind the whole load
+        // and every sample is taken while the 4 replicas are busy.
+        let submitted = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let top_up = {
+            let store = store.clone();
+            let submitted = submitted.clone();
+            let load = load.id;
+            tokio::spawn(async move {
+                loop {
+                    let i = submitted.load(std::sync::atomic::Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    if store.pending_work().await.unwrap_or(0) < LOAD_BACKLOG {
+                        let batch: Vec<NewSegment> = (i..(i + LOAD_BACKLOG as u32).min(n))
+                            .map(|k| NewSegment {
+                                scene_type_id: load,
+                                label: None,
+                                parameters: Parameters::new(),
+                                rng_seed: k as u64,
+                            })
+                            .collect();
+                        submitted
+                            .fetch_add(batch.len() as u32, std::sync::atomic::Ordering::Relaxed);
+                        if store.submit_segments(batch).await.is_err() {
+                            break;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
         let mut kids = vec![];
         for r in 0..4 {
             kids.push(worker_cmd(&db.url, scenario, &format!("load-{r}"), false)?.spawn()?);
         }
         let out = sample_latency(store.as_ref(), st.id, samples, || async {
-            Ok(store.pending_work().await? > 0)
+            Ok(store.pending_work().await? > 0
+                || submitted.load(std::sync::atomic::Ordering::Relaxed) < n)
         })
         .await;
+        top_up.abort();
         for mut k in kids {
             let _ = k.kill().await;
         }
@@ -568,11 +595,11 @@ pub async fn run(_g: GlobalArgs, a: Args) -> anyhow::Result<()> {
         ));
         latency = latency_run(&a.postgres_url, a.latency_samples, &scenario).await?;
         say(format!(
-            "measuring failure-to-dispatch latency while 4 replicas drain {} segments…",
-            a.segments
+            "measuring failure-to-dispatch latency while 4 replicas drain work ({} samples, {LOAD_BACKLOG} segments kept queued)…",
+            a.latency_samples
         ));
         loaded =
-            loaded_latency_run(&a.postgres_url, a.latency_samples, a.segments, &scenario).await?;
+            loaded_latency_run(&a.postgres_url, a.latency_samples, LOAD_CAP, &scenario).await?;
     }
     let reads = if a.read_attempts > 0 {
         say(format!(
