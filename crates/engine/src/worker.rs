@@ -347,8 +347,10 @@ impl<S: Store + ?Sized> Engine<S> {
                     // once that commits: it finished here, it was not lost.
                     let mut map = self.in_flight.lock().unwrap();
                     for id in ids.iter().filter(|id| !owned.contains(id)) {
-                        if map.get(id).is_some_and(|f| !f.finishing) {
-                            let f = map.remove(id).expect("present");
+                        if map.get(id).is_none_or(|f| f.finishing) {
+                            continue;
+                        }
+                        if let Some(f) = map.remove(id) {
                             tracing::warn!(attempt = id, "lease lost; stopping this attempt here");
                             self.leases_lost.fetch_add(1, Ordering::Relaxed);
                             f.handle.abort();

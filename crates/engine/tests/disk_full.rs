@@ -23,14 +23,7 @@ async fn a_full_disk_loses_no_acknowledged_write_and_work_resumes() {
     let mut acknowledged: Vec<i64> = vec![];
     let mut refused = 0;
     for batch in 0..40u64 {
-        let segs: Vec<NewSegment> = (0..100)
-            .map(|i| NewSegment {
-                scene_type_id: st.id,
-                label: Some(format!("b{batch}-{i}")),
-                parameters: Parameters::new(),
-                rng_seed: batch * 1000 + i,
-            })
-            .collect();
+        let segs = disk::batch(st.id, batch, 100);
         match store.submit_segments(segs).await {
             Ok(stored) => acknowledged.extend(stored.iter().map(|s| s.id)),
             Err(StoreError::Unavailable {

@@ -159,9 +159,18 @@ impl Fixture {
     }
 
     fn engine(&self, worker: &str) -> Arc<Engine<dyn Store>> {
+        self.engine_with(worker, |_| {})
+    }
+
+    fn engine_with(
+        &self,
+        worker: &str,
+        tune: impl FnOnce(&mut EngineConfig),
+    ) -> Arc<Engine<dyn Store>> {
         let mut cfg = EngineConfig::new(std::env::temp_dir());
         cfg.worker_id = worker.into();
         cfg.infra_backoff = Duration::ZERO;
+        tune(&mut cfg);
         Engine::new(
             self.store.clone(),
             Backends::new().with("simulated", self.backend.clone()),
@@ -183,6 +192,19 @@ impl Fixture {
 }
 
 const FAIL: (f64, f64) = (0.3, 1.0);
+
+/// `n` segments' scripts: even ones fail once then pass, odd ones pass at once.
+fn every_other_fails_once(n: usize) -> Vec<Vec<(f64, f64)>> {
+    (0..n)
+        .map(|i| {
+            if i % 2 == 0 {
+                vec![FAIL, (0.9, 1.0)]
+            } else {
+                vec![(0.9, 1.0)]
+            }
+        })
+        .collect()
+}
 
 async fn retry_happens_only_when_enabled(store: Arc<dyn Store>) {
     let off = fixture(store.clone(), None, serde_json::json!({}), false).await;
@@ -356,19 +378,7 @@ async fn restart_mid_run_loses_nothing(store: Arc<dyn Store>) {
         false,
     )
     .await;
-    let segs = f
-        .submit(
-            (0..12)
-                .map(|i| {
-                    if i % 2 == 0 {
-                        vec![FAIL, (0.9, 1.0)]
-                    } else {
-                        vec![(0.9, 1.0)]
-                    }
-                })
-                .collect(),
-        )
-        .await;
+    let segs = f.submit(every_other_fails_once(12)).await;
     // A worker claims work and dies mid-generation: its leases expire.
     let lost = f
         .store
@@ -484,30 +494,12 @@ async fn finished_attempts_are_never_taken_for_lost_leases(store: Arc<dyn Store>
         false,
     )
     .await;
-    let segs = f
-        .submit(
-            (0..150)
-                .map(|i| {
-                    if i % 2 == 0 {
-                        vec![FAIL, (0.9, 1.0)]
-                    } else {
-                        vec![(0.9, 1.0)]
-                    }
-                })
-                .collect(),
-        )
-        .await;
-    let mut cfg = EngineConfig::new(std::env::temp_dir());
-    cfg.worker_id = "busy".into();
-    cfg.slots = 8;
-    cfg.heartbeat = Duration::from_millis(1);
-    cfg.exit_when_idle = true;
-    let engine = Engine::new(
-        f.store.clone(),
-        Backends::new().with("simulated", f.backend.clone()),
-        None,
-        cfg,
-    );
+    let segs = f.submit(every_other_fails_once(150)).await;
+    let engine = f.engine_with("busy", |cfg| {
+        cfg.slots = 8;
+        cfg.heartbeat = Duration::from_millis(1);
+        cfg.exit_when_idle = true;
+    });
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     engine.clone().run(stopped).await;
     let stats = engine.stats();

@@ -8,9 +8,9 @@
 
 mod disk;
 
-use retake_core::{Parameters, SegmentStatus};
+use retake_core::SegmentStatus;
 use retake_engine::{Backends, Engine, EngineConfig};
-use retake_store::{NewSegment, StoreError};
+use retake_store::StoreError;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,14 +59,7 @@ async fn a_failed_commit_loses_no_acknowledged_write_and_work_resumes() {
     let mut refused = 0;
     for batch in 0..12u64 {
         disk(&admin, batch % 3 == 2).await;
-        let segs: Vec<NewSegment> = (0..20)
-            .map(|i| NewSegment {
-                scene_type_id: st.id,
-                label: Some(format!("b{batch}-{i}")),
-                parameters: Parameters::new(),
-                rng_seed: batch * 1000 + i,
-            })
-            .collect();
+        let segs = disk::batch(st.id, batch, 20);
         match store.submit_segments(segs).await {
             Ok(stored) => {
                 assert!(

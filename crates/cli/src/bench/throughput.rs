@@ -15,6 +15,7 @@ use retake_store::{NewProject, NewSceneType, NewSegment, Store};
 use serde_json::json;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -394,7 +395,7 @@ async fn audited_run(admin: &str, n: u32, scenario: &Path) -> anyhow::Result<(Ru
             let stop = stop.clone();
             tokio::spawn(async move {
                 let mut audit = Audit { budget, ..Default::default() };
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                while !stop.load(Ordering::Relaxed) {
                     let r: Result<(f64, f64, f64, f64), _> = sqlx::query_as(
                         "SELECT p.gpu_spent_seconds, p.gpu_reserved_seconds,
                                 (SELECT COALESCE(SUM(spent_seconds), 0) FROM gpu_ledger WHERE project_id = p.id),
@@ -431,7 +432,7 @@ async fn audited_run(admin: &str, n: u32, scenario: &Path) -> anyhow::Result<(Ru
         }
         let wall = t0.elapsed().as_secs_f64();
         let cpu = cpu_seconds(libc::RUSAGE_CHILDREN) - cpu0;
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
         let mut audit = sampler.await?;
         let p = store.list_projects().await?.remove(0);
         audit.final_spent = p.gpu_spent_seconds;
@@ -505,14 +506,14 @@ async fn loaded_latency_run(
         // The load is kept draining, with a short backlog topped up as it goes (up to `n`
         // segments in all), so a sample's own first attempt does not wait behind the whole load
         // and every sample is taken while the 4 replicas are busy.
-        let submitted = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let submitted = Arc::new(AtomicU32::new(0));
         let top_up = {
             let store = store.clone();
             let submitted = submitted.clone();
             let load = load.id;
             tokio::spawn(async move {
                 loop {
-                    let i = submitted.load(std::sync::atomic::Ordering::Relaxed);
+                    let i = submitted.load(Ordering::Relaxed);
                     if i >= n {
                         break;
                     }
@@ -525,8 +526,7 @@ async fn loaded_latency_run(
                                 rng_seed: k as u64,
                             })
                             .collect();
-                        submitted
-                            .fetch_add(batch.len() as u32, std::sync::atomic::Ordering::Relaxed);
+                        submitted.fetch_add(batch.len() as u32, Ordering::Relaxed);
                         if store.submit_segments(batch).await.is_err() {
                             break;
                         }
@@ -540,8 +540,7 @@ async fn loaded_latency_run(
             kids.push(worker_cmd(&db.url, scenario, &format!("load-{r}"), false)?.spawn()?);
         }
         let out = sample_latency(store.as_ref(), st.id, samples, || async {
-            Ok(store.pending_work().await? > 0
-                || submitted.load(std::sync::atomic::Ordering::Relaxed) < n)
+            Ok(store.pending_work().await? > 0 || submitted.load(Ordering::Relaxed) < n)
         })
         .await;
         top_up.abort();

@@ -4,7 +4,9 @@
 
 use retake_core::{CheckConfig, Parameters};
 use retake_engine::backends::{Scenario, SimulatedBackend};
-use retake_store::{NewProject, NewSceneType, Project, SceneType, SegmentFilter, Store};
+use retake_store::{
+    NewProject, NewSceneType, NewSegment, Project, SceneType, SegmentFilter, Store,
+};
 use serde_json::json;
 
 const SCENARIO: &str = r#"
@@ -68,4 +70,17 @@ pub async fn all_segments(store: &dyn Store, project: i64) -> Vec<retake_store::
         before = page.last().map(|s| s.id);
         out.extend(page);
     }
+}
+
+/// Submission `batch` of a disk test: `n` segments labelled `b<batch>-<i>`, seeds unique across
+/// batches.
+pub fn batch(scene_type_id: i64, batch: u64, n: u64) -> Vec<NewSegment> {
+    (0..n)
+        .map(|i| NewSegment {
+            scene_type_id,
+            label: Some(format!("b{batch}-{i}")),
+            parameters: Parameters::new(),
+            rng_seed: batch * 1000 + i,
+        })
+        .collect()
 }

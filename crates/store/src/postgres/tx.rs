@@ -63,18 +63,23 @@ impl PgTx {
             }
             // The wake-ups ride on the same statement (one round trip less per transaction);
             // PostgreSQL delivers them at commit, or never if the transaction rolls back.
-            const INSERT: &str = "WITH ins AS (INSERT INTO events (project_id, segment_id, attempt_id, kind, message, data, created_at)
-                 SELECT p, s, a, k, m, d, t FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[])
-                      WITH ORDINALITY AS e(p, s, a, k, m, d, t, n)
-                 ORDER BY n RETURNING 1)";
+            macro_rules! insert_events {
+                () => {
+                    "WITH ins AS (INSERT INTO events (project_id, segment_id, attempt_id, kind, message, data, created_at)
+                     SELECT p, s, a, k, m, d, t FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[])
+                          WITH ORDINALITY AS e(p, s, a, k, m, d, t, n)
+                     ORDER BY n RETURNING 1)"
+                };
+            }
             let sql = if self.work_queued {
-                format!(
-                    "{INSERT} SELECT pg_notify('retake_events', ''), pg_notify('retake_work', '')"
+                concat!(
+                    insert_events!(),
+                    " SELECT pg_notify('retake_events', ''), pg_notify('retake_work', '')"
                 )
             } else {
-                format!("{INSERT} SELECT pg_notify('retake_events', '')")
+                concat!(insert_events!(), " SELECT pg_notify('retake_events', '')")
             };
-            sqlx::query(&sql)
+            sqlx::query(sql)
                 .bind(project)
                 .bind(segment)
                 .bind(attempt)
