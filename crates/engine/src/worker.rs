@@ -3,7 +3,7 @@
 //! expired leases to the queue. No transaction is held across a generation call.
 
 use crate::backend::{AttemptControl, Backends, GenerationError, GenerationJob, Scorer};
-use crate::completer::Completer;
+use crate::completer::{ClaimAs, Completer};
 use async_trait::async_trait;
 use retake_store::{
     Applied, Completion, GenerationDone, InfraFailure, SceneType, Store, StoreError, Work,
@@ -11,7 +11,7 @@ use retake_store::{
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Semaphore};
@@ -98,6 +98,8 @@ pub struct Engine<S: Store + ?Sized> {
     processed: AtomicU64,
     infra: AtomicU64,
     leases_lost: AtomicU64,
+    /// Set once `run` is asked to stop: finishing attempts stop taking their slot's next one.
+    stopping: AtomicBool,
     completer: std::sync::OnceLock<Completer>,
     media: std::sync::OnceLock<Result<crate::media::MediaStore, String>>,
 }
@@ -119,26 +121,47 @@ impl<S: Store + ?Sized> Engine<S> {
             processed: AtomicU64::new(0),
             infra: AtomicU64::new(0),
             leases_lost: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
             completer: std::sync::OnceLock::new(),
             media: std::sync::OnceLock::new(),
         })
     }
 
-    /// Hand a completion to this process's completer and wait until it is written.
+    /// Hand a completion that does not end the attempt here (a generation this worker scores
+    /// next) to this process's completer and wait until it is written.
     async fn complete(&self, c: Completion) -> Result<Applied, StoreError> {
         let id = c.attempt_id();
-        // Only a generation whose output this worker scores next keeps the attempt here.
-        let goes_on = matches!(&c, Completion::Generated(d) if d.scored_by_worker);
         self.set_finishing(id, true);
-        let r = self
-            .completer
-            .get_or_init(|| Completer::start(self.store.clone(), self.cfg.completion_batch))
-            .complete(c)
-            .await;
-        if goes_on && r.as_ref().is_ok_and(|a| a.applied) {
+        let (r, next) = self.completer().complete(c, false).await;
+        debug_assert!(next.is_none());
+        if r.as_ref().is_ok_and(|a| a.applied) {
             self.set_finishing(id, false);
         }
         r
+    }
+
+    /// Hand the completion that ends the attempt here to the completer; unless this engine is
+    /// stopping, the same transaction claims the slot's next attempt, which lands in `next`
+    /// (whatever became of the completion).
+    async fn finish(&self, c: Completion, next: &mut Option<Work>) -> Result<Applied, StoreError> {
+        self.set_finishing(c.attempt_id(), true);
+        let wants_next = !self.stopping.load(Ordering::Relaxed);
+        let (r, w) = self.completer().complete(c, wants_next).await;
+        *next = w;
+        r
+    }
+
+    fn completer(&self) -> &Completer {
+        self.completer.get_or_init(|| {
+            Completer::start(
+                self.store.clone(),
+                self.cfg.completion_batch,
+                ClaimAs {
+                    worker: self.cfg.worker_id.clone(),
+                    lease: self.cfg.lease,
+                },
+            )
+        })
     }
 
     fn set_finishing(&self, attempt_id: i64, finishing: bool) {
@@ -205,6 +228,7 @@ impl<S: Store + ?Sized> Engine<S> {
         let mut tasks = JoinSet::new();
         loop {
             if *shutdown.borrow() {
+                self.stopping.store(true, Ordering::Relaxed);
                 break;
             }
             while tasks.try_join_next().is_some() {}
@@ -387,17 +411,45 @@ impl<S: Store + ?Sized> Engine<S> {
         }
     }
 
-    /// One attempt, from claim to applied decision.
+    /// One attempt, from claim to applied decision; then the attempts its slot takes next,
+    /// claimed in the transaction that ended the one before.
     pub async fn process(self: &Arc<Self>, w: Work) {
-        let id = w.attempt.id;
-        if let Err(e) = self.process_inner(w).await {
-            tracing::error!(attempt = id, error = %e, "attempt processing failed; its lease will expire and it will be rescued");
+        let mut w = w;
+        loop {
+            let id = w.attempt.id;
+            let mut next = None;
+            if let Err(e) = self.process_inner(w, &mut next).await {
+                tracing::error!(attempt = id, error = %e, "attempt processing failed; its lease will expire and it will be rescued");
+            }
+            self.processed.fetch_add(1, Ordering::Relaxed);
+            let mut map = self.in_flight.lock().unwrap();
+            let task = map.remove(&id);
+            let Some(n) = next else { break };
+            // The next attempt runs in this task: it takes over the task's entry, so the
+            // heartbeat keeps its lease.
+            if let Some(f) = task {
+                map.insert(
+                    n.attempt.id,
+                    InFlight {
+                        handle: f.handle,
+                        finishing: false,
+                    },
+                );
+            }
+            drop(map);
+            crate::metrics::dispatched(
+                crate::metrics::ready_wait(&n.attempt),
+                n.attempt.attempt_number > 1,
+            );
+            w = n;
         }
-        self.in_flight.lock().unwrap().remove(&id);
-        self.processed.fetch_add(1, Ordering::Relaxed);
     }
 
-    async fn process_inner(self: &Arc<Self>, w: Work) -> Result<(), StoreError> {
+    async fn process_inner(
+        self: &Arc<Self>,
+        w: Work,
+        next: &mut Option<Work>,
+    ) -> Result<(), StoreError> {
         let scene = self.scene(w.scene_type_id).await?;
         let worker = self.cfg.worker_id.clone();
         let Some(backend) = self.backends.get(&scene.backend).cloned() else {
@@ -406,8 +458,11 @@ impl<S: Store + ?Sized> Engine<S> {
                 scene.backend,
                 self.backends.names().join(", ")
             );
-            self.complete(Completion::Infra(self.infra_failure(&w, msg, true, 0.0)))
-                .await?;
+            self.finish(
+                Completion::Infra(self.infra_failure(&w, msg, true, 0.0)),
+                next,
+            )
+            .await?;
             self.infra.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         };
@@ -415,8 +470,11 @@ impl<S: Store + ?Sized> Engine<S> {
             Ok(m) => m.clone(),
             Err(msg) => {
                 let msg = format!("cannot open the media store: {msg}");
-                self.complete(Completion::Infra(self.infra_failure(&w, msg, true, 0.0)))
-                    .await?;
+                self.finish(
+                    Completion::Infra(self.infra_failure(&w, msg, true, 0.0)),
+                    next,
+                )
+                .await?;
                 self.infra.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
@@ -479,7 +537,11 @@ impl<S: Store + ?Sized> Engine<S> {
                 };
                 let started = Instant::now();
                 let scored = done.verdict.is_some();
-                let applied = self.complete(Completion::Generated(done)).await?;
+                let applied = if needs_builtin {
+                    self.complete(Completion::Generated(done)).await?
+                } else {
+                    self.finish(Completion::Generated(done), next).await?
+                };
                 if scored {
                     crate::metrics::DECISION_LATENCY.observe(started.elapsed());
                 }
@@ -515,44 +577,48 @@ impl<S: Store + ?Sized> Engine<S> {
                             // error (bounded), with the cause on record.
                             tracing::error!(attempt = w.attempt.id, error = %e, "QA cannot run");
                             self.infra.fetch_add(1, Ordering::Relaxed);
-                            self.complete(Completion::Infra(self.infra_failure(
-                                &w,
-                                e.to_string(),
-                                true,
-                                0.0,
-                            )))
+                            self.finish(
+                                Completion::Infra(self.infra_failure(&w, e.to_string(), true, 0.0)),
+                                next,
+                            )
                             .await?;
                             return Ok(());
                         }
                     };
                     let started = Instant::now();
-                    self.complete(Completion::Verdict {
-                        attempt_id: w.attempt.id,
-                        verdict,
-                        worker: Some(worker.clone()),
-                    })
+                    self.finish(
+                        Completion::Verdict {
+                            attempt_id: w.attempt.id,
+                            verdict,
+                            worker: Some(worker.clone()),
+                        },
+                        next,
+                    )
                     .await?;
                     crate::metrics::DECISION_LATENCY.observe(started.elapsed());
                 }
             }
             Err(GenerationError::StoppedByBudget { gpu_seconds }) => {
-                self.complete(Completion::Generated(GenerationDone {
-                    attempt_id: w.attempt.id,
-                    worker: worker.clone(),
-                    backend: backend.name().to_owned(),
-                    output_video_path: None,
-                    gpu_seconds,
-                    verdict: None,
-                    stopped_by_budget: true,
-                    scored_by_worker: false,
-                }))
+                self.finish(
+                    Completion::Generated(GenerationDone {
+                        attempt_id: w.attempt.id,
+                        worker: worker.clone(),
+                        backend: backend.name().to_owned(),
+                        output_video_path: None,
+                        gpu_seconds,
+                        verdict: None,
+                        stopped_by_budget: true,
+                        scored_by_worker: false,
+                    }),
+                    next,
+                )
                 .await?;
             }
             Err(GenerationError::NoServer { message }) => {
                 let mut f = self.infra_failure(&w, message, true, 0.0);
                 f.reached_server = false;
                 f.backoff = self.cfg.server_wait;
-                self.complete(Completion::Infra(f)).await?;
+                self.finish(Completion::Infra(f), next).await?;
             }
             Err(GenerationError::Infra {
                 message,
@@ -561,12 +627,10 @@ impl<S: Store + ?Sized> Engine<S> {
             }) => {
                 self.infra.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::infra_error(backend.name(), None);
-                self.complete(Completion::Infra(self.infra_failure(
-                    &w,
-                    message,
-                    retriable,
-                    gpu_seconds,
-                )))
+                self.finish(
+                    Completion::Infra(self.infra_failure(&w, message, retriable, gpu_seconds)),
+                    next,
+                )
                 .await?;
             }
         }

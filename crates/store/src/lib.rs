@@ -202,7 +202,14 @@ pub trait Store: Send + Sync + 'static {
     /// Claims up to `limit` queued attempts for `worker` with a lease, reserving each one's
     /// estimated GPU seconds. An attempt the budget cannot cover is cancelled and its segment
     /// escalated with `budget_exhausted`.
-    async fn claim(&self, worker: &str, limit: u32, lease: Duration) -> Result<Vec<Work>>;
+    async fn claim(&self, worker: &str, limit: u32, lease: Duration) -> Result<Vec<Work>> {
+        let req = ClaimRequest {
+            worker: worker.to_owned(),
+            limit,
+            lease,
+        };
+        Ok(self.complete_and_claim(vec![], Some(req)).await?.claimed)
+    }
     /// Extends the leases `worker` still holds; returns the ids it still owns.
     async fn heartbeat(
         &self,
@@ -239,7 +246,19 @@ pub trait Store: Send + Sync + 'static {
     /// The completer's write: applies a batch of completions in one transaction and answers
     /// each. A completion that fails on its own (its project vanished, say) fails only itself;
     /// the outer error means nothing was stored (the database refused the commit).
-    async fn complete(&self, items: Vec<Completion>) -> Result<Vec<Result<Applied>>>;
+    async fn complete(&self, items: Vec<Completion>) -> Result<Vec<Result<Applied>>> {
+        Ok(self.complete_and_claim(items, None).await?.applied)
+    }
+    /// [`Store::complete`], then — in the same transaction — a claim for the worker the request
+    /// names (the slots these completions free), so that under load one transaction both ends
+    /// attempts and starts the next ones. A retry the batch scheduled can be claimed at once.
+    /// When the batch has to be split to isolate a failing completion, the claim runs after
+    /// the items, in a transaction of its own.
+    async fn complete_and_claim(
+        &self,
+        items: Vec<Completion>,
+        claim: Option<ClaimRequest>,
+    ) -> Result<Completed>;
     /// Fold the pending budget and statistics deltas into the project rows (claims do this as
     /// they reserve; the engine also calls it periodically). Returns the deltas folded.
     async fn settle_pending(&self) -> Result<u64>;
@@ -375,28 +394,49 @@ fn single(mut results: Vec<Result<Applied>>) -> Result<Applied> {
         .unwrap_or_else(|| Err(StoreError::unavailable("the completion was not applied")))
 }
 
-/// Runs a batch of completions with `run`, which applies a slice in one transaction. When the
-/// batch fails for one item's sake, each item runs alone so only that one fails; when the
-/// database itself refused (nothing can be stored), the error is returned for the whole batch.
+/// Runs a batch of completions (and a claim) with `run`, which applies them in one
+/// transaction. When the batch fails for one item's sake, each item runs alone so only that one
+/// fails, and the claim runs last on its own; when the database itself refused (nothing can be
+/// stored), the error is returned for the whole batch.
 pub(crate) async fn complete_isolated<F, Fut>(
     items: Vec<Completion>,
+    claim: Option<ClaimRequest>,
     run: F,
-) -> Result<Vec<Result<Applied>>>
+) -> Result<Completed>
 where
-    F: Fn(Vec<Completion>) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<Applied>>>,
+    F: Fn(Vec<Completion>, Option<ClaimRequest>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<Applied>, Vec<Work>)>>,
 {
-    match run(items.clone()).await {
-        Ok(v) => Ok(v.into_iter().map(Ok).collect()),
+    match run(items.clone(), claim.clone()).await {
+        Ok((applied, claimed)) => Ok(Completed {
+            applied: applied.into_iter().map(Ok).collect(),
+            claimed,
+        }),
         Err(e @ (StoreError::Db(_) | StoreError::Unavailable { .. })) => Err(e),
-        Err(_) if items.len() > 1 => {
-            let mut out = Vec::with_capacity(items.len());
+        Err(e) if items.is_empty() => Err(e),
+        Err(e) if items.len() == 1 && claim.is_none() => Ok(Completed {
+            applied: vec![Err(e)],
+            claimed: vec![],
+        }),
+        Err(_) => {
+            let mut applied = Vec::with_capacity(items.len());
             for item in items {
-                out.push(run(vec![item]).await.map(|mut v| v.remove(0)));
+                applied.push(run(vec![item], None).await.map(|(mut v, _)| v.remove(0)));
             }
-            Ok(out)
+            // The items are stored now: a claim that fails only leaves the slots to the
+            // worker's claim loop.
+            let claimed = match claim {
+                Some(req) => match run(vec![], Some(req)).await {
+                    Ok((_, claimed)) => claimed,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claiming after a split batch failed");
+                        vec![]
+                    }
+                },
+                None => vec![],
+            };
+            Ok(Completed { applied, claimed })
         }
-        Err(e) => Ok(vec![Err(e)]),
     }
 }
 

@@ -585,6 +585,24 @@ pub struct Work {
     pub segment_rng_seed: u64,
 }
 
+/// A worker's request for more work, taken in the same transaction as the completions it is
+/// handed with (see [`crate::Store::complete_and_claim`]).
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub worker: String,
+    /// Attempts to claim at most.
+    pub limit: u32,
+    pub lease: std::time::Duration,
+}
+
+/// The answer to [`crate::Store::complete_and_claim`]: each completion's outcome, in the order
+/// given, and the work claimed after them.
+#[derive(Debug, Default)]
+pub struct Completed {
+    pub applied: Vec<Result<Applied, crate::StoreError>>,
+    pub claimed: Vec<Work>,
+}
+
 /// What a worker reports when generation ends.
 #[derive(Debug, Clone)]
 pub struct GenerationDone {

@@ -222,6 +222,27 @@ pub fn sqlite_sql(sql: &str) -> String {
 }
 pub const GPU_RESERVED: &str = "gpu_reserved";
 
+/// Additions to one scene type's counters of one check (`scene_check_stats`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckBump {
+    pub scene_type_id: i64,
+    pub check: String,
+    pub attempts: i64,
+    pub failures: i64,
+    pub failed_segments: i64,
+    pub rescues: i64,
+}
+
+/// Additions to one variation arm's counters (`scene_arm_stats`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArmBump {
+    pub scene_type_id: i64,
+    pub check: String,
+    pub arm: String,
+    pub tries: i64,
+    pub rescues: i64,
+}
+
 /// What a backend provides inside one transaction — the dialect. Reads of attempts and segments
 /// lock the rows where the database can (PostgreSQL `FOR UPDATE`); SQLite has one writer at a
 /// time. The decision logic never calls a backend directly: it runs over [`crate::unit::Unit`],
@@ -301,12 +322,47 @@ pub trait TxOps: Send {
         tries: i64,
         rescues: i64,
     ) -> Result<()>;
+    /// Several counter rows, keys ascending (one statement where the backend can).
+    async fn bump_check_stats_many(&mut self, rows: &[CheckBump]) -> Result<()> {
+        for r in rows {
+            self.bump_check_stats(
+                r.scene_type_id,
+                &r.check,
+                r.attempts,
+                r.failures,
+                r.failed_segments,
+                r.rescues,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+    /// Several arm counter rows, keys ascending (one statement where the backend can).
+    async fn bump_arm_stats_many(&mut self, rows: &[ArmBump]) -> Result<()> {
+        for r in rows {
+            self.bump_arm_stats(r.scene_type_id, &r.check, &r.arm, r.tries, r.rescues)
+                .await?;
+        }
+        Ok(())
+    }
     /// The newest rows of a scene type's rescue evidence (newest bucket first, at most `limit`).
     async fn rescue_rows(&mut self, scene_type_id: i64, limit: u32) -> Result<Vec<RescueRow>>;
     /// Add each row's value to its stored row (inserting it when new).
     async fn bump_rescue(&mut self, rows: &[RescueRow]) -> Result<()>;
     /// Tell sleeping workers that attempts were queued (PostgreSQL `NOTIFY`).
     async fn notify_work(&mut self) -> Result<()>;
+    /// Lock up to `limit` attempts ready to run at `at` (queued, `not_before` passed) in claim
+    /// order (priority, then id), with their project and scene type ids, leaving out `skip`;
+    /// and their segments. Where the database locks rows, an attempt or segment another
+    /// transaction holds is skipped rather than waited for (an attempt whose segment is held
+    /// is left out), so a claim never waits and never deadlocks, even inside a transaction that
+    /// already holds rows.
+    async fn lock_ready(
+        &mut self,
+        limit: u32,
+        at: Timestamp,
+        skip: &[i64],
+    ) -> Result<(Vec<(Attempt, i64, i64)>, Vec<Segment>)>;
 
     // Set-based forms. The defaults go row by row; a backend overrides them with one statement.
     /// Read and lock attempts, ids ascending.
@@ -394,7 +450,28 @@ pub async fn estimate<T: TxOps + ?Sized>(
     Ok(estimate_gpu_seconds(&recent, default))
 }
 
-/// After a backend marked `claimed` as generating for `worker`: reserve each one's budget — one
+/// Claim up to `req.limit` ready attempts for `req.worker`: each is marked generating with a
+/// lease, then its budget is reserved ([`reserve_claimed`]).
+pub async fn claim<T: TxOps + ?Sized>(tx: &mut T, req: &ClaimRequest) -> Result<Vec<Work>> {
+    if req.limit == 0 {
+        return Ok(vec![]);
+    }
+    let at = now();
+    let (mut ready, _) = tx.lock_ready(req.limit, at, &[]).await?;
+    ready.sort_by_key(|r| r.0.id);
+    let until = lease_until(req.lease);
+    for (a, _, _) in &mut ready {
+        move_attempt(a, AttemptStatus::Generating)?;
+        a.worker = Some(req.worker.clone());
+        a.lease_expires_at = Some(until);
+        a.started_at.get_or_insert(at);
+        a.updated_at = at;
+        tx.save_attempt(a).await?;
+    }
+    reserve_claimed(tx, ready).await
+}
+
+/// After [`claim`] marked `claimed` as generating: reserve each one's budget — one
 /// conditional write per project for the whole batch — or cancel it and escalate its segment
 /// when the budget cannot cover it.
 pub async fn reserve_claimed<T: TxOps + ?Sized>(
@@ -492,10 +569,14 @@ pub async fn reserve_claimed<T: TxOps + ?Sized>(
 /// attempts are read once, each completion runs the same logic as alone, and every change is
 /// written set-based at the end. An error in any item fails the whole batch, so that the caller
 /// can roll back and apply the items one at a time to isolate it.
+///
+/// With `claim`, the same transaction then claims work for the worker (the slots these
+/// completions free): attempts the batch just queued — a retry it scheduled — can be among it.
 pub async fn complete_batch<T: TxOps + ?Sized>(
     tx: &mut T,
     items: &[Completion],
-) -> Result<Vec<Applied>> {
+    claim: Option<&ClaimRequest>,
+) -> Result<(Vec<Applied>, Vec<Work>)> {
     let mut u = Unit::new(tx);
     let ids: Vec<i64> = items.iter().map(Completion::attempt_id).collect();
     u.preload(&ids).await?;
@@ -512,8 +593,12 @@ pub async fn complete_batch<T: TxOps + ?Sized>(
         };
         out.push(applied);
     }
+    let work = match claim {
+        Some(req) => self::claim(&mut u, req).await?,
+        None => vec![],
+    };
     u.flush().await?;
-    Ok(out)
+    Ok((out, work))
 }
 
 /// Generation ended for an attempt `done.worker` owns.

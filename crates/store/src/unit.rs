@@ -18,7 +18,10 @@
 //! which is what a rolled-back transaction wants.
 
 use crate::model::*;
-use crate::ops::{LedgerRow, NewEvent, ProjectDelta, RescueRow, TxOps, GPU_RESERVED, GPU_SPENT};
+use crate::ops::{
+    ArmBump, CheckBump, LedgerRow, NewEvent, ProjectDelta, RescueRow, TxOps, GPU_RESERVED,
+    GPU_SPENT,
+};
 use crate::Result;
 use async_trait::async_trait;
 use retake_core::strategy::SceneStats;
@@ -108,13 +111,6 @@ impl<'a, T: TxOps + ?Sized> Unit<'a, T> {
         Ok(())
     }
 
-    /// Attempts a claim statement already locked and changed.
-    pub fn adopt_attempts(&mut self, attempts: impl IntoIterator<Item = Attempt>) {
-        for a in attempts {
-            self.attempts.insert(a.id, a);
-        }
-    }
-
     pub async fn load_segments(&mut self, ids: &[i64]) -> Result<()> {
         let mut want: Vec<i64> = ids
             .iter()
@@ -172,13 +168,32 @@ impl<'a, T: TxOps + ?Sized> Unit<'a, T> {
         if !deltas.is_empty() {
             self.inner.add_deltas(&deltas).await?;
         }
-        for ((scene, check), [a, f, fs, r]) in std::mem::take(&mut self.check_bumps) {
-            self.inner
-                .bump_check_stats(scene, &check, a, f, fs, r)
-                .await?;
+        let checks: Vec<CheckBump> = std::mem::take(&mut self.check_bumps)
+            .into_iter()
+            .map(|((scene_type_id, check), [a, f, fs, r])| CheckBump {
+                scene_type_id,
+                check,
+                attempts: a,
+                failures: f,
+                failed_segments: fs,
+                rescues: r,
+            })
+            .collect();
+        if !checks.is_empty() {
+            self.inner.bump_check_stats_many(&checks).await?;
         }
-        for ((scene, check, arm), [t, r]) in std::mem::take(&mut self.arm_bumps) {
-            self.inner.bump_arm_stats(scene, &check, &arm, t, r).await?;
+        let arms: Vec<ArmBump> = std::mem::take(&mut self.arm_bumps)
+            .into_iter()
+            .map(|((scene_type_id, check, arm), [tries, rescues])| ArmBump {
+                scene_type_id,
+                check,
+                arm,
+                tries,
+                rescues,
+            })
+            .collect();
+        if !arms.is_empty() {
+            self.inner.bump_arm_stats_many(&arms).await?;
         }
         let rescue: Vec<RescueRow> = std::mem::take(&mut self.rescue_bumps)
             .into_iter()
@@ -468,6 +483,34 @@ impl<'a, T: TxOps + ?Sized> TxOps for Unit<'a, T> {
 
     async fn notify_work(&mut self) -> Result<()> {
         self.inner.notify_work().await
+    }
+
+    /// Attempts this unit changed but has not written yet are left out: the database still
+    /// has them as they were (a sibling cancelled in memory would otherwise be claimed). A
+    /// segment this unit already holds keeps the state this unit gave it.
+    async fn lock_ready(
+        &mut self,
+        limit: u32,
+        at: Timestamp,
+        skip: &[i64],
+    ) -> Result<(Vec<(Attempt, i64, i64)>, Vec<Segment>)> {
+        let mut skip = skip.to_vec();
+        skip.extend(self.dirty_attempts.iter().copied());
+        let (ready, segments) = self.inner.lock_ready(limit, at, &skip).await?;
+        for (a, _, _) in &ready {
+            self.attempts.insert(a.id, a.clone());
+        }
+        for s in &segments {
+            if !self.segments.contains_key(&s.id) {
+                self.segments_before.insert(s.id, s.clone());
+                self.segments.insert(s.id, s.clone());
+            }
+        }
+        let segments = segments
+            .iter()
+            .filter_map(|s| self.segments.get(&s.id).cloned())
+            .collect();
+        Ok((ready, segments))
     }
 
     async fn rescue_rows(&mut self, scene_type_id: i64, limit: u32) -> Result<Vec<RescueRow>> {

@@ -14,6 +14,8 @@ retake_store::contract_tests!(
     projects_crud_and_conflicts,
     scene_type_policy_round_trips,
     claim_hands_out_each_attempt_once,
+    a_completion_claims_the_retry_it_scheduled,
+    a_claim_with_completions_takes_only_ready_work,
     passing_verdict_selects_the_attempt,
     failed_verdict_schedules_a_retry_with_a_new_seed,
     duplicate_qa_delivery_is_ignored,
@@ -239,6 +241,133 @@ async fn claim_hands_out_each_attempt_once(store: Arc<dyn Store>) {
         store.get_segment(w.segment_id).await.unwrap().status,
         SegmentStatus::Generating
     );
+}
+
+fn claim_req(limit: u32) -> Option<ClaimRequest> {
+    Some(ClaimRequest {
+        worker: W.into(),
+        limit,
+        lease: LEASE,
+    })
+}
+
+async fn a_completion_claims_the_retry_it_scheduled(store: Arc<dyn Store>) {
+    let p = project(&store, Some(1000.0), true).await;
+    let st = scene(&store, &p, PolicyOverrides::default()).await;
+    submit(&store, &st, 1).await;
+    let w = store.claim(W, 1, LEASE).await.unwrap().remove(0);
+    let done = store
+        .complete_and_claim(
+            vec![Completion::Generated(done(
+                &w.attempt,
+                W,
+                Some(verdict(0.3, 1.0)),
+            ))],
+            claim_req(1),
+        )
+        .await
+        .unwrap();
+    let applied = done.applied.into_iter().next().unwrap().unwrap();
+    assert_eq!(applied.segment_status, Some(SegmentStatus::Retrying));
+    assert_eq!(
+        done.claimed.len(),
+        1,
+        "the retry is claimed in the same transaction"
+    );
+    let next = &done.claimed[0];
+    assert_eq!(next.attempt.id, applied.new_attempts[0]);
+    assert_eq!(next.attempt.attempt_number, 2);
+    assert_eq!(next.attempt.overall_status, AttemptStatus::Generating);
+    assert_eq!(next.attempt.worker.as_deref(), Some(W));
+    assert!(next.attempt.lease_expires_at.is_some());
+    assert!(next.attempt.reserved_gpu_seconds > 0.0);
+    let stored = store.get_attempt(next.attempt.id).await.unwrap();
+    assert_eq!(stored.overall_status, AttemptStatus::Generating);
+    assert_eq!(stored.worker.as_deref(), Some(W));
+    assert_eq!(
+        stored.reserved_gpu_seconds,
+        next.attempt.reserved_gpu_seconds
+    );
+    let proj = store.get_project(p.id).await.unwrap();
+    assert!((proj.gpu_spent_seconds - 8.0).abs() < 1e-9);
+    assert!(
+        (proj.gpu_reserved_seconds - next.attempt.reserved_gpu_seconds).abs() < 1e-9,
+        "only the retry's reservation remains: {}",
+        proj.gpu_reserved_seconds
+    );
+    let seg = store.get_segment(w.attempt.segment_id).await.unwrap();
+    assert_eq!(seg.status, SegmentStatus::Retrying);
+    let events = store.list_events(0, Some(seg.id), 100).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    let scheduled = kinds.iter().position(|k| *k == "retry_scheduled").unwrap();
+    let started = kinds.iter().rposition(|k| *k == "attempt_started").unwrap();
+    assert!(
+        scheduled < started,
+        "the retry starts after it is scheduled: {kinds:?}"
+    );
+    assert!(store.claim(W, 5, LEASE).await.unwrap().is_empty());
+}
+
+async fn a_claim_with_completions_takes_only_ready_work(store: Arc<dyn Store>) {
+    let p = project(&store, None, true).await;
+    let st = scene(&store, &p, PolicyOverrides::default()).await;
+    submit(&store, &st, 2).await;
+    let mut held = store.claim(W, 2, LEASE).await.unwrap();
+    let (b, a) = (held.pop().unwrap(), held.pop().unwrap());
+    let waiting = submit(&store, &st, 1).await.remove(0);
+    // `a` passes; `b` meets an infrastructure error and waits a minute before it runs again.
+    let failure = InfraFailure {
+        attempt_id: b.attempt.id,
+        worker: W.into(),
+        message: "connection reset".into(),
+        retriable: true,
+        gpu_seconds_spent: 0.0,
+        max_infra_retries: 3,
+        backoff: Duration::from_secs(60),
+        reached_server: true,
+    };
+    let done = store
+        .complete_and_claim(
+            vec![
+                Completion::Generated(done(&a.attempt, W, Some(verdict(0.9, 1.0)))),
+                Completion::Infra(failure),
+            ],
+            claim_req(5),
+        )
+        .await
+        .unwrap();
+    assert!(done
+        .applied
+        .iter()
+        .all(|r| r.as_ref().is_ok_and(|a| a.applied)));
+    let claimed: Vec<i64> = done.claimed.iter().map(|w| w.attempt.segment_id).collect();
+    assert_eq!(
+        claimed,
+        vec![waiting.id],
+        "only the segment that was ready to run"
+    );
+    assert_eq!(
+        store
+            .get_attempt(b.attempt.id)
+            .await
+            .unwrap()
+            .overall_status,
+        AttemptStatus::Queued
+    );
+    assert_eq!(
+        store
+            .get_segment(a.attempt.segment_id)
+            .await
+            .unwrap()
+            .status,
+        SegmentStatus::Passed
+    );
+    // Without completions it is a plain claim; nothing else is ready.
+    let done = store
+        .complete_and_claim(vec![], claim_req(5))
+        .await
+        .unwrap();
+    assert!(done.applied.is_empty() && done.claimed.is_empty());
 }
 
 async fn passing_verdict_selects_the_attempt(store: Arc<dyn Store>) {

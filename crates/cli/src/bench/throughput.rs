@@ -201,6 +201,19 @@ impl PgDb {
             name,
         })
     }
+    /// Refresh the planner's statistics after the bench loaded its segments: a steady-state
+    /// server has them (autovacuum analyzes a table within a minute of a bulk load), and plans
+    /// made for an empty table sort the whole queue on every claim.
+    pub async fn analyze(&self) -> anyhow::Result<()> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&self.url)
+            .await?;
+        sqlx::query("ANALYZE").execute(&pool).await?;
+        pool.close().await;
+        Ok(())
+    }
+
     pub async fn drop_db(self) {
         if let Ok(pool) = sqlx::postgres::PgPoolOptions::new()
             .max_connections(1)
@@ -250,6 +263,7 @@ async fn postgres_run(admin: &str, n: u32, replicas: u32, scenario: &Path) -> an
     let result = async {
         let store = retake_store::connect(&db.url).await?;
         setup(store.as_ref(), n, false).await?;
+        db.analyze().await?;
         let cpu0 = cpu_seconds(libc::RUSAGE_CHILDREN);
         let t0 = Instant::now();
         let mut kids = vec![];
@@ -389,6 +403,7 @@ async fn audited_run(admin: &str, n: u32, scenario: &Path) -> anyhow::Result<(Ru
         let store = retake_store::connect(&db.url).await?;
         let budget = n as f64 * 10.0 * 0.8;
         setup_with(store.as_ref(), n, false, Some(budget), 4).await?;
+        db.analyze().await?;
         let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db.url).await?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let sampler = {

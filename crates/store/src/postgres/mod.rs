@@ -165,48 +165,6 @@ impl PgStore {
     }
 }
 
-/// Marks up to `limit` ready attempts as generating for `worker` in one statement, then reserves
-/// their budget through the shared logic.
-async fn claim_in(t: &mut PgTx, worker: &str, limit: u32, lease: Duration) -> Result<Vec<Work>> {
-    let n = now();
-    let rs = sqlx::query(
-        "WITH ready AS (
-             SELECT id FROM retry_attempts
-             WHERE overall_status = 'queued' AND (not_before IS NULL OR not_before <= $3)
-             ORDER BY priority DESC, id LIMIT $4
-             FOR UPDATE SKIP LOCKED)
-         UPDATE retry_attempts a SET overall_status = 'generating', worker = $1, lease_expires_at = $2,
-             started_at = COALESCE(a.started_at, $3), updated_at = $3
-         FROM ready WHERE a.id = ready.id
-         RETURNING a.*",
-    )
-    .bind(worker)
-    .bind(ops::lease_until(lease))
-    .bind(n)
-    .bind(limit as i64)
-    .fetch_all(&mut *t.tx)
-    .await?;
-    if rs.is_empty() {
-        return Ok(vec![]);
-    }
-    let mut claimed = Vec::with_capacity(rs.len());
-    for r in &rs {
-        claimed.push((
-            rows::attempt(r)?,
-            r.try_get::<i64, _>("project_id")?,
-            r.try_get::<i64, _>("scene_type_id")?,
-        ));
-    }
-    claimed.sort_by_key(|c: &(Attempt, i64, i64)| c.0.id);
-    let mut segments: Vec<i64> = claimed.iter().map(|c| c.0.segment_id).collect();
-    segments.sort_unstable();
-    unit!(t, |u| {
-        u.adopt_attempts(claimed.iter().map(|c| c.0.clone()));
-        u.load_segments(&segments).await?;
-        ops::reserve_claimed(&mut u, claimed).await?
-    })
-}
-
 async fn rescue_in(t: &mut PgTx) -> Result<Vec<i64>> {
     let ids: Vec<i64> = sqlx::query_scalar(
         "SELECT id FROM retry_attempts WHERE overall_status IN ('generating','scoring') AND lease_expires_at < $1
@@ -250,6 +208,14 @@ async fn update_project_in(
     patch: ProjectPatch,
     if_updated_at: Option<Timestamp>,
 ) -> Result<Project> {
+    if patch.gpu_budget_seconds.is_some() {
+        // Wait for reservations made without a budget to commit; later ones see this budget.
+        sqlx::query("SELECT pg_advisory_xact_lock($1, ($2 % 2147483647)::int4)::text")
+            .bind(tx::BUDGET_LOCK)
+            .bind(id)
+            .execute(&mut *t.tx)
+            .await?;
+    }
     let cur = sqlx::query("SELECT * FROM projects WHERE id = $1 FOR NO KEY UPDATE")
         .bind(id)
         .fetch_optional(&mut *t.tx)
@@ -559,13 +525,6 @@ impl Store for PgStore {
             .ok_or_else(|| StoreError::not_found("attempt", id))
     }
 
-    async fn claim(&self, worker: &str, limit: u32, lease: Duration) -> Result<Vec<Work>> {
-        if limit == 0 {
-            return Ok(vec![]);
-        }
-        in_tx!(self, |t| claim_in(t, worker, limit, lease).await)
-    }
-
     async fn heartbeat(
         &self,
         worker: &str,
@@ -639,9 +598,14 @@ impl Store for PgStore {
         in_tx!(self, |t| end_server_wait_in(t).await)
     }
 
-    async fn complete(&self, items: Vec<Completion>) -> Result<Vec<Result<Applied>>> {
-        crate::complete_isolated(items, |items| async move {
-            in_tx!(self, |t| ops::complete_batch(t, &items).await)
+    async fn complete_and_claim(
+        &self,
+        items: Vec<Completion>,
+        claim: Option<ClaimRequest>,
+    ) -> Result<Completed> {
+        crate::complete_isolated(items, claim, |items, claim| async move {
+            in_tx!(self, |t| ops::complete_batch(t, &items, claim.as_ref())
+                .await)
         })
         .await
     }

@@ -183,9 +183,15 @@ pub async fn extend_reservation(
     worker: &str,
     extra: f64,
 ) -> Result<bool> {
-    let r = sqlx::query("SELECT project_id FROM retry_attempts WHERE id = $1 AND worker = $2 AND overall_status = 'generating' FOR UPDATE")
+    // The project's budget lock shared, before `try_reserve` reads the budget (see
+    // `tx::BUDGET_LOCK`).
+    let r = sqlx::query(
+        "SELECT project_id, pg_advisory_xact_lock_shared($3, (project_id % 2147483647)::int4)::text
+         FROM retry_attempts WHERE id = $1 AND worker = $2 AND overall_status = 'generating' FOR UPDATE",
+    )
         .bind(attempt_id)
         .bind(worker)
+        .bind(super::tx::BUDGET_LOCK)
         .fetch_optional(&mut *t.tx)
         .await?;
     let Some(r) = r else { return Ok(false) };

@@ -13,12 +13,23 @@
 
 use super::rows::{self, json, otext, text};
 use crate::model::*;
-use crate::ops::{LedgerRow, NewEvent, ProjectDelta, RescueRow, TxOps, PROJECT_SELECT};
+use crate::ops::{
+    ArmBump, CheckBump, LedgerRow, NewEvent, ProjectDelta, RescueRow, TxOps, PROJECT_SELECT,
+};
 use crate::{Result, StoreError};
 use async_trait::async_trait;
 use retake_core::strategy::SceneStats;
 use retake_core::{Arm, ArmStats, CheckStats};
 use sqlx::{Postgres, Row, Transaction};
+
+/// The class of the advisory locks that order budget changes against reservations made
+/// without a budget (the second key is the project id). A transaction that reads a project to
+/// reserve for it takes the lock shared — in a statement before the one that checks the budget,
+/// so that check sees any budget committed before it; setting a budget takes it exclusively
+/// first, so it waits for those transactions and every later one sees the budget. Shared
+/// advisory locks cost no row write, unlike `FOR SHARE` on the project row (a multixact per
+/// concurrent claim).
+pub const BUDGET_LOCK: i32 = 0x7274_6b62;
 
 pub struct PgTx {
     pub tx: Transaction<'static, Postgres>,
@@ -147,9 +158,15 @@ impl TxOps for PgTx {
             .ok_or_else(|| StoreError::not_found("scene type", id))
     }
 
-    /// The budget view for decisions only; reservations go through [`TxOps::reserve`].
+    /// The budget view for decisions only; reservations go through [`TxOps::reserve`]. It also
+    /// takes the project's budget lock shared (see [`BUDGET_LOCK`]).
     async fn project(&mut self, id: i64) -> Result<Project> {
-        let r = sqlx::query(&format!("{PROJECT_SELECT} WHERE p.id = $1"))
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "{PROJECT_SELECT} CROSS JOIN LATERAL (SELECT pg_advisory_xact_lock_shared({BUDGET_LOCK}, (p.id % 2147483647)::int4)) l WHERE p.id = $1"
+            )
+        });
+        let r = sqlx::query(SQL.as_str())
             .bind(id)
             .fetch_optional(&mut *self.tx)
             .await?;
@@ -381,6 +398,43 @@ impl TxOps for PgTx {
         Ok(())
     }
 
+    /// Rows arrive sorted by key, so concurrent batches lock their stripes in the same order.
+    async fn bump_check_stats_many(&mut self, rows: &[CheckBump]) -> Result<()> {
+        sqlx::query(
+            r#"INSERT INTO scene_check_stats AS s (scene_type_id, "check", attempts, failures, failed_segments, rescues, stripe)
+               SELECT *, pg_backend_pid() % 32 FROM UNNEST($1::int8[], $2::text[], $3::int4[], $4::int4[], $5::int4[], $6::int4[])
+               ON CONFLICT (scene_type_id, "check", stripe) DO UPDATE SET attempts = s.attempts + EXCLUDED.attempts,
+               failures = s.failures + EXCLUDED.failures, failed_segments = s.failed_segments + EXCLUDED.failed_segments,
+               rescues = s.rescues + EXCLUDED.rescues"#,
+        )
+        .bind(rows.iter().map(|r| r.scene_type_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.check.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.attempts as i32).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.failures as i32).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.failed_segments as i32).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.rescues as i32).collect::<Vec<_>>())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn bump_arm_stats_many(&mut self, rows: &[ArmBump]) -> Result<()> {
+        sqlx::query(
+            r#"INSERT INTO scene_arm_stats AS s (scene_type_id, "check", arm, tries, rescues, stripe)
+               SELECT *, pg_backend_pid() % 32 FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int4[], $5::int4[])
+               ON CONFLICT (scene_type_id, "check", arm, stripe) DO UPDATE SET tries = s.tries + EXCLUDED.tries,
+               rescues = s.rescues + EXCLUDED.rescues"#,
+        )
+        .bind(rows.iter().map(|r| r.scene_type_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.check.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.arm.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.tries as i32).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.rescues as i32).collect::<Vec<_>>())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
     async fn rescue_rows(&mut self, scene_type_id: i64, limit: u32) -> Result<Vec<RescueRow>> {
         let rs = sqlx::query(
             r#"SELECT "check", bucket, key, SUM(value) FROM scene_rescue_evidence WHERE scene_type_id = $1
@@ -441,19 +495,70 @@ impl TxOps for PgTx {
         Ok(())
     }
 
+    /// Two statements with plans that stay simple however stale the statistics: the queue's
+    /// first ready attempts (its index, in claim order), then their segments. Both skip rows
+    /// another transaction holds; an attempt whose segment is held is left out (its row lock
+    /// goes at commit, and it stays queued).
+    async fn lock_ready(
+        &mut self,
+        limit: u32,
+        at: Timestamp,
+        skip: &[i64],
+    ) -> Result<(Vec<(Attempt, i64, i64)>, Vec<Segment>)> {
+        let rs = sqlx::query(
+            "SELECT * FROM retry_attempts
+             WHERE overall_status = 'queued' AND (not_before IS NULL OR not_before <= $1) AND id <> ALL($3)
+             ORDER BY priority DESC, id LIMIT $2
+             FOR UPDATE SKIP LOCKED",
+        )
+        .bind(at)
+        .bind(limit as i64)
+        .bind(skip)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        if rs.is_empty() {
+            return Ok((vec![], vec![]));
+        }
+        let mut ready = Vec::with_capacity(rs.len());
+        for r in &rs {
+            ready.push((
+                rows::attempt(r)?,
+                r.try_get::<i64, _>("project_id")?,
+                r.try_get::<i64, _>("scene_type_id")?,
+            ));
+        }
+        let mut ids: Vec<i64> = ready.iter().map(|r| r.0.segment_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let segments = sqlx::query(
+            "SELECT * FROM segments WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *self.tx)
+        .await?
+        .iter()
+        .map(rows::segment)
+        .collect::<Result<Vec<Segment>>>()?;
+        if segments.len() < ids.len() {
+            let held: std::collections::HashSet<i64> = segments.iter().map(|s| s.id).collect();
+            ready.retain(|r| held.contains(&r.0.segment_id));
+        }
+        Ok((ready, segments))
+    }
+
     async fn reserve(&mut self, project_id: i64, wanted: &[f64]) -> Result<usize> {
         // A project without a budget has no cap to check: its reservation is appended as a
-        // delta like every settlement, under a share lock so that claims of one project never
-        // queue on its row. The share lock keeps a budget from being set (a row update) until
-        // this claim commits, so a budget set later sees this reservation.
+        // delta like every settlement, so claims of one project never queue on its row. The
+        // caller holds the project's budget lock shared (`project`, or `extend_reservation`'s
+        // first statement), so a budget cannot be set until this transaction commits, and
+        // this statement sees one set before.
         if !wanted.is_empty() {
-            let unbudgeted = sqlx::query(
-                "SELECT 1 FROM projects WHERE id = $1 AND gpu_budget_seconds IS NULL FOR SHARE",
-            )
-            .bind(project_id)
-            .fetch_optional(&mut *self.tx)
-            .await?
-            .is_some();
+            let unbudgeted =
+                sqlx::query("SELECT 1 FROM projects WHERE id = $1 AND gpu_budget_seconds IS NULL")
+                    .bind(project_id)
+                    .fetch_optional(&mut *self.tx)
+                    .await?
+                    .is_some();
             if unbudgeted {
                 let add: f64 = wanted.iter().sum();
                 if add != 0.0 {

@@ -389,46 +389,6 @@ impl Store for SqliteStore {
             .ok_or_else(|| StoreError::not_found("attempt", id))
     }
 
-    async fn claim(&self, worker: &str, limit: u32, lease: Duration) -> Result<Vec<Work>> {
-        let mut t = self.begin().await?;
-        let n = ts(now());
-        let rs = sqlx::query(
-            "UPDATE retry_attempts SET overall_status = 'generating', worker = ?1, lease_expires_at = ?2,
-             started_at = COALESCE(started_at, ?3), updated_at = ?3
-             WHERE id IN (SELECT id FROM retry_attempts WHERE overall_status = 'queued' AND (not_before IS NULL OR not_before <= ?3)
-                          ORDER BY priority DESC, id LIMIT ?4)
-             RETURNING *",
-        )
-        .bind(worker)
-        .bind(ts(ops::lease_until(lease)))
-        .bind(&n)
-        .bind(limit as i64)
-        .fetch_all(&mut *t.tx)
-        .await?;
-        if rs.is_empty() {
-            t.rollback().await;
-            return Ok(vec![]);
-        }
-        let mut claimed = Vec::with_capacity(rs.len());
-        for r in &rs {
-            claimed.push((
-                rows::attempt(r)?,
-                r.try_get("project_id")?,
-                r.try_get("scene_type_id")?,
-            ));
-        }
-        claimed.sort_by_key(|c: &(Attempt, i64, i64)| c.0.id);
-        let mut segments: Vec<i64> = claimed.iter().map(|c| c.0.segment_id).collect();
-        segments.sort_unstable();
-        let mut u = Unit::new(&mut t);
-        u.adopt_attempts(claimed.iter().map(|c| c.0.clone()));
-        u.load_segments(&segments).await?;
-        let work = ops::reserve_claimed(&mut u, claimed).await?;
-        u.flush().await?;
-        self.commit(t).await?;
-        Ok(work)
-    }
-
     async fn heartbeat(
         &self,
         worker: &str,
@@ -536,10 +496,16 @@ impl Store for SqliteStore {
         Ok(rs.len() as u64)
     }
 
-    async fn complete(&self, items: Vec<Completion>) -> Result<Vec<Result<Applied>>> {
-        crate::complete_isolated(items, |items| async move {
+    async fn complete_and_claim(
+        &self,
+        items: Vec<Completion>,
+        claim: Option<ClaimRequest>,
+    ) -> Result<Completed> {
+        crate::complete_isolated(items, claim, |items, claim| async move {
             let mut t = self.begin().await?;
-            let out = ops::complete_batch(&mut t, &items).await?;
+            let out = ops::complete_batch(&mut t, &items, claim.as_ref()).await?;
+            // Committed even when nothing was claimed: a claim the budget refused cancelled
+            // attempts and escalated their segments.
             self.commit(t).await?;
             Ok(out)
         })

@@ -555,6 +555,41 @@ impl TxOps for SqliteTx {
         self.work_queued = true;
         Ok(())
     }
+
+    async fn lock_ready(
+        &mut self,
+        limit: u32,
+        at: Timestamp,
+        skip: &[i64],
+    ) -> Result<(Vec<(Attempt, i64, i64)>, Vec<Segment>)> {
+        let rs = sqlx::query(
+            "SELECT * FROM retry_attempts
+             WHERE overall_status = 'queued' AND (not_before IS NULL OR not_before <= ?1)
+               AND id NOT IN (SELECT value FROM json_each(?3))
+             ORDER BY priority DESC, id LIMIT ?2",
+        )
+        .bind(ts(at))
+        .bind(limit as i64)
+        .bind(id_list(skip))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        if rs.is_empty() {
+            return Ok((vec![], vec![]));
+        }
+        let mut ready = Vec::with_capacity(rs.len());
+        for r in &rs {
+            ready.push((
+                rows::attempt(r)?,
+                r.try_get::<i64, _>("project_id")?,
+                r.try_get::<i64, _>("scene_type_id")?,
+            ));
+        }
+        let mut ids: Vec<i64> = ready.iter().map(|r| r.0.segment_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let segments = self.lock_segments(&ids).await?;
+        Ok((ready, segments))
+    }
 }
 
 pub async fn insert_attempt(
