@@ -1,13 +1,12 @@
-//! The longer SQLite statements: scene-type writes, submission, and the read-side aggregates.
+//! The longer SQLite statements: scene-type writes, submission and reservation growth.
 
 use super::rows::{self, json, policy_columns, ts};
 use super::tx::{insert_attempt, insert_event, SqliteTx};
 use crate::model::*;
 use crate::ops::{first_attempt, first_seed, NewEvent};
 use crate::{Result, StoreError};
-use retake_core::ArmStats;
 use sqlx::{Row, Sqlite, SqlitePool};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 fn conflict_or(e: sqlx::Error, name: &str) -> StoreError {
     match &e {
@@ -212,102 +211,4 @@ pub async fn extend_reservation(
     .execute(&mut *t.tx)
     .await?;
     Ok(true)
-}
-
-pub async fn failure_patterns(
-    pool: &SqlitePool,
-    scene_type_id: Option<i64>,
-) -> Result<Vec<FailurePattern>> {
-    let mut arms: BTreeMap<(i64, String), BTreeMap<String, ArmStats>> = BTreeMap::new();
-    for r in sqlx::query(r#"SELECT scene_type_id, "check", arm, tries, rescues FROM scene_arm_stats WHERE (?1 IS NULL OR scene_type_id = ?1)"#)
-        .bind(scene_type_id)
-        .fetch_all(pool)
-        .await?
-    {
-        arms.entry((r.get(0), r.get(1)))
-            .or_default()
-            .insert(r.get(2), ArmStats { tries: r.get::<i64, _>(3) as u32, rescues: r.get::<i64, _>(4) as u32 });
-    }
-    let rs = sqlx::query(
-        r#"SELECT scene_type_id, "check", attempts, failures, failed_segments, rescues FROM scene_check_stats
-           WHERE (?1 IS NULL OR scene_type_id = ?1) ORDER BY scene_type_id, "check""#,
-    )
-    .bind(scene_type_id)
-    .fetch_all(pool)
-    .await?;
-    Ok(rs
-        .iter()
-        .map(|r| {
-            let (st, check): (i64, String) = (r.get(0), r.get(1));
-            let counts = std::array::from_fn(|i| r.get::<i64, _>(i + 2) as u32);
-            let arms = arms.remove(&(st, check.clone())).unwrap_or_default();
-            FailurePattern::new(st, check, counts, arms)
-        })
-        .collect())
-}
-
-pub async fn metrics(pool: &SqlitePool) -> Result<MetricsSnapshot> {
-    let mut m = MetricsSnapshot::default();
-    for r in
-        sqlx::query("SELECT overall_status, COUNT(*) FROM retry_attempts GROUP BY overall_status")
-            .fetch_all(pool)
-            .await?
-    {
-        m.attempts_by_status
-            .insert(r.get(0), r.get::<i64, _>(1) as u64);
-    }
-    for r in sqlx::query("SELECT status, COUNT(*) FROM segments GROUP BY status")
-        .fetch_all(pool)
-        .await?
-    {
-        m.segments_by_status
-            .insert(r.get(0), r.get::<i64, _>(1) as u64);
-    }
-    for r in sqlx::query("SELECT review_reason, COUNT(*) FROM segments WHERE review_reason IS NOT NULL GROUP BY review_reason").fetch_all(pool).await? {
-        m.escalations_by_reason.insert(r.get(0), r.get::<i64, _>(1) as u64);
-    }
-    m.rescues = sqlx::query_scalar::<_, i64>(
-        // `had_failure` is kept on the segment: no walk over the attempts.
-        "SELECT COUNT(*) FROM segments WHERE status = 'passed' AND had_failure",
-    )
-    .fetch_one(pool)
-    .await? as u64;
-    m.gpu_seconds_spent = sqlx::query_scalar::<_, f64>(
-        "SELECT COALESCE((SELECT SUM(gpu_spent_seconds) FROM projects), 0.0)
-            + COALESCE((SELECT SUM(value) FROM project_deltas WHERE key = 'gpu_spent'), 0.0)",
-    )
-    .fetch_one(pool)
-    .await?;
-    for p in sqlx::query(&format!("{} ORDER BY p.id", crate::ops::PROJECT_SELECT))
-        .fetch_all(pool)
-        .await?
-    {
-        let p = rows::project(&p)?;
-        m.budget_remaining
-            .push((p.name.clone(), p.remaining_gpu_seconds()));
-        m.projects.push(ProjectMetrics {
-            project: p.name.clone(),
-            spent: p.gpu_spent_seconds,
-            reserved: p.gpu_reserved_seconds,
-            budget: p.gpu_budget_seconds,
-        });
-    }
-    // Two grouped scans joined to the names: the same cost however many scene types there are.
-    for r in sqlx::query(crate::ops::SCENE_TYPE_METRICS)
-        .fetch_all(pool)
-        .await?
-    {
-        m.scene_types.push(SceneTypeMetrics {
-            project: r.get(0),
-            scene_type: r.get(1),
-            retries: r.get::<i64, _>(2) as u64,
-            rescues: r.get::<i64, _>(3) as u64,
-        });
-    }
-    m.queue_depth = sqlx::query_scalar::<_, i64>(
-        "SELECT COUNT(*) FROM retry_attempts WHERE overall_status = 'queued'",
-    )
-    .fetch_one(pool)
-    .await? as u64;
-    Ok(m)
 }
