@@ -1,21 +1,26 @@
 //! The seam between the store's shared code and its two databases.
 //!
-//! Reads are written once ([`crate::reads`], row building in [`crate::rows`]) over a
-//! [`Dialect`]: `sqlx::Sqlite` or `sqlx::Postgres` with what really differs between them —
+//! Reads ([`crate::reads`], row building in [`crate::rows`]) and the scene-type writes
+//! (`scene_types.rs`) are written once over a [`Dialect`]: `sqlx::Sqlite` or `sqlx::Postgres`
+//! with what really differs between them —
 //!
 //! - SQL text: shared statements are [`Stmt`]s written with `$N` placeholders; each dialect
 //!   renders one once ([`Dialect::render`]: SQLite numbers its placeholders `?N` and has no
 //!   `$N::type` casts) and fills the few `{fragment}`s that are spelled differently
 //!   ([`Dialect::fragment`]). Statements that differ as a whole are the dialect's own constants.
-//! - how a value is bound ([`Binds`]): most values the same way, timestamps ([`Ts`]) and id lists
-//!   ([`Ids`]) as each database stores them;
-//! - how a column decodes ([`crate::rows::RowExt`], implemented for `SqliteRow` and `PgRow`).
-//!
-//! Locking clauses belong to the write side (`tx.rs`), which has its own SQL per dialect.
+//! - how a value is bound ([`Binds`]): most values the same way, timestamps ([`Ts`]), id lists
+//!   ([`Ids`]), JSON and a scene type's [`PolicyColumns`] (`INT4`, `TEXT[]`) as each
+//!   database stores them;
+//! - how a column decodes ([`crate::rows::RowExt`], implemented for `SqliteRow` and `PgRow`);
+//! - locking: `{for_no_key_update}` locks the row read in a transaction on PostgreSQL (SQLite
+//!   has one writer, so nothing to lock). The hot write path (`ops.rs` over `tx.rs`) has its
+//!   own seam, [`crate::ops::TxOps`].
 
 use crate::rows::RowExt;
-use crate::{Result, Timestamp};
+use crate::{StoreError, Timestamp};
 use futures::future::BoxFuture;
+use retake_core::PolicyOverrides;
+use serde::Serialize;
 use sqlx::query::Query;
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 use std::sync::OnceLock;
@@ -31,6 +36,8 @@ pub(crate) trait Dialect:
     + for<'q> Binds<'q, i64>
     + for<'q> Binds<'q, Option<i64>>
     + for<'q> Binds<'q, f64>
+    + for<'q> Binds<'q, Option<f64>>
+    + for<'q> Binds<'q, Option<bool>>
     + for<'q> Binds<'q, &'q str>
     + for<'q> Binds<'q, Option<&'q str>>
     + for<'q> Binds<'q, Ts>
@@ -57,6 +64,17 @@ pub(crate) trait Dialect:
     /// GPU seconds spent by every project, pending deltas included (one `f64`).
     const GPU_SECONDS_SPENT: &'static str;
 
+    /// A JSON column's parameter: text on SQLite, NUL-free `JSONB` on PostgreSQL.
+    type Json: for<'q> Encode<'q, Self> + Type<Self> + Send + 'static;
+    fn json<T: Serialize>(v: &T) -> Self::Json;
+    /// `auto_retry_max_attempts` (nullable): `INTEGER` on SQLite, `INT4` on PostgreSQL.
+    type MaxAttempts: for<'q> Encode<'q, Self> + Type<Self> + Send + 'static;
+    /// `auto_retry_trigger_checks` (nullable): JSON text on SQLite, `TEXT[]` on PostgreSQL.
+    type TriggerChecks: for<'q> Encode<'q, Self> + Type<Self> + Send + 'static;
+    fn policy_columns(p: &PolicyOverrides) -> PolicyColumns<Self>;
+    /// A failed scene-type insert or update as the store's error.
+    fn scene_type_err(e: sqlx::Error, name: &str) -> StoreError;
+
     /// The text of `s` in this dialect, rendered on first use.
     fn sql(s: &'static Stmt) -> &'static str {
         Self::slot(s).get_or_init(|| Self::render(&s.fill(Self::fragment)))
@@ -66,6 +84,17 @@ pub(crate) trait Dialect:
     fn query<'q>(s: &'static Stmt) -> Q<'q, Self> {
         sqlx::query(Self::sql(s))
     }
+}
+
+/// A scene type's policy overrides split into the seed document's columns and the JSON
+/// remainder, as parameters of dialect `D`.
+pub(crate) struct PolicyColumns<D: Dialect> {
+    pub enabled: Option<bool>,
+    pub max_attempts: D::MaxAttempts,
+    pub trigger_checks: D::TriggerChecks,
+    pub seed_variation: Option<bool>,
+    pub cfg_jitter: Option<f64>,
+    pub extra: D::Json,
 }
 
 /// A statement both dialects run, written once: its parts joined, with `$N` placeholders, and
@@ -143,14 +172,24 @@ impl<'q, D: Database> Arg<'q, D> for Q<'q, D> {
     }
 }
 
-/// Running a query on a pool; the same for every database sqlx can run queries on.
+/// Running a query on a pool or a connection (in a transaction); the same for every database
+/// sqlx can run queries on. Errors are sqlx's, for the caller to map.
 pub(crate) trait Fetch: Database {
-    fn all<'e>(q: Q<'e, Self>, pool: &'e Pool<Self>) -> BoxFuture<'e, Result<Vec<Self::Row>>>;
+    fn all<'e>(q: Q<'e, Self>, pool: &'e Pool<Self>)
+        -> BoxFuture<'e, sqlx::Result<Vec<Self::Row>>>;
     fn optional<'e>(
         q: Q<'e, Self>,
         pool: &'e Pool<Self>,
-    ) -> BoxFuture<'e, Result<Option<Self::Row>>>;
-    fn one<'e>(q: Q<'e, Self>, pool: &'e Pool<Self>) -> BoxFuture<'e, Result<Self::Row>>;
+    ) -> BoxFuture<'e, sqlx::Result<Option<Self::Row>>>;
+    fn one<'e>(q: Q<'e, Self>, pool: &'e Pool<Self>) -> BoxFuture<'e, sqlx::Result<Self::Row>>;
+    fn optional_on<'e>(
+        q: Q<'e, Self>,
+        conn: &'e mut Self::Connection,
+    ) -> BoxFuture<'e, sqlx::Result<Option<Self::Row>>>;
+    fn one_on<'e>(
+        q: Q<'e, Self>,
+        conn: &'e mut Self::Connection,
+    ) -> BoxFuture<'e, sqlx::Result<Self::Row>>;
 }
 
 impl<DB> Fetch for DB
@@ -159,14 +198,29 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
 {
-    fn all<'e>(q: Q<'e, DB>, pool: &'e Pool<DB>) -> BoxFuture<'e, Result<Vec<DB::Row>>> {
-        Box::pin(async move { Ok(q.fetch_all(pool).await?) })
+    fn all<'e>(q: Q<'e, DB>, pool: &'e Pool<DB>) -> BoxFuture<'e, sqlx::Result<Vec<DB::Row>>> {
+        Box::pin(q.fetch_all(pool))
     }
-    fn optional<'e>(q: Q<'e, DB>, pool: &'e Pool<DB>) -> BoxFuture<'e, Result<Option<DB::Row>>> {
-        Box::pin(async move { Ok(q.fetch_optional(pool).await?) })
+    fn optional<'e>(
+        q: Q<'e, DB>,
+        pool: &'e Pool<DB>,
+    ) -> BoxFuture<'e, sqlx::Result<Option<DB::Row>>> {
+        Box::pin(q.fetch_optional(pool))
     }
-    fn one<'e>(q: Q<'e, DB>, pool: &'e Pool<DB>) -> BoxFuture<'e, Result<DB::Row>> {
-        Box::pin(async move { Ok(q.fetch_one(pool).await?) })
+    fn one<'e>(q: Q<'e, DB>, pool: &'e Pool<DB>) -> BoxFuture<'e, sqlx::Result<DB::Row>> {
+        Box::pin(q.fetch_one(pool))
+    }
+    fn optional_on<'e>(
+        q: Q<'e, DB>,
+        conn: &'e mut DB::Connection,
+    ) -> BoxFuture<'e, sqlx::Result<Option<DB::Row>>> {
+        Box::pin(q.fetch_optional(conn))
+    }
+    fn one_on<'e>(
+        q: Q<'e, DB>,
+        conn: &'e mut DB::Connection,
+    ) -> BoxFuture<'e, sqlx::Result<DB::Row>> {
+        Box::pin(q.fetch_one(conn))
     }
 }
 

@@ -2,7 +2,13 @@
 //! as arrays, and the statements spelled its own way (the event stream follows transaction ids;
 //! shard rows of the statistics are summed).
 
-use crate::dialect::{Binds, Dialect, Ids, Stmt, Ts, Q};
+use super::rows::{db_err, json};
+use crate::dialect::{Binds, Dialect, Ids, PolicyColumns, Stmt, Ts, Q};
+use crate::rows::policy_extra;
+use crate::StoreError;
+use retake_core::PolicyOverrides;
+use serde_json::Value;
+use sqlx::types::Json;
 use sqlx::Postgres;
 use std::sync::OnceLock;
 
@@ -20,6 +26,7 @@ impl Dialect for Postgres {
             "strpos" => "strpos",
             "server" => "a.provenance->>'server'",
             "in_ids_1" => "= ANY($1)",
+            "for_no_key_update" => "FOR NO KEY UPDATE",
             _ => panic!("no PostgreSQL spelling of `{{{name}}}`"),
         }
     }
@@ -58,6 +65,40 @@ impl Dialect for Postgres {
     const GPU_SECONDS_SPENT: &'static str =
         "SELECT (COALESCE((SELECT SUM(gpu_spent_seconds) FROM projects), 0)
                 + COALESCE((SELECT SUM(value) FROM project_deltas WHERE key = 'gpu_spent'), 0))::float8";
+
+    type Json = Json<Value>;
+
+    fn json<T: serde::Serialize>(v: &T) -> Json<Value> {
+        json(v)
+    }
+
+    type MaxAttempts = Option<i32>;
+    type TriggerChecks = Option<Vec<String>>;
+
+    fn policy_columns(p: &PolicyOverrides) -> PolicyColumns<Self> {
+        PolicyColumns {
+            enabled: p.enabled,
+            max_attempts: p.max_attempts.map(i32::from),
+            trigger_checks: p
+                .trigger_checks
+                .as_ref()
+                .map(|t| t.iter().map(|c| c.to_string()).collect()),
+            seed_variation: p.seed_variation,
+            cfg_jitter: p.cfg_jitter,
+            extra: Json(policy_extra(p)),
+        }
+    }
+
+    fn scene_type_err(e: sqlx::Error, name: &str) -> StoreError {
+        match &e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                StoreError::invalid(Some("project_id"), "project does not exist")
+            }
+            _ => db_err(e, "name", || {
+                format!("this project already has a scene type named `{name}`")
+            }),
+        }
+    }
 }
 
 impl<'q> Binds<'q, Ts> for Postgres {

@@ -28,13 +28,13 @@ use crate::model::*;
 use crate::ops::{self, NewEvent, TxOps};
 use crate::unit::Unit;
 use crate::views::{LedgerEntry, LedgerFilter, QueueFilter, QueueSnapshot, SpendSeries};
-use crate::{reads, Result, Store, StoreError};
+use crate::{reads, scene_types, Result, Store, StoreError};
 use async_trait::async_trait;
 use listen::{ListenerTask, Signals};
 use retake_core::SegmentStatus;
 use rows::{db_err, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Row};
+use sqlx::{PgPool, Postgres, Row};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -437,7 +437,7 @@ impl Store for PgStore {
     }
 
     async fn create_scene_type(&self, s: NewSceneType) -> Result<SceneType> {
-        queries::create_scene_type(&self.pool, s).await
+        scene_types::create(&self.pool, s).await
     }
 
     async fn get_scene_type(&self, id: i64) -> Result<SceneType> {
@@ -454,7 +454,7 @@ impl Store for PgStore {
         patch: SceneTypePatch,
         if_updated_at: Option<Timestamp>,
     ) -> Result<SceneType> {
-        in_tx!(self, |t| queries::update_scene_type(
+        in_tx!(self, |t| scene_types::update::<Postgres>(
             &mut t.tx,
             id,
             patch.clone(),

@@ -3,9 +3,8 @@
 //! ([`crate::rows`]). It owns no SQL beyond column names.
 
 use crate::model::*;
-use crate::rows::{policy_extra, Cell, Col, RowExt};
+use crate::rows::{Cell, Col, RowExt};
 use crate::{Result, StoreError};
-use retake_core::PolicyOverrides;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sqlx::postgres::PgRow;
@@ -96,30 +95,6 @@ impl RowExt for PgRow {
 
     fn strings<'c>(&self, c: impl Into<Col<'c>>) -> Result<Option<Vec<String>>> {
         self.cell(c.into())
-    }
-}
-
-/// The scene type's policy overrides split into the seed's columns and the `JSONB` remainder.
-pub struct PolicyColumns {
-    pub enabled: Option<bool>,
-    pub max_attempts: Option<i32>,
-    pub trigger_checks: Option<Vec<String>>,
-    pub seed_variation: Option<bool>,
-    pub cfg_jitter: Option<f64>,
-    pub extra: Json<Value>,
-}
-
-pub fn policy_columns(p: &PolicyOverrides) -> PolicyColumns {
-    PolicyColumns {
-        enabled: p.enabled,
-        max_attempts: p.max_attempts.map(i32::from),
-        trigger_checks: p
-            .trigger_checks
-            .as_ref()
-            .map(|t| t.iter().map(|c| c.to_string()).collect()),
-        seed_variation: p.seed_variation,
-        cfg_jitter: p.cfg_jitter,
-        extra: Json(policy_extra(p)),
     }
 }
 

@@ -1,9 +1,12 @@
 //! SQLite as a [`Dialect`]: `?N` placeholders, JSON read with `json_extract`/`json_each`,
 //! timestamps bound as RFC 3339 text, and the statements spelled its own way.
 
-use super::rows::ts;
+use super::rows::{json, ts};
 use super::tx::id_list;
-use crate::dialect::{sqlite_placeholders, Binds, Dialect, Ids, Stmt, Ts, Q};
+use crate::dialect::{sqlite_placeholders, Binds, Dialect, Ids, PolicyColumns, Stmt, Ts, Q};
+use crate::rows::policy_extra;
+use crate::StoreError;
+use retake_core::PolicyOverrides;
 use sqlx::Sqlite;
 use std::sync::OnceLock;
 
@@ -21,6 +24,8 @@ impl Dialect for Sqlite {
             "strpos" => "instr",
             "server" => "json_extract(a.provenance, '$.server')",
             "in_ids_1" => "IN (SELECT value FROM json_each($1))",
+            // One writer: a transaction's reads need no row locks.
+            "for_no_key_update" => "",
             _ => panic!("no SQLite spelling of `{{{name}}}`"),
         }
     }
@@ -45,6 +50,39 @@ impl Dialect for Sqlite {
     const GPU_SECONDS_SPENT: &'static str =
         "SELECT COALESCE((SELECT SUM(gpu_spent_seconds) FROM projects), 0.0)
             + COALESCE((SELECT SUM(value) FROM project_deltas WHERE key = 'gpu_spent'), 0.0)";
+
+    type Json = String;
+
+    fn json<T: serde::Serialize>(v: &T) -> String {
+        json(v)
+    }
+
+    type MaxAttempts = Option<i64>;
+    type TriggerChecks = Option<String>;
+
+    fn policy_columns(p: &PolicyOverrides) -> PolicyColumns<Self> {
+        PolicyColumns {
+            enabled: p.enabled,
+            max_attempts: p.max_attempts.map(i64::from),
+            trigger_checks: p.trigger_checks.as_ref().map(json),
+            seed_variation: p.seed_variation,
+            cfg_jitter: p.cfg_jitter,
+            extra: json(&policy_extra(p)),
+        }
+    }
+
+    fn scene_type_err(e: sqlx::Error, name: &str) -> StoreError {
+        match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::conflict(
+                Some("name"),
+                format!("this project already has a scene type named `{name}`"),
+            ),
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                StoreError::invalid(Some("project_id"), "project does not exist")
+            }
+            _ => StoreError::from(e),
+        }
+    }
 }
 
 impl<'q> Binds<'q, Ts> for Sqlite {

@@ -13,12 +13,12 @@ use crate::ops::TxOps;
 use crate::ops::{self, NewEvent};
 use crate::unit::Unit;
 use crate::views::{LedgerEntry, LedgerFilter, QueueFilter, QueueSnapshot, SpendSeries};
-use crate::{reads, Result, Store, StoreError};
+use crate::{reads, scene_types, Result, Store, StoreError};
 use async_trait::async_trait;
 use retake_core::SegmentStatus;
 use rows::{json, ts};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, Sqlite, SqlitePool};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -234,7 +234,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_scene_type(&self, s: NewSceneType) -> Result<SceneType> {
-        queries::create_scene_type(&self.writer, s).await
+        scene_types::create(&self.writer, s).await
     }
 
     async fn get_scene_type(&self, id: i64) -> Result<SceneType> {
@@ -252,7 +252,7 @@ impl Store for SqliteStore {
         if_updated_at: Option<Timestamp>,
     ) -> Result<SceneType> {
         let mut t = self.begin().await?;
-        let st = queries::update_scene_type(&mut t.tx, id, patch, if_updated_at).await?;
+        let st = scene_types::update::<Sqlite>(&mut t.tx, id, patch, if_updated_at).await?;
         self.commit(t).await?;
         Ok(st)
     }

@@ -2,7 +2,7 @@
 //! every integer an `INTEGER`. The row builders themselves are shared ([`crate::rows`]).
 
 use crate::model::*;
-use crate::rows::{policy_extra, Cell, Col, RowExt};
+use crate::rows::{Cell, Col, RowExt};
 use crate::{Result, StoreError};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -70,26 +70,5 @@ impl RowExt for SqliteRow {
 
     fn strings<'c>(&self, c: impl Into<Col<'c>>) -> Result<Option<Vec<String>>> {
         self.ojson(c)
-    }
-}
-
-/// The scene type's policy overrides split into the seed's columns and the JSON remainder.
-pub struct PolicyColumns {
-    pub enabled: Option<bool>,
-    pub max_attempts: Option<i64>,
-    pub trigger_checks: Option<String>,
-    pub seed_variation: Option<bool>,
-    pub cfg_jitter: Option<f64>,
-    pub extra: String,
-}
-
-pub fn policy_columns(p: &retake_core::PolicyOverrides) -> PolicyColumns {
-    PolicyColumns {
-        enabled: p.enabled,
-        max_attempts: p.max_attempts.map(i64::from),
-        trigger_checks: p.trigger_checks.as_ref().map(json),
-        seed_variation: p.seed_variation,
-        cfg_jitter: p.cfg_jitter,
-        extra: serde_json::to_string(&policy_extra(p)).expect("serialize"),
     }
 }
