@@ -86,6 +86,8 @@ pub trait RowExt:
     fn json<'c, T: DeserializeOwned>(&self, c: impl Into<Col<'c>>) -> Result<T>;
     /// SQL `NULL` and JSON `null` both read as `None`.
     fn ojson<'c, T: DeserializeOwned>(&self, c: impl Into<Col<'c>>) -> Result<Option<T>>;
+    /// A JSON column kept as a document (on PostgreSQL, as decoded, without a second pass).
+    fn json_value<'c>(&self, c: impl Into<Col<'c>>) -> Result<Value>;
     /// A small integer column (attempt numbers, counts, priorities): SQLite's `INTEGER`,
     /// PostgreSQL's `INT4`.
     fn int<'c>(&self, c: impl Into<Col<'c>>) -> Result<i64>;
@@ -180,7 +182,7 @@ pub fn segment<R: RowExt>(r: &R) -> Result<Segment> {
             .map(parse_enum::<ReviewReason>)
             .transpose()?,
         decision_note: r.value("decision_note")?,
-        review_evidence: r.json("review_evidence")?,
+        review_evidence: r.json_value("review_evidence")?,
         selected_attempt_number: r.ouint("selected_attempt_number")?,
         output_video_path: r.value("output_video_path")?,
         attempt_count: r.uint("attempt_count")?,
@@ -222,7 +224,7 @@ pub fn attempt<R: RowExt>(r: &R) -> Result<Attempt> {
         waiting_since: r.ots("waiting_since")?,
         progress: r.value("progress")?,
         infra_errors: r.json("infra_errors")?,
-        provenance: r.json("provenance")?,
+        provenance: r.json_value("provenance")?,
         qa_source: r.value("qa_source")?,
         selected_by: r.value("selected_by")?,
         human_override: r.value("human_override")?,
@@ -244,7 +246,7 @@ pub fn event<R: RowExt>(r: &R) -> Result<Event> {
         attempt_id: r.value("attempt_id")?,
         kind: r.value("kind")?,
         message: r.value("message")?,
-        data: r.json("data")?,
+        data: r.json_value("data")?,
         created_at: r.ts("created_at")?,
     })
 }

@@ -85,6 +85,11 @@ impl RowExt for PgRow {
         }
     }
 
+    fn json_value<'c>(&self, c: impl Into<Col<'c>>) -> Result<Value> {
+        let Json(v): Json<Value> = self.cell(c.into())?;
+        Ok(v)
+    }
+
     fn int<'c>(&self, c: impl Into<Col<'c>>) -> Result<i64> {
         Ok(Cell::<i32>::cell(self, c.into())?.into())
     }

@@ -60,6 +60,10 @@ impl RowExt for SqliteRow {
         }
     }
 
+    fn json_value<'c>(&self, c: impl Into<Col<'c>>) -> Result<serde_json::Value> {
+        self.json(c)
+    }
+
     fn int<'c>(&self, c: impl Into<Col<'c>>) -> Result<i64> {
         self.value(c)
     }
