@@ -3,16 +3,24 @@
 //!
 //! The backends differ only in SQL. Everything that decides — finishing an attempt, judging its
 //! scores, applying the retry decision, reserving budget — is written once in [`ops`] over the
-//! small transaction interface [`ops::TxOps`], and calls the pure `retake_core::decide`.
+//! small transaction interface [`ops::TxOps`], and calls the pure `retake_core::decide`. The
+//! reads — plain lookups, statistics, metrics, the operators' views — are written once too
+//! (`reads.rs`), and so are the scene-type writes (`scene_types.rs`), over the `Dialect` seam
+//! (`dialect.rs`: placeholders, the few fragments spelled differently, how timestamps, id lists
+//! and JSON bind) and [`rows`], which builds domain values from either database's rows.
 //!
 //! Invariants the database enforces: `UNIQUE (segment_id, attempt_number)`, at most one selected
 //! attempt per segment (partial unique index), CHECK constraints on states and ranges, an
 //! append-only GPU ledger.
 
+mod dialect;
 pub mod errors;
 pub mod model;
 pub mod ops;
 pub mod postgres;
+mod reads;
+pub mod rows;
+mod scene_types;
 pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -16,25 +16,25 @@
 //! - no transaction is held across a generation: claims and finishes are short, leases and the
 //!   rescuer cover workers that disappear.
 
+mod dialect;
 mod listen;
 mod queries;
 pub mod rows;
 #[cfg(all(test, feature = "testing"))]
 mod tests;
 pub mod tx;
-mod views;
 
 use crate::model::*;
 use crate::ops::{self, NewEvent, TxOps};
 use crate::unit::Unit;
 use crate::views::{LedgerEntry, LedgerFilter, QueueFilter, QueueSnapshot, SpendSeries};
-use crate::{Result, Store, StoreError};
+use crate::{reads, scene_types, Result, Store, StoreError};
 use async_trait::async_trait;
 use listen::{ListenerTask, Signals};
 use retake_core::SegmentStatus;
 use rows::{db_err, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Row};
+use sqlx::{PgPool, Postgres, Row};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -362,21 +362,11 @@ impl Store for PgStore {
     }
 
     async fn get_project(&self, id: i64) -> Result<Project> {
-        let r = sqlx::query(&format!("{} WHERE p.id = $1", ops::PROJECT_SELECT))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        r.as_ref()
-            .map(rows::project)
-            .transpose()?
-            .ok_or_else(|| StoreError::not_found("project", id))
+        reads::get_project(&self.pool, id).await
     }
 
     async fn list_projects(&self) -> Result<Vec<Project>> {
-        let rs = sqlx::query(&format!("{} ORDER BY p.id", ops::PROJECT_SELECT))
-            .fetch_all(&self.pool)
-            .await?;
-        rs.iter().map(rows::project).collect()
+        reads::list_projects(&self.pool).await
     }
 
     async fn update_project(
@@ -413,28 +403,15 @@ impl Store for PgStore {
     }
 
     async fn create_scene_type(&self, s: NewSceneType) -> Result<SceneType> {
-        queries::create_scene_type(&self.pool, s).await
+        scene_types::create(&self.pool, s).await
     }
 
     async fn get_scene_type(&self, id: i64) -> Result<SceneType> {
-        let r = sqlx::query("SELECT * FROM scene_types WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        r.as_ref()
-            .map(rows::scene_type)
-            .transpose()?
-            .ok_or_else(|| StoreError::not_found("scene type", id))
+        reads::get_scene_type(&self.pool, id).await
     }
 
     async fn list_scene_types(&self, project_id: Option<i64>) -> Result<Vec<SceneType>> {
-        let rs = sqlx::query(
-            "SELECT * FROM scene_types WHERE ($1::int8 IS NULL OR project_id = $1) ORDER BY id",
-        )
-        .bind(project_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rs.iter().map(rows::scene_type).collect()
+        reads::list_scene_types(&self.pool, project_id).await
     }
 
     async fn update_scene_type(
@@ -443,7 +420,7 @@ impl Store for PgStore {
         patch: SceneTypePatch,
         if_updated_at: Option<Timestamp>,
     ) -> Result<SceneType> {
-        in_tx!(self, |t| queries::update_scene_type(
+        in_tx!(self, |t| scene_types::update::<Postgres>(
             &mut t.tx,
             id,
             patch.clone(),
@@ -462,67 +439,23 @@ impl Store for PgStore {
     }
 
     async fn get_segment(&self, id: i64) -> Result<Segment> {
-        let r = sqlx::query("SELECT * FROM segments WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        r.as_ref()
-            .map(rows::segment)
-            .transpose()?
-            .ok_or_else(|| StoreError::not_found("segment", id))
+        reads::get_segment(&self.pool, id).await
     }
 
     async fn list_segments(&self, f: &SegmentFilter) -> Result<Vec<Segment>> {
-        let rs = sqlx::query(
-            "SELECT * FROM segments WHERE ($1::int8 IS NULL OR project_id = $1) AND ($2::int8 IS NULL OR scene_type_id = $2)
-             AND ($3::text IS NULL OR status = $3) AND ($4::int8 IS NULL OR id < $4)
-             AND ($6::text IS NULL OR review_reason = $6) AND ($7::text IS NULL OR strpos(lower(label), lower($7)) > 0)
-             ORDER BY id DESC LIMIT $5",
-        )
-        .bind(f.project_id)
-        .bind(f.scene_type_id)
-        .bind(f.status.map(|s| s.as_str()))
-        .bind(f.before_id)
-        .bind(f.limit.clamp(1, 1000) as i64)
-        .bind(f.review_reason.map(|r| r.as_str()))
-        .bind(f.label_contains.as_deref())
-        .fetch_all(&self.pool)
-        .await?;
-        rs.iter().map(rows::segment).collect()
+        reads::list_segments(&self.pool, f).await
     }
 
     async fn list_attempts(&self, segment_id: i64) -> Result<Vec<Attempt>> {
-        let rs = sqlx::query(
-            "SELECT * FROM retry_attempts WHERE segment_id = $1 ORDER BY attempt_number",
-        )
-        .bind(segment_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rs.iter().map(rows::attempt).collect()
+        reads::list_attempts(&self.pool, segment_id).await
     }
 
     async fn list_attempts_of(&self, segment_ids: &[i64]) -> Result<Vec<Attempt>> {
-        if segment_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rs = sqlx::query(
-            "SELECT * FROM retry_attempts WHERE segment_id = ANY($1) ORDER BY segment_id, attempt_number",
-        )
-        .bind(segment_ids)
-        .fetch_all(&self.pool)
-        .await?;
-        rs.iter().map(rows::attempt).collect()
+        reads::list_attempts_of(&self.pool, segment_ids).await
     }
 
     async fn get_attempt(&self, id: i64) -> Result<Attempt> {
-        let r = sqlx::query("SELECT * FROM retry_attempts WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        r.as_ref()
-            .map(rows::attempt)
-            .transpose()?
-            .ok_or_else(|| StoreError::not_found("attempt", id))
+        reads::get_attempt(&self.pool, id).await
     }
 
     async fn heartbeat(
@@ -638,11 +571,7 @@ impl Store for PgStore {
     }
 
     async fn pending_work(&self) -> Result<u64> {
-        Ok(sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM retry_attempts WHERE overall_status = 'queued'",
-        )
-        .fetch_one(&self.pool)
-        .await? as u64)
+        reads::pending_work(&self.pool).await
     }
 
     async fn wait_for_work(&self, timeout: Duration) {
@@ -738,66 +667,35 @@ impl Store for PgStore {
         segment_id: Option<i64>,
         limit: u32,
     ) -> Result<Vec<Event>> {
-        // Only events of transactions older than every running one: any event that becomes visible
-        // later has a larger txid, so following (txid, id) from the last event seen skips none.
-        //
-        // One segment's events are written under its row lock, so their ids are already in commit
-        // order, and a segment's history shows what has committed at once.
-        let sql = if segment_id.is_some() {
-            "SELECT * FROM events WHERE id > $1 AND segment_id = $2 ORDER BY id LIMIT $3"
-        } else {
-            "SELECT * FROM events
-             WHERE (txid, id) > (COALESCE((SELECT txid FROM events WHERE id = $1), '0'::xid8), $1)
-               AND txid < pg_snapshot_xmin(pg_current_snapshot())
-               AND ($2::int8 IS NULL OR segment_id = $2)
-             ORDER BY txid, id LIMIT $3"
-        };
-        let rs = sqlx::query(sql)
-            .bind(after_id)
-            .bind(segment_id)
-            .bind(limit.clamp(1, 10_000) as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        rs.iter().map(rows::event).collect()
+        reads::list_events(&self.pool, after_id, segment_id, limit).await
     }
 
     async fn project_stats(&self, project_id: i64) -> Result<ProjectStats> {
-        let rs: Vec<(String, f64)> = sqlx::query_as(ops::PROJECT_COUNTERS)
-            .bind(project_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(ProjectStats::from_counters(&rs.into_iter().collect()))
+        reads::project_stats(&self.pool, project_id).await
     }
 
     async fn failure_patterns(&self, scene_type_id: Option<i64>) -> Result<Vec<FailurePattern>> {
-        queries::failure_patterns(&self.pool, scene_type_id).await
+        reads::failure_patterns(&self.pool, scene_type_id).await
     }
 
     async fn metrics(&self) -> Result<MetricsSnapshot> {
-        queries::metrics(&self.pool).await
+        reads::metrics(&self.pool).await
     }
 
     async fn queue_snapshot(&self, filter: &QueueFilter) -> Result<QueueSnapshot> {
-        views::queue_snapshot(&self.pool, filter).await
+        reads::queue_snapshot(&self.pool, filter).await
     }
 
     async fn list_ledger(&self, filter: &LedgerFilter) -> Result<Vec<LedgerEntry>> {
-        views::list_ledger(&self.pool, filter).await
+        reads::list_ledger(&self.pool, filter).await
     }
 
     async fn spend_series(&self, project_id: i64, buckets: u32) -> Result<SpendSeries> {
-        views::spend_series(&self.pool, project_id, buckets).await
+        reads::spend_series(&self.pool, project_id, buckets).await
     }
 
     async fn recent_gpu_seconds(&self, scene_type_id: i64, limit: u32) -> Result<Vec<f64>> {
-        Ok(sqlx::query_scalar(
-            "SELECT gpu_seconds FROM retry_attempts WHERE scene_type_id = $1 AND overall_status IN ('passed','failed','qa_error')
-             ORDER BY id DESC LIMIT $2",
-        )
-        .bind(scene_type_id)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?)
+        reads::recent_gpu_seconds(&self.pool, scene_type_id, limit).await
     }
 
     async fn create_token(
@@ -820,36 +718,19 @@ impl Store for PgStore {
     }
 
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>> {
-        let r = sqlx::query("SELECT * FROM api_tokens WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        r.as_ref().map(rows::token).transpose()
+        reads::token_by_hash(&self.pool, token_hash).await
     }
 
     async fn installation_id(&self) -> Result<String> {
-        Ok(sqlx::query_scalar("SELECT id FROM installation")
-            .fetch_one(&self.pool)
-            .await?)
+        reads::installation_id(&self.pool).await
     }
 
     async fn waiting_for_server(&self) -> Result<ServerWait> {
-        let (attempts, since): (i64, Option<chrono::DateTime<chrono::Utc>>) = sqlx::query_as(
-            "SELECT COUNT(*), MIN(waiting_since) FROM retry_attempts WHERE waiting_since IS NOT NULL AND overall_status IN ('queued', 'generating')",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(ServerWait {
-            attempts: attempts.max(0) as u64,
-            since,
-        })
+        reads::waiting_for_server(&self.pool).await
     }
 
     async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
-        let rs = sqlx::query("SELECT * FROM api_tokens ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        rs.iter().map(rows::token).collect()
+        reads::list_tokens(&self.pool).await
     }
 
     async fn revoke_token(&self, id: i64) -> Result<ApiToken> {
@@ -911,19 +792,7 @@ impl Store for PgStore {
     }
 
     async fn session_by_hash(&self, session_hash: &str) -> Result<Option<(Session, ApiToken)>> {
-        let r = sqlx::query(
-            "SELECT t.*, s.id AS session_id, s.created_at AS session_created_at, s.expires_at AS session_expires_at
-             FROM sessions s JOIN api_tokens t ON t.id = s.token_id
-             WHERE s.session_hash = $1 AND s.expires_at > $2",
-        )
-        .bind(session_hash)
-        .bind(now())
-        .fetch_optional(&self.pool)
-        .await?;
-        match r {
-            Some(r) => Ok(Some((rows::session(&r)?, rows::token(&r)?))),
-            None => Ok(None),
-        }
+        reads::session_by_hash(&self.pool, session_hash).await
     }
 
     async fn delete_session(&self, session_hash: &str) -> Result<()> {
@@ -935,10 +804,7 @@ impl Store for PgStore {
     }
 
     async fn list_comfy_servers(&self) -> Result<Vec<ComfyServer>> {
-        let rs = sqlx::query("SELECT * FROM comfy_servers ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        rs.iter().map(rows::comfy_server).collect()
+        reads::list_comfy_servers(&self.pool).await
     }
 
     async fn upsert_comfy_server(

@@ -1,139 +1,39 @@
-//! The longer PostgreSQL statements: scene-type writes, submission, reservation growth, and the
-//! read-side aggregates (project stats, failure patterns, metrics).
+//! The longer PostgreSQL statements: submission and reservation growth.
 
-use super::rows::{self, db_err, json, otext, policy_columns};
+use super::rows::{self, db_err, json, otext};
 use super::tx::{insert_attempt, PgTx};
 use crate::model::*;
 use crate::ops::{first_attempt, first_seed};
 use crate::ops::{NewEvent, TxOps};
 use crate::{Result, StoreError};
-use retake_core::ArmStats;
-use sqlx::{PgPool, Postgres, Row, Transaction};
-use std::collections::{BTreeMap, HashMap};
-
-fn scene_type_err(e: sqlx::Error, name: &str) -> StoreError {
-    match &e {
-        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
-            StoreError::invalid(Some("project_id"), "project does not exist")
-        }
-        _ => db_err(e, "name", || {
-            format!("this project already has a scene type named `{name}`")
-        }),
-    }
-}
-
-pub async fn create_scene_type(pool: &PgPool, s: NewSceneType) -> Result<SceneType> {
-    let t = now();
-    let pc = policy_columns(&s.retry_policy);
-    let r = sqlx::query(
-        "INSERT INTO scene_types (project_id, name, backend, backend_config, workflow_template, parameter_bindings, default_parameters,
-         qa_checks, qa_commands, parameter_domains, auto_retry_enabled, auto_retry_max_attempts, auto_retry_trigger_checks,
-         auto_retry_seed_variation, auto_retry_cfg_jitter, auto_retry_extra, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) RETURNING *",
-    )
-    .bind(s.project_id)
-    .bind(&s.name)
-    .bind(&s.backend)
-    .bind(json(&s.backend_config))
-    .bind(json(&s.workflow_template))
-    .bind(json(&s.parameter_bindings))
-    .bind(json(&s.default_parameters))
-    .bind(json(&s.qa_checks))
-    .bind(json(&s.qa_commands))
-    .bind(json(&s.parameter_domains))
-    .bind(pc.enabled)
-    .bind(pc.max_attempts)
-    .bind(pc.trigger_checks)
-    .bind(pc.seed_variation)
-    .bind(pc.cfg_jitter)
-    .bind(pc.extra)
-    .bind(t)
-    .fetch_one(pool)
-    .await
-    .map_err(|e| scene_type_err(e, &s.name))?;
-    rows::scene_type(&r)
-}
-
-pub async fn update_scene_type(
-    tx: &mut Transaction<'static, Postgres>,
-    id: i64,
-    p: SceneTypePatch,
-    if_updated_at: Option<Timestamp>,
-) -> Result<SceneType> {
-    let cur = sqlx::query("SELECT * FROM scene_types WHERE id = $1 FOR NO KEY UPDATE")
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let cur = cur
-        .as_ref()
-        .map(rows::scene_type)
-        .transpose()?
-        .ok_or_else(|| StoreError::not_found("scene type", id))?;
-    if let Some(expected) = if_updated_at {
-        if expected != cur.updated_at {
-            return Err(StoreError::conflict(
-                Some("updated_at"),
-                format!("scene type {id} was changed by someone else at {}; reload and apply your change again", cur.updated_at.to_rfc3339()),
-            ));
-        }
-    }
-    let name = p.name.unwrap_or(cur.name);
-    let policy = p.retry_policy.unwrap_or(cur.retry_policy);
-    let pc = policy_columns(&policy);
-    let r = sqlx::query(
-        "UPDATE scene_types SET name = $1, backend = $2, backend_config = $3, workflow_template = $4, parameter_bindings = $5,
-         default_parameters = $6, qa_checks = $7, qa_commands = $8, parameter_domains = $9, auto_retry_enabled = $10,
-         auto_retry_max_attempts = $11, auto_retry_trigger_checks = $12, auto_retry_seed_variation = $13, auto_retry_cfg_jitter = $14,
-         auto_retry_extra = $15, updated_at = $16 WHERE id = $17 RETURNING *",
-    )
-    .bind(&name)
-    .bind(p.backend.unwrap_or(cur.backend))
-    .bind(json(&p.backend_config.unwrap_or(cur.backend_config)))
-    .bind(json(&p.workflow_template.unwrap_or(cur.workflow_template)))
-    .bind(json(&p.parameter_bindings.unwrap_or(cur.parameter_bindings)))
-    .bind(json(&p.default_parameters.unwrap_or(cur.default_parameters)))
-    .bind(json(&p.qa_checks.unwrap_or(cur.qa_checks)))
-    .bind(json(&p.qa_commands.unwrap_or(cur.qa_commands)))
-    .bind(json(&p.parameter_domains.unwrap_or(cur.parameter_domains)))
-    .bind(pc.enabled)
-    .bind(pc.max_attempts)
-    .bind(pc.trigger_checks)
-    .bind(pc.seed_variation)
-    .bind(pc.cfg_jitter)
-    .bind(pc.extra)
-    // Strictly later than the previous write, so a precondition taken before it always fails
-    // (the trigger guarantees the same for writes that do not set it).
-    .bind(now().max(cur.updated_at + chrono::Duration::microseconds(1)))
-    .bind(id)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(|e| scene_type_err(e, &name))?;
-    rows::scene_type(&r)
-}
+use sqlx::Row;
+use std::collections::hash_map::{Entry, HashMap};
 
 pub async fn submit_segments(t: &mut PgTx, segs: Vec<NewSegment>) -> Result<Vec<Segment>> {
     let mut scenes: HashMap<i64, SceneType> = HashMap::new();
     let mut counters: Vec<i64> = Vec::with_capacity(segs.len());
     let mut out = Vec::with_capacity(segs.len());
     for s in segs {
-        if !scenes.contains_key(&s.scene_type_id) {
-            let r = sqlx::query("SELECT * FROM scene_types WHERE id = $1")
-                .bind(s.scene_type_id)
-                .fetch_optional(&mut *t.tx)
-                .await?;
-            let st = r
-                .as_ref()
-                .map(rows::scene_type)
-                .transpose()?
-                .ok_or_else(|| {
-                    StoreError::invalid(
-                        Some("scene_type_id"),
-                        format!("scene type {} does not exist", s.scene_type_id),
-                    )
-                })?;
-            scenes.insert(s.scene_type_id, st);
-        }
-        let scene = &scenes[&s.scene_type_id];
+        let scene = match scenes.entry(s.scene_type_id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let r = sqlx::query("SELECT * FROM scene_types WHERE id = $1")
+                    .bind(s.scene_type_id)
+                    .fetch_optional(&mut *t.tx)
+                    .await?;
+                let st = r
+                    .as_ref()
+                    .map(rows::scene_type)
+                    .transpose()?
+                    .ok_or_else(|| {
+                        StoreError::invalid(
+                            Some("scene_type_id"),
+                            format!("scene type {} does not exist", s.scene_type_id),
+                        )
+                    })?;
+                e.insert(st)
+            }
+        };
         let mut params = scene.default_parameters.clone();
         for (k, v) in s.parameters.0 {
             params.set(&k, v);
@@ -207,107 +107,4 @@ pub async fn extend_reservation(
     .execute(&mut *t.tx)
     .await?;
     Ok(true)
-}
-
-pub async fn failure_patterns(
-    pool: &PgPool,
-    scene_type_id: Option<i64>,
-) -> Result<Vec<FailurePattern>> {
-    let mut arms: BTreeMap<(i64, String), BTreeMap<String, ArmStats>> = BTreeMap::new();
-    for r in sqlx::query(r#"SELECT scene_type_id, "check", arm, SUM(tries)::int4, SUM(rescues)::int4 FROM scene_arm_stats
-        WHERE ($1::int8 IS NULL OR scene_type_id = $1) GROUP BY scene_type_id, "check", arm"#)
-        .bind(scene_type_id)
-        .fetch_all(pool)
-        .await?
-    {
-        arms.entry((r.get(0), r.get(1)))
-            .or_default()
-            .insert(r.get(2), ArmStats { tries: r.get::<i32, _>(3) as u32, rescues: r.get::<i32, _>(4) as u32 });
-    }
-    let rs = sqlx::query(
-        r#"SELECT scene_type_id, "check", SUM(attempts)::int4, SUM(failures)::int4, SUM(failed_segments)::int4,
-           SUM(rescues)::int4 FROM scene_check_stats WHERE ($1::int8 IS NULL OR scene_type_id = $1)
-           GROUP BY scene_type_id, "check" ORDER BY scene_type_id, "check""#,
-    )
-    .bind(scene_type_id)
-    .fetch_all(pool)
-    .await?;
-    Ok(rs
-        .iter()
-        .map(|r| {
-            let (st, check): (i64, String) = (r.get(0), r.get(1));
-            let counts = std::array::from_fn(|i| r.get::<i32, _>(i + 2) as u32);
-            let arms = arms.remove(&(st, check.clone())).unwrap_or_default();
-            FailurePattern::new(st, check, counts, arms)
-        })
-        .collect())
-}
-
-pub async fn metrics(pool: &PgPool) -> Result<MetricsSnapshot> {
-    let mut m = MetricsSnapshot::default();
-    for r in
-        sqlx::query("SELECT overall_status, COUNT(*) FROM retry_attempts GROUP BY overall_status")
-            .fetch_all(pool)
-            .await?
-    {
-        m.attempts_by_status
-            .insert(r.get(0), r.get::<i64, _>(1) as u64);
-    }
-    for r in sqlx::query("SELECT status, COUNT(*) FROM segments GROUP BY status")
-        .fetch_all(pool)
-        .await?
-    {
-        m.segments_by_status
-            .insert(r.get(0), r.get::<i64, _>(1) as u64);
-    }
-    for r in sqlx::query("SELECT review_reason, COUNT(*) FROM segments WHERE review_reason IS NOT NULL GROUP BY review_reason")
-        .fetch_all(pool)
-        .await?
-    {
-        m.escalations_by_reason.insert(r.get(0), r.get::<i64, _>(1) as u64);
-    }
-    m.rescues = sqlx::query_scalar::<_, i64>(
-        // `had_failure` is kept on the segment: no walk over the attempts.
-        "SELECT COUNT(*) FROM segments WHERE status = 'passed' AND had_failure",
-    )
-    .fetch_one(pool)
-    .await? as u64;
-    m.gpu_seconds_spent = sqlx::query_scalar::<_, f64>(
-        "SELECT (COALESCE((SELECT SUM(gpu_spent_seconds) FROM projects), 0)
-                + COALESCE((SELECT SUM(value) FROM project_deltas WHERE key = 'gpu_spent'), 0))::float8",
-    )
-    .fetch_one(pool)
-    .await?;
-    for p in sqlx::query(&format!("{} ORDER BY p.id", crate::ops::PROJECT_SELECT))
-        .fetch_all(pool)
-        .await?
-    {
-        let p = rows::project(&p)?;
-        m.budget_remaining
-            .push((p.name.clone(), p.remaining_gpu_seconds()));
-        m.projects.push(ProjectMetrics {
-            project: p.name.clone(),
-            spent: p.gpu_spent_seconds,
-            reserved: p.gpu_reserved_seconds,
-            budget: p.gpu_budget_seconds,
-        });
-    }
-    // Two grouped scans joined to the names: the same cost however many scene types there are.
-    for r in sqlx::query(crate::ops::SCENE_TYPE_METRICS)
-        .fetch_all(pool)
-        .await?
-    {
-        m.scene_types.push(SceneTypeMetrics {
-            project: r.get(0),
-            scene_type: r.get(1),
-            retries: r.get::<i64, _>(2) as u64,
-            rescues: r.get::<i64, _>(3) as u64,
-        });
-    }
-    m.queue_depth = sqlx::query_scalar::<_, i64>(
-        "SELECT COUNT(*) FROM retry_attempts WHERE overall_status = 'queued'",
-    )
-    .fetch_one(pool)
-    .await? as u64;
-    Ok(m)
 }

@@ -2,10 +2,10 @@
 //! writer connection (SQLite has one writer anyway; queuing in-process avoids busy errors) and a
 //! few readers.
 
+mod dialect;
 pub(crate) mod queries;
 pub mod rows;
 mod tx;
-mod views;
 
 use crate::errors::db_err;
 use crate::model::*;
@@ -13,12 +13,12 @@ use crate::ops::TxOps;
 use crate::ops::{self, NewEvent};
 use crate::unit::Unit;
 use crate::views::{LedgerEntry, LedgerFilter, QueueFilter, QueueSnapshot, SpendSeries};
-use crate::{Result, Store, StoreError};
+use crate::{reads, scene_types, Result, Store, StoreError};
 use async_trait::async_trait;
 use retake_core::SegmentStatus;
 use rows::{json, ts};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, Sqlite, SqlitePool};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -153,24 +153,11 @@ impl Store for SqliteStore {
     }
 
     async fn get_project(&self, id: i64) -> Result<Project> {
-        let r = sqlx::query(&ops::sqlite_sql(&format!(
-            "{} WHERE p.id = $1",
-            ops::PROJECT_SELECT
-        )))
-        .bind(id)
-        .fetch_optional(&self.reader)
-        .await?;
-        r.as_ref()
-            .map(rows::project)
-            .transpose()?
-            .ok_or_else(|| StoreError::not_found("project", id))
+        reads::get_project(&self.reader, id).await
     }
 
     async fn list_projects(&self) -> Result<Vec<Project>> {
-        let rs = sqlx::query(&format!("{} ORDER BY p.id", ops::PROJECT_SELECT))
-            .fetch_all(&self.reader)
-            .await?;
-        rs.iter().map(rows::project).collect()
+        reads::list_projects(&self.reader).await
     }
 
     async fn update_project(
@@ -247,28 +234,15 @@ impl Store for SqliteStore {
     }
 
     async fn create_scene_type(&self, s: NewSceneType) -> Result<SceneType> {
-        queries::create_scene_type(&self.writer, s).await
+        scene_types::create(&self.writer, s).await
     }
 
     async fn get_scene_type(&self, id: i64) -> Result<SceneType> {
-        let r = sqlx::query("SELECT * FROM scene_types WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
-        r.as_ref()
-            .map(rows::scene_type)
-            .transpose()?
-            .ok_or_else(|| StoreError::not_found("scene type", id))
+        reads::get_scene_type(&self.reader, id).await
     }
 
     async fn list_scene_types(&self, project_id: Option<i64>) -> Result<Vec<SceneType>> {
-        let rs = sqlx::query(
-            "SELECT * FROM scene_types WHERE (?1 IS NULL OR project_id = ?1) ORDER BY id",
-        )
-        .bind(project_id)
-        .fetch_all(&self.reader)
-        .await?;
-        rs.iter().map(rows::scene_type).collect()
+        reads::list_scene_types(&self.reader, project_id).await
     }
 
     async fn update_scene_type(
@@ -278,7 +252,7 @@ impl Store for SqliteStore {
         if_updated_at: Option<Timestamp>,
     ) -> Result<SceneType> {
         let mut t = self.begin().await?;
-        let st = queries::update_scene_type(&mut t.tx, id, patch, if_updated_at).await?;
+        let st = scene_types::update::<Sqlite>(&mut t.tx, id, patch, if_updated_at).await?;
         self.commit(t).await?;
         Ok(st)
     }
@@ -325,68 +299,23 @@ impl Store for SqliteStore {
     }
 
     async fn get_segment(&self, id: i64) -> Result<Segment> {
-        let r = sqlx::query("SELECT * FROM segments WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
-        r.as_ref()
-            .map(rows::segment)
-            .transpose()?
-            .ok_or_else(|| StoreError::not_found("segment", id))
+        reads::get_segment(&self.reader, id).await
     }
 
     async fn list_segments(&self, f: &SegmentFilter) -> Result<Vec<Segment>> {
-        let rs = sqlx::query(
-            "SELECT * FROM segments WHERE (?1 IS NULL OR project_id = ?1) AND (?2 IS NULL OR scene_type_id = ?2)
-             AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR id < ?4)
-             AND (?6 IS NULL OR review_reason = ?6) AND (?7 IS NULL OR instr(lower(label), lower(?7)) > 0)
-             ORDER BY id DESC LIMIT ?5",
-        )
-        .bind(f.project_id)
-        .bind(f.scene_type_id)
-        .bind(f.status.map(|s| s.as_str()))
-        .bind(f.before_id)
-        .bind(f.limit.clamp(1, 1000) as i64)
-        .bind(f.review_reason.map(|r| r.as_str()))
-        .bind(f.label_contains.as_deref())
-        .fetch_all(&self.reader)
-        .await?;
-        rs.iter().map(rows::segment).collect()
+        reads::list_segments(&self.reader, f).await
     }
 
     async fn list_attempts(&self, segment_id: i64) -> Result<Vec<Attempt>> {
-        let rs = sqlx::query(
-            "SELECT * FROM retry_attempts WHERE segment_id = ? ORDER BY attempt_number",
-        )
-        .bind(segment_id)
-        .fetch_all(&self.reader)
-        .await?;
-        rs.iter().map(rows::attempt).collect()
+        reads::list_attempts(&self.reader, segment_id).await
     }
 
     async fn list_attempts_of(&self, segment_ids: &[i64]) -> Result<Vec<Attempt>> {
-        if segment_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rs = sqlx::query(
-            "SELECT * FROM retry_attempts WHERE segment_id IN (SELECT value FROM json_each(?))
-             ORDER BY segment_id, attempt_number",
-        )
-        .bind(tx::id_list(segment_ids))
-        .fetch_all(&self.reader)
-        .await?;
-        rs.iter().map(rows::attempt).collect()
+        reads::list_attempts_of(&self.reader, segment_ids).await
     }
 
     async fn get_attempt(&self, id: i64) -> Result<Attempt> {
-        let r = sqlx::query("SELECT * FROM retry_attempts WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
-        r.as_ref()
-            .map(rows::attempt)
-            .transpose()?
-            .ok_or_else(|| StoreError::not_found("attempt", id))
+        reads::get_attempt(&self.reader, id).await
     }
 
     async fn heartbeat(
@@ -560,11 +489,7 @@ impl Store for SqliteStore {
     }
 
     async fn pending_work(&self) -> Result<u64> {
-        Ok(sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM retry_attempts WHERE overall_status = 'queued'",
-        )
-        .fetch_one(&self.writer)
-        .await? as u64)
+        reads::pending_work(&self.writer).await
     }
 
     async fn wait_for_work(&self, timeout: Duration) {
@@ -656,52 +581,35 @@ impl Store for SqliteStore {
         segment_id: Option<i64>,
         limit: u32,
     ) -> Result<Vec<Event>> {
-        let rs = sqlx::query("SELECT * FROM events WHERE id > ?1 AND (?2 IS NULL OR segment_id = ?2) ORDER BY id LIMIT ?3")
-            .bind(after_id)
-            .bind(segment_id)
-            .bind(limit.clamp(1, 10_000) as i64)
-            .fetch_all(&self.reader)
-            .await?;
-        rs.iter().map(rows::event).collect()
+        reads::list_events(&self.reader, after_id, segment_id, limit).await
     }
 
     async fn project_stats(&self, project_id: i64) -> Result<ProjectStats> {
-        let rs: Vec<(String, f64)> = sqlx::query_as(&ops::sqlite_sql(ops::PROJECT_COUNTERS))
-            .bind(project_id)
-            .fetch_all(&self.reader)
-            .await?;
-        Ok(ProjectStats::from_counters(&rs.into_iter().collect()))
+        reads::project_stats(&self.reader, project_id).await
     }
 
     async fn failure_patterns(&self, scene_type_id: Option<i64>) -> Result<Vec<FailurePattern>> {
-        queries::failure_patterns(&self.reader, scene_type_id).await
+        reads::failure_patterns(&self.reader, scene_type_id).await
     }
 
     async fn metrics(&self) -> Result<MetricsSnapshot> {
-        queries::metrics(&self.reader).await
+        reads::metrics(&self.reader).await
     }
 
     async fn queue_snapshot(&self, filter: &QueueFilter) -> Result<QueueSnapshot> {
-        views::queue_snapshot(&self.reader, filter).await
+        reads::queue_snapshot(&self.reader, filter).await
     }
 
     async fn list_ledger(&self, filter: &LedgerFilter) -> Result<Vec<LedgerEntry>> {
-        views::list_ledger(&self.reader, filter).await
+        reads::list_ledger(&self.reader, filter).await
     }
 
     async fn spend_series(&self, project_id: i64, buckets: u32) -> Result<SpendSeries> {
-        views::spend_series(&self.reader, project_id, buckets).await
+        reads::spend_series(&self.reader, project_id, buckets).await
     }
 
     async fn recent_gpu_seconds(&self, scene_type_id: i64, limit: u32) -> Result<Vec<f64>> {
-        let rs = sqlx::query(
-            "SELECT gpu_seconds FROM retry_attempts WHERE scene_type_id = ? AND overall_status IN ('passed','failed','qa_error') ORDER BY id DESC LIMIT ?",
-        )
-        .bind(scene_type_id)
-        .bind(limit as i64)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rs.iter().map(|r| r.get::<f64, _>(0)).collect())
+        reads::recent_gpu_seconds(&self.reader, scene_type_id, limit).await
     }
 
     async fn create_token(
@@ -724,36 +632,19 @@ impl Store for SqliteStore {
     }
 
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>> {
-        let r = sqlx::query("SELECT * FROM api_tokens WHERE token_hash = ?1")
-            .bind(token_hash)
-            .fetch_optional(&self.reader)
-            .await?;
-        r.as_ref().map(rows::token).transpose()
+        reads::token_by_hash(&self.reader, token_hash).await
     }
 
     async fn installation_id(&self) -> Result<String> {
-        Ok(sqlx::query_scalar("SELECT id FROM installation")
-            .fetch_one(&self.reader)
-            .await?)
+        reads::installation_id(&self.reader).await
     }
 
     async fn waiting_for_server(&self) -> Result<ServerWait> {
-        let (attempts, since): (i64, Option<String>) = sqlx::query_as(
-            "SELECT COUNT(*), MIN(waiting_since) FROM retry_attempts WHERE waiting_since IS NOT NULL AND overall_status IN ('queued', 'generating')",
-        )
-        .fetch_one(&self.reader)
-        .await?;
-        Ok(ServerWait {
-            attempts: attempts.max(0) as u64,
-            since: since.as_deref().map(rows::parse_ts).transpose()?,
-        })
+        reads::waiting_for_server(&self.reader).await
     }
 
     async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
-        let rs = sqlx::query("SELECT * FROM api_tokens ORDER BY id")
-            .fetch_all(&self.reader)
-            .await?;
-        rs.iter().map(rows::token).collect()
+        reads::list_tokens(&self.reader).await
     }
 
     async fn revoke_token(&self, id: i64) -> Result<ApiToken> {
@@ -815,19 +706,7 @@ impl Store for SqliteStore {
     }
 
     async fn session_by_hash(&self, session_hash: &str) -> Result<Option<(Session, ApiToken)>> {
-        let r = sqlx::query(
-            "SELECT t.*, s.id AS session_id, s.created_at AS session_created_at, s.expires_at AS session_expires_at
-             FROM sessions s JOIN api_tokens t ON t.id = s.token_id
-             WHERE s.session_hash = ?1 AND s.expires_at > ?2",
-        )
-        .bind(session_hash)
-        .bind(ts(now()))
-        .fetch_optional(&self.reader)
-        .await?;
-        match r {
-            Some(r) => Ok(Some((rows::session(&r)?, rows::token(&r)?))),
-            None => Ok(None),
-        }
+        reads::session_by_hash(&self.reader, session_hash).await
     }
 
     async fn delete_session(&self, session_hash: &str) -> Result<()> {
@@ -839,10 +718,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_comfy_servers(&self) -> Result<Vec<ComfyServer>> {
-        let rs = sqlx::query("SELECT * FROM comfy_servers ORDER BY name")
-            .fetch_all(&self.reader)
-            .await?;
-        rs.iter().map(rows::comfy_server).collect()
+        reads::list_comfy_servers(&self.reader).await
     }
 
     async fn upsert_comfy_server(
