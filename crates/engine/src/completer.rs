@@ -84,9 +84,9 @@ impl Completer {
     }
 }
 
-/// Batches written at once. While one batch waits on the database (a round trip, a lock, the
-/// commit's flush), the next is formed and written, so a process keeps the database busy
-/// instead of idling between its batches; more would mostly add lock contention.
+/// Batches written at once by one process. One: while it is written, completions queue up and
+/// go together in the next batch. Two were measured (BENCHMARKS.md): batches halved in size and
+/// both stores got slower, so the knob stays at one.
 const BATCHES_IN_FLIGHT: usize = 1;
 
 async fn run<S: Store + ?Sized>(
