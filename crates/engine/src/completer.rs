@@ -84,24 +84,16 @@ impl Completer {
     }
 }
 
-/// Batches written at once by one process. One: while it is written, completions queue up and
-/// go together in the next batch. Two were measured (BENCHMARKS.md): batches halved in size and
-/// both stores got slower, so the knob stays at one.
-const BATCHES_IN_FLIGHT: usize = 1;
-
 async fn run<S: Store + ?Sized>(
     store: Arc<S>,
     mut rx: mpsc::UnboundedReceiver<Request>,
     max_batch: usize,
     claim_as: ClaimAs,
 ) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(BATCHES_IN_FLIGHT));
+    // One batch at a time: while it is written, completions queue up and go together in the
+    // next one. Two batches in flight were measured (BENCHMARKS.md): batches halved in size and
+    // both stores got slower.
     while let Some(first) = rx.recv().await {
-        // Wait for a free slot before gathering the rest: completions that arrive meanwhile
-        // join this batch.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let mut batch: Vec<Request> = Vec::with_capacity(max_batch);
         batch.push(first);
         // Let the tasks that are ready to run hand in theirs too: completions often arrive
@@ -115,12 +107,7 @@ async fn run<S: Store + ?Sized>(
                 Err(_) => break,
             }
         }
-        let store = store.clone();
-        let claim_as = claim_as.clone();
-        tokio::spawn(async move {
-            write(store.as_ref(), batch, &claim_as).await;
-            drop(slot);
-        });
+        write(store.as_ref(), batch, &claim_as).await;
     }
 }
 

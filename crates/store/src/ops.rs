@@ -450,6 +450,15 @@ pub async fn estimate<T: TxOps + ?Sized>(
     Ok(estimate_gpu_seconds(&recent, default))
 }
 
+/// The segments of attempts a claim locked, ids ascending, each once (the order segments are
+/// locked in).
+pub fn segment_ids(ready: &[(Attempt, i64, i64)]) -> Vec<i64> {
+    let mut ids: Vec<i64> = ready.iter().map(|r| r.0.segment_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// Claim up to `req.limit` ready attempts for `req.worker`: each is marked generating with a
 /// lease, then its budget is reserved ([`reserve_claimed`]).
 pub async fn claim<T: TxOps + ?Sized>(tx: &mut T, req: &ClaimRequest) -> Result<Vec<Work>> {

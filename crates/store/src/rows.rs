@@ -197,6 +197,15 @@ pub fn segment<R: RowExt>(r: &R) -> Result<Segment> {
     })
 }
 
+/// An attempt a claim locked, with its project and scene type (`TxOps::lock_ready`).
+pub fn ready_attempt<R: RowExt>(r: &R) -> Result<(Attempt, i64, i64)> {
+    Ok((
+        attempt(r)?,
+        r.value("project_id")?,
+        r.value("scene_type_id")?,
+    ))
+}
+
 pub fn attempt<R: RowExt>(r: &R) -> Result<Attempt> {
     let status: String = r.value("overall_status")?;
     let arm: Option<String> = r.value("arm")?;

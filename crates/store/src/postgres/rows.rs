@@ -11,7 +11,9 @@ use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use std::borrow::Cow;
 
-pub use crate::rows::{attempt, comfy_server, event, project, scene_type, segment, session, token};
+pub use crate::rows::{
+    attempt, comfy_server, event, project, ready_attempt, scene_type, segment, session, token,
+};
 
 /// A domain value as a `JSONB` parameter, NUL-free (see [`text`]).
 pub fn json<T: serde::Serialize>(v: &T) -> Json<Value> {

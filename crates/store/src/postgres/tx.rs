@@ -519,17 +519,11 @@ impl TxOps for PgTx {
         if rs.is_empty() {
             return Ok((vec![], vec![]));
         }
-        let mut ready = Vec::with_capacity(rs.len());
-        for r in &rs {
-            ready.push((
-                rows::attempt(r)?,
-                r.try_get::<i64, _>("project_id")?,
-                r.try_get::<i64, _>("scene_type_id")?,
-            ));
-        }
-        let mut ids: Vec<i64> = ready.iter().map(|r| r.0.segment_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
+        let mut ready = rs
+            .iter()
+            .map(rows::ready_attempt)
+            .collect::<Result<Vec<_>>>()?;
+        let ids = crate::ops::segment_ids(&ready);
         let segments = sqlx::query(
             "SELECT * FROM segments WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED",
         )

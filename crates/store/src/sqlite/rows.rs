@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use sqlx::sqlite::SqliteRow;
 
-pub use crate::rows::{attempt, comfy_server, event, project, scene_type, segment, session, token};
+pub use crate::rows::{
+    attempt, comfy_server, event, project, ready_attempt, scene_type, segment, session, token,
+};
 
 /// Fixed-width UTC text, so string order is time order and equality is exact.
 pub fn ts(t: Timestamp) -> String {
