@@ -579,7 +579,8 @@ async fn every_choice_is_explained(store: Arc<dyn Store>) {
         vec![CheckConfig::new("face_confidence", 0.7, 0.5), CheckConfig::new("black_frames", 0.9, 0.8)],
     )
     .await;
-    let scripts: Arc<Mutex<HashMap<i64, Vec<(f64, f64)>>>> = Arc::new(Mutex::new(HashMap::new()));
+    // Per segment, the (face, black) scores of its attempts in order.
+    let scripts = Arc::new(Mutex::new(HashMap::<i64, Vec<(f64, f64)>>::new()));
     let s2 = scripts.clone();
     let engine = f.engine(
         Arc::new(RuleBackend::new(8.0, move |job| {

@@ -144,7 +144,10 @@ impl ClipSpec {
         if self.blur_sigma > 0.0 {
             f.push(format!("gblur=sigma={:.3}", self.blur_sigma));
         }
-        let (phase_x, phase_y) = (rng.range(0.0, 6.283), rng.range(0.0, 6.283));
+        let (phase_x, phase_y) = (
+            rng.range(0.0, std::f64::consts::TAU),
+            rng.range(0.0, std::f64::consts::TAU),
+        );
         if self.warp > 0.0 {
             // Displacement relative to each plane's own size, so chroma follows luma.
             let a = 0.04 * self.warp;
@@ -163,7 +166,7 @@ impl ClipSpec {
             f.push(noise(false));
         }
         let zoom_to = rng.range(1.04, 1.10);
-        let zoom_in = rng.next_u64() % 2 == 0;
+        let zoom_in = rng.next_u64().is_multiple_of(2);
         let (z0, z1) = if self.frozen {
             (1.05, 1.05)
         } else if zoom_in {

@@ -74,11 +74,14 @@ pub fn detect_scores(detector: &mut dyn Detector, frame: &GrayFrame) -> Vec<f64>
     scores
 }
 
+/// A frame's index and the confidence of every face found in it, best first.
+type FrameScores = (usize, Vec<f64>);
+
 /// Detects faces in every frame on `threads` threads, one detector each; results keep frame order.
 pub fn detect_all(frames: &[&GrayFrame], threads: usize) -> Result<Vec<Vec<f64>>, QaError> {
     let threads = threads.clamp(1, frames.len().max(1));
     let next = AtomicUsize::new(0);
-    let per_thread: Vec<Result<Vec<(usize, Vec<f64>)>, QaError>> = std::thread::scope(|s| {
+    let per_thread: Vec<Result<Vec<FrameScores>, QaError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {

@@ -287,7 +287,7 @@ mod tests {
     fn checker(phase: usize) -> GrayFrame {
         let data = (0..32 * 18)
             .map(|i| {
-                if (i % 32 + i / 32 + phase) % 2 == 0 {
+                if (i % 32 + i / 32 + phase).is_multiple_of(2) {
                     40
                 } else {
                     200

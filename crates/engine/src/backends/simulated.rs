@@ -76,7 +76,7 @@ pub fn segment_class(profile: &Profile, segment_rng_seed: u64) -> Option<&Segmen
     if profile.classes.is_empty() {
         return None;
     }
-    let mut rng = ChaCha12Rng::seed_from_u64(mix(segment_rng_seed, 0xC1A5_5E5));
+    let mut rng = ChaCha12Rng::seed_from_u64(mix(segment_rng_seed, 0x0C1A_55E5));
     let u: f64 = rng.random();
     let mut acc = 0.0;
     for c in &profile.classes {

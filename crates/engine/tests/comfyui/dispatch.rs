@@ -57,7 +57,7 @@ pub async fn work_spreads_over_servers_and_skips_a_drained_one(store: Arc<dyn St
     for (att, server) in &ran {
         let fake = if server == "gpu-a" { &a } else { &b };
         assert!(
-            fake.finished().contains(&rig.prompt_id(&att, 0)),
+            fake.finished().contains(&rig.prompt_id(att, 0)),
             "attempt {} ran where its provenance says",
             att.id
         );
@@ -106,7 +106,7 @@ pub async fn infra_retry_goes_to_the_other_server(store: Arc<dyn Store>) {
     assert_workflow_carries(&on_a[0], att, 0);
     assert_workflow_carries(&on_b[0], att, 1);
     rig.assert_provenance_matches(att, &on_b[0], 1, "gpu-b");
-    assert!(a.finished().contains(&rig.prompt_id(&att, 0)));
-    assert!(b.finished().contains(&rig.prompt_id(&att, 1)));
+    assert!(a.finished().contains(&rig.prompt_id(att, 0)));
+    assert!(b.finished().contains(&rig.prompt_id(att, 1)));
     rig.assert_output_in_attempt_folder(att);
 }

@@ -95,7 +95,7 @@ async fn fault_is_retried_with_the_same_workflow(
     assert_workflow_carries(&submitted[0], a, 0);
     assert_workflow_carries(&submitted[1], a, 1);
     rig.assert_provenance_matches(a, &submitted[1], 1, "gpu-a");
-    assert!(fake.finished().contains(&rig.prompt_id(&a, 1)));
+    assert!(fake.finished().contains(&rig.prompt_id(a, 1)));
     rig.assert_output_in_attempt_folder(a);
     assert_eq!(rig.qa.scored().len(), 1, "only the good output was scored");
 
@@ -470,7 +470,7 @@ pub async fn infra_retries_are_bounded(store: Arc<dyn Store>) {
     let finished = fake.finished();
     for t in 0..3 {
         assert!(
-            finished.contains(&rig.prompt_id(&a, t)),
+            finished.contains(&rig.prompt_id(a, t)),
             "try {t} ran under its own prompt id"
         );
     }

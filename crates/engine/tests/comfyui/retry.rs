@@ -63,9 +63,9 @@ pub async fn qa_failure_is_retried_with_a_new_seed_and_cfg(store: Arc<dyn Store>
     let finished = fake.finished();
     for a in &attempts {
         assert!(
-            finished.contains(&rig.prompt_id(&a, 0)),
+            finished.contains(&rig.prompt_id(a, 0)),
             "{} not in {finished:?}",
-            rig.prompt_id(&a, 0)
+            rig.prompt_id(a, 0)
         );
     }
 

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use retake_core::{summary_sentence_with, RoundCount, SegmentStatus};
 use retake_store::{NewSegment, Role, SegmentFilter};
 use serde::Deserialize;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 pub const MAX_BATCH: usize = retake_core::limits::SUBMIT_BATCH_MAX;
@@ -63,7 +64,7 @@ pub async fn submit(
                 f.to_owned()
             }
         };
-        if !scenes.contains_key(&s.scene_type_id) {
+        if let Entry::Vacant(e) = scenes.entry(s.scene_type_id) {
             let st = state
                 .store
                 .get_scene_type(s.scene_type_id)
@@ -74,7 +75,7 @@ pub async fn submit(
                         format!("scene type {} does not exist", s.scene_type_id),
                     )
                 })?;
-            scenes.insert(s.scene_type_id, st);
+            e.insert(st);
         }
         let scene = &scenes[&s.scene_type_id];
         s.parameters
@@ -190,11 +191,8 @@ pub async fn list(
     let mut scenes = HashMap::new();
     let mut items = Vec::with_capacity(segs.len());
     for s in segs {
-        if !scenes.contains_key(&s.scene_type_id) {
-            scenes.insert(
-                s.scene_type_id,
-                state.store.get_scene_type(s.scene_type_id).await?,
-            );
+        if let Entry::Vacant(e) = scenes.entry(s.scene_type_id) {
+            e.insert(state.store.get_scene_type(s.scene_type_id).await?);
         }
         let scene = &scenes[&s.scene_type_id];
         let own = attempts.remove(&s.id).unwrap_or_default();
