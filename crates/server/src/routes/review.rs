@@ -1,7 +1,7 @@
 //! The review queue and its actions, and the external QA endpoint.
 
-use super::segments::{check_limit, history};
-use super::{effective, segment_view};
+use super::segments::{check_limit, history_of};
+use super::{effective, segment_view, segment_view_of};
 use crate::auth::Caller;
 use crate::dto::*;
 use crate::error::{ApiError, ApiResult};
@@ -9,9 +9,11 @@ use crate::extract::{Path, Query};
 use crate::json::Json;
 use crate::state::AppState;
 use axum::extract::State;
-use retake_core::{QaVerdict, SegmentStatus};
-use retake_store::{RerunOverrides, Role, SegmentFilter};
+use retake_core::{EffectivePolicy, QaVerdict, SegmentStatus};
+use retake_store::{Attempt, Project, RerunOverrides, Role, SceneType, SegmentFilter};
 use serde::Deserialize;
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -49,15 +51,27 @@ pub async fn queue(
     } else {
         None
     };
-    let mut items = vec![];
+    // One read for the page's attempts and one set per distinct scene type (the scene type,
+    // its project, its GPU estimate): never one per segment.
+    let ids: Vec<i64> = segs.iter().map(|s| s.id).collect();
+    let mut attempts: HashMap<i64, Vec<Attempt>> = HashMap::new();
+    for a in state.store.list_attempts_of(&ids).await? {
+        attempts.entry(a.segment_id).or_default().push(a);
+    }
+    let mut scenes: HashMap<i64, (SceneType, Project, EffectivePolicy, f64)> = HashMap::new();
+    let mut items = Vec::with_capacity(segs.len());
     for s in segs {
-        let st = state.store.get_scene_type(s.scene_type_id).await?;
-        let (project, _, est) = effective(&state, &st).await?;
-        let h = history(&state, s.id).await?;
+        if let Entry::Vacant(e) = scenes.entry(s.scene_type_id) {
+            let st = state.store.get_scene_type(s.scene_type_id).await?;
+            let (project, eff, est) = effective(&state, &st).await?;
+            e.insert((st, project, eff, est));
+        }
+        let (st, project, eff, est) = &scenes[&s.scene_type_id];
+        let own = attempts.remove(&s.id).unwrap_or_default();
         items.push(ReviewItem {
-            segment: segment_view(&state, s, Some(&st)).await?,
-            history: h,
-            rerun_estimate_gpu_seconds: est,
+            history: history_of(&s, st, eff, &own),
+            segment: segment_view_of(s, st, &own),
+            rerun_estimate_gpu_seconds: *est,
             project_remaining_gpu_seconds: project.remaining_gpu_seconds(),
         });
     }

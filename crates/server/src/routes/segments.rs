@@ -10,8 +10,8 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use retake_core::{summary_sentence_with, RoundCount, SegmentStatus};
-use retake_store::{NewSegment, Role, SegmentFilter};
+use retake_core::{summary_sentence_with, EffectivePolicy, RoundCount, SegmentStatus};
+use retake_store::{NewSegment, Role, SceneType, Segment, SegmentFilter};
 use serde::Deserialize;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -223,11 +223,22 @@ pub async fn history(state: &AppState, id: i64) -> ApiResult<RetryHistory> {
     };
     let attempts = async { Ok::<_, ApiError>(state.store.list_attempts(id).await?) };
     let ((s, st, eff), attempts) = futures::try_join!(head, attempts)?;
+    Ok(history_of(&s, &st, &eff, &attempts))
+}
+
+/// A segment's retry history from what is already read: the segment, its scene type, the
+/// policy in effect for it and its attempts in order.
+pub fn history_of(
+    s: &Segment,
+    st: &SceneType,
+    eff: &EffectivePolicy,
+    attempts: &[retake_store::Attempt],
+) -> RetryHistory {
     let views: Vec<_> = attempts.iter().map(|a| a.view()).collect();
     let names: Vec<String> = st.qa_checks.iter().map(|c| c.check.clone()).collect();
     let rounds = RoundCount::of(&views);
-    let actions = retake_store::human_actions(&attempts);
-    Ok(RetryHistory {
+    let actions = retake_store::human_actions(attempts);
+    RetryHistory {
         segment_id: s.id,
         project_id: s.project_id,
         scene_type_id: s.scene_type_id,
@@ -263,7 +274,7 @@ pub async fn history(state: &AppState, id: i64) -> ApiResult<RetryHistory> {
             .iter()
             .map(|a| attempt_view(a, &eff.policy.trigger_checks))
             .collect(),
-    })
+    }
 }
 
 #[utoipa::path(get, path = "/api/segments/{id}/retry-history", tag = "segments", params(("id" = i64, Path)),
