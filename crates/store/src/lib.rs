@@ -5,9 +5,12 @@
 //! scores, applying the retry decision, reserving budget — is written once in [`ops`] over the
 //! small transaction interface [`ops::TxOps`], and calls the pure `retake_core::decide`. The
 //! reads — plain lookups, statistics, metrics, the operators' views — are written once too
-//! (`reads.rs`), and so are the scene-type writes (`scene_types.rs`), over the `Dialect` seam
-//! (`dialect.rs`: placeholders, the few fragments spelled differently, how timestamps, id lists
-//! and JSON bind) and [`rows`], which builds domain values from either database's rows.
+//! (`reads.rs`), and so are the scene-type writes (`scene_types.rs`) and the rest of the writes
+//! beside the hot path (`writes.rs`: projects, deletions, submission, leases, progress, rescue, a
+//! person's actions, tokens, sessions, servers), over the `Dialect` seam (`dialect.rs`:
+//! placeholders, the few fragments spelled differently, how timestamps, id lists and JSON bind,
+//! NUL-free text, and the locks only PostgreSQL takes) and [`rows`], which builds domain values
+//! from either database's rows. Each backend's `impl Store` only picks a pool or a transaction.
 //!
 //! Invariants the database enforces: `UNIQUE (segment_id, attempt_number)`, at most one selected
 //! attempt per segment (partial unique index), CHECK constraints on states and ranges, an
@@ -26,6 +29,7 @@ pub mod sqlite;
 pub mod testing;
 pub mod unit;
 pub mod views;
+mod writes;
 
 pub use model::*;
 pub use views::*;
