@@ -1,6 +1,8 @@
 //! PostgreSQL as a [`Dialect`]: `$N` placeholders as written, JSONB read with `->>` and id lists
-//! as arrays, and the statements spelled its own way (the event stream follows transaction ids;
-//! shard rows of the statistics are summed).
+//! as arrays, NUL-free text, and the statements spelled its own way (the event stream follows
+//! transaction ids; shard rows of the statistics are summed); and the locks the shared writes
+//! take through it between replicas — row locks in the statements, the advisory budget lock
+//! and the lock order before a segment is closed in [`WriteTx`].
 
 use super::rows::{json, text};
 use super::tx::{PgTx, BUDGET_LOCK};

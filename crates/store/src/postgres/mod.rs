@@ -28,7 +28,7 @@ pub mod tx;
 use crate::model::*;
 use crate::ops;
 use crate::views::{LedgerEntry, LedgerFilter, QueueFilter, QueueSnapshot, SpendSeries};
-use crate::{reads, scene_types, writes, Result, Store, StoreError};
+use crate::{installation, reads, scene_types, writes, Result, Store, StoreError};
 use async_trait::async_trait;
 use listen::{ListenerTask, Signals};
 use retake_core::SegmentStatus;
@@ -440,7 +440,7 @@ impl Store for PgStore {
         token_hash: &str,
         expires_at: Option<Timestamp>,
     ) -> Result<ApiToken> {
-        writes::create_token(&self.pool, name, role, token_hash, expires_at).await
+        installation::create_token(&self.pool, name, role, token_hash, expires_at).await
     }
 
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>> {
@@ -460,11 +460,11 @@ impl Store for PgStore {
     }
 
     async fn revoke_token(&self, id: i64) -> Result<ApiToken> {
-        writes::revoke_token(&self.pool, id).await
+        installation::revoke_token(&self.pool, id).await
     }
 
     async fn touch_token(&self, id: i64, at: Timestamp) -> Result<()> {
-        writes::touch_token(&self.pool, id, at).await
+        installation::touch_token(&self.pool, id, at).await
     }
 
     async fn create_session(
@@ -473,7 +473,7 @@ impl Store for PgStore {
         session_hash: &str,
         expires_at: Timestamp,
     ) -> Result<Session> {
-        writes::create_session(&self.pool, token_id, session_hash, expires_at).await
+        installation::create_session(&self.pool, token_id, session_hash, expires_at).await
     }
 
     async fn session_by_hash(&self, session_hash: &str) -> Result<Option<(Session, ApiToken)>> {
@@ -481,7 +481,7 @@ impl Store for PgStore {
     }
 
     async fn delete_session(&self, session_hash: &str) -> Result<()> {
-        writes::delete_session(&self.pool, session_hash).await
+        installation::delete_session(&self.pool, session_hash).await
     }
 
     async fn list_comfy_servers(&self) -> Result<Vec<ComfyServer>> {
@@ -495,10 +495,10 @@ impl Store for PgStore {
         max_concurrency: u32,
         drained: bool,
     ) -> Result<ComfyServer> {
-        writes::upsert_comfy_server(&self.pool, name, url, max_concurrency, drained).await
+        installation::upsert_comfy_server(&self.pool, name, url, max_concurrency, drained).await
     }
 
     async fn delete_comfy_server(&self, name: &str) -> Result<()> {
-        writes::delete_comfy_server(&self.pool, name).await
+        installation::delete_comfy_server(&self.pool, name).await
     }
 }

@@ -1,5 +1,6 @@
 //! SQLite as a [`Dialect`]: `?N` placeholders, JSON read with `json_extract`/`json_each`,
-//! timestamps bound as RFC 3339 text, and the statements spelled its own way.
+//! timestamps bound as RFC 3339 text, and the statements spelled its own way. One writer: the
+//! locks PostgreSQL takes are nothing here.
 
 use super::rows::{json, ts};
 use super::tx::{id_list, SqliteTx};

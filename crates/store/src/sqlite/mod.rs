@@ -10,7 +10,7 @@ mod tx;
 use crate::model::*;
 use crate::ops;
 use crate::views::{LedgerEntry, LedgerFilter, QueueFilter, QueueSnapshot, SpendSeries};
-use crate::{reads, scene_types, writes, Result, Store};
+use crate::{installation, reads, scene_types, writes, Result, Store};
 use async_trait::async_trait;
 use retake_core::SegmentStatus;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -430,7 +430,7 @@ impl Store for SqliteStore {
         token_hash: &str,
         expires_at: Option<Timestamp>,
     ) -> Result<ApiToken> {
-        writes::create_token(&self.writer, name, role, token_hash, expires_at).await
+        installation::create_token(&self.writer, name, role, token_hash, expires_at).await
     }
 
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>> {
@@ -450,11 +450,11 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_token(&self, id: i64) -> Result<ApiToken> {
-        writes::revoke_token(&self.writer, id).await
+        installation::revoke_token(&self.writer, id).await
     }
 
     async fn touch_token(&self, id: i64, at: Timestamp) -> Result<()> {
-        writes::touch_token(&self.writer, id, at).await
+        installation::touch_token(&self.writer, id, at).await
     }
 
     async fn create_session(
@@ -463,7 +463,7 @@ impl Store for SqliteStore {
         session_hash: &str,
         expires_at: Timestamp,
     ) -> Result<Session> {
-        writes::create_session(&self.writer, token_id, session_hash, expires_at).await
+        installation::create_session(&self.writer, token_id, session_hash, expires_at).await
     }
 
     async fn session_by_hash(&self, session_hash: &str) -> Result<Option<(Session, ApiToken)>> {
@@ -471,7 +471,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_session(&self, session_hash: &str) -> Result<()> {
-        writes::delete_session(&self.writer, session_hash).await
+        installation::delete_session(&self.writer, session_hash).await
     }
 
     async fn list_comfy_servers(&self) -> Result<Vec<ComfyServer>> {
@@ -485,10 +485,10 @@ impl Store for SqliteStore {
         max_concurrency: u32,
         drained: bool,
     ) -> Result<ComfyServer> {
-        writes::upsert_comfy_server(&self.writer, name, url, max_concurrency, drained).await
+        installation::upsert_comfy_server(&self.writer, name, url, max_concurrency, drained).await
     }
 
     async fn delete_comfy_server(&self, name: &str) -> Result<()> {
-        writes::delete_comfy_server(&self.writer, name).await
+        installation::delete_comfy_server(&self.writer, name).await
     }
 }
