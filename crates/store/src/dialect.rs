@@ -12,17 +12,23 @@
 //!   ([`Ids`]), JSON and a scene type's [`PolicyColumns`] (`INT4`, `TEXT[]`) as each
 //!   database stores them;
 //! - how a column decodes ([`crate::rows::RowExt`], implemented for `SqliteRow` and `PgRow`);
-//! - locking: `{for_no_key_update}` locks the row read in a transaction on PostgreSQL (SQLite
-//!   has one writer, so nothing to lock). The hot write path (`ops.rs` over `tx.rs`) has its
-//!   own seam, [`crate::ops::TxOps`].
+//! - text PostgreSQL cannot hold ([`Dialect::text`]: a NUL character);
+//! - locking: `{for_no_key_update}`, `{for_update}`, `{for_update_skip_locked}` and
+//!   `{budget_lock_shared}` lock what a transaction reads on PostgreSQL, and [`WriteTx`] takes
+//!   the locks that are statements of their own (SQLite has one writer, so nothing to lock).
+//!   The hot write path (`ops.rs` over `tx.rs`) has its own seam, [`crate::ops::TxOps`], which
+//!   [`WriteTx`] extends for the writes in `writes.rs`.
 
+use crate::ops::TxOps;
 use crate::rows::RowExt;
-use crate::{StoreError, Timestamp};
+use crate::{Result, Timestamp};
+use async_trait::async_trait;
 use futures::future::BoxFuture;
 use retake_core::PolicyOverrides;
 use serde::Serialize;
 use sqlx::query::Query;
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 /// A query of dialect `D` with its arguments.
@@ -33,14 +39,17 @@ pub(crate) type Q<'q, D> = Query<'q, D, <D as Database>::Arguments<'q>>;
 pub(crate) trait Dialect:
     Database<Row: RowExt>
     + Fetch
+    + for<'q> Binds<'q, i32>
     + for<'q> Binds<'q, i64>
     + for<'q> Binds<'q, Option<i64>>
+    + for<'q> Binds<'q, bool>
     + for<'q> Binds<'q, f64>
     + for<'q> Binds<'q, Option<f64>>
     + for<'q> Binds<'q, Option<bool>>
     + for<'q> Binds<'q, &'q str>
     + for<'q> Binds<'q, Option<&'q str>>
     + for<'q> Binds<'q, Ts>
+    + for<'q> Binds<'q, OTs>
     + for<'q> Binds<'q, Ids<'q>>
 {
     /// This dialect's cache slot in a shared statement.
@@ -63,6 +72,13 @@ pub(crate) trait Dialect:
     const CHECK_STATS: &'static str;
     /// GPU seconds spent by every project, pending deltas included (one `f64`).
     const GPU_SECONDS_SPENT: &'static str;
+    /// A worker's lease on its running attempts renewed: `$1` the new expiry, `$2` the worker,
+    /// `$3` the attempt ids; returns the ids renewed.
+    const HEARTBEAT: &'static str;
+
+    /// Text from outside as this dialect can store it: as it is on SQLite; on PostgreSQL, whose
+    /// `TEXT` cannot hold a NUL character, with each NUL as U+FFFD.
+    fn text(s: &str) -> Cow<'_, str>;
 
     /// A JSON column's parameter: text on SQLite, NUL-free `JSONB` on PostgreSQL.
     type Json: for<'q> Encode<'q, Self> + Type<Self> + Send + 'static;
@@ -72,8 +88,6 @@ pub(crate) trait Dialect:
     /// `auto_retry_trigger_checks` (nullable): JSON text on SQLite, `TEXT[]` on PostgreSQL.
     type TriggerChecks: for<'q> Encode<'q, Self> + Type<Self> + Send + 'static;
     fn policy_columns(p: &PolicyOverrides) -> PolicyColumns<Self>;
-    /// A failed scene-type insert or update as the store's error.
-    fn scene_type_err(e: sqlx::Error, name: &str) -> StoreError;
 
     /// The text of `s` in this dialect, rendered on first use.
     fn sql(s: &'static Stmt) -> &'static str {
@@ -134,8 +148,26 @@ impl Stmt {
     }
 }
 
+/// A write transaction of one dialect: the [`TxOps`] the decisions run over, the connection the
+/// shared writes (`writes.rs`) run their statements on, and the locks that are statements of
+/// their own — taken on PostgreSQL, nothing on SQLite (one writer).
+#[async_trait]
+pub(crate) trait WriteTx: TxOps {
+    type D: Dialect;
+    fn conn(&mut self) -> &mut <Self::D as Database>::Connection;
+    /// Before a project's budget is set: wait for the transactions that reserved for it without
+    /// a budget, so every later reservation sees the new one.
+    async fn lock_budget(&mut self, project_id: i64) -> Result<()>;
+    /// Before a person closes a segment: lock its in-flight attempts, then the segment — the
+    /// order a finishing worker takes them in.
+    async fn lock_for_close(&mut self, segment_id: i64) -> Result<()>;
+}
+
 /// A timestamp parameter: RFC 3339 text on SQLite, `TIMESTAMPTZ` on PostgreSQL.
 pub(crate) struct Ts(pub Timestamp);
+
+/// A nullable timestamp parameter, bound as [`Ts`] is.
+pub(crate) struct OTs(pub Option<Timestamp>);
 
 /// A list of ids as one parameter: JSON text read with `json_each` on SQLite, an `int8[]` on
 /// PostgreSQL.
@@ -190,6 +222,10 @@ pub(crate) trait Fetch: Database {
         q: Q<'e, Self>,
         conn: &'e mut Self::Connection,
     ) -> BoxFuture<'e, sqlx::Result<Self::Row>>;
+    fn all_on<'e>(
+        q: Q<'e, Self>,
+        conn: &'e mut Self::Connection,
+    ) -> BoxFuture<'e, sqlx::Result<Vec<Self::Row>>>;
 }
 
 impl<DB> Fetch for DB
@@ -221,6 +257,12 @@ where
         conn: &'e mut DB::Connection,
     ) -> BoxFuture<'e, sqlx::Result<DB::Row>> {
         Box::pin(q.fetch_one(conn))
+    }
+    fn all_on<'e>(
+        q: Q<'e, DB>,
+        conn: &'e mut DB::Connection,
+    ) -> BoxFuture<'e, sqlx::Result<Vec<DB::Row>>> {
+        Box::pin(q.fetch_all(conn))
     }
 }
 

@@ -5,9 +5,13 @@
 //! scores, applying the retry decision, reserving budget — is written once in [`ops`] over the
 //! small transaction interface [`ops::TxOps`], and calls the pure `retake_core::decide`. The
 //! reads — plain lookups, statistics, metrics, the operators' views — are written once too
-//! (`reads.rs`), and so are the scene-type writes (`scene_types.rs`), over the `Dialect` seam
-//! (`dialect.rs`: placeholders, the few fragments spelled differently, how timestamps, id lists
-//! and JSON bind) and [`rows`], which builds domain values from either database's rows.
+//! (`reads.rs`), and so are the scene-type writes (`scene_types.rs`), the rest of the writes
+//! beside the hot path (`writes.rs`: projects, deletions, submission, leases, progress, rescue,
+//! a person's actions) and the installation's records (`installation.rs`: tokens, sessions,
+//! servers), over the `Dialect` seam (`dialect.rs`: placeholders, the few fragments spelled
+//! differently, how timestamps, id lists and JSON bind, NUL-free text, and the locks only
+//! PostgreSQL takes) and [`rows`], which builds domain values from either database's rows.
+//! Each backend's `impl Store` only picks a pool or a transaction.
 //!
 //! Invariants the database enforces: `UNIQUE (segment_id, attempt_number)`, at most one selected
 //! attempt per segment (partial unique index), CHECK constraints on states and ranges, an
@@ -15,6 +19,7 @@
 
 mod dialect;
 pub mod errors;
+mod installation;
 pub mod model;
 pub mod ops;
 pub mod postgres;
@@ -26,6 +31,7 @@ pub mod sqlite;
 pub mod testing;
 pub mod unit;
 pub mod views;
+mod writes;
 
 pub use model::*;
 pub use views::*;

@@ -172,50 +172,6 @@ pub const RECOUNT_PROJECT: [&str; 3] = [
      GROUP BY k",
 ];
 
-/// A project's (`project_id`) or scene type's (`scene_type_id`) attempts still in flight, which a
-/// delete would take from under the workers.
-pub fn in_flight_attempts_sql(owner_column: &str) -> String {
-    // A scene type's attempts are found through its segments (the segments' scene type index,
-    // then the attempts' segment index): the attempts table keeps no index by scene type for
-    // all attempts, which every write would have to maintain.
-    let owner = if owner_column == "scene_type_id" {
-        "segment_id IN (SELECT id FROM segments WHERE scene_type_id = $1)".to_owned()
-    } else {
-        format!("{owner_column} = $1")
-    };
-    format!(
-        "SELECT * FROM retry_attempts WHERE {owner} \
-         AND overall_status IN ('queued', 'generating', 'scoring') ORDER BY id"
-    )
-}
-
-/// Its segments still in progress (not yet passed, in review or closed).
-pub fn segments_in_progress_sql(owner_column: &str) -> String {
-    format!(
-        "SELECT COUNT(*) FROM segments WHERE {owner_column} = $1 \
-         AND status IN ('queued', 'generating', 'retrying')"
-    )
-}
-
-/// The 409 a delete without `force` answers while work is in flight, with the counts.
-pub fn in_flight_refusal(what: &str, segments: i64, attempts: &[Attempt]) -> StoreError {
-    let count = |s: AttemptStatus| attempts.iter().filter(|a| a.overall_status == s).count();
-    StoreError::conflict(
-        Some("force"),
-        format!(
-            "{what} has work in flight: {segments} segment{} in progress, {} attempt{} \
-             ({} generating, {} scoring, {} queued); cancel them first, or delete with \
-             ?force=true to cancel them and delete",
-            if segments == 1 { "" } else { "s" },
-            attempts.len(),
-            if attempts.len() == 1 { "" } else { "s" },
-            count(AttemptStatus::Generating),
-            count(AttemptStatus::Scoring),
-            count(AttemptStatus::Queued),
-        ),
-    )
-}
-
 /// The same statement for SQLite, which numbers its placeholders `?1`.
 pub fn sqlite_sql(sql: &str) -> String {
     sql.replace('$', "?")

@@ -1,8 +1,10 @@
 //! Scene-type writes, written once over a [`Dialect`]: creating one, and changing one under the
 //! optimistic-concurrency precondition. What differs is the dialect's: how JSON and the policy
-//! columns bind, the row lock (`{for_no_key_update}`), and how a refused write is reported.
+//! columns bind, NUL-free text, and the row lock (`{for_no_key_update}`). A refused write is
+//! reported the same way on both ([`refused`]).
 
 use crate::dialect::{Arg, Dialect, Stmt, Ts, Q};
+use crate::errors::db_err;
 use crate::model::*;
 use crate::rows;
 use crate::{Result, StoreError};
@@ -21,6 +23,19 @@ fn bind_policy<'q, D: Dialect>(q: Q<'q, D>, p: &PolicyOverrides) -> Q<'q, D> {
         .arg(pc.extra)
 }
 
+/// A failed scene-type insert or update as the store's error: a missing project, a name the
+/// project already has, a value out of its column's range.
+fn refused(e: sqlx::Error, name: &str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+            StoreError::invalid(Some("project_id"), "project does not exist")
+        }
+        _ => db_err(e, "name", || {
+            format!("this project already has a scene type named `{name}`")
+        }),
+    }
+}
+
 static INSERT: Stmt = Stmt::new(&[
     "INSERT INTO scene_types (project_id, name, backend, backend_config, workflow_template, parameter_bindings, default_parameters,
      qa_checks, qa_commands, parameter_domains, auto_retry_enabled, auto_retry_max_attempts, auto_retry_trigger_checks,
@@ -29,10 +44,11 @@ static INSERT: Stmt = Stmt::new(&[
 ]);
 
 pub(crate) async fn create<D: Dialect>(pool: &Pool<D>, s: NewSceneType) -> Result<SceneType> {
+    let (name, backend) = (D::text(&s.name), D::text(&s.backend));
     let q = D::query(&INSERT)
         .arg(s.project_id)
-        .arg(s.name.as_str())
-        .arg(s.backend.as_str())
+        .arg(name.as_ref())
+        .arg(backend.as_ref())
         .arg(D::json(&s.backend_config))
         .arg(D::json(&s.workflow_template))
         .arg(D::json(&s.parameter_bindings))
@@ -41,9 +57,7 @@ pub(crate) async fn create<D: Dialect>(pool: &Pool<D>, s: NewSceneType) -> Resul
         .arg(D::json(&s.qa_commands))
         .arg(D::json(&s.parameter_domains));
     let q = bind_policy(q, &s.retry_policy).arg(Ts(now()));
-    let r = D::one(q, pool)
-        .await
-        .map_err(|e| D::scene_type_err(e, &s.name))?;
+    let r = D::one(q, pool).await.map_err(|e| refused(e, &s.name))?;
     rows::scene_type(&r)
 }
 
@@ -80,9 +94,10 @@ pub(crate) async fn update<D: Dialect>(
     let name = p.name.unwrap_or(cur.name);
     let backend = p.backend.unwrap_or(cur.backend);
     let policy = p.retry_policy.unwrap_or(cur.retry_policy);
+    let (stored_name, stored_backend) = (D::text(&name), D::text(&backend));
     let q = D::query(&UPDATE)
-        .arg(name.as_str())
-        .arg(backend.as_str())
+        .arg(stored_name.as_ref())
+        .arg(stored_backend.as_ref())
         .arg(D::json(&p.backend_config.unwrap_or(cur.backend_config)))
         .arg(D::json(
             &p.workflow_template.unwrap_or(cur.workflow_template),
@@ -105,8 +120,6 @@ pub(crate) async fn update<D: Dialect>(
             now().max(cur.updated_at + chrono::Duration::microseconds(1))
         ))
         .arg(id);
-    let r = D::one_on(q, conn)
-        .await
-        .map_err(|e| D::scene_type_err(e, &name))?;
+    let r = D::one_on(q, conn).await.map_err(|e| refused(e, &name))?;
     rows::scene_type(&r)
 }

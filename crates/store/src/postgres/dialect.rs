@@ -1,16 +1,27 @@
 //! PostgreSQL as a [`Dialect`]: `$N` placeholders as written, JSONB read with `->>` and id lists
-//! as arrays, and the statements spelled its own way (the event stream follows transaction ids;
-//! shard rows of the statistics are summed).
+//! as arrays, NUL-free text, and the statements spelled its own way (the event stream follows
+//! transaction ids; shard rows of the statistics are summed); and the locks the shared writes
+//! take through it between replicas — row locks in the statements, the advisory budget lock
+//! and the lock order before a segment is closed in [`WriteTx`].
 
-use super::rows::{db_err, json};
-use crate::dialect::{Binds, Dialect, Ids, PolicyColumns, Stmt, Ts, Q};
+use super::rows::{json, text};
+use super::tx::{PgTx, BUDGET_LOCK};
+use crate::dialect::{Binds, Dialect, Ids, OTs, PolicyColumns, Stmt, Ts, WriteTx, Q};
 use crate::rows::policy_extra;
-use crate::StoreError;
+use crate::Result;
+use async_trait::async_trait;
 use retake_core::PolicyOverrides;
 use serde_json::Value;
 use sqlx::types::Json;
-use sqlx::Postgres;
-use std::sync::OnceLock;
+use sqlx::{PgConnection, Postgres};
+use std::borrow::Cow;
+use std::sync::{LazyLock, OnceLock};
+
+/// A column taking the budget lock shared (see [`BUDGET_LOCK`]) of the row's `project_id`, in
+/// the statement that reads it: the lock is held before a later statement reads the budget.
+static BUDGET_LOCK_SHARED: LazyLock<String> = LazyLock::new(|| {
+    format!(", pg_advisory_xact_lock_shared({BUDGET_LOCK}, (project_id % 2147483647)::int4)::text")
+});
 
 impl Dialect for Postgres {
     fn slot(s: &Stmt) -> &OnceLock<String> {
@@ -27,6 +38,9 @@ impl Dialect for Postgres {
             "server" => "a.provenance->>'server'",
             "in_ids_1" => "= ANY($1)",
             "for_no_key_update" => "FOR NO KEY UPDATE",
+            "for_update" => "FOR UPDATE",
+            "for_update_skip_locked" => "FOR UPDATE SKIP LOCKED",
+            "budget_lock_shared" => BUDGET_LOCK_SHARED.as_str(),
             _ => panic!("no PostgreSQL spelling of `{{{name}}}`"),
         }
     }
@@ -66,6 +80,17 @@ impl Dialect for Postgres {
         "SELECT (COALESCE((SELECT SUM(gpu_spent_seconds) FROM projects), 0)
                 + COALESCE((SELECT SUM(value) FROM project_deltas WHERE key = 'gpu_spent'), 0))::float8";
 
+    // Rows are locked in id order, like every other multi-attempt lock.
+    const HEARTBEAT: &'static str = "WITH mine AS (
+             SELECT id FROM retry_attempts
+             WHERE id = ANY($3) AND worker = $2 AND overall_status IN ('generating','scoring')
+             ORDER BY id FOR UPDATE)
+         UPDATE retry_attempts a SET lease_expires_at = $1 FROM mine WHERE a.id = mine.id RETURNING a.id";
+
+    fn text(s: &str) -> Cow<'_, str> {
+        text(s)
+    }
+
     type Json = Json<Value>;
 
     fn json<T: serde::Serialize>(v: &T) -> Json<Value> {
@@ -88,17 +113,6 @@ impl Dialect for Postgres {
             extra: Json(policy_extra(p)),
         }
     }
-
-    fn scene_type_err(e: sqlx::Error, name: &str) -> StoreError {
-        match &e {
-            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
-                StoreError::invalid(Some("project_id"), "project does not exist")
-            }
-            _ => db_err(e, "name", || {
-                format!("this project already has a scene type named `{name}`")
-            }),
-        }
-    }
 }
 
 impl<'q> Binds<'q, Ts> for Postgres {
@@ -110,5 +124,35 @@ impl<'q> Binds<'q, Ts> for Postgres {
 impl<'q> Binds<'q, Ids<'q>> for Postgres {
     fn bind_to(q: Q<'q, Self>, v: Ids<'q>) -> Q<'q, Self> {
         q.bind(v.0)
+    }
+}
+
+impl<'q> Binds<'q, OTs> for Postgres {
+    fn bind_to(q: Q<'q, Self>, v: OTs) -> Q<'q, Self> {
+        q.bind(v.0)
+    }
+}
+
+#[async_trait]
+impl WriteTx for PgTx {
+    type D = Postgres;
+
+    fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// The budget lock exclusively: it waits for the reservations made without a budget to
+    /// commit, and later ones see this budget (see [`BUDGET_LOCK`]).
+    async fn lock_budget(&mut self, project_id: i64) -> Result<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, ($2 % 2147483647)::int4)::text")
+            .bind(BUDGET_LOCK)
+            .bind(project_id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn lock_for_close(&mut self, segment_id: i64) -> Result<()> {
+        self.lock_segment_for_close(segment_id).await
     }
 }

@@ -1,9 +1,11 @@
 //! The PostgreSQL store: several replicas (engine loops, API servers) sharing one database.
 //!
 //! It owns its migrations (`migrations/postgres`), a pool of ~8 connections, and one `LISTEN`
-//! task per store ([`listen`]). Decisions are not made here: every transaction that changes an
-//! attempt, a segment or the budget calls [`crate::ops`] over [`tx::PgTx`], exactly as the SQLite
-//! store does. What this backend adds is concurrency control between replicas:
+//! task per store ([`listen`]). Neither decisions nor writes are made here: every transaction that
+//! changes an attempt, a segment or the budget calls [`crate::ops`] over [`tx::PgTx`], and every
+//! other write is `writes.rs`'s, exactly as the SQLite store does; this module picks the pool or
+//! the transaction they run in. What this backend adds (in `tx.rs` and `dialect.rs`) is
+//! concurrency control between replicas:
 //!
 //! - claims are one `FOR UPDATE SKIP LOCKED` statement, so replicas never hand out the same attempt
 //!   and never wait for each other's queue rows;
@@ -18,23 +20,20 @@
 
 mod dialect;
 mod listen;
-mod queries;
 pub mod rows;
 #[cfg(all(test, feature = "testing"))]
 mod tests;
 pub mod tx;
 
 use crate::model::*;
-use crate::ops::{self, NewEvent, TxOps};
-use crate::unit::Unit;
+use crate::ops;
 use crate::views::{LedgerEntry, LedgerFilter, QueueFilter, QueueSnapshot, SpendSeries};
-use crate::{reads, scene_types, Result, Store, StoreError};
+use crate::{installation, reads, scene_types, writes, Result, Store, StoreError};
 use async_trait::async_trait;
 use listen::{ListenerTask, Signals};
 use retake_core::SegmentStatus;
-use rows::{db_err, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, Row};
+use sqlx::{PgPool, Postgres};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,19 +80,6 @@ macro_rules! in_tx {
                 out => break out,
             }
         }
-    }};
-}
-
-/// Runs an [`ops`] function over a [`Unit`] of the transaction `$t` and flushes the unit's writes.
-macro_rules! unit {
-    ($t:ident, |$u:ident| $body:expr) => {{
-        async {
-            let mut $u = Unit::new(&mut *$t);
-            let out = $body;
-            $u.flush().await?;
-            Ok(out)
-        }
-        .await
     }};
 }
 
@@ -165,178 +151,6 @@ impl PgStore {
     }
 }
 
-async fn rescue_in(t: &mut PgTx) -> Result<Vec<i64>> {
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM retry_attempts WHERE overall_status IN ('generating','scoring') AND lease_expires_at < $1
-         ORDER BY id FOR UPDATE SKIP LOCKED",
-    )
-    .bind(now())
-    .fetch_all(&mut *t.tx)
-    .await?;
-    if ids.is_empty() {
-        return Ok(ids);
-    }
-    unit!(t, |u| {
-        u.preload(&ids).await?;
-        let mut rescued = vec![];
-        for id in ids {
-            if ops::rescue(&mut u, id).await? {
-                rescued.push(id);
-            }
-        }
-        rescued
-    })
-}
-
-async fn close_segment_in(
-    t: &mut PgTx,
-    segment_id: i64,
-    actor: &str,
-    to: SegmentStatus,
-    note: Option<String>,
-) -> Result<(Segment, Vec<Attempt>)> {
-    t.lock_segment_for_close(segment_id).await?;
-    unit!(t, |u| ops::close_segment(
-        &mut u, segment_id, actor, to, note
-    )
-    .await?)
-}
-
-async fn update_project_in(
-    t: &mut PgTx,
-    id: i64,
-    patch: ProjectPatch,
-    if_updated_at: Option<Timestamp>,
-) -> Result<Project> {
-    if patch.gpu_budget_seconds.is_some() {
-        // Wait for reservations made without a budget to commit; later ones see this budget.
-        sqlx::query("SELECT pg_advisory_xact_lock($1, ($2 % 2147483647)::int4)::text")
-            .bind(tx::BUDGET_LOCK)
-            .bind(id)
-            .execute(&mut *t.tx)
-            .await?;
-    }
-    let cur = sqlx::query("SELECT * FROM projects WHERE id = $1 FOR NO KEY UPDATE")
-        .bind(id)
-        .fetch_optional(&mut *t.tx)
-        .await?;
-    let cur = cur
-        .as_ref()
-        .map(rows::project)
-        .transpose()?
-        .ok_or_else(|| StoreError::not_found("project", id))?;
-    if let Some(expected) = if_updated_at {
-        if expected != cur.updated_at {
-            return Err(StoreError::conflict(
-                Some("updated_at"),
-                format!("project {id} was changed by someone else at {}; reload and apply your change again", cur.updated_at.to_rfc3339()),
-            ));
-        }
-    }
-    let name = patch.name.unwrap_or(cur.name);
-    let r = sqlx::query(
-        "UPDATE projects SET name = $1, gpu_budget_seconds = $2, default_gpu_estimate_seconds = $3, default_retry_policy = $4, updated_at = $5
-         WHERE id = $6 RETURNING *",
-    )
-    .bind(rows::text(&name))
-    .bind(patch.gpu_budget_seconds.unwrap_or(cur.gpu_budget_seconds))
-    .bind(patch.default_gpu_estimate_seconds.unwrap_or(cur.default_gpu_estimate_seconds))
-    .bind(json(&patch.default_retry_policy.unwrap_or(cur.default_retry_policy)))
-    .bind(now().max(cur.updated_at + chrono::Duration::microseconds(1)))
-    .bind(id)
-    .fetch_one(&mut *t.tx)
-    .await
-    .map_err(|e| db_err(e, "name", || format!("a project named `{name}` already exists")))?;
-    rows::project(&r)
-}
-
-/// The in-flight attempts a delete would take with it (locked); refused unless `force`.
-async fn in_flight(
-    t: &mut PgTx,
-    owner_column: &str,
-    id: i64,
-    force: bool,
-    what: impl FnOnce() -> String,
-) -> Result<Vec<Attempt>> {
-    let rs = sqlx::query(&format!(
-        "{} FOR UPDATE",
-        ops::in_flight_attempts_sql(owner_column)
-    ))
-    .bind(id)
-    .fetch_all(&mut *t.tx)
-    .await?;
-    let attempts: Vec<Attempt> = rs.iter().map(rows::attempt).collect::<Result<_>>()?;
-    let segments: i64 = sqlx::query_scalar(&ops::segments_in_progress_sql(owner_column))
-        .bind(id)
-        .fetch_one(&mut *t.tx)
-        .await?;
-    if !force && (segments > 0 || !attempts.is_empty()) {
-        return Err(ops::in_flight_refusal(&what(), segments, &attempts));
-    }
-    Ok(attempts)
-}
-
-async fn delete_scene_type_in(t: &mut PgTx, id: i64, force: bool) -> Result<Vec<Attempt>> {
-    let in_flight = in_flight(t, "scene_type_id", id, force, || format!("scene type {id}")).await?;
-    let project: Option<i64> =
-        sqlx::query_scalar("DELETE FROM scene_types WHERE id = $1 RETURNING project_id")
-            .bind(id)
-            .fetch_optional(&mut *t.tx)
-            .await?;
-    let Some(project) = project else {
-        return Err(StoreError::not_found("scene type", id));
-    };
-    // Its segments went with it: count the project's statistics again (the project row lock
-    // keeps a fold from running in between).
-    sqlx::query("SELECT id FROM projects WHERE id = $1 FOR NO KEY UPDATE")
-        .bind(project)
-        .execute(&mut *t.tx)
-        .await?;
-    for sql in ops::RECOUNT_PROJECT {
-        sqlx::query(sql).bind(project).execute(&mut *t.tx).await?;
-    }
-    Ok(in_flight)
-}
-
-async fn end_server_wait_in(t: &mut PgTx) -> Result<u64> {
-    let rs = sqlx::query(
-        "UPDATE retry_attempts SET waiting_since = NULL, failure_reason = NULL, updated_at = $1
-         WHERE waiting_since IS NOT NULL AND overall_status IN ('queued', 'generating')
-         RETURNING id, segment_id, project_id, attempt_number",
-    )
-    .bind(now())
-    .fetch_all(&mut *t.tx)
-    .await?;
-    for r in &rs {
-        let n: i32 = r.get(3);
-        t.push_event(ops::wait_over(r.get(2), r.get(1), r.get(0), n.into()));
-    }
-    Ok(rs.len() as u64)
-}
-
-async fn set_progress_in(t: &mut PgTx, attempt_id: i64, worker: &str, progress: f64) -> Result<()> {
-    let r = sqlx::query(
-        "UPDATE retry_attempts SET progress = $1 WHERE id = $2 AND worker = $3 RETURNING segment_id, project_id, attempt_number",
-    )
-    .bind(progress.clamp(0.0, 1.0))
-    .bind(attempt_id)
-    .bind(worker)
-    .fetch_optional(&mut *t.tx)
-    .await?;
-    if let Some(r) = r {
-        let n: i32 = r.get(2);
-        t.push_event(NewEvent {
-            project_id: Some(r.get(1)),
-            segment_id: Some(r.get(0)),
-            attempt_id: Some(attempt_id),
-            kind: "progress",
-            message: format!("attempt {n}: {:.0}%", progress * 100.0),
-            data: serde_json::json!({"progress": progress, "attempt_number": n}),
-        });
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl Store for PgStore {
     fn backend_name(&self) -> &'static str {
@@ -344,21 +158,9 @@ impl Store for PgStore {
     }
 
     async fn create_project(&self, p: NewProject) -> Result<Project> {
-        let t = now();
-        let r = sqlx::query(
-            "INSERT INTO projects (name, gpu_budget_seconds, default_gpu_estimate_seconds, default_retry_policy, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $5) RETURNING *",
-        )
-        .bind(rows::text(&p.name))
-        .bind(p.gpu_budget_seconds)
-        .bind(p.default_gpu_estimate_seconds)
-        .bind(json(&p.default_retry_policy))
-        .bind(t)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| db_err(e, "name", || format!("a project named `{}` already exists", p.name)))?;
+        let p = writes::create_project(&self.pool, p).await?;
         self.signals.events.notify_waiters();
-        rows::project(&r)
+        Ok(p)
     }
 
     async fn get_project(&self, id: i64) -> Result<Project> {
@@ -375,7 +177,7 @@ impl Store for PgStore {
         patch: ProjectPatch,
         if_updated_at: Option<Timestamp>,
     ) -> Result<Project> {
-        in_tx!(self, |t| update_project_in(
+        in_tx!(self, |t| writes::update_project(
             t,
             id,
             patch.clone(),
@@ -385,21 +187,7 @@ impl Store for PgStore {
     }
 
     async fn delete_project(&self, id: i64, force: bool) -> Result<Vec<Attempt>> {
-        in_tx!(self, |t| {
-            let in_flight =
-                in_flight(t, "project_id", id, force, || format!("project {id}")).await?;
-            let r = sqlx::query(
-                "WITH d AS (DELETE FROM project_deltas WHERE project_id = $1) DELETE FROM projects WHERE id = $1",
-            )
-            .bind(id)
-            .execute(&mut *t.tx)
-            .await?;
-            if r.rows_affected() == 0 {
-                Err(StoreError::not_found("project", id))
-            } else {
-                Ok(in_flight)
-            }
-        })
+        in_tx!(self, |t| writes::delete_project(t, id, force).await)
     }
 
     async fn create_scene_type(&self, s: NewSceneType) -> Result<SceneType> {
@@ -430,12 +218,11 @@ impl Store for PgStore {
     }
 
     async fn delete_scene_type(&self, id: i64, force: bool) -> Result<Vec<Attempt>> {
-        in_tx!(self, |t| delete_scene_type_in(t, id, force).await)
+        in_tx!(self, |t| writes::delete_scene_type(t, id, force).await)
     }
 
     async fn submit_segments(&self, segments: Vec<NewSegment>) -> Result<Vec<Segment>> {
-        in_tx!(self, |t| queries::submit_segments(t, segments.clone())
-            .await)
+        in_tx!(self, |t| writes::submit_segments(t, segments.clone()).await)
     }
 
     async fn get_segment(&self, id: i64) -> Result<Segment> {
@@ -464,36 +251,21 @@ impl Store for PgStore {
         attempt_ids: &[i64],
         lease: Duration,
     ) -> Result<Vec<i64>> {
-        if attempt_ids.is_empty() {
-            return Ok(vec![]);
-        }
-        // Rows are locked in id order, like every other multi-attempt lock.
-        let mut ids: Vec<i64> = sqlx::query_scalar(
-            "WITH mine AS (
-                 SELECT id FROM retry_attempts
-                 WHERE id = ANY($3) AND worker = $2 AND overall_status IN ('generating','scoring')
-                 ORDER BY id FOR UPDATE)
-             UPDATE retry_attempts a SET lease_expires_at = $1 FROM mine WHERE a.id = mine.id RETURNING a.id",
-        )
-        .bind(ops::lease_until(lease))
-        .bind(worker)
-        .bind(attempt_ids)
-        .fetch_all(&self.pool)
-        .await?;
-        ids.sort_unstable();
-        Ok(ids)
+        writes::heartbeat(&self.pool, worker, attempt_ids, lease).await
     }
 
     async fn extend_reservation(&self, attempt_id: i64, worker: &str, extra: f64) -> Result<bool> {
-        in_tx!(self, |t| queries::extend_reservation(
+        in_tx!(self, |t| writes::extend_reservation(
             t, attempt_id, worker, extra
         )
         .await)
     }
 
     async fn set_progress(&self, attempt_id: i64, worker: &str, progress: f64) -> Result<()> {
-        in_tx!(self, |t| set_progress_in(t, attempt_id, worker, progress)
-            .await)
+        in_tx!(self, |t| writes::set_progress(
+            t, attempt_id, worker, progress
+        )
+        .await)
     }
 
     async fn set_provenance(
@@ -502,33 +274,14 @@ impl Store for PgStore {
         worker: &str,
         provenance: serde_json::Value,
     ) -> Result<()> {
-        // A server accepted the work: its wait ends, and so does the reason it carried.
-        sqlx::query(
-            "UPDATE retry_attempts SET provenance = $1,
-             failure_reason = CASE WHEN $4 AND waiting_since IS NOT NULL THEN NULL ELSE failure_reason END,
-             waiting_since = CASE WHEN $4 THEN NULL ELSE waiting_since END
-             WHERE id = $2 AND worker = $3",
-        )
-        .bind(json(&provenance))
-        .bind(attempt_id)
-        .bind(worker)
-        .bind(provenance.get("server").is_some())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        writes::set_provenance(&self.pool, attempt_id, worker, provenance).await
     }
 
     async fn end_server_wait(&self) -> Result<u64> {
-        // Nearly always nothing waits: look (the partial index) before writing.
-        let waiting: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM retry_attempts WHERE waiting_since IS NOT NULL AND overall_status IN ('queued', 'generating'))",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        if !waiting {
+        if !writes::any_waiting(&self.pool).await? {
             return Ok(0);
         }
-        in_tx!(self, |t| end_server_wait_in(t).await)
+        in_tx!(self, |t| writes::end_server_wait(t).await)
     }
 
     async fn complete_and_claim(
@@ -544,30 +297,17 @@ impl Store for PgStore {
     }
 
     async fn settle_pending(&self) -> Result<u64> {
-        let projects: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT project_id, COUNT(*) FROM project_deltas GROUP BY project_id")
-                .fetch_all(&self.pool)
-                .await?;
         let mut folded = 0;
-        for (project_id, n) in projects {
-            let r = in_tx!(self, |t| t.reserve(project_id, &[]).await);
-            match r {
-                Ok(_) => folded += n as u64,
-                Err(StoreError::NotFound { .. }) => {
-                    // The project was deleted: its deltas go with it.
-                    sqlx::query("DELETE FROM project_deltas WHERE project_id = $1")
-                        .bind(project_id)
-                        .execute(&self.pool)
-                        .await?;
-                }
-                Err(e) => return Err(e),
+        for (project_id, n) in writes::pending_deltas(&self.pool).await? {
+            if in_tx!(self, |t| writes::settle(t, project_id).await)? {
+                folded += n as u64;
             }
         }
         Ok(folded)
     }
 
     async fn rescue_expired(&self) -> Result<Vec<i64>> {
-        in_tx!(self, |t| rescue_in(t).await)
+        in_tx!(self, |t| writes::rescue_expired(t).await)
     }
 
     async fn pending_work(&self) -> Result<u64> {
@@ -589,14 +329,14 @@ impl Store for PgStore {
         actor: &str,
         human_override: bool,
     ) -> Result<Segment> {
-        in_tx!(self, |t| unit!(t, |u| ops::select_attempt(
-            &mut u,
+        in_tx!(self, |t| writes::select_attempt(
+            t,
             segment_id,
             n,
             actor,
             human_override
         )
-        .await?))
+        .await)
     }
 
     async fn reject_segment(
@@ -605,7 +345,7 @@ impl Store for PgStore {
         actor: &str,
         note: Option<String>,
     ) -> Result<(Segment, Vec<Attempt>)> {
-        in_tx!(self, |t| close_segment_in(
+        in_tx!(self, |t| writes::close_segment(
             t,
             segment_id,
             actor,
@@ -620,7 +360,7 @@ impl Store for PgStore {
         segment_id: i64,
         actor: &str,
     ) -> Result<(Segment, Vec<Attempt>)> {
-        in_tx!(self, |t| close_segment_in(
+        in_tx!(self, |t| writes::close_segment(
             t,
             segment_id,
             actor,
@@ -636,13 +376,8 @@ impl Store for PgStore {
         actor: &str,
         o: RerunOverrides,
     ) -> Result<(Segment, Attempt)> {
-        in_tx!(self, |t| unit!(t, |u| ops::rerun(
-            &mut u,
-            segment_id,
-            actor,
-            o.clone()
-        )
-        .await?))
+        in_tx!(self, |t| writes::rerun(t, segment_id, actor, o.clone())
+            .await)
     }
 
     async fn events_head(&self) -> Result<EventsHead> {
@@ -705,16 +440,7 @@ impl Store for PgStore {
         token_hash: &str,
         expires_at: Option<Timestamp>,
     ) -> Result<ApiToken> {
-        let r = sqlx::query("INSERT INTO api_tokens (name, role, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING *")
-            .bind(name)
-            .bind(role.as_str())
-            .bind(token_hash)
-            .bind(now())
-            .bind(expires_at)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| db_err(e, "token", || "a token with this hash already exists".into()))?;
-        rows::token(&r)
+        installation::create_token(&self.pool, name, role, token_hash, expires_at).await
     }
 
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>> {
@@ -734,32 +460,11 @@ impl Store for PgStore {
     }
 
     async fn revoke_token(&self, id: i64) -> Result<ApiToken> {
-        let r = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING *",
-        )
-        .bind(id)
-        .bind(now())
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::not_found("token", id))?;
-        sqlx::query("DELETE FROM sessions WHERE token_id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        rows::token(&r)
+        installation::revoke_token(&self.pool, id).await
     }
 
     async fn touch_token(&self, id: i64, at: Timestamp) -> Result<()> {
-        let since = at - chrono::Duration::seconds(crate::TOKEN_TOUCH_INTERVAL_SECONDS);
-        sqlx::query(
-            "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)",
-        )
-        .bind(id)
-        .bind(at)
-        .bind(since)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        installation::touch_token(&self.pool, id, at).await
     }
 
     async fn create_session(
@@ -768,27 +473,7 @@ impl Store for PgStore {
         session_hash: &str,
         expires_at: Timestamp,
     ) -> Result<Session> {
-        let created = now();
-        sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
-            .bind(created)
-            .execute(&self.pool)
-            .await?;
-        let r = sqlx::query(
-            "INSERT INTO sessions (token_id, session_hash, created_at, expires_at) VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(token_id)
-        .bind(session_hash)
-        .bind(created)
-        .bind(expires_at)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| db_err(e, "token", || "this session exists already".into()))?;
-        Ok(Session {
-            id: r.try_get("id")?,
-            token_id,
-            created_at: created,
-            expires_at,
-        })
+        installation::create_session(&self.pool, token_id, session_hash, expires_at).await
     }
 
     async fn session_by_hash(&self, session_hash: &str) -> Result<Option<(Session, ApiToken)>> {
@@ -796,11 +481,7 @@ impl Store for PgStore {
     }
 
     async fn delete_session(&self, session_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE session_hash = $1")
-            .bind(session_hash)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        installation::delete_session(&self.pool, session_hash).await
     }
 
     async fn list_comfy_servers(&self) -> Result<Vec<ComfyServer>> {
@@ -814,30 +495,10 @@ impl Store for PgStore {
         max_concurrency: u32,
         drained: bool,
     ) -> Result<ComfyServer> {
-        let r = sqlx::query(
-            "INSERT INTO comfy_servers (name, url, max_concurrency, drained, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
-             ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, max_concurrency = EXCLUDED.max_concurrency,
-             drained = EXCLUDED.drained, updated_at = EXCLUDED.updated_at RETURNING *",
-        )
-        .bind(name)
-        .bind(url)
-        .bind(max_concurrency.min(i32::MAX as u32) as i32)
-        .bind(drained)
-        .bind(now())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| db_err(e, "max_concurrency", || "invalid server".into()))?;
-        rows::comfy_server(&r)
+        installation::upsert_comfy_server(&self.pool, name, url, max_concurrency, drained).await
     }
 
     async fn delete_comfy_server(&self, name: &str) -> Result<()> {
-        let r = sqlx::query("DELETE FROM comfy_servers WHERE name = $1")
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        if r.rows_affected() == 0 {
-            return Err(StoreError::not_found("ComfyUI server", name));
-        }
-        Ok(())
+        installation::delete_comfy_server(&self.pool, name).await
     }
 }

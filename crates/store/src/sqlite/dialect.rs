@@ -1,13 +1,18 @@
 //! SQLite as a [`Dialect`]: `?N` placeholders, JSON read with `json_extract`/`json_each`,
-//! timestamps bound as RFC 3339 text, and the statements spelled its own way.
+//! timestamps bound as RFC 3339 text, and the statements spelled its own way. One writer: the
+//! locks PostgreSQL takes are nothing here.
 
 use super::rows::{json, ts};
-use super::tx::id_list;
-use crate::dialect::{sqlite_placeholders, Binds, Dialect, Ids, PolicyColumns, Stmt, Ts, Q};
+use super::tx::{id_list, SqliteTx};
+use crate::dialect::{
+    sqlite_placeholders, Binds, Dialect, Ids, OTs, PolicyColumns, Stmt, Ts, WriteTx, Q,
+};
 use crate::rows::policy_extra;
-use crate::StoreError;
+use crate::Result;
+use async_trait::async_trait;
 use retake_core::PolicyOverrides;
-use sqlx::Sqlite;
+use sqlx::{Sqlite, SqliteConnection};
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 impl Dialect for Sqlite {
@@ -25,7 +30,8 @@ impl Dialect for Sqlite {
             "server" => "json_extract(a.provenance, '$.server')",
             "in_ids_1" => "IN (SELECT value FROM json_each($1))",
             // One writer: a transaction's reads need no row locks.
-            "for_no_key_update" => "",
+            "for_no_key_update" | "for_update" | "for_update_skip_locked" => "",
+            "budget_lock_shared" => "",
             _ => panic!("no SQLite spelling of `{{{name}}}`"),
         }
     }
@@ -51,6 +57,14 @@ impl Dialect for Sqlite {
         "SELECT COALESCE((SELECT SUM(gpu_spent_seconds) FROM projects), 0.0)
             + COALESCE((SELECT SUM(value) FROM project_deltas WHERE key = 'gpu_spent'), 0.0)";
 
+    const HEARTBEAT: &'static str =
+        "UPDATE retry_attempts SET lease_expires_at = ?1 WHERE worker = ?2
+         AND overall_status IN ('generating','scoring') AND id IN (SELECT value FROM json_each(?3)) RETURNING id";
+
+    fn text(s: &str) -> Cow<'_, str> {
+        Cow::Borrowed(s)
+    }
+
     type Json = String;
 
     fn json<T: serde::Serialize>(v: &T) -> String {
@@ -70,19 +84,6 @@ impl Dialect for Sqlite {
             extra: json(&policy_extra(p)),
         }
     }
-
-    fn scene_type_err(e: sqlx::Error, name: &str) -> StoreError {
-        match &e {
-            sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::conflict(
-                Some("name"),
-                format!("this project already has a scene type named `{name}`"),
-            ),
-            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
-                StoreError::invalid(Some("project_id"), "project does not exist")
-            }
-            _ => StoreError::from(e),
-        }
-    }
 }
 
 impl<'q> Binds<'q, Ts> for Sqlite {
@@ -94,5 +95,29 @@ impl<'q> Binds<'q, Ts> for Sqlite {
 impl<'q> Binds<'q, Ids<'q>> for Sqlite {
     fn bind_to(q: Q<'q, Self>, v: Ids<'q>) -> Q<'q, Self> {
         q.bind(id_list(v.0))
+    }
+}
+
+impl<'q> Binds<'q, OTs> for Sqlite {
+    fn bind_to(q: Q<'q, Self>, v: OTs) -> Q<'q, Self> {
+        q.bind(v.0.map(ts))
+    }
+}
+
+/// One writer: a transaction already excludes every other, so there is nothing more to lock.
+#[async_trait]
+impl WriteTx for SqliteTx {
+    type D = Sqlite;
+
+    fn conn(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
+
+    async fn lock_budget(&mut self, _project_id: i64) -> Result<()> {
+        Ok(())
+    }
+
+    async fn lock_for_close(&mut self, _segment_id: i64) -> Result<()> {
+        Ok(())
     }
 }

@@ -1,24 +1,20 @@
 //! The embedded SQLite store, retake's default: one file (`DATA_DIR/retake.db`), WAL mode, one
 //! writer connection (SQLite has one writer anyway; queuing in-process avoids busy errors) and a
-//! few readers.
+//! few readers. Reads and writes are written once (`reads.rs`, `writes.rs`, [`crate::ops`]); this
+//! module opens the database and picks the pool or the transaction each runs in.
 
 mod dialect;
-pub(crate) mod queries;
 pub mod rows;
 mod tx;
 
-use crate::errors::db_err;
 use crate::model::*;
-use crate::ops::TxOps;
-use crate::ops::{self, NewEvent};
-use crate::unit::Unit;
+use crate::ops;
 use crate::views::{LedgerEntry, LedgerFilter, QueueFilter, QueueSnapshot, SpendSeries};
-use crate::{reads, scene_types, Result, Store, StoreError};
+use crate::{installation, reads, scene_types, writes, Result, Store};
 use async_trait::async_trait;
 use retake_core::SegmentStatus;
-use rows::{json, ts};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, Sqlite, SqlitePool};
+use sqlx::{Sqlite, SqlitePool};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -127,6 +123,25 @@ impl SqliteStore {
     }
 }
 
+/// Runs `$body` — an expression over `$t: &mut SqliteTx` yielding `Result<T>`, without `?` — in
+/// one write transaction: committed when it succeeds, rolled back when it fails.
+macro_rules! in_tx {
+    ($store:expr, |$t:ident| $body:expr) => {{
+        let mut tx = $store.begin().await?;
+        let out = {
+            let $t = &mut tx;
+            $body
+        };
+        match out {
+            Ok(v) => $store.commit(tx).await.map(|()| v),
+            Err(e) => {
+                tx.rollback().await;
+                Err(e)
+            }
+        }
+    }};
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend_name(&self) -> &'static str {
@@ -134,22 +149,9 @@ impl Store for SqliteStore {
     }
 
     async fn create_project(&self, p: NewProject) -> Result<Project> {
-        let t = ts(now());
-        let r = sqlx::query(
-            "INSERT INTO projects (name, gpu_budget_seconds, default_gpu_estimate_seconds, default_retry_policy, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
-        )
-        .bind(&p.name)
-        .bind(p.gpu_budget_seconds)
-        .bind(p.default_gpu_estimate_seconds)
-        .bind(json(&p.default_retry_policy))
-        .bind(&t)
-        .bind(&t)
-        .fetch_one(&self.writer)
-        .await
-        .map_err(|e| db_err(e, "name", || format!("a project named `{}` already exists", p.name)))?;
+        let p = writes::create_project(&self.writer, p).await?;
         self.events.notify_waiters();
-        rows::project(&r)
+        Ok(p)
     }
 
     async fn get_project(&self, id: i64) -> Result<Project> {
@@ -166,71 +168,17 @@ impl Store for SqliteStore {
         patch: ProjectPatch,
         if_updated_at: Option<Timestamp>,
     ) -> Result<Project> {
-        let mut t = self.begin().await?;
-        let cur = sqlx::query("SELECT * FROM projects WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *t.tx)
-            .await?;
-        let cur = cur
-            .as_ref()
-            .map(rows::project)
-            .transpose()?
-            .ok_or_else(|| StoreError::not_found("project", id))?;
-        if let Some(expected) = if_updated_at {
-            if expected != cur.updated_at {
-                return Err(StoreError::conflict(Some("updated_at"), format!(
-                    "project {id} was changed by someone else at {}; reload and apply your change again", cur.updated_at.to_rfc3339())));
-            }
-        }
-        let name = patch.name.unwrap_or(cur.name);
-        let budget = patch.gpu_budget_seconds.unwrap_or(cur.gpu_budget_seconds);
-        let est = patch
-            .default_gpu_estimate_seconds
-            .unwrap_or(cur.default_gpu_estimate_seconds);
-        let policy = patch
-            .default_retry_policy
-            .unwrap_or(cur.default_retry_policy);
-        let r = sqlx::query(
-            "UPDATE projects SET name = ?, gpu_budget_seconds = ?, default_gpu_estimate_seconds = ?, default_retry_policy = ?, updated_at = ?
-             WHERE id = ? RETURNING *",
+        in_tx!(self, |t| writes::update_project(
+            t,
+            id,
+            patch,
+            if_updated_at
         )
-        .bind(&name)
-        .bind(budget)
-        .bind(est)
-        .bind(json(&policy))
-        .bind(ts(now().max(cur.updated_at + chrono::Duration::microseconds(1))))
-        .bind(id)
-        .fetch_one(&mut *t.tx)
-        .await
-        .map_err(|e| db_err(e, "name", || format!("a project named `{name}` already exists")))?;
-        let p = rows::project(&r)?;
-        self.commit(t).await?;
-        Ok(p)
+        .await)
     }
 
     async fn delete_project(&self, id: i64, force: bool) -> Result<Vec<Attempt>> {
-        let mut t = self.begin().await?;
-        let in_flight =
-            match in_flight(&mut t, "project_id", id, force, || format!("project {id}")).await {
-                Ok(v) => v,
-                Err(e) => {
-                    t.rollback().await;
-                    return Err(e);
-                }
-            };
-        sqlx::query("DELETE FROM project_deltas WHERE project_id = ?")
-            .bind(id)
-            .execute(&mut *t.tx)
-            .await?;
-        let r = sqlx::query("DELETE FROM projects WHERE id = ?")
-            .bind(id)
-            .execute(&mut *t.tx)
-            .await?;
-        self.commit(t).await?;
-        if r.rows_affected() == 0 {
-            return Err(StoreError::not_found("project", id));
-        }
-        Ok(in_flight)
+        in_tx!(self, |t| writes::delete_project(t, id, force).await)
     }
 
     async fn create_scene_type(&self, s: NewSceneType) -> Result<SceneType> {
@@ -251,51 +199,21 @@ impl Store for SqliteStore {
         patch: SceneTypePatch,
         if_updated_at: Option<Timestamp>,
     ) -> Result<SceneType> {
-        let mut t = self.begin().await?;
-        let st = scene_types::update::<Sqlite>(&mut t.tx, id, patch, if_updated_at).await?;
-        self.commit(t).await?;
-        Ok(st)
+        in_tx!(self, |t| scene_types::update::<Sqlite>(
+            &mut t.tx,
+            id,
+            patch,
+            if_updated_at
+        )
+        .await)
     }
 
     async fn delete_scene_type(&self, id: i64, force: bool) -> Result<Vec<Attempt>> {
-        let mut t = self.begin().await?;
-        let in_flight = match in_flight(&mut t, "scene_type_id", id, force, || {
-            format!("scene type {id}")
-        })
-        .await
-        {
-            Ok(v) => v,
-            Err(e) => {
-                t.rollback().await;
-                return Err(e);
-            }
-        };
-        let project: Option<i64> =
-            sqlx::query_scalar("DELETE FROM scene_types WHERE id = ? RETURNING project_id")
-                .bind(id)
-                .fetch_optional(&mut *t.tx)
-                .await?;
-        let Some(project) = project else {
-            t.rollback().await;
-            return Err(StoreError::not_found("scene type", id));
-        };
-        // Its segments went with it: count the project's statistics again.
-        for sql in ops::RECOUNT_PROJECT {
-            sqlx::query(&ops::sqlite_sql(sql))
-                .bind(project)
-                .execute(&mut *t.tx)
-                .await?;
-        }
-        self.commit(t).await?;
-        Ok(in_flight)
+        in_tx!(self, |t| writes::delete_scene_type(t, id, force).await)
     }
 
     async fn submit_segments(&self, segments: Vec<NewSegment>) -> Result<Vec<Segment>> {
-        let mut t = self.begin().await?;
-        let out = queries::submit_segments(&mut t.tx, segments).await?;
-        t.work_queued = true;
-        self.commit(t).await?;
-        Ok(out)
+        in_tx!(self, |t| writes::submit_segments(t, segments).await)
     }
 
     async fn get_segment(&self, id: i64) -> Result<Segment> {
@@ -324,53 +242,21 @@ impl Store for SqliteStore {
         attempt_ids: &[i64],
         lease: Duration,
     ) -> Result<Vec<i64>> {
-        if attempt_ids.is_empty() {
-            return Ok(vec![]);
-        }
-        let ids = json(&attempt_ids);
-        let rs = sqlx::query(
-            "UPDATE retry_attempts SET lease_expires_at = ?1 WHERE worker = ?2
-             AND overall_status IN ('generating','scoring') AND id IN (SELECT value FROM json_each(?3)) RETURNING id",
-        )
-        .bind(ts(ops::lease_until(lease)))
-        .bind(worker)
-        .bind(ids)
-        .fetch_all(&self.writer)
-        .await?;
-        Ok(rs.iter().map(|r| r.get::<i64, _>(0)).collect())
+        writes::heartbeat(&self.writer, worker, attempt_ids, lease).await
     }
 
     async fn extend_reservation(&self, attempt_id: i64, worker: &str, extra: f64) -> Result<bool> {
-        let mut t = self.begin().await?;
-        let ok = queries::extend_reservation(&mut t, attempt_id, worker, extra).await?;
-        self.commit(t).await?;
-        Ok(ok)
+        in_tx!(self, |t| writes::extend_reservation(
+            t, attempt_id, worker, extra
+        )
+        .await)
     }
 
     async fn set_progress(&self, attempt_id: i64, worker: &str, progress: f64) -> Result<()> {
-        let mut t = self.begin().await?;
-        let r = sqlx::query("UPDATE retry_attempts SET progress = ? WHERE id = ? AND worker = ? RETURNING segment_id, project_id, attempt_number")
-            .bind(progress.clamp(0.0, 1.0))
-            .bind(attempt_id)
-            .bind(worker)
-            .fetch_optional(&mut *t.tx)
-            .await?;
-        if let Some(r) = r {
-            let n: i64 = r.get(2);
-            tx::insert_event(
-                &mut t.tx,
-                NewEvent {
-                    project_id: Some(r.get(1)),
-                    segment_id: Some(r.get(0)),
-                    attempt_id: Some(attempt_id),
-                    kind: "progress",
-                    message: format!("attempt {n}: {:.0}%", progress * 100.0),
-                    data: serde_json::json!({"progress": progress, "attempt_number": n}),
-                },
-            )
-            .await?;
-        }
-        self.commit(t).await
+        in_tx!(self, |t| writes::set_progress(
+            t, attempt_id, worker, progress
+        )
+        .await)
     }
 
     async fn set_provenance(
@@ -379,50 +265,15 @@ impl Store for SqliteStore {
         worker: &str,
         provenance: serde_json::Value,
     ) -> Result<()> {
-        // A server accepted the work: its wait ends, and so does the reason it carried.
-        sqlx::query(
-            "UPDATE retry_attempts SET provenance = ?1,
-             failure_reason = CASE WHEN ?2 AND waiting_since IS NOT NULL THEN NULL ELSE failure_reason END,
-             waiting_since = CASE WHEN ?2 THEN NULL ELSE waiting_since END
-             WHERE id = ?3 AND worker = ?4",
-        )
-        .bind(json(&provenance))
-        .bind(provenance.get("server").is_some())
-        .bind(attempt_id)
-        .bind(worker)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        writes::set_provenance(&self.writer, attempt_id, worker, provenance).await
     }
 
     async fn end_server_wait(&self) -> Result<u64> {
-        // Nearly always nothing waits: look with the reader (the partial index) before writing.
-        let waiting: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM retry_attempts WHERE waiting_since IS NOT NULL AND overall_status IN ('queued', 'generating'))",
-        )
-        .fetch_one(&self.reader)
-        .await?;
-        if !waiting {
+        // Looked at with the reader, so that the writer is not taken for nothing.
+        if !writes::any_waiting(&self.reader).await? {
             return Ok(0);
         }
-        let mut t = self.begin().await?;
-        let rs = sqlx::query(
-            "UPDATE retry_attempts SET waiting_since = NULL, failure_reason = NULL, updated_at = ?1
-             WHERE waiting_since IS NOT NULL AND overall_status IN ('queued', 'generating')
-             RETURNING id, segment_id, project_id, attempt_number",
-        )
-        .bind(ts(now()))
-        .fetch_all(&mut *t.tx)
-        .await?;
-        for r in &rs {
-            tx::insert_event(
-                &mut t.tx,
-                ops::wait_over(r.get(2), r.get(1), r.get(0), r.get(3)),
-            )
-            .await?;
-        }
-        self.commit(t).await?;
-        Ok(rs.len() as u64)
+        in_tx!(self, |t| writes::end_server_wait(t).await)
     }
 
     async fn complete_and_claim(
@@ -442,50 +293,17 @@ impl Store for SqliteStore {
     }
 
     async fn settle_pending(&self) -> Result<u64> {
-        let projects: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT project_id, COUNT(*) FROM project_deltas GROUP BY project_id")
-                .fetch_all(&self.reader)
-                .await?;
         let mut folded = 0;
-        for (project_id, n) in projects {
-            let mut t = self.begin().await?;
-            match t.reserve(project_id, &[]).await {
-                Ok(_) => folded += n as u64,
-                Err(StoreError::NotFound { .. }) => {
-                    sqlx::query("DELETE FROM project_deltas WHERE project_id = ?")
-                        .bind(project_id)
-                        .execute(&mut *t.tx)
-                        .await?;
-                }
-                Err(e) => return Err(e),
+        for (project_id, n) in writes::pending_deltas(&self.reader).await? {
+            if in_tx!(self, |t| writes::settle(t, project_id).await)? {
+                folded += n as u64;
             }
-            self.commit(t).await?;
         }
         Ok(folded)
     }
 
     async fn rescue_expired(&self) -> Result<Vec<i64>> {
-        let mut t = self.begin().await?;
-        let ids: Vec<i64> = sqlx::query(
-            "SELECT id FROM retry_attempts WHERE overall_status IN ('generating','scoring') AND lease_expires_at IS NOT NULL AND lease_expires_at < ? ORDER BY id",
-        )
-        .bind(ts(now()))
-        .fetch_all(&mut *t.tx)
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-        let mut rescued = vec![];
-        let mut u = Unit::new(&mut t);
-        u.preload(&ids).await?;
-        for id in ids {
-            if ops::rescue(&mut u, id).await? {
-                rescued.push(id);
-            }
-        }
-        u.flush().await?;
-        self.commit(t).await?;
-        Ok(rescued)
+        in_tx!(self, |t| writes::rescue_expired(t).await)
     }
 
     async fn pending_work(&self) -> Result<u64> {
@@ -507,12 +325,14 @@ impl Store for SqliteStore {
         actor: &str,
         human_override: bool,
     ) -> Result<Segment> {
-        let mut t = self.begin().await?;
-        let mut u = Unit::new(&mut t);
-        let s = ops::select_attempt(&mut u, segment_id, n, actor, human_override).await?;
-        u.flush().await?;
-        self.commit(t).await?;
-        Ok(s)
+        in_tx!(self, |t| writes::select_attempt(
+            t,
+            segment_id,
+            n,
+            actor,
+            human_override
+        )
+        .await)
     }
 
     async fn reject_segment(
@@ -521,16 +341,14 @@ impl Store for SqliteStore {
         actor: &str,
         note: Option<String>,
     ) -> Result<(Segment, Vec<Attempt>)> {
-        let mut t = self.begin().await?;
-        let s = {
-            let mut u = Unit::new(&mut t);
-            let out = ops::close_segment(&mut u, segment_id, actor, SegmentStatus::Rejected, note)
-                .await?;
-            u.flush().await?;
-            out
-        };
-        self.commit(t).await?;
-        Ok(s)
+        in_tx!(self, |t| writes::close_segment(
+            t,
+            segment_id,
+            actor,
+            SegmentStatus::Rejected,
+            note
+        )
+        .await)
     }
 
     async fn cancel_segment(
@@ -538,16 +356,14 @@ impl Store for SqliteStore {
         segment_id: i64,
         actor: &str,
     ) -> Result<(Segment, Vec<Attempt>)> {
-        let mut t = self.begin().await?;
-        let s = {
-            let mut u = Unit::new(&mut t);
-            let out = ops::close_segment(&mut u, segment_id, actor, SegmentStatus::Cancelled, None)
-                .await?;
-            u.flush().await?;
-            out
-        };
-        self.commit(t).await?;
-        Ok(s)
+        in_tx!(self, |t| writes::close_segment(
+            t,
+            segment_id,
+            actor,
+            SegmentStatus::Cancelled,
+            None
+        )
+        .await)
     }
 
     async fn rerun_segment(
@@ -556,12 +372,7 @@ impl Store for SqliteStore {
         actor: &str,
         o: RerunOverrides,
     ) -> Result<(Segment, Attempt)> {
-        let mut t = self.begin().await?;
-        let mut u = Unit::new(&mut t);
-        let s = ops::rerun(&mut u, segment_id, actor, o).await?;
-        u.flush().await?;
-        self.commit(t).await?;
-        Ok(s)
+        in_tx!(self, |t| writes::rerun(t, segment_id, actor, o).await)
     }
 
     async fn events_head(&self) -> Result<EventsHead> {
@@ -619,16 +430,7 @@ impl Store for SqliteStore {
         token_hash: &str,
         expires_at: Option<Timestamp>,
     ) -> Result<ApiToken> {
-        let r = sqlx::query("INSERT INTO api_tokens (name, role, token_hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING *")
-            .bind(name)
-            .bind(role.as_str())
-            .bind(token_hash)
-            .bind(ts(now()))
-            .bind(expires_at.map(ts))
-            .fetch_one(&self.writer)
-            .await
-            .map_err(|e| db_err(e, "token", || "a token with this hash already exists".into()))?;
-        rows::token(&r)
+        installation::create_token(&self.writer, name, role, token_hash, expires_at).await
     }
 
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>> {
@@ -648,32 +450,11 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_token(&self, id: i64) -> Result<ApiToken> {
-        let r = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1 RETURNING *",
-        )
-        .bind(id)
-        .bind(ts(now()))
-        .fetch_optional(&self.writer)
-        .await?
-        .ok_or_else(|| StoreError::not_found("token", id))?;
-        sqlx::query("DELETE FROM sessions WHERE token_id = ?1")
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
-        rows::token(&r)
+        installation::revoke_token(&self.writer, id).await
     }
 
     async fn touch_token(&self, id: i64, at: Timestamp) -> Result<()> {
-        let since = at - chrono::Duration::seconds(crate::TOKEN_TOUCH_INTERVAL_SECONDS);
-        sqlx::query(
-            "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?3)",
-        )
-        .bind(id)
-        .bind(ts(at))
-        .bind(ts(since))
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        installation::touch_token(&self.writer, id, at).await
     }
 
     async fn create_session(
@@ -682,27 +463,7 @@ impl Store for SqliteStore {
         session_hash: &str,
         expires_at: Timestamp,
     ) -> Result<Session> {
-        let created = now();
-        sqlx::query("DELETE FROM sessions WHERE expires_at <= ?1")
-            .bind(ts(created))
-            .execute(&self.writer)
-            .await?;
-        let r = sqlx::query(
-            "INSERT INTO sessions (token_id, session_hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
-        )
-        .bind(token_id)
-        .bind(session_hash)
-        .bind(ts(created))
-        .bind(ts(expires_at))
-        .fetch_one(&self.writer)
-        .await
-        .map_err(|e| db_err(e, "token", || "this session exists already".into()))?;
-        Ok(Session {
-            id: r.try_get("id")?,
-            token_id,
-            created_at: created,
-            expires_at,
-        })
+        installation::create_session(&self.writer, token_id, session_hash, expires_at).await
     }
 
     async fn session_by_hash(&self, session_hash: &str) -> Result<Option<(Session, ApiToken)>> {
@@ -710,11 +471,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_session(&self, session_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE session_hash = ?1")
-            .bind(session_hash)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        installation::delete_session(&self.writer, session_hash).await
     }
 
     async fn list_comfy_servers(&self) -> Result<Vec<ComfyServer>> {
@@ -728,55 +485,10 @@ impl Store for SqliteStore {
         max_concurrency: u32,
         drained: bool,
     ) -> Result<ComfyServer> {
-        let t = ts(now());
-        let r = sqlx::query(
-            "INSERT INTO comfy_servers (name, url, max_concurrency, drained, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-             ON CONFLICT (name) DO UPDATE SET url = ?2, max_concurrency = ?3, drained = ?4, updated_at = ?5 RETURNING *",
-        )
-        .bind(name)
-        .bind(url)
-        .bind(max_concurrency as i64)
-        .bind(drained)
-        .bind(t)
-        .fetch_one(&self.writer)
-        .await
-        .map_err(|e| db_err(e, "max_concurrency", || "invalid server".into()))?;
-        rows::comfy_server(&r)
+        installation::upsert_comfy_server(&self.writer, name, url, max_concurrency, drained).await
     }
 
     async fn delete_comfy_server(&self, name: &str) -> Result<()> {
-        let r = sqlx::query("DELETE FROM comfy_servers WHERE name = ?")
-            .bind(name)
-            .execute(&self.writer)
-            .await?;
-        if r.rows_affected() == 0 {
-            return Err(StoreError::not_found("ComfyUI server", name));
-        }
-        Ok(())
+        installation::delete_comfy_server(&self.writer, name).await
     }
-}
-
-/// The in-flight attempts a delete would take with it; refused unless `force`.
-async fn in_flight(
-    t: &mut SqliteTx,
-    owner_column: &str,
-    id: i64,
-    force: bool,
-    what: impl FnOnce() -> String,
-) -> Result<Vec<Attempt>> {
-    let rs = sqlx::query(&ops::sqlite_sql(&ops::in_flight_attempts_sql(owner_column)))
-        .bind(id)
-        .fetch_all(&mut *t.tx)
-        .await?;
-    let attempts: Vec<Attempt> = rs.iter().map(rows::attempt).collect::<Result<_>>()?;
-    let segments: i64 = sqlx::query_scalar(&ops::sqlite_sql(&ops::segments_in_progress_sql(
-        owner_column,
-    )))
-    .bind(id)
-    .fetch_one(&mut *t.tx)
-    .await?;
-    if !force && (segments > 0 || !attempts.is_empty()) {
-        return Err(ops::in_flight_refusal(&what(), segments, &attempts));
-    }
-    Ok(attempts)
 }
