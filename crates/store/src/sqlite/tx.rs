@@ -1,6 +1,7 @@
 //! [`TxOps`] for SQLite: one writer connection, so a transaction sees and writes alone.
 
 use super::rows::{self, json, ots, ts};
+use crate::errors::db_err;
 use crate::model::*;
 use crate::ops::{LedgerRow, NewEvent, ProjectDelta, RescueRow, TxOps};
 use crate::{Result, StoreError};
@@ -156,7 +157,10 @@ impl TxOps for SqliteTx {
         .bind(ots(a.waiting_since))
         .bind(a.id)
         .execute(&mut *self.tx)
-        .await?;
+        .await
+        .map_err(|e| db_err(e, "is_selected", || {
+            format!("attempt {} of segment {}", a.attempt_number, a.segment_id)
+        }))?;
         Ok(())
     }
 
@@ -208,7 +212,11 @@ impl TxOps for SqliteTx {
                     .push_bind(ots(a.waiting_since));
             });
             q.push(") AS v WHERE retry_attempts.id = v.column1");
-            q.build().persistent(false).execute(&mut *self.tx).await?;
+            q.build()
+                .persistent(false)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(|e| db_err(e, "is_selected", || "a batch of attempts".to_owned()))?;
         }
         Ok(())
     }
@@ -236,7 +244,11 @@ impl TxOps for SqliteTx {
                     .push_bind(s.first_pass.map(i64::from));
             });
             q.push(") AS v WHERE segments.id = v.column1");
-            q.build().persistent(false).execute(&mut *self.tx).await?;
+            q.build()
+                .persistent(false)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(|e| db_err(e, "status", || "a batch of segments".to_owned()))?;
         }
         Ok(())
     }
@@ -281,7 +293,8 @@ impl TxOps for SqliteTx {
         .bind(s.first_pass.map(i64::from))
         .bind(s.id)
         .execute(&mut *self.tx)
-        .await?;
+        .await
+        .map_err(|e| db_err(e, "status", || format!("segment {}", s.id)))?;
         Ok(())
     }
 
