@@ -69,7 +69,10 @@ macro_rules! in_tx {
             };
             let out = match out {
                 Ok(v) => $store.commit(tx).await.map(|()| v),
-                Err(e) => Err(e),
+                Err(e) => {
+                    tx.rollback().await;
+                    Err(e)
+                }
             };
             match out {
                 Err(e) if rows::is_retriable(&e) && run < TX_ATTEMPTS => {
