@@ -237,6 +237,16 @@ impl Drop for TestApp {
     }
 }
 
+/// Warnings and errors of the engine and the server go to the test's captured output, so a
+/// failing test shows why (`RETAKE_LOG` overrides the level).
+fn init_test_log() {
+    let filter = std::env::var("RETAKE_LOG").unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_test_writer()
+        .try_init();
+}
+
 impl TestApp {
     pub async fn spawn(store: Arc<dyn Store>) -> TestApp {
         Self::spawn_with_storage(store, None).await
@@ -247,6 +257,7 @@ impl TestApp {
         store: Arc<dyn Store>,
         storage: Option<retake_engine::media::StorageConfig>,
     ) -> TestApp {
+        init_test_log();
         let root = tempfile::tempdir().expect("temp dir");
         let data_dir = root.path().join("data");
         let ui_dir = root.path().join("ui");
