@@ -133,6 +133,7 @@ pub fn app_state(
             .clone()
             .map(|c| c as Arc<dyn retake_server::WorkflowValidator>),
         comfy_admin: comfy.map(|c| c as Arc<dyn retake_server::ComfyAdmin>),
+        token_touches: Default::default(),
     }
 }
 

@@ -307,8 +307,10 @@ mod tests {
 
     #[test]
     fn cost_aware_stops_when_better_is_unlikely() {
-        let mut stats = SceneStats::default();
-        stats.passing_overall = vec![0.80, 0.82, 0.81, 0.79, 0.83, 0.80];
+        let stats = SceneStats {
+            passing_overall: vec![0.80, 0.82, 0.81, 0.79, 0.83, 0.80],
+            ..SceneStats::default()
+        };
         let mut best = failed(2, 2, 0.84);
         best.status = AttemptStatus::Passed;
         assert!(cost_aware_stop(&best, 0.0001, 10.0, &stats).is_some());

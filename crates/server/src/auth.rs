@@ -159,7 +159,7 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(why) = token.refusal(at) {
             return Err(ApiError::TokenRefused(why));
         }
-        touch(state, &token, at).await;
+        touch(state, &token, at);
         Ok(Caller(token, credential))
     }
 }
@@ -175,15 +175,28 @@ async fn lookup_token(state: &AppState, token: &str) -> Result<ApiToken, ApiErro
         .ok_or(ApiError::Unauthorized)
 }
 
-/// Record the use, at most once a minute per token: most requests write nothing.
-async fn touch(state: &AppState, token: &ApiToken, at: DateTime<Utc>) {
+/// Record the use, at most once a minute per token: most requests write nothing. The write runs
+/// in the background, one per token at a time, so a request never waits for the writer (on
+/// SQLite it queues behind whatever the engine or a large submission is writing).
+fn touch(state: &AppState, token: &ApiToken, at: DateTime<Utc>) {
     let fresh = token
         .last_used_at
         .is_some_and(|t| (at - t).num_seconds() < TOKEN_TOUCH_INTERVAL_SECONDS);
-    if fresh {
+    if fresh
+        || !state
+            .token_touches
+            .lock()
+            .expect("token touches")
+            .insert(token.id)
+    {
         return;
     }
-    if let Err(e) = state.store.touch_token(token.id, at).await {
-        tracing::warn!(token_id = token.id, error = %e, "could not record the token's last use");
-    }
+    let (store, touches) = (state.store.clone(), state.token_touches.clone());
+    let id = token.id;
+    tokio::spawn(async move {
+        if let Err(e) = store.touch_token(id, at).await {
+            tracing::warn!(token_id = id, error = %e, "could not record the token's last use");
+        }
+        touches.lock().expect("token touches").remove(&id);
+    });
 }

@@ -19,6 +19,8 @@ pub struct AppState {
     /// Validates ComfyUI workflow bindings when a scene type is saved.
     pub workflow_validator: Option<Arc<dyn WorkflowValidator>>,
     pub comfy_admin: Option<Arc<dyn ComfyAdmin>>,
+    /// Tokens whose `last_used_at` is being written in the background (`auth::touch`).
+    pub token_touches: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
 }
 
 /// Checks a scene type's ComfyUI workflow and bindings against a server's `/object_info`, and

@@ -148,13 +148,15 @@ pub struct OracleArm {
     pub failed: usize,
 }
 
+/// One failed segment's retries under each arm: the attempts up to the first pass (or all).
+type ArmPlans = BTreeMap<Arm, Vec<(AttemptOutcome, AttemptView)>>;
+
 /// Per scene type, the arm that rescues the most segments (then at the least GPU), chosen with
 /// foresight over the whole corpus; per segment, only the attempts up to the first pass, and
 /// none at all for a segment that arm cannot rescue within `max_attempts`.
 pub fn oracle(corpus: &Corpus, policy: &RetryPolicy) -> (Vec<SegmentOutcome>, Vec<OracleArm>) {
     // segment → arm → attempts up to the first pass (or all, when none passes).
-    let mut plans: Vec<Option<BTreeMap<Arm, Vec<(AttemptOutcome, AttemptView)>>>> =
-        Vec::with_capacity(corpus.segments.len());
+    let mut plans: Vec<Option<ArmPlans>> = Vec::with_capacity(corpus.segments.len());
     let mut firsts = Vec::with_capacity(corpus.segments.len());
     for spec in &corpus.segments {
         let scene = &corpus.scenes[spec.scene];

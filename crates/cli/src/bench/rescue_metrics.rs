@@ -291,7 +291,7 @@ pub fn within_budget(outcomes: &mut [SegmentOutcome], budget: f64) -> Vec<Segmen
         }
         if kept.attempts.len() < o.attempts.len() {
             kept.passed = kept.attempts.last().is_some_and(|a| a.passed);
-            kept.selected = kept.passed.then(|| kept.attempts.len() as u32);
+            kept.selected = kept.passed.then_some(kept.attempts.len() as u32);
             kept.review_reason = (!kept.passed).then(|| "budget_exhausted".to_owned());
         }
         out.push(kept);
@@ -305,9 +305,19 @@ pub fn round(x: f64, digits: i32) -> f64 {
     (x * f).round() / f + 0.0
 }
 
-#[derive(PartialEq, PartialOrd)]
+/// A time on the schedule, ordered by `f64::total_cmp`.
 struct Time(f64);
+impl PartialEq for Time {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
 impl Eq for Time {}
+impl PartialOrd for Time {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 impl Ord for Time {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&other.0)

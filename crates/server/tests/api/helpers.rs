@@ -281,6 +281,7 @@ impl TestApp {
             ui_dir: Some(ui_dir),
             workflow_validator: None,
             comfy_admin: None,
+            token_touches: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

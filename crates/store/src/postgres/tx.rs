@@ -50,8 +50,6 @@ impl PgTx {
         self.events.push((e, now()));
     }
 
-    /// Write the buffered events, send the notifications, commit. Returns (work queued, events
-    /// written) for the in-process wake-ups.
     /// Ends the transaction now, so its row locks go before the connection serves anyone else.
     /// Dropping a `Transaction` only queues the `ROLLBACK` until the connection's next use; an
     /// idle pooled connection would keep holding the rows, and claims (`SKIP LOCKED`) would skip
@@ -62,6 +60,8 @@ impl PgTx {
         }
     }
 
+    /// Write the buffered events, send the notifications, commit. Returns (work queued, events
+    /// written) for the in-process wake-ups.
     pub async fn commit(mut self) -> Result<(bool, bool)> {
         let events = std::mem::take(&mut self.events);
         let wrote_events = !events.is_empty();
