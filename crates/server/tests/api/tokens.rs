@@ -31,13 +31,7 @@ async fn admins_list_and_revoke_tokens(store: Arc<dyn Store>) {
 
     // Not used yet; only admins may list.
     let list = app.get("/api/tokens", &app.admin).await.expect(200);
-    let row = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == tid)
-        .unwrap()
-        .clone();
+    let row = token_row(&list, tid);
     assert_eq!(row["name"], "render-farm");
     assert_eq!(row["role"], "creator");
     assert!(row["last_used_at"].is_null() && row["revoked_at"].is_null());
@@ -57,13 +51,7 @@ async fn admins_list_and_revoke_tokens(store: Arc<dyn Store>) {
     let mut used = serde_json::Value::Null;
     for _ in 0..100 {
         let list = app.get("/api/tokens", &app.admin).await.expect(200);
-        used = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["id"] == tid)
-            .unwrap()
-            .clone();
+        used = token_row(&list, tid);
         if used["last_used_at"].is_string() {
             break;
         }
@@ -298,4 +286,14 @@ async fn a_session_ends_with_sign_out_or_its_token(store: Arc<dyn Store>) {
     with_cookie(&app, Method::GET, "/api/me", &c2, Body::None)
         .await
         .expect_error(401, "unauthorized", None);
+}
+
+/// The row of token `id` in a `GET /api/tokens` answer.
+fn token_row(list: &serde_json::Value, id: i64) -> serde_json::Value {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap_or_else(|| panic!("token {id} not in {list}"))
+        .clone()
 }
