@@ -113,6 +113,18 @@ impl Decision {
     }
 }
 
+/// Whether an attempt of the segment before `before` passed `check`: a later failure of it is
+/// then the seed's, not the workflow's (`retry_regressions`).
+fn passed_before(attempts: &[AttemptView], before: u32, check: &str) -> bool {
+    attempts.iter().any(|a| {
+        a.attempt_number < before
+            && a.scores
+                .as_ref()
+                .and_then(|s| s.checks.get(check))
+                .is_some_and(|r| r.verdict != crate::qa::Verdict::Fail)
+    })
+}
+
 fn describe_failures(a: &AttemptView) -> String {
     let Some(s) = &a.scores else {
         return format!("attempt {} has no scores", a.attempt_number);
@@ -231,6 +243,7 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
     }
 
     let failed_latest = latest.status == AttemptStatus::Failed;
+    let mut regressed: Vec<String> = Vec::new();
     if failed_latest && best.is_none() {
         if !policy.enabled {
             return Decision::Escalate {
@@ -253,7 +266,15 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
             .copied()
             .filter(|c| !policy.trigger_checks.contains(*c))
             .collect();
-        if !non_trigger.is_empty() {
+        let regressions = policy.retry_regressions
+            && !non_trigger.is_empty()
+            && non_trigger
+                .iter()
+                .all(|c| passed_before(&owned, latest.attempt_number, c));
+        if regressions {
+            regressed = non_trigger.iter().map(|c| c.to_string()).collect();
+        }
+        if !non_trigger.is_empty() && !regressions {
             return Decision::Escalate {
                 reason: ReviewReason::NonRetriableCheck,
                 why: format!(
@@ -421,6 +442,14 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
             describe_failures(latest)
         )
     };
+    let reason = if regressed.is_empty() {
+        reason
+    } else {
+        format!(
+            "{reason}; {} passed on an earlier attempt, so retried as the seed's luck (retry_regressions)",
+            regressed.join(", ")
+        )
+    };
     let reason = match &assessment {
         Some(a) => format!("{reason}; {}", a.explain()),
         None => reason,
@@ -453,7 +482,19 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
     Decision::Retry {
         why: format!("{reason}; {scheduling} ({})", changes.join("; ")),
         attempts: planned,
-        evidence: assessment.map(|a| a.to_json()).unwrap_or(Value::Null),
+        evidence: retry_evidence(assessment.map(|a| a.to_json()), &regressed),
+    }
+}
+
+/// A retry's recorded numbers: the stopping rule's, and the regressed checks it retried.
+fn retry_evidence(assessment: Option<Value>, regressed: &[String]) -> Value {
+    match (assessment, regressed.is_empty()) {
+        (a, true) => a.unwrap_or(Value::Null),
+        (Some(Value::Object(mut m)), false) => {
+            m.insert("retried_regressions".into(), json!(regressed));
+            Value::Object(m)
+        }
+        (_, false) => json!({ "retried_regressions": regressed }),
     }
 }
 

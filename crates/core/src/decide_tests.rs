@@ -119,6 +119,54 @@ fn non_trigger_check_escalates() {
     }
 }
 
+/// `retry_regressions`: a retry that fails a non-trigger check attempt 1 passed is the seed's
+/// luck and is retried; one that attempt 1 failed too (or with the knob off) goes to review.
+#[test]
+fn a_retry_regression_is_retried_only_when_the_policy_says_so() {
+    // Attempt 1 failed the trigger (face) and passed black_frames; attempt 2 fails black_frames.
+    let a = [attempt(1, 1, 0.3, 1.0), attempt(2, 2, 0.9, 0.1)];
+    match run(&enabled(), &a, BudgetView::unlimited()) {
+        Decision::Escalate { reason, .. } => assert_eq!(reason, ReviewReason::NonRetriableCheck),
+        d => panic!("{d:?}"),
+    }
+    let on = RetryPolicy {
+        retry_regressions: true,
+        ..enabled()
+    };
+    match run(&on, &a, BudgetView::unlimited()) {
+        Decision::Retry {
+            attempts,
+            why,
+            evidence,
+        } => {
+            assert_eq!(attempts[0].attempt_number, 3);
+            assert!(
+                why.contains("black_frames passed on an earlier attempt"),
+                "{why}"
+            );
+            assert!(why.contains("retry_regressions"), "{why}");
+            assert_eq!(evidence["retried_regressions"], json!(["black_frames"]));
+        }
+        d => panic!("{d:?}"),
+    }
+    // Attempt 1 failed black_frames too: not a regression, so it is not retried.
+    let a = [attempt(1, 1, 0.9, 0.1)];
+    match run(&on, &a, BudgetView::unlimited()) {
+        Decision::Escalate { reason, .. } => assert_eq!(reason, ReviewReason::NonRetriableCheck),
+        d => panic!("{d:?}"),
+    }
+    // The attempt limit still holds.
+    let two = RetryPolicy {
+        max_attempts: 2,
+        ..on
+    };
+    let a = [attempt(1, 1, 0.3, 1.0), attempt(2, 2, 0.9, 0.1)];
+    match run(&two, &a, BudgetView::unlimited()) {
+        Decision::Escalate { reason, .. } => assert_eq!(reason, ReviewReason::AllAttemptsFailed),
+        d => panic!("{d:?}"),
+    }
+}
+
 #[test]
 fn budget_refusal_escalates() {
     let a = [attempt(1, 1, 0.3, 1.0)];
@@ -256,7 +304,11 @@ fn retry_explains_itself_and_changes_seed() {
         &[attempt(1, 1, 0.42, 1.0)],
         BudgetView::unlimited(),
     ) {
-        Decision::Retry { attempts, why, .. } => {
+        Decision::Retry {
+            attempts,
+            why,
+            evidence,
+        } => {
             assert!(why.contains("face_confidence 0.42 < fail 0.50"), "{why}");
             assert!(why.contains("attempt 2 of up to 3"), "{why}");
             assert_ne!(attempts[0].seed, 1);
@@ -333,7 +385,11 @@ fn each_round_has_its_own_max_attempts() {
         in_round(attempt(3, 13, 0.3, 1.0), 2),
     ];
     match run(&p, &a, BudgetView::unlimited()) {
-        Decision::Retry { attempts, why, .. } => {
+        Decision::Retry {
+            attempts,
+            why,
+            evidence,
+        } => {
             assert_eq!(attempts.len(), 1);
             assert_eq!(attempts[0].attempt_number, 4);
             assert_eq!(attempts[0].round, 2);

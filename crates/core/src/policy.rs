@@ -92,6 +92,10 @@ pub struct RetryPolicy {
     /// retries up to `max_attempts`. With no history it retries like `None`.
     #[schema(minimum = 0.01, maximum = 0.9)]
     pub min_rescue_probability: Option<f64>,
+    /// On a retry, a failed check that is not a trigger but that an earlier attempt of the
+    /// segment passed is retried like a trigger failure: the same workflow passed it, so the seed
+    /// is to blame. Off: any non-trigger failure goes to review.
+    pub retry_regressions: bool,
     /// Queue priority of retries and re-runs (0..=100); originals are queued at 0 and workers
     /// take the highest priority first, so a failure is retried soon instead of after the whole
     /// backlog. 0 keeps plain first-in-first-out order.
@@ -117,6 +121,7 @@ impl Default for RetryPolicy {
             min_gain_per_gpu_second: None,
             parallelism: 1,
             min_rescue_probability: None,
+            retry_regressions: false,
             retry_priority: DEFAULT_RETRY_PRIORITY,
         }
     }
@@ -178,6 +183,8 @@ pub struct RetryPolicyRaw {
     pub parallelism: i64,
     #[serde(default)]
     pub min_rescue_probability: Option<f64>,
+    #[serde(default)]
+    pub retry_regressions: bool,
     #[serde(default = "d_priority")]
     pub retry_priority: i64,
 }
@@ -364,6 +371,7 @@ impl TryFrom<RetryPolicyRaw> for RetryPolicy {
             min_gain_per_gpu_second: check_gain(r.min_gain_per_gpu_second)?,
             parallelism: check_parallelism(r.parallelism)?,
             min_rescue_probability: check_rescue_probability(r.min_rescue_probability)?,
+            retry_regressions: r.retry_regressions,
             retry_priority: check_retry_priority(r.retry_priority)?,
         })
     }
@@ -389,6 +397,7 @@ pub struct PolicyOverrides {
     pub parallelism: Option<u8>,
     #[schema(minimum = 0.01, maximum = 0.9)]
     pub min_rescue_probability: Option<f64>,
+    pub retry_regressions: Option<bool>,
     pub retry_priority: Option<u8>,
 }
 
@@ -410,6 +419,7 @@ pub struct PolicyOverridesRaw {
     pub min_gain_per_gpu_second: Option<f64>,
     pub parallelism: Option<i64>,
     pub min_rescue_probability: Option<f64>,
+    pub retry_regressions: Option<bool>,
     pub retry_priority: Option<i64>,
 }
 
@@ -444,6 +454,7 @@ impl TryFrom<PolicyOverridesRaw> for PolicyOverrides {
             min_gain_per_gpu_second: check_gain(r.min_gain_per_gpu_second)?,
             parallelism: r.parallelism.map(check_parallelism).transpose()?,
             min_rescue_probability: check_rescue_probability(r.min_rescue_probability)?,
+            retry_regressions: r.retry_regressions,
             retry_priority: r.retry_priority.map(check_retry_priority).transpose()?,
         })
     }
@@ -515,6 +526,7 @@ impl EffectivePolicy {
             systematic_max_spread,
             adaptive_variation,
             parallelism,
+            retry_regressions,
             retry_priority
         );
         let src = match scene.target_score {

@@ -26,6 +26,7 @@ retake_store::contract_tests!(
     parallel_retries_never_exceed_the_budget_or_max_attempts,
     every_choice_is_explained,
     the_stopping_rule_learns_per_scene_type,
+    a_retry_regression_is_retried_only_when_the_policy_says_so,
 );
 
 type Rule = dyn Fn(&GenerationJob) -> Vec<(&'static str, f64)> + Send + Sync;
@@ -814,4 +815,81 @@ async fn the_stopping_rule_learns_per_scene_type(store: Arc<dyn Store>) {
         assert!(m["p_pass_next"].as_f64().unwrap() >= 0.1, "{m}");
         assert!(m["model"]["pass_rate"].as_f64().unwrap() > 0.5, "{m}");
     }
+}
+
+/// `retry_regressions`: attempt 1 fails face confidence (a trigger) and passes black frames;
+/// attempt 2 fixes the face but comes out black. With the knob on, the segment is retried and
+/// attempt 3 passes; off (the default), attempt 2's black frames go to review. Each retry and its
+/// decision say why.
+async fn a_retry_regression_is_retried_only_when_the_policy_says_so(store: Arc<dyn Store>) {
+    let checks = vec![
+        CheckConfig::new("face_confidence", 0.7, 0.5),
+        CheckConfig::new("black_frames", 0.9, 0.8),
+    ];
+    let f = fixture(
+        store.clone(),
+        None,
+        serde_json::json!({"enabled": true, "max_attempts": 4, "retry_regressions": true}),
+        checks.clone(),
+    )
+    .await;
+    // The same scene type with the knob off (the default).
+    let off = store
+        .create_scene_type(NewSceneType {
+            project_id: f.project.id,
+            name: "crowd, regressions off".into(),
+            backend: "simulated".into(),
+            backend_config: serde_json::json!({}),
+            workflow_template: serde_json::json!({}),
+            parameter_bindings: Default::default(),
+            default_parameters: f.scene.default_parameters.clone(),
+            qa_checks: checks,
+            qa_commands: vec![],
+            retry_policy: serde_json::from_value(
+                serde_json::json!({"enabled": true, "max_attempts": 4}),
+            )
+            .unwrap(),
+            parameter_domains: Default::default(),
+        })
+        .await
+        .unwrap();
+    let engine = f.engine(
+        Arc::new(RuleBackend::new(8.0, |job| {
+            match job.attempt.attempt_number {
+                1 => vec![("face_confidence", 0.3), ("black_frames", 1.0)],
+                2 => vec![("face_confidence", 0.9), ("black_frames", 0.1)],
+                _ => vec![("face_confidence", 0.9), ("black_frames", 1.0)],
+            }
+        })),
+        "w1",
+        1,
+    );
+    let on_seg = f.submit(1, 11).await.remove(0);
+    let off_seg = store
+        .submit_segments(vec![NewSegment {
+            scene_type_id: off.id,
+            label: None,
+            parameters: Parameters::new(),
+            rng_seed: 12,
+        }])
+        .await
+        .unwrap()
+        .remove(0);
+    engine.run_until_idle().await.unwrap();
+
+    let (seg, attempts) = f.segment(on_seg.id).await;
+    assert_eq!(seg.status, SegmentStatus::Passed, "{:?}", seg.decision_note);
+    assert_eq!(attempts.len(), 3);
+    assert_eq!(seg.selected_attempt_number, Some(3));
+    let why = attempts[2].why.as_deref().unwrap_or_default();
+    assert!(
+        why.contains("black_frames passed on an earlier attempt"),
+        "attempt 3 says why it was queued: {why}"
+    );
+
+    let (seg, attempts) = f.segment(off_seg.id).await;
+    assert_eq!(seg.status, SegmentStatus::NeedsReview);
+    assert_eq!(seg.review_reason, Some(ReviewReason::NonRetriableCheck));
+    assert_eq!(attempts.len(), 2);
+    assert!(seg.decision_note.unwrap().contains("black_frames"));
 }

@@ -80,6 +80,7 @@ const FIELDS: &[&str] = &[
     "action",
     "segment_ids",
     "min_rescue_probability",
+    "retry_regressions",
     "warn",
     "fail",
     "options",
@@ -162,7 +163,8 @@ const PATH_ODDITIES: &[&str] = &[
 fn templates() -> BTreeMap<(&'static str, &'static str), Value> {
     let policy = json!({"enabled": true, "max_attempts": 3, "trigger_checks": ["face_confidence"], "seed_variation": true, "cfg_jitter": 0.5,
         "denoise_jitter": 0.05, "extra_jitter": {"steps": 2}, "selection_mode": "best_of_n", "target_score": 0.8, "systematic_detection": true,
-        "systematic_max_spread": 0.05, "adaptive_variation": false, "min_gain_per_gpu_second": 0.01, "parallelism": 2, "retry_priority": 10, "min_rescue_probability": 0.1});
+        "systematic_max_spread": 0.05, "adaptive_variation": false, "min_gain_per_gpu_second": 0.01, "parallelism": 2, "retry_priority": 10, "min_rescue_probability": 0.1,
+        "retry_regressions": true});
     let scene = json!({"project_id": 1, "name": "fuzz scene", "backend": "simulated", "backend_config": {"profile": "portrait"},
         "workflow_template": {}, "parameter_bindings": {"cfg_scale": "3.cfg"}, "default_parameters": {"cfg_scale": 7.0, "steps": 20},
         "qa_checks": [{"check": "face_confidence", "warn": 0.7, "fail": 0.5, "enabled": true, "options": {}}],

@@ -1121,6 +1121,7 @@ export interface components {
             parallelism?: number | null;
             /** Format: int32 */
             retry_priority?: number | null;
+            retry_regressions?: boolean | null;
             seed_variation?: boolean | null;
             selection_mode?: null | components["schemas"]["SelectionMode"];
             systematic_detection?: boolean | null;
@@ -1430,6 +1431,12 @@ export interface components {
              *     backlog. 0 keeps plain first-in-first-out order.
              */
             retry_priority: number;
+            /**
+             * @description On a retry, a failed check that is not a trigger but that an earlier attempt of the
+             *     segment passed is retried like a trigger failure: the same workflow passed it, so the seed
+             *     is to blame. Off: any non-trigger failure goes to review.
+             */
+            retry_regressions: boolean;
             /** @description Draw a new seed for each retry. */
             seed_variation: boolean;
             selection_mode: components["schemas"]["SelectionMode"];
@@ -1498,6 +1505,12 @@ export interface components {
              *     backlog. 0 keeps plain first-in-first-out order.
              */
             retry_priority?: number;
+            /**
+             * @description On a retry, a failed check that is not a trigger but that an earlier attempt of the
+             *     segment passed is retried like a trigger failure: the same workflow passed it, so the seed
+             *     is to blame. Off: any non-trigger failure goes to review.
+             */
+            retry_regressions?: boolean;
             /** @description Draw a new seed for each retry. */
             seed_variation?: boolean;
             selection_mode?: components["schemas"]["SelectionMode"];

@@ -53,6 +53,10 @@ pub struct Args {
     /// `min_rescue_probability` of `retake_smart` (default: the "smart" preset's).
     #[arg(long)]
     pub min_rescue_probability: Option<f64>,
+    /// Run `retake_smart` without `retry_regressions` (a retry's failure of a non-trigger check
+    /// goes to review, as in the other retake strategies).
+    #[arg(long)]
+    pub no_regressions: bool,
     /// GPU budget of the budget-limited runs, in GPU-seconds per segment (default: the
     /// scenario's `budget_per_segment`, else what the oracle spends in all).
     #[arg(long)]
@@ -134,6 +138,7 @@ fn strategies(a: &Args, n: u8) -> Vec<Strategy> {
             a.min_rescue_probability
                 .unwrap_or(retake_core::policy::SMART_MIN_RESCUE_PROBABILITY),
         ),
+        retry_regressions: !a.no_regressions,
         ..base.clone()
     };
     let mut v = vec![
@@ -165,7 +170,7 @@ fn strategies(a: &Args, n: u8) -> Vec<Strategy> {
         },
         Strategy {
             name: "retake_smart",
-            about: "the \"smart\" preset: min_rescue_probability (stopping rule learnt per scene type × check) + adaptive_variation, first pass",
+            about: "the \"smart\" preset: min_rescue_probability (stopping rule learnt per scene type × check) + adaptive_variation + retry_regressions, first pass",
             runner: plan(smart),
         },
         Strategy {

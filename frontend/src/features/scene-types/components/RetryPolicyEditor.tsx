@@ -210,7 +210,8 @@ export function RetryPolicyEditor({ view, readOnly, roleName, parameterNames = [
             </button>{' '}
             <span className="muted small" data-testid="smart-help">
               Stops retrying a segment once the next attempt is unlikely to pass (learnt per scene type and check from finished
-              segments; with no history it retries like fixed-N) and picks each retry’s variation adaptively. The knobs below stay
+              segments; with no history it retries like fixed-N), picks each retry’s variation adaptively and retries a retry that fails a
+              check an earlier attempt passed. The knobs below stay
               editable. Auto-retry itself stays {eff.enabled ? 'on' : 'off'}.
             </span>
           </div>
@@ -232,6 +233,10 @@ export function RetryPolicyEditor({ view, readOnly, roleName, parameterNames = [
                 aria-label="Minimum probability that the next attempt passes"
               />
             </div>
+          </PolicyRow>
+
+          <PolicyRow {...row('retry_regressions')} label="Retry regressions" htmlFor="p-regressions" hint="A retry that fails a non-trigger check an earlier attempt passed is retried like a trigger failure (the same workflow passed it, so the seed is to blame). Off sends it to review.">
+            <Switch id="p-regressions" checked={eff.retry_regressions} onChange={(v) => set('retry_regressions', v)} label="Retry regressions" />
           </PolicyRow>
 
           <PolicyRow {...row('systematic_detection')} label="Systematic failure detection" htmlFor="p-systematic" hint="Stop early when a new seed does not move the failing score.">

@@ -23,6 +23,7 @@ export const POLICY_FIELDS: readonly PolicyField[] = [
   'min_gain_per_gpu_second',
   'parallelism',
   'min_rescue_probability',
+  'retry_regressions',
   'retry_priority',
 ];
 
@@ -59,8 +60,9 @@ export const LIMITS = {
 export const SMART_MIN_RESCUE_PROBABILITY = 0.1;
 
 /**
- * The recommended "smart" preset: the evidence-based stopping rule plus adaptive variation arms.
- * It changes strategy knobs only; auto-retry itself stays as it is (opt-in).
+ * The recommended "smart" preset: the evidence-based stopping rule, adaptive variation arms, and
+ * retries of regressions (a retry failing a check an earlier attempt passed). It changes strategy
+ * knobs only; auto-retry itself stays as it is (opt-in).
  */
 export function applySmart(draft: Required<PolicyOverrides>): Required<PolicyOverrides> {
   return {
@@ -68,12 +70,21 @@ export function applySmart(draft: Required<PolicyOverrides>): Required<PolicyOve
     min_rescue_probability: draft.min_rescue_probability ?? SMART_MIN_RESCUE_PROBABILITY,
     adaptive_variation: true,
     systematic_detection: false,
+    retry_regressions: true,
   };
 }
 
 /** Whether the policy in force is the smart preset (any threshold counts). */
-export function isSmart(p: Pick<RetryPolicy, 'min_rescue_probability' | 'adaptive_variation' | 'systematic_detection'>): boolean {
-  return p.min_rescue_probability !== null && p.min_rescue_probability !== undefined && p.adaptive_variation && !p.systematic_detection;
+export function isSmart(
+  p: Pick<RetryPolicy, 'min_rescue_probability' | 'adaptive_variation' | 'systematic_detection' | 'retry_regressions'>,
+): boolean {
+  return (
+    p.min_rescue_probability !== null &&
+    p.min_rescue_probability !== undefined &&
+    p.adaptive_variation &&
+    !p.systematic_detection &&
+    p.retry_regressions
+  );
 }
 
 /** The largest jitter range for an extra parameter (`steps` 50, anything else 1000). */

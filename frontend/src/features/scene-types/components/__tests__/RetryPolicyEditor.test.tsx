@@ -77,10 +77,12 @@ describe('RetryPolicyEditor', () => {
     const smart = screen.getByRole('button', { name: 'Smart (recommended)' });
     expect(smart).toHaveAttribute('aria-pressed', 'false');
     expect(screen.getByRole('switch', { name: 'Stopping rule' })).not.toBeChecked();
+    expect(screen.getByRole('switch', { name: 'Retry regressions' })).not.toBeChecked();
     await userEvent.click(smart);
     expect(smart).toHaveAttribute('aria-pressed', 'true');
     expect(screen.getByRole('switch', { name: 'Stopping rule' })).toBeChecked();
     expect(screen.getByRole('switch', { name: 'Adaptive variation' })).toBeChecked();
+    expect(screen.getByRole('switch', { name: 'Retry regressions' })).toBeChecked();
     // Still opt-in: the preset does not turn auto-retry on or off.
     expect(screen.getByRole('switch', { name: 'Enable auto-retry' })).toBeChecked();
     const p = screen.getByRole('spinbutton', { name: 'Minimum probability that the next attempt passes' });
@@ -88,7 +90,7 @@ describe('RetryPolicyEditor', () => {
     fireEvent.change(p, { target: { value: '0.95' } });
     await userEvent.click(screen.getByRole('button', { name: 'Save policy' }));
     await waitFor(() => expect(within(row('min_rescue_probability')).getByRole('alert')).toHaveTextContent('0.01..=0.9'));
-    expect(calls.find((c) => c.method === 'PUT')!.body).toMatchObject({ min_rescue_probability: 0.95, adaptive_variation: true, systematic_detection: false });
+    expect(calls.find((c) => c.method === 'PUT')!.body).toMatchObject({ min_rescue_probability: 0.95, adaptive_variation: true, systematic_detection: false, retry_regressions: true });
   });
 
   it('explains a 412 as a stale policy and offers a reload', async () => {
