@@ -272,33 +272,58 @@ fn score_density(
     // The residual's noise comes from all unrescued scores, not only the hopeless ones: its
     // worth in scores is its signal-to-noise (hopeless² / unrescued).
     let hopeless_weight = hopeless_scores * hopeless_scores / unresc_scores.max(1.0);
-    if rescued_scores < MIN_SCORES || hopeless_weight < MIN_SCORES {
+    if hopeless_weight < MIN_SCORES {
         return None;
     }
-    let mut fr = [0.0; SCORE_BINS];
-    let mut fh = [0.0; SCORE_BINS];
-    for b in 0..SCORE_BINS {
-        let r = c.scores_rescued[b] / rescued_scores;
-        fr[b] = r;
-        fh[b] = (c.scores_unrescued[b] - unresc_scores * share_rescuable * r).max(0.0);
-    }
-    // Both densities shrink towards the pooled failing scores (SCORE_PRIOR pseudo-scores), then
-    // get a little uniform mass: when few segments are hopeless, what is left after taking the
-    // unlucky ones out is mostly noise, and it must not read as evidence.
     let pooled_total = rescued_scores + unresc_scores;
     let pooled: Vec<f64> = (0..SCORE_BINS)
         .map(|b| (c.scores_rescued[b] + c.scores_unrescued[b]) / pooled_total)
         .collect();
-    let shrink = |v: &mut [f64; SCORE_BINS], n: f64| {
+    let mut fr = [0.0; SCORE_BINS];
+    let scarce = rescued_scores < MIN_SCORES;
+    if scarce {
+        // Too few rescues to know how rescuable segments fail (a scene type where the rule stops
+        // most failures learns them slowly): assume they fail anywhere in the range failing
+        // scores are seen in, with what rescues there are as evidence. The hopeless segments'
+        // own density still says where *they* fail, so a score outside it reads as rescuable.
+        let seen: Vec<usize> = (0..SCORE_BINS).filter(|b| pooled[*b] > 0.0).collect();
+        let (lo, hi) = (seen[0], seen[seen.len() - 1]);
+        let width = (hi - lo + 1) as f64;
+        for (b, x) in fr.iter_mut().enumerate() {
+            let prior = if (lo..=hi).contains(&b) {
+                1.0 / width
+            } else {
+                0.0
+            };
+            *x = (c.scores_rescued[b] + SCORE_PRIOR * prior) / (rescued_scores + SCORE_PRIOR);
+        }
+    } else {
+        for (b, x) in fr.iter_mut().enumerate() {
+            *x = c.scores_rescued[b] / rescued_scores;
+        }
+    }
+    let mut fh = [0.0; SCORE_BINS];
+    for b in 0..SCORE_BINS {
+        fh[b] = (c.scores_unrescued[b] - unresc_scores * share_rescuable * fr[b]).max(0.0);
+    }
+    // Both densities shrink towards the pooled failing scores (SCORE_PRIOR pseudo-scores), then
+    // get a little uniform mass: when few segments are hopeless, what is left after taking the
+    // unlucky ones out is mostly noise, and it must not read as evidence. (The rescued density
+    // built from the range above has its prior already.)
+    let shrink = |v: &mut [f64; SCORE_BINS], n: f64, prior: bool| {
         let total: f64 = v.iter().sum::<f64>().max(1e-12);
         for (b, x) in v.iter_mut().enumerate() {
             let own = *x / total;
-            let p = (n * own + SCORE_PRIOR * pooled[b]) / (n + SCORE_PRIOR);
+            let p = if prior {
+                (n * own + SCORE_PRIOR * pooled[b]) / (n + SCORE_PRIOR)
+            } else {
+                own
+            };
             *x = 0.97 * p + 0.03 / SCORE_BINS as f64;
         }
     };
-    shrink(&mut fr, rescued_scores);
-    shrink(&mut fh, hopeless_weight);
+    shrink(&mut fr, rescued_scores, !scarce);
+    shrink(&mut fh, hopeless_weight, true);
     Some((fr, fh))
 }
 

@@ -471,3 +471,34 @@ fn segments_stopped_on_their_scores_are_counted_as_likely_hopeless() {
     let other = stopped.with_stop_evidence(&json!({"rule": "stuck_scores", "score_ratio": 16.0}));
     assert_eq!(other.score_ratio, None);
 }
+
+/// A scene type where nearly every failed segment is hopeless has few rescues to learn from, so
+/// how rescuable segments fail is not known; the hopeless segments' own scores still are. A
+/// failure outside where they fail reads as rescuable and is retried, one inside is stopped.
+#[test]
+fn scores_outside_the_hopeless_band_count_before_rescues_are_many() {
+    let h = history(&records(300, 0.985, 0.7, 3, 9));
+    let c = &h.checks[CHECK];
+    let rescued_scores: f64 = c.scores_rescued.iter().sum();
+    assert!(
+        rescued_scores > 0.0 && rescued_scores < MIN_SCORES,
+        "the case under test: a few rescues ({rescued_scores} scores)"
+    );
+    let m = fit(c);
+    assert!(m.score_density.is_some(), "{m:?}");
+    assert!(m.score_ratio(0.31) > 3.0, "{}", m.score_ratio(0.31));
+    // 0.40: inside the range failing scores are seen in (0.19..0.47 here), outside the band.
+    assert!(m.score_ratio(0.40) < 0.2, "{}", m.score_ratio(0.40));
+    let seed = deciding_seed();
+    assert!(
+        matches!(
+            run(&[attempt(1, 0.40, None)], h.clone(), seed),
+            Decision::Retry { .. }
+        ),
+        "a failure where hopeless segments never fail is retried"
+    );
+    match run(&[attempt(1, 0.31, None)], h, seed) {
+        Decision::Escalate { reason, .. } => assert_eq!(reason, ReviewReason::SystematicFailure),
+        d => panic!("{d:?}"),
+    }
+}
