@@ -304,11 +304,7 @@ fn retry_explains_itself_and_changes_seed() {
         &[attempt(1, 1, 0.42, 1.0)],
         BudgetView::unlimited(),
     ) {
-        Decision::Retry {
-            attempts,
-            why,
-            evidence,
-        } => {
+        Decision::Retry { attempts, why, .. } => {
             assert!(why.contains("face_confidence 0.42 < fail 0.50"), "{why}");
             assert!(why.contains("attempt 2 of up to 3"), "{why}");
             assert_ne!(attempts[0].seed, 1);
@@ -385,11 +381,7 @@ fn each_round_has_its_own_max_attempts() {
         in_round(attempt(3, 13, 0.3, 1.0), 2),
     ];
     match run(&p, &a, BudgetView::unlimited()) {
-        Decision::Retry {
-            attempts,
-            why,
-            evidence,
-        } => {
+        Decision::Retry { attempts, why, .. } => {
             assert_eq!(attempts.len(), 1);
             assert_eq!(attempts[0].attempt_number, 4);
             assert_eq!(attempts[0].round, 2);
