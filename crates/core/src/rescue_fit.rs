@@ -286,8 +286,12 @@ fn score_density(
         // most failures learns them slowly): assume they fail anywhere in the range failing
         // scores are seen in, with what rescues there are as evidence. The hopeless segments'
         // own density still says where *they* fail, so a score outside it reads as rescuable.
-        let seen: Vec<usize> = (0..SCORE_BINS).filter(|b| pooled[*b] > 0.0).collect();
-        let (lo, hi) = (seen[0], seen[seen.len() - 1]);
+        // Some bin has scores: the hopeless ones that passed the check above.
+        let lo = pooled.iter().position(|p| *p > 0.0).unwrap_or(0);
+        let hi = pooled
+            .iter()
+            .rposition(|p| *p > 0.0)
+            .unwrap_or(SCORE_BINS - 1);
         let width = (hi - lo + 1) as f64;
         for (b, x) in fr.iter_mut().enumerate() {
             let prior = if (lo..=hi).contains(&b) {

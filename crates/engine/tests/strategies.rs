@@ -148,17 +148,47 @@ fn face_only() -> Vec<CheckConfig> {
 
 impl Fixture {
     async fn submit(&self, n: usize, first_rng_seed: u64) -> Vec<Segment> {
+        self.submit_to(self.scene.id, n, first_rng_seed).await
+    }
+
+    async fn submit_to(&self, scene_type_id: i64, n: usize, first_rng_seed: u64) -> Vec<Segment> {
         self.store
             .submit_segments(
                 (0..n)
                     .map(|i| NewSegment {
-                        scene_type_id: self.scene.id,
+                        scene_type_id,
                         label: None,
                         parameters: Parameters::new(),
                         rng_seed: first_rng_seed + i as u64,
                     })
                     .collect(),
             )
+            .await
+            .unwrap()
+    }
+
+    /// Another scene type in the fixture's project, like the first but for its name, checks and
+    /// policy overrides.
+    async fn scene_type(
+        &self,
+        name: &str,
+        checks: Vec<CheckConfig>,
+        policy: serde_json::Value,
+    ) -> SceneType {
+        self.store
+            .create_scene_type(NewSceneType {
+                project_id: self.project.id,
+                name: name.into(),
+                backend: "simulated".into(),
+                backend_config: serde_json::json!({}),
+                workflow_template: serde_json::json!({}),
+                parameter_bindings: Default::default(),
+                default_parameters: self.scene.default_parameters.clone(),
+                qa_checks: checks,
+                qa_commands: vec![],
+                retry_policy: serde_json::from_value(policy).unwrap(),
+                parameter_domains: Default::default(),
+            })
             .await
             .unwrap()
     }
@@ -681,23 +711,7 @@ async fn the_stopping_rule_learns_per_scene_type(store: Arc<dyn Store>) {
     let f = fixture(store.clone(), None, policy.clone(), face_only()).await;
     let mut scenes = vec![f.scene.clone()];
     for name in ["lucky", "fresh"] {
-        let st = store
-            .create_scene_type(NewSceneType {
-                project_id: f.project.id,
-                name: name.into(),
-                backend: "simulated".into(),
-                backend_config: serde_json::json!({}),
-                workflow_template: serde_json::json!({}),
-                parameter_bindings: Default::default(),
-                default_parameters: f.scene.default_parameters.clone(),
-                qa_checks: face_only(),
-                qa_commands: vec![],
-                retry_policy: serde_json::from_value(policy.clone()).unwrap(),
-                parameter_domains: Default::default(),
-            })
-            .await
-            .unwrap();
-        scenes.push(st);
+        scenes.push(f.scene_type(name, face_only(), policy.clone()).await);
     }
     let (broken, lucky, fresh) = (scenes[0].id, scenes[1].id, scenes[2].id);
     // "crowd" never passes; "lucky" fails attempt 1 and passes any retry; "fresh" never passes.
@@ -834,25 +848,13 @@ async fn a_retry_regression_is_retried_only_when_the_policy_says_so(store: Arc<d
     )
     .await;
     // The same scene type with the knob off (the default).
-    let off = store
-        .create_scene_type(NewSceneType {
-            project_id: f.project.id,
-            name: "crowd, regressions off".into(),
-            backend: "simulated".into(),
-            backend_config: serde_json::json!({}),
-            workflow_template: serde_json::json!({}),
-            parameter_bindings: Default::default(),
-            default_parameters: f.scene.default_parameters.clone(),
-            qa_checks: checks,
-            qa_commands: vec![],
-            retry_policy: serde_json::from_value(
-                serde_json::json!({"enabled": true, "max_attempts": 4}),
-            )
-            .unwrap(),
-            parameter_domains: Default::default(),
-        })
-        .await
-        .unwrap();
+    let off = f
+        .scene_type(
+            "crowd, regressions off",
+            checks,
+            serde_json::json!({"enabled": true, "max_attempts": 4}),
+        )
+        .await;
     let engine = f.engine(
         Arc::new(RuleBackend::new(8.0, |job| {
             match job.attempt.attempt_number {
@@ -865,16 +867,7 @@ async fn a_retry_regression_is_retried_only_when_the_policy_says_so(store: Arc<d
         1,
     );
     let on_seg = f.submit(1, 11).await.remove(0);
-    let off_seg = store
-        .submit_segments(vec![NewSegment {
-            scene_type_id: off.id,
-            label: None,
-            parameters: Parameters::new(),
-            rng_seed: 12,
-        }])
-        .await
-        .unwrap()
-        .remove(0);
+    let off_seg = f.submit_to(off.id, 1, 12).await.remove(0);
     engine.run_until_idle().await.unwrap();
 
     let (seg, attempts) = f.segment(on_seg.id).await;
