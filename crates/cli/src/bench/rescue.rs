@@ -8,6 +8,8 @@
 pub mod corpus;
 #[path = "rescue_engine.rs"]
 mod engine;
+#[path = "rescue_informed.rs"]
+pub mod informed;
 #[path = "rescue_local.rs"]
 mod local;
 #[path = "rescue_metrics.rs"]
@@ -212,7 +214,17 @@ pub struct BenchResult {
     pub max_attempts: u8,
     /// The budget-limited runs (empty with `--no-budget`).
     pub budget: Vec<metrics::BudgetMetrics>,
+    /// The informed bound, per rule at each of its thresholds.
+    pub informed: Vec<InformedRow>,
     pub elapsed_s: f64,
+}
+
+/// The informed bound (`rescue_informed.rs`) at one threshold on P(next attempt passes).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InformedRow {
+    pub rule: informed::Rule,
+    pub threshold: f64,
+    pub metrics: Metrics,
 }
 
 /// Strategies that also run within a fixed budget.
@@ -370,6 +382,27 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
         ));
     }
 
+    let informed: Vec<InformedRow> = [informed::Rule::PerAttempt, informed::Rule::PerHopelessRetry]
+        .into_iter()
+        .flat_map(|rule| rule.thresholds().iter().map(move |&t| (rule, t)))
+        .map(|(rule, threshold)| {
+            let outcomes =
+                informed::informed(&corpus, &naive_policy, &oracle_arms, rule, threshold);
+            InformedRow {
+                rule,
+                threshold,
+                metrics: measure(
+                    &format!("informed_{threshold}"),
+                    "bench-local",
+                    &corpus,
+                    &outcomes,
+                    a.gpus as usize,
+                    par,
+                ),
+            }
+        })
+        .collect();
+
     let firsts = local::first_attempts(&corpus);
     let mut oracle_outcomes = Some(oracle_outcomes);
     let mut results = Vec::new();
@@ -423,6 +456,7 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
         oracle_arms,
         max_attempts,
         budget: budgeted,
+        informed,
         elapsed_s: started.elapsed().as_secs_f64(),
     };
 
@@ -463,6 +497,38 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
         if !result.budget.is_empty() {
             plot_paths.push(plots::budget(dir, &title, &result.budget)?);
         }
+        if let Some(naive) = ms.iter().find(|m| m.name == "naive_fixed_n") {
+            let at = |m: &Metrics| {
+                (
+                    m.wasted_attempts_per_systematic,
+                    (m.rescue_rate_trigger_failures - naive.rescue_rate_trigger_failures) * 100.0,
+                )
+            };
+            let curves: Vec<plots::FrontierSeries> =
+                [informed::Rule::PerAttempt, informed::Rule::PerHopelessRetry]
+                    .into_iter()
+                    .map(|rule| plots::FrontierSeries {
+                        name: format!("informed bound, {}", rule.as_str()),
+                        points: result
+                            .informed
+                            .iter()
+                            .filter(|r| r.rule == rule)
+                            .map(|r| at(&r.metrics))
+                            .collect(),
+                    })
+                    .collect();
+            let points: Vec<plots::FrontierSeries> = ["retake_smart", "naive_fixed_n"]
+                .iter()
+                .filter_map(|name| ms.iter().find(|m| m.name == *name))
+                .map(|m| plots::FrontierSeries {
+                    name: m.name.clone(),
+                    points: vec![at(m)],
+                })
+                .collect();
+            if result.corpus.segments.iter().any(|s| s.systematic) {
+                plot_paths.push(plots::informed_frontier(dir, &title, &curves, &points)?);
+            }
+        }
         if let Some(i) = result
             .strategies
             .iter()
@@ -491,7 +557,12 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
         let v: Vec<&Metrics> = result.strategies.iter().map(|(m, _)| m).collect();
         println!(
             "{}",
-            serde_json::json!({ "strategies": v, "budget": result.budget, "max_attempts": result.max_attempts })
+            serde_json::json!({
+                "strategies": v,
+                "budget": result.budget,
+                "informed": result.informed,
+                "max_attempts": result.max_attempts,
+            })
         );
     } else {
         report::print(&a, &result);

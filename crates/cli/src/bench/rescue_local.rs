@@ -16,7 +16,7 @@ use retake_engine::backends::simulated::simulate;
 use std::collections::BTreeMap;
 
 /// One attempt, judged exactly as the store would judge it.
-fn judge(
+pub(super) fn judge(
     scene: &SceneSetup,
     spec: &SegmentSpec,
     number: u32,
@@ -59,7 +59,7 @@ fn judge(
     (outcome, view)
 }
 
-fn first_attempt(scene: &SceneSetup, spec: &SegmentSpec) -> (AttemptOutcome, AttemptView) {
+pub(super) fn first_attempt(scene: &SceneSetup, spec: &SegmentSpec) -> (AttemptOutcome, AttemptView) {
     let seed = spec
         .parameters
         .seed()
@@ -100,7 +100,7 @@ fn retries(
     out
 }
 
-fn segment(
+pub(super) fn segment(
     spec: &SegmentSpec,
     judged: Vec<(AttemptOutcome, AttemptView)>,
     selected: Option<u32>,

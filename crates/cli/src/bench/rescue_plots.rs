@@ -280,6 +280,99 @@ pub fn arms(
     Ok(path)
 }
 
+/// One curve or point of the informed-bound figure: (retries per broken segment, trigger-rescue
+/// points against naive fixed-N).
+pub struct FrontierSeries {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Retries per broken segment against trigger rescue (points vs naive): the informed bound's
+/// rules as lines over their thresholds, the strategies as points, the targets' corner shaded.
+pub fn informed_frontier(
+    dir: &Path,
+    title: &str,
+    curves: &[FrontierSeries],
+    points: &[FrontierSeries],
+) -> anyhow::Result<PathBuf> {
+    let path = dir.join("rescue-informed-bound.svg");
+    let all = curves.iter().chain(points).flat_map(|s| s.points.iter());
+    let (xmax, ymin) = all.fold((1.6f64, -2.0f64), |(x, y), p| (x.max(p.0), y.min(p.1)));
+    let (xmax, ylo) = (xmax * 1.05, (ymin.max(-12.0) - 0.5).floor());
+    {
+        let root = SVGBackend::new(&path, (960, 580)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("Retries per broken segment vs trigger rescue — {title}"),
+                ("sans-serif", 20),
+            )
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..xmax, ylo..1.0f64)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .light_line_style(WHITE)
+            .x_desc("retries per broken (hopeless) segment")
+            .y_desc("trigger-failure rescue vs naive fixed-N (points)")
+            .x_label_formatter(&|x| format!("{x:.1}"))
+            .y_label_formatter(&|y| format!("{y:+.0}"))
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(0.0, -1.0), (1.5, 1.0)],
+                PALETTE[4].mix(0.12).filled(),
+            )))
+            .map_err(err)?
+            .label("targets: ≤ 1.5 retries per broken, ≥ naive − 1 point")
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], PALETTE[4].mix(0.3).filled()));
+        // Rows outside the frame (a strict threshold that gives up many rescues) are left out.
+        let inside = |p: &&(f64, f64)| p.1 >= ylo;
+        for (i, c) in curves.iter().enumerate() {
+            let color = [PALETTE[3], PALETTE[5]][i % 2];
+            chart
+                .draw_series(LineSeries::new(
+                    c.points.iter().filter(inside).copied(),
+                    color.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(c.name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(
+                    c.points
+                        .iter()
+                        .filter(inside)
+                        .map(|p| Circle::new(*p, 3, color.filled())),
+                )
+                .map_err(err)?;
+        }
+        for (i, s) in points.iter().enumerate() {
+            let color = [PALETTE[1], PALETTE[0], PALETTE[2]][i % 3];
+            chart
+                .draw_series(s.points.iter().map(|p| Circle::new(*p, 7, color.filled())))
+                .map_err(err)?
+                .label(s.name.as_str())
+                .legend(move |(x, y)| Circle::new((x + 8, y), 5, color.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(path)
+}
+
 pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
 }
