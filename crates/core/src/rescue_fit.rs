@@ -11,15 +11,20 @@ use super::{bin, RescueCounts, RETRY_SLOTS, SCORE_BINS};
 use crate::rng::Arm;
 use std::collections::BTreeMap;
 
-/// Scores of each kind needed before failing scores count as evidence.
+/// Scores of rescued segments needed before their own density replaces the uniform one over the
+/// failing range (see `score_density`).
 pub const MIN_SCORES: f64 = 10.0;
+/// Hopeless segments' scores (in signal-to-noise terms) needed before failing scores count as
+/// evidence at all. Fewer than [`MIN_SCORES`]: the density is shrunk towards all failing scores
+/// anyway, and a scene type with few hopeless segments would otherwise never use their scores.
+pub const MIN_HOPELESS_SCORES: f64 = 5.0;
 /// A single score can make hopelessness at most this many times likelier…
 pub const MAX_SCORE_RATIO: f64 = 8.0;
 /// …and a rescue at most this many times likelier (a score where hopeless segments never fail
 /// is strong evidence, and a wrong "rescuable" only costs one more attempt).
 pub const MAX_RESCUABLE_SCORE_RATIO: f64 = 12.0;
 /// Pseudo-scores pulling each score density towards all failing scores of the check.
-pub const SCORE_PRIOR: f64 = 30.0;
+pub const SCORE_PRIOR: f64 = 10.0;
 
 const MAX_PASS_RATE: f64 = 0.95;
 const MIN_PASS_RATE: f64 = 0.02;
@@ -272,7 +277,7 @@ fn score_density(
     // The residual's noise comes from all unrescued scores, not only the hopeless ones: its
     // worth in scores is its signal-to-noise (hopeless² / unrescued).
     let hopeless_weight = hopeless_scores * hopeless_scores / unresc_scores.max(1.0);
-    if hopeless_weight < MIN_SCORES {
+    if hopeless_weight < MIN_HOPELESS_SCORES {
         return None;
     }
     let pooled_total = rescued_scores + unresc_scores;

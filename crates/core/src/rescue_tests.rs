@@ -502,3 +502,24 @@ fn scores_outside_the_hopeless_band_count_before_rescues_are_many() {
         d => panic!("{d:?}"),
     }
 }
+
+/// A scene type with few hopeless segments (3% of failed ones) still learns their narrow band
+/// from a handful of them: after 200 failed segments a score in the band counts towards
+/// hopeless and one outside it towards rescuable. (With 10 hopeless scores required and 30
+/// pseudo-scores of shrinkage, as before, these scores were no evidence yet.)
+#[test]
+fn a_rare_hopeless_band_is_evidence_from_a_few_segments() {
+    let h = history(&records(200, 0.03, 0.6, 3, 1));
+    let m = fit(&h.checks[CHECK]);
+    assert!(m.score_density.is_some(), "{m:?}");
+    assert!(
+        m.score_ratio(0.31) > 2.0,
+        "in the band: {}",
+        m.score_ratio(0.31)
+    );
+    assert!(
+        m.score_ratio(0.15) < 0.6,
+        "outside it: {}",
+        m.score_ratio(0.15)
+    );
+}

@@ -266,7 +266,14 @@ pub fn informed(
                 .get(spec.scene)
                 .map(|a| a.arm)
                 .unwrap_or(retake_core::Arm::Jitter);
-            run_segment(policy, &corpus.scenes[spec.scene], spec, arm, rule, threshold)
+            run_segment(
+                policy,
+                &corpus.scenes[spec.scene],
+                spec,
+                arm,
+                rule,
+                threshold,
+            )
         })
         .collect()
 }
@@ -279,53 +286,74 @@ mod tests {
     use retake_engine::backends::Scenario;
 
     fn shipped(name: &str) -> Scenario {
-        Scenario::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
-            "../../examples/scenarios/{name}.toml"
-        )))
+        Scenario::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("../../examples/scenarios/{name}.toml")),
+        )
         .unwrap()
     }
 
     #[test]
     fn a_zero_threshold_is_fixed_n_and_a_higher_one_stops_broken_segments_first() {
-        let scenario = shipped("rescue-classes");
-        let c = corpus::build(&scenario, 600, 9);
+        // Broken segments fail in a narrow band (0.30..0.33) inside the failing range.
+        let scenario = shipped("rescue-stochastic");
+        let c = corpus::build(&scenario, 800, 9);
         let policy = RetryPolicy {
             enabled: true,
-            max_attempts: 5,
+            max_attempts: 4,
             ..RetryPolicy::default()
         };
         let (_, arms) = oracle(&c, &policy);
         let all = informed(&c, &policy, &arms, Rule::PerAttempt, 0.0);
         for o in all.iter().filter(|o| o.failed_first() && !o.passed) {
-            assert_eq!(o.attempts.len(), 5, "segment {}: threshold 0 retries on", o.index);
+            assert_eq!(
+                o.attempts.len(),
+                4,
+                "segment {}: threshold 0 retries on",
+                o.index
+            );
         }
-        let strict = informed(&c, &policy, &arms, Rule::PerAttempt, 0.3);
-        let retries = |v: &[SegmentOutcome], broken: bool| -> usize {
-            v.iter()
-                .filter(|o| o.systematic == broken)
-                .map(|o| o.retries())
-                .sum()
+        let strict = informed(&c, &policy, &arms, Rule::PerAttempt, 0.03);
+        let broken_retries = |v: &[SegmentOutcome]| -> usize {
+            v.iter().filter(|o| o.systematic).map(|o| o.retries()).sum()
         };
-        assert!(retries(&strict, true) < retries(&all, true) / 2);
+        assert!(
+            c.segments.iter().any(|s| s.systematic),
+            "the corpus has broken segments"
+        );
+        assert!(
+            broken_retries(&strict) * 2 < broken_retries(&all),
+            "{} vs {}",
+            broken_retries(&strict),
+            broken_retries(&all)
+        );
         // Stopping hopeless segments costs few rescues: the posterior tells them apart.
         let rescued = |v: &[SegmentOutcome]| v.iter().filter(|o| o.rescued()).count();
-        assert!(rescued(&strict) * 100 >= rescued(&all) * 90);
-        assert!(strict
-            .iter()
-            .filter(|o| o.systematic)
-            .all(|o| !o.passed));
+        assert!(
+            rescued(&strict) * 100 >= rescued(&all) * 97,
+            "{} vs {}",
+            rescued(&strict),
+            rescued(&all)
+        );
+        assert!(strict.iter().filter(|o| o.systematic).all(|o| !o.passed));
     }
 
     #[test]
     fn the_posterior_follows_the_scores() {
         let scenario = shipped("rescue-classes");
         let c = corpus::build(&scenario, 50, 1);
-        let scene = &c.scenes.iter().find(|s| s.name == "establishing").unwrap();
+        let at_scene = c
+            .scenes
+            .iter()
+            .position(|s| s.name == "establishing")
+            .unwrap();
+        let scene = &c.scenes[at_scene];
+        let spec = c.segments.iter().find(|g| g.scene == at_scene).unwrap();
         let hs = hypotheses(&scene.profile);
         let hopeless = hs.iter().position(|h| h.broken).unwrap();
         let params = Parameters::new();
-        let mut at = |score: f64| {
-            let mut view = first_attempt(scene, &c.segments[0]).1;
+        let at = |score: f64| {
+            let mut view = first_attempt(scene, spec).1;
             let q = view.scores.as_mut().unwrap();
             q.checks.get_mut("sharpness").unwrap().score = score;
             let lw: Vec<f64> = hs
@@ -338,7 +366,7 @@ mod tests {
         };
         // A failing score outside the hopeless band [0.15, 0.32] rules it out; inside, the
         // hopeless class is more likely than its 15% share (its band is narrower).
-        assert_eq!(at(0.36), 0.0);
+        assert!(at(0.36) < 1e-12, "{}", at(0.36));
         let inside = at(0.25);
         assert!(inside > 0.15 && inside < 1.0, "{inside}");
     }

@@ -59,7 +59,10 @@ pub(super) fn judge(
     (outcome, view)
 }
 
-pub(super) fn first_attempt(scene: &SceneSetup, spec: &SegmentSpec) -> (AttemptOutcome, AttemptView) {
+pub(super) fn first_attempt(
+    scene: &SceneSetup,
+    spec: &SegmentSpec,
+) -> (AttemptOutcome, AttemptView) {
     let seed = spec
         .parameters
         .seed()

@@ -328,7 +328,9 @@ pub fn informed_frontier(
             )))
             .map_err(err)?
             .label("targets: ≤ 1.5 retries per broken, ≥ naive − 1 point")
-            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], PALETTE[4].mix(0.3).filled()));
+            .legend(|(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 16, y + 5)], PALETTE[4].mix(0.3).filled())
+            });
         // Rows outside the frame (a strict threshold that gives up many rescues) are left out.
         let inside = |p: &&(f64, f64)| p.1 >= ylo;
         for (i, c) in curves.iter().enumerate() {
