@@ -6,9 +6,12 @@ import { mockApi } from '@/test/mock-api';
 import { renderWithApp } from '@/test/render';
 import { TokensPage } from '../TokensPage';
 
+// Relative to now: a fixed date would turn this token expired once the calendar passes it.
+const inAWeek = () => new Date(Date.now() + 7 * 24 * 3600 * 1000).toISOString();
+
 const tokens = (): ApiToken[] => [
   { id: 1, name: 'alice', role: 'admin', created_at: '2026-11-01T10:00:00Z', expires_at: null, last_used_at: '2026-11-30T20:59:00Z', revoked_at: null },
-  { id: 2, name: 'render-farm', role: 'creator', created_at: '2026-11-02T10:00:00Z', expires_at: '2026-12-02T10:00:00Z', last_used_at: null, revoked_at: null },
+  { id: 2, name: 'render-farm', role: 'creator', created_at: '2026-11-02T10:00:00Z', expires_at: inAWeek(), last_used_at: null, revoked_at: null },
   { id: 3, name: 'old-laptop', role: 'viewer', created_at: '2026-10-01T10:00:00Z', expires_at: null, last_used_at: null, revoked_at: '2026-11-15T09:00:00Z' },
 ];
 
