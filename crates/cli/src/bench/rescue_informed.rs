@@ -12,12 +12,10 @@
 //! together — a reference for what evidence without foresight can buy.
 
 use super::corpus::{Corpus, SceneSetup, SegmentSpec};
-use super::local::{first_attempt, judge, segment, OracleArm};
+use super::local::{draws, first_attempt, judge, segment, OracleArm};
 use super::outcome::{AttemptOutcome, SegmentOutcome};
-use retake_core::rng::{draw_attempt, DrawInput};
 use retake_core::{AttemptView, Parameters, RetryPolicy};
 use retake_engine::backends::scenario::{Profile, SegmentClass};
-use std::collections::BTreeMap;
 
 /// When the informed rule retries a failed segment. Both are one-step look-ahead rules: a retry
 /// goes ahead while what it is expected to gain covers what it is expected to cost.
@@ -214,19 +212,9 @@ fn run_segment(
         .iter()
         .map(|h| h.prior.max(0.0).ln() + log_likelihood(scene, h, &first.1, &spec.parameters))
         .collect();
-    let domains = BTreeMap::new();
-    let mut seeds = vec![first.1.seed];
+    let first_seed = first.1.seed;
     let mut judged: Vec<(AttemptOutcome, AttemptView)> = vec![first];
-    for n in 2..=policy.max_attempts as u32 {
-        let (seed, params, _) = draw_attempt(&DrawInput {
-            policy,
-            original: &spec.parameters,
-            rng_seed: spec.rng_seed,
-            attempt_number: n,
-            previous_seeds: &seeds,
-            arm,
-            domains: &domains,
-        });
+    for (n, seed, params) in draws(policy, spec, first_seed, arm) {
         let (pass, hopeless) = predictive(scene, &hs, &log_w, &params);
         let bar = match rule {
             Rule::PerAttempt => threshold,
@@ -235,7 +223,6 @@ fn run_segment(
         if pass < bar || pass == 0.0 {
             break;
         }
-        seeds.push(seed);
         let attempt = judge(scene, spec, n, seed, &params, Some(arm));
         if attempt.0.passed {
             judged.push(attempt);

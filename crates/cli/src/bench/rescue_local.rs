@@ -70,19 +70,17 @@ pub(super) fn first_attempt(
     judge(scene, spec, 1, seed, &spec.parameters, None)
 }
 
-/// Attempts 2..=`last` drawn with one arm, stopping after the first pass when `stop_at_pass`.
-fn retries(
-    policy: &RetryPolicy,
-    scene: &SceneSetup,
-    spec: &SegmentSpec,
-    first: &AttemptView,
+/// The retries of a segment as the engine would draw them with one arm: attempt number, seed
+/// and parameters of attempts 2..=`max_attempts`, each seed recorded before the next draw.
+pub(super) fn draws<'a>(
+    policy: &'a RetryPolicy,
+    spec: &'a SegmentSpec,
+    first_seed: u64,
     arm: Arm,
-    stop_at_pass: bool,
-) -> Vec<(AttemptOutcome, AttemptView)> {
+) -> impl Iterator<Item = (u32, u64, retake_core::Parameters)> + 'a {
     let domains = BTreeMap::new();
-    let mut seeds = vec![first.seed];
-    let mut out = Vec::new();
-    for n in 2..=policy.max_attempts as u32 {
+    let mut seeds = vec![first_seed];
+    (2..=policy.max_attempts as u32).map(move |n| {
         let (seed, params, _) = draw_attempt(&DrawInput {
             policy,
             original: &spec.parameters,
@@ -93,6 +91,22 @@ fn retries(
             domains: &domains,
         });
         seeds.push(seed);
+        (n, seed, params)
+    })
+}
+
+/// Attempts 2..=`max_attempts` drawn with one arm, stopping after the first pass when
+/// `stop_at_pass`.
+fn retries(
+    policy: &RetryPolicy,
+    scene: &SceneSetup,
+    spec: &SegmentSpec,
+    first: &AttemptView,
+    arm: Arm,
+    stop_at_pass: bool,
+) -> Vec<(AttemptOutcome, AttemptView)> {
+    let mut out = Vec::new();
+    for (n, seed, params) in draws(policy, spec, first.seed, arm) {
         let judged = judge(scene, spec, n, seed, &params, Some(arm));
         let passed = judged.0.passed;
         out.push(judged);
