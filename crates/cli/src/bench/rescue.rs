@@ -93,6 +93,12 @@ pub struct Args {
     /// the oracle always run, since the targets are measured against them.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Keep each engine run's SQLite database in this directory (`<strategy>.db`,
+    /// `<strategy>-parallel.db`, `<strategy>-budget.db`) instead of a throwaway one, to read
+    /// every segment's attempts and decisions afterwards (`review_evidence` holds the stopping
+    /// rule's numbers). Existing files of those names are replaced.
+    #[arg(long)]
+    pub keep_databases: Option<PathBuf>,
 }
 
 /// How a strategy runs.
@@ -322,9 +328,17 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
             }
         }
     }
+    if let Some(dir) = &a.keep_databases {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--keep-databases: creating {}", dir.display()))?;
+    }
     let sem = Arc::new(tokio::sync::Semaphore::new(a.jobs as usize));
     let mut set = tokio::task::JoinSet::new();
     for (i, parallel, plan) in jobs {
+        let keep = a.keep_databases.as_ref().map(|d| {
+            let suffix = ["", "-parallel", "-budget"][parallel as usize];
+            d.join(format!("{}{suffix}.db", list[i].name))
+        });
         let (scenario, corpus, sem, wave) = (
             scenario.clone(),
             corpus.clone(),
@@ -340,7 +354,13 @@ pub async fn run(_g: crate::common::GlobalArgs, a: Args) -> anyhow::Result<()> {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;
-                rt.block_on(engine::run(&scenario, &corpus, &plan, wave))
+                rt.block_on(engine::run(
+                    &scenario,
+                    &corpus,
+                    &plan,
+                    wave,
+                    keep.as_deref(),
+                ))
             })
             .await
             .map_err(|e| anyhow::anyhow!("engine run thread failed: {e}"))

@@ -1,6 +1,7 @@
 //! Runs the corpus under one retry policy through the real engine: a fresh SQLite database in a
-//! temporary directory, the simulated backend at speed 0, one slot (so the order in which the
-//! scene types learn is deterministic), segments submitted in waves as a studio would.
+//! temporary directory (or at a kept path), the simulated backend at speed 0, one slot (so the
+//! order in which the scene types learn is deterministic), segments submitted in waves as a
+//! studio would.
 
 use super::corpus::{Corpus, SegmentSpec};
 use super::outcome::{AttemptOutcome, SegmentOutcome};
@@ -28,9 +29,31 @@ pub async fn run(
     corpus: &Corpus,
     plan: &EnginePlan,
     wave: usize,
+    keep: Option<&std::path::Path>,
 ) -> anyhow::Result<Vec<SegmentOutcome>> {
+    // The engine's data directory (clips, logs) is always throwaway; the database is kept when
+    // asked for.
     let dir = scratch_dir().context("temporary directory for the benchmark database")?;
-    let url = format!("sqlite:{}", dir.path().join("x.db").display());
+    let db = match keep {
+        Some(path) => {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = path.as_os_str().to_owned();
+                p.push(suffix);
+                match std::fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(e).with_context(|| {
+                            format!("replacing {}", std::path::Path::new(&p).display())
+                        })
+                    }
+                }
+            }
+            path.to_path_buf()
+        }
+        None => dir.path().join("x.db"),
+    };
+    let url = format!("sqlite:{}", db.display());
     let store = retake_store::connect(&url)
         .await
         .context("opening the benchmark database")?;
