@@ -1,25 +1,31 @@
 //! `retake bench rescue --keep-databases`: every engine run's database is kept, so each
 //! segment's attempts and the stopping rule's numbers can be read after the benchmark.
 
-use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Row};
+use std::path::Path;
 use std::process::Command;
 
-#[tokio::test]
-async fn kept_databases_hold_every_segment_and_the_rules_evidence() {
-    let dir = tempfile::tempdir().unwrap();
-    let keep = dir.path().join("runs");
+/// `retake bench rescue` on rescue-broken with `segments`, keeping its databases in `keep`.
+fn bench(data_dir: &Path, keep: &Path, segments: u32) {
     let scenario = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/scenarios/rescue-broken.toml"
     );
     let out = Command::new(env!("CARGO_BIN_EXE_retake"))
         .arg("--data-dir")
-        .arg(dir.path())
+        .arg(data_dir)
         .args(["bench", "rescue", "--scenario", scenario])
-        .args(["--segments", "240", "--seed", "5", "--parallelism", "1"])
-        .args(["--only", "retake_smart", "--no-budget", "--keep-databases"])
-        .arg(&keep)
+        .args(["--segments", &segments.to_string(), "--seed", "5"])
+        .args([
+            "--parallelism",
+            "1",
+            "--only",
+            "retake_smart",
+            "--no-budget",
+        ])
+        .arg("--keep-databases")
+        .arg(keep)
         .output()
         .expect("run retake");
     assert!(
@@ -27,25 +33,35 @@ async fn kept_databases_hold_every_segment_and_the_rules_evidence() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+async fn open(path: &Path) -> SqliteConnection {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+async fn count(db: &mut SqliteConnection, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(db).await.unwrap()
+}
+
+#[tokio::test]
+async fn kept_databases_hold_every_segment_and_the_rules_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = dir.path().join("runs");
+    bench(dir.path(), &keep, 240);
     for name in ["naive_fixed_n", "retake_smart"] {
-        let path = keep.join(format!("{name}.db"));
-        let mut db = SqliteConnectOptions::new()
-            .filename(&path)
-            .read_only(true)
-            .connect()
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM segments")
-            .fetch_one(&mut db)
-            .await
-            .unwrap();
+        let mut db = open(&keep.join(format!("{name}.db"))).await;
+        let n = count(&mut db, "SELECT count(*) FROM segments").await;
         assert_eq!(n, 240, "{name}: every segment of the corpus");
-        let open: i64 = sqlx::query_scalar(
+        let open = count(
+            &mut db,
             "SELECT count(*) FROM segments WHERE status NOT IN ('passed', 'needs_review')",
         )
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
+        .await;
         assert_eq!(open, 0, "{name}: every segment ended");
         if name == "retake_smart" {
             // Lip-sync segments are broken nine in ten: the rule stops some of them and says why.
@@ -71,25 +87,7 @@ async fn kept_databases_hold_every_segment_and_the_rules_evidence() {
         }
     }
     // Run again into the same directory: the kept files are replaced, not appended to.
-    let again = Command::new(env!("CARGO_BIN_EXE_retake"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["bench", "rescue", "--scenario", scenario])
-        .args(["--segments", "30", "--seed", "5", "--parallelism", "1"])
-        .args(["--only", "retake_smart", "--no-budget", "--keep-databases"])
-        .arg(&keep)
-        .output()
-        .expect("run retake");
-    assert!(again.status.success());
-    let mut db = SqliteConnectOptions::new()
-        .filename(keep.join("retake_smart.db"))
-        .read_only(true)
-        .connect()
-        .await
-        .unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM segments")
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
-    assert_eq!(n, 30);
+    bench(dir.path(), &keep, 30);
+    let mut db = open(&keep.join("retake_smart.db")).await;
+    assert_eq!(count(&mut db, "SELECT count(*) FROM segments").await, 30);
 }

@@ -36,19 +36,7 @@ pub async fn run(
     let dir = scratch_dir().context("temporary directory for the benchmark database")?;
     let db = match keep {
         Some(path) => {
-            for suffix in ["", "-wal", "-shm"] {
-                let mut p = path.as_os_str().to_owned();
-                p.push(suffix);
-                match std::fs::remove_file(&p) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        return Err(e).with_context(|| {
-                            format!("replacing {}", std::path::Path::new(&p).display())
-                        })
-                    }
-                }
-            }
+            remove_database(path)?;
             path.to_path_buf()
         }
         None => dir.path().join("x.db"),
@@ -123,6 +111,21 @@ pub async fn run(
         engine.run_until_idle().await?;
     }
     collect(store.as_ref(), project.id, corpus, &ids).await
+}
+
+/// Removes a kept database of an earlier run (with its WAL files), so this run starts empty.
+fn remove_database(path: &std::path::Path) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let p = std::path::PathBuf::from(p);
+        if let Err(e) = std::fs::remove_file(&p) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(e).with_context(|| format!("replacing {}", p.display()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A throwaway directory for one run's database, in memory (`/dev/shm`) where there is one: the
