@@ -299,13 +299,25 @@ fn smart_targets(r: &BenchResult, naive: &Metrics, oracle: &Metrics) {
                 .iter()
                 .filter(|o| o.review_reason.as_deref() == Some("systematic_failure"))
                 .collect();
+            // The false ones by label (`shot-NNNNN`, as the engine run names them), so a kept
+            // database's decision on them can be read back.
+            let false_flags: Vec<String> = flags
+                .iter()
+                .filter(|o| !o.systematic)
+                .map(|o| format!("shot-{:05}", o.index + 1))
+                .collect();
+            let named = match false_flags.len() {
+                0 => String::new(),
+                n if n <= 8 => format!(": {}", false_flags.join(", ")),
+                n => format!(": {}, … {} more", false_flags[..8].join(", "), n - 8),
+            };
             println!(
-                "    {}: rescued {rescued}/{failed}, retries per broken {:.2} ({} broken), systematic flags {} ({} false)",
+                "    {}: rescued {rescued}/{failed}, retries per broken {:.2} ({} broken), systematic flags {} ({} false{named})",
                 setup.name,
                 broken.iter().map(|o| o.retries()).sum::<usize>() as f64 / broken.len().max(1) as f64,
                 broken.len(),
                 flags.len(),
-                flags.iter().filter(|o| !o.systematic).count()
+                false_flags.len()
             );
         }
     }
