@@ -6,8 +6,9 @@ use sqlx::{ConnectOptions, Row};
 use std::path::Path;
 use std::process::Command;
 
-/// `retake bench rescue` on rescue-broken with `segments`, keeping its databases in `keep`.
-fn bench(data_dir: &Path, keep: &Path, segments: u32) {
+/// `retake bench rescue` on rescue-broken with `segments`, keeping its databases in `keep`; its
+/// report.
+fn bench(data_dir: &Path, keep: &Path, segments: u32) -> String {
     let scenario = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/scenarios/rescue-broken.toml"
@@ -33,6 +34,24 @@ fn bench(data_dir: &Path, keep: &Path, segments: u32) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The per-scene-type lines' false systematic flags: `(count, labels named)`, one per line.
+fn false_flags(report: &str) -> Vec<(usize, Vec<String>)> {
+    report
+        .lines()
+        .filter_map(|l| l.split_once("systematic flags ")?.1.split_once(" ("))
+        .filter_map(|(_, rest)| {
+            let rest = rest.strip_suffix(')')?;
+            let (n, names) = rest.split_once(" false")?;
+            let names = names
+                .strip_prefix(": ")
+                .map(|x| x.split(", ").map(str::to_owned).collect())
+                .unwrap_or_default();
+            Some((n.parse().ok()?, names))
+        })
+        .collect()
 }
 
 async fn open(path: &Path) -> SqliteConnection {
@@ -52,7 +71,7 @@ async fn count(db: &mut SqliteConnection, sql: &str) -> i64 {
 async fn kept_databases_hold_every_segment_and_the_rules_evidence() {
     let dir = tempfile::tempdir().unwrap();
     let keep = dir.path().join("runs");
-    bench(dir.path(), &keep, 240);
+    let report = bench(dir.path(), &keep, 240);
     for name in ["naive_fixed_n", "retake_smart"] {
         let mut db = open(&keep.join(format!("{name}.db"))).await;
         let n = count(&mut db, "SELECT count(*) FROM segments").await;
@@ -84,6 +103,23 @@ async fn kept_databases_hold_every_segment_and_the_rules_evidence() {
                     "{ev}"
                 );
             }
+        }
+    }
+    // The report names each false systematic flag by label; each is a segment the kept
+    // database escalated as systematic.
+    let lines = false_flags(&report);
+    assert_eq!(lines.len(), 3, "one line per scene type: {report}");
+    let mut db = open(&keep.join("retake_smart.db")).await;
+    for (n, names) in lines {
+        assert_eq!(names.len(), n.min(8), "{report}");
+        for label in names {
+            let reason: String =
+                sqlx::query_scalar("SELECT review_reason FROM segments WHERE label = ?")
+                    .bind(&label)
+                    .fetch_one(&mut db)
+                    .await
+                    .unwrap();
+            assert_eq!(reason, "systematic_failure", "{label}");
         }
     }
     // Run again into the same directory: the kept files are replaced, not appended to.
