@@ -41,6 +41,12 @@ impl SceneSetup {
     }
 }
 
+/// The label the engine runs give corpus segment `index` (`shot-00001` is index 0), so a report
+/// line and a kept database name the same segment.
+pub fn label(index: usize) -> String {
+    format!("shot-{:05}", index + 1)
+}
+
 #[derive(Debug, Clone)]
 pub struct SegmentSpec {
     pub index: usize,

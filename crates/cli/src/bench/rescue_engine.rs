@@ -100,7 +100,7 @@ pub async fn run(
                     .iter()
                     .map(|g| NewSegment {
                         scene_type_id: scene_ids[g.scene],
-                        label: Some(format!("shot-{:05}", g.index + 1)),
+                        label: Some(super::corpus::label(g.index)),
                         parameters: retake_core::Parameters::new(),
                         rng_seed: g.rng_seed,
                     })

@@ -299,12 +299,11 @@ fn smart_targets(r: &BenchResult, naive: &Metrics, oracle: &Metrics) {
                 .iter()
                 .filter(|o| o.review_reason.as_deref() == Some("systematic_failure"))
                 .collect();
-            // The false ones by label (`shot-NNNNN`, as the engine run names them), so a kept
-            // database's decision on them can be read back.
+            // The false ones by label, so a kept database's decision on them can be read back.
             let false_flags: Vec<String> = flags
                 .iter()
                 .filter(|o| !o.systematic)
-                .map(|o| format!("shot-{:05}", o.index + 1))
+                .map(|o| super::corpus::label(o.index))
                 .collect();
             let named = match false_flags.len() {
                 0 => String::new(),
